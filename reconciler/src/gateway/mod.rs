@@ -1,0 +1,92 @@
+//! The gateway model: the policy document (`document`), its revision (`revision`), the checks
+//! the gateway runs before activating one (`check`), the operator's rendering (`render`) and the
+//! decision function (`authorize`). Pure functions; no I/O.
+
+pub mod authorize;
+pub mod check;
+pub mod document;
+pub mod render;
+pub mod revision;
+
+#[cfg(test)]
+mod vectors;
+
+pub use authorize::{Decision, Identity, authorize};
+pub use document::PolicyDocument;
+
+use crate::model::{DesiredState, Kind, ObjectId};
+use document::Subjected;
+use jiff::Timestamp;
+use serde::Serialize;
+use std::collections::BTreeSet;
+
+/// The rendered policy of every gateway-enabled server of a desired state, keyed by server.
+pub fn render_all(state: &DesiredState) -> Vec<(ObjectId, PolicyDocument)> {
+    state
+        .of_kind(Kind::Server)
+        .filter_map(|object| {
+            let spec = object.server()?;
+            let input = render::ServerInput { name: &object.id.name, namespace: &object.id.namespace, spec };
+            render::render(&input, &state.objects, state.config.cluster_name()).map(|doc| (object.id.clone(), doc))
+        })
+        .collect()
+}
+
+/// Every identity a policy names: each grant's and session's subject (a session's with its
+/// session id) and the server's team.
+pub fn identities(document: &PolicyDocument) -> BTreeSet<Identity> {
+    let of = |subject: (&str, &str, &str), session: &str| Identity {
+        human: subject.0.to_string(),
+        agent: subject.1.to_string(),
+        team: subject.2.to_string(),
+        session: session.to_string(),
+    };
+    let mut identities: BTreeSet<Identity> = document.grants.iter().map(|g| of(g.subject(), "")).collect();
+    identities.extend(document.sessions.iter().map(|s| of(s.subject(), &s.name)));
+    if !document.server.team_id.is_empty() {
+        identities.insert(of(("", "", &document.server.team_id), ""));
+    }
+    identities.retain(|i| !(i.human.is_empty() && i.agent.is_empty() && i.team.is_empty()));
+    identities
+}
+
+/// Every tool a policy names: declared tools and tools named by grant rules.
+pub fn tools(document: &PolicyDocument) -> BTreeSet<String> {
+    let mut tools: BTreeSet<String> = document.tools.iter().map(|t| t.name.clone()).collect();
+    tools.extend(document.grants.iter().flat_map(|g| g.tool_rules.iter().map(|r| r.name.clone())));
+    tools
+}
+
+/// One cell of the access matrix.
+#[derive(Debug, Clone, Serialize)]
+pub struct Access {
+    pub server: String,
+    pub identity: Identity,
+    pub tool: String,
+    pub decision: Decision,
+}
+
+/// Every identity x tool decision of one server's policy, for `tools/call` at `now`.
+pub fn matrix(server: &ObjectId, document: &PolicyDocument, now: Timestamp) -> Vec<Access> {
+    let tools = tools(document);
+    let mut cells = Vec::new();
+    for identity in identities(document) {
+        for tool in &tools {
+            let decision = authorize(document, &identity, "tools/call", tool, now);
+            cells.push(Access { server: format!("{}/{}", server.namespace, server.name), identity: identity.clone(), tool: tool.clone(), decision });
+        }
+    }
+    cells
+}
+
+impl std::fmt::Display for Identity {
+    /// `human=a agent=b team=c session=d`, empty fields left out.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = [("human", &self.human), ("agent", &self.agent), ("team", &self.team), ("session", &self.session)]
+            .into_iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        f.write_str(&parts.join(" "))
+    }
+}

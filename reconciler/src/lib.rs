@@ -1,0 +1,16 @@
+//! mcp-gitops: a GitOps reconciler for the MCP runtime platform.
+//!
+//! The pipeline, one module per stage: `source` (files from a directory or a git revision) ->
+//! `load` (YAML with positions, typed objects) -> `validate` (schemas, identity, cross-reference
+//! against the gateway metadata) -> `plan` (desired vs base, object and access changes, renderers).
+//! `gateway` is the gateway's decision model and the operator's policy rendering. `cli` parses
+//! arguments and wires the stages; only it and the binary print.
+
+pub mod cli;
+pub mod gateway;
+pub mod load;
+pub mod model;
+pub mod plan;
+pub mod schema;
+pub mod source;
+pub mod validate;

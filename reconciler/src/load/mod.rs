@@ -1,0 +1,221 @@
+//! Load: a source snapshot -> the desired state. Decodes files, parses YAML with positions,
+//! recognises `.mcp` metadata (converted to MCPServer), the three kinds anywhere (multi-document
+//! files included) and `mcp-gitops.yaml`. Reports what it cannot load and goes on with the rest.
+//! Never performs I/O: the snapshot already holds the bytes.
+
+pub mod metadata;
+pub mod yaml;
+
+use crate::model::object::{SpanMap, pointer_to_path};
+use crate::model::{Code, DesiredState, Diagnostic, Kind, Object, ObjectId, Origin, Pos, RepoConfig, Spec};
+use crate::schema::schemas;
+use crate::source::Snapshot;
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde_json::Value;
+use std::sync::Arc;
+
+pub const CONFIG_FILE: &str = "mcp-gitops.yaml";
+
+/// A parsed document that is not one of the managed objects but is still checked: `.mcp`
+/// metadata (schema, secrets) and documents of other kinds (secrets).
+#[derive(Debug)]
+pub struct RawDocument {
+    pub file: String,
+    pub value: Value,
+    pub spans: Arc<SpanMap>,
+}
+
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub state: DesiredState,
+    pub metadata: Vec<RawDocument>,
+    pub others: Vec<RawDocument>,
+}
+
+pub fn load(snapshot: Snapshot) -> Loaded {
+    let mut loaded = Loaded::default();
+    loaded.state.source = snapshot.label;
+    loaded.state.revision = snapshot.revision;
+    loaded.state.diagnostics = snapshot.diagnostics;
+
+    let mut files = Vec::with_capacity(snapshot.files.len());
+    for file in snapshot.files {
+        match String::from_utf8(file.bytes) {
+            Ok(text) => files.push((file.path, text)),
+            Err(e) => loaded.state.diagnostics.push(not_utf8(&file.path, e.as_bytes(), e.utf8_error().valid_up_to())),
+        }
+    }
+
+    if let Some((_, text)) = files.iter().find(|(path, _)| path == CONFIG_FILE) {
+        loaded.state.config = load_config(text, &mut loaded.state.diagnostics);
+    }
+    let ignore = ignore_set(&loaded.state.config.ignore);
+    for (path, text) in files {
+        if path == CONFIG_FILE || ignore.is_match(&path) {
+            continue;
+        }
+        let text: Arc<str> = Arc::from(text);
+        let (documents, diagnostics) = yaml::parse(&path, &text);
+        loaded.state.diagnostics.extend(diagnostics);
+        let is_metadata = path.split('/').rev().nth(1) == Some(".mcp");
+        for document in documents {
+            let spans = Arc::new(document.spans);
+            if is_metadata {
+                load_metadata(&mut loaded, &path, document.value, spans);
+            } else {
+                load_manifest(&mut loaded, &path, document.value, spans, document.pos);
+            }
+        }
+        loaded.state.sources.insert(path, text);
+    }
+    loaded
+}
+
+fn not_utf8(path: &str, bytes: &[u8], valid_up_to: usize) -> Diagnostic {
+    let before = String::from_utf8_lossy(&bytes[..valid_up_to]);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Diagnostic::error(Code::YamlSyntax, path, Pos { line, column }, format!("file is not valid UTF-8 (byte {valid_up_to})"))
+        .hint("save the file as UTF-8; Kubernetes manifests must be UTF-8")
+}
+
+fn load_config(text: &str, diagnostics: &mut Vec<Diagnostic>) -> RepoConfig {
+    let (documents, problems) = yaml::parse(CONFIG_FILE, text);
+    diagnostics.extend(problems);
+    let Some(document) = documents.into_iter().next() else { return RepoConfig::default() };
+    let before = diagnostics.len();
+    for error in schemas().config.iter_errors(&document.value) {
+        let pointer = error.instance_path().as_str().to_string();
+        let pos = document.spans.values.get(&pointer).copied().unwrap_or(Pos { line: 1, column: 1 });
+        diagnostics.push(
+            Diagnostic::error(Code::SchemaViolation, CONFIG_FILE, pos, error.to_string())
+                .path(pointer_to_path(&pointer))
+                .hint("see schema/mcp-gitops.schema.json"),
+        );
+    }
+    if diagnostics.len() > before {
+        return RepoConfig::default();
+    }
+    serde_json::from_value(document.value).unwrap_or_default()
+}
+
+fn ignore_set(globs: &[String]) -> GlobSet {
+    let mut builder = GlobSetBuilder::new();
+    for glob in globs {
+        if let Ok(glob) = Glob::new(glob) {
+            builder.add(glob);
+        }
+    }
+    builder.build().unwrap_or_else(|_| GlobSet::empty())
+}
+
+fn load_metadata(loaded: &mut Loaded, path: &str, value: Value, spans: Arc<SpanMap>) {
+    if let Some(Value::Array(servers)) = value.get("servers") {
+        for (i, entry) in servers.iter().enumerate() {
+            let Value::Object(entry) = entry else { continue };
+            let body = metadata::server_to_manifest(entry);
+            let origin = Origin { file: path.to_string(), spans: spans.clone(), prefix: format!("/servers/{i}"), from_metadata: true };
+            if let Some(object) = object(Kind::Server, body, origin) {
+                loaded.state.objects.push(object);
+            }
+        }
+    }
+    loaded.metadata.push(RawDocument { file: path.to_string(), value, spans });
+}
+
+fn load_manifest(loaded: &mut Loaded, path: &str, mut value: Value, spans: Arc<SpanMap>, pos: Pos) {
+    let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+    if kind.is_empty() {
+        return; // not a Kubernetes object (CI config, docs data...): not ours to judge
+    }
+    let Some(managed) = Kind::from_name(&kind) else {
+        let key_pos = spans.values.get("/kind").copied().unwrap_or(pos);
+        if kind == "Secret" {
+            loaded.state.diagnostics.push(
+                Diagnostic::error(Code::SecretInRepo, path, key_pos, "a Secret manifest is stored in the repository")
+                    .path("kind")
+                    .hint("keep credentials out of git: create the Secret in the cluster (or use sealed/external secrets) and reference it with upstreamTokenSecretRef")
+                    .redacted(),
+            );
+        } else {
+            loaded.state.diagnostics.push(
+                Diagnostic::warning(Code::UnknownKind, path, key_pos, format!("kind {kind} is not managed by mcp-gitops; the document is ignored"))
+                    .path("kind")
+                    .hint("mcp-gitops manages MCPServer, MCPAccessGrant and MCPAgentSession; apply other objects with their own tooling"),
+            );
+            loaded.others.push(RawDocument { file: path.to_string(), value, spans });
+        }
+        return;
+    };
+    if let Some(Value::Object(metadata)) = value.get_mut("metadata") {
+        if metadata.get("namespace").and_then(Value::as_str).is_none_or(str::is_empty) {
+            metadata.insert("namespace".into(), Value::String(loaded.state.config.default_namespace().to_string()));
+        }
+    }
+    let origin = Origin { file: path.to_string(), spans, prefix: String::new(), from_metadata: false };
+    if let Some(object) = object(managed, value, origin) {
+        loaded.state.objects.push(object);
+    }
+}
+
+fn object(kind: Kind, body: Value, origin: Origin) -> Option<Object> {
+    let metadata = body.get("metadata")?;
+    let text = |key: &str| metadata.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+    let id = ObjectId { kind, namespace: text("namespace"), name: text("name") };
+    let spec_value = body.get("spec").cloned().unwrap_or(Value::Object(Default::default()));
+    let spec = match kind {
+        Kind::Server => serde_json::from_value(spec_value).map(|s| Spec::Server(Box::new(s))),
+        Kind::Grant => serde_json::from_value(spec_value).map(Spec::Grant),
+        Kind::Session => serde_json::from_value(spec_value).map(Spec::Session),
+    }
+    .unwrap_or(Spec::Invalid);
+    Some(Object { id, body, origin, spec })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::SourceFile;
+
+    fn snapshot(files: &[(&str, &[u8])]) -> Snapshot {
+        Snapshot {
+            files: files.iter().map(|(p, b)| SourceFile { path: p.to_string(), bytes: b.to_vec() }).collect(),
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn documents_are_found_by_content_and_metadata_by_folder() {
+        let loaded = load(snapshot(&[
+            (".mcp/servers.yaml", b"servers:\n  - name: s1\n    namespace: team\n"),
+            ("any/where.yaml", b"apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata: {name: g}\nspec: {}\n---\nkind: ConfigMap\n---\nfoo: bar\n"),
+        ]));
+        let ids: Vec<String> = loaded.state.objects.iter().map(|o| o.id.to_string()).collect();
+        assert_eq!(ids, ["MCPServer/team/s1", "MCPAccessGrant/mcp-servers/g"]);
+        let codes: Vec<Code> = loaded.state.diagnostics.iter().map(|d| d.code).collect();
+        assert_eq!(codes, [Code::UnknownKind]);
+    }
+
+    #[test]
+    fn a_broken_file_does_not_stop_the_others() {
+        let loaded = load(snapshot(&[
+            ("a.yaml", b"\xff\xfe not utf8"),
+            ("b.yaml", b"kind: MCPAccessGrant\nmetadata: {name: b}\n"),
+            ("c.yaml", b"kind: [unclosed\n"),
+        ]));
+        assert_eq!(loaded.state.objects.len(), 1);
+        let codes: Vec<(&str, Code)> = loaded.state.diagnostics.iter().map(|d| (d.file.as_str(), d.code)).collect();
+        assert_eq!(codes, [("a.yaml", Code::YamlSyntax), ("c.yaml", Code::YamlSyntax)]);
+    }
+
+    #[test]
+    fn config_sets_the_default_namespace_and_ignores() {
+        let loaded = load(snapshot(&[
+            ("mcp-gitops.yaml", b"defaultNamespace: team-a\nignore: [\"drafts/**\"]\n"),
+            ("drafts/x.yaml", b"kind: MCPAccessGrant\nmetadata: {name: x}\n"),
+            ("g.yaml", b"kind: MCPAccessGrant\nmetadata: {name: g}\n"),
+        ]));
+        let ids: Vec<String> = loaded.state.objects.iter().map(|o| o.id.to_string()).collect();
+        assert_eq!(ids, ["MCPAccessGrant/team-a/g"]);
+    }
+}

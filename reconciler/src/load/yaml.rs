@@ -1,0 +1,401 @@
+//! YAML text -> JSON values with a position for every node.
+//!
+//! saphyr-parser does the parsing; this file only builds a tree from its events and resolves
+//! plain scalars the way kubectl does (sigs.k8s.io/yaml, YAML 1.1: `yes` is true, `0644` is
+//! octal), so that a document means here what it means to the API server. Duplicate keys, alias
+//! expansion past a budget and nesting past a depth limit are reported, never fatal to the run.
+
+use crate::model::object::{SpanMap, pointer_segment};
+use crate::model::{Code, Diagnostic, Pos};
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, SpannedEventReceiver, Tag};
+use serde_json::{Map, Number, Value};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// Nodes that alias expansion may add to one file ("billion laughs" guard).
+pub const ALIAS_BUDGET: usize = 10_000;
+/// Deepest nesting of mappings and sequences accepted.
+pub const MAX_DEPTH: usize = 64;
+
+/// One YAML document of a file, converted to JSON.
+#[derive(Debug)]
+pub struct YamlDocument {
+    pub value: Value,
+    pub spans: SpanMap,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone)]
+enum NodeKind {
+    Scalar { text: String, style: ScalarStyle, tag: Option<Tag> },
+    Sequence(Vec<Node>),
+    Mapping(Vec<(Node, Node)>),
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    kind: NodeKind,
+    pos: Pos,
+    /// Nodes in this subtree, to charge alias expansion against the budget.
+    size: usize,
+}
+
+fn pos_of(span: &Span) -> Pos {
+    Pos { line: span.start.line(), column: span.start.col() + 1 }
+}
+
+/// Parses every document of `text`. Problems become diagnostics against `file`; documents
+/// parsed before a syntax error are kept.
+pub fn parse(file: &str, text: &str) -> (Vec<YamlDocument>, Vec<Diagnostic>) {
+    let mut builder = Builder { file, ..Builder::default() };
+    let mut parser = Parser::new_from_str(text);
+    if let Err(e) = parser.load(&mut builder, true) {
+        builder.fail_scan(&e);
+    }
+    let mut diagnostics = builder.diagnostics;
+    let documents = builder
+        .documents
+        .into_iter()
+        .filter(|node| !matches!(&node.kind, NodeKind::Scalar { text, style: ScalarStyle::Plain, .. } if is_null(text)))
+        .map(|node| {
+            let mut spans = SpanMap::default();
+            let value = to_json(&node, String::new(), &mut spans, file, &mut diagnostics);
+            YamlDocument { value, spans, pos: node.pos }
+        })
+        .collect();
+    (documents, diagnostics)
+}
+
+#[derive(Default)]
+struct Builder<'f> {
+    file: &'f str,
+    documents: Vec<Node>,
+    /// Open collections with their anchor id; a mapping holds its pending key, if any.
+    stack: Vec<(Node, usize, Option<Node>)>,
+    anchors: HashMap<usize, Node>,
+    alias_nodes: usize,
+    failed: bool,
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Builder<'_> {
+    fn fail(&mut self, pos: Pos, message: String, hint: &str) {
+        self.failed = true;
+        self.stack.clear();
+        self.diagnostics.push(Diagnostic::error(Code::YamlSyntax, self.file, pos, message).hint(hint));
+    }
+
+    fn fail_scan(&mut self, e: &ScanError) {
+        if self.failed {
+            return;
+        }
+        let pos = Pos { line: e.marker().line(), column: e.marker().col() + 1 };
+        self.fail(pos, format!("invalid YAML: {}", e.info()), "fix the syntax at this position; the other files are still checked");
+    }
+
+    fn open(&mut self, kind: NodeKind, anchor: usize, span: &Span) {
+        if self.stack.len() >= MAX_DEPTH {
+            self.fail(pos_of(span), format!("YAML nesting is deeper than {MAX_DEPTH} levels"), "manifests never nest this deep; flatten the document");
+            return;
+        }
+        self.stack.push((Node { kind, pos: pos_of(span), size: 1 }, anchor, None));
+    }
+
+    fn close(&mut self) {
+        if let Some((mut node, anchor, _)) = self.stack.pop() {
+            node.size = 1 + match &node.kind {
+                NodeKind::Sequence(items) => items.iter().map(|n| n.size).sum(),
+                NodeKind::Mapping(entries) => entries.iter().map(|(k, v)| k.size + v.size).sum(),
+                NodeKind::Scalar { .. } => 0,
+            };
+            self.complete(node, anchor);
+        }
+    }
+
+    fn complete(&mut self, node: Node, anchor: usize) {
+        if anchor != 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        let Some((parent, _, pending_key)) = self.stack.last_mut() else {
+            self.documents.push(node);
+            return;
+        };
+        match &mut parent.kind {
+            NodeKind::Sequence(items) => items.push(node),
+            NodeKind::Mapping(entries) => match pending_key.take() {
+                None => *pending_key = Some(node),
+                Some(key) => {
+                    if let Some(first) = entries.iter().find(|(k, _)| same_key(k, &key)) {
+                        let message = format!("duplicate key {:?} (first defined at line {})", key_text(&key), first.0.pos.line);
+                        self.diagnostics.push(
+                            Diagnostic::error(Code::YamlSyntax, self.file, key.pos, message)
+                                .hint("remove one of the two entries; kubectl would silently keep only the last one"),
+                        );
+                        entries.retain(|(k, _)| !same_key(k, &key));
+                    }
+                    entries.push((key, node));
+                }
+            },
+            NodeKind::Scalar { .. } => {}
+        }
+    }
+}
+
+impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
+    fn on_event(&mut self, event: Event<'input>, span: Span) {
+        if self.failed {
+            return;
+        }
+        match event {
+            Event::DocumentStart(_) => self.anchors.clear(),
+            Event::Scalar(text, style, anchor, tag) => {
+                let node = Node { kind: NodeKind::Scalar { text: text.into_owned(), style, tag: tag.map(Cow::into_owned) }, pos: pos_of(&span), size: 1 };
+                self.complete(node, anchor);
+            }
+            Event::SequenceStart(anchor, _) => self.open(NodeKind::Sequence(Vec::new()), anchor, &span),
+            Event::MappingStart(anchor, _) => self.open(NodeKind::Mapping(Vec::new()), anchor, &span),
+            Event::SequenceEnd | Event::MappingEnd => self.close(),
+            Event::Alias(id) => {
+                let Some(mut node) = self.anchors.get(&id).cloned() else {
+                    return self.fail(pos_of(&span), "alias to an unknown anchor".into(), "define the anchor (&name) before using it (*name)");
+                };
+                self.alias_nodes += node.size;
+                if self.alias_nodes > ALIAS_BUDGET {
+                    return self.fail(
+                        pos_of(&span),
+                        format!("alias expansion exceeds {ALIAS_BUDGET} nodes (a YAML alias bomb?)"),
+                        "write the repeated content out, or use fewer nested aliases",
+                    );
+                }
+                node.pos = pos_of(&span);
+                self.complete(node, 0);
+            }
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
+        }
+    }
+}
+
+fn key_text(node: &Node) -> String {
+    match &node.kind {
+        NodeKind::Scalar { text, .. } => text.clone(),
+        _ => String::new(),
+    }
+}
+
+fn same_key(a: &Node, b: &Node) -> bool {
+    matches!((&a.kind, &b.kind), (NodeKind::Scalar { text: x, .. }, NodeKind::Scalar { text: y, .. }) if x == y)
+}
+
+fn to_json(node: &Node, pointer: String, spans: &mut SpanMap, file: &str, diagnostics: &mut Vec<Diagnostic>) -> Value {
+    spans.values.insert(pointer.clone(), node.pos);
+    match &node.kind {
+        NodeKind::Scalar { text, style, tag } => resolve_scalar(text, *style, tag.as_ref()),
+        NodeKind::Sequence(items) => Value::Array(
+            items.iter().enumerate().map(|(i, item)| to_json(item, format!("{pointer}/{i}"), spans, file, diagnostics)).collect(),
+        ),
+        NodeKind::Mapping(entries) => {
+            let mut map = Map::new();
+            let mut merges = Vec::new();
+            for (key, value) in entries {
+                let NodeKind::Scalar { text, style, .. } = &key.kind else {
+                    diagnostics.push(
+                        Diagnostic::error(Code::YamlSyntax, file, key.pos, "a mapping key must be a plain value")
+                            .hint("Kubernetes manifests only use string keys"),
+                    );
+                    continue;
+                };
+                if text == "<<" && *style == ScalarStyle::Plain {
+                    merges.push(value);
+                    continue;
+                }
+                let child = format!("{pointer}/{}", pointer_segment(text));
+                spans.keys.insert(child.clone(), key.pos);
+                let value = to_json(value, child, spans, file, diagnostics);
+                map.insert(text.clone(), value);
+            }
+            // YAML merge keys: explicit entries win over merged ones.
+            for merge in merges {
+                let sources: Vec<&Node> = match &merge.kind {
+                    NodeKind::Sequence(items) => items.iter().collect(),
+                    _ => vec![merge],
+                };
+                for source in sources {
+                    if let Value::Object(merged) = to_json(source, format!("{pointer}/<<"), spans, file, diagnostics) {
+                        for (k, v) in merged {
+                            map.entry(k).or_insert(v);
+                        }
+                    }
+                }
+            }
+            Value::Object(map)
+        }
+    }
+}
+
+fn is_null(text: &str) -> bool {
+    matches!(text, "" | "~" | "null" | "Null" | "NULL")
+}
+
+/// Resolves a scalar as sigs.k8s.io/yaml (goyaml.v2, YAML 1.1) would.
+fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Value {
+    if style != ScalarStyle::Plain || tag.is_some_and(|t| t.handle == "!!" && t.suffix == "str") {
+        return Value::String(text.to_string());
+    }
+    if is_null(text) {
+        return Value::Null;
+    }
+    match text {
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => return Value::Bool(true),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => return Value::Bool(false),
+        _ => {}
+    }
+    if let Some(n) = parse_int(text) {
+        return Value::Number(n);
+    }
+    if let Some(n) = parse_float(text) {
+        return n;
+    }
+    if let Some(ts) = date_only(text) {
+        return Value::String(ts);
+    }
+    Value::String(text.to_string())
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)` after removing `_`: sign, then 0x / 0o / 0b / leading-0 octal.
+fn parse_int(text: &str) -> Option<Number> {
+    let cleaned = text.replace('_', "");
+    let (negative, digits) = match cleaned.as_bytes().first()? {
+        b'-' => (true, &cleaned[1..]),
+        b'+' => (false, &cleaned[1..]),
+        _ => (false, cleaned.as_str()),
+    };
+    let (radix, digits) = if let Some(d) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+        (16, d)
+    } else if let Some(d) = digits.strip_prefix("0o").or_else(|| digits.strip_prefix("0O")) {
+        (8, d)
+    } else if let Some(d) = digits.strip_prefix("0b").or_else(|| digits.strip_prefix("0B")) {
+        (2, d)
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        (8, &digits[1..])
+    } else {
+        (10, digits)
+    };
+    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+        return None;
+    }
+    let magnitude = u64::from_str_radix(digits, radix).ok()?;
+    if negative {
+        let value = i64::try_from(magnitude).ok()?.checked_neg()?;
+        Some(Number::from(value))
+    } else {
+        Some(Number::from(magnitude))
+    }
+}
+
+fn parse_float(text: &str) -> Option<Value> {
+    let cleaned = text.replace('_', "");
+    let body = cleaned.strip_prefix(['-', '+']).unwrap_or(&cleaned);
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some((int, frac)) => (!int.is_empty() || !frac.is_empty()) && int.bytes().all(|b| b.is_ascii_digit()) && frac.bytes().all(|b| b.is_ascii_digit()) && !(int.is_empty() && frac.is_empty()),
+        None => !mantissa.is_empty() && mantissa.bytes().all(|b| b.is_ascii_digit()),
+    };
+    let exponent_ok = exponent.is_none_or(|e| {
+        let e = e.strip_prefix(['-', '+']).unwrap_or(e);
+        !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit())
+    });
+    if !mantissa_ok || !exponent_ok {
+        return None;
+    }
+    let value: f64 = cleaned.parse().ok()?;
+    if !value.is_finite() {
+        return None;
+    }
+    if value.fract() == 0.0 && value.abs() < 9.0e15 {
+        return Some(Value::Number(Number::from(value as i64)));
+    }
+    Number::from_f64(value).map(Value::Number)
+}
+
+/// goyaml.v2 reads an unquoted `2030-01-01` as a timestamp, which JSON renders as midnight UTC.
+fn date_only(text: &str) -> Option<String> {
+    let b = text.as_bytes();
+    let shape = b.len() == 10 && b[4] == b'-' && b[7] == b'-' && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    shape.then(|| format!("{text}T00:00:00Z"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn one(text: &str) -> Value {
+        let (docs, diagnostics) = parse("t.yaml", text);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        docs.into_iter().next().map(|d| d.value).unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn scalars_resolve_like_kubectl() {
+        let v = one("a: yes\nb: off\nc: 0644\nd: 08080\ne: 1_000\nf: 0o755\ng: '0644'\nh: 1.5\ni: ~\nj: 2030-01-01\nk: -12\nl: 0x1F\nm: .5\nn: text\n");
+        assert_eq!(
+            v,
+            json!({"a": true, "b": false, "c": 420, "d": 8080, "e": 1000, "f": 493, "g": "0644", "h": 1.5, "i": null,
+                   "j": "2030-01-01T00:00:00Z", "k": -12, "l": 31, "m": 0.5, "n": "text"})
+        );
+    }
+
+    #[test]
+    fn every_value_and_key_has_a_position() {
+        let (docs, _) = parse("t.yaml", "---\nkind: A\n---\nkind: B\nspec:\n  rules:\n    - name: x\n");
+        assert_eq!(docs.len(), 2);
+        let spans = &docs[1].spans;
+        assert_eq!(spans.values["/spec/rules/0/name"], Pos { line: 7, column: 13 });
+        assert_eq!(spans.keys["/spec/rules/0/name"], Pos { line: 7, column: 7 });
+        assert_eq!(spans.keys["/kind"], Pos { line: 4, column: 1 });
+    }
+
+    #[test]
+    fn duplicate_keys_are_reported_with_both_lines() {
+        let (docs, diagnostics) = parse("t.yaml", "a: 1\nb: 2\na: 3\n");
+        assert_eq!(docs[0].value, json!({"b": 2, "a": 3}));
+        assert_eq!(diagnostics.len(), 1);
+        assert_eq!((diagnostics[0].line, diagnostics[0].column), (3, 1));
+        assert!(diagnostics[0].message.contains("first defined at line 1"));
+    }
+
+    #[test]
+    fn alias_bombs_stop_at_the_budget() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            text.push_str(&format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        }
+        let (_, diagnostics) = parse("bomb.yaml", &text);
+        assert_eq!(diagnostics.len(), 1);
+        assert!(diagnostics[0].message.contains("alias expansion"), "{}", diagnostics[0].message);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let text = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let (_, diagnostics) = parse("deep.yaml", &text);
+        assert_eq!(diagnostics.len(), 1);
+        assert!(diagnostics[0].message.contains("nesting") || diagnostics[0].message.contains("recursion"), "{}", diagnostics[0].message);
+    }
+
+    #[test]
+    fn syntax_errors_name_the_position() {
+        let (_, diagnostics) = parse("bad.yaml", "a:\n  b: 1\n c: 2\n");
+        assert_eq!(diagnostics[0].code, Code::YamlSyntax);
+        assert_eq!(diagnostics[0].line, 3);
+    }
+
+    #[test]
+    fn merge_keys_merge() {
+        assert_eq!(one("base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  y: 3\n")["c"], json!({"y": 3, "x": 1}));
+    }
+}

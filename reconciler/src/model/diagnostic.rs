@@ -1,0 +1,150 @@
+//! One `Diagnostic` type carries every problem from every stage, with file, line and column.
+//! Diagnostics are data: stages collect and return them; only renderers print them.
+
+use serde::Serialize;
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        })
+    }
+}
+
+/// Diagnostic codes. They are part of the JSON contract and documented in `docs/diagnostics.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Code {
+    YamlSyntax,
+    SchemaViolation,
+    UnknownKind,
+    DuplicateObject,
+    DuplicateNameForServer,
+    UnknownServer,
+    ToolSideEffectUnknown,
+    SideEffectNotAllowed,
+    SubjectNeverMatches,
+    SessionExpired,
+    TrustCapped,
+    SecretInRepo,
+    PathOutsideRepo,
+    NamespaceNotAllowed,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::YamlSyntax => "yaml_syntax",
+            Code::SchemaViolation => "schema_violation",
+            Code::UnknownKind => "unknown_kind",
+            Code::DuplicateObject => "duplicate_object",
+            Code::DuplicateNameForServer => "duplicate_name_for_server",
+            Code::UnknownServer => "unknown_server",
+            Code::ToolSideEffectUnknown => "tool_side_effect_unknown",
+            Code::SideEffectNotAllowed => "side_effect_not_allowed",
+            Code::SubjectNeverMatches => "subject_never_matches",
+            Code::SessionExpired => "session_expired",
+            Code::TrustCapped => "trust_capped",
+            Code::SecretInRepo => "secret_in_repo",
+            Code::PathOutsideRepo => "path_outside_repo",
+            Code::NamespaceNotAllowed => "namespace_not_allowed",
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A position in a repository file. Lines and columns are 1-based, columns count characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub code: Code,
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub object: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub path: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub hint: String,
+    /// The source text under the caret must not be shown (it holds credential material).
+    #[serde(skip)]
+    pub redact_source: bool,
+}
+
+impl Diagnostic {
+    pub fn new(severity: Severity, code: Code, file: &str, pos: Pos, message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity,
+            code,
+            file: file.to_string(),
+            line: pos.line,
+            column: pos.column,
+            object: String::new(),
+            path: String::new(),
+            message: message.into(),
+            hint: String::new(),
+            redact_source: false,
+        }
+    }
+
+    pub fn error(code: Code, file: &str, pos: Pos, message: impl Into<String>) -> Self {
+        Self::new(Severity::Error, code, file, pos, message)
+    }
+
+    pub fn warning(code: Code, file: &str, pos: Pos, message: impl Into<String>) -> Self {
+        Self::new(Severity::Warning, code, file, pos, message)
+    }
+
+    pub fn object(mut self, object: impl fmt::Display) -> Self {
+        self.object = object.to_string();
+        self
+    }
+
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = hint.into();
+        self
+    }
+
+    pub fn redacted(mut self) -> Self {
+        self.redact_source = true;
+        self
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+}
+
+/// Sorts diagnostics by file, position and code so that output is stable.
+pub fn sort(diagnostics: &mut [Diagnostic]) {
+    diagnostics.sort_by(|a, b| {
+        (&a.file, a.line, a.column, a.code, &a.path, &a.message).cmp(&(&b.file, b.line, b.column, b.code, &b.path, &b.message))
+    });
+}

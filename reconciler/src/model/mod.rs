@@ -1,0 +1,62 @@
+//! Plain data shared by every stage: objects, specs, diagnostics and the repository config.
+//! Nothing here performs I/O.
+
+pub mod diagnostic;
+pub mod object;
+pub mod spec;
+
+pub use diagnostic::{Code, Diagnostic, Pos, Severity};
+pub use object::{Kind, Object, ObjectId, Origin, Spec};
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The namespace of documents that set none, unless `mcp-gitops.yaml` says otherwise (DOMAIN.md §0).
+pub const DEFAULT_NAMESPACE: &str = "mcp-servers";
+/// The operator's default cluster name, rendered into every policy document (DOMAIN.md §4.1).
+pub const DEFAULT_CLUSTER: &str = "local";
+
+/// `mcp-gitops.yaml` at the repository root (schema: `schema/mcp-gitops.schema.json`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RepoConfig {
+    pub default_namespace: Option<String>,
+    pub allowed_namespaces: Vec<String>,
+    pub ignore: Vec<String>,
+    pub cluster_name: Option<String>,
+}
+
+impl RepoConfig {
+    pub fn default_namespace(&self) -> &str {
+        self.default_namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE)
+    }
+
+    pub fn cluster_name(&self) -> &str {
+        self.cluster_name.as_deref().unwrap_or(DEFAULT_CLUSTER)
+    }
+}
+
+/// Everything one repository snapshot declares, after loading.
+#[derive(Debug, Default)]
+pub struct DesiredState {
+    /// A label for where the snapshot came from: a directory or `git:<rev>`.
+    pub source: String,
+    /// The commit id for a git snapshot, else a digest of the loaded files.
+    pub revision: String,
+    pub config: RepoConfig,
+    pub objects: Vec<Object>,
+    /// File texts by repository path, for rendering diagnostics with the offending line.
+    pub sources: BTreeMap<String, Arc<str>>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl DesiredState {
+    pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Object> {
+        self.objects.iter().filter(move |o| o.id.kind == kind)
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}

@@ -1,0 +1,96 @@
+//! A snapshot of a directory on disk.
+
+use super::{MAX_FILE_SIZE, Snapshot, SourceError, SourceFile, content_digest, is_manifest, outside, oversize};
+use crate::model::{Code, Diagnostic, Pos};
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub fn from_dir(root: &Path) -> Result<Snapshot, SourceError> {
+    let io = |source| SourceError::Io { path: root.display().to_string(), source };
+    let canonical_root = fs::canonicalize(root).map_err(io)?;
+    if !canonical_root.is_dir() {
+        return Err(SourceError::NotADirectory { path: root.display().to_string() });
+    }
+    let mut walk = Walk { root: canonical_root.clone(), snapshot: Snapshot::default(), visited: HashSet::new() };
+    walk.dir(&canonical_root, "")?;
+    let mut snapshot = walk.snapshot;
+    snapshot.files.sort_by(|a, b| a.path.cmp(&b.path));
+    snapshot.label = root.display().to_string();
+    snapshot.revision = content_digest(&snapshot.files);
+    Ok(snapshot)
+}
+
+struct Walk {
+    root: PathBuf,
+    snapshot: Snapshot,
+    /// Canonical directories already walked, so that symlinked directories cannot loop.
+    visited: HashSet<PathBuf>,
+}
+
+impl Walk {
+    fn dir(&mut self, dir: &Path, rel: &str) -> Result<(), SourceError> {
+        if !self.visited.insert(dir.to_path_buf()) {
+            return Ok(());
+        }
+        let io = |source| SourceError::Io { path: dir.display().to_string(), source };
+        let mut entries: Vec<_> = fs::read_dir(dir).map_err(io)?.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == ".git" {
+                continue;
+            }
+            let rel_path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
+            let Ok(meta) = entry.file_type() else { continue };
+            let mut path = entry.path();
+            if meta.is_symlink() {
+                match fs::canonicalize(&path) {
+                    Ok(target) if target.starts_with(&self.root) => path = target,
+                    Ok(target) => {
+                        if target.is_dir() || is_manifest(&name) {
+                            self.snapshot.diagnostics.push(outside(&rel_path, &target.display().to_string()));
+                        }
+                        continue;
+                    }
+                    Err(_) => {
+                        if is_manifest(&name) {
+                            let target = fs::read_link(&path).map(|t| t.display().to_string()).unwrap_or_default();
+                            self.snapshot.diagnostics.push(
+                                Diagnostic::warning(Code::PathOutsideRepo, &rel_path, Pos { line: 1, column: 1 }, format!("dangling symlink to {target}; skipped")),
+                            );
+                        }
+                        continue;
+                    }
+                }
+            }
+            if path.is_dir() {
+                self.dir(&path, &rel_path)?;
+            } else if is_manifest(&name) {
+                self.file(&path, rel_path);
+            }
+        }
+        Ok(())
+    }
+
+    fn file(&mut self, path: &Path, rel_path: String) {
+        let size = match fs::metadata(path) {
+            Ok(m) => m.len(),
+            Err(e) => return self.unreadable(rel_path, e),
+        };
+        if size > MAX_FILE_SIZE {
+            self.snapshot.diagnostics.push(oversize(&rel_path, size));
+            return;
+        }
+        match fs::read(path) {
+            Ok(bytes) => self.snapshot.files.push(SourceFile { path: rel_path, bytes }),
+            Err(e) => self.unreadable(rel_path, e),
+        }
+    }
+
+    fn unreadable(&mut self, rel_path: String, e: std::io::Error) {
+        self.snapshot
+            .diagnostics
+            .push(Diagnostic::error(Code::YamlSyntax, &rel_path, Pos { line: 1, column: 1 }, format!("cannot read file: {e}")));
+    }
+}

@@ -1,0 +1,106 @@
+//! A snapshot of the tree of one git revision, read from the object database (no checkout).
+
+use super::{MAX_FILE_SIZE, Snapshot, SourceError, SourceFile, is_manifest, outside, oversize};
+use git2::{ObjectType, Repository, Tree, TreeWalkMode, TreeWalkResult};
+use std::path::{Component, Path, PathBuf};
+
+/// Reads the files under `dir` (a directory inside a git work tree) as they are at `rev`.
+pub fn from_git(dir: &Path, rev: &str) -> Result<Snapshot, SourceError> {
+    let repo = Repository::discover(dir)?;
+    let subdir = subdir_in_repo(&repo, dir)?;
+    let commit = repo.revparse_single(rev)?.peel_to_commit()?;
+    let root_tree = commit.tree()?;
+    let tree = if subdir.as_os_str().is_empty() {
+        root_tree
+    } else {
+        let entry = root_tree
+            .get_path(&subdir)
+            .map_err(|_| SourceError::MissingPath { rev: rev.to_string(), path: subdir.display().to_string() })?;
+        entry.to_object(&repo)?.peel_to_tree()?
+    };
+    let mut snapshot = Snapshot { label: format!("{}@{rev}", dir.display()), revision: commit.id().to_string(), ..Snapshot::default() };
+    collect(&repo, &tree, &mut snapshot)?;
+    snapshot.files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(snapshot)
+}
+
+/// Whether `rev` names a commit in the repository that contains `dir`.
+pub fn resolve_revision_in(dir: &Path, rev: &str) -> bool {
+    Repository::discover(dir).ok().is_some_and(|repo| repo.revparse_single(rev).and_then(|o| o.peel_to_commit()).is_ok())
+}
+
+fn subdir_in_repo(repo: &Repository, dir: &Path) -> Result<PathBuf, SourceError> {
+    let io = |source| SourceError::Io { path: dir.display().to_string(), source };
+    let workdir = repo.workdir().ok_or_else(|| git2::Error::from_str("bare repositories are not supported as a plan source"))?;
+    let workdir = std::fs::canonicalize(workdir).map_err(io)?;
+    let dir = std::fs::canonicalize(dir).map_err(io)?;
+    Ok(dir.strip_prefix(&workdir).map(Path::to_path_buf).unwrap_or_default())
+}
+
+fn collect(repo: &Repository, tree: &Tree, snapshot: &mut Snapshot) -> Result<(), SourceError> {
+    let mut found = Vec::new();
+    tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
+        let name = entry.name().unwrap_or_default();
+        if entry.kind() == Some(ObjectType::Blob) && is_manifest(name) {
+            found.push((format!("{parent}{name}"), entry.id(), entry.filemode()));
+        }
+        TreeWalkResult::Ok
+    })?;
+    for (path, id, mode) in found {
+        let blob = repo.find_blob(id)?;
+        if mode == 0o120000 {
+            let target = String::from_utf8_lossy(blob.content()).into_owned();
+            match resolve_link(&path, &target) {
+                Some(resolved) => match tree.get_path(Path::new(&resolved)).ok().and_then(|e| e.to_object(repo).ok()?.peel_to_blob().ok()) {
+                    Some(target_blob) => push_blob(snapshot, path, target_blob.content(), target_blob.size()),
+                    None => snapshot.diagnostics.push(outside(&path, &target)),
+                },
+                None => snapshot.diagnostics.push(outside(&path, &target)),
+            }
+            continue;
+        }
+        push_blob(snapshot, path, blob.content(), blob.size());
+    }
+    Ok(())
+}
+
+fn push_blob(snapshot: &mut Snapshot, path: String, content: &[u8], size: usize) {
+    if size as u64 > MAX_FILE_SIZE {
+        snapshot.diagnostics.push(oversize(&path, size as u64));
+    } else {
+        snapshot.files.push(SourceFile { path, bytes: content.to_vec() });
+    }
+}
+
+/// Resolves a symlink target relative to the link's directory; `None` when it leaves the tree.
+fn resolve_link(link: &str, target: &str) -> Option<String> {
+    if target.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<String> = link.split('/').map(String::from).collect();
+    parts.pop();
+    for component in Path::new(target).components() {
+        match component {
+            Component::Normal(c) => parts.push(c.to_string_lossy().into_owned()),
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolve_link;
+
+    #[test]
+    fn links_that_climb_out_are_refused() {
+        assert_eq!(resolve_link("a/b.yaml", "c.yaml").as_deref(), Some("a/c.yaml"));
+        assert_eq!(resolve_link("a/b.yaml", "../c.yaml").as_deref(), Some("c.yaml"));
+        assert_eq!(resolve_link("a/b.yaml", "../../c.yaml"), None);
+        assert_eq!(resolve_link("b.yaml", "/etc/passwd"), None);
+    }
+}

@@ -1,0 +1,81 @@
+//! Source: the YAML files of a repository snapshot, read from a directory or from the tree of a
+//! git revision (no checkout). Owns file discovery, the size cap and the symlink rule; knows
+//! nothing about YAML. Problems with single files become diagnostics; failing to open the source
+//! at all is an error.
+
+mod dir;
+mod git;
+
+pub use dir::from_dir;
+pub use git::{from_git, resolve_revision_in};
+
+use crate::model::{Code, Diagnostic, Pos};
+use sha2::{Digest, Sha256};
+
+/// Files over this size are refused with a diagnostic instead of being read.
+pub const MAX_FILE_SIZE: u64 = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Path relative to the snapshot root, `/`-separated.
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Where the files came from, for people: a directory path or `<repo>@<rev>`.
+    pub label: String,
+    /// The commit id for git, or a digest of the file contents for a directory.
+    pub revision: String,
+    pub files: Vec<SourceFile>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path} is not a directory")]
+    NotADirectory { path: String },
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+    #[error("git revision {rev:?} has no directory {path:?}")]
+    MissingPath { rev: String, path: String },
+}
+
+fn is_manifest(path: &str) -> bool {
+    path.ends_with(".yaml") || path.ends_with(".yml")
+}
+
+fn oversize(path: &str, size: u64) -> Diagnostic {
+    Diagnostic::error(
+        Code::YamlSyntax,
+        path,
+        Pos { line: 1, column: 1 },
+        format!("file is {:.1} MiB, over the {} MiB cap; it was not read", size as f64 / 1048576.0, MAX_FILE_SIZE / 1048576),
+    )
+    .hint("split the file, or move data that is not a manifest out of the repository")
+}
+
+fn outside(path: &str, target: &str) -> Diagnostic {
+    Diagnostic::error(
+        Code::PathOutsideRepo,
+        path,
+        Pos { line: 1, column: 1 },
+        format!("symlink points outside the repository ({target}); it was not followed"),
+    )
+    .hint("replace the symlink with the file itself, or point it at a file inside the repository")
+}
+
+/// A digest of the snapshot's files, used as the revision of a directory source.
+fn content_digest(files: &[SourceFile]) -> String {
+    let mut hasher = Sha256::new();
+    for file in files {
+        hasher.update(file.path.as_bytes());
+        hasher.update([0]);
+        hasher.update((file.bytes.len() as u64).to_le_bytes());
+        hasher.update(&file.bytes);
+    }
+    format!("sha256:{}", hex::encode(hasher.finalize()))
+}

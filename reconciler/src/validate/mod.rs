@@ -1,0 +1,26 @@
+//! Validate: every offline check of a loaded repository, in the order DESIGN.md gives — JSON
+//! Schema, object identity, cross-reference against the gateway metadata — plus the credential
+//! scan. Collects every problem (never stops at the first) into the state's diagnostics.
+
+mod identity;
+mod reference;
+mod schema;
+mod secrets;
+
+pub use secrets::credential_kind;
+
+use crate::load::Loaded;
+use crate::model::{DesiredState, diagnostic};
+use jiff::Timestamp;
+
+/// Runs every check and returns the desired state with all diagnostics, sorted.
+pub fn validate(mut loaded: Loaded, now: Timestamp) -> DesiredState {
+    let mut found = Vec::new();
+    schema::check(&loaded, &mut found);
+    identity::check(&loaded.state, &mut found);
+    reference::check(&loaded.state, now, &mut found);
+    secrets::check(&loaded, &mut found);
+    loaded.state.diagnostics.extend(found);
+    diagnostic::sort(&mut loaded.state.diagnostics);
+    loaded.state
+}

@@ -1,0 +1,237 @@
+//! Cross-reference against the gateway metadata: the mistakes that otherwise only show up at
+//! runtime as the gateway's own reason codes (`tool_side_effect_unknown`,
+//! `side_effect_not_allowed`, `session_not_found`, `trust_too_low`...).
+
+use crate::gateway::authorize::{Identity, side_effect, subject_matches, trust_name, trust_rank};
+use crate::gateway::{PolicyDocument, render_all};
+use crate::model::spec::{ServerRef, ServerSpec, target_namespace};
+use crate::model::{Code, DesiredState, Diagnostic, Kind, Object, ObjectId};
+use jiff::Timestamp;
+use std::collections::HashMap;
+
+type Servers<'a> = HashMap<(&'a str, &'a str), (&'a Object, &'a ServerSpec)>;
+
+pub fn check(state: &DesiredState, now: Timestamp, diagnostics: &mut Vec<Diagnostic>) {
+    let servers: Servers = state
+        .of_kind(Kind::Server)
+        .filter_map(|o| Some(((o.id.namespace.as_str(), o.id.name.as_str()), (o, o.server()?))))
+        .collect();
+    for (object, spec) in servers.values() {
+        check_tools(object, spec, diagnostics);
+    }
+    for object in state.objects.iter() {
+        if let Some(grant) = object.grant() {
+            let Some(server) = find_server(&servers, object, &grant.server_ref, diagnostics) else { continue };
+            check_grant(object, server, diagnostics);
+        } else if let Some(session) = object.session() {
+            find_server(&servers, object, &session.server_ref, diagnostics);
+            if session.subject.is_empty() {
+                diagnostics.push(
+                    Diagnostic::error(Code::SubjectNeverMatches, &object.origin.file, object.pos("/spec/subject"), "session subject has no humanID, agentID or teamID")
+                        .object(&object.id)
+                        .path("spec.subject")
+                        .hint("the admission webhook rejects it (sessions may not be wildcards): name the human, agent or team it binds"),
+                );
+            }
+            check_expiry(object, &session.expires_at, now, diagnostics);
+        }
+        check_namespace(state, object, diagnostics);
+    }
+    for (server, document) in render_all(state) {
+        check_session_trust(state, &server, &document, diagnostics);
+    }
+}
+
+fn find_server<'a>(servers: &Servers<'a>, object: &Object, server_ref: &ServerRef, diagnostics: &mut Vec<Diagnostic>) -> Option<(&'a Object, &'a ServerSpec)> {
+    let namespace = target_namespace(server_ref, &object.id.namespace);
+    if let Some(found) = servers.get(&(namespace, server_ref.name.as_str())) {
+        return Some(*found);
+    }
+    let elsewhere: Vec<String> = servers.keys().filter(|(_, name)| *name == server_ref.name).map(|(ns, name)| format!("{ns}/{name}")).collect();
+    let hint = if elsewhere.is_empty() {
+        "declare the server in a .mcp/servers.yaml (or an MCPServer manifest), or fix serverRef.name".to_string()
+    } else {
+        format!("a server of that name exists in {}: set serverRef.namespace", elsewhere.join(", "))
+    };
+    diagnostics.push(
+        Diagnostic::error(
+            Code::UnknownServer,
+            &object.origin.file,
+            object.pos("/spec/serverRef/name"),
+            format!("serverRef {namespace}/{} matches no server declared in the repository", server_ref.name),
+        )
+        .object(&object.id)
+        .path("spec.serverRef.name")
+        .hint(hint),
+    );
+    None
+}
+
+fn check_tools(object: &Object, spec: &ServerSpec, diagnostics: &mut Vec<Diagnostic>) {
+    for (i, tool) in spec.tools.iter().enumerate() {
+        if tool.name.is_empty() || !side_effect(&tool.side_effect).is_empty() && tool.side_effect == side_effect(&tool.side_effect) {
+            continue;
+        }
+        let what = if tool.side_effect.is_empty() { "declares no sideEffect".to_string() } else { format!("has sideEffect {:?}", tool.side_effect) };
+        let pointer = if tool.side_effect.is_empty() { format!("/spec/tools/{i}") } else { format!("/spec/tools/{i}/sideEffect") };
+        diagnostics.push(
+            Diagnostic::error(
+                Code::ToolSideEffectUnknown,
+                &object.origin.file,
+                object.pos(&pointer),
+                format!("tool {:?} {what}: every call to it is denied with tool_side_effect_unknown", tool.name),
+            )
+            .object(&object.id)
+            .path(format!("spec.tools[{i}].sideEffect"))
+            .hint("set sideEffect to read, write or destructive"),
+        );
+    }
+}
+
+fn check_grant(object: &Object, (server_object, server): (&Object, &ServerSpec), diagnostics: &mut Vec<Diagnostic>) {
+    let Some(grant) = object.grant() else { return };
+    let allowed: Vec<String> = grant.allowed_side_effects.iter().map(|e| side_effect(e)).collect();
+    let push = |diagnostics: &mut Vec<Diagnostic>, d: Diagnostic, path: String| diagnostics.push(d.object(&object.id).path(path));
+    for (i, rule) in grant.tool_rules.iter().enumerate() {
+        if rule.decision.trim().eq_ignore_ascii_case("deny") {
+            continue;
+        }
+        let pointer = format!("/spec/toolRules/{i}/name");
+        match server.tool(&rule.name) {
+            None => {
+                let known: Vec<&str> = server.tools.iter().map(|t| t.name.as_str()).collect();
+                push(
+                    diagnostics,
+                    Diagnostic::error(
+                        Code::ToolSideEffectUnknown,
+                        &object.origin.file,
+                        object.pos(&pointer),
+                        format!("tool {:?} is not declared by server {}: calls are denied with tool_side_effect_unknown", rule.name, server_object.id.name),
+                    )
+                    .hint(format!("declare the tool in the server's metadata, or use one of: {}", known.join(", "))),
+                    format!("spec.toolRules[{i}].name"),
+                );
+            }
+            Some(tool) => {
+                let effect = side_effect(&tool.side_effect);
+                if !effect.is_empty() && !allowed.contains(&effect) {
+                    push(
+                        diagnostics,
+                        Diagnostic::warning(
+                            Code::SideEffectNotAllowed,
+                            &object.origin.file,
+                            object.pos(&pointer),
+                            format!("rule allows {:?} ({effect}) but allowedSideEffects does not include {effect}: calls are denied with side_effect_not_allowed", rule.name),
+                        )
+                        .hint(format!("add {effect} to spec.allowedSideEffects, or remove the rule")),
+                        format!("spec.toolRules[{i}].name"),
+                    );
+                }
+            }
+        }
+    }
+    if grant.tool_rules.is_empty() {
+        let denied: Vec<String> = server
+            .tools
+            .iter()
+            .filter(|t| {
+                let effect = side_effect(&t.side_effect);
+                !effect.is_empty() && !allowed.contains(&effect)
+            })
+            .map(|t| format!("{} ({})", t.name, side_effect(&t.side_effect)))
+            .collect();
+        if !denied.is_empty() {
+            let pointer = if grant.allowed_side_effects.is_empty() { "/spec" } else { "/spec/allowedSideEffects" };
+            let message = if grant.allowed_side_effects.is_empty() {
+                "allowedSideEffects is empty: every call through this grant is denied with side_effect_not_allowed".to_string()
+            } else {
+                format!("the grant covers every tool, but these are denied with side_effect_not_allowed: {}", denied.join(", "))
+            };
+            push(
+                diagnostics,
+                Diagnostic::warning(Code::SideEffectNotAllowed, &object.origin.file, object.pos(pointer), message)
+                    .hint("list the side effects the grant is meant to allow, or add toolRules for the tools it should reach"),
+                "spec.allowedSideEffects".into(),
+            );
+        }
+    }
+    if grant.subject.is_empty() && server.team_id.trim().is_empty() {
+        push(
+            diagnostics,
+            Diagnostic::warning(
+                Code::SubjectNeverMatches,
+                &object.origin.file,
+                object.pos("/spec/subject"),
+                format!("grant subject is empty and server {} has no teamID: the gateway never matches it", server_object.id.name),
+            )
+            .hint("name a humanID, agentID or teamID; an empty subject only works as a team-wide grant on a server with a teamID"),
+            "spec.subject".into(),
+        );
+    }
+}
+
+fn check_expiry(object: &Object, expires_at: &str, now: Timestamp, diagnostics: &mut Vec<Diagnostic>) {
+    let Ok(expires) = expires_at.parse::<Timestamp>() else { return };
+    if now > expires {
+        diagnostics.push(
+            Diagnostic::warning(Code::SessionExpired, &object.origin.file, object.pos("/spec/expiresAt"), format!("session expired at {expires_at}: calls with it get session_expired (or it is ignored when sessions are optional)"))
+                .object(&object.id)
+                .path("spec.expiresAt")
+                .hint("move expiresAt into the future, or delete the session"),
+        );
+    }
+}
+
+fn check_namespace(state: &DesiredState, object: &Object, diagnostics: &mut Vec<Diagnostic>) {
+    let allowed = &state.config.allowed_namespaces;
+    if allowed.is_empty() {
+        return;
+    }
+    let mut targets = vec![("/metadata/namespace", object.id.namespace.as_str())];
+    if let Some(server_ref) = object.grant().map(|g| &g.server_ref).or(object.session().map(|s| &s.server_ref)) {
+        targets.push(("/spec/serverRef", target_namespace(server_ref, &object.id.namespace)));
+    }
+    for (pointer, namespace) in targets {
+        if !allowed.iter().any(|a| a == namespace) {
+            diagnostics.push(
+                Diagnostic::error(Code::NamespaceNotAllowed, &object.origin.file, object.pos(pointer), format!("namespace {namespace} is not in allowedNamespaces of mcp-gitops.yaml"))
+                    .object(&object.id)
+                    .path(crate::model::object::pointer_to_path(pointer))
+                    .hint(format!("use one of: {}", allowed.join(", "))),
+            );
+        }
+    }
+}
+
+/// `trust_capped`: a session consents to more than any enabled grant matching it allows.
+fn check_session_trust(state: &DesiredState, server: &ObjectId, document: &PolicyDocument, diagnostics: &mut Vec<Diagnostic>) {
+    for session in &document.sessions {
+        let identity = Identity { human: session.human_id.clone(), agent: session.agent_id.clone(), team: session.team_id.clone(), session: session.name.clone() };
+        let ceiling = document.grants.iter().filter(|g| !g.disabled && subject_matches(*g, &identity)).map(|g| trust_rank(&g.max_trust)).max();
+        let Some(ceiling) = ceiling else { continue };
+        let consented = trust_rank(&session.consented_trust);
+        if consented <= ceiling {
+            continue;
+        }
+        let id = ObjectId { kind: Kind::Session, namespace: session.namespace.clone(), name: session.name.clone() };
+        let Some(object) = state.objects.iter().find(|o| o.id == id) else { continue };
+        diagnostics.push(
+            Diagnostic::warning(
+                Code::TrustCapped,
+                &object.origin.file,
+                object.pos("/spec/consentedTrust"),
+                format!(
+                    "session consents to {} trust but its grants on {}/{} allow at most {}: effective trust is capped at {}",
+                    trust_name(consented),
+                    server.namespace,
+                    server.name,
+                    trust_name(ceiling),
+                    trust_name(ceiling)
+                ),
+            )
+            .object(&object.id)
+            .path("spec.consentedTrust")
+            .hint("lower consentedTrust to what the grants allow, or raise a grant's maxTrust if that is intended"),
+        );
+    }
+}

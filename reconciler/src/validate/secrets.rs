@@ -1,0 +1,82 @@
+//! Credential material in the repository (`secret_in_repo`). Every string value of every
+//! document is matched against well-known token shapes. The diagnostic names the kind of
+//! credential and its position, never the value, and asks renderers to hide the source line.
+
+use crate::load::Loaded;
+use crate::model::object::{pointer_segment, pointer_to_path};
+use crate::model::{Code, Diagnostic, Pos};
+use regex::RegexSet;
+use serde_json::Value;
+use std::sync::OnceLock;
+
+const SHAPES: &[(&str, &str)] = &[
+    (r"-----BEGIN [A-Z ]*PRIVATE KEY-----", "a private key"),
+    (r"\bgh[pousr]_[A-Za-z0-9]{30,}", "a GitHub token"),
+    (r"\bgithub_pat_[A-Za-z0-9_]{40,}", "a GitHub token"),
+    (r"\bglpat-[A-Za-z0-9_-]{20,}", "a GitLab token"),
+    (r"\bxox[abprs]-[A-Za-z0-9-]{10,}", "a Slack token"),
+    (r"\bAKIA[0-9A-Z]{16}\b", "an AWS access key"),
+    (r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}", "a JSON Web Token"),
+    (r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{20,}", "a bearer token"),
+    (r"\bsk-[A-Za-z0-9_-]{32,}", "an API secret key"),
+];
+
+fn shapes() -> &'static RegexSet {
+    static SET: OnceLock<RegexSet> = OnceLock::new();
+    #[allow(clippy::expect_used)] // constant patterns, covered by tests
+    SET.get_or_init(|| RegexSet::new(SHAPES.iter().map(|(re, _)| re)).expect("credential patterns compile"))
+}
+
+/// What kind of credential `text` looks like, if any.
+pub fn credential_kind(text: &str) -> Option<&'static str> {
+    shapes().matches(text).iter().next().map(|i| SHAPES[i].1)
+}
+
+pub fn check(loaded: &Loaded, diagnostics: &mut Vec<Diagnostic>) {
+    for object in &loaded.state.objects {
+        scan(&object.body, String::new(), &mut |pointer, kind| {
+            let path = pointer_to_path(&pointer);
+            diagnostics.push(found(&object.origin.file, object.origin.pos(&pointer), kind, &path).object(&object.id));
+        });
+    }
+    for document in loaded.metadata.iter().chain(&loaded.others) {
+        scan(&document.value, String::new(), &mut |pointer, kind| {
+            let pos = document.spans.values.get(&pointer).copied().unwrap_or(Pos { line: 1, column: 1 });
+            diagnostics.push(found(&document.file, pos, kind, &pointer_to_path(&pointer)));
+        });
+    }
+}
+
+fn found(file: &str, pos: Pos, kind: &str, path: &str) -> Diagnostic {
+    Diagnostic::error(Code::SecretInRepo, file, pos, format!("this value looks like {kind}; credentials must not be stored in git"))
+        .path(path)
+        .hint("revoke the credential now (it is in the git history), store it in a Kubernetes Secret and reference it with upstreamTokenSecretRef")
+        .redacted()
+}
+
+fn scan(value: &Value, pointer: String, found: &mut impl FnMut(String, &'static str)) {
+    match value {
+        Value::String(text) => {
+            if let Some(kind) = credential_kind(text) {
+                found(pointer, kind);
+            }
+        }
+        Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| scan(v, format!("{pointer}/{i}"), found)),
+        Value::Object(map) => map.iter().for_each(|(k, v)| scan(v, format!("{pointer}/{}", pointer_segment(k)), found)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::credential_kind;
+
+    #[test]
+    fn token_shapes_are_recognised_and_references_are_not() {
+        assert_eq!(credential_kind("ghp_0123456789abcdefghijABCDEFGHIJ0123456789"), Some("a GitHub token"));
+        assert_eq!(credential_kind("Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abcdefghijkl"), Some("a JSON Web Token"));
+        assert_eq!(credential_kind("-----BEGIN RSA PRIVATE KEY-----"), Some("a private key"));
+        assert_eq!(credential_kind("payments-upstream-token"), None);
+        assert_eq!(credential_kind("Authorization"), None);
+    }
+}
