@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod load;
 pub mod model;
 pub mod plan;
+pub mod render;
 pub mod schema;
 pub mod source;
 pub mod validate;

@@ -1,1 +1,56 @@
-//! placeholder
+//! The command line: parses arguments, runs the pipeline stages a command needs, picks a
+//! renderer and maps the outcome to an exit code (0 ok, 1 error, 2 changes, 64 usage).
+
+pub mod args;
+mod commands;
+
+use args::{Cli, Color};
+use clap::Parser;
+use std::io::IsTerminal;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_ERROR: i32 = 1;
+pub const EXIT_CHANGES: i32 = 2;
+pub const EXIT_USAGE: i32 = 64;
+
+/// A failure to run a command (not a finding about the repository): printed as one message.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<crate::source::SourceError> for CliError {
+    fn from(e: crate::source::SourceError) -> Self {
+        CliError::Failed(e.to_string())
+    }
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+        }
+    };
+    let color = match cli.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    match commands::dispatch(cli.command, crate::render::Palette { color }) {
+        Ok(code) => code,
+        Err(CliError::Usage(message)) => {
+            eprintln!("error: {message}");
+            EXIT_USAGE
+        }
+        Err(CliError::Failed(message)) => {
+            eprintln!("error: {message}");
+            EXIT_ERROR
+        }
+    }
+}

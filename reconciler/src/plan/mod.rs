@@ -1,1 +1,191 @@
-//! placeholder
+//! Plan: desired state vs a base (another revision or directory today; live state later) ->
+//! one `Plan` value: object changes with field-level diffs, the access diff in the gateway's own
+//! terms, and the predicted policy revision per affected server. `Plan` is the contract (its JSON
+//! is `format_version` 1); renderers in `crate::render` are pure functions of it. No I/O here.
+
+pub mod access;
+pub mod diff;
+
+pub use access::{AccessChange, Direction};
+
+use crate::gateway::render_all;
+use crate::model::{DesiredState, Diagnostic, Kind, Object, ObjectId};
+use jiff::Timestamp;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub const FORMAT_VERSION: &str = "1";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    NoOp,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::NoOp => "no-op",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub action: Action,
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+    /// Unified diff of the normalized YAML (empty for no-op).
+    pub diff: String,
+    /// The live object's resourceVersion when planned against a cluster; null offline.
+    pub expected_resource_version: Option<String>,
+}
+
+impl Change {
+    pub fn id(&self) -> ObjectId {
+        ObjectId { kind: self.kind, namespace: self.namespace.clone(), name: self.name.clone() }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Base {
+    /// `directory`, `git` (offline) or `cluster` (live).
+    pub kind: String,
+    pub source: String,
+    pub revision: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PolicyRevision {
+    pub server: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub delete: usize,
+    pub no_op: usize,
+    pub access_widened: usize,
+    pub access_narrowed: usize,
+    pub access_changed: usize,
+    pub errors: usize,
+    pub warnings: usize,
+}
+
+impl Summary {
+    pub fn has_changes(&self) -> bool {
+        self.create + self.update + self.delete > 0
+    }
+}
+
+impl std::fmt::Display for Summary {
+    /// `Plan: 3 to create, 1 to update, 0 to delete; access: 2 widened, 1 narrowed`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Plan: {} to create, {} to update, {} to delete; access: {} widened, {} narrowed", self.create, self.update, self.delete, self.access_widened, self.access_narrowed)?;
+        if self.access_changed > 0 {
+            write!(f, ", {} changed", self.access_changed)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub format_version: &'static str,
+    pub desired_revision: String,
+    pub base: Base,
+    pub changes: Vec<Change>,
+    pub access_changes: Vec<AccessChange>,
+    pub policy_revisions: Vec<PolicyRevision>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub summary: Summary,
+}
+
+/// Plans `desired` against `base`; `now` is the time access decisions are evaluated at.
+pub fn plan(base: &DesiredState, base_kind: &str, desired: &DesiredState, now: Timestamp) -> Plan {
+    let changes = object_changes(&base.objects, &desired.objects);
+    let before: BTreeMap<ObjectId, _> = render_all(base).into_iter().collect();
+    let after: BTreeMap<ObjectId, _> = render_all(desired).into_iter().collect();
+    let access_changes = access::diff(base, &before, desired, &after, now);
+    let mut servers: Vec<&ObjectId> = before.keys().chain(after.keys()).collect();
+    servers.sort();
+    servers.dedup();
+    let policy_revisions: Vec<PolicyRevision> = servers
+        .into_iter()
+        .map(|id| PolicyRevision {
+            server: format!("{}/{}", id.namespace, id.name),
+            before: before.get(id).map(|d| d.revision.clone()),
+            after: after.get(id).map(|d| d.revision.clone()),
+        })
+        .filter(|r| r.before != r.after)
+        .collect();
+    let mut summary = Summary::default();
+    for change in &changes {
+        match change.action {
+            Action::Create => summary.create += 1,
+            Action::Update => summary.update += 1,
+            Action::Delete => summary.delete += 1,
+            Action::NoOp => summary.no_op += 1,
+        }
+    }
+    for change in &access_changes {
+        match change.direction {
+            Direction::Widened => summary.access_widened += 1,
+            Direction::Narrowed => summary.access_narrowed += 1,
+            Direction::Changed => summary.access_changed += 1,
+        }
+    }
+    summary.errors = desired.diagnostics.iter().filter(|d| d.is_error()).count();
+    summary.warnings = desired.diagnostics.len() - summary.errors;
+    Plan {
+        format_version: FORMAT_VERSION,
+        desired_revision: desired.revision.clone(),
+        base: Base { kind: base_kind.to_string(), source: base.source.clone(), revision: base.revision.clone() },
+        changes,
+        access_changes,
+        policy_revisions,
+        diagnostics: desired.diagnostics.clone(),
+        summary,
+    }
+}
+
+/// Creates, updates, deletes and no-ops between two object sets, in apply order (servers,
+/// grants, sessions; deletes last, in reverse).
+pub fn object_changes(base: &[Object], desired: &[Object]) -> Vec<Change> {
+    let base: BTreeMap<&ObjectId, &Object> = base.iter().map(|o| (&o.id, o)).collect();
+    let desired: BTreeMap<&ObjectId, &Object> = desired.iter().map(|o| (&o.id, o)).collect();
+    let mut changes = Vec::new();
+    for (id, object) in &desired {
+        let after = diff::normalize(&object.body);
+        let (action, diff) = match base.get(id) {
+            None => (Action::Create, diff::unified(None, Some(&after))),
+            Some(old) => {
+                let before = diff::normalize(&old.body);
+                if before == after { (Action::NoOp, String::new()) } else { (Action::Update, diff::unified(Some(&before), Some(&after))) }
+            }
+        };
+        changes.push(change(id, action, diff));
+    }
+    let mut deletes: Vec<Change> = base
+        .iter()
+        .filter(|(id, _)| !desired.contains_key(*id))
+        .map(|(id, old)| change(id, Action::Delete, diff::unified(Some(&diff::normalize(&old.body)), None)))
+        .collect();
+    deletes.reverse();
+    changes.extend(deletes);
+    changes
+}
+
+fn change(id: &ObjectId, action: Action, diff: String) -> Change {
+    Change { action, kind: id.kind, namespace: id.namespace.clone(), name: id.name.clone(), diff, expected_resource_version: None }
+}

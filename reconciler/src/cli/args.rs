@@ -1,0 +1,165 @@
+//! Command-line arguments. Flags and their names are a contract (DESIGN.md): scripts use them.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mcp-gitops",
+    version,
+    about = "GitOps for the MCP runtime platform: validate, plan and apply MCP servers, access grants and agent sessions.",
+    long_about = "mcp-gitops reads a platform repository (.mcp/servers.yaml metadata, MCPAccessGrant and \
+MCPAgentSession manifests), checks it against the CRD schemas and the gateway's own semantics, and shows \
+what a change does to the cluster and to who may call which tool.",
+    after_help = "Examples:\n  mcp-gitops validate examples/platform\n  mcp-gitops plan examples/pr-change --base examples/platform\n  mcp-gitops plan . --base origin/main --format markdown --out plan.md\n  mcp-gitops access explain examples/platform --server mcp-team-payments/payments-mcp --tool list_invoices --human dana@fernhill.example\n\nExit codes: 0 success (no changes), 1 error, 2 changes present (plan --detailed-exitcode), 64 usage error.\nDocs: docs/cli.md, docs/diagnostics.md"
+)]
+pub struct Cli {
+    /// When to colour output: auto (only on a terminal, and not when NO_COLOR is set), always, never.
+    #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a repository: YAML, schemas, identity and the gateway's metadata. Reports every problem at once.
+    #[command(after_help = "Exit codes: 0 no errors (warnings allowed), 1 errors found, 64 usage error.\nEvery diagnostic code is explained in docs/diagnostics.md.")]
+    Validate(ValidateArgs),
+    /// Show what a change does: object changes with field diffs, access changes, predicted policy revisions.
+    #[command(after_help = "Examples:\n  mcp-gitops plan examples/pr-change --base examples/platform\n  mcp-gitops plan . --base origin/main --format markdown --out comment.md\n  mcp-gitops plan . --base HEAD~1 --format json --detailed-exitcode\n\nExit codes: 0 no changes, 1 error (including an invalid desired state), 2 changes present (only with --detailed-exitcode), 64 usage error.")]
+    Plan(PlanArgs),
+    /// Ask the gateway's decision model about access.
+    #[command(subcommand)]
+    Access(AccessCommand),
+    /// Print the gateway policy document the operator will write for one server, with its revision.
+    Render(RenderArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiagnosticsFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The repository directory.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    #[arg(long, value_enum, default_value_t = DiagnosticsFormat::Text)]
+    pub format: DiagnosticsFormat,
+    /// The time sessions are checked against (RFC 3339), instead of the clock.
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The repository directory with the desired state.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// What to compare against: a directory, or a git revision (branch, tag, commit) of the repository that holds PATH.
+    #[arg(long, value_name = "REV|DIR")]
+    pub base: String,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+    pub format: PlanFormat,
+    /// Also write the JSON plan to FILE (whatever --format prints).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 2 when the plan has changes, 0 when it has none.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// The time access decisions are evaluated at (RFC 3339), instead of the clock.
+    #[arg(long, value_name = "TIME")]
+    pub now: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessCommand {
+    /// Explain one decision: the reason code, the matched grant and session, and the trust triple.
+    #[command(after_help = "Examples:\n  mcp-gitops access explain examples/platform --server mcp-team-payments/payments-mcp --tool issue_refund --human marcus@fernhill.example --agent refund-copilot --session refund-copilot-marcus\n  kubectl get cm payments-mcp-gateway-policy -o jsonpath='{.data.policy\\.json}' | mcp-gitops access explain --policy - --tool list_invoices --agent billing-assistant")]
+    Explain(ExplainArgs),
+    /// Every identity x tool decision the repository implies, per server.
+    Matrix(MatrixArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The repository directory (ignored with --policy).
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// A rendered policy document (policy.json of a <server>-gateway-policy ConfigMap); - reads stdin.
+    #[arg(long, value_name = "FILE|-")]
+    pub policy: Option<String>,
+    /// The server, as NAMESPACE/NAME (required without --policy).
+    #[arg(long, value_name = "NS/NAME")]
+    pub server: Option<String>,
+    #[arg(long)]
+    pub tool: String,
+    /// The JSON-RPC method; only tools/call and call_tool are governed.
+    #[arg(long, default_value = "tools/call")]
+    pub method: String,
+    #[arg(long, default_value = "")]
+    pub human: String,
+    #[arg(long, default_value = "")]
+    pub agent: String,
+    #[arg(long, default_value = "")]
+    pub team: String,
+    /// The session id (the X-MCP-Agent-Session header).
+    #[arg(long, default_value = "")]
+    pub session: String,
+    /// The time of the call (RFC 3339), instead of the clock.
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
+    #[arg(long, value_enum, default_value_t = DiagnosticsFormat::Text)]
+    pub format: DiagnosticsFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct MatrixArgs {
+    /// The repository directory.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Only this server (NAMESPACE/NAME).
+    #[arg(long, value_name = "NS/NAME")]
+    pub server: Option<String>,
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
+    #[arg(long, value_enum, default_value_t = DiagnosticsFormat::Text)]
+    pub format: DiagnosticsFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderFormat {
+    /// policy.json exactly as the operator writes it.
+    Json,
+    /// The <server>-gateway-policy ConfigMap manifest.
+    Configmap,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// The repository directory.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// The server, as NAMESPACE/NAME.
+    #[arg(long, value_name = "NS/NAME")]
+    pub server: String,
+    #[arg(long, value_enum, default_value_t = RenderFormat::Json)]
+    pub format: RenderFormat,
+}

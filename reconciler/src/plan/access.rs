@@ -1,0 +1,151 @@
+//! The access diff: for every identity named by a grant or session (and each server's team) x
+//! every tool, the gateway's decision before and after, keeping only what changed.
+
+use crate::gateway::{Decision, Identity, PolicyDocument, authorize, identities, tools};
+use crate::model::{DesiredState, Kind, ObjectId};
+use jiff::Timestamp;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Widened,
+    Narrowed,
+    Changed,
+}
+
+/// A decision as the plan shows it. `reason` is the gateway's code, or `no_server` (the server is
+/// not declared) / `no_gateway` (its gateway is disabled: calls are not governed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    pub allowed: bool,
+    pub status: u16,
+    pub reason: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub effective_trust: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub matched_grant: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessChange {
+    pub direction: Direction,
+    pub server: String,
+    pub subject: Identity,
+    pub tool: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub side_effect: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub required_trust: String,
+    pub before: Outcome,
+    pub after: Outcome,
+}
+
+fn outcome(decision: &Decision) -> Outcome {
+    Outcome {
+        allowed: decision.allowed,
+        status: decision.status,
+        reason: decision.reason.to_string(),
+        effective_trust: decision.effective_trust.clone(),
+        matched_grant: if decision.matched_grant.is_empty() {
+            String::new()
+        } else {
+            format!("{}/{}", decision.matched_grant_namespace, decision.matched_grant)
+        },
+    }
+}
+
+fn ungoverned(reason: &str, allowed: bool) -> Outcome {
+    Outcome { allowed, status: if allowed { 200 } else { 404 }, reason: reason.into(), effective_trust: String::new(), matched_grant: String::new() }
+}
+
+/// What a call meets when the server has no rendered policy in a state.
+fn absent(state: &DesiredState, server: &ObjectId) -> Outcome {
+    match state.objects.iter().find(|o| o.id == *server) {
+        Some(_) => ungoverned("no_gateway", true),
+        None => ungoverned("no_server", false),
+    }
+}
+
+pub fn diff(
+    base: &DesiredState,
+    before: &BTreeMap<ObjectId, PolicyDocument>,
+    desired: &DesiredState,
+    after: &BTreeMap<ObjectId, PolicyDocument>,
+    now: Timestamp,
+) -> Vec<AccessChange> {
+    let servers: BTreeSet<&ObjectId> = before.keys().chain(after.keys()).filter(|id| id.kind == Kind::Server).collect();
+    let mut changes = Vec::new();
+    for server in servers {
+        let old = before.get(server);
+        let new = after.get(server);
+        let mut subjects = BTreeSet::new();
+        let mut tool_names = BTreeSet::new();
+        for document in old.iter().chain(new.iter()) {
+            subjects.extend(identities(document));
+            tool_names.extend(tools(document));
+        }
+        for subject in &subjects {
+            for tool in &tool_names {
+                let decide = |document: Option<&&PolicyDocument>, state: &DesiredState| match document {
+                    Some(document) => {
+                        let decision = authorize(document, subject, "tools/call", tool, now);
+                        (outcome(&decision), decision.required_side_effect, decision.required_trust)
+                    }
+                    None => (absent(state, server), String::new(), String::new()),
+                };
+                let (was, _, _) = decide(old.as_ref(), base);
+                let (now_is, effect, trust) = decide(new.as_ref(), desired);
+                if was == now_is {
+                    continue;
+                }
+                let direction = match (was.allowed, now_is.allowed) {
+                    (false, true) => Direction::Widened,
+                    (true, false) => Direction::Narrowed,
+                    _ => Direction::Changed,
+                };
+                changes.push(AccessChange {
+                    direction,
+                    server: format!("{}/{}", server.namespace, server.name),
+                    subject: subject.clone(),
+                    tool: tool.clone(),
+                    side_effect: effect,
+                    required_trust: trust,
+                    before: was,
+                    after: now_is,
+                });
+            }
+        }
+    }
+    changes.sort_by(|a, b| (a.direction, &a.server, &a.subject, &a.tool).cmp(&(b.direction, &b.server, &b.subject, &b.tool)));
+    changes
+}
+
+impl AccessChange {
+    /// One sentence in the gateway's terms, e.g. "agent `cursor` may now call
+    /// `payments/refund_invoice` (destructive) at trust high — was `tool_not_granted`".
+    pub fn sentence(&self) -> String {
+        let who = subject_words(&self.subject);
+        let tool = format!("`{}/{}`", self.server.rsplit('/').next().unwrap_or(&self.server), self.tool);
+        let effect = if self.side_effect.is_empty() { String::new() } else { format!(" ({})", self.side_effect) };
+        match self.direction {
+            Direction::Widened => {
+                let trust = if self.after.effective_trust.is_empty() { String::new() } else { format!(" at trust {}", self.after.effective_trust) };
+                format!("{who} may now call {tool}{effect}{trust} — was `{}`", self.before.reason)
+            }
+            Direction::Narrowed => format!("{who} may no longer call {tool}{effect}: `{}` — was `{}`", self.after.reason, self.before.reason),
+            Direction::Changed => format!("{who} calling {tool}{effect}: `{}` — was `{}`", self.after.reason, self.before.reason),
+        }
+    }
+}
+
+fn subject_words(identity: &Identity) -> String {
+    let mut parts = Vec::new();
+    for (word, value) in [("human", &identity.human), ("agent", &identity.agent), ("team", &identity.team), ("session", &identity.session)] {
+        if !value.is_empty() {
+            parts.push(format!("{word} `{value}`"));
+        }
+    }
+    parts.join(" + ")
+}

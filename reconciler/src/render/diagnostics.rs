@@ -1,0 +1,64 @@
+//! Diagnostics in the compiler style: the code, the position, the offending line with a caret,
+//! the object and field path, and a hint. Lines flagged as holding credentials are not shown.
+
+use super::Palette;
+use crate::model::{Diagnostic, Severity};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Arc;
+
+pub fn render(diagnostics: &[Diagnostic], sources: &BTreeMap<String, Arc<str>>, palette: Palette) -> String {
+    let mut out = String::new();
+    for d in diagnostics {
+        render_one(&mut out, d, sources.get(&d.file).map(|s| &**s), palette);
+    }
+    out
+}
+
+fn render_one(out: &mut String, d: &Diagnostic, source: Option<&str>, palette: Palette) {
+    let head = format!("{}[{}]", d.severity, d.code);
+    let head = match d.severity {
+        Severity::Error => palette.red(&head),
+        Severity::Warning => palette.yellow(&head),
+    };
+    let _ = writeln!(out, "{}{} {}", head, palette.bold(":"), palette.bold(&d.message));
+    let gutter = " ".repeat(d.line.to_string().len());
+    let _ = writeln!(out, "{gutter}{} {}:{}:{}", palette.dim("-->"), d.file, d.line, d.column);
+    let line = source.and_then(|s| s.lines().nth(d.line.saturating_sub(1)));
+    match line {
+        Some(_) if d.redact_source => {
+            let _ = writeln!(out, "{gutter} {}", palette.dim("|"));
+            let _ = writeln!(out, "{} {} {}", d.line, palette.dim("|"), palette.dim("(line hidden: it holds credential material)"));
+        }
+        Some(text) => {
+            let text = text.replace('\t', " ");
+            let caret_at: usize = text.chars().take(d.column.saturating_sub(1)).map(|_| 1).sum();
+            let _ = writeln!(out, "{gutter} {}", palette.dim("|"));
+            let _ = writeln!(out, "{} {} {}", d.line, palette.dim("|"), text);
+            let _ = writeln!(out, "{gutter} {} {}{}", palette.dim("|"), " ".repeat(caret_at), palette.red("^"));
+        }
+        None => {}
+    }
+    let mut notes = Vec::new();
+    if !d.object.is_empty() {
+        notes.push(format!("object: {}", d.object));
+    }
+    if !d.path.is_empty() {
+        notes.push(format!("field: {}", d.path));
+    }
+    if !notes.is_empty() {
+        let _ = writeln!(out, "{gutter} = {}", notes.join(", "));
+    }
+    if !d.hint.is_empty() {
+        let _ = writeln!(out, "{gutter} = {} {}", palette.bold("hint:"), d.hint);
+    }
+    out.push('\n');
+}
+
+/// `3 errors, 1 warning`
+pub fn counts(diagnostics: &[Diagnostic]) -> String {
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    let warnings = diagnostics.len() - errors;
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    format!("{}, {}", plural(errors, "error"), plural(warnings, "warning"))
+}

@@ -1,0 +1,129 @@
+//! The plan for a terminal: object changes with their diffs, access changes, policy revisions,
+//! then the summary line.
+
+use super::Palette;
+use crate::plan::{Action, Direction, Plan};
+use std::fmt::Write;
+
+pub fn render(plan: &Plan, palette: Palette) -> String {
+    let mut out = String::new();
+    let changed: Vec<_> = plan.changes.iter().filter(|c| c.action != Action::NoOp).collect();
+    if changed.is_empty() {
+        out.push_str("No object changes.\n");
+    } else {
+        let _ = writeln!(out, "{}", palette.bold("Object changes:"));
+    }
+    for change in changed {
+        let (mark, paint): (&str, fn(Palette, &str) -> String) = match change.action {
+            Action::Create => ("+", Palette::green),
+            Action::Update => ("~", Palette::yellow),
+            Action::Delete => ("-", Palette::red),
+            Action::NoOp => (" ", Palette::dim),
+        };
+        let _ = writeln!(out, "  {} {} {}/{}/{}", paint(palette, mark), change.action.as_str(), change.kind, change.namespace, change.name);
+        for line in change.diff.lines().filter(|l| !l.starts_with("---") && !l.starts_with("+++")) {
+            let line = if line.starts_with('+') {
+                palette.green(line)
+            } else if line.starts_with('-') {
+                palette.red(line)
+            } else if line.starts_with("@@") {
+                palette.dim(line)
+            } else {
+                line.to_string()
+            };
+            let _ = writeln!(out, "      {line}");
+        }
+    }
+    if !plan.access_changes.is_empty() {
+        let _ = writeln!(out, "\n{}", palette.bold("Access changes:"));
+        for change in &plan.access_changes {
+            let mark = match change.direction {
+                Direction::Widened => palette.green("+"),
+                Direction::Narrowed => palette.red("-"),
+                Direction::Changed => palette.yellow("~"),
+            };
+            let _ = writeln!(out, "  {mark} {}", change.sentence());
+        }
+    }
+    if !plan.policy_revisions.is_empty() {
+        let _ = writeln!(out, "\n{}", palette.bold("Predicted gateway policy revisions:"));
+        for revision in &plan.policy_revisions {
+            let show = |r: &Option<String>| r.clone().unwrap_or_else(|| "(none)".into());
+            let _ = writeln!(out, "  {}: {} -> {}", revision.server, show(&revision.before), show(&revision.after));
+        }
+    }
+    let _ = writeln!(out, "\n{}", palette.bold(&plan.summary.to_string()));
+    out
+}
+
+/// What each reason code means, in one line, for `access explain`.
+fn meaning(reason: &str) -> &'static str {
+    match reason {
+        "allowed" => "the call is allowed",
+        "missing_identity" => "no human, agent or team identity was sent (a session id alone is not an identity)",
+        "missing_session" => "the server requires a session and no session id was sent",
+        "session_not_found" => "no session with that name binds this identity",
+        "session_revoked" => "the session is revoked",
+        "session_expired" => "the session's expiresAt has passed (or does not parse)",
+        "no_matching_grant" => "no grant's subject matches this identity; the server's defaultDecision applies",
+        "tool_denied" => "a deny rule in an enabled matching grant names this tool (any deny wins)",
+        "tool_not_granted" => "no enabled matching grant covers this tool; the server's defaultDecision applies",
+        "tool_side_effect_unknown" => "the tool is not declared on the server, or declares no valid sideEffect",
+        "side_effect_not_allowed" => "no covering grant lists the tool's side effect in allowedSideEffects",
+        "grant_without_trust" => "the covering grants carry no trust",
+        "trust_too_low" => "the effective trust (lower of the grant's maxTrust and the session's consentedTrust) is below what the tool or rule requires",
+        _ => "",
+    }
+}
+
+/// One decision, explained for a person.
+pub fn explain(document: &crate::gateway::PolicyDocument, identity: &crate::gateway::Identity, tool: &str, d: &crate::gateway::Decision) -> String {
+    let mut out = String::new();
+    let verdict = if d.allowed { "ALLOW" } else { "DENY" };
+    let _ = writeln!(out, "{verdict} {} {}: {}", d.status, d.reason, meaning(d.reason));
+    let _ = writeln!(out, "  server    {}/{} (policy {})", document.server.namespace, document.server.name, document.revision);
+    let _ = writeln!(out, "  identity  {}", if identity.to_string().is_empty() { "(none)".to_string() } else { identity.to_string() });
+    let mut tool_line = tool.to_string();
+    let facts: Vec<String> = [("side effect", &d.required_side_effect), ("requires", &d.required_trust), ("risk", &d.risk_level)]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    if !facts.is_empty() {
+        tool_line.push_str(&format!(" ({})", facts.join(", ")));
+    }
+    let _ = writeln!(out, "  tool      {tool_line}");
+    if !d.admin_trust.is_empty() {
+        let _ = writeln!(out, "  trust     admin {}, consented {}, effective {}", d.admin_trust, d.consented_trust, d.effective_trust);
+    }
+    if !d.matched_grant.is_empty() {
+        let _ = writeln!(out, "  grant     {}/{}", d.matched_grant_namespace, d.matched_grant);
+    }
+    if !d.matched_session.is_empty() {
+        let _ = writeln!(out, "  session   {}/{}", d.matched_session_namespace, d.matched_session);
+    }
+    if !d.policy_version.is_empty() {
+        let _ = writeln!(out, "  version   {}", d.policy_version);
+    }
+    out
+}
+
+/// The access matrix: per server and identity, one line per tool.
+pub fn matrix(cells: &[crate::gateway::Access]) -> String {
+    let mut out = String::new();
+    let width = cells.iter().map(|c| c.tool.len()).max().unwrap_or(0);
+    let mut last: Option<(&str, &crate::gateway::Identity)> = None;
+    for cell in cells {
+        if last.is_none_or(|(s, _)| s != cell.server) {
+            let _ = writeln!(out, "{}", cell.server);
+        }
+        if last.is_none_or(|(s, i)| s != cell.server || i != &cell.identity) {
+            let _ = writeln!(out, "  {}", cell.identity);
+        }
+        let d = &cell.decision;
+        let detail = if d.allowed && !d.effective_trust.is_empty() { format!(" (trust {})", d.effective_trust) } else { String::new() };
+        let _ = writeln!(out, "    {} {:width$}  {}{}", if d.allowed { "✓" } else { "✗" }, cell.tool, d.reason, detail);
+        last = Some((&cell.server, &cell.identity));
+    }
+    out
+}
