@@ -31,10 +31,14 @@ pub enum Color {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check a repository: YAML, schemas, identity and the gateway's metadata. Reports every problem at once.
-    #[command(after_help = "Exit codes: 0 no errors (warnings allowed), 1 errors found, 64 usage error.\nEvery diagnostic code is explained in docs/diagnostics.md.")]
+    #[command(
+        after_help = "Exit codes: 0 no errors (warnings allowed), 1 errors found, 64 usage error.\nEvery diagnostic code is explained in docs/diagnostics.md."
+    )]
     Validate(ValidateArgs),
     /// Show what a change does: object changes with field diffs, access changes, predicted policy revisions.
-    #[command(after_help = "Examples:\n  mcp-gitops plan examples/pr-change --base examples/platform\n  mcp-gitops plan . --base origin/main --format markdown --out comment.md\n  mcp-gitops plan . --base HEAD~1 --format json --detailed-exitcode\n\nExit codes: 0 no changes, 1 error (including an invalid desired state), 2 changes present (only with --detailed-exitcode), 64 usage error.")]
+    #[command(
+        after_help = "Examples:\n  mcp-gitops plan examples/pr-change --base examples/platform\n  mcp-gitops plan . --base origin/main --format markdown --out comment.md\n  mcp-gitops plan . --base HEAD~1 --format json --detailed-exitcode\n\nExit codes: 0 no changes, 1 error (including an invalid desired state), 2 changes present (only with --detailed-exitcode), 64 usage error."
+    )]
     Plan(PlanArgs),
     /// Ask the gateway's decision model about access.
     #[command(subcommand)]
@@ -92,7 +96,9 @@ pub struct PlanArgs {
 #[derive(Debug, Subcommand)]
 pub enum AccessCommand {
     /// Explain one decision: the reason code, the matched grant and session, and the trust triple.
-    #[command(after_help = "Examples:\n  mcp-gitops access explain examples/platform --server mcp-team-payments/payments-mcp --tool issue_refund --human marcus@fernhill.example --agent refund-copilot --session refund-copilot-marcus\n  kubectl get cm payments-mcp-gateway-policy -o jsonpath='{.data.policy\\.json}' | mcp-gitops access explain --policy - --tool list_invoices --agent billing-assistant")]
+    #[command(
+        after_help = "Examples:\n  mcp-gitops access explain examples/platform --server mcp-team-payments/payments-mcp --tool issue_refund --human marcus@fernhill.example --agent refund-copilot --session refund-copilot-marcus\n  kubectl get cm payments-mcp-gateway-policy -o jsonpath='{.data.policy\\.json}' | mcp-gitops access explain --policy - --tool list_invoices --agent billing-assistant"
+    )]
     Explain(ExplainArgs),
     /// Every identity x tool decision the repository implies, per server.
     Matrix(MatrixArgs),

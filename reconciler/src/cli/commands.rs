@@ -24,7 +24,9 @@ pub fn dispatch(command: Command, palette: Palette) -> Result<i32, CliError> {
 fn parse_time(value: Option<&str>, flag: &str) -> Result<Timestamp, CliError> {
     match value {
         None => Ok(Timestamp::now()),
-        Some(text) => text.parse().map_err(|e| CliError::Usage(format!("{flag} {text:?} is not an RFC 3339 time (e.g. 2030-01-01T00:00:00Z): {e}"))),
+        Some(text) => {
+            text.parse().map_err(|e| CliError::Usage(format!("{flag} {text:?} is not an RFC 3339 time (e.g. 2030-01-01T00:00:00Z): {e}")))
+        }
     }
 }
 
@@ -117,22 +119,20 @@ fn policy_of(path: &Path, server: &str, now: Timestamp) -> Result<PolicyDocument
         let known: Vec<String> = state.of_kind(Kind::Server).map(|o| format!("{}/{}", o.id.namespace, o.id.name)).collect();
         return Err(CliError::Failed(format!("no server {server} in {}; servers: {}", path.display(), known.join(", "))));
     }
-    gateway::render_all(&state)
-        .into_iter()
-        .find(|(found, _)| *found == id)
-        .map(|(_, document)| document)
-        .ok_or_else(|| CliError::Failed(format!("server {server} has its gateway disabled (or an invalid spec): no policy is rendered and tool calls are not governed")))
+    gateway::render_all(&state).into_iter().find(|(found, _)| *found == id).map(|(_, document)| document).ok_or_else(|| {
+        CliError::Failed(format!(
+            "server {server} has its gateway disabled (or an invalid spec): no policy is rendered and tool calls are not governed"
+        ))
+    })
 }
 
 fn read_policy(file: &str) -> Result<PolicyDocument, CliError> {
     let mut text = String::new();
-    let read = if file == "-" {
-        std::io::stdin().read_to_string(&mut text).map(|_| ())
-    } else {
-        std::fs::read_to_string(file).map(|t| text = t)
-    };
+    let read =
+        if file == "-" { std::io::stdin().read_to_string(&mut text).map(|_| ()) } else { std::fs::read_to_string(file).map(|t| text = t) };
     read.map_err(|e| CliError::Failed(format!("cannot read policy {file}: {e}")))?;
-    let document: PolicyDocument = serde_json::from_str(&text).map_err(|e| CliError::Failed(format!("policy {file} is not a policy document: {e}")))?;
+    let document: PolicyDocument =
+        serde_json::from_str(&text).map_err(|e| CliError::Failed(format!("policy {file} is not a policy document: {e}")))?;
     check(&document).map_err(|reason| CliError::Failed(format!("policy {file} refused, as the gateway would refuse it: {reason}")))?;
     Ok(document)
 }

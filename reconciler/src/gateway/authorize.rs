@@ -111,7 +111,9 @@ pub fn subject_matches(subject: &impl Subjected, identity: &Identity) -> bool {
     if human.is_empty() && agent.is_empty() && team.is_empty() {
         return false;
     }
-    (human.is_empty() || human == identity.human) && (agent.is_empty() || agent == identity.agent) && (team.is_empty() || team == identity.team)
+    (human.is_empty() || human == identity.human)
+        && (agent.is_empty() || agent == identity.agent)
+        && (team.is_empty() || team == identity.team)
 }
 
 /// Expired: `expires_at` set and unparsable, or `now` strictly after it.

@@ -14,20 +14,27 @@ mod vectors;
 pub use authorize::{Decision, Identity, authorize};
 pub use document::PolicyDocument;
 
-use crate::model::{DesiredState, Kind, ObjectId};
+use crate::model::{DesiredState, Kind, Object, ObjectId};
 use document::Subjected;
 use jiff::Timestamp;
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// The rendered policy of every gateway-enabled server of a desired state, keyed by server.
 pub fn render_all(state: &DesiredState) -> Vec<(ObjectId, PolicyDocument)> {
+    let mut targeting: HashMap<(&str, &str), Vec<&Object>> = HashMap::new();
+    for object in &state.objects {
+        if let Some(target) = render::targets(object) {
+            targeting.entry(target).or_default().push(object);
+        }
+    }
     state
         .of_kind(Kind::Server)
         .filter_map(|object| {
             let spec = object.server()?;
             let input = render::ServerInput { name: &object.id.name, namespace: &object.id.namespace, spec };
-            render::render(&input, &state.objects, state.config.cluster_name()).map(|doc| (object.id.clone(), doc))
+            let objects = targeting.get(&(object.id.namespace.as_str(), object.id.name.as_str())).map(Vec::as_slice).unwrap_or_default();
+            render::render(&input, objects, state.config.cluster_name()).map(|doc| (object.id.clone(), doc))
         })
         .collect()
 }
@@ -73,7 +80,12 @@ pub fn matrix(server: &ObjectId, document: &PolicyDocument, now: Timestamp) -> V
     for identity in identities(document) {
         for tool in &tools {
             let decision = authorize(document, &identity, "tools/call", tool, now);
-            cells.push(Access { server: format!("{}/{}", server.namespace, server.name), identity: identity.clone(), tool: tool.clone(), decision });
+            cells.push(Access {
+                server: format!("{}/{}", server.namespace, server.name),
+                identity: identity.clone(),
+                tool: tool.clone(),
+                decision,
+            });
         }
     }
     cells

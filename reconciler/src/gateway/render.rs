@@ -6,8 +6,8 @@
 
 use super::document::*;
 use super::revision::stamp;
+use crate::model::Object;
 use crate::model::spec::{GrantSpec, ServerSpec, SessionSpec, target_namespace};
-use crate::model::{Kind, Object};
 
 /// What the renderer needs of a server: its identity and spec.
 pub struct ServerInput<'a> {
@@ -16,9 +16,10 @@ pub struct ServerInput<'a> {
     pub spec: &'a ServerSpec,
 }
 
-/// Renders the policy of one server from the objects that target it; `None` when the gateway is
-/// disabled (the operator then deletes `<server>-gateway-policy`).
-pub fn render(server: &ServerInput, objects: &[Object], cluster: &str) -> Option<PolicyDocument> {
+/// Renders the policy of one server from the grants and sessions that target it (see
+/// `targets`); `None` when the gateway is disabled (the operator then deletes
+/// `<server>-gateway-policy`).
+pub fn render(server: &ServerInput, targeting: &[&Object], cluster: &str) -> Option<PolicyDocument> {
     let spec = server.spec;
     if !spec.gateway_enabled() {
         return None;
@@ -43,14 +44,7 @@ pub fn render(server: &ServerInput, objects: &[Object], cluster: &str) -> Option
             .collect(),
         ..Default::default()
     };
-    let mut targeting: Vec<&Object> = objects
-        .iter()
-        .filter(|o| match (&o.id.kind, o.grant(), o.session()) {
-            (Kind::Grant, Some(g), _) => targets(server, &g.server_ref, &o.id.namespace),
-            (Kind::Session, _, Some(s)) => targets(server, &s.server_ref, &o.id.namespace),
-            _ => false,
-        })
-        .collect();
+    let mut targeting = targeting.to_vec();
     targeting.sort_by(|a, b| (&a.id.namespace, &a.id.name).cmp(&(&b.id.namespace, &b.id.name)));
     for object in targeting {
         if let Some(g) = object.grant() {
@@ -63,8 +57,14 @@ pub fn render(server: &ServerInput, objects: &[Object], cluster: &str) -> Option
     Some(doc)
 }
 
-fn targets(server: &ServerInput, server_ref: &crate::model::spec::ServerRef, own_namespace: &str) -> bool {
-    server_ref.name == server.name && target_namespace(server_ref, own_namespace) == server.namespace
+/// The server (namespace, name) a grant or session targets (DOMAIN.md §4.6); `None` for other kinds.
+pub fn targets(object: &Object) -> Option<(&str, &str)> {
+    let server_ref = match (object.grant(), object.session()) {
+        (Some(g), _) => &g.server_ref,
+        (_, Some(s)) => &s.server_ref,
+        _ => return None,
+    };
+    Some((target_namespace(server_ref, &object.id.namespace), server_ref.name.as_str()))
 }
 
 fn or(value: &str, default: &str) -> String {
@@ -123,7 +123,11 @@ fn grant(name: &str, namespace: &str, g: &GrantSpec, server_team: &str) -> Grant
         tool_rules: g
             .tool_rules
             .iter()
-            .map(|r| ToolRulePolicy { name: r.name.clone(), decision: or(&r.decision, "allow"), required_trust: or(&r.required_trust, "low") })
+            .map(|r| ToolRulePolicy {
+                name: r.name.clone(),
+                decision: or(&r.decision, "allow"),
+                required_trust: or(&r.required_trust, "low"),
+            })
             .collect(),
     }
 }

@@ -85,7 +85,12 @@ pub(crate) mod tests {
 
     pub(crate) fn vector_v2() -> PolicyDocument {
         PolicyDocument {
-            server: ServerInfo { name: "payments".into(), namespace: "mcp-team-acme".into(), team_id: "team-1".into(), cluster: "local".into() },
+            server: ServerInfo {
+                name: "payments".into(),
+                namespace: "mcp-team-acme".into(),
+                team_id: "team-1".into(),
+                cluster: "local".into(),
+            },
             auth: Some(AuthConfig {
                 mode: "header".into(),
                 human_id_header: "X-MCP-Human-ID".into(),
@@ -95,7 +100,12 @@ pub(crate) mod tests {
                 token_header: "Authorization".into(),
                 ..Default::default()
             }),
-            policy: Some(PolicyConfig { mode: "allow-list".into(), default_decision: "deny".into(), enforce_on: "call_tool".into(), policy_version: "v1".into() }),
+            policy: Some(PolicyConfig {
+                mode: "allow-list".into(),
+                default_decision: "deny".into(),
+                enforce_on: "call_tool".into(),
+                policy_version: "v1".into(),
+            }),
             session: Some(SessionConfig {
                 required: false,
                 store: "kubernetes".into(),

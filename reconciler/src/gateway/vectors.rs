@@ -19,7 +19,12 @@ fn base() -> PolicyDocument {
     PolicyDocument {
         schema_version: "v1".into(),
         server: ServerInfo { name: "s".into(), namespace: "ns".into(), ..Default::default() },
-        policy: Some(PolicyConfig { mode: "allow-list".into(), default_decision: "deny".into(), policy_version: "v1".into(), ..Default::default() }),
+        policy: Some(PolicyConfig {
+            mode: "allow-list".into(),
+            default_decision: "deny".into(),
+            policy_version: "v1".into(),
+            ..Default::default()
+        }),
         tools: vec![tool("read_t", "low", "read"), tool("write_t", "medium", "write"), tool("nose_t", "low", "")],
         ..Default::default()
     }
@@ -88,7 +93,8 @@ fn unknown_tools_and_tools_without_side_effect_are_unknown() {
 #[test]
 fn any_deny_rule_wins() {
     let mut doc = base();
-    doc.grants = vec![grant("a", "h", "high", &["read"], &[("read_t", "allow", "")]), grant("b", "h", "low", &["read"], &[("read_t", "deny", "")])];
+    doc.grants =
+        vec![grant("a", "h", "high", &["read"], &[("read_t", "allow", "")]), grant("b", "h", "low", &["read"], &[("read_t", "deny", "")])];
     let d = call(&doc, &human("h"), "read_t");
     assert_eq!((d.status, d.reason, d.matched_grant.as_str()), (403, TOOL_DENIED, "b"));
     doc.grants[1].disabled = true;
@@ -108,7 +114,10 @@ fn a_disabled_only_grant_does_not_grant() {
 #[test]
 fn required_trust_and_admin_trust_come_from_different_grants() {
     let mut doc = base();
-    doc.grants = vec![grant("a", "h", "medium", &["read"], &[("read_t", "allow", "low")]), grant("b", "h", "low", &["read"], &[("read_t", "allow", "high")])];
+    doc.grants = vec![
+        grant("a", "h", "medium", &["read"], &[("read_t", "allow", "low")]),
+        grant("b", "h", "low", &["read"], &[("read_t", "allow", "high")]),
+    ];
     let d = call(&doc, &human("h"), "read_t");
     assert_eq!((d.reason, d.required_trust.as_str(), d.admin_trust.as_str()), (TRUST_TOO_LOW, "high", "medium"));
 }
@@ -126,7 +135,8 @@ fn observe_mode_allows_anything() {
 fn optional_session_doc(revoked: bool) -> PolicyDocument {
     let mut doc = base();
     doc.grants = vec![grant("g", "h", "high", &["read", "write"], &[])];
-    doc.sessions = vec![SessionPolicy { name: "s1".into(), human_id: "h".into(), consented_trust: "low".into(), revoked, ..Default::default() }];
+    doc.sessions =
+        vec![SessionPolicy { name: "s1".into(), human_id: "h".into(), consented_trust: "low".into(), revoked, ..Default::default() }];
     doc
 }
 
@@ -195,7 +205,11 @@ fn arb_grant() -> impl Strategy<Value = GrantPolicy> {
     let trust = prop_oneof![Just(""), Just("low"), Just("medium"), Just("high")];
     let effects = proptest::sample::subsequence(vec!["read", "write", "destructive"], 0..=3);
     let rules = proptest::collection::vec(
-        (prop_oneof![Just("read_t"), Just("write_t"), Just("nose_t")], prop_oneof![Just("allow"), Just("deny")], prop_oneof![Just(""), Just("high")]),
+        (
+            prop_oneof![Just("read_t"), Just("write_t"), Just("nose_t")],
+            prop_oneof![Just("allow"), Just("deny")],
+            prop_oneof![Just(""), Just("high")],
+        ),
         0..3,
     );
     (0u32..1000, prop_oneof![Just("h"), Just("")], prop_oneof![Just("a"), Just("")], trust, effects, rules, any::<bool>()).prop_map(

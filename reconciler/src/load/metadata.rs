@@ -214,14 +214,20 @@ mod tests {
                            "gateway": {"enabled": true}, "policy": {}, "extra": 1});
         let Value::Object(entry) = entry else { unreachable!() };
         let server = server_to_manifest(&entry);
-        assert_eq!(server["metadata"], json!({"name": "payments", "namespace": "mcp-servers-org", "labels": {"mcpruntime.org/scope": "org"}}));
+        assert_eq!(
+            server["metadata"],
+            json!({"name": "payments", "namespace": "mcp-servers-org", "labels": {"mcpruntime.org/scope": "org"}})
+        );
         assert_eq!(server["spec"]["image"], "registry.registry.svc.cluster.local:5000/org/payments");
         assert_eq!(server["spec"]["imageTag"], "latest");
         assert_eq!(server["spec"]["servicePort"], 80);
         assert_eq!(server["spec"]["ingressPath"], "/payments/mcp");
         assert_eq!(server["spec"]["tools"][0]["requiredTrust"], "low");
         assert_eq!(server["spec"]["gateway"], json!({"enabled": true, "port": 8091, "upstreamURL": "http://127.0.0.1:8088"}));
-        assert_eq!(server["spec"]["policy"], json!({"mode": "allow-list", "defaultDecision": "deny", "enforceOn": "call_tool", "policyVersion": "v1"}));
+        assert_eq!(
+            server["spec"]["policy"],
+            json!({"mode": "allow-list", "defaultDecision": "deny", "enforceOn": "call_tool", "policyVersion": "v1"})
+        );
         assert!(server["spec"].get("extra").is_none());
         assert!(server["spec"].get("auth").is_none(), "the loader does not create auth when the gateway is on");
     }

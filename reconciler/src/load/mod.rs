@@ -139,18 +139,23 @@ fn load_manifest(loaded: &mut Loaded, path: &str, mut value: Value, spans: Arc<S
             );
         } else {
             loaded.state.diagnostics.push(
-                Diagnostic::warning(Code::UnknownKind, path, key_pos, format!("kind {kind} is not managed by mcp-gitops; the document is ignored"))
-                    .path("kind")
-                    .hint("mcp-gitops manages MCPServer, MCPAccessGrant and MCPAgentSession; apply other objects with their own tooling"),
+                Diagnostic::warning(
+                    Code::UnknownKind,
+                    path,
+                    key_pos,
+                    format!("kind {kind} is not managed by mcp-gitops; the document is ignored"),
+                )
+                .path("kind")
+                .hint("mcp-gitops manages MCPServer, MCPAccessGrant and MCPAgentSession; apply other objects with their own tooling"),
             );
             loaded.others.push(RawDocument { file: path.to_string(), value, spans });
         }
         return;
     };
-    if let Some(Value::Object(metadata)) = value.get_mut("metadata") {
-        if metadata.get("namespace").and_then(Value::as_str).is_none_or(str::is_empty) {
-            metadata.insert("namespace".into(), Value::String(loaded.state.config.default_namespace().to_string()));
-        }
+    if let Some(Value::Object(metadata)) = value.get_mut("metadata")
+        && metadata.get("namespace").and_then(Value::as_str).is_none_or(str::is_empty)
+    {
+        metadata.insert("namespace".into(), Value::String(loaded.state.config.default_namespace().to_string()));
     }
     let origin = Origin { file: path.to_string(), spans, prefix: String::new(), from_metadata: false };
     if let Some(object) = object(managed, value, origin) {

@@ -95,7 +95,11 @@ impl Builder<'_> {
 
     fn open(&mut self, kind: NodeKind, anchor: usize, span: &Span) {
         if self.stack.len() >= MAX_DEPTH {
-            self.fail(pos_of(span), format!("YAML nesting is deeper than {MAX_DEPTH} levels"), "manifests never nest this deep; flatten the document");
+            self.fail(
+                pos_of(span),
+                format!("YAML nesting is deeper than {MAX_DEPTH} levels"),
+                "manifests never nest this deep; flatten the document",
+            );
             return;
         }
         self.stack.push((Node { kind, pos: pos_of(span), size: 1 }, anchor, None));
@@ -149,7 +153,11 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
         match event {
             Event::DocumentStart(_) => self.anchors.clear(),
             Event::Scalar(text, style, anchor, tag) => {
-                let node = Node { kind: NodeKind::Scalar { text: text.into_owned(), style, tag: tag.map(Cow::into_owned) }, pos: pos_of(&span), size: 1 };
+                let node = Node {
+                    kind: NodeKind::Scalar { text: text.into_owned(), style, tag: tag.map(Cow::into_owned) },
+                    pos: pos_of(&span),
+                    size: 1,
+                };
                 self.complete(node, anchor);
             }
             Event::SequenceStart(anchor, _) => self.open(NodeKind::Sequence(Vec::new()), anchor, &span),
@@ -157,7 +165,11 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
             Event::SequenceEnd | Event::MappingEnd => self.close(),
             Event::Alias(id) => {
                 let Some(mut node) = self.anchors.get(&id).cloned() else {
-                    return self.fail(pos_of(&span), "alias to an unknown anchor".into(), "define the anchor (&name) before using it (*name)");
+                    return self.fail(
+                        pos_of(&span),
+                        "alias to an unknown anchor".into(),
+                        "define the anchor (&name) before using it (*name)",
+                    );
                 };
                 self.alias_nodes += node.size;
                 if self.alias_nodes > ALIAS_BUDGET {
@@ -300,7 +312,12 @@ fn parse_float(text: &str) -> Option<Value> {
         None => (body, None),
     };
     let mantissa_ok = match mantissa.split_once('.') {
-        Some((int, frac)) => (!int.is_empty() || !frac.is_empty()) && int.bytes().all(|b| b.is_ascii_digit()) && frac.bytes().all(|b| b.is_ascii_digit()) && !(int.is_empty() && frac.is_empty()),
+        Some((int, frac)) => {
+            (!int.is_empty() || !frac.is_empty())
+                && int.bytes().all(|b| b.is_ascii_digit())
+                && frac.bytes().all(|b| b.is_ascii_digit())
+                && !(int.is_empty() && frac.is_empty())
+        }
         None => !mantissa.is_empty() && mantissa.bytes().all(|b| b.is_ascii_digit()),
     };
     let exponent_ok = exponent.is_none_or(|e| {
@@ -340,7 +357,9 @@ mod tests {
 
     #[test]
     fn scalars_resolve_like_kubectl() {
-        let v = one("a: yes\nb: off\nc: 0644\nd: 08080\ne: 1_000\nf: 0o755\ng: '0644'\nh: 1.5\ni: ~\nj: 2030-01-01\nk: -12\nl: 0x1F\nm: .5\nn: text\n");
+        let v = one(
+            "a: yes\nb: off\nc: 0644\nd: 08080\ne: 1_000\nf: 0o755\ng: '0644'\nh: 1.5\ni: ~\nj: 2030-01-01\nk: -12\nl: 0x1F\nm: .5\nn: text\n",
+        );
         assert_eq!(
             v,
             json!({"a": true, "b": false, "c": 420, "d": 8080, "e": 1000, "f": 493, "g": "0644", "h": 1.5, "i": null,

@@ -5,7 +5,7 @@ use crate::gateway::{Decision, Identity, PolicyDocument, authorize, identities, 
 use crate::model::{DesiredState, Kind, ObjectId};
 use jiff::Timestamp;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -57,15 +57,18 @@ fn outcome(decision: &Decision) -> Outcome {
 }
 
 fn ungoverned(reason: &str, allowed: bool) -> Outcome {
-    Outcome { allowed, status: if allowed { 200 } else { 404 }, reason: reason.into(), effective_trust: String::new(), matched_grant: String::new() }
+    Outcome {
+        allowed,
+        status: if allowed { 200 } else { 404 },
+        reason: reason.into(),
+        effective_trust: String::new(),
+        matched_grant: String::new(),
+    }
 }
 
 /// What a call meets when the server has no rendered policy in a state.
-fn absent(state: &DesiredState, server: &ObjectId) -> Outcome {
-    match state.objects.iter().find(|o| o.id == *server) {
-        Some(_) => ungoverned("no_gateway", true),
-        None => ungoverned("no_server", false),
-    }
+fn absent(declared: &HashSet<ObjectId>, server: &ObjectId) -> Outcome {
+    if declared.contains(server) { ungoverned("no_gateway", true) } else { ungoverned("no_server", false) }
 }
 
 pub fn diff(
@@ -76,6 +79,8 @@ pub fn diff(
     now: Timestamp,
 ) -> Vec<AccessChange> {
     let servers: BTreeSet<&ObjectId> = before.keys().chain(after.keys()).filter(|id| id.kind == Kind::Server).collect();
+    let declared = |state: &'_ DesiredState| -> HashSet<ObjectId> { state.of_kind(Kind::Server).map(|o| o.id.clone()).collect() };
+    let (declared_before, declared_after) = (declared(base), declared(desired));
     let mut changes = Vec::new();
     for server in servers {
         let old = before.get(server);
@@ -86,17 +91,18 @@ pub fn diff(
             subjects.extend(identities(document));
             tool_names.extend(tools(document));
         }
+        let (absent_before, absent_after) = (absent(&declared_before, server), absent(&declared_after, server));
         for subject in &subjects {
             for tool in &tool_names {
-                let decide = |document: Option<&&PolicyDocument>, state: &DesiredState| match document {
+                let decide = |document: Option<&&PolicyDocument>, absent: &Outcome| match document {
                     Some(document) => {
                         let decision = authorize(document, subject, "tools/call", tool, now);
                         (outcome(&decision), decision.required_side_effect, decision.required_trust)
                     }
-                    None => (absent(state, server), String::new(), String::new()),
+                    None => (absent.clone(), String::new(), String::new()),
                 };
-                let (was, _, _) = decide(old.as_ref(), base);
-                let (now_is, effect, trust) = decide(new.as_ref(), desired);
+                let (was, _, _) = decide(old.as_ref(), &absent_before);
+                let (now_is, effect, trust) = decide(new.as_ref(), &absent_after);
                 if was == now_is {
                     continue;
                 }
@@ -131,18 +137,31 @@ impl AccessChange {
         let effect = if self.side_effect.is_empty() { String::new() } else { format!(" ({})", self.side_effect) };
         match self.direction {
             Direction::Widened => {
-                let trust = if self.after.effective_trust.is_empty() { String::new() } else { format!(" at trust {}", self.after.effective_trust) };
+                let trust =
+                    if self.after.effective_trust.is_empty() { String::new() } else { format!(" at trust {}", self.after.effective_trust) };
                 format!("{who} may now call {tool}{effect}{trust} — was `{}`", self.before.reason)
             }
-            Direction::Narrowed => format!("{who} may no longer call {tool}{effect}: `{}` — was `{}`", self.after.reason, self.before.reason),
+            Direction::Narrowed => {
+                format!("{who} may no longer call {tool}{effect}: `{}` — was `{}`", self.after.reason, self.before.reason)
+            }
+            Direction::Changed if self.after.allowed => format!(
+                "{who} still may call {tool}{effect}, now at trust {} — was {}",
+                or_none(&self.after.effective_trust),
+                or_none(&self.before.effective_trust)
+            ),
             Direction::Changed => format!("{who} calling {tool}{effect}: `{}` — was `{}`", self.after.reason, self.before.reason),
         }
     }
 }
 
+fn or_none(trust: &str) -> &str {
+    if trust.is_empty() { "none" } else { trust }
+}
+
 fn subject_words(identity: &Identity) -> String {
     let mut parts = Vec::new();
-    for (word, value) in [("human", &identity.human), ("agent", &identity.agent), ("team", &identity.team), ("session", &identity.session)] {
+    for (word, value) in [("human", &identity.human), ("agent", &identity.agent), ("team", &identity.team), ("session", &identity.session)]
+    {
         if !value.is_empty() {
             parts.push(format!("{word} `{value}`"));
         }

@@ -4,7 +4,16 @@ use serde_json::Value;
 use similar::TextDiff;
 
 /// Metadata the API server owns; never part of a diff.
-const SERVER_METADATA: &[&str] = &["resourceVersion", "uid", "creationTimestamp", "managedFields", "generation", "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds"];
+const SERVER_METADATA: &[&str] = &[
+    "resourceVersion",
+    "uid",
+    "creationTimestamp",
+    "managedFields",
+    "generation",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+];
 
 /// The object as compared: no status, no server-owned metadata, no empty containers.
 pub fn normalize(body: &Value) -> Value {

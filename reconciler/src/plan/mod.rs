@@ -91,7 +91,11 @@ impl Summary {
 impl std::fmt::Display for Summary {
     /// `Plan: 3 to create, 1 to update, 0 to delete; access: 2 widened, 1 narrowed`
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Plan: {} to create, {} to update, {} to delete; access: {} widened, {} narrowed", self.create, self.update, self.delete, self.access_widened, self.access_narrowed)?;
+        write!(
+            f,
+            "Plan: {} to create, {} to update, {} to delete; access: {} widened, {} narrowed",
+            self.create, self.update, self.delete, self.access_widened, self.access_narrowed
+        )?;
         if self.access_changed > 0 {
             write!(f, ", {} changed", self.access_changed)?;
         }

@@ -17,9 +17,16 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
     let mut head = String::new();
     let _ = writeln!(head, "### mcp-gitops plan\n");
     let _ = writeln!(head, "**{}**\n", plan.summary);
-    let _ = writeln!(head, "Base: `{}` ({}) · desired revision `{}`\n", plan.base.source, short(&plan.base.revision), short(&plan.desired_revision));
+    let _ = writeln!(
+        head,
+        "Base: `{}` ({}) · desired revision `{}`\n",
+        plan.base.source,
+        short(&plan.base.revision),
+        short(&plan.desired_revision)
+    );
     if plan.summary.errors > 0 {
-        let _ = writeln!(head, "> [!CAUTION]\n> {} error(s) in the repository: this change cannot be applied as is.\n", plan.summary.errors);
+        let _ =
+            writeln!(head, "> [!CAUTION]\n> {} error(s) in the repository: this change cannot be applied as is.\n", plan.summary.errors);
     }
 
     let mut sections = Vec::new();
@@ -53,7 +60,8 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
                 Action::Delete => "🗑️",
                 Action::NoOp => "",
             };
-            let body: String = change.diff.lines().filter(|l| !l.starts_with("---") && !l.starts_with("+++")).map(|l| format!("{l}\n")).collect();
+            let body: String =
+                change.diff.lines().filter(|l| !l.starts_with("---") && !l.starts_with("+++")).map(|l| format!("{l}\n")).collect();
             sections.push(format!(
                 "<details><summary>{mark} {} <code>{}/{}/{}</code></summary>\n\n```diff\n{}```\n\n</details>\n",
                 change.action.as_str(),
@@ -86,7 +94,11 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
                     out.push('\n');
                 }
             }
-            let _ = writeln!(out, "\n> [!NOTE]\n> The plan is too long for one comment: it was cut here ({} more section(s) not shown). Run `mcp-gitops plan --format text` for all of it.", sections.len() - i - 1);
+            let _ = writeln!(
+                out,
+                "\n> [!NOTE]\n> The plan is too long for one comment: it was cut here ({} more section(s) not shown). Run `mcp-gitops plan --format text` for all of it.",
+                sections.len() - i - 1
+            );
             return out;
         }
         out.push_str(section);

@@ -71,13 +71,20 @@ fn meaning(reason: &str) -> &'static str {
         "tool_side_effect_unknown" => "the tool is not declared on the server, or declares no valid sideEffect",
         "side_effect_not_allowed" => "no covering grant lists the tool's side effect in allowedSideEffects",
         "grant_without_trust" => "the covering grants carry no trust",
-        "trust_too_low" => "the effective trust (lower of the grant's maxTrust and the session's consentedTrust) is below what the tool or rule requires",
+        "trust_too_low" => {
+            "the effective trust (lower of the grant's maxTrust and the session's consentedTrust) is below what the tool or rule requires"
+        }
         _ => "",
     }
 }
 
 /// One decision, explained for a person.
-pub fn explain(document: &crate::gateway::PolicyDocument, identity: &crate::gateway::Identity, tool: &str, d: &crate::gateway::Decision) -> String {
+pub fn explain(
+    document: &crate::gateway::PolicyDocument,
+    identity: &crate::gateway::Identity,
+    tool: &str,
+    d: &crate::gateway::Decision,
+) -> String {
     let mut out = String::new();
     let verdict = if d.allowed { "ALLOW" } else { "DENY" };
     let _ = writeln!(out, "{verdict} {} {}: {}", d.status, d.reason, meaning(d.reason));

@@ -56,9 +56,12 @@ impl Walk {
                     Err(_) => {
                         if is_manifest(&name) {
                             let target = fs::read_link(&path).map(|t| t.display().to_string()).unwrap_or_default();
-                            self.snapshot.diagnostics.push(
-                                Diagnostic::warning(Code::PathOutsideRepo, &rel_path, Pos { line: 1, column: 1 }, format!("dangling symlink to {target}; skipped")),
-                            );
+                            self.snapshot.diagnostics.push(Diagnostic::warning(
+                                Code::PathOutsideRepo,
+                                &rel_path,
+                                Pos { line: 1, column: 1 },
+                                format!("dangling symlink to {target}; skipped"),
+                            ));
                         }
                         continue;
                     }
@@ -89,8 +92,11 @@ impl Walk {
     }
 
     fn unreadable(&mut self, rel_path: String, e: std::io::Error) {
-        self.snapshot
-            .diagnostics
-            .push(Diagnostic::error(Code::YamlSyntax, &rel_path, Pos { line: 1, column: 1 }, format!("cannot read file: {e}")));
+        self.snapshot.diagnostics.push(Diagnostic::error(
+            Code::YamlSyntax,
+            &rel_path,
+            Pos { line: 1, column: 1 },
+            format!("cannot read file: {e}"),
+        ));
     }
 }

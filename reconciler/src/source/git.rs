@@ -51,10 +51,12 @@ fn collect(repo: &Repository, tree: &Tree, snapshot: &mut Snapshot) -> Result<()
         if mode == 0o120000 {
             let target = String::from_utf8_lossy(blob.content()).into_owned();
             match resolve_link(&path, &target) {
-                Some(resolved) => match tree.get_path(Path::new(&resolved)).ok().and_then(|e| e.to_object(repo).ok()?.peel_to_blob().ok()) {
-                    Some(target_blob) => push_blob(snapshot, path, target_blob.content(), target_blob.size()),
-                    None => snapshot.diagnostics.push(outside(&path, &target)),
-                },
+                Some(resolved) => {
+                    match tree.get_path(Path::new(&resolved)).ok().and_then(|e| e.to_object(repo).ok()?.peel_to_blob().ok()) {
+                        Some(target_blob) => push_blob(snapshot, path, target_blob.content(), target_blob.size()),
+                        None => snapshot.diagnostics.push(outside(&path, &target)),
+                    }
+                }
                 None => snapshot.diagnostics.push(outside(&path, &target)),
             }
             continue;

@@ -1,7 +1,6 @@
 //! Object identity: the same object declared twice, and grant or session names that collide
 //! across namespaces on one server (the operator's render then fails, DOMAIN.md P10/P12).
 
-use crate::model::spec::target_namespace;
 use crate::model::{Code, DesiredState, Diagnostic, Kind, Object, ObjectId};
 use std::collections::HashMap;
 
@@ -29,12 +28,8 @@ pub fn check(state: &DesiredState, diagnostics: &mut Vec<Diagnostic>) {
     // (kind, server namespace, server name, object name) -> first object with that name.
     let mut names: HashMap<(Kind, &str, &str, &str), &Object> = HashMap::new();
     for object in state.objects.iter().filter(|o| !o.id.name.is_empty()) {
-        let server_ref = match (object.grant(), object.session()) {
-            (Some(g), _) => &g.server_ref,
-            (_, Some(s)) => &s.server_ref,
-            _ => continue,
-        };
-        let key = (object.id.kind, target_namespace(server_ref, &object.id.namespace), server_ref.name.as_str(), object.id.name.as_str());
+        let Some((namespace, server)) = crate::gateway::render::targets(object) else { continue };
+        let key = (object.id.kind, namespace, server, object.id.name.as_str());
         match names.get(&key) {
             Some(first) if first.id.namespace != object.id.namespace => {
                 let what = if object.id.kind == Kind::Grant { "grant" } else { "session" };

@@ -12,10 +12,8 @@ use std::collections::HashMap;
 type Servers<'a> = HashMap<(&'a str, &'a str), (&'a Object, &'a ServerSpec)>;
 
 pub fn check(state: &DesiredState, now: Timestamp, diagnostics: &mut Vec<Diagnostic>) {
-    let servers: Servers = state
-        .of_kind(Kind::Server)
-        .filter_map(|o| Some(((o.id.namespace.as_str(), o.id.name.as_str()), (o, o.server()?))))
-        .collect();
+    let servers: Servers =
+        state.of_kind(Kind::Server).filter_map(|o| Some(((o.id.namespace.as_str(), o.id.name.as_str()), (o, o.server()?)))).collect();
     for (object, spec) in servers.values() {
         check_tools(object, spec, diagnostics);
     }
@@ -27,27 +25,39 @@ pub fn check(state: &DesiredState, now: Timestamp, diagnostics: &mut Vec<Diagnos
             find_server(&servers, object, &session.server_ref, diagnostics);
             if session.subject.is_empty() {
                 diagnostics.push(
-                    Diagnostic::error(Code::SubjectNeverMatches, &object.origin.file, object.pos("/spec/subject"), "session subject has no humanID, agentID or teamID")
-                        .object(&object.id)
-                        .path("spec.subject")
-                        .hint("the admission webhook rejects it (sessions may not be wildcards): name the human, agent or team it binds"),
+                    Diagnostic::error(
+                        Code::SubjectNeverMatches,
+                        &object.origin.file,
+                        object.pos("/spec/subject"),
+                        "session subject has no humanID, agentID or teamID",
+                    )
+                    .object(&object.id)
+                    .path("spec.subject")
+                    .hint("the admission webhook rejects it (sessions may not be wildcards): name the human, agent or team it binds"),
                 );
             }
             check_expiry(object, &session.expires_at, now, diagnostics);
         }
         check_namespace(state, object, diagnostics);
     }
+    let sessions: HashMap<&ObjectId, &Object> = state.of_kind(Kind::Session).map(|o| (&o.id, o)).collect();
     for (server, document) in render_all(state) {
-        check_session_trust(state, &server, &document, diagnostics);
+        check_session_trust(&sessions, &server, &document, diagnostics);
     }
 }
 
-fn find_server<'a>(servers: &Servers<'a>, object: &Object, server_ref: &ServerRef, diagnostics: &mut Vec<Diagnostic>) -> Option<(&'a Object, &'a ServerSpec)> {
+fn find_server<'a>(
+    servers: &Servers<'a>,
+    object: &Object,
+    server_ref: &ServerRef,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Option<(&'a Object, &'a ServerSpec)> {
     let namespace = target_namespace(server_ref, &object.id.namespace);
     if let Some(found) = servers.get(&(namespace, server_ref.name.as_str())) {
         return Some(*found);
     }
-    let elsewhere: Vec<String> = servers.keys().filter(|(_, name)| *name == server_ref.name).map(|(ns, name)| format!("{ns}/{name}")).collect();
+    let elsewhere: Vec<String> =
+        servers.keys().filter(|(_, name)| *name == server_ref.name).map(|(ns, name)| format!("{ns}/{name}")).collect();
     let hint = if elsewhere.is_empty() {
         "declare the server in a .mcp/servers.yaml (or an MCPServer manifest), or fix serverRef.name".to_string()
     } else {
@@ -72,7 +82,11 @@ fn check_tools(object: &Object, spec: &ServerSpec, diagnostics: &mut Vec<Diagnos
         if tool.name.is_empty() || !side_effect(&tool.side_effect).is_empty() && tool.side_effect == side_effect(&tool.side_effect) {
             continue;
         }
-        let what = if tool.side_effect.is_empty() { "declares no sideEffect".to_string() } else { format!("has sideEffect {:?}", tool.side_effect) };
+        let what = if tool.side_effect.is_empty() {
+            "declares no sideEffect".to_string()
+        } else {
+            format!("has sideEffect {:?}", tool.side_effect)
+        };
         let pointer = if tool.side_effect.is_empty() { format!("/spec/tools/{i}") } else { format!("/spec/tools/{i}/sideEffect") };
         diagnostics.push(
             Diagnostic::error(
@@ -106,7 +120,10 @@ fn check_grant(object: &Object, (server_object, server): (&Object, &ServerSpec),
                         Code::ToolSideEffectUnknown,
                         &object.origin.file,
                         object.pos(&pointer),
-                        format!("tool {:?} is not declared by server {}: calls are denied with tool_side_effect_unknown", rule.name, server_object.id.name),
+                        format!(
+                            "tool {:?} is not declared by server {}: calls are denied with tool_side_effect_unknown",
+                            rule.name, server_object.id.name
+                        ),
                     )
                     .hint(format!("declare the tool in the server's metadata, or use one of: {}", known.join(", "))),
                     format!("spec.toolRules[{i}].name"),
@@ -174,10 +191,15 @@ fn check_expiry(object: &Object, expires_at: &str, now: Timestamp, diagnostics: 
     let Ok(expires) = expires_at.parse::<Timestamp>() else { return };
     if now > expires {
         diagnostics.push(
-            Diagnostic::warning(Code::SessionExpired, &object.origin.file, object.pos("/spec/expiresAt"), format!("session expired at {expires_at}: calls with it get session_expired (or it is ignored when sessions are optional)"))
-                .object(&object.id)
-                .path("spec.expiresAt")
-                .hint("move expiresAt into the future, or delete the session"),
+            Diagnostic::warning(
+                Code::SessionExpired,
+                &object.origin.file,
+                object.pos("/spec/expiresAt"),
+                format!("session expired at {expires_at}: calls with it get session_expired (or it is ignored when sessions are optional)"),
+            )
+            .object(&object.id)
+            .path("spec.expiresAt")
+            .hint("move expiresAt into the future, or delete the session"),
         );
     }
 }
@@ -194,27 +216,43 @@ fn check_namespace(state: &DesiredState, object: &Object, diagnostics: &mut Vec<
     for (pointer, namespace) in targets {
         if !allowed.iter().any(|a| a == namespace) {
             diagnostics.push(
-                Diagnostic::error(Code::NamespaceNotAllowed, &object.origin.file, object.pos(pointer), format!("namespace {namespace} is not in allowedNamespaces of mcp-gitops.yaml"))
-                    .object(&object.id)
-                    .path(crate::model::object::pointer_to_path(pointer))
-                    .hint(format!("use one of: {}", allowed.join(", "))),
+                Diagnostic::error(
+                    Code::NamespaceNotAllowed,
+                    &object.origin.file,
+                    object.pos(pointer),
+                    format!("namespace {namespace} is not in allowedNamespaces of mcp-gitops.yaml"),
+                )
+                .object(&object.id)
+                .path(crate::model::object::pointer_to_path(pointer))
+                .hint(format!("use one of: {}", allowed.join(", "))),
             );
         }
     }
 }
 
 /// `trust_capped`: a session consents to more than any enabled grant matching it allows.
-fn check_session_trust(state: &DesiredState, server: &ObjectId, document: &PolicyDocument, diagnostics: &mut Vec<Diagnostic>) {
+fn check_session_trust(
+    sessions: &HashMap<&ObjectId, &Object>,
+    server: &ObjectId,
+    document: &PolicyDocument,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     for session in &document.sessions {
-        let identity = Identity { human: session.human_id.clone(), agent: session.agent_id.clone(), team: session.team_id.clone(), session: session.name.clone() };
-        let ceiling = document.grants.iter().filter(|g| !g.disabled && subject_matches(*g, &identity)).map(|g| trust_rank(&g.max_trust)).max();
+        let identity = Identity {
+            human: session.human_id.clone(),
+            agent: session.agent_id.clone(),
+            team: session.team_id.clone(),
+            session: session.name.clone(),
+        };
+        let ceiling =
+            document.grants.iter().filter(|g| !g.disabled && subject_matches(*g, &identity)).map(|g| trust_rank(&g.max_trust)).max();
         let Some(ceiling) = ceiling else { continue };
         let consented = trust_rank(&session.consented_trust);
         if consented <= ceiling {
             continue;
         }
         let id = ObjectId { kind: Kind::Session, namespace: session.namespace.clone(), name: session.name.clone() };
-        let Some(object) = state.objects.iter().find(|o| o.id == id) else { continue };
+        let Some(object) = sessions.get(&id) else { continue };
         diagnostics.push(
             Diagnostic::warning(
                 Code::TrustCapped,

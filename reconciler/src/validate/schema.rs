@@ -35,11 +35,10 @@ fn check_metadata(document: &RawDocument, loaded: &Loaded, diagnostics: &mut Vec
         let (pointer, key) = location(&error);
         let spans = if key { &document.spans.keys } else { &document.spans.values };
         let pos = nearest(&pointer, spans).or_else(|| nearest(&pointer, &document.spans.values)).unwrap_or_default();
-        let server = loaded
-            .state
-            .objects
-            .iter()
-            .find(|o| o.origin.from_metadata && o.origin.file == document.file && pointer.starts_with(&format!("{}/", o.origin.prefix)));
+        let server =
+            loaded.state.objects.iter().find(|o| {
+                o.origin.from_metadata && o.origin.file == document.file && pointer.starts_with(&format!("{}/", o.origin.prefix))
+            });
         let mut diagnostic = Diagnostic::error(Code::SchemaViolation, &document.file, pos, message(&error))
             .path(pointer_to_path(&pointer))
             .hint(hint(&error, "server metadata"));
@@ -74,7 +73,11 @@ fn location(error: &ValidationError) -> (String, bool) {
 fn message(error: &ValidationError) -> String {
     match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected } => {
-            format!("unknown field{} {}", if unexpected.len() == 1 { "" } else { "s" }, unexpected.iter().map(|u| format!("{u:?}")).collect::<Vec<_>>().join(", "))
+            format!(
+                "unknown field{} {}",
+                if unexpected.len() == 1 { "" } else { "s" },
+                unexpected.iter().map(|u| format!("{u:?}")).collect::<Vec<_>>().join(", ")
+            )
         }
         ValidationErrorKind::Required { property } => format!("missing required field {property}"),
         _ => error.to_string(),

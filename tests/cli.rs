@@ -1,0 +1,263 @@
+//! The real binary on the example repository and the fixtures: diagnostics, plans in every
+//! format, access explain/matrix, render and exit codes.
+
+mod common;
+
+use common::{NOW, json, run};
+use std::fs;
+
+fn fixtures() -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(common::root().join("tests/fixtures"))
+        .expect("fixtures exist")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn every_fixture_reports_what_its_readme_promises() {
+    for name in fixtures() {
+        let path = format!("tests/fixtures/{name}");
+        let out = run(&["validate", &path, "--format", "json", "--now", NOW]);
+        let report = json(&out.stdout);
+        let has_errors = report["diagnostics"].as_array().is_some_and(|d| d.iter().any(|d| d["severity"] == "error"));
+        assert_eq!(report["ok"], !has_errors, "{name}");
+        assert_eq!(out.code, if has_errors { 1 } else { 0 }, "{name}: {}", out.stderr);
+        let readme = fs::read_to_string(common::root().join(&path).join("README.md")).unwrap_or_default();
+        for d in report["diagnostics"].as_array().into_iter().flatten() {
+            let code = d["code"].as_str().unwrap_or_default();
+            assert!(readme.contains(code), "{name}: {code} is not promised by its README");
+        }
+        insta::assert_json_snapshot!(format!("validate-{name}"), report);
+    }
+}
+
+#[test]
+fn the_example_platform_validates_clean() {
+    for example in ["examples/platform", "examples/pr-change"] {
+        let out = run(&["validate", example, "--now", NOW]);
+        assert_eq!(out.code, 0, "{}", out.stdout);
+        assert!(out.stdout.contains("0 errors, 0 warnings"), "{}", out.stdout);
+    }
+}
+
+#[test]
+fn text_diagnostics_show_the_line_and_a_caret() {
+    let out = run(&["validate", "tests/fixtures/schema-violation", "--now", NOW]);
+    assert_eq!(out.code, 1);
+    insta::assert_snapshot!("validate-text-schema-violation", out.stdout);
+}
+
+#[test]
+fn credentials_are_never_printed() {
+    for format in ["text", "json"] {
+        let out = run(&["validate", "tests/fixtures/secret-in-repo", "--format", format, "--now", NOW]);
+        assert_eq!(out.code, 1);
+        assert!(out.stdout.contains("secret_in_repo"));
+        for needle in ["ghp_", "eyJ", "Bearer "] {
+            assert!(!out.stdout.contains(needle), "{format} output leaks {needle}:\n{}", out.stdout);
+        }
+    }
+}
+
+#[test]
+fn plan_renders_text_json_and_markdown() {
+    let base = ["plan", "examples/pr-change", "--base", "examples/platform", "--now", NOW];
+    let text = run(&[&base[..], &["--format", "text"]].concat());
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(text.stdout.contains("Plan: 0 to create, 4 to update, 1 to delete; access: 2 widened, 6 narrowed"), "{}", text.stdout);
+    insta::assert_snapshot!("plan-text", text.stdout);
+
+    let out = run(&[&base[..], &["--format", "json"]].concat());
+    let plan = json(&out.stdout);
+    assert_eq!(plan["format_version"], "1");
+    assert_eq!(plan["base"]["kind"], "directory");
+    insta::assert_json_snapshot!("plan-json", plan);
+
+    let markdown = run(&[&base[..], &["--format", "markdown"]].concat());
+    let access = markdown.stdout.find("#### Access changes").expect("access section");
+    let objects = markdown.stdout.find("#### Object changes").expect("object section");
+    assert!(access < objects, "access changes come first");
+    assert!(markdown.stdout.contains("<details><summary>"));
+    insta::assert_snapshot!("plan-markdown", markdown.stdout);
+}
+
+#[test]
+fn plan_writes_the_json_plan_to_out_and_reports_changes_in_the_exit_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_file = dir.path().join("plan.json");
+    let out_path = out_file.to_string_lossy().into_owned();
+    let out = run(&["plan", "examples/pr-change", "--base", "examples/platform", "--now", NOW, "--detailed-exitcode", "--out", &out_path]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let saved = json(&fs::read_to_string(&out_file).expect("plan file written"));
+    assert_eq!(saved["summary"]["delete"], 1);
+    assert_eq!(
+        saved["changes"].as_array().map(Vec::len),
+        Some(saved["summary"]["create"].as_u64().unwrap_or(0) as usize + 4 + 1 + saved["summary"]["no_op"].as_u64().unwrap_or(0) as usize)
+    );
+
+    let same = run(&["plan", "examples/platform", "--base", "examples/platform", "--now", NOW, "--detailed-exitcode"]);
+    assert_eq!(same.code, 0, "{}", same.stdout);
+    assert!(same.stdout.contains("No object changes."));
+}
+
+#[test]
+fn plan_of_an_invalid_repository_fails_but_still_shows_the_plan() {
+    let out = run(&["plan", "tests/fixtures/unknown-server", "--base", "tests/fixtures/valid-minimal", "--now", NOW]);
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("error[unknown_server]"));
+    assert!(out.stdout.contains("Plan: "));
+}
+
+#[test]
+fn markdown_stays_under_the_comment_cap() {
+    let out = run(&["plan", "examples/platform", "--base", "tests/fixtures/valid-minimal", "--format", "json", "--now", NOW]);
+    let plan: mcp_gitops::plan::Plan = {
+        // Rebuild the plan through the library to render it with a small cap.
+        let _ = out;
+        let now = NOW.parse().expect("time");
+        let load = |p: &str| {
+            mcp_gitops::validate::validate(
+                mcp_gitops::load::load(mcp_gitops::source::from_dir(&common::root().join(p)).expect("source")),
+                now,
+            )
+        };
+        mcp_gitops::plan::plan(&load("tests/fixtures/valid-minimal"), "directory", &load("examples/platform"), now)
+    };
+    let capped = mcp_gitops::render::markdown::render_capped(&plan, 4_000);
+    assert!(capped.len() <= 4_000, "{}", capped.len());
+    assert!(capped.contains("too long for one comment"));
+    assert!(mcp_gitops::render::markdown::render(&plan).len() <= mcp_gitops::render::markdown::MAX_COMMENT);
+}
+
+#[test]
+fn usage_errors_exit_64() {
+    assert_eq!(run(&["plan", "examples/platform"]).code, 64, "--base is required");
+    assert_eq!(run(&["validate", "--format", "yaml"]).code, 64);
+    assert_eq!(run(&["access", "explain", "examples/platform", "--tool", "x"]).code, 64, "--server or --policy is required");
+    assert_eq!(run(&["validate", "--now", "yesterday"]).code, 64);
+    assert_eq!(run(&["--help"]).code, 0);
+    let missing = run(&["plan", "examples/platform", "--base", "no-such-rev"]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("neither a directory nor a git revision"), "{}", missing.stderr);
+}
+
+const PAYMENTS: &str = "mcp-team-payments/payments-mcp";
+
+fn explain(extra: &[&str]) -> serde_json::Value {
+    let args = [&["access", "explain", "examples/platform", "--server", PAYMENTS, "--format", "json", "--at", NOW][..], extra].concat();
+    let out = run(&args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    json(&out.stdout)
+}
+
+#[test]
+fn access_explain_speaks_the_gateway_fields() {
+    // payments-mcp requires sessions: without one the gateway answers 401 missing_session.
+    let d = explain(&["--tool", "list_invoices", "--human", "marcus.oyelaran@fernhill.io", "--agent", "refund-copilot"]);
+    assert_eq!(d["reason"], "missing_session");
+    assert_eq!(d["status"], 401);
+    let d = explain(&[
+        "--tool",
+        "update_billing_address",
+        "--human",
+        "marcus.oyelaran@fernhill.io",
+        "--agent",
+        "refund-copilot",
+        "--team",
+        "7f3c2a10-5d4e-4b8a-9c21-3e6f0a7d4b52",
+        "--session",
+        "refund-copilot-marcus",
+    ]);
+    assert_eq!(d["allowed"], true, "{d}");
+    assert_eq!(d["matched_grant"], "refund-desk");
+    assert_eq!(d["matched_session"], "refund-copilot-marcus");
+    let keys: Vec<&str> = d.as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
+    for key in keys {
+        assert!(
+            [
+                "allowed",
+                "status",
+                "reason",
+                "policy_version",
+                "required_trust",
+                "required_side_effect",
+                "risk_level",
+                "admin_trust",
+                "consented_trust",
+                "effective_trust",
+                "matched_grant",
+                "matched_grant_namespace",
+                "matched_session",
+                "matched_session_namespace"
+            ]
+            .contains(&key),
+            "unexpected field {key}"
+        );
+    }
+}
+
+#[test]
+fn explain_checks_a_policy_document_as_the_gateway_does() {
+    let rendered = run(&["render", "examples/platform", "--server", PAYMENTS]);
+    assert_eq!(rendered.code, 0, "{}", rendered.stderr);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("policy.json");
+    fs::write(&good, &rendered.stdout).expect("write");
+    let good = good.to_string_lossy().into_owned();
+    let out = run(&[
+        "access",
+        "explain",
+        "--policy",
+        &good,
+        "--tool",
+        "list_invoices",
+        "--agent",
+        "billing-assistant",
+        "--format",
+        "json",
+        "--at",
+        NOW,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(json(&out.stdout)["reason"], "missing_session");
+
+    let tampered = dir.path().join("tampered.json");
+    let mut document = json(&rendered.stdout);
+    document["grants"][0]["disabled"] = serde_json::Value::Bool(true);
+    fs::write(&tampered, document.to_string()).expect("write");
+    let out = run(&["access", "explain", "--policy", &tampered.to_string_lossy(), "--tool", "list_invoices", "--agent", "x"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("revision mismatch"), "{}", out.stderr);
+}
+
+#[test]
+fn render_prints_the_revision_the_plan_predicts() {
+    let rendered = run(&["render", "examples/pr-change", "--server", PAYMENTS]);
+    let document = json(&rendered.stdout);
+    assert!(rendered.stderr.contains(document["revision"].as_str().unwrap_or("?")));
+    let plan = json(&run(&["plan", "examples/pr-change", "--base", "examples/platform", "--format", "json", "--now", NOW]).stdout);
+    let predicted =
+        plan["policy_revisions"].as_array().and_then(|r| r.iter().find(|r| r["server"] == PAYMENTS)).map(|r| r["after"].clone());
+    assert_eq!(predicted, Some(document["revision"].clone()));
+    let configmap = run(&["render", "examples/platform", "--server", PAYMENTS, "--format", "configmap"]);
+    assert!(configmap.stdout.contains("name: payments-mcp-gateway-policy"), "{}", configmap.stdout);
+}
+
+#[test]
+fn access_matrix_covers_every_identity_and_tool() {
+    let out =
+        run(&["access", "matrix", "examples/platform", "--server", "mcp-team-support/ticketing-mcp", "--format", "json", "--at", NOW]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let cells = json(&out.stdout);
+    let cells = cells.as_array().expect("array");
+    assert!(!cells.is_empty());
+    assert!(cells.iter().all(|c| c["server"] == "mcp-team-support/ticketing-mcp"));
+    assert!(cells.iter().any(|c| c["decision"]["allowed"] == true));
+    assert!(cells.iter().any(|c| c["decision"]["allowed"] == false));
+    let text = run(&["access", "matrix", "examples/platform", "--at", NOW]);
+    insta::assert_snapshot!("matrix-text", text.stdout);
+}

@@ -1,0 +1,100 @@
+//! Plans against a git revision: real repositories with real commits (git2), read from the
+//! object database without a checkout.
+
+mod common;
+
+use common::{NOW, json, run};
+use git2::{Commit, IndexAddOption, Repository, Signature};
+use std::fs;
+use std::path::Path;
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("mkdir");
+    for entry in fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Replaces the work tree under `sub` (or adds to the root, for "") with `example` and commits everything.
+fn commit_example(repo: &Repository, sub: &str, example: &str, message: &str) -> git2::Oid {
+    let workdir = repo.workdir().expect("work tree").to_path_buf();
+    if !sub.is_empty() {
+        let _ = fs::remove_dir_all(workdir.join(sub));
+    }
+    copy_dir(&common::root().join(example), &workdir.join(sub));
+    let mut index = repo.index().expect("index");
+    index.add_all(["*"], IndexAddOption::DEFAULT, None).expect("add");
+    index.update_all(["*"], None).expect("update");
+    index.write().expect("write index");
+    let tree = repo.find_tree(index.write_tree().expect("tree")).expect("find tree");
+    let signature = Signature::now("Platform Team", "platform@fernhill.io").expect("signature");
+    let parent: Option<Commit> = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&Commit> = parent.iter().collect();
+    repo.commit(Some("HEAD"), &signature, &signature, message, &tree, &parents).expect("commit")
+}
+
+#[test]
+fn plan_against_the_previous_commit_matches_the_directory_plan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Repository::init(dir.path()).expect("init");
+    let base = commit_example(&repo, "platform", "examples/platform", "platform as deployed");
+    commit_example(&repo, "platform", "examples/pr-change", "widen refund-desk, revoke nightly session");
+    let path = dir.path().join("platform").to_string_lossy().into_owned();
+
+    // The work tree equals HEAD; the base is read from the previous commit's tree.
+    let from_git = json(&run(&["plan", &path, "--base", "HEAD~1", "--format", "json", "--now", NOW]).stdout);
+    assert_eq!(from_git["base"]["kind"], "git");
+    assert_eq!(from_git["base"]["revision"], base.to_string());
+    let from_dir = json(&run(&["plan", "examples/pr-change", "--base", "examples/platform", "--format", "json", "--now", NOW]).stdout);
+    assert_eq!(from_git["changes"], from_dir["changes"]);
+    assert_eq!(from_git["access_changes"], from_dir["access_changes"]);
+    assert_eq!(from_git["policy_revisions"], from_dir["policy_revisions"]);
+
+    // A full commit id and a branch name work too; HEAD itself has no changes.
+    assert_eq!(
+        json(&run(&["plan", &path, "--base", &base.to_string(), "--format", "json", "--now", NOW]).stdout)["summary"],
+        from_git["summary"]
+    );
+    let head = run(&["plan", &path, "--base", "HEAD", "--detailed-exitcode", "--now", NOW]);
+    assert_eq!(head.code, 0, "{}", head.stdout);
+}
+
+#[test]
+fn uncommitted_edits_are_planned_against_the_committed_tree() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Repository::init(dir.path()).expect("init");
+    commit_example(&repo, "", "examples/platform", "initial");
+    let grant = dir.path().join("teams/support/grants/support-leads.yaml");
+    let text = fs::read_to_string(&grant).expect("grant file");
+    fs::write(&grant, text.replacen("maxTrust: high", "maxTrust: medium", 1)).expect("edit");
+    let root = dir.path().to_string_lossy().into_owned();
+    let out = run(&["plan", &root, "--base", "HEAD", "--format", "json", "--now", NOW]);
+    let plan = json(&out.stdout);
+    assert_eq!(plan["summary"]["update"], 1, "{}", out.stdout);
+    let diff = plan["changes"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["action"] == "update"))
+        .map(|c| c["diff"].as_str().unwrap_or_default().to_string());
+    assert!(diff.is_some_and(|d| d.contains("-  maxTrust: high") && d.contains("+  maxTrust: medium")));
+}
+
+#[test]
+fn symlinks_in_a_commit_that_leave_the_tree_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Repository::init(dir.path()).expect("init");
+    commit_example(&repo, "", "tests/fixtures/valid-minimal", "initial");
+    std::os::unix::fs::symlink("../../etc/passwd.yaml", dir.path().join("escape.yaml")).expect("symlink");
+    std::os::unix::fs::symlink("README.md", dir.path().join("inside.yaml")).expect("symlink");
+    commit_example(&repo, "keep", "tests/fixtures/valid-minimal", "add links");
+    let root = dir.path().to_string_lossy().into_owned();
+    let snapshot = mcp_gitops::source::from_git(dir.path(), "HEAD").expect("snapshot");
+    assert!(snapshot.files.iter().any(|f| f.path == "inside.yaml"), "links inside the tree are followed");
+    assert!(snapshot.diagnostics.iter().any(|d| d.file == "escape.yaml" && d.code == mcp_gitops::model::Code::PathOutsideRepo));
+    let out = run(&["plan", &root, "--base", "HEAD~1", "--now", NOW]);
+    assert!(out.stdout.contains("path_outside_repo"), "{}", out.stdout);
+}
