@@ -11,7 +11,7 @@ use std::path::PathBuf;
     long_about = "mcp-gitops reads a platform repository (.mcp/servers.yaml metadata, MCPAccessGrant and \
 MCPAgentSession manifests), checks it against the CRD schemas and the gateway's own semantics, and shows \
 what a change does to the cluster and to who may call which tool.",
-    after_help = "Examples:\n  mcp-gitops validate examples/platform\n  mcp-gitops plan examples/pr-change --base examples/platform\n  mcp-gitops plan . --base origin/main --format markdown --out plan.md\n  mcp-gitops access explain examples/platform --server mcp-team-payments/payments-mcp --tool list_invoices --human dana@fernhill.example\n\nExit codes: 0 success (no changes), 1 error, 2 changes present (plan --detailed-exitcode), 64 usage error.\nDocs: docs/cli.md, docs/diagnostics.md"
+    after_help = "Examples:\n  mcp-gitops validate examples/platform\n  mcp-gitops plan examples/pr-change --base examples/platform\n  mcp-gitops plan . --base origin/main --format markdown --out plan.md\n  mcp-gitops access explain examples/platform --server mcp-team-support/ticketing-mcp --tool get_ticket --agent ticket-triage-agent --team c41b9e07-2a6d-4f35-8b90-d17e5a2c6f18\n\nExit codes: 0 success (no changes), 1 error, 2 changes present (plan --detailed-exitcode), 64 usage error.\nDocs: docs/cli.md, docs/diagnostics.md"
 )]
 pub struct Cli {
     /// When to colour output: auto (only on a terminal, and not when NO_COLOR is set), always, never.
@@ -97,7 +97,7 @@ pub struct PlanArgs {
 pub enum AccessCommand {
     /// Explain one decision: the reason code, the matched grant and session, and the trust triple.
     #[command(
-        after_help = "Examples:\n  mcp-gitops access explain examples/platform --server mcp-team-payments/payments-mcp --tool issue_refund --human marcus@fernhill.example --agent refund-copilot --session refund-copilot-marcus\n  kubectl get cm payments-mcp-gateway-policy -o jsonpath='{.data.policy\\.json}' | mcp-gitops access explain --policy - --tool list_invoices --agent billing-assistant"
+        after_help = "Examples:\n  mcp-gitops access explain examples/platform --server mcp-team-payments/payments-mcp --tool issue_refund --human marcus.oyelaran@fernhill.io --agent refund-copilot --team 7f3c2a10-5d4e-4b8a-9c21-3e6f0a7d4b52 --session refund-copilot-marcus\n  kubectl get cm payments-mcp-gateway-policy -o jsonpath='{.data.policy\\.json}' | mcp-gitops access explain --policy - --tool list_invoices --agent billing-assistant"
     )]
     Explain(ExplainArgs),
     /// Every identity x tool decision the repository implies, per server.

@@ -112,6 +112,19 @@ pub fn explain(
     if !d.policy_version.is_empty() {
         let _ = writeln!(out, "  version   {}", d.policy_version);
     }
+    if d.reason == "no_matching_grant" {
+        // The usual surprise: the operator fills an empty grant team with the server's teamID.
+        for g in document.grants.iter().filter(|g| {
+            let same = |want: &str, have: &str| want.is_empty() || want == have;
+            same(&g.human_id, &identity.human) && same(&g.agent_id, &identity.agent) && !g.team_id.is_empty() && g.team_id != identity.team
+        }) {
+            let _ = writeln!(
+                out,
+                "  note      grant {}/{} would match with --team {} (its subject's team, or the server's teamID when the grant names none)",
+                g.namespace, g.name, g.team_id
+            );
+        }
+    }
     out
 }
 
