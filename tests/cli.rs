@@ -261,3 +261,45 @@ fn access_matrix_covers_every_identity_and_tool() {
     let text = run(&["access", "matrix", "examples/platform", "--at", NOW]);
     insta::assert_snapshot!("matrix-text", text.stdout);
 }
+
+#[test]
+fn render_refuses_what_the_operator_refuses() {
+    let out = run(&["render", "tests/fixtures/duplicate-name-for-server", "--server", "mcp-team-a/payments-mcp"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stderr.contains("duplicate grant name \"ops\""), "{}", out.stderr);
+    let out = run(&["access", "matrix", "examples/platform", "--server", "mcp-team-payments/nope"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("mcp-team-payments/ledger-mcp"), "{}", out.stderr);
+}
+
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    use std::io::Read;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gitops"))
+        .args(["access", "matrix", "examples/platform", "--format", "json", "--at", NOW])
+        .current_dir(common::root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut first = [0u8; 16];
+    child.stdout.take().expect("stdout").read_exact(&mut first).expect("some output");
+    let mut stderr = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("stderr");
+    child.wait().expect("exit");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn settings_that_are_right_still_apply_when_others_are_wrong() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::write(dir.path().join("mcp-gitops.yaml"), "defaultNamespace: team-x\nignore: [\"drafts/**\"]\nclustername: typo\n").expect("write");
+    fs::create_dir(dir.path().join("drafts")).expect("mkdir");
+    fs::write(dir.path().join("drafts/broken.yaml"), "kind: [\n").expect("write");
+    let out = run(&["validate", &dir.path().to_string_lossy(), "--format", "json", "--now", NOW]);
+    let report = json(&out.stdout);
+    let diagnostics = report["diagnostics"].as_array().cloned().unwrap_or_default();
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+    assert_eq!(diagnostics[0]["code"], "schema_violation");
+    assert_eq!((diagnostics[0]["line"].as_u64(), diagnostics[0]["column"].as_u64()), (Some(3), Some(1)));
+}

@@ -29,4 +29,3 @@ fi
 grep -q 'Unsupported value: "ultra"' /tmp/cluster-smoke.out \
   || { echo "cluster-smoke: unexpected refusal:" >&2; cat /tmp/cluster-smoke.out >&2; exit 1; }
 echo "cluster-smoke: the API server refuses maxTrust: ultra, as mcp-gitops validate does"
-echo "1 passed, 0 failed"

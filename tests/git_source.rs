@@ -98,3 +98,15 @@ fn symlinks_in_a_commit_that_leave_the_tree_are_refused() {
     let out = run(&["plan", &root, "--base", "HEAD~1", "--now", NOW]);
     assert!(out.stdout.contains("path_outside_repo"), "{}", out.stdout);
 }
+
+#[test]
+fn a_directory_added_since_the_base_plans_as_creates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Repository::init(dir.path()).expect("init");
+    commit_example(&repo, "other", "tests/fixtures/valid-minimal", "another team's folder");
+    commit_example(&repo, "platform", "examples/platform", "add the platform");
+    let path = dir.path().join("platform").to_string_lossy().into_owned();
+    let plan = json(&run(&["plan", &path, "--base", "HEAD~1", "--format", "json", "--now", NOW]).stdout);
+    assert_eq!(plan["summary"]["create"], 22, "{}", plan["summary"]);
+    assert_eq!(plan["summary"]["delete"], 0);
+}

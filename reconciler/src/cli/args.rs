@@ -11,7 +11,7 @@ use std::path::PathBuf;
     long_about = "mcp-gitops reads a platform repository (.mcp/servers.yaml metadata, MCPAccessGrant and \
 MCPAgentSession manifests), checks it against the CRD schemas and the gateway's own semantics, and shows \
 what a change does to the cluster and to who may call which tool.",
-    after_help = "Examples:\n  mcp-gitops validate examples/platform\n  mcp-gitops plan examples/pr-change --base examples/platform\n  mcp-gitops plan . --base origin/main --format markdown --out plan.md\n  mcp-gitops access explain examples/platform --server mcp-team-support/ticketing-mcp --tool get_ticket --agent ticket-triage-agent --team c41b9e07-2a6d-4f35-8b90-d17e5a2c6f18\n\nExit codes: 0 success (no changes), 1 error, 2 changes present (plan --detailed-exitcode), 64 usage error.\nDocs: docs/cli.md, docs/diagnostics.md"
+    after_help = "Examples:\n  mcp-gitops validate examples/platform\n  mcp-gitops plan examples/pr-change --base examples/platform\n  mcp-gitops plan . --base origin/main --format markdown --out plan.json > comment.md\n  mcp-gitops access explain examples/platform --server mcp-team-support/ticketing-mcp --tool get_ticket --agent ticket-triage-agent --team c41b9e07-2a6d-4f35-8b90-d17e5a2c6f18\n\nExit codes: 0 success (no changes), 1 error, 2 changes present (plan --detailed-exitcode), 64 usage error.\nDocs: docs/cli.md, docs/diagnostics.md"
 )]
 pub struct Cli {
     /// When to colour output: auto (only on a terminal, and not when NO_COLOR is set), always, never.
@@ -37,7 +37,7 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show what a change does: object changes with field diffs, access changes, predicted policy revisions.
     #[command(
-        after_help = "Examples:\n  mcp-gitops plan examples/pr-change --base examples/platform\n  mcp-gitops plan . --base origin/main --format markdown --out comment.md\n  mcp-gitops plan . --base HEAD~1 --format json --detailed-exitcode\n\nExit codes: 0 no changes, 1 error (including an invalid desired state), 2 changes present (only with --detailed-exitcode), 64 usage error."
+        after_help = "Examples:\n  mcp-gitops plan examples/pr-change --base examples/platform\n  mcp-gitops plan . --base origin/main --format markdown --out plan.json > comment.md\n  mcp-gitops plan . --base HEAD~1 --format json --detailed-exitcode\n\nExit codes: 0 no changes, 1 error (including an invalid desired state), 2 changes present (only with --detailed-exitcode), 64 usage error."
     )]
     Plan(PlanArgs),
     /// Ask the gateway's decision model about access.
@@ -152,7 +152,7 @@ pub struct MatrixArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum RenderFormat {
-    /// policy.json exactly as the operator writes it.
+    /// policy.json as the operator writes it (2-space JSON, Go's HTML-safe escaping), with generated_at left empty.
     Json,
     /// The <server>-gateway-policy ConfigMap manifest.
     Configmap,

@@ -9,7 +9,13 @@ use crate::{load, plan, source, validate};
 use jiff::Timestamp;
 use serde_json::json;
 use std::io::Read;
+use std::io::Write;
 use std::path::Path;
+
+/// Writes to stdout; a closed pipe (`mcp-gitops ... | head`) ends the output quietly.
+fn write_stdout(text: &str) {
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
 
 pub fn dispatch(command: Command, palette: Palette) -> Result<i32, CliError> {
     match command {
@@ -37,7 +43,7 @@ fn desired_from_dir(path: &Path, now: Timestamp) -> Result<DesiredState, CliErro
 
 fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Failed(e.to_string()))?;
-    println!("{text}");
+    write_stdout(&format!("{text}\n"));
     Ok(())
 }
 
@@ -47,17 +53,17 @@ fn validate_command(args: ValidateArgs, palette: Palette) -> Result<i32, CliErro
     match args.format {
         DiagnosticsFormat::Json => print_json(&json!({"ok": !state.has_errors(), "diagnostics": state.diagnostics}))?,
         DiagnosticsFormat::Text => {
-            print!("{}", diagnostics::render(&state.diagnostics, &state.sources, palette));
+            write_stdout(&diagnostics::render(&state.diagnostics, &state.sources, palette));
             let objects = |kind| state.of_kind(kind).count();
-            println!(
-                "{}: {} servers, {} grants, {} sessions in {} files; {}",
+            write_stdout(&format!(
+                "{}: {} servers, {} grants, {} sessions in {} files; {}\n",
                 args.path.display(),
                 objects(Kind::Server),
                 objects(Kind::Grant),
                 objects(Kind::Session),
                 state.sources.len(),
                 diagnostics::counts(&state.diagnostics)
-            );
+            ));
         }
     }
     Ok(if state.has_errors() { EXIT_ERROR } else { EXIT_OK })
@@ -77,7 +83,8 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
             args.path.display()
         )));
     };
-    let base = validate::validate(load::load(base_snapshot), now);
+    // The base's own problems are not this change's: load it, do not validate it.
+    let base = load::load(base_snapshot).state;
     let plan = plan::plan(&base, base_kind, &desired, now);
     if let Some(out) = &args.out {
         let text = serde_json::to_string_pretty(&plan).map_err(|e| CliError::Failed(e.to_string()))?;
@@ -85,12 +92,12 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
     }
     match args.format {
         PlanFormat::Json => print_json(&plan)?,
-        PlanFormat::Markdown => print!("{}", markdown::render(&plan)),
+        PlanFormat::Markdown => write_stdout(&markdown::render(&plan)),
         PlanFormat::Text => {
             if !plan.diagnostics.is_empty() {
-                print!("{}", diagnostics::render(&plan.diagnostics, &desired.sources, palette));
+                write_stdout(&diagnostics::render(&plan.diagnostics, &desired.sources, palette));
             }
-            print!("{}", text::render(&plan, palette));
+            write_stdout(&text::render(&plan, palette));
         }
     }
     Ok(if desired.has_errors() {
@@ -119,11 +126,18 @@ fn policy_of(path: &Path, server: &str, now: Timestamp) -> Result<PolicyDocument
         let known: Vec<String> = state.of_kind(Kind::Server).map(|o| format!("{}/{}", o.id.namespace, o.id.name)).collect();
         return Err(CliError::Failed(format!("no server {server} in {}; servers: {}", path.display(), known.join(", "))));
     }
-    gateway::render_all(&state).into_iter().find(|(found, _)| *found == id).map(|(_, document)| document).ok_or_else(|| {
+    let document =
+        gateway::render_all(&state).into_iter().find(|(found, _)| *found == id).map(|(_, document)| document).ok_or_else(|| {
+            CliError::Failed(format!(
+                "server {server} has its gateway disabled (or an invalid spec): no policy is rendered and tool calls are not governed"
+            ))
+        })?;
+    check(&document).map_err(|reason| {
         CliError::Failed(format!(
-            "server {server} has its gateway disabled (or an invalid spec): no policy is rendered and tool calls are not governed"
+            "the operator would refuse to render the policy of {server} ({reason}): the server goes to Error and keeps its old policy"
         ))
-    })
+    })?;
+    Ok(document)
 }
 
 fn read_policy(file: &str) -> Result<PolicyDocument, CliError> {
@@ -134,7 +148,7 @@ fn read_policy(file: &str) -> Result<PolicyDocument, CliError> {
     let document: PolicyDocument =
         serde_json::from_str(&text).map_err(|e| CliError::Failed(format!("policy {file} is not a policy document: {e}")))?;
     check(&document).map_err(|reason| CliError::Failed(format!("policy {file} refused, as the gateway would refuse it: {reason}")))?;
-    Ok(document)
+    Ok(gateway::check::with_gateway_defaults(document))
 }
 
 fn explain_command(args: ExplainArgs) -> Result<i32, CliError> {
@@ -148,7 +162,7 @@ fn explain_command(args: ExplainArgs) -> Result<i32, CliError> {
     let decision = authorize(&document, &identity, &args.method, &args.tool, at);
     match args.format {
         DiagnosticsFormat::Json => print_json(&decision)?,
-        DiagnosticsFormat::Text => print!("{}", text::explain(&document, &identity, &args.tool, &decision)),
+        DiagnosticsFormat::Text => write_stdout(&text::explain(&document, &identity, &args.tool, &decision)),
     }
     Ok(EXIT_OK)
 }
@@ -157,6 +171,18 @@ fn matrix_command(args: MatrixArgs) -> Result<i32, CliError> {
     let at = parse_time(args.at.as_deref(), "--at")?;
     let only = args.server.as_deref().map(parse_server).transpose()?;
     let state = desired_from_dir(&args.path, at)?;
+    if let Some(only) = &only
+        && state.objects.iter().all(|o| o.id != *only)
+    {
+        let known: Vec<String> = state.of_kind(Kind::Server).map(|o| format!("{}/{}", o.id.namespace, o.id.name)).collect();
+        return Err(CliError::Failed(format!(
+            "no server {}/{} in {}; servers: {}",
+            only.namespace,
+            only.name,
+            args.path.display(),
+            known.join(", ")
+        )));
+    }
     let cells: Vec<gateway::Access> = gateway::render_all(&state)
         .into_iter()
         .filter(|(id, _)| only.as_ref().is_none_or(|o| o == id))
@@ -164,16 +190,16 @@ fn matrix_command(args: MatrixArgs) -> Result<i32, CliError> {
         .collect();
     match args.format {
         DiagnosticsFormat::Json => print_json(&cells)?,
-        DiagnosticsFormat::Text => print!("{}", text::matrix(&cells)),
+        DiagnosticsFormat::Text => write_stdout(&text::matrix(&cells)),
     }
     Ok(if state.has_errors() { EXIT_ERROR } else { EXIT_OK })
 }
 
 fn render_command(args: RenderArgs) -> Result<i32, CliError> {
     let document = policy_of(&args.path, &args.server, Timestamp::now())?;
-    let policy_json = serde_json::to_string_pretty(&document).map_err(|e| CliError::Failed(e.to_string()))?;
+    let policy_json = gateway::revision::indented_json(&document);
     match args.format {
-        RenderFormat::Json => println!("{policy_json}"),
+        RenderFormat::Json => write_stdout(&format!("{policy_json}\n")),
         RenderFormat::Configmap => {
             let name = &document.server.name;
             let configmap = json!({
@@ -186,7 +212,7 @@ fn render_command(args: RenderArgs) -> Result<i32, CliError> {
                 },
                 "data": {"policy.json": policy_json},
             });
-            print!("{}", plan::diff::to_yaml(&configmap));
+            write_stdout(&plan::diff::to_yaml(&configmap));
         }
     }
     eprintln!("revision: {}", document.revision);

@@ -16,6 +16,23 @@ fn one_of(value: &str, allowed: &[&str]) -> bool {
 const TRUSTS: &[&str] = &["", "low", "medium", "high"];
 const SIDE_EFFECTS: &[&str] = &["", "read", "write", "destructive"];
 
+/// The blanks the gateway fills after a document passed `check` (DOMAIN.md §5.1), with its
+/// environment defaults: auth mode header, allow-list, deny, policy version v1.
+pub fn with_gateway_defaults(mut document: PolicyDocument) -> PolicyDocument {
+    let fill = |value: &mut String, default: &str| {
+        if value.is_empty() {
+            *value = default.to_string();
+        }
+    };
+    let auth = document.auth.get_or_insert_with(Default::default);
+    fill(&mut auth.mode, "header");
+    let policy = document.policy.get_or_insert_with(Default::default);
+    fill(&mut policy.mode, "allow-list");
+    fill(&mut policy.default_decision, "deny");
+    fill(&mut policy.policy_version, "v1");
+    document
+}
+
 pub fn check(document: &PolicyDocument) -> Result<(), String> {
     if document.schema_version != super::document::SCHEMA_VERSION {
         return Err(format!("unsupported schema version {:?}", document.schema_version));

@@ -52,6 +52,18 @@ pub fn canonical_bytes(document: &PolicyDocument) -> Vec<u8> {
     out
 }
 
+/// The document as the operator writes it into the ConfigMap: 2-space indented, HTML-safe escaped.
+pub fn indented_json(document: &PolicyDocument) -> String {
+    // `<`, `>`, `&`, U+2028 and U+2029 only occur inside strings, so escaping the text is exact.
+    serde_json::to_string_pretty(document)
+        .unwrap_or_default()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+}
+
 pub fn revision(document: &PolicyDocument) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(canonical_bytes(document))))
 }
@@ -160,6 +172,7 @@ pub(crate) mod tests {
         assert!(canonical.contains(r#""description":"a\u003cb \u0026 c\u003ed é""#), "{canonical}");
         assert!(canonical.contains(r#""labels":{"alpha":"2","zeta":"1"}"#), "{canonical}");
         assert_eq!(doc.revision, "sha256:a366ddc1e7084e0c3d812d56254906089b3d25cf4f205d169b9c23d9ebb0bb2d");
+        assert!(indented_json(&doc).contains(r#""description": "a\u003cb \u0026 c\u003ed é""#));
         doc.generated_at = "2026-11-25T10:00:00Z".into();
         assert_eq!(revision(&doc), "sha256:a366ddc1e7084e0c3d812d56254906089b3d25cf4f205d169b9c23d9ebb0bb2d");
     }

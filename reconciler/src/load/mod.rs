@@ -49,7 +49,8 @@ pub fn load(snapshot: Snapshot) -> Loaded {
     if let Some((_, text)) = files.iter().find(|(path, _)| path == CONFIG_FILE) {
         loaded.state.config = load_config(text, &mut loaded.state.diagnostics);
     }
-    let ignore = ignore_set(&loaded.state.config.ignore);
+    let ignore = ignore_set(&loaded.state.config.ignore, &mut loaded.state.diagnostics);
+    loaded.state.diagnostics.retain(|d| d.file == CONFIG_FILE || !ignore.is_match(&d.file));
     for (path, text) in files {
         if path == CONFIG_FILE || ignore.is_match(&path) {
             continue;
@@ -83,27 +84,47 @@ fn load_config(text: &str, diagnostics: &mut Vec<Diagnostic>) -> RepoConfig {
     let (documents, problems) = yaml::parse(CONFIG_FILE, text);
     diagnostics.extend(problems);
     let Some(document) = documents.into_iter().next() else { return RepoConfig::default() };
-    let before = diagnostics.len();
+    let mut broken = Vec::new();
     for error in schemas().config.iter_errors(&document.value) {
-        let pointer = error.instance_path().as_str().to_string();
-        let pos = document.spans.values.get(&pointer).copied().unwrap_or(Pos { line: 1, column: 1 });
+        broken.push(error.instance_path().as_str().split('/').nth(1).unwrap_or_default().to_string());
+        let mut pointer = error.instance_path().as_str().to_string();
+        let mut spans = &document.spans.values;
+        if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } = error.kind()
+            && let Some(key) = unexpected.first()
+        {
+            pointer = format!("{pointer}/{}", crate::model::object::pointer_segment(key));
+            spans = &document.spans.keys;
+        }
+        let pos = spans.get(&pointer).or_else(|| document.spans.values.get(error.instance_path().as_str())).copied().unwrap_or_default();
         diagnostics.push(
             Diagnostic::error(Code::SchemaViolation, CONFIG_FILE, pos, error.to_string())
                 .path(pointer_to_path(&pointer))
-                .hint("see schema/mcp-gitops.schema.json"),
+                .hint("see schema/mcp-gitops.schema.json; the other settings still apply"),
         );
     }
-    if diagnostics.len() > before {
-        return RepoConfig::default();
-    }
-    serde_json::from_value(document.value).unwrap_or_default()
+    // The settings that are right still apply when others are wrong.
+    let Value::Object(mut settings) = document.value else { return RepoConfig::default() };
+    settings.retain(|key, _| !broken.contains(key));
+    serde_json::from_value(Value::Object(settings)).unwrap_or_default()
 }
 
-fn ignore_set(globs: &[String]) -> GlobSet {
+fn ignore_set(globs: &[String], diagnostics: &mut Vec<Diagnostic>) -> GlobSet {
     let mut builder = GlobSetBuilder::new();
     for glob in globs {
-        if let Ok(glob) = Glob::new(glob) {
-            builder.add(glob);
+        match Glob::new(glob) {
+            Ok(glob) => {
+                builder.add(glob);
+            }
+            Err(e) => diagnostics.push(
+                Diagnostic::error(
+                    Code::SchemaViolation,
+                    CONFIG_FILE,
+                    Pos { line: 1, column: 1 },
+                    format!("ignore pattern {glob:?} is not a valid glob: {e}"),
+                )
+                .path("ignore")
+                .hint("use globs such as \"drafts/**\" or \"**/*.draft.yaml\""),
+            ),
         }
     }
     builder.build().unwrap_or_else(|_| GlobSet::empty())
@@ -126,7 +147,9 @@ fn load_metadata(loaded: &mut Loaded, path: &str, value: Value, spans: Arc<SpanM
 fn load_manifest(loaded: &mut Loaded, path: &str, mut value: Value, spans: Arc<SpanMap>, pos: Pos) {
     let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
     if kind.is_empty() {
-        return; // not a Kubernetes object (CI config, docs data...): not ours to judge
+        // Not a Kubernetes object (CI config, data...): not ours to judge, but scanned for credentials.
+        loaded.others.push(RawDocument { file: path.to_string(), value, spans });
+        return;
     }
     let Some(managed) = Kind::from_name(&kind) else {
         let key_pos = spans.values.get("/kind").copied().unwrap_or(pos);

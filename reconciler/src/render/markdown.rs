@@ -1,5 +1,5 @@
-//! The plan as a pull-request comment: summary, access changes first (they are what reviewers
-//! decide on), then one collapsible block per object, then diagnostics. Kept under
+//! The plan as a pull-request comment: summary and diagnostics, access changes (what reviewers
+//! decide on) before the object changes, one collapsible block per object. Kept under
 //! `MAX_COMMENT` characters; what does not fit is cut with a notice.
 
 use crate::model::Severity;
@@ -30,9 +30,21 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
     }
 
     let mut sections = Vec::new();
-    if !plan.access_changes.is_empty() {
+    if !plan.diagnostics.is_empty() {
+        let mut s = String::from("#### Diagnostics\n\n| | code | where | message |\n|---|---|---|---|\n");
+        for d in &plan.diagnostics {
+            let icon = if d.severity == Severity::Error { "❌" } else { "⚠️" };
+            let _ = writeln!(s, "| {icon} | `{}` | `{}:{}:{}` | {} |", d.code, d.file, d.line, d.column, escape_cell(&d.message));
+        }
+        sections.push(s);
+    }
+    // What reviewers decide on: calls that become possible or impossible, and trust changes.
+    // A denial that only changes its reason is listed apart, collapsed.
+    let (decisive, reasons): (Vec<_>, Vec<_>) =
+        plan.access_changes.iter().partition(|c| c.direction != Direction::Changed || c.before.allowed || c.after.allowed);
+    if !decisive.is_empty() {
         let mut s = String::from("#### Access changes\n\n| | change |\n|---|---|\n");
-        for change in &plan.access_changes {
+        for change in decisive {
             let mark = match change.direction {
                 Direction::Widened => "🟢 widened",
                 Direction::Narrowed => "🔴 narrowed",
@@ -40,6 +52,15 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
             };
             let _ = writeln!(s, "| {mark} | {} |", escape_cell(&change.sentence()));
         }
+        sections.push(s);
+    }
+    if !reasons.is_empty() {
+        let mut s =
+            format!("<details><summary>{} call(s) still denied, for another reason</summary>\n\n| change |\n|---|\n", reasons.len());
+        for change in reasons {
+            let _ = writeln!(s, "| {} |", escape_cell(&change.sentence()));
+        }
+        s.push_str("\n</details>\n");
         sections.push(s);
     }
     if !plan.policy_revisions.is_empty() {
@@ -72,14 +93,6 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
             ));
         }
     }
-    if !plan.diagnostics.is_empty() {
-        let mut s = String::from("#### Diagnostics\n\n| | code | where | message |\n|---|---|---|---|\n");
-        for d in &plan.diagnostics {
-            let icon = if d.severity == Severity::Error { "❌" } else { "⚠️" };
-            let _ = writeln!(s, "| {icon} | `{}` | `{}:{}:{}` | {} |", d.code, d.file, d.line, d.column, escape_cell(&d.message));
-        }
-        sections.push(s);
-    }
 
     let mut out = head;
     for (i, section) in sections.iter().enumerate() {
@@ -92,6 +105,9 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
                     }
                     out.push_str(line);
                     out.push('\n');
+                }
+                if section.starts_with("<details>") {
+                    out.push_str("\n</details>\n");
                 }
             }
             let _ = writeln!(

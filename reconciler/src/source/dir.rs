@@ -46,6 +46,9 @@ impl Walk {
             let mut path = entry.path();
             if meta.is_symlink() {
                 match fs::canonicalize(&path) {
+                    // A link to a directory or manifest inside the repository: the target is read
+                    // at its own path already, so reading it twice would only declare it twice.
+                    Ok(target) if target.starts_with(&self.root) && (target.is_dir() || is_manifest(&target.to_string_lossy())) => continue,
                     Ok(target) if target.starts_with(&self.root) => path = target,
                     Ok(target) => {
                         if target.is_dir() || is_manifest(&name) {

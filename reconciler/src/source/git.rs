@@ -13,10 +13,13 @@ pub fn from_git(dir: &Path, rev: &str) -> Result<Snapshot, SourceError> {
     let tree = if subdir.as_os_str().is_empty() {
         root_tree
     } else {
-        let entry = root_tree
-            .get_path(&subdir)
-            .map_err(|_| SourceError::MissingPath { rev: rev.to_string(), path: subdir.display().to_string() })?;
-        entry.to_object(&repo)?.peel_to_tree()?
+        match root_tree.get_path(&subdir) {
+            Ok(entry) => entry.to_object(&repo)?.peel_to_tree()?,
+            // The directory is new since `rev` (a pull request that adds it): the base is empty.
+            Err(_) => {
+                return Ok(Snapshot { label: format!("{}@{rev}", dir.display()), revision: commit.id().to_string(), ..Snapshot::default() });
+            }
+        }
     };
     let mut snapshot = Snapshot { label: format!("{}@{rev}", dir.display()), revision: commit.id().to_string(), ..Snapshot::default() };
     collect(&repo, &tree, &mut snapshot)?;
@@ -51,6 +54,8 @@ fn collect(repo: &Repository, tree: &Tree, snapshot: &mut Snapshot) -> Result<()
         if mode == 0o120000 {
             let target = String::from_utf8_lossy(blob.content()).into_owned();
             match resolve_link(&path, &target) {
+                // The target is read at its own path (as for a directory); directory links are not followed.
+                Some(resolved) if is_manifest(&resolved) => {}
                 Some(resolved) => {
                     match tree.get_path(Path::new(&resolved)).ok().and_then(|e| e.to_object(repo).ok()?.peel_to_blob().ok()) {
                         Some(target_blob) => push_blob(snapshot, path, target_blob.content(), target_blob.size()),

@@ -40,8 +40,6 @@ pub enum SourceError {
     NotADirectory { path: String },
     #[error("git: {0}")]
     Git(#[from] git2::Error),
-    #[error("git revision {rev:?} has no directory {path:?}")]
-    MissingPath { rev: String, path: String },
 }
 
 fn is_manifest(path: &str) -> bool {

@@ -88,12 +88,15 @@ fn check_tools(object: &Object, spec: &ServerSpec, diagnostics: &mut Vec<Diagnos
             format!("has sideEffect {:?}", tool.side_effect)
         };
         let pointer = if tool.side_effect.is_empty() { format!("/spec/tools/{i}") } else { format!("/spec/tools/{i}/sideEffect") };
+        // The CRD requires a valid sideEffect, so the server is never stored; were it, every call
+        // to the tool would be denied with tool_side_effect_unknown.
+        let consequence = "the API server rejects the MCPServer (sideEffect is required: read, write or destructive)";
         diagnostics.push(
             Diagnostic::error(
                 Code::ToolSideEffectUnknown,
                 &object.origin.file,
                 object.pos(&pointer),
-                format!("tool {:?} {what}: every call to it is denied with tool_side_effect_unknown", tool.name),
+                format!("tool {:?} {what}: {consequence}", tool.name),
             )
             .object(&object.id)
             .path(format!("spec.tools[{i}].sideEffect"))
@@ -158,7 +161,7 @@ fn check_grant(object: &Object, (server_object, server): (&Object, &ServerSpec),
             .map(|t| format!("{} ({})", t.name, side_effect(&t.side_effect)))
             .collect();
         if !denied.is_empty() {
-            let pointer = if grant.allowed_side_effects.is_empty() { "/spec" } else { "/spec/allowedSideEffects" };
+            let pointer = "/spec/allowedSideEffects";
             let message = if grant.allowed_side_effects.is_empty() {
                 "allowedSideEffects is empty: every call through this grant is denied with side_effect_not_allowed".to_string()
             } else {
@@ -210,8 +213,10 @@ fn check_namespace(state: &DesiredState, object: &Object, diagnostics: &mut Vec<
         return;
     }
     let mut targets = vec![("/metadata/namespace", object.id.namespace.as_str())];
-    if let Some(server_ref) = object.grant().map(|g| &g.server_ref).or(object.session().map(|s| &s.server_ref)) {
-        targets.push(("/spec/serverRef", target_namespace(server_ref, &object.id.namespace)));
+    if let Some(server_ref) = object.grant().map(|g| &g.server_ref).or(object.session().map(|s| &s.server_ref))
+        && !server_ref.namespace.trim().is_empty()
+    {
+        targets.push(("/spec/serverRef/namespace", target_namespace(server_ref, &object.id.namespace)));
     }
     for (pointer, namespace) in targets {
         if !allowed.iter().any(|a| a == namespace) {

@@ -66,6 +66,8 @@ fn location(error: &ValidationError) -> (String, bool) {
         ValidationErrorKind::AdditionalProperties { unexpected } if unexpected.len() == 1 => {
             (format!("{pointer}/{}", crate::model::object::pointer_segment(&unexpected[0])), true)
         }
+        // A missing field is reported at the key of the object that lacks it.
+        ValidationErrorKind::Required { .. } => (pointer, true),
         _ => (pointer, false),
     }
 }

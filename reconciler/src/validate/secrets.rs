@@ -33,7 +33,7 @@ pub fn credential_kind(text: &str) -> Option<&'static str> {
 }
 
 pub fn check(loaded: &Loaded, diagnostics: &mut Vec<Diagnostic>) {
-    for object in &loaded.state.objects {
+    for object in loaded.state.objects.iter().filter(|o| !o.origin.from_metadata) {
         scan(&object.body, String::new(), &mut |pointer, kind| {
             let path = pointer_to_path(&pointer);
             diagnostics.push(found(&object.origin.file, object.origin.pos(&pointer), kind, &path).object(&object.id));
