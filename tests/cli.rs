@@ -135,7 +135,16 @@ fn markdown_stays_under_the_comment_cap() {
 
 #[test]
 fn usage_errors_exit_64() {
-    assert_eq!(run(&["plan", "examples/platform"]).code, 64, "--base is required");
+    assert_eq!(run(&["apply", "examples/platform", "--timeout", "soon"]).code, 64);
+    let no_cluster = common::mcp_gitops()
+        .args(["plan", "examples/platform"])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env("HOME", "/nonexistent")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .expect("runs");
+    assert_eq!(no_cluster.status.code(), Some(1), "without --base, plan needs a cluster");
+    assert!(String::from_utf8_lossy(&no_cluster.stderr).contains("cannot load the cluster configuration"));
     assert_eq!(run(&["validate", "--format", "yaml"]).code, 64);
     assert_eq!(run(&["access", "explain", "examples/platform", "--tool", "x"]).code, 64, "--server or --policy is required");
     assert_eq!(run(&["validate", "--now", "yesterday"]).code, 64);

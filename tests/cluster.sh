@@ -532,6 +532,20 @@ cmd_down() {
   fi
 }
 
+# restart kube-apiserver alone, on the same etcd (fault tests: the API server dies mid-apply)
+cmd_restart_apiserver() {
+  lock "$STATE_LOCK" "cluster in $STATE_DIR"
+  [[ -f $MARKER && -s $STATE_DIR/etcd.port ]] || die "no cluster in $STATE_DIR (run: $0 up)"
+  ours "$(read_pid etcd)" || die "etcd in $STATE_DIR is not running; use down + up"
+  find_kubectl
+  stop_proc kube-apiserver
+  start_apiserver
+  write_kubeconfig "$ADMIN_KUBECONFIG" mcp-gitops-test admin "$STATE_DIR/admin.token"
+  write_kubeconfig "$RESTRICTED_KUBECONFIG" mcp-gitops-restricted restricted "$STATE_DIR/restricted.token"
+  log "kube-apiserver restarted on https://127.0.0.1:$(cat "$STATE_DIR/kube-apiserver.port") (same etcd, data kept)"
+  echo "$ADMIN_KUBECONFIG"
+}
+
 cmd_env() {
   healthy || warn "no healthy cluster in $STATE_DIR (run: $0 up)"
   printf 'export KUBECONFIG=%q\n' "$ADMIN_KUBECONFIG"
@@ -579,6 +593,9 @@ Commands:
   status   Print the server URL and admin kubeconfig path; exit 1 if not running.
   crds     Re-apply schema/crds/*.yaml to the running cluster.
   build    Only build (or check) the cached kube-apiserver binary.
+  restart-apiserver
+           Restart kube-apiserver alone on the same etcd (data kept; the port may change,
+           the kubeconfigs are rewritten). For fault tests.
 
 Kubeconfigs (in the state dir): admin.kubeconfig (user "admin", group system:masters, context
 mcp-gitops-test) and restricted.kubeconfig (user "restricted", no RBAC bindings, context
@@ -605,6 +622,7 @@ main() {
     status) cmd_status ;;
     crds) cmd_crds ;;
     build) cmd_build ;;
+    restart-apiserver) cmd_restart_apiserver ;;
     -h | --help | help) usage ;;
     "") usage >&2; exit 2 ;;
     *) echo "$SCRIPT_NAME: unknown command '$1'" >&2; usage >&2; exit 2 ;;

@@ -6,7 +6,9 @@
 //! `gateway` is the gateway's decision model and the operator's policy rendering. `cli` parses
 //! arguments and wires the stages; only it and the binary print.
 
+pub mod apply;
 pub mod cli;
+pub mod cluster;
 pub mod gateway;
 pub mod load;
 pub mod model;

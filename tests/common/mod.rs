@@ -1,6 +1,9 @@
 //! Shared by the integration tests: run the real binary from the workspace root.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod operator;
+
 use assert_cmd::Command;
 use std::path::PathBuf;
 

@@ -37,7 +37,7 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show what a change does: object changes with field diffs, access changes, predicted policy revisions.
     #[command(
-        after_help = "Examples:\n  mcp-gitops plan examples/pr-change --base examples/platform\n  mcp-gitops plan . --base origin/main --format markdown --out plan.json > comment.md\n  mcp-gitops plan . --base HEAD~1 --format json --detailed-exitcode\n\nExit codes: 0 no changes, 1 error (including an invalid desired state), 2 changes present (only with --detailed-exitcode), 64 usage error."
+        after_help = "Without --base, the plan is made against the cluster (--kubeconfig, --context, KUBECONFIG or in-cluster).\n\nExamples:\n  mcp-gitops plan examples/pr-change --base examples/platform\n  mcp-gitops plan examples/platform --kubeconfig admin.kubeconfig --out plan.json\n  mcp-gitops plan . --base origin/main --format markdown --out plan.json > comment.md\n  mcp-gitops plan . --base HEAD~1 --format json --detailed-exitcode\n\nExit codes: 0 no changes, 1 error (including an invalid desired state), 2 changes present (only with --detailed-exitcode), 64 usage error."
     )]
     Plan(PlanArgs),
     /// Ask the gateway's decision model about access.
@@ -45,6 +45,61 @@ pub enum Command {
     Access(AccessCommand),
     /// Print the gateway policy document the operator will write for one server, with its revision.
     Render(RenderArgs),
+    /// Apply the repository to the cluster with server-side apply: only what changed is written.
+    #[command(
+        after_help = "Examples:\n  mcp-gitops apply examples/platform --dry-run\n  mcp-gitops plan examples/platform --out plan.json && mcp-gitops apply examples/platform --plan plan.json\n  mcp-gitops apply . --prune --max-deletes 3 --wait --timeout 2m\n\nOwnership: every applied object carries app.kubernetes.io/managed-by=mcp-gitops and the ApplySet label\napplyset.kubernetes.io/part-of; the inventory ConfigMap mcp-gitops-inventory lists them. --prune deletes only\nobjects that carry the label AND are in the inventory. See docs/apply.md.\n\nExit codes: 0 applied (or nothing to do), 1 error (invalid repository, refused guard, stale plan, failed object), 64 usage error."
+    )]
+    Apply(ApplyArgs),
+}
+
+/// How to reach the cluster and where the inventory lives.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// The kubeconfig file (default: KUBECONFIG, ~/.kube/config, then the in-cluster service account).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Namespace of the inventory ConfigMap (created when missing).
+    #[arg(long, value_name = "NS", default_value = crate::model::live::DEFAULT_INVENTORY_NAMESPACE)]
+    pub inventory_namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The repository directory with the desired state.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Apply exactly this reviewed plan (from `plan --out`); refused as stale when the repository or any object moved.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Ask the API server to check every change without persisting it.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Take fields another field manager owns (otherwise a conflict names the manager and the field).
+    #[arg(long)]
+    pub force_conflicts: bool,
+    /// Delete objects mcp-gitops applied earlier that the repository no longer declares.
+    #[arg(long)]
+    pub prune: bool,
+    /// Refuse to prune more than N objects.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_deletes: usize,
+    /// Take over objects that exist but were not applied by mcp-gitops.
+    #[arg(long)]
+    pub adopt: bool,
+    /// Requests in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub concurrency: usize,
+    /// Wait until the operator has taken the change: each changed server Ready, with the predicted policy revision.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long --wait waits (e.g. 30s, 5m).
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub timeout: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -77,9 +132,12 @@ pub struct PlanArgs {
     /// The repository directory with the desired state.
     #[arg(default_value = ".")]
     pub path: PathBuf,
-    /// What to compare against: a directory, or a git revision (branch, tag, commit) of the repository that holds PATH.
+    /// Compare against a directory, or a git revision (branch, tag, commit) of the repository that holds PATH,
+    /// instead of the cluster.
     #[arg(long, value_name = "REV|DIR")]
-    pub base: String,
+    pub base: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
     pub format: PlanFormat,
     /// Also write the JSON plan to FILE (whatever --format prints).

@@ -2,14 +2,18 @@
 
 use super::args::*;
 use super::{CliError, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
+use crate::apply::{self, Outcome, Status, wait::Expectation};
+use crate::cluster::Cluster;
 use crate::gateway::{self, Identity, PolicyDocument, authorize, check::check};
+use crate::model::live::{ApplySet, LiveState};
 use crate::model::{DesiredState, Kind, ObjectId};
+use crate::plan::{Action, Plan};
 use crate::render::{Palette, diagnostics, markdown, text};
 use crate::{load, plan, source, validate};
 use jiff::Timestamp;
 use serde_json::json;
 use std::io::Read;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 
 /// Writes to stdout; a closed pipe (`mcp-gitops ... | head`) ends the output quietly.
@@ -24,7 +28,22 @@ pub fn dispatch(command: Command, palette: Palette) -> Result<i32, CliError> {
         Command::Access(AccessCommand::Explain(args)) => explain_command(args),
         Command::Access(AccessCommand::Matrix(args)) => matrix_command(args),
         Command::Render(args) => render_command(args),
+        Command::Apply(args) => apply_command(args, palette),
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| CliError::Failed(e.to_string()))
+}
+
+/// Connects and reads the live state of the three kinds and the inventory.
+async fn live(args: &ClusterArgs) -> Result<(Cluster, ApplySet, LiveState), CliError> {
+    let cluster =
+        Cluster::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await.map_err(|e| CliError::Failed(e.to_string()))?;
+    let applyset = ApplySet::new(&args.inventory_namespace);
+    let state =
+        cluster.live_state(&applyset).await.map_err(|e| CliError::Failed(format!("cannot read the cluster: {}", apply::describe(&e))))?;
+    Ok((cluster, applyset, state))
 }
 
 fn parse_time(value: Option<&str>, flag: &str) -> Result<Timestamp, CliError> {
@@ -72,20 +91,27 @@ fn validate_command(args: ValidateArgs, palette: Palette) -> Result<i32, CliErro
 fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
     let now = parse_time(args.now.as_deref(), "--now")?;
     let desired = desired_from_dir(&args.path, now)?;
-    let (base_snapshot, base_kind) = if Path::new(&args.base).is_dir() {
-        (source::from_dir(Path::new(&args.base))?, "directory")
-    } else if source::resolve_revision_in(&args.path, &args.base) {
-        (source::from_git(&args.path, &args.base)?, "git")
-    } else {
-        return Err(CliError::Failed(format!(
-            "--base {:?} is neither a directory nor a git revision of the repository that holds {}",
-            args.base,
-            args.path.display()
-        )));
+    let plan = match &args.base {
+        Some(base) => {
+            let (base_snapshot, base_kind) = if Path::new(base).is_dir() {
+                (source::from_dir(Path::new(base))?, "directory")
+            } else if source::resolve_revision_in(&args.path, base) {
+                (source::from_git(&args.path, base)?, "git")
+            } else {
+                return Err(CliError::Failed(format!(
+                    "--base {base:?} is neither a directory nor a git revision of the repository that holds {}",
+                    args.path.display()
+                )));
+            };
+            // The base's own problems are not this change's: load it, do not validate it.
+            let base = load::load(base_snapshot).state;
+            plan::plan(&base, base_kind, &desired, now)
+        }
+        None => runtime()?.block_on(async {
+            let (_, applyset, state) = live(&args.cluster).await?;
+            Ok::<_, CliError>(plan::live::plan(&state, &desired, &applyset, now))
+        })?,
     };
-    // The base's own problems are not this change's: load it, do not validate it.
-    let base = load::load(base_snapshot).state;
-    let plan = plan::plan(&base, base_kind, &desired, now);
     if let Some(out) = &args.out {
         let text = serde_json::to_string_pretty(&plan).map_err(|e| CliError::Failed(e.to_string()))?;
         std::fs::write(out, text + "\n").map_err(|e| CliError::Failed(format!("cannot write {}: {e}", out.display())))?;
@@ -217,4 +243,213 @@ fn render_command(args: RenderArgs) -> Result<i32, CliError> {
     }
     eprintln!("revision: {}", document.revision);
     Ok(EXIT_OK)
+}
+
+/// The parts of a saved JSON plan that `apply --plan` checks.
+#[derive(serde::Deserialize)]
+struct Reviewed {
+    format_version: String,
+    desired_revision: String,
+    changes: Vec<ReviewedChange>,
+}
+
+#[derive(serde::Deserialize)]
+struct ReviewedChange {
+    kind: Kind,
+    namespace: String,
+    name: String,
+    action: Action,
+    expected_resource_version: Option<String>,
+}
+
+/// Why a reviewed plan no longer describes what applying now would do; empty when it still does.
+fn staleness(reviewed: &Reviewed, current: &Plan) -> Vec<String> {
+    let mut moved = Vec::new();
+    if reviewed.desired_revision != current.desired_revision {
+        moved.push(format!("the repository changed (plan made at {}, now {})", reviewed.desired_revision, current.desired_revision));
+    }
+    let now: std::collections::BTreeMap<ObjectId, (&Action, &Option<String>)> =
+        current.changes.iter().map(|c| (c.id(), (&c.action, &c.expected_resource_version))).collect();
+    for change in &reviewed.changes {
+        let id = ObjectId { kind: change.kind, namespace: change.namespace.clone(), name: change.name.clone() };
+        match now.get(&id) {
+            Some((action, rv)) if **action == change.action && **rv == change.expected_resource_version => {}
+            Some((_, rv)) => moved.push(format!(
+                "{id} moved (resourceVersion {} in the plan, {} now)",
+                change.expected_resource_version.as_deref().unwrap_or("none"),
+                rv.as_deref().unwrap_or("none")
+            )),
+            None => moved.push(format!("{id} is no longer part of the plan")),
+        }
+    }
+    let planned: std::collections::BTreeSet<ObjectId> =
+        reviewed.changes.iter().map(|c| ObjectId { kind: c.kind, namespace: c.namespace.clone(), name: c.name.clone() }).collect();
+    moved.extend(current.changes.iter().filter(|c| !planned.contains(&c.id())).map(|c| format!("{} appeared since the plan", c.id())));
+    moved
+}
+
+/// `file:line:column: ` of the field the API server blamed, in the repository.
+fn blamed_position(outcome: &Outcome, desired: &DesiredState) -> String {
+    let Some(field) = &outcome.field else { return String::new() };
+    let Some(object) = desired.objects.iter().find(|o| o.id == outcome.id) else { return String::new() };
+    let pointer: String = field.split('.').map(|segment| format!("/{}", crate::model::object::pointer_segment(segment))).collect();
+    let pos = object.pos(&pointer);
+    format!("{}:{}:{}: ", object.origin.file, pos.line, pos.column)
+}
+
+fn outcome_line(outcome: &Outcome, desired: &DesiredState, dry_run: bool, palette: Palette) -> String {
+    let done = match outcome.action {
+        Action::Create => "created",
+        Action::Update => "updated",
+        Action::Delete => "deleted",
+        Action::NoOp => "unchanged",
+    };
+    let suffix = if dry_run && outcome.status == Status::Done { " (dry run)" } else { "" };
+    match &outcome.status {
+        Status::Done => format!("  {} {}{suffix}\n", palette.green(done), outcome.id),
+        Status::Unchanged => String::new(),
+        Status::Skipped(why) => format!("  {} {}: {why}\n", palette.yellow("skipped"), outcome.id),
+        Status::Failed(why) => format!("  {} {}: {}{why}\n", palette.red("failed"), outcome.id, blamed_position(outcome, desired)),
+        Status::NotAttempted => format!("  {} {}\n", palette.red("not attempted"), outcome.id),
+    }
+}
+
+fn apply_command(args: ApplyArgs, palette: Palette) -> Result<i32, CliError> {
+    let timeout = args
+        .timeout
+        .parse::<jiff::SignedDuration>()
+        .ok()
+        .and_then(|d| std::time::Duration::try_from(d).ok())
+        .ok_or_else(|| CliError::Usage(format!("--timeout {:?} is not a duration (e.g. 30s, 5m)", args.timeout)))?;
+    let reviewed: Option<Reviewed> = match &args.plan {
+        Some(file) => {
+            let text = std::fs::read_to_string(file).map_err(|e| CliError::Failed(format!("cannot read {}: {e}", file.display())))?;
+            let reviewed: Reviewed = serde_json::from_str(&text)
+                .map_err(|e| CliError::Failed(format!("{} is not a mcp-gitops JSON plan: {e}", file.display())))?;
+            if reviewed.format_version != plan::FORMAT_VERSION {
+                return Err(CliError::Failed(format!(
+                    "{} has format_version {:?}; this mcp-gitops reads {:?}",
+                    file.display(),
+                    reviewed.format_version,
+                    plan::FORMAT_VERSION
+                )));
+            }
+            Some(reviewed)
+        }
+        None => None,
+    };
+    let now = Timestamp::now();
+    let desired = desired_from_dir(&args.path, now)?;
+    if desired.has_errors() {
+        write_stdout(&diagnostics::render(&desired.diagnostics, &desired.sources, palette));
+        eprintln!("error: {} has errors ({}); nothing was applied", args.path.display(), diagnostics::counts(&desired.diagnostics));
+        return Ok(EXIT_ERROR);
+    }
+    let options = apply::Options {
+        dry_run: args.dry_run,
+        force_conflicts: args.force_conflicts,
+        prune: args.prune,
+        max_deletes: args.max_deletes,
+        adopt: args.adopt,
+        concurrency: args.concurrency,
+    };
+    runtime()?.block_on(async {
+        let (cluster, applyset, state) = live(&args.cluster).await?;
+        let plan = plan::live::plan(&state, &desired, &applyset, now);
+        if let Some(reviewed) = &reviewed {
+            let moved = staleness(reviewed, &plan);
+            if !moved.is_empty() {
+                return Err(CliError::Failed(format!("plan is stale, nothing was applied: {}; make a new plan", moved.join("; "))));
+            }
+        }
+        apply::check_guards(&plan, &options).map_err(CliError::Failed)?;
+        let mode = if options.dry_run { " (server dry run)" } else { "" };
+        eprintln!("Applying {} to {}{mode}, inventory {}/{}", args.path.display(), cluster.label, applyset.namespace, applyset.name);
+        let total = plan.changes.len();
+        let mut seen = 0;
+        let tty = std::io::stderr().is_terminal();
+        let report = apply::apply(&cluster, &plan, &applyset, state.inventory.as_ref(), &options, |outcome| {
+            seen += 1;
+            write_stdout(&outcome_line(outcome, &desired, options.dry_run, palette));
+            if tty {
+                eprint!("\r[{seen}/{total}] {}", outcome.id.kind);
+            }
+        })
+        .await;
+        if tty {
+            eprint!("\r\x1b[K");
+        }
+        let done = |action| report.count(action, &Status::Done);
+        let failed = report.outcomes.iter().filter(|o| matches!(o.status, Status::Failed(_))).count();
+        let not_attempted: Vec<String> =
+            report.outcomes.iter().filter(|o| o.status == Status::NotAttempted).map(|o| o.id.to_string()).collect();
+        write_stdout(&format!(
+            "Apply {}: {} created, {} updated, {} deleted, {} unchanged (no request){}{}\n",
+            if report.succeeded() { "complete" } else { "incomplete" },
+            done(Action::Create),
+            done(Action::Update),
+            done(Action::Delete),
+            report.count(Action::NoOp, &Status::Unchanged),
+            if failed > 0 { format!(", {failed} failed") } else { String::new() },
+            if not_attempted.is_empty() { String::new() } else { format!(", {} not attempted", not_attempted.len()) },
+        ));
+        if let Some(error) = &report.inventory_error {
+            eprintln!("error: cannot write the inventory {}/{}: {error}", applyset.namespace, applyset.name);
+        }
+        if !not_attempted.is_empty() {
+            eprintln!(
+                "error: the API server stopped answering; not applied: {}. Run apply again: it picks up where this run stopped.",
+                not_attempted.join(", ")
+            );
+        }
+        if !report.succeeded() {
+            return Ok(EXIT_ERROR);
+        }
+        if args.wait && !options.dry_run {
+            let expectations = expectations(&plan, &after_apply(&desired, &state, &report));
+            if !expectations.is_empty() {
+                eprintln!("Waiting for the operator ({} server(s), timeout {}s)...", expectations.len(), timeout.as_secs());
+                apply::wait::wait(&cluster, &expectations, timeout).await.map_err(CliError::Failed)?;
+                write_stdout(&format!(
+                    "The operator has taken the change: {} server(s) Ready with the predicted policy revision.\n",
+                    expectations.len()
+                ));
+            }
+        }
+        Ok(EXIT_OK)
+    })
+}
+
+/// What the cluster holds once the apply is done: the desired objects, and the live ones it
+/// did not delete (not pruned, or not ours).
+fn after_apply(desired: &DesiredState, live: &LiveState, report: &apply::Report) -> DesiredState {
+    let deleted: std::collections::BTreeSet<&ObjectId> =
+        report.outcomes.iter().filter(|o| o.action == Action::Delete && o.status == Status::Done).map(|o| &o.id).collect();
+    let declared: std::collections::BTreeSet<&ObjectId> = desired.objects.iter().map(|o| &o.id).collect();
+    let remaining = LiveState {
+        objects: live.objects.iter().filter(|o| !deleted.contains(&o.id) && !declared.contains(&o.id)).cloned().collect(),
+        ..LiveState::default()
+    };
+    let mut state = plan::live::as_desired_state(&remaining);
+    state.objects.extend(desired.objects.iter().cloned());
+    state.config = desired.config.clone();
+    state
+}
+
+/// The servers `--wait` watches: those changed, and those whose policy the change re-renders.
+fn expectations(plan: &Plan, desired: &DesiredState) -> Vec<Expectation> {
+    let predicted: std::collections::BTreeMap<ObjectId, String> =
+        gateway::render_all(desired).into_iter().map(|(id, d)| (id, d.revision)).collect();
+    let mut servers: std::collections::BTreeSet<ObjectId> = plan
+        .changes
+        .iter()
+        .filter(|c| c.kind == Kind::Server && matches!(c.action, Action::Create | Action::Update))
+        .map(|c| c.id())
+        .collect();
+    for revision in plan.policy_revisions.iter().filter(|r| r.after.is_some()) {
+        if let Some((namespace, name)) = revision.server.split_once('/') {
+            servers.insert(ObjectId { kind: Kind::Server, namespace: namespace.into(), name: name.into() });
+        }
+    }
+    servers.into_iter().map(|server| Expectation { revision: predicted.get(&server).cloned(), server }).collect()
 }

@@ -7,7 +7,7 @@ pub mod metadata;
 pub mod yaml;
 
 use crate::model::object::{SpanMap, pointer_to_path};
-use crate::model::{Code, DesiredState, Diagnostic, Kind, Object, ObjectId, Origin, Pos, RepoConfig, Spec};
+use crate::model::{Code, DesiredState, Diagnostic, Kind, Object, Origin, Pos, RepoConfig};
 use crate::schema::schemas;
 use crate::source::Snapshot;
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -136,7 +136,7 @@ fn load_metadata(loaded: &mut Loaded, path: &str, value: Value, spans: Arc<SpanM
             let Value::Object(entry) = entry else { continue };
             let body = metadata::server_to_manifest(entry);
             let origin = Origin { file: path.to_string(), spans: spans.clone(), prefix: format!("/servers/{i}"), from_metadata: true };
-            if let Some(object) = object(Kind::Server, body, origin) {
+            if let Some(object) = Object::new(Kind::Server, body, origin) {
                 loaded.state.objects.push(object);
             }
         }
@@ -181,23 +181,9 @@ fn load_manifest(loaded: &mut Loaded, path: &str, mut value: Value, spans: Arc<S
         metadata.insert("namespace".into(), Value::String(loaded.state.config.default_namespace().to_string()));
     }
     let origin = Origin { file: path.to_string(), spans, prefix: String::new(), from_metadata: false };
-    if let Some(object) = object(managed, value, origin) {
+    if let Some(object) = Object::new(managed, value, origin) {
         loaded.state.objects.push(object);
     }
-}
-
-fn object(kind: Kind, body: Value, origin: Origin) -> Option<Object> {
-    let metadata = body.get("metadata")?;
-    let text = |key: &str| metadata.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
-    let id = ObjectId { kind, namespace: text("namespace"), name: text("name") };
-    let spec_value = body.get("spec").cloned().unwrap_or(Value::Object(Default::default()));
-    let spec = match kind {
-        Kind::Server => serde_json::from_value(spec_value).map(|s| Spec::Server(Box::new(s))),
-        Kind::Grant => serde_json::from_value(spec_value).map(Spec::Grant),
-        Kind::Session => serde_json::from_value(spec_value).map(Spec::Session),
-    }
-    .unwrap_or(Spec::Invalid);
-    Some(Object { id, body, origin, spec })
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! Nothing here performs I/O.
 
 pub mod diagnostic;
+pub mod live;
 pub mod object;
 pub mod spec;
 

@@ -12,7 +12,7 @@ pub const API_VERSION: &str = "mcpruntime.org/v1alpha1";
 pub const GROUP: &str = "mcpruntime.org";
 
 /// The three mcp-runtime kinds, in apply order (servers, then grants, then sessions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 pub enum Kind {
     #[serde(rename = "MCPServer")]
     Server,
@@ -147,6 +147,22 @@ pub struct Object {
 }
 
 impl Object {
+    /// An object from its full document; `None` when it has no `metadata`. The typed spec is
+    /// `Spec::Invalid` when the body does not deserialize.
+    pub fn new(kind: Kind, body: serde_json::Value, origin: Origin) -> Option<Object> {
+        let metadata = body.get("metadata")?;
+        let text = |key: &str| metadata.get(key).and_then(serde_json::Value::as_str).unwrap_or_default().to_string();
+        let id = ObjectId { kind, namespace: text("namespace"), name: text("name") };
+        let spec_value = body.get("spec").cloned().unwrap_or(serde_json::Value::Object(Default::default()));
+        let spec = match kind {
+            Kind::Server => serde_json::from_value(spec_value).map(|s| Spec::Server(Box::new(s))),
+            Kind::Grant => serde_json::from_value(spec_value).map(Spec::Grant),
+            Kind::Session => serde_json::from_value(spec_value).map(Spec::Session),
+        }
+        .unwrap_or(Spec::Invalid);
+        Some(Object { id, body, origin, spec })
+    }
+
     pub fn server(&self) -> Option<&ServerSpec> {
         match &self.spec {
             Spec::Server(s) => Some(s),

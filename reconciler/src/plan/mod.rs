@@ -5,6 +5,8 @@
 
 pub mod access;
 pub mod diff;
+pub mod fields;
+pub mod live;
 
 pub use access::{AccessChange, Direction};
 
@@ -16,7 +18,7 @@ use std::collections::BTreeMap;
 
 pub const FORMAT_VERSION: &str = "1";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     Create,
@@ -46,6 +48,21 @@ pub struct Change {
     pub diff: String,
     /// The live object's resourceVersion when planned against a cluster; null offline.
     pub expected_resource_version: Option<String>,
+    /// The document to apply (create and update only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<serde_json::Value>,
+    /// Live fields that differ from the desired state and are owned by another field manager.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<Drift>,
+    /// The object exists but is not managed by mcp-gitops: applying it means adopting it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub adopt: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Drift {
+    pub path: String,
+    pub managers: Vec<String>,
 }
 
 impl Change {
@@ -118,6 +135,13 @@ pub struct Plan {
 /// Plans `desired` against `base`; `now` is the time access decisions are evaluated at.
 pub fn plan(base: &DesiredState, base_kind: &str, desired: &DesiredState, now: Timestamp) -> Plan {
     let changes = object_changes(&base.objects, &desired.objects);
+    let base_info = Base { kind: base_kind.to_string(), source: base.source.clone(), revision: base.revision.clone() };
+    assemble(base, base_info, desired, changes, now)
+}
+
+/// A plan from object changes already computed: adds the access diff, the predicted policy
+/// revisions and the summary.
+pub fn assemble(base: &DesiredState, base_info: Base, desired: &DesiredState, changes: Vec<Change>, now: Timestamp) -> Plan {
     let before: BTreeMap<ObjectId, _> = render_all(base).into_iter().collect();
     let after: BTreeMap<ObjectId, _> = render_all(desired).into_iter().collect();
     let access_changes = access::diff(base, &before, desired, &after, now);
@@ -154,7 +178,7 @@ pub fn plan(base: &DesiredState, base_kind: &str, desired: &DesiredState, now: T
     Plan {
         format_version: FORMAT_VERSION,
         desired_revision: desired.revision.clone(),
-        base: Base { kind: base_kind.to_string(), source: base.source.clone(), revision: base.revision.clone() },
+        base: base_info,
         changes,
         access_changes,
         policy_revisions,
@@ -178,7 +202,11 @@ pub fn object_changes(base: &[Object], desired: &[Object]) -> Vec<Change> {
                 if before == after { (Action::NoOp, String::new()) } else { (Action::Update, diff::unified(Some(&before), Some(&after))) }
             }
         };
-        changes.push(change(id, action, diff));
+        let mut change = change(id, action, diff);
+        if action != Action::NoOp {
+            change.object = Some(object.body.clone());
+        }
+        changes.push(change);
     }
     let mut deletes: Vec<Change> = base
         .iter()
@@ -190,6 +218,16 @@ pub fn object_changes(base: &[Object], desired: &[Object]) -> Vec<Change> {
     changes
 }
 
-fn change(id: &ObjectId, action: Action, diff: String) -> Change {
-    Change { action, kind: id.kind, namespace: id.namespace.clone(), name: id.name.clone(), diff, expected_resource_version: None }
+pub(crate) fn change(id: &ObjectId, action: Action, diff: String) -> Change {
+    Change {
+        action,
+        kind: id.kind,
+        namespace: id.namespace.clone(),
+        name: id.name.clone(),
+        diff,
+        expected_resource_version: None,
+        object: None,
+        drift: Vec::new(),
+        adopt: false,
+    }
 }

@@ -21,6 +21,12 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
             Action::NoOp => (" ", Palette::dim),
         };
         let _ = writeln!(out, "  {} {} {}/{}/{}", paint(palette, mark), change.action.as_str(), change.kind, change.namespace, change.name);
+        for drift in &change.drift {
+            let _ = writeln!(out, "      {} {} changed by {}", palette.yellow("drift:"), drift.path, drift.managers.join(", "));
+        }
+        if change.adopt {
+            let _ = writeln!(out, "      {} it exists and is not managed by mcp-gitops; apply needs --adopt", palette.yellow("note:"));
+        }
         for line in change.diff.lines().filter(|l| !l.starts_with("---") && !l.starts_with("+++")) {
             let line = if line.starts_with('+') {
                 palette.green(line)

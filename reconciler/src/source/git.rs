@@ -17,7 +17,11 @@ pub fn from_git(dir: &Path, rev: &str) -> Result<Snapshot, SourceError> {
             Ok(entry) => entry.to_object(&repo)?.peel_to_tree()?,
             // The directory is new since `rev` (a pull request that adds it): the base is empty.
             Err(_) => {
-                return Ok(Snapshot { label: format!("{}@{rev}", dir.display()), revision: commit.id().to_string(), ..Snapshot::default() });
+                return Ok(Snapshot {
+                    label: format!("{}@{rev}", dir.display()),
+                    revision: commit.id().to_string(),
+                    ..Snapshot::default()
+                });
             }
         }
     };

@@ -1,0 +1,202 @@
+//! Apply: carries out a plan's object changes with server-side apply — servers, then grants,
+//! then sessions, each kind concurrently (bounded); deletes last, in reverse — and keeps the
+//! inventory a superset of what exists, so that an interrupted run loses nothing and the next
+//! one converges. Unchanged objects get no request at all. Guards (deletion budget, empty set,
+//! adoption) refuse before anything is written.
+
+pub mod wait;
+
+use crate::cluster::{Cluster, ClusterError};
+use crate::model::live::{ApplySet, Inventory};
+use crate::model::{Kind, ObjectId};
+use crate::plan::{Action, Change, Plan};
+use futures::StreamExt;
+use std::collections::BTreeSet;
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub dry_run: bool,
+    pub force_conflicts: bool,
+    pub prune: bool,
+    pub max_deletes: usize,
+    pub adopt: bool,
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// The change was made (or, in a dry run, accepted by the server).
+    Done,
+    /// Nothing to do: no request was sent.
+    Unchanged,
+    /// Deliberately not done, and why.
+    Skipped(String),
+    /// Tried and failed, with the server's reason in the user's terms.
+    Failed(String),
+    /// Not tried because the API server stopped answering.
+    NotAttempted,
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub id: ObjectId,
+    pub action: Action,
+    pub status: Status,
+    /// The field the API server blamed (`spec.maxTrust`), when it named one.
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub outcomes: Vec<Outcome>,
+    /// Why the inventory could not be written, if it could not.
+    pub inventory_error: Option<String>,
+}
+
+impl Report {
+    pub fn succeeded(&self) -> bool {
+        self.inventory_error.is_none()
+            && self.outcomes.iter().all(|o| matches!(o.status, Status::Done | Status::Unchanged | Status::Skipped(_)))
+    }
+
+    pub fn count(&self, action: Action, status: &Status) -> usize {
+        self.outcomes.iter().filter(|o| o.action == action && &o.status == status).count()
+    }
+}
+
+/// Refusals that come before any write: the deletion budget and the empty-set guard.
+pub fn check_guards(plan: &Plan, options: &Options) -> Result<(), String> {
+    if !options.prune {
+        return Ok(());
+    }
+    let deletes = plan.changes.iter().filter(|c| c.action == Action::Delete).count();
+    let kept = plan.changes.iter().filter(|c| c.action != Action::Delete).count();
+    if kept == 0 && deletes > 0 {
+        return Err(format!(
+            "refusing to prune: the repository yields no objects, so every one of the {deletes} objects mcp-gitops manages would be deleted (is the path right?)"
+        ));
+    }
+    if deletes > options.max_deletes {
+        return Err(format!(
+            "refusing to prune {deletes} objects: more than --max-deletes {}; review the plan, then raise --max-deletes if it is intended",
+            options.max_deletes
+        ));
+    }
+    Ok(())
+}
+
+/// Applies `plan` (made against the live state now in the cluster). `progress` sees every outcome.
+/// `inventory` is the inventory as read with the live state the plan was made from.
+pub async fn apply(
+    cluster: &Cluster,
+    plan: &Plan,
+    applyset: &ApplySet,
+    inventory: Option<&Inventory>,
+    options: &Options,
+    mut progress: impl FnMut(&Outcome),
+) -> Report {
+    let mut report = Report::default();
+    let kept: BTreeSet<ObjectId> = plan.changes.iter().filter(|c| c.action != Action::Delete).map(Change::id).collect();
+    let previous: BTreeSet<ObjectId> = plan.changes.iter().filter(|c| c.action == Action::Delete).map(Change::id).collect();
+    let listed = inventory.map(|i| i.objects.clone()).unwrap_or_default();
+    let up_to_date =
+        |objects: &BTreeSet<ObjectId>| inventory.is_some_and(|i| i.last_applied_revision == plan.desired_revision) && *objects == listed;
+    if !options.dry_run && !kept.is_subset(&listed) {
+        // Record what is about to exist before creating it: an interrupted run must not orphan.
+        let superset: BTreeSet<ObjectId> = kept.union(&previous).cloned().collect();
+        if let Err(e) = cluster.write_inventory(applyset, &superset, &plan.desired_revision, None).await {
+            report.inventory_error = Some(describe(&e));
+            for change in &plan.changes {
+                let outcome = Outcome { id: change.id(), action: change.action, status: Status::NotAttempted, field: None };
+                progress(&outcome);
+                report.outcomes.push(outcome);
+            }
+            return report;
+        }
+    }
+    let mut reachable = true;
+    for kind in Kind::ALL {
+        let batch: Vec<&Change> = plan.changes.iter().filter(|c| c.kind == kind && c.action != Action::Delete).collect();
+        let outcomes: Vec<Outcome> = futures::stream::iter(batch)
+            .map(|change| apply_one(cluster, change, options, reachable))
+            .buffer_unordered(options.concurrency.max(1))
+            .collect()
+            .await;
+        for outcome in outcomes {
+            reachable &= outcome.status != Status::NotAttempted;
+            progress(&outcome);
+            report.outcomes.push(outcome);
+        }
+    }
+    let mut deletes: Vec<&Change> = plan.changes.iter().filter(|c| c.action == Action::Delete).collect();
+    deletes.sort_by_key(|c| std::cmp::Reverse(c.id()));
+    for change in deletes {
+        let status = if !options.prune {
+            Status::Skipped("no longer declared; pass --prune to delete it".into())
+        } else if !reachable {
+            Status::NotAttempted
+        } else {
+            match cluster.delete(&change.id(), change.expected_resource_version.as_deref(), options.dry_run).await {
+                Ok(()) => Status::Done,
+                Err(ClusterError::Unreachable(_)) => Status::NotAttempted,
+                Err(e) if e.code() == 409 => Status::Failed("it changed since the plan was made; not deleted".into()),
+                Err(e) => Status::Failed(describe(&e)),
+            }
+        };
+        reachable &= status != Status::NotAttempted;
+        let outcome = Outcome { id: change.id(), action: Action::Delete, status, field: None };
+        progress(&outcome);
+        report.outcomes.push(outcome);
+    }
+    if !options.dry_run && reachable {
+        let mut remaining = kept;
+        remaining.extend(report.outcomes.iter().filter(|o| o.action == Action::Delete && o.status != Status::Done).map(|o| o.id.clone()));
+        let applied = report.succeeded().then_some(plan.desired_revision.as_str());
+        // A run that changed nothing writes nothing, the inventory included.
+        let unchanged = applied.is_some() && up_to_date(&remaining);
+        if !unchanged && let Err(e) = cluster.write_inventory(applyset, &remaining, &plan.desired_revision, applied).await {
+            report.inventory_error = Some(describe(&e));
+        }
+    }
+    report
+}
+
+async fn apply_one(cluster: &Cluster, change: &Change, options: &Options, reachable: bool) -> Outcome {
+    let id = change.id();
+    let mut field = None;
+    let status = match (&change.object, change.action) {
+        (_, Action::NoOp) => Status::Unchanged,
+        _ if !reachable => Status::NotAttempted,
+        _ if change.adopt && !options.adopt => {
+            Status::Failed("it exists and is not managed by mcp-gitops; it was not changed (pass --adopt to take it over)".into())
+        }
+        // Adopting takes over the fields the previous manager owned.
+        (Some(object), _) => match cluster.apply(&id, object, options.force_conflicts || change.adopt, options.dry_run).await {
+            Ok(_) => Status::Done,
+            Err(ClusterError::Unreachable(_)) => Status::NotAttempted,
+            Err(e) => {
+                if let ClusterError::Api { causes, .. } = &e {
+                    field = causes.iter().map(|(f, _)| f.trim_start_matches('.').to_string()).find(|f| !f.is_empty());
+                }
+                Status::Failed(describe(&e))
+            }
+        },
+        (None, _) => Status::Failed("the plan holds no document for it".into()),
+    };
+    Outcome { id, action: change.action, status, field }
+}
+
+/// A failed request in the user's terms.
+pub fn describe(error: &ClusterError) -> String {
+    match error {
+        ClusterError::Api { code: 409, message, .. } if message.contains("conflict") => {
+            format!("{message}; the object was not changed (pass --force-conflicts to take these fields)")
+        }
+        ClusterError::Api { code: 422, message, .. } => format!("the API server rejected it: {message}"),
+        ClusterError::Api { code: 403, message, .. } => format!("permission denied: {message}"),
+        ClusterError::Api { code: 500, message, .. } if message.starts_with("failed to create typed patch object") => {
+            format!("the API server cannot apply it (a field the CRD does not declare?): {message}")
+        }
+        other => other.to_string(),
+    }
+}

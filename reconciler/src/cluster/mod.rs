@@ -1,0 +1,234 @@
+//! The only code that talks to Kubernetes: connect, read live state (one paginated LIST per
+//! kind), server-side apply, delete with preconditions, and the inventory ConfigMap. Knows
+//! nothing about plans; returns plain data and classified errors.
+
+use crate::model::live::{
+    ADDITIONAL_NAMESPACES, APPLYSET_ID, ApplySet, CONTAINS_GROUP_KINDS, FIELD_MANAGER, INVENTORY_KEY, Inventory, LAST_APPLIED_REVISION,
+    LAST_ATTEMPTED_REVISION, LiveObject, LiveState, TOOLING,
+};
+use crate::model::object::{API_VERSION, GROUP};
+use crate::model::{Kind, ObjectId};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// Objects per LIST page.
+const PAGE: u32 = 500;
+
+#[derive(Clone)]
+pub struct Cluster {
+    client: Client,
+    /// `https://host:port (context)`, for people.
+    pub label: String,
+}
+
+/// A failed request, classified so that callers can say what happened in the user's terms.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot load the cluster configuration: {0}")]
+    Config(String),
+    /// The server answered with an error status.
+    #[error("{message}")]
+    Api { code: u16, reason: String, message: String, causes: Vec<(String, String)> },
+    /// No answer: the connection failed or broke.
+    #[error("the API server did not answer: {0}")]
+    Unreachable(String),
+}
+
+impl ClusterError {
+    pub fn code(&self) -> u16 {
+        match self {
+            ClusterError::Api { code, .. } => *code,
+            _ => 0,
+        }
+    }
+
+    /// Failures that will not go away by retrying the same request.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, ClusterError::Api { code, .. } if *code != 429 && *code < 500 || *code == 500 && self.to_string().starts_with("failed to create typed patch object"))
+    }
+}
+
+impl From<kube::Error> for ClusterError {
+    fn from(e: kube::Error) -> Self {
+        match e {
+            kube::Error::Api(status) => ClusterError::Api {
+                code: status.code,
+                reason: status.reason.clone(),
+                message: status.message.clone(),
+                causes: status.details.map(|d| d.causes.into_iter().map(|c| (c.field, c.message)).collect()).unwrap_or_default(),
+            },
+            other => ClusterError::Unreachable(other.to_string()),
+        }
+    }
+}
+
+pub fn api_resource(kind: Kind) -> ApiResource {
+    ApiResource {
+        group: GROUP.into(),
+        version: "v1alpha1".into(),
+        api_version: API_VERSION.into(),
+        kind: kind.as_str().into(),
+        plural: kind.plural().into(),
+    }
+}
+
+impl Cluster {
+    /// Connects with `--kubeconfig`/`--context`, else `KUBECONFIG`/`~/.kube/config`, else the
+    /// in-cluster service account.
+    pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Cluster, ClusterError> {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let options = KubeConfigOptions { context: context.map(String::from), ..KubeConfigOptions::default() };
+        let config = match kubeconfig {
+            Some(path) => {
+                let file = Kubeconfig::read_from(path).map_err(|e| ClusterError::Config(format!("{}: {e}", path.display())))?;
+                Config::from_custom_kubeconfig(file, &options).await.map_err(|e| ClusterError::Config(e.to_string()))?
+            }
+            None if context.is_some() => Config::from_kubeconfig(&options).await.map_err(|e| ClusterError::Config(e.to_string()))?,
+            None => Config::infer().await.map_err(|e| ClusterError::Config(e.to_string()))?,
+        };
+        let label = match context {
+            Some(context) => format!("{} (context {context})", config.cluster_url),
+            None => config.cluster_url.to_string(),
+        };
+        let client = Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
+        Ok(Cluster { client, label })
+    }
+
+    fn api(&self, kind: Kind, namespace: &str) -> Api<DynamicObject> {
+        Api::namespaced_with(self.client.clone(), namespace, &api_resource(kind))
+    }
+
+    /// Every object of one kind in every namespace: one paginated LIST.
+    pub async fn list(&self, kind: Kind) -> Result<Vec<LiveObject>, ClusterError> {
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &api_resource(kind));
+        let mut objects = Vec::new();
+        let mut params = ListParams::default().limit(PAGE);
+        loop {
+            let page = api.list(&params).await?;
+            for item in page.items {
+                let id = ObjectId {
+                    kind,
+                    namespace: item.metadata.namespace.clone().unwrap_or_default(),
+                    name: item.metadata.name.clone().unwrap_or_default(),
+                };
+                let resource_version = item.metadata.resource_version.clone().unwrap_or_default();
+                let mut body = serde_json::to_value(&item).unwrap_or(Value::Null);
+                body["apiVersion"] = json!(API_VERSION);
+                body["kind"] = json!(kind.as_str());
+                objects.push(LiveObject { id, body, resource_version });
+            }
+            match page.metadata.continue_ {
+                Some(token) if !token.is_empty() => params = params.continue_token(&token),
+                _ => return Ok(objects),
+            }
+        }
+    }
+
+    /// The live state of the three kinds and the inventory.
+    pub async fn live_state(&self, applyset: &ApplySet) -> Result<LiveState, ClusterError> {
+        let (servers, grants, sessions, inventory) =
+            futures::try_join!(self.list(Kind::Server), self.list(Kind::Grant), self.list(Kind::Session), self.inventory(applyset))?;
+        let objects = servers.into_iter().chain(grants).chain(sessions).collect();
+        Ok(LiveState { source: self.label.clone(), objects, inventory })
+    }
+
+    /// Server-side apply of one document as field manager `mcp-gitops`; returns the stored object.
+    pub async fn apply(&self, id: &ObjectId, body: &Value, force: bool, dry_run: bool) -> Result<Value, ClusterError> {
+        let mut params = PatchParams::apply(FIELD_MANAGER);
+        if force {
+            params = params.force();
+        }
+        if dry_run {
+            params = params.dry_run();
+        }
+        let stored = self.api(id.kind, &id.namespace).patch(&id.name, &params, &Patch::Apply(body)).await?;
+        Ok(serde_json::to_value(stored).unwrap_or(Value::Null))
+    }
+
+    /// Deletes one object, only if it is still at `resource_version`.
+    pub async fn delete(&self, id: &ObjectId, resource_version: Option<&str>, dry_run: bool) -> Result<(), ClusterError> {
+        let params = DeleteParams {
+            dry_run,
+            preconditions: resource_version.map(|rv| Preconditions { resource_version: Some(rv.to_string()), uid: None }),
+            ..DeleteParams::default()
+        };
+        match self.api(id.kind, &id.namespace).delete(&id.name, &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn inventory(&self, applyset: &ApplySet) -> Result<Option<Inventory>, ClusterError> {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &applyset.namespace);
+        let Some(configmap) = api.get_opt(&applyset.name).await? else { return Ok(None) };
+        let annotations = configmap.metadata.annotations.clone().unwrap_or_default();
+        let data = configmap.data.clone().unwrap_or_default();
+        Ok(Some(Inventory {
+            objects: Inventory::parse_objects(data.get(INVENTORY_KEY).map(String::as_str).unwrap_or_default()),
+            last_applied_revision: annotations.get(LAST_APPLIED_REVISION).cloned().unwrap_or_default(),
+            resource_version: configmap.metadata.resource_version.clone().unwrap_or_default(),
+        }))
+    }
+
+    /// Writes the inventory (creating its namespace when missing). `applied` is the revision
+    /// to record as last applied, or `None` to keep the previous one.
+    pub async fn write_inventory(
+        &self,
+        applyset: &ApplySet,
+        objects: &BTreeSet<ObjectId>,
+        attempted: &str,
+        applied: Option<&str>,
+    ) -> Result<(), ClusterError> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        if namespaces.get_opt(&applyset.namespace).await?.is_none() {
+            let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": applyset.namespace}});
+            namespaces.patch(&applyset.namespace, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&namespace)).await?;
+        }
+        let mut group_kinds: Vec<String> = objects.iter().map(|id| format!("{}.{GROUP}", id.kind)).collect();
+        group_kinds.sort();
+        group_kinds.dedup();
+        let mut other_namespaces: Vec<&str> =
+            objects.iter().map(|id| id.namespace.as_str()).filter(|ns| *ns != applyset.namespace).collect();
+        other_namespaces.sort();
+        other_namespaces.dedup();
+        let mut annotations = BTreeMap::from([
+            (TOOLING.to_string(), format!("mcp-gitops/{}", env!("CARGO_PKG_VERSION"))),
+            (CONTAINS_GROUP_KINDS.to_string(), group_kinds.join(",")),
+            (ADDITIONAL_NAMESPACES.to_string(), other_namespaces.join(",")),
+            (LAST_ATTEMPTED_REVISION.to_string(), attempted.to_string()),
+        ]);
+        let previous = self.inventory(applyset).await?.map(|i| i.last_applied_revision).unwrap_or_default();
+        annotations.insert(LAST_APPLIED_REVISION.to_string(), applied.map(String::from).unwrap_or(previous));
+        let configmap = json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {
+                "name": applyset.name,
+                "namespace": applyset.namespace,
+                "labels": {APPLYSET_ID: applyset.id(), crate::model::live::MANAGED_BY: FIELD_MANAGER},
+                "annotations": annotations,
+            },
+            "data": {INVENTORY_KEY: Inventory::render_objects(objects)},
+        });
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &applyset.namespace);
+        api.patch(&applyset.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&configmap)).await?;
+        Ok(())
+    }
+
+    /// One object, for `--wait` (status and the operator's policy ConfigMap).
+    pub async fn get(&self, id: &ObjectId) -> Result<Option<Value>, ClusterError> {
+        let found = self.api(id.kind, &id.namespace).get_opt(&id.name).await?;
+        Ok(found.map(|o| serde_json::to_value(o).unwrap_or(Value::Null)))
+    }
+
+    pub async fn configmap_data(&self, namespace: &str, name: &str, key: &str) -> Result<Option<String>, ClusterError> {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+        Ok(api.get_opt(name).await?.and_then(|cm| cm.data.and_then(|mut d| d.remove(key))))
+    }
+}

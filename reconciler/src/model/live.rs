@@ -1,0 +1,133 @@
+//! What the cluster holds, as plain data: the live objects of the three kinds and the inventory
+//! (the ApplySet parent), plus the ownership labels mcp-gitops puts on what it applies
+//! (KEP-3659 ApplySet names). Reading and writing them is `cluster`'s job.
+
+use super::{Kind, ObjectId};
+use base64::Engine;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+
+pub const FIELD_MANAGER: &str = "mcp-gitops";
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const PART_OF: &str = "applyset.kubernetes.io/part-of";
+pub const APPLYSET_ID: &str = "applyset.kubernetes.io/id";
+pub const TOOLING: &str = "applyset.kubernetes.io/tooling";
+pub const CONTAINS_GROUP_KINDS: &str = "applyset.kubernetes.io/contains-group-kinds";
+pub const ADDITIONAL_NAMESPACES: &str = "applyset.kubernetes.io/additional-namespaces";
+pub const LAST_APPLIED_REVISION: &str = "mcp-gitops.mcpruntime.org/last-applied-revision";
+pub const LAST_ATTEMPTED_REVISION: &str = "mcp-gitops.mcpruntime.org/last-attempted-revision";
+/// The inventory's data key: one `Kind/namespace/name` per line.
+pub const INVENTORY_KEY: &str = "objects";
+pub const DEFAULT_INVENTORY_NAMESPACE: &str = "mcp-gitops";
+pub const INVENTORY_NAME: &str = "mcp-gitops-inventory";
+
+/// One object as the API server returned it.
+#[derive(Debug, Clone)]
+pub struct LiveObject {
+    pub id: ObjectId,
+    pub body: Value,
+    pub resource_version: String,
+}
+
+impl LiveObject {
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.body.pointer(&format!("/metadata/labels/{}", key.replace('~', "~0").replace('/', "~1"))).and_then(Value::as_str)
+    }
+}
+
+/// The ApplySet parent: a ConfigMap listing every object mcp-gitops applied.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    pub objects: BTreeSet<ObjectId>,
+    pub last_applied_revision: String,
+    pub resource_version: String,
+}
+
+impl Inventory {
+    pub fn parse_objects(text: &str) -> BTreeSet<ObjectId> {
+        text.lines()
+            .filter_map(|line| {
+                let mut parts = line.trim().splitn(3, '/');
+                let kind = Kind::from_name(parts.next()?)?;
+                Some(ObjectId { kind, namespace: parts.next()?.to_string(), name: parts.next()?.to_string() })
+            })
+            .collect()
+    }
+
+    pub fn render_objects(objects: &BTreeSet<ObjectId>) -> String {
+        objects.iter().map(|id| format!("{id}\n")).collect()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LiveState {
+    /// Where the state was read from, for people (server URL and context).
+    pub source: String,
+    pub objects: Vec<LiveObject>,
+    pub inventory: Option<Inventory>,
+}
+
+/// The identity of one ApplySet: its parent ConfigMap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplySet {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ApplySet {
+    pub fn new(namespace: &str) -> ApplySet {
+        ApplySet { namespace: namespace.to_string(), name: INVENTORY_NAME.to_string() }
+    }
+
+    /// `applyset-<base64url(sha256(<name>.<namespace>.<kind>.<group>))>-v1` (KEP-3659).
+    pub fn id(&self) -> String {
+        let digest = Sha256::digest(format!("{}.{}.ConfigMap.", self.name, self.namespace));
+        format!("applyset-{}-v1", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest))
+    }
+
+    /// The labels every applied object carries.
+    pub fn member_labels(&self) -> Value {
+        json!({MANAGED_BY: FIELD_MANAGER, PART_OF: self.id()})
+    }
+
+    /// Whether a live object is a member of this ApplySet (carries our part-of label).
+    pub fn owns(&self, object: &LiveObject) -> bool {
+        object.label(PART_OF) == Some(self.id().as_str())
+    }
+
+    /// The desired document with the membership labels added.
+    pub fn stamp(&self, body: &Value) -> Value {
+        let mut body = body.clone();
+        if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+            let labels = metadata.entry("labels").or_insert_with(|| json!({}));
+            if let (Some(labels), Value::Object(ours)) = (labels.as_object_mut(), self.member_labels()) {
+                labels.extend(ours);
+            }
+        }
+        body
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applyset_ids_follow_the_kep() {
+        let id = ApplySet::new("mcp-gitops").id();
+        assert!(id.starts_with("applyset-") && id.ends_with("-v1"), "{id}");
+        assert_eq!(id.len(), "applyset-".len() + 43 + "-v1".len());
+        assert_ne!(id, ApplySet::new("other").id());
+    }
+
+    #[test]
+    fn inventories_round_trip() {
+        let ids: BTreeSet<ObjectId> = [
+            ObjectId { kind: Kind::Grant, namespace: "a".into(), name: "g".into() },
+            ObjectId { kind: Kind::Server, namespace: "a".into(), name: "s".into() },
+        ]
+        .into();
+        assert_eq!(Inventory::parse_objects(&Inventory::render_objects(&ids)), ids);
+    }
+}

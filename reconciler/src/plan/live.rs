@@ -1,0 +1,83 @@
+//! Planning against live cluster state: the desired objects (with their ownership labels) vs
+//! what the API server holds, seen through the fields mcp-gitops owns. Deletes are proposed only
+//! for objects that carry our ApplySet label AND are listed in the inventory.
+
+use super::fields::{changed_paths, other_managers, view};
+use super::{Action, Base, Change, Drift, Plan, assemble, change, diff};
+use crate::model::live::{ApplySet, FIELD_MANAGER, LiveObject, LiveState};
+use crate::model::object::{Origin, SpanMap};
+use crate::model::{DesiredState, Object, ObjectId};
+use jiff::Timestamp;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+pub fn plan(live: &LiveState, desired: &DesiredState, applyset: &ApplySet, now: Timestamp) -> Plan {
+    let changes = changes(live, desired, applyset);
+    let base = as_desired_state(live);
+    let base_info = Base {
+        kind: "cluster".into(),
+        source: live.source.clone(),
+        revision: live.inventory.as_ref().map(|i| i.last_applied_revision.clone()).unwrap_or_default(),
+    };
+    assemble(&base, base_info, desired, changes, now)
+}
+
+/// Live objects as a state the gateway model can render (for the access diff).
+pub fn as_desired_state(live: &LiveState) -> DesiredState {
+    let origin = Origin { file: "(cluster)".into(), spans: Arc::new(SpanMap::default()), prefix: String::new(), from_metadata: false };
+    DesiredState {
+        source: live.source.clone(),
+        objects: live.objects.iter().filter_map(|o| Object::new(o.id.kind, o.body.clone(), origin.clone())).collect(),
+        ..DesiredState::default()
+    }
+}
+
+pub fn changes(live: &LiveState, desired: &DesiredState, applyset: &ApplySet) -> Vec<Change> {
+    let by_id: BTreeMap<&ObjectId, &LiveObject> = live.objects.iter().map(|o| (&o.id, o)).collect();
+    let wanted: BTreeMap<&ObjectId, &Object> = desired.objects.iter().map(|o| (&o.id, o)).collect();
+    let mut changes = Vec::new();
+    for (id, object) in &wanted {
+        let stamped = applyset.stamp(&object.body);
+        let after = diff::normalize(&stamped);
+        let mut change = match by_id.get(id) {
+            None => change(id, Action::Create, diff::unified(None, Some(&after))),
+            Some(current) => {
+                let before = diff::normalize(&view(&current.body, &stamped, FIELD_MANAGER));
+                let mut change = if before == after {
+                    change(id, Action::NoOp, String::new())
+                } else {
+                    let mut change = change(id, Action::Update, diff::unified(Some(&before), Some(&after)));
+                    change.drift = changed_paths(&before, &after)
+                        .into_iter()
+                        .filter_map(|path| {
+                            let managers = other_managers(&current.body, &path, FIELD_MANAGER);
+                            (!managers.is_empty()).then(|| Drift { path: crate::model::object::pointer_to_path(&path), managers })
+                        })
+                        .collect();
+                    change.adopt = !applyset.owns(current);
+                    change
+                };
+                change.expected_resource_version = Some(current.resource_version.clone());
+                change
+            }
+        };
+        if change.action != Action::NoOp {
+            change.object = Some(stamped);
+        }
+        changes.push(change);
+    }
+    let inventory: BTreeSet<ObjectId> = live.inventory.as_ref().map(|i| i.objects.clone()).unwrap_or_default();
+    let mut deletes: Vec<Change> = live
+        .objects
+        .iter()
+        .filter(|o| !wanted.contains_key(&o.id) && applyset.owns(o) && inventory.contains(&o.id))
+        .map(|o| {
+            let mut change = change(&o.id, Action::Delete, diff::unified(Some(&diff::normalize(&o.body)), None));
+            change.expected_resource_version = Some(o.resource_version.clone());
+            change
+        })
+        .collect();
+    deletes.sort_by_key(|c| std::cmp::Reverse(c.id()));
+    changes.extend(deletes);
+    changes
+}

@@ -1,0 +1,370 @@
+//! `plan` and `apply` against the real kube-apiserver v1.20.2 + etcd of `tests/cluster.sh`:
+//! create, no-op (zero write requests, counted by the API server), update, prune, drift and
+//! conflicts, ownership, permissions, server-side rejections, reviewed plans, guards, dry run,
+//! `--wait` through the operator double, and the API server dying mid-apply.
+//!
+//! Tests run one at a time: the write-request counter is cluster-wide.
+
+mod common;
+
+use common::cluster::{Kubectl, cluster_script, kubeconfig, repo_copy, unique};
+use common::{Run, json, run};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// One test's corner of the cluster: its own team namespaces, inventory namespace and repository.
+struct Env {
+    kubeconfig: PathBuf,
+    kubectl: Kubectl,
+    payments: String,
+    support: String,
+    inventory: String,
+}
+
+impl Env {
+    fn new() -> Env {
+        let kubeconfig = kubeconfig();
+        let kubectl = Kubectl { kubeconfig: kubeconfig.clone() };
+        let env = Env { kubectl, kubeconfig, payments: unique("pay"), support: unique("sup"), inventory: unique("inv") };
+        env.kubectl.create_namespace(&env.payments);
+        env.kubectl.create_namespace(&env.support);
+        env
+    }
+
+    /// An example repository moved into this test's namespaces.
+    fn repo(&self, example: &str) -> tempfile::TempDir {
+        repo_copy(example, &[("mcp-team-payments", &self.payments), ("mcp-team-support", &self.support)])
+    }
+
+    fn mcp(&self, command: &str, repo: &Path, extra: &[&str]) -> Run {
+        let repo = repo.to_string_lossy().into_owned();
+        let kubeconfig = self.kubeconfig.to_string_lossy().into_owned();
+        let args =
+            [&[command, repo.as_str(), "--kubeconfig", kubeconfig.as_str(), "--inventory-namespace", self.inventory.as_str()][..], extra]
+                .concat();
+        run(&args)
+    }
+
+    fn grant(&self, name: &str) -> serde_json::Value {
+        self.kubectl.json(&["get", "mcpaccessgrants", name, "-n", &self.payments])
+    }
+
+    fn count(&self, resource: &str, namespace: &str) -> usize {
+        self.kubectl.json(&["get", resource, "-n", namespace])["items"].as_array().map_or(0, Vec::len)
+    }
+}
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[test]
+fn apply_creates_then_writes_nothing_then_updates_and_prunes() {
+    let _serial = serial();
+    let env = Env::new();
+    let platform = env.repo("examples/platform");
+
+    let plan = env.mcp("plan", platform.path(), &["--format", "json", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 2, "{}", plan.stderr);
+    let plan = json(&plan.stdout);
+    assert_eq!(plan["base"]["kind"], "cluster");
+    assert_eq!(plan["summary"]["create"], 22);
+
+    let first = env.mcp("apply", platform.path(), &[]);
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    assert!(first.stdout.contains("Apply complete: 22 created"), "{}", first.stdout);
+    let grant = env.grant("refund-desk");
+    let labels = &grant["metadata"]["labels"];
+    assert_eq!(labels["app.kubernetes.io/managed-by"], "mcp-gitops");
+    assert!(labels["applyset.kubernetes.io/part-of"].as_str().is_some_and(|id| id.starts_with("applyset-")));
+    let inventory = env.kubectl.json(&["get", "configmap", "mcp-gitops-inventory", "-n", &env.inventory]);
+    assert_eq!(inventory["data"]["objects"].as_str().map(|o| o.lines().count()), Some(22));
+    assert_eq!(inventory["metadata"]["labels"]["applyset.kubernetes.io/id"], labels["applyset.kubernetes.io/part-of"]);
+    assert_eq!(inventory["metadata"]["annotations"]["mcp-gitops.mcpruntime.org/last-applied-revision"], plan["desired_revision"]);
+
+    let writes = env.kubectl.write_requests();
+    let again = env.mcp("apply", platform.path(), &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("22 unchanged (no request)"), "{}", again.stdout);
+    assert_eq!(env.kubectl.write_requests(), writes, "a repeated apply makes no write request");
+    let noop = env.mcp("plan", platform.path(), &["--detailed-exitcode"]);
+    assert_eq!(noop.code, 0, "{}", noop.stdout);
+
+    let change = env.repo("examples/pr-change");
+    let update = env.mcp("apply", change.path(), &[]);
+    assert_eq!(update.code, 0, "{}\n{}", update.stdout, update.stderr);
+    assert!(update.stdout.contains("4 updated"), "{}", update.stdout);
+    assert!(update.stdout.contains("no longer declared; pass --prune"), "{}", update.stdout);
+    assert_eq!(env.grant("refund-desk")["spec"]["maxTrust"], "high");
+    assert_eq!(env.grant("legacy-ledger-sync")["metadata"]["name"], "legacy-ledger-sync", "not pruned without --prune");
+
+    let prune = env.mcp("apply", change.path(), &["--prune"]);
+    assert_eq!(prune.code, 0, "{}\n{}", prune.stdout, prune.stderr);
+    assert!(prune.stdout.contains("1 deleted"), "{}", prune.stdout);
+    let gone = env.kubectl.run(&["get", "mcpaccessgrants", "legacy-ledger-sync", "-n", &env.payments]);
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("NotFound"));
+    let inventory = env.kubectl.json(&["get", "configmap", "mcp-gitops-inventory", "-n", &env.inventory]);
+    assert_eq!(inventory["data"]["objects"].as_str().map(|o| o.lines().count()), Some(21));
+}
+
+#[test]
+fn drift_shows_its_manager_and_conflicts_need_force() {
+    let _serial = serial();
+    let env = Env::new();
+    let repo = env.repo("examples/platform");
+    assert_eq!(env.mcp("apply", repo.path(), &[]).code, 0);
+    env.kubectl.ok(&[
+        "patch",
+        "mcpaccessgrants",
+        "refund-desk",
+        "-n",
+        &env.payments,
+        "--type",
+        "merge",
+        "--field-manager",
+        "kubectl-edit",
+        "-p",
+        r#"{"spec":{"maxTrust":"low"}}"#,
+    ]);
+
+    let plan = env.mcp("plan", repo.path(), &["--format", "json"]);
+    let plan = json(&plan.stdout);
+    let change = plan["changes"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "refund-desk")).cloned().unwrap_or_default();
+    assert_eq!(change["action"], "update");
+    assert_eq!(change["drift"], serde_json::json!([{"path": "spec.maxTrust", "managers": ["kubectl-edit"]}]));
+    let text = env.mcp("plan", repo.path(), &["--color", "never"]);
+    assert!(text.stdout.contains("spec.maxTrust changed by kubectl-edit"), "{}", text.stdout);
+
+    let conflict = env.mcp("apply", repo.path(), &[]);
+    assert_eq!(conflict.code, 1);
+    assert!(conflict.stdout.contains("conflict with \"kubectl-edit\""), "{}", conflict.stdout);
+    assert!(conflict.stdout.contains(".spec.maxTrust"), "{}", conflict.stdout);
+    assert_eq!(env.grant("refund-desk")["spec"]["maxTrust"], "low", "a conflict leaves the object as it was");
+
+    let forced = env.mcp("apply", repo.path(), &["--force-conflicts"]);
+    assert_eq!(forced.code, 0, "{}", forced.stdout);
+    assert_eq!(env.grant("refund-desk")["spec"]["maxTrust"], "medium");
+    assert_eq!(env.mcp("plan", repo.path(), &["--detailed-exitcode"]).code, 0);
+}
+
+#[test]
+fn objects_we_do_not_own_are_neither_adopted_nor_deleted() {
+    let _serial = serial();
+    let env = Env::new();
+    let repo = env.repo("examples/platform");
+    let theirs = format!(
+        "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata:\n  name: refund-desk\n  namespace: {}\nspec:\n  serverRef: {{name: payments-mcp}}\n  subject: {{agentID: someone-else}}\n",
+        env.payments
+    );
+    let out = env.kubectl.apply_stdin(&["apply"], &theirs);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let refused = env.mcp("apply", repo.path(), &[]);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stdout.contains("not managed by mcp-gitops") && refused.stdout.contains("--adopt"), "{}", refused.stdout);
+    assert_eq!(env.grant("refund-desk")["spec"]["subject"]["agentID"], "someone-else");
+
+    // A copied membership label does not make an object ours: it is not in the inventory.
+    let id =
+        env.grant("payments-team-read")["metadata"]["labels"]["applyset.kubernetes.io/part-of"].as_str().unwrap_or_default().to_string();
+    let copied = format!(
+        "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata:\n  name: copied-label\n  namespace: {}\n  labels: {{applyset.kubernetes.io/part-of: {id}}}\nspec:\n  serverRef: {{name: payments-mcp}}\n  subject: {{agentID: copycat}}\n",
+        env.payments
+    );
+    assert!(env.kubectl.apply_stdin(&["apply"], &copied).status.success());
+
+    let adopted = env.mcp("apply", repo.path(), &["--adopt", "--prune"]);
+    assert_eq!(adopted.code, 0, "{}\n{}", adopted.stdout, adopted.stderr);
+    assert_eq!(env.grant("refund-desk")["spec"]["subject"]["agentID"], "refund-copilot");
+    assert_eq!(env.grant("copied-label")["metadata"]["name"], "copied-label", "never deleted");
+}
+
+#[test]
+fn restricted_credentials_get_a_clear_permission_error() {
+    let _serial = serial();
+    let env = Env::new();
+    let role = unique("mcp-gitops-partial");
+    let rbac = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {{name: {role}}}\nrules:\n- apiGroups: [mcpruntime.org]\n  resources: [mcpservers, mcpaccessgrants]\n  verbs: [get, list]\n- apiGroups: [\"\"]\n  resources: [configmaps]\n  verbs: [get]\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: {role}}}\nroleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}\nsubjects:\n- {{apiGroup: rbac.authorization.k8s.io, kind: User, name: restricted}}\n"
+    );
+    assert!(env.kubectl.apply_stdin(&["apply"], &rbac).status.success());
+    let restricted = env.kubeconfig.with_file_name("restricted.kubeconfig");
+    let repo = env.repo("examples/platform");
+    let out = run(&["plan", &repo.path().to_string_lossy(), "--kubeconfig", &restricted.to_string_lossy()]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("permission denied"), "{}", out.stderr);
+    assert!(out.stderr.contains("cannot list resource \"mcpagentsessions\""), "{}", out.stderr);
+}
+
+#[test]
+fn server_rejections_point_at_the_file_and_line() {
+    let _serial = serial();
+    let env = Env::new();
+    let repo = repo_copy("tests/fixtures/valid-minimal", &[("mcp-team-a", &env.payments)]);
+    let dir = repo.path();
+    let grant_file = std::fs::read_dir(dir.join("access"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("kind: MCPAccessGrant")));
+    let grant_file = grant_file.expect("the fixture has a grant file");
+    let text = std::fs::read_to_string(&grant_file).expect("read").replacen(
+        "metadata:\n",
+        "metadata:\n  labels:\n    team: \"not a valid label!\"\n",
+        1,
+    );
+    std::fs::write(&grant_file, text).expect("write");
+    let out = env.mcp("apply", dir, &[]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let rel = grant_file.strip_prefix(dir).expect("inside").to_string_lossy().into_owned();
+    assert!(out.stdout.contains(&format!("{rel}:")), "the failure names the file:\n{}", out.stdout);
+    assert!(out.stdout.contains("metadata.labels: Invalid value"), "{}", out.stdout);
+}
+
+#[test]
+fn a_reviewed_plan_applies_exactly_or_is_refused_as_stale() {
+    let _serial = serial();
+    let env = Env::new();
+    let repo = env.repo("examples/platform");
+    assert_eq!(env.mcp("apply", repo.path(), &[]).code, 0);
+    let change = env.repo("examples/pr-change");
+    let plan_file = change.path().join("plan.json").to_string_lossy().into_owned();
+    assert_eq!(env.mcp("plan", change.path(), &["--out", &plan_file]).code, 0);
+
+    env.kubectl.ok(&["annotate", "mcpaccessgrants", "refund-desk", "-n", &env.payments, "reviewed-by=someone"]);
+    let stale = env.mcp("apply", change.path(), &["--plan", &plan_file]);
+    assert_eq!(stale.code, 1);
+    assert!(stale.stderr.contains("plan is stale") && stale.stderr.contains("refund-desk"), "{}", stale.stderr);
+    assert_eq!(env.grant("refund-desk")["spec"]["maxTrust"], "medium", "nothing applied");
+
+    assert_eq!(env.mcp("plan", change.path(), &["--out", &plan_file]).code, 0);
+    let grant_file = change.path().join("teams/support/grants/support-leads.yaml");
+    let original = std::fs::read_to_string(&grant_file).expect("read");
+    std::fs::write(&grant_file, original.replacen("maxTrust: high", "maxTrust: medium", 1)).expect("write");
+    let moved = env.mcp("apply", change.path(), &["--plan", &plan_file]);
+    assert_eq!(moved.code, 1);
+    assert!(moved.stderr.contains("the repository changed"), "{}", moved.stderr);
+    std::fs::write(&grant_file, original).expect("restore");
+
+    let applied = env.mcp("apply", change.path(), &["--plan", &plan_file]);
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    assert_eq!(env.grant("refund-desk")["spec"]["maxTrust"], "high");
+}
+
+#[test]
+fn guards_refuse_before_anything_is_written() {
+    let _serial = serial();
+    let env = Env::new();
+    let repo = env.repo("examples/platform");
+    assert_eq!(env.mcp("apply", repo.path(), &[]).code, 0);
+    let grants = env.count("mcpaccessgrants", &env.payments);
+
+    let empty = tempfile::tempdir().expect("tempdir");
+    let out = env.mcp("apply", empty.path(), &["--prune"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("yields no objects"), "{}", out.stderr);
+
+    for dir in ["teams/payments/grants", "teams/support/grants"] {
+        std::fs::remove_dir_all(repo.path().join(dir)).expect("remove grants");
+    }
+    let writes = env.kubectl.write_requests();
+    let out = env.mcp("apply", repo.path(), &["--prune"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("refusing to prune 12 objects: more than --max-deletes 10"), "{}", out.stderr);
+    assert_eq!(env.kubectl.write_requests(), writes, "a refusal writes nothing");
+    assert_eq!(env.count("mcpaccessgrants", &env.payments), grants);
+}
+
+#[test]
+fn dry_run_persists_nothing() {
+    let _serial = serial();
+    let env = Env::new();
+    let repo = env.repo("examples/platform");
+    let out = env.mcp("apply", repo.path(), &["--dry-run"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("(dry run)"), "{}", out.stdout);
+    assert_eq!(env.count("mcpaccessgrants", &env.payments), 0);
+    assert!(!env.kubectl.run(&["get", "configmap", "mcp-gitops-inventory", "-n", &env.inventory]).status.success());
+}
+
+#[test]
+fn wait_follows_the_operator_and_says_what_it_waited_for() {
+    let _serial = serial();
+    let env = Env::new();
+    let repo = env.repo("examples/platform");
+    let timeout = env.mcp("apply", repo.path(), &["--wait", "--timeout", "2s"]);
+    assert_eq!(timeout.code, 1);
+    assert!(timeout.stderr.contains("timed out after 2s"), "{}", timeout.stderr);
+    assert!(
+        timeout
+            .stderr
+            .contains(&format!("{}/payments-mcp: phase no status yet (want Ready), policy revision none (want sha256:", env.payments)),
+        "{}",
+        timeout.stderr
+    );
+
+    let _operator = common::operator::start(env.kubeconfig.clone(), vec![env.payments.clone(), env.support.clone()]);
+    let change = env.repo("examples/pr-change");
+    let out = env.mcp("apply", change.path(), &["--wait", "--timeout", "60s"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("The operator has taken the change: 2 server(s) Ready"), "{}", out.stdout);
+    let rendered = json(&run(&["render", &change.path().to_string_lossy(), "--server", &format!("{}/payments-mcp", env.payments)]).stdout);
+    let configmap = env.kubectl.json(&["get", "configmap", "payments-mcp-gateway-policy", "-n", &env.payments]);
+    let stored = json(configmap["data"]["policy.json"].as_str().unwrap_or("{}"));
+    assert_eq!(stored["revision"], rendered["revision"]);
+}
+
+#[test]
+fn the_api_server_dying_mid_apply_loses_nothing() {
+    let _serial = serial();
+    let state = tempfile::tempdir().expect("state dir");
+    let dir = state.path().join("cluster");
+    let kubeconfig = common::cluster::up(Some(&dir));
+    let kubectl = Kubectl { kubeconfig: kubeconfig.clone() };
+    kubectl.create_namespace("fault");
+    let repo = tempfile::tempdir().expect("repo");
+    std::fs::create_dir_all(repo.path().join(".mcp")).expect("mkdir");
+    std::fs::write(
+        repo.path().join(".mcp/servers.yaml"),
+        "servers:\n  - name: bulk\n    namespace: fault\n    gateway: {enabled: true}\n    tools: [{name: read_t, sideEffect: read}]\n",
+    )
+    .expect("write");
+    let grants: String = (0..1500)
+        .map(|i| format!("---\napiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata: {{name: g{i}, namespace: fault}}\nspec:\n  serverRef: {{name: bulk}}\n  subject: {{agentID: a{i}}}\n  maxTrust: low\n  allowedSideEffects: [read]\n"))
+        .collect();
+    std::fs::write(repo.path().join("grants.yaml"), grants).expect("write");
+    let repo_arg = repo.path().to_string_lossy().into_owned();
+    let kubeconfig_arg = kubeconfig.to_string_lossy().into_owned();
+
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gitops"))
+        .args(["apply", &repo_arg, "--kubeconfig", &kubeconfig_arg, "--concurrency", "1", "--color", "never"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn apply");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while kubectl.json(&["get", "mcpaccessgrants", "-n", "fault"])["items"].as_array().map_or(0, Vec::len) < 50 {
+        assert!(std::time::Instant::now() < deadline, "apply made no progress");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = std::fs::read_to_string(dir.join("kube-apiserver.pid")).expect("pid");
+    assert!(std::process::Command::new("kill").args(["-9", pid.trim()]).status().expect("kill").success());
+    let out = child.wait_with_output().expect("apply exits");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("created MCPAccessGrant/fault/"), "what was applied is listed:\n{stdout}");
+    assert!(stdout.contains("not attempted"), "what was not applied is listed:\n{stdout}");
+    assert!(stderr.contains("Run apply again"), "{stderr}");
+
+    cluster_script(&dir, "restart-apiserver");
+    let again = run(&["apply", &repo_arg, "--kubeconfig", &kubeconfig_arg]);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert_eq!(kubectl.json(&["get", "mcpaccessgrants", "-n", "fault"])["items"].as_array().map(Vec::len), Some(1500));
+    let inventory = kubectl.json(&["get", "configmap", "mcp-gitops-inventory", "-n", "mcp-gitops"]);
+    assert_eq!(inventory["data"]["objects"].as_str().map(|o| o.lines().count()), Some(1501));
+    assert_eq!(run(&["apply", &repo_arg, "--kubeconfig", &kubeconfig_arg, "--prune"]).code, 0);
+    cluster_script(&dir, "down");
+}
