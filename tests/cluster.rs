@@ -243,7 +243,7 @@ fn a_reviewed_plan_applies_exactly_or_is_refused_as_stale() {
     assert_eq!(env.mcp("plan", change.path(), &["--out", &plan_file]).code, 0);
     let grant_file = change.path().join("teams/support/grants/support-leads.yaml");
     let original = std::fs::read_to_string(&grant_file).expect("read");
-    std::fs::write(&grant_file, original.replacen("maxTrust: high", "maxTrust: medium", 1)).expect("write");
+    std::fs::write(&grant_file, format!("{original}# reviewed again\n")).expect("write");
     let moved = env.mcp("apply", change.path(), &["--plan", &plan_file]);
     assert_eq!(moved.code, 1);
     assert!(moved.stderr.contains("the repository changed"), "{}", moved.stderr);

@@ -17,6 +17,7 @@ const GRANT_CRD: &str = include_str!("../../schema/crds/mcpruntime.org_mcpaccess
 const SESSION_CRD: &str = include_str!("../../schema/crds/mcpruntime.org_mcpagentsessions.yaml");
 const METADATA_SCHEMA: &str = include_str!("../../schema/servers.schema.json");
 const CONFIG_SCHEMA: &str = include_str!("../../schema/mcp-gitops.schema.json");
+const POLICY_SCHEMA: &str = include_str!("../../schema/policy.schema.json");
 
 pub struct Schemas {
     pub server: Validator,
@@ -24,6 +25,7 @@ pub struct Schemas {
     pub session: Validator,
     pub metadata: Validator,
     pub config: Validator,
+    pub policy: Validator,
 }
 
 impl Schemas {
@@ -45,6 +47,7 @@ pub fn schemas() -> &'static Schemas {
         session: compile(&kind_schema(Kind::Session)),
         metadata: compile(&embedded_json(METADATA_SCHEMA)),
         config: compile(&embedded_json(CONFIG_SCHEMA)),
+        policy: compile(&embedded_json(POLICY_SCHEMA)),
     })
 }
 

@@ -55,9 +55,16 @@ fn parse_time(value: Option<&str>, flag: &str) -> Result<Timestamp, CliError> {
     }
 }
 
-/// Loads and validates the repository in a directory.
+/// Loads and validates the repository in a directory, with the policy directories its
+/// `mcp-gitops.yaml` adds.
 fn desired_from_dir(path: &Path, now: Timestamp) -> Result<DesiredState, CliError> {
-    Ok(validate::validate(load::load(source::from_dir(path)?), now))
+    let mut loaded = load::load(source::from_dir(path)?);
+    for dir in loaded.state.config.policies.directories.clone() {
+        let snapshot = source::from_dir(&path.join(&dir))
+            .map_err(|e| CliError::Failed(format!("policy directory {dir} (from mcp-gitops.yaml): {e}")))?;
+        load::add_policies(&mut loaded, &dir, snapshot);
+    }
+    Ok(validate::validate(loaded, now))
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {

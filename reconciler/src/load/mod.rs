@@ -30,7 +30,11 @@ pub struct Loaded {
     pub state: DesiredState,
     pub metadata: Vec<RawDocument>,
     pub others: Vec<RawDocument>,
+    /// GuardrailPolicy documents found in the repository (or added from policy directories).
+    pub policies: Vec<RawDocument>,
 }
+
+pub const POLICY_KIND: &str = "GuardrailPolicy";
 
 pub fn load(snapshot: Snapshot) -> Loaded {
     let mut loaded = Loaded::default();
@@ -151,6 +155,10 @@ fn load_manifest(loaded: &mut Loaded, path: &str, mut value: Value, spans: Arc<S
         loaded.others.push(RawDocument { file: path.to_string(), value, spans });
         return;
     }
+    if kind == POLICY_KIND {
+        loaded.policies.push(RawDocument { file: path.to_string(), value, spans });
+        return;
+    }
     let Some(managed) = Kind::from_name(&kind) else {
         let key_pos = spans.values.get("/kind").copied().unwrap_or(pos);
         if kind == "Secret" {
@@ -183,6 +191,22 @@ fn load_manifest(loaded: &mut Loaded, path: &str, mut value: Value, spans: Arc<S
     let origin = Origin { file: path.to_string(), spans, prefix: String::new(), from_metadata: false };
     if let Some(object) = Object::new(managed, value, origin) {
         loaded.state.objects.push(object);
+    }
+}
+
+/// Adds the GuardrailPolicy documents of `snapshot` (a policy directory) to `loaded`; other
+/// documents there are ignored. File paths are reported as `<dir>/<file>`.
+pub fn add_policies(loaded: &mut Loaded, dir: &str, snapshot: Snapshot) {
+    loaded.state.diagnostics.extend(snapshot.diagnostics);
+    for file in snapshot.files {
+        let path = format!("{}/{}", dir.trim_end_matches('/'), file.path);
+        let Ok(text) = String::from_utf8(file.bytes) else { continue };
+        let (documents, diagnostics) = yaml::parse(&path, &text);
+        loaded.state.diagnostics.extend(diagnostics);
+        for document in documents.into_iter().filter(|d| d.value.get("kind").and_then(Value::as_str) == Some(POLICY_KIND)) {
+            loaded.policies.push(RawDocument { file: path.clone(), value: document.value, spans: Arc::new(document.spans) });
+        }
+        loaded.state.sources.insert(path, Arc::from(text));
     }
 }
 

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use std::fmt;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,
@@ -38,6 +38,8 @@ pub enum Code {
     SecretInRepo,
     PathOutsideRepo,
     NamespaceNotAllowed,
+    PolicyViolation,
+    PolicyError,
 }
 
 impl Code {
@@ -57,6 +59,8 @@ impl Code {
             Code::SecretInRepo => "secret_in_repo",
             Code::PathOutsideRepo => "path_outside_repo",
             Code::NamespaceNotAllowed => "namespace_not_allowed",
+            Code::PolicyViolation => "policy_violation",
+            Code::PolicyError => "policy_error",
         }
     }
 }

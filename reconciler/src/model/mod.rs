@@ -26,6 +26,25 @@ pub struct RepoConfig {
     pub allowed_namespaces: Vec<String>,
     pub ignore: Vec<String>,
     pub cluster_name: Option<String>,
+    pub policies: PolicySettings,
+}
+
+/// `policies:` in `mcp-gitops.yaml`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PolicySettings {
+    /// More directories of GuardrailPolicy files, relative to the repository root.
+    pub directories: Vec<String>,
+    /// Names of policies not to evaluate.
+    pub disabled: Vec<String>,
+    pub overrides: BTreeMap<String, PolicyOverride>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct PolicyOverride {
+    pub severity: Option<Severity>,
+    pub params: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl RepoConfig {

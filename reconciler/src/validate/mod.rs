@@ -1,7 +1,8 @@
 //! Validate: every offline check of a loaded repository, in the order DESIGN.md gives — JSON
-//! Schema, object identity, cross-reference against the gateway metadata — plus the credential
-//! scan. Collects every problem (never stops at the first) into the state's diagnostics.
+//! Schema, object identity, cross-reference against the gateway metadata, guardrail policies —
+//! plus the credential scan. Collects every problem (never stops at the first) into the state's diagnostics.
 
+mod guardrails;
 mod identity;
 mod reference;
 mod schema;
@@ -20,6 +21,7 @@ pub fn validate(mut loaded: Loaded, now: Timestamp) -> DesiredState {
     identity::check(&loaded.state, &mut found);
     reference::check(&loaded.state, now, &mut found);
     secrets::check(&loaded, &mut found);
+    guardrails::check(&loaded, now, &mut found);
     loaded.state.diagnostics.extend(found);
     diagnostic::sort(&mut loaded.state.diagnostics);
     loaded.state

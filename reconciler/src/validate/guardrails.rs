@@ -1,0 +1,264 @@
+//! Guardrail policies: organisation rules in CEL (with the Kubernetes CEL libraries), evaluated
+//! on every object they match. Policies are the defaults shipped in `policies/` (compiled into
+//! the binary), GuardrailPolicy documents found in the repository and in the directories
+//! `mcp-gitops.yaml` adds; a later policy of the same name replaces an earlier one.
+//!
+//! CEL context: `object` (the document as the API server would store it), `server` (the server
+//! it targets, or itself, from the metadata index; null when unknown), `servers` (the index:
+//! "namespace/name" -> {name, namespace, teamID, tools: name -> {requiredTrust, sideEffect,
+//! riskLevel}}), `now` (a timestamp) and `params`.
+
+use crate::load::{Loaded, RawDocument};
+use crate::model::object::{pointer_segment, pointer_to_path};
+use crate::model::{Code, Diagnostic, Kind, Object, Pos, Severity};
+use crate::schema::schemas;
+use jiff::Timestamp;
+use kube_cel::{KubeCelExt, cel};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The default policies, compiled into the binary so that it needs no files at run time.
+pub const DEFAULTS: &[(&str, &str)] = &[
+    (
+        "policies/destructive-grants-need-high-trust-and-a-human.yaml",
+        include_str!("../../../policies/destructive-grants-need-high-trust-and-a-human.yaml"),
+    ),
+    ("policies/sessions-expire-within-a-day.yaml", include_str!("../../../policies/sessions-expire-within-a-day.yaml")),
+    ("policies/no-cross-namespace-server-ref.yaml", include_str!("../../../policies/no-cross-namespace-server-ref.yaml")),
+    ("policies/grants-list-side-effects.yaml", include_str!("../../../policies/grants-list-side-effects.yaml")),
+    ("policies/team-wide-grants-are-read-only.yaml", include_str!("../../../policies/team-wide-grants-are-read-only.yaml")),
+    ("policies/human-ids-look-right.yaml", include_str!("../../../policies/human-ids-look-right.yaml")),
+];
+
+/// One piece of a message template: text, or a `{{ expression }}`.
+enum Part {
+    Text(String),
+    Expression(cel::Program, String),
+}
+
+struct Policy {
+    name: String,
+    kinds: Vec<Kind>,
+    program: cel::Program,
+    message: Vec<Part>,
+    severity: Severity,
+    /// Pointer of the field findings point at (`/spec/maxTrust`), if the policy names one.
+    field: Option<String>,
+    params: Map<String, Value>,
+    file: String,
+    pos: Pos,
+}
+
+/// Parses, checks and compiles one GuardrailPolicy document; problems become diagnostics.
+fn compile(document: &RawDocument, diagnostics: &mut Vec<Diagnostic>) -> Option<Policy> {
+    let pos = |pointer: &str| document.spans.values.get(pointer).copied().unwrap_or(Pos { line: 1, column: 1 });
+    let before = diagnostics.len();
+    for error in schemas().policy.iter_errors(&document.value) {
+        let pointer = error.instance_path().as_str().to_string();
+        diagnostics.push(
+            Diagnostic::error(Code::SchemaViolation, &document.file, pos(&pointer), error.to_string())
+                .path(pointer_to_path(&pointer))
+                .hint("see schema/policy.schema.json and docs/policies.md"),
+        );
+    }
+    if diagnostics.len() > before {
+        return None;
+    }
+    let spec = &document.value["spec"];
+    let name = document.value["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let text = |key: &str| spec[key].as_str().unwrap_or_default().to_string();
+    let invalid = |diagnostics: &mut Vec<Diagnostic>, pointer: &str, message: String| {
+        diagnostics.push(
+            Diagnostic::error(Code::PolicyError, &document.file, pos(pointer), message)
+                .object(format!("GuardrailPolicy/{name}"))
+                .path(pointer_to_path(pointer))
+                .hint("fix the CEL; see docs/policies.md for the variables and functions available"),
+        );
+    };
+    let program = match cel::Program::compile(&text("expression")) {
+        Ok(program) => program,
+        Err(e) => {
+            invalid(
+                diagnostics,
+                "/spec/expression",
+                format!("policy {name}: the expression is not valid CEL: {}", one_line(&e.to_string())),
+            );
+            return None;
+        }
+    };
+    let mut message = Vec::new();
+    let mut rest = text("message");
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else { break };
+        message.push(Part::Text(rest[..start].to_string()));
+        let source = rest[start + 2..start + len].trim().to_string();
+        match cel::Program::compile(&source) {
+            Ok(program) => message.push(Part::Expression(program, source)),
+            Err(e) => {
+                invalid(
+                    diagnostics,
+                    "/spec/message",
+                    format!("policy {name}: {{{{ {source} }}}} in the message is not valid CEL: {}", one_line(&e.to_string())),
+                );
+                return None;
+            }
+        }
+        rest = rest[start + len + 2..].to_string();
+    }
+    message.push(Part::Text(rest));
+    Some(Policy {
+        kinds: spec["matchKinds"].as_array().into_iter().flatten().filter_map(|k| Kind::from_name(k.as_str()?)).collect(),
+        program,
+        message,
+        severity: if spec["severity"] == "warning" { Severity::Warning } else { Severity::Error },
+        field: spec["field"].as_str().map(|f| f.split('.').map(|s| format!("/{}", pointer_segment(s))).collect()),
+        params: spec["params"].as_object().cloned().unwrap_or_default(),
+        file: document.file.clone(),
+        pos: pos(""),
+        name,
+    })
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Every policy in force: defaults, then repository and directory policies, with the
+/// configuration's switches and overrides applied.
+fn policies(loaded: &Loaded, diagnostics: &mut Vec<Diagnostic>) -> Vec<Policy> {
+    let mut documents: Vec<RawDocument> = Vec::new();
+    for (file, text) in DEFAULTS {
+        let (parsed, problems) = crate::load::yaml::parse(file, text);
+        diagnostics.extend(problems);
+        documents.extend(parsed.into_iter().map(|d| RawDocument { file: file.to_string(), value: d.value, spans: Arc::new(d.spans) }));
+    }
+    let mut by_name: BTreeMap<String, Policy> = BTreeMap::new();
+    for document in documents.iter().chain(&loaded.policies) {
+        if let Some(policy) = compile(document, diagnostics) {
+            by_name.insert(policy.name.clone(), policy);
+        }
+    }
+    let settings = &loaded.state.config.policies;
+    let mut policies: Vec<Policy> = by_name.into_values().filter(|p| !settings.disabled.contains(&p.name)).collect();
+    for policy in &mut policies {
+        if let Some(changes) = settings.overrides.get(&policy.name) {
+            if let Some(severity) = changes.severity {
+                policy.severity = severity;
+            }
+            policy.params.extend(changes.params.clone().unwrap_or_default());
+        }
+    }
+    policies
+}
+
+/// The metadata index the expressions see as `servers`.
+fn server_index(loaded: &Loaded) -> Map<String, Value> {
+    loaded
+        .state
+        .of_kind(Kind::Server)
+        .filter_map(|o| {
+            let spec = o.server()?;
+            let tools: Map<String, Value> = spec
+                .tools
+                .iter()
+                .map(|t| {
+                    (t.name.clone(), json!({"requiredTrust": t.required_trust, "sideEffect": t.side_effect, "riskLevel": t.risk_level}))
+                })
+                .collect();
+            let entry = json!({"name": o.id.name, "namespace": o.id.namespace, "teamID": spec.team_id, "tools": tools});
+            Some((format!("{}/{}", o.id.namespace, o.id.name), entry))
+        })
+        .collect()
+}
+
+/// The index key of the server an object is about: itself, or the one it targets.
+fn server_key(object: &Object) -> String {
+    match crate::gateway::render::targets(object) {
+        Some((namespace, name)) => format!("{namespace}/{name}"),
+        None => format!("{}/{}", object.id.namespace, object.id.name),
+    }
+}
+
+pub fn check(loaded: &Loaded, now: Timestamp, diagnostics: &mut Vec<Diagnostic>) {
+    let policies = policies(loaded, diagnostics);
+    if policies.is_empty() {
+        return;
+    }
+    let servers = server_index(loaded);
+    let servers_value = cel::to_value(Value::Object(servers.clone())).unwrap_or(cel::Value::Null);
+    let now_value = cel::Program::compile(&format!("timestamp('{}')", now.strftime("%Y-%m-%dT%H:%M:%SZ")))
+        .ok()
+        .and_then(|p| p.execute(&cel::Context::default()).ok())
+        .unwrap_or(cel::Value::Null);
+    for policy in &policies {
+        let mut root = cel::Context::default().with_all();
+        root.add_variable_from_value("servers", servers_value.clone());
+        root.add_variable_from_value("now", now_value.clone());
+        root.add_variable_from_value("params", cel::to_value(Value::Object(policy.params.clone())).unwrap_or(cel::Value::Null));
+        for object in loaded.state.objects.iter().filter(|o| policy.kinds.contains(&o.id.kind)) {
+            let mut context = root.new_inner_scope();
+            context.add_variable_from_value("object", cel::to_value(&object.body).unwrap_or(cel::Value::Null));
+            let server = servers.get(&server_key(object)).cloned().unwrap_or(Value::Null);
+            context.add_variable_from_value("server", cel::to_value(server).unwrap_or(cel::Value::Null));
+            if let Some(diagnostic) = evaluate(policy, object, &context) {
+                diagnostics.push(diagnostic);
+            }
+        }
+    }
+}
+
+fn evaluate(policy: &Policy, object: &Object, context: &cel::Context) -> Option<Diagnostic> {
+    let failed = |message: String| {
+        Diagnostic::error(Code::PolicyError, &object.origin.file, object.pos(""), message)
+            .object(&object.id)
+            .hint(format!("fix policy {} ({}:{}), or switch it off in mcp-gitops.yaml", policy.name, policy.file, policy.pos.line))
+    };
+    match policy.program.execute(context) {
+        Ok(cel::Value::Bool(true)) => None,
+        Ok(cel::Value::Bool(false)) => {
+            // The field the rule is about, or the object's first line when it is absent.
+            let pointer = policy.field.clone().filter(|p| object.body.pointer(p).is_some()).unwrap_or_default();
+            let message = format!("[{}] {}", policy.name, render_message(&policy.message, context));
+            let mut diagnostic =
+                Diagnostic::new(policy.severity, Code::PolicyViolation, &object.origin.file, object.pos(&pointer), message)
+                    .object(&object.id)
+                    .hint(format!(
+                        "policy {} ({}); switch it off or override it under policies: in mcp-gitops.yaml",
+                        policy.name, policy.file
+                    ));
+            if !pointer.is_empty() {
+                diagnostic = diagnostic.path(pointer_to_path(&pointer));
+            }
+            Some(diagnostic)
+        }
+        Ok(other) => Some(failed(format!("policy {} did not evaluate to a boolean on this object (got {})", policy.name, text_of(&other)))),
+        Err(e) => Some(failed(format!("policy {} failed to evaluate on this object: {e}", policy.name))),
+    }
+}
+
+fn render_message(parts: &[Part], context: &cel::Context) -> String {
+    let text: String = parts
+        .iter()
+        .map(|part| match part {
+            Part::Text(text) => text.clone(),
+            Part::Expression(program, source) => match program.execute(context) {
+                Ok(value) => text_of(&value),
+                Err(_) => format!("{{{{{source}}}}}"),
+            },
+        })
+        .collect();
+    one_line(&text)
+}
+
+fn text_of(value: &cel::Value) -> String {
+    match value {
+        cel::Value::String(s) => s.to_string(),
+        cel::Value::Int(i) => i.to_string(),
+        cel::Value::UInt(u) => u.to_string(),
+        cel::Value::Float(f) => f.to_string(),
+        cel::Value::Bool(b) => b.to_string(),
+        cel::Value::Null => "null".into(),
+        other => format!("{other:?}"),
+    }
+}
