@@ -125,6 +125,15 @@ pub struct ValidateArgs {
     /// The time sessions are checked against (RFC 3339), instead of the clock.
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
+    /// Also compare a server's metadata with the tools its running instance lists (MCP over streamable HTTP).
+    #[arg(long, value_name = "URL")]
+    pub from_server: Option<String>,
+    /// The server the URL runs (NAME or NAMESPACE/NAME); needed when the repository declares several.
+    #[arg(long, value_name = "NAME", requires = "from_server")]
+    pub server: Option<String>,
+    /// How long the tools/list exchange with --from-server may take.
+    #[arg(long, value_name = "DURATION", default_value = "20s", requires = "from_server")]
+    pub from_server_timeout: String,
 }
 
 #[derive(Debug, Args)]

@@ -75,7 +75,14 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
 
 fn validate_command(args: ValidateArgs, palette: Palette) -> Result<i32, CliError> {
     let now = parse_time(args.now.as_deref(), "--now")?;
-    let state = desired_from_dir(&args.path, now)?;
+    let mut state = desired_from_dir(&args.path, now)?;
+    if let Some(url) = &args.from_server {
+        let server = live_check_server(&state, args.server.as_deref())?;
+        let timeout = parse_duration(&args.from_server_timeout, "--from-server-timeout")?;
+        let live = runtime()?.block_on(source::live_tools::discover(url, timeout));
+        state.diagnostics.extend(validate::live_tools::compare(server, url, &live));
+        crate::model::diagnostic::sort(&mut state.diagnostics);
+    }
     match args.format {
         DiagnosticsFormat::Json => print_json(&json!({"ok": !state.has_errors(), "diagnostics": state.diagnostics}))?,
         DiagnosticsFormat::Text => {
@@ -93,6 +100,26 @@ fn validate_command(args: ValidateArgs, palette: Palette) -> Result<i32, CliErro
         }
     }
     Ok(if state.has_errors() { EXIT_ERROR } else { EXIT_OK })
+}
+
+/// The server `--from-server` is about: `--server` (NAME or NAMESPACE/NAME), or the only one.
+fn live_check_server<'a>(state: &'a DesiredState, wanted: Option<&str>) -> Result<&'a crate::model::Object, CliError> {
+    let servers: Vec<&crate::model::Object> = state.of_kind(Kind::Server).collect();
+    let matches = |o: &&crate::model::Object| match wanted {
+        Some(w) if w.contains('/') => format!("{}/{}", o.id.namespace, o.id.name) == w,
+        Some(w) => o.id.name == w,
+        None => true,
+    };
+    let found: Vec<&crate::model::Object> = servers.iter().copied().filter(matches).collect();
+    let names = || servers.iter().map(|o| format!("{}/{}", o.id.namespace, o.id.name)).collect::<Vec<_>>().join(", ");
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => Err(CliError::Usage(format!("--server {}: no such server; servers: {}", wanted.unwrap_or(""), names()))),
+        _ => Err(CliError::Usage(format!(
+            "the repository declares several servers ({}); say which one runs at the URL with --server",
+            names()
+        ))),
+    }
 }
 
 fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
@@ -140,6 +167,13 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
     } else {
         EXIT_OK
     })
+}
+
+fn parse_duration(text: &str, flag: &str) -> Result<std::time::Duration, CliError> {
+    text.parse::<jiff::SignedDuration>()
+        .ok()
+        .and_then(|d| std::time::Duration::try_from(d).ok())
+        .ok_or_else(|| CliError::Usage(format!("{flag} {text:?} is not a duration (e.g. 30s, 5m)")))
 }
 
 fn parse_server(text: &str) -> Result<ObjectId, CliError> {
@@ -322,12 +356,7 @@ fn outcome_line(outcome: &Outcome, desired: &DesiredState, dry_run: bool, palett
 }
 
 fn apply_command(args: ApplyArgs, palette: Palette) -> Result<i32, CliError> {
-    let timeout = args
-        .timeout
-        .parse::<jiff::SignedDuration>()
-        .ok()
-        .and_then(|d| std::time::Duration::try_from(d).ok())
-        .ok_or_else(|| CliError::Usage(format!("--timeout {:?} is not a duration (e.g. 30s, 5m)", args.timeout)))?;
+    let timeout = parse_duration(&args.timeout, "--timeout")?;
     let reviewed: Option<Reviewed> = match &args.plan {
         Some(file) => {
             let text = std::fs::read_to_string(file).map_err(|e| CliError::Failed(format!("cannot read {}: {e}", file.display())))?;

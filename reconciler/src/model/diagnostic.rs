@@ -40,6 +40,9 @@ pub enum Code {
     NamespaceNotAllowed,
     PolicyViolation,
     PolicyError,
+    ToolMissingOnServer,
+    ToolUngoverned,
+    ServerUnreachable,
 }
 
 impl Code {
@@ -61,6 +64,9 @@ impl Code {
             Code::NamespaceNotAllowed => "namespace_not_allowed",
             Code::PolicyViolation => "policy_violation",
             Code::PolicyError => "policy_error",
+            Code::ToolMissingOnServer => "tool_missing_on_server",
+            Code::ToolUngoverned => "tool_ungoverned",
+            Code::ServerUnreachable => "server_unreachable",
         }
     }
 }

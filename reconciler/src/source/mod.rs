@@ -5,6 +5,7 @@
 
 mod dir;
 mod git;
+pub mod live_tools;
 
 pub use dir::from_dir;
 pub use git::{from_git, resolve_revision_in};

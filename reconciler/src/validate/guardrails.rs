@@ -133,14 +133,33 @@ fn policies(loaded: &Loaded, diagnostics: &mut Vec<Diagnostic>) -> Vec<Policy> {
         diagnostics.extend(problems);
         documents.extend(parsed.into_iter().map(|d| RawDocument { file: file.to_string(), value: d.value, spans: Arc::new(d.spans) }));
     }
+    let settings = &loaded.state.config.policies;
     let mut by_name: BTreeMap<String, Policy> = BTreeMap::new();
+    let mut known: Vec<String> = Vec::new();
     for document in documents.iter().chain(&loaded.policies) {
+        let name = document.value["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        known.push(name.clone());
+        if settings.disabled.contains(&name) {
+            continue;
+        }
         if let Some(policy) = compile(document, diagnostics) {
             by_name.insert(policy.name.clone(), policy);
         }
     }
-    let settings = &loaded.state.config.policies;
-    let mut policies: Vec<Policy> = by_name.into_values().filter(|p| !settings.disabled.contains(&p.name)).collect();
+    // A misspelt name would leave the policy it meant running unchanged.
+    for name in settings.disabled.iter().chain(settings.overrides.keys()).filter(|n| !known.contains(n)) {
+        diagnostics.push(
+            Diagnostic::warning(
+                Code::PolicyError,
+                crate::load::CONFIG_FILE,
+                Pos { line: 1, column: 1 },
+                format!("policies: no policy is named {name:?}"),
+            )
+            .path("policies")
+            .hint(format!("known policies: {}", known.join(", "))),
+        );
+    }
+    let mut policies: Vec<Policy> = by_name.into_values().collect();
     for policy in &mut policies {
         if let Some(changes) = settings.overrides.get(&policy.name) {
             if let Some(severity) = changes.severity {
@@ -180,7 +199,9 @@ fn server_key(object: &Object) -> String {
     }
 }
 
-pub fn check(loaded: &Loaded, now: Timestamp, diagnostics: &mut Vec<Diagnostic>) {
+/// Evaluates every policy on every object it matches, except `skipped` objects (those that
+/// already failed their schema: a policy over a malformed object only adds noise).
+pub fn check(loaded: &Loaded, now: Timestamp, skipped: &std::collections::HashSet<String>, diagnostics: &mut Vec<Diagnostic>) {
     let policies = policies(loaded, diagnostics);
     if policies.is_empty() {
         return;
@@ -196,7 +217,7 @@ pub fn check(loaded: &Loaded, now: Timestamp, diagnostics: &mut Vec<Diagnostic>)
         root.add_variable_from_value("servers", servers_value.clone());
         root.add_variable_from_value("now", now_value.clone());
         root.add_variable_from_value("params", cel::to_value(Value::Object(policy.params.clone())).unwrap_or(cel::Value::Null));
-        for object in loaded.state.objects.iter().filter(|o| policy.kinds.contains(&o.id.kind)) {
+        for object in loaded.state.objects.iter().filter(|o| policy.kinds.contains(&o.id.kind) && !skipped.contains(&o.id.to_string())) {
             let mut context = root.new_inner_scope();
             context.add_variable_from_value("object", cel::to_value(&object.body).unwrap_or(cel::Value::Null));
             let server = servers.get(&server_key(object)).cloned().unwrap_or(Value::Null);
@@ -259,6 +280,7 @@ fn text_of(value: &cel::Value) -> String {
         cel::Value::Float(f) => f.to_string(),
         cel::Value::Bool(b) => b.to_string(),
         cel::Value::Null => "null".into(),
+        cel::Value::List(items) => items.iter().map(text_of).collect::<Vec<_>>().join(", "),
         other => format!("{other:?}"),
     }
 }

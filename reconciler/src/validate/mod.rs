@@ -4,6 +4,7 @@
 
 mod guardrails;
 mod identity;
+pub mod live_tools;
 mod reference;
 mod schema;
 mod secrets;
@@ -21,7 +22,8 @@ pub fn validate(mut loaded: Loaded, now: Timestamp) -> DesiredState {
     identity::check(&loaded.state, &mut found);
     reference::check(&loaded.state, now, &mut found);
     secrets::check(&loaded, &mut found);
-    guardrails::check(&loaded, now, &mut found);
+    let malformed = found.iter().filter(|d| d.code == crate::model::Code::SchemaViolation).map(|d| d.object.clone()).collect();
+    guardrails::check(&loaded, now, &malformed, &mut found);
     loaded.state.diagnostics.extend(found);
     diagnostic::sort(&mut loaded.state.diagnostics);
     loaded.state

@@ -1,0 +1,140 @@
+//! `validate --from-server` against a real MCP server built with the official Rust SDK and
+//! served over streamable HTTP on a loopback port.
+
+mod common;
+
+use common::{NOW, json, run};
+use rmcp::model::{JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use std::sync::Arc;
+
+/// An MCP server that lists a fixed set of tools, `page` at a time (so clients must follow
+/// `nextCursor`).
+#[derive(Clone)]
+struct Catalog {
+    tools: Vec<&'static str>,
+    page: usize,
+}
+
+impl ServerHandler for Catalog {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let start: usize = request.and_then(|r| r.cursor).and_then(|c| c.parse().ok()).unwrap_or(0).min(self.tools.len());
+        let end = (start + self.page).min(self.tools.len());
+        let tools = self.tools[start..end].iter().map(|name| Tool::new(*name, "a test tool", Arc::new(JsonObject::new()))).collect();
+        let mut result = ListToolsResult::with_all_items(tools);
+        result.next_cursor = (end < self.tools.len()).then(|| end.to_string());
+        Ok(result)
+    }
+}
+
+/// Serves `catalog` at http://127.0.0.1:<port>/mcp for the life of the test; returns the base URL.
+fn serve(catalog: Catalog) -> String {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async move {
+            let service = StreamableHttpService::new(
+                move || Ok(catalog.clone()),
+                Arc::new(LocalSessionManager::default()),
+                StreamableHttpServerConfig::default(),
+            );
+            let router = axum::Router::new().nest_service("/mcp", service);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            sender.send(listener.local_addr().expect("address")).expect("send");
+            let _ = axum::serve(listener, router).await;
+        });
+    });
+    format!("http://127.0.0.1:{}", receiver.recv().expect("server started").port())
+}
+
+fn repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join(".mcp")).expect("mkdir");
+    std::fs::write(
+        dir.path().join(".mcp/servers.yaml"),
+        "servers:\n  - name: payments-mcp\n    namespace: team-a\n    gateway: {enabled: true}\n    tools:\n      - {name: list_invoices, sideEffect: read}\n      - {name: create_invoice, sideEffect: write}\n      - {name: refund_invoice, sideEffect: destructive}\n",
+    )
+    .expect("write");
+    dir
+}
+
+fn check(url: &str, extra: &[&str]) -> (i32, Vec<(String, String, u64)>) {
+    let dir = repo();
+    let path = dir.path().to_string_lossy().into_owned();
+    let args = [&["validate", path.as_str(), "--from-server", url, "--format", "json", "--now", NOW][..], extra].concat();
+    let out = run(&args);
+    let report = json(&out.stdout);
+    let found = report["diagnostics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap_or_default().to_string(),
+                d["message"].as_str().unwrap_or_default().to_string(),
+                d["line"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    (out.code, found)
+}
+
+#[test]
+fn a_server_that_offers_exactly_the_metadata_is_clean() {
+    let url = serve(Catalog { tools: vec!["list_invoices", "create_invoice", "refund_invoice"], page: 2 });
+    let (code, found) = check(&url, &[]);
+    assert_eq!((code, found), (0, vec![]));
+}
+
+#[test]
+fn missing_tools_are_errors_and_ungoverned_ones_warnings_across_pages() {
+    let url = serve(Catalog { tools: vec!["list_invoices", "create_invoice", "export_everything", "purge_cache"], page: 1 });
+    let (code, found) = check(&format!("{url}/mcp/"), &["--server", "team-a/payments-mcp"]);
+    assert_eq!(code, 1);
+    let codes: Vec<(&str, u64)> = found.iter().map(|(c, _, l)| (c.as_str(), *l)).collect();
+    assert_eq!(codes, [("tool_ungoverned", 6), ("tool_ungoverned", 6), ("tool_missing_on_server", 8)], "{found:?}");
+    assert!(found[2].1.contains("refund_invoice"));
+    assert!(found.iter().any(|(_, m, _)| m.contains("\"purge_cache\"")), "the last page was read: {found:?}");
+}
+
+#[test]
+fn an_unreachable_or_silent_server_is_a_diagnostic_not_a_hang() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("address").port();
+    drop(closed);
+    let (code, found) = check(&format!("http://127.0.0.1:{port}"), &[]);
+    assert_eq!(code, 1);
+    assert_eq!(found.iter().map(|(c, _, _)| c.as_str()).collect::<Vec<_>>(), ["server_unreachable"], "{found:?}");
+
+    // Accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://127.0.0.1:{}", silent.local_addr().expect("address").port());
+    let started = std::time::Instant::now();
+    let (code, found) = check(&url, &["--from-server-timeout", "2s"]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(15), "took {:?}", started.elapsed());
+    assert_eq!(code, 1);
+    assert!(found.iter().any(|(c, m, _)| c == "server_unreachable" && m.contains("did not answer within 2s")), "{found:?}");
+    drop(silent);
+}
+
+#[test]
+fn several_servers_need_a_name() {
+    let dir = repo();
+    let metadata = dir.path().join(".mcp/servers.yaml");
+    let text = std::fs::read_to_string(&metadata).expect("read") + "  - name: ledger-mcp\n    namespace: team-a\n";
+    std::fs::write(&metadata, text).expect("write");
+    let out = run(&["validate", &dir.path().to_string_lossy(), "--from-server", "http://127.0.0.1:9/mcp"]);
+    assert_eq!(out.code, 64);
+    assert!(out.stderr.contains("--server"), "{}", out.stderr);
+}
