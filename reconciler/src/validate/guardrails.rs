@@ -212,17 +212,31 @@ pub fn check(loaded: &Loaded, now: Timestamp, skipped: &std::collections::HashSe
         .ok()
         .and_then(|p| p.execute(&cel::Context::default()).ok())
         .unwrap_or(cel::Value::Null);
-    for policy in &policies {
-        let mut root = cel::Context::default().with_all();
-        root.add_variable_from_value("servers", servers_value.clone());
-        root.add_variable_from_value("now", now_value.clone());
-        root.add_variable_from_value("params", cel::to_value(Value::Object(policy.params.clone())).unwrap_or(cel::Value::Null));
-        for object in loaded.state.objects.iter().filter(|o| policy.kinds.contains(&o.id.kind) && !skipped.contains(&o.id.to_string())) {
-            let mut context = root.new_inner_scope();
-            context.add_variable_from_value("object", cel::to_value(&object.body).unwrap_or(cel::Value::Null));
-            let server = servers.get(&server_key(object)).cloned().unwrap_or(Value::Null);
-            context.add_variable_from_value("server", cel::to_value(server).unwrap_or(cel::Value::Null));
-            if let Some(diagnostic) = evaluate(policy, object, &context) {
+    // Converted once and shared by every policy (CEL values are reference-counted).
+    let server_values: BTreeMap<&String, cel::Value> =
+        servers.iter().map(|(k, v)| (k, cel::to_value(v).unwrap_or(cel::Value::Null))).collect();
+    let roots: Vec<cel::Context> = policies
+        .iter()
+        .map(|policy| {
+            let mut root = cel::Context::default().with_all();
+            root.add_variable_from_value("servers", servers_value.clone());
+            root.add_variable_from_value("now", now_value.clone());
+            root.add_variable_from_value("params", cel::to_value(Value::Object(policy.params.clone())).unwrap_or(cel::Value::Null));
+            root
+        })
+        .collect();
+    for object in loaded.state.objects.iter().filter(|o| !skipped.contains(&o.id.to_string())) {
+        let matching: Vec<usize> = (0..policies.len()).filter(|&i| policies[i].kinds.contains(&object.id.kind)).collect();
+        if matching.is_empty() {
+            continue;
+        }
+        let object_value = cel::to_value(&object.body).unwrap_or(cel::Value::Null);
+        let server_value = server_values.get(&server_key(object)).cloned().unwrap_or(cel::Value::Null);
+        for i in matching {
+            let mut context = roots[i].new_inner_scope();
+            context.add_variable_from_value("object", object_value.clone());
+            context.add_variable_from_value("server", server_value.clone());
+            if let Some(diagnostic) = evaluate(&policies[i], object, &context) {
                 diagnostics.push(diagnostic);
             }
         }
