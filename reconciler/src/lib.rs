@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod cli;
 pub mod cluster;
+pub mod daemon;
 pub mod gateway;
 pub mod load;
 pub mod model;

@@ -50,6 +50,52 @@ pub enum Command {
         after_help = "Examples:\n  mcp-gitops apply examples/platform --dry-run\n  mcp-gitops plan examples/platform --out plan.json && mcp-gitops apply examples/platform --plan plan.json\n  mcp-gitops apply . --prune --max-deletes 3 --wait --timeout 2m\n\nOwnership: every applied object carries app.kubernetes.io/managed-by=mcp-gitops and the ApplySet label\napplyset.kubernetes.io/part-of; the inventory ConfigMap mcp-gitops-inventory lists them. --prune deletes only\nobjects that carry the label AND are in the inventory. See docs/apply.md.\n\nExit codes: 0 applied (or nothing to do), 1 error (invalid repository, refused guard, stale plan, failed object), 64 usage error."
     )]
     Apply(ApplyArgs),
+    /// Run in the cluster: follow a branch, apply every new commit, correct or report drift, serve status and metrics.
+    #[command(
+        after_help = "Examples:\n  mcp-gitops daemon --repo /srv/platform.git --branch main --webhook-secret-file /etc/mcp-gitops/webhook-secret\n  mcp-gitops daemon --repo ./platform --interval 30s --drift report --kubeconfig ~/.kube/config\n\nEndpoints on --listen: POST /hook (GitHub X-Hub-Signature-256 or GitLab X-Gitlab-Token), GET /status, /healthz, /readyz, /metrics.\nSee docs/daemon.md."
+    )]
+    Daemon(DaemonArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// The git repository to follow (a local path or file:// URL; fetched into a cache, never checked out), or a plain directory.
+    #[arg(long, value_name = "URL|PATH")]
+    pub repo: String,
+    /// The branch to follow.
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    /// The directory inside the repository that holds the platform.
+    #[arg(long, value_name = "SUBDIR", default_value = "")]
+    pub path: String,
+    /// How often to poll (a random +-10% is added).
+    #[arg(long, value_name = "DURATION", default_value = "1m")]
+    pub interval: String,
+    /// Where to serve /hook, /status, /healthz, /readyz and /metrics.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+    pub listen: std::net::SocketAddr,
+    /// The shared secret of the webhook (GitHub HMAC-SHA256 or GitLab token); without it /hook is off.
+    #[arg(long, value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// What to do when someone edits a managed object outside git.
+    #[arg(long, value_enum, default_value_t = crate::daemon::DriftMode::Correct)]
+    pub drift: crate::daemon::DriftMode,
+    /// Refuse to prune more than N objects in one reconcile.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub max_deletes: usize,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Where the git repository is fetched to.
+    #[arg(long, value_name = "DIR", default_value = "/tmp/mcp-gitops-cache")]
+    pub cache_dir: PathBuf,
 }
 
 /// How to reach the cluster and where the inventory lives.

@@ -29,6 +29,7 @@ pub fn dispatch(command: Command, palette: Palette) -> Result<i32, CliError> {
         Command::Access(AccessCommand::Matrix(args)) => matrix_command(args),
         Command::Render(args) => render_command(args),
         Command::Apply(args) => apply_command(args, palette),
+        Command::Daemon(args) => daemon_command(args),
     }
 }
 
@@ -488,4 +489,37 @@ fn expectations(plan: &Plan, desired: &DesiredState) -> Vec<Expectation> {
         }
     }
     servers.into_iter().map(|server| Expectation { revision: predicted.get(&server).cloned(), server }).collect()
+}
+
+fn daemon_command(args: DaemonArgs) -> Result<i32, CliError> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    let webhook_secret = match &args.webhook_secret_file {
+        Some(file) => {
+            let secret =
+                std::fs::read(file).map_err(|e| CliError::Failed(format!("cannot read --webhook-secret-file {}: {e}", file.display())))?;
+            Some(secret.trim_ascii().to_vec())
+        }
+        None => None,
+    };
+    let options = crate::daemon::Options {
+        repo: args.repo,
+        branch: args.branch,
+        path: args.path,
+        interval: parse_duration(&args.interval, "--interval")?,
+        listen: args.listen,
+        webhook_secret,
+        kubeconfig: args.cluster.kubeconfig,
+        context: args.cluster.context,
+        inventory_namespace: args.cluster.inventory_namespace,
+        drift: args.drift,
+        max_deletes: args.max_deletes,
+        cache: args.cache_dir,
+    };
+    runtime()?.block_on(crate::daemon::run(options)).map_err(CliError::Failed)?;
+    Ok(EXIT_OK)
 }

@@ -9,24 +9,23 @@ pub fn from_git(dir: &Path, rev: &str) -> Result<Snapshot, SourceError> {
     let repo = Repository::discover(dir)?;
     let subdir = subdir_in_repo(&repo, dir)?;
     let commit = repo.revparse_single(rev)?.peel_to_commit()?;
+    snapshot_of(&repo, &commit, &subdir, format!("{}@{rev}", dir.display()))
+}
+
+/// The files under `subdir` of `commit`'s tree. A `subdir` the commit does not have gives an
+/// empty snapshot (a pull request that adds the directory plans against nothing).
+pub fn snapshot_of(repo: &Repository, commit: &git2::Commit, subdir: &Path, label: String) -> Result<Snapshot, SourceError> {
+    let mut snapshot = Snapshot { label, revision: commit.id().to_string(), ..Snapshot::default() };
     let root_tree = commit.tree()?;
     let tree = if subdir.as_os_str().is_empty() {
         root_tree
     } else {
-        match root_tree.get_path(&subdir) {
-            Ok(entry) => entry.to_object(&repo)?.peel_to_tree()?,
-            // The directory is new since `rev` (a pull request that adds it): the base is empty.
-            Err(_) => {
-                return Ok(Snapshot {
-                    label: format!("{}@{rev}", dir.display()),
-                    revision: commit.id().to_string(),
-                    ..Snapshot::default()
-                });
-            }
+        match root_tree.get_path(subdir) {
+            Ok(entry) => entry.to_object(repo)?.peel_to_tree()?,
+            Err(_) => return Ok(snapshot),
         }
     };
-    let mut snapshot = Snapshot { label: format!("{}@{rev}", dir.display()), revision: commit.id().to_string(), ..Snapshot::default() };
-    collect(&repo, &tree, &mut snapshot)?;
+    collect(repo, &tree, &mut snapshot)?;
     snapshot.files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(snapshot)
 }

@@ -6,9 +6,10 @@
 mod dir;
 mod git;
 pub mod live_tools;
+pub mod mirror;
 
 pub use dir::from_dir;
-pub use git::{from_git, resolve_revision_in};
+pub use git::{from_git, resolve_revision_in, snapshot_of};
 
 use crate::model::{Code, Diagnostic, Pos};
 use sha2::{Digest, Sha256};

@@ -19,8 +19,9 @@ pub fn check(state: &DesiredState, now: Timestamp, diagnostics: &mut Vec<Diagnos
     }
     for object in state.objects.iter() {
         if let Some(grant) = object.grant() {
-            let Some(server) = find_server(&servers, object, &grant.server_ref, diagnostics) else { continue };
-            check_grant(object, server, diagnostics);
+            if let Some(server) = find_server(&servers, object, &grant.server_ref, diagnostics) {
+                check_grant(object, server, diagnostics);
+            }
         } else if let Some(session) = object.session() {
             find_server(&servers, object, &session.server_ref, diagnostics);
             if session.subject.is_empty() {

@@ -1,0 +1,88 @@
+//! The daemon's Prometheus metrics. Labels are low-cardinality: an action, a result, and the one
+//! current revision.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+type Labels = Vec<(String, String)>;
+
+pub struct Metrics {
+    registry: Registry,
+    pub reconcile_duration: Family<Labels, Histogram>,
+    pub reconciles: Family<Labels, Counter>,
+    pub last_success: Gauge<f64, AtomicU64>,
+    pub objects_applied: Family<Labels, Counter>,
+    pub drifted_objects: Gauge,
+    pub git_fetch_failures: Counter,
+    pub webhook_rejections: Counter,
+    pub revision: Family<Labels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("mcp_gitops");
+        let reconcile_duration = Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.01, 2.0, 12)));
+        let metrics = Metrics {
+            reconcile_duration,
+            reconciles: Family::default(),
+            last_success: Gauge::default(),
+            objects_applied: Family::default(),
+            drifted_objects: Gauge::default(),
+            git_fetch_failures: Counter::default(),
+            webhook_rejections: Counter::default(),
+            revision: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time of one reconcile (fetch, validate, plan, apply), by result",
+            metrics.reconcile_duration.clone(),
+        );
+        registry.register(
+            "reconciles",
+            "Reconciles by result: applied, unchanged, invalid, failed, fetch_failed",
+            metrics.reconciles.clone(),
+        );
+        registry.register(
+            "last_success_timestamp_seconds",
+            "Unix time of the last reconcile that applied (or confirmed) the revision",
+            metrics.last_success.clone(),
+        );
+        registry.register("objects_applied", "Objects written, by action (create, update, delete)", metrics.objects_applied.clone());
+        registry.register(
+            "drifted_objects",
+            "Live objects whose fields another manager changed, as last seen",
+            metrics.drifted_objects.clone(),
+        );
+        registry.register("git_fetch_failures", "Failed fetches of the source repository", metrics.git_fetch_failures.clone());
+        registry.register(
+            "webhook_rejections",
+            "Webhook requests refused (missing or wrong signature)",
+            metrics.webhook_rejections.clone(),
+        );
+        registry.register("revision_info", "The revision last applied (value 1)", metrics.revision.clone());
+        Metrics { registry, ..metrics }
+    }
+}
+
+impl Metrics {
+    pub fn label(key: &str, value: &str) -> Labels {
+        vec![(key.to_string(), value.to_string())]
+    }
+
+    pub fn set_revision(&self, revision: &str) {
+        self.revision.clear();
+        self.revision.get_or_create(&Self::label("revision", revision)).set(1);
+    }
+
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}

@@ -1,0 +1,87 @@
+//! The daemon's source: a git repository fetched into a bare cache (no checkout), or a plain
+//! directory read as it is. Each `poll` returns the snapshot of the branch tip and what happened
+//! to the branch (new commit, force-push, deleted).
+
+use super::{Snapshot, SourceError, from_dir, snapshot_of};
+use git2::{FetchOptions, Oid, Repository};
+use std::path::{Path, PathBuf};
+
+/// What a poll found.
+#[derive(Debug)]
+pub struct Poll {
+    pub snapshot: Snapshot,
+    /// The previous tip is not an ancestor of the new one: the branch was rewritten.
+    pub force_pushed: bool,
+}
+
+pub enum Mirror {
+    Git { repo: Repository, url: String, branch: String, path: PathBuf, tip: Option<Oid> },
+    Directory { path: PathBuf },
+}
+
+impl Mirror {
+    /// `repo` is a git URL (file://, a local repository path) or a plain directory; git
+    /// repositories are fetched into `cache`.
+    pub fn open(repo: &str, branch: &str, path: &str, cache: &Path) -> Result<Mirror, SourceError> {
+        let local = Path::new(repo);
+        if local.is_dir() && Repository::open(local).is_err() {
+            return Ok(Mirror::Directory { path: local.join(path) });
+        }
+        std::fs::create_dir_all(cache).map_err(|source| SourceError::Io { path: cache.display().to_string(), source })?;
+        let mirror = match Repository::open_bare(cache) {
+            Ok(repo) => repo,
+            Err(_) => Repository::init_bare(cache)?,
+        };
+        Ok(Mirror::Git { repo: mirror, url: repo.to_string(), branch: branch.to_string(), path: PathBuf::from(path), tip: None })
+    }
+
+    /// Fetches the branch and reads its tip.
+    pub fn poll(&mut self) -> Result<Poll, SourceError> {
+        match self {
+            Mirror::Directory { path } => Ok(Poll { snapshot: from_dir(path)?, force_pushed: false }),
+            Mirror::Git { repo, url, branch, path, tip } => {
+                let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
+                let mut remote = repo.remote_anonymous(url)?;
+                remote
+                    .fetch(&[refspec.as_str()], Some(FetchOptions::new().prune(git2::FetchPrune::On)), None)
+                    .map_err(|e| SourceError::Git(git2::Error::from_str(&format!("fetching branch {branch}: {}", e.message()))))?;
+                let reference = repo.find_reference(&format!("refs/remotes/origin/{branch}")).map_err(|_| {
+                    SourceError::Git(git2::Error::from_str(&format!("branch {branch} does not exist in the repository (deleted?)")))
+                })?;
+                let commit = reference.peel_to_commit()?;
+                let force_pushed = match tip {
+                    Some(previous) if *previous != commit.id() => !repo.graph_descendant_of(commit.id(), *previous).unwrap_or(false),
+                    _ => false,
+                };
+                *tip = Some(commit.id());
+                let snapshot = snapshot_of(repo, &commit, path, format!("{}@{branch}", redact(url)))?;
+                Ok(Poll { snapshot, force_pushed })
+            }
+        }
+    }
+}
+
+/// A URL without credentials, for logs and status.
+pub fn redact(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((_, host)) if !rest.split('/').next().unwrap_or_default().is_empty() && rest.find('@') < rest.find('/') => {
+                format!("{scheme}://***@{host}")
+            }
+            _ => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn credentials_never_reach_logs() {
+        assert_eq!(redact("https://user:token@git.example.com/org/repo.git"), "https://***@git.example.com/org/repo.git");
+        assert_eq!(redact("https://git.example.com/org/repo.git"), "https://git.example.com/org/repo.git");
+        assert_eq!(redact("/srv/repo.git"), "/srv/repo.git");
+    }
+}
