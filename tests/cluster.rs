@@ -115,19 +115,7 @@ fn drift_shows_its_manager_and_conflicts_need_force() {
     let env = Env::new();
     let repo = env.repo("examples/platform");
     assert_eq!(env.mcp("apply", repo.path(), &[]).code, 0);
-    env.kubectl.ok(&[
-        "patch",
-        "mcpaccessgrants",
-        "refund-desk",
-        "-n",
-        &env.payments,
-        "--type",
-        "merge",
-        "--field-manager",
-        "kubectl-edit",
-        "-p",
-        r#"{"spec":{"maxTrust":"low"}}"#,
-    ]);
+    env.kubectl.edit_grant_as("kubectl-edit", &env.payments, "refund-desk", r#"{"spec":{"maxTrust":"low"}}"#);
 
     let plan = env.mcp("plan", repo.path(), &["--format", "json"]);
     let plan = json(&plan.stdout);

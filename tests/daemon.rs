@@ -195,19 +195,7 @@ fn the_daemon_follows_the_branch_refuses_bad_commits_and_corrects_drift() {
 
     // Fixed again; then an out-of-band edit is reverted on the next reconcile.
     upstream.commit(change.path(), "fix the grant file");
-    kubectl.ok(&[
-        "patch",
-        "mcpaccessgrants",
-        "refund-desk",
-        "-n",
-        &payments,
-        "--type",
-        "merge",
-        "--field-manager",
-        "kubectl-edit",
-        "-p",
-        r#"{"spec":{"maxTrust":"low"}}"#,
-    ]);
+    kubectl.edit_grant_as("kubectl-edit", &payments, "refund-desk", r#"{"spec":{"maxTrust":"low"}}"#);
     assert_eq!(daemon.signed_hook(), 202);
     daemon.wait_until(Duration::from_secs(30), |_| grant_field(&kubectl, &payments, "refund-desk", ".spec.maxTrust") == "high");
 
@@ -251,19 +239,7 @@ fn in_report_mode_drift_is_reported_not_reverted() {
     let upstream = Upstream::new();
     upstream.commit(platform.path(), "platform");
     let daemon = Daemon::start(&upstream, &kubeconfig, &inventory, &["--drift", "report"]);
-    kubectl.ok(&[
-        "patch",
-        "mcpaccessgrants",
-        "refund-desk",
-        "-n",
-        &payments,
-        "--type",
-        "merge",
-        "--field-manager",
-        "kubectl-edit",
-        "-p",
-        r#"{"spec":{"maxTrust":"low"}}"#,
-    ]);
+    kubectl.edit_grant_as("kubectl-edit", &payments, "refund-desk", r#"{"spec":{"maxTrust":"low"}}"#);
     assert_eq!(daemon.signed_hook(), 202);
     let id = format!("MCPAccessGrant/{payments}/refund-desk");
     daemon.wait_until(Duration::from_secs(30), |d| d.status()["drifted"].as_array().is_some_and(|a| a.iter().any(|x| x == id.as_str())));

@@ -79,6 +79,11 @@ impl Kubectl {
         super::json(&self.ok(&[args, &["-o", "json"]].concat()))
     }
 
+    /// An out-of-band edit of a grant by another field manager, as `kubectl edit` would make.
+    pub fn edit_grant_as(&self, manager: &str, namespace: &str, name: &str, patch: &str) {
+        self.ok(&["patch", "mcpaccessgrants", name, "-n", namespace, "--type", "merge", "--field-manager", manager, "-p", patch]);
+    }
+
     pub fn create_namespace(&self, namespace: &str) {
         self.ok(&["create", "namespace", namespace]);
     }
