@@ -93,6 +93,14 @@ fn apply_creates_then_writes_nothing_then_updates_and_prunes() {
     assert_eq!(noop.code, 0, "{}", noop.stdout);
 
     let change = env.repo("examples/pr-change");
+    // Against the cluster (which holds other tests' servers too), the access diff is the one
+    // the offline plan of the same change shows.
+    let live = json(&env.mcp("plan", change.path(), &["--format", "json"]).stdout);
+    let offline =
+        json(&run(&["plan", "examples/pr-change", "--base", "examples/platform", "--format", "json", "--now", common::NOW]).stdout);
+    for key in ["update", "delete", "access_widened", "access_narrowed", "access_changed"] {
+        assert_eq!(live["summary"][key], offline["summary"][key], "{key}");
+    }
     let update = env.mcp("apply", change.path(), &[]);
     assert_eq!(update.code, 0, "{}\n{}", update.stdout, update.stderr);
     assert!(update.stdout.contains("4 updated"), "{}", update.stdout);

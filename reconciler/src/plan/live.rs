@@ -6,20 +6,58 @@ use super::fields::{changed_paths, other_managers, view};
 use super::{Action, Base, Change, Drift, Plan, assemble, change, diff};
 use crate::model::live::{ApplySet, FIELD_MANAGER, LiveObject, LiveState};
 use crate::model::object::{Origin, SpanMap};
-use crate::model::{DesiredState, Object, ObjectId};
+use crate::model::{DesiredState, Kind, Object, ObjectId};
 use jiff::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 pub fn plan(live: &LiveState, desired: &DesiredState, applyset: &ApplySet, now: Timestamp) -> Plan {
     let changes = changes(live, desired, applyset);
-    let base = as_desired_state(live);
+    let (base, after) = access_states(live, desired, &changes);
     let base_info = Base {
         kind: "cluster".into(),
         source: live.source.clone(),
         revision: live.inventory.as_ref().map(|i| i.last_applied_revision.clone()).unwrap_or_default(),
     };
-    assemble(&base, base_info, desired, changes, now)
+    assemble(&base, base_info, &after, changes, now)
+}
+
+/// The states the access diff compares, limited to the servers this repository is about (those
+/// it declares and those it deletes; other servers in the cluster are not its business): the
+/// cluster now, and the cluster after the plan — the desired objects plus the live grants and
+/// sessions the plan leaves in place (not ours) that target those servers.
+fn access_states(live: &LiveState, desired: &DesiredState, changes: &[Change]) -> (DesiredState, DesiredState) {
+    let deleted: BTreeSet<ObjectId> = changes.iter().filter(|c| c.action == Action::Delete).map(Change::id).collect();
+    let mut servers: BTreeSet<(String, String)> =
+        desired.of_kind(Kind::Server).map(|o| (o.id.namespace.clone(), o.id.name.clone())).collect();
+    servers.extend(deleted.iter().filter(|id| id.kind == Kind::Server).map(|id| (id.namespace.clone(), id.name.clone())));
+    let current = as_desired_state(live);
+    let in_scope = |o: &Object| {
+        let target = match crate::gateway::render::targets(o) {
+            Some((namespace, name)) => (namespace.to_string(), name.to_string()),
+            None => (o.id.namespace.clone(), o.id.name.clone()),
+        };
+        servers.contains(&target)
+    };
+    let declared: BTreeSet<&ObjectId> = desired.objects.iter().map(|o| &o.id).collect();
+    let mut after_objects = desired.objects.clone();
+    after_objects.extend(
+        current
+            .objects
+            .iter()
+            .filter(|o| o.id.kind != Kind::Server && !declared.contains(&o.id) && !deleted.contains(&o.id) && in_scope(o))
+            .cloned(),
+    );
+    let base = DesiredState { objects: current.objects.iter().filter(|o| in_scope(o)).cloned().collect(), ..current };
+    let after = DesiredState {
+        source: desired.source.clone(),
+        revision: desired.revision.clone(),
+        config: desired.config.clone(),
+        objects: after_objects,
+        sources: Default::default(),
+        diagnostics: desired.diagnostics.clone(),
+    };
+    (base, after)
 }
 
 /// Live objects as a state the gateway model can render (for the access diff).
