@@ -101,6 +101,13 @@ struct Shared {
     metrics: Metrics,
 }
 
+impl Shared {
+    /// The status report; a panic elsewhere never makes it unreadable.
+    fn report(&self) -> std::sync::MutexGuard<'_, Report> {
+        self.report.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 pub async fn run(options: Options) -> Result<(), String> {
     let cluster = Cluster::connect(options.kubeconfig.as_deref(), options.context.as_deref()).await.map_err(|e| e.to_string())?;
     let mut mirror = Mirror::open(&options.repo, &options.branch, &options.path, &options.cache).map_err(|e| e.to_string())?;
@@ -211,7 +218,7 @@ async fn reconcile(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirr
     let now = Timestamp::now();
     let succeeded = matches!(result, "applied" | "unchanged");
     {
-        let mut report = shared.report.lock().unwrap_or_else(|p| p.into_inner());
+        let mut report = shared.report();
         report.last_result = result.to_string();
         report.last_message = message.clone();
         report.last_reconcile = now.to_string();
@@ -243,7 +250,7 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
         tracing::warn!(branch = %options.branch, revision = %poll.snapshot.revision, "the branch was force-pushed; following the new tip");
     }
     let revision = poll.snapshot.revision.clone();
-    shared.report.lock().unwrap_or_else(|p| p.into_inner()).attempted_revision = revision.clone();
+    shared.report().attempted_revision = revision.clone();
     // load + validate
     let now = Timestamp::now();
     let desired = validate::validate(load::load(poll.snapshot), now);
@@ -254,7 +261,7 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
         .map(|d| format!("{}:{}:{}: [{}] {}", d.file, d.line, d.column, d.code, d.message))
         .collect();
     {
-        let mut report = shared.report.lock().unwrap_or_else(|p| p.into_inner());
+        let mut report = shared.report();
         report.diagnostics = DiagnosticsSummary {
             errors: errors.len(),
             warnings: desired.diagnostics.len() - errors.len(),
@@ -282,7 +289,7 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
             change.object = None;
         }
     }
-    shared.report.lock().unwrap_or_else(|p| p.into_inner()).drifted = drifted.clone();
+    shared.report().drifted = drifted.clone();
     if !drifted.is_empty() {
         tracing::warn!(objects = %drifted.join(", "), mode = ?options.drift, "drift: fields changed outside git");
     }
@@ -322,7 +329,7 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
     );
     let succeeded = report.succeeded();
     {
-        let mut status = shared.report.lock().unwrap_or_else(|p| p.into_inner());
+        let mut status = shared.report();
         status.counts = counts;
         if succeeded {
             status.revision = revision.clone();
@@ -355,7 +362,7 @@ async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    let report = shared.report.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let report = shared.report().clone();
     axum::Json(report)
 }
 
