@@ -1,168 +1,83 @@
 //! `mcp-gitops daemon` on the real test cluster, following a real bare git repository that the
 //! test pushes commits to: first apply, forged and valid webhooks, an invalid commit refused
-//! while the last good revision stays, drift corrected or only reported, metrics, SIGTERM.
+//! while the last good revision stays, drift corrected or only reported as soon as the watch
+//! sees it, Events and status annotations on the inventory, filesystem events for a directory,
+//! leader election with a standby taking over, SIGTERM in the middle of a reconcile, metrics.
 
 mod common;
 
 use common::cluster::{Kubectl, kubeconfig, repo_copy, unique};
-use git2::{IndexAddOption, Repository, Signature};
+use common::daemon::{Daemon, Upstream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-const SECRET: &str = "webhook-secret-for-tests";
-
-/// A work repository whose commits are pushed to a bare repository the daemon follows.
-struct Upstream {
-    work: tempfile::TempDir,
-    bare: tempfile::TempDir,
-}
-
-impl Upstream {
-    fn new() -> Upstream {
-        let upstream = Upstream { work: tempfile::tempdir().expect("work"), bare: tempfile::tempdir().expect("bare") };
-        Repository::init_bare(upstream.bare.path()).expect("init bare");
-        Repository::init(upstream.work.path()).expect("init work");
-        upstream
-    }
-
-    /// Replaces the work tree with `files_from` and pushes a commit to `main`; returns its id.
-    fn commit(&self, files_from: &Path, message: &str) -> String {
-        let repo = Repository::open(self.work.path()).expect("open");
-        for entry in std::fs::read_dir(self.work.path()).expect("read").flatten() {
-            if entry.file_name() != ".git" {
-                let _ = std::fs::remove_dir_all(entry.path()).or_else(|_| std::fs::remove_file(entry.path()));
-            }
-        }
-        copy(files_from, self.work.path());
-        let mut index = repo.index().expect("index");
-        index.add_all(["*"], IndexAddOption::DEFAULT, None).expect("add");
-        index.update_all(["*"], None).expect("update");
-        index.write().expect("write");
-        let tree = repo.find_tree(index.write_tree().expect("tree")).expect("tree");
-        let signature = Signature::now("Platform Team", "platform@fernhill.io").expect("signature");
-        let parent = repo.find_reference("refs/heads/main").ok().and_then(|r| r.peel_to_commit().ok());
-        let parents: Vec<&git2::Commit> = parent.iter().collect();
-        let id = repo.commit(Some("refs/heads/main"), &signature, &signature, message, &tree, &parents).expect("commit");
-        let mut remote = repo.remote_anonymous(&self.bare.path().to_string_lossy()).expect("remote");
-        remote.push(&["+refs/heads/main:refs/heads/main"], None).expect("push");
-        id.to_string()
-    }
-}
-
-fn copy(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).expect("read").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            std::fs::create_dir_all(&target).expect("mkdir");
-            copy(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
-struct Daemon {
-    child: Child,
-    url: String,
-    http: reqwest::blocking::Client,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    fn start(upstream: &Upstream, kubeconfig: &Path, inventory: &str, extra: &[&str]) -> Daemon {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let secret = upstream.work.path().parent().unwrap_or(Path::new("/tmp")).join(unique("secret"));
-        std::fs::write(&secret, format!("{SECRET}\n")).expect("secret");
-        let cache = tempfile::tempdir().expect("cache").keep();
-        let child = Command::new(env!("CARGO_BIN_EXE_mcp-gitops"))
-            .args(["daemon", "--repo", &upstream.bare.path().to_string_lossy(), "--branch", "main", "--interval", "1h"])
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--webhook-secret-file", &secret.to_string_lossy()])
-            .args([
-                "--kubeconfig",
-                &kubeconfig.to_string_lossy(),
-                "--inventory-namespace",
-                inventory,
-                "--cache-dir",
-                &cache.to_string_lossy(),
-            ])
-            .args(["--log-format", "json"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("daemon starts");
-        let daemon = Daemon { child, url: format!("http://127.0.0.1:{port}"), http: reqwest::blocking::Client::new() };
-        daemon.wait_until(Duration::from_secs(60), |d| d.get("/readyz").0 == 200);
-        daemon
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        match self.http.get(format!("{}{path}", self.url)).send() {
-            Ok(response) => (response.status().as_u16(), response.text().unwrap_or_default()),
-            Err(_) => (0, String::new()),
-        }
-    }
-
-    fn status(&self) -> serde_json::Value {
-        common::json(&self.get("/status").1)
-    }
-
-    fn hook(&self, body: &str, signature: Option<&str>) -> u16 {
-        let mut request = self.http.post(format!("{}/hook", self.url)).header("x-github-event", "push").body(body.to_string());
-        if let Some(signature) = signature {
-            request = request.header("x-hub-signature-256", signature);
-        }
-        request.send().map(|r| r.status().as_u16()).unwrap_or(0)
-    }
-
-    fn signed_hook(&self) -> u16 {
-        let body = r#"{"ref":"refs/heads/main"}"#;
-        self.hook(body, Some(&mcp_gitops::daemon::webhook::sign(SECRET.as_bytes(), body.as_bytes())))
-    }
-
-    fn wait_until(&self, limit: Duration, done: impl Fn(&Daemon) -> bool) -> Duration {
-        let started = Instant::now();
-        while !done(self) {
-            assert!(started.elapsed() < limit, "gave up after {limit:?}; status: {}", self.get("/status").1);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        started.elapsed()
-    }
-
-    fn resident_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
-        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
-    }
-}
 
 fn grant_field(kubectl: &Kubectl, namespace: &str, name: &str, field: &str) -> String {
     let out = kubectl.run(&["get", "mcpaccessgrants", name, "-n", namespace, "-o", &format!("jsonpath={{{field}}}")]);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The reasons of the Events on the inventory, oldest first.
+fn event_reasons(kubectl: &Kubectl, inventory: &str) -> Vec<String> {
+    let events = kubectl.json(&["get", "events.events.k8s.io", "-n", inventory, "--sort-by", ".metadata.creationTimestamp"]);
+    events["items"].as_array().into_iter().flatten().filter_map(|e| e["reason"].as_str().map(String::from)).collect()
+}
+
+fn inventory_annotation(kubectl: &Kubectl, inventory: &str, key: &str) -> String {
+    let configmap = kubectl.json(&["get", "configmap", "mcp-gitops-inventory", "-n", inventory]);
+    configmap["metadata"]["annotations"][key].as_str().unwrap_or_default().to_string()
+}
+
+/// Team namespaces of its own for one test, and the example repositories moved into them.
+struct Teams {
+    kubectl: Kubectl,
+    kubeconfig: PathBuf,
+    payments: String,
+    support: String,
+    inventory: String,
+}
+
+impl Teams {
+    fn new(prefix: &str) -> Teams {
+        let kubeconfig = kubeconfig();
+        let kubectl = Kubectl { kubeconfig: kubeconfig.clone() };
+        let teams = Teams {
+            kubectl,
+            kubeconfig,
+            payments: unique(&format!("{prefix}pay")),
+            support: unique(&format!("{prefix}sup")),
+            inventory: unique(&format!("{prefix}inv")),
+        };
+        teams.kubectl.create_namespace(&teams.payments);
+        teams.kubectl.create_namespace(&teams.support);
+        teams
+    }
+
+    fn repo(&self, example: &str) -> tempfile::TempDir {
+        repo_copy(example, &[("mcp-team-payments", self.payments.as_str()), ("mcp-team-support", self.support.as_str())])
+    }
+
+    fn daemon(&self, upstream: &Upstream, extra: &[&str]) -> Daemon {
+        Daemon::start(&upstream.bare_path(), &self.kubeconfig, &self.inventory, extra)
+    }
+
+    fn max_trust(&self, grant: &str) -> String {
+        grant_field(&self.kubectl, &self.payments, grant, ".spec.maxTrust")
+    }
+}
+
 #[test]
 fn the_daemon_follows_the_branch_refuses_bad_commits_and_corrects_drift() {
-    let kubeconfig: PathBuf = kubeconfig();
-    let kubectl = Kubectl { kubeconfig: kubeconfig.clone() };
-    let (payments, support, inventory) = (unique("dpay"), unique("dsup"), unique("dinv"));
-    kubectl.create_namespace(&payments);
-    kubectl.create_namespace(&support);
-    let renames = [("mcp-team-payments", payments.as_str()), ("mcp-team-support", support.as_str())];
-    let platform = repo_copy("examples/platform", &renames);
-    let change = repo_copy("examples/pr-change", &renames);
+    let teams = Teams::new("d");
+    let (kubectl, inventory) = (&teams.kubectl, teams.inventory.as_str());
+    let change = teams.repo("examples/pr-change");
     let upstream = Upstream::new();
-    let first = upstream.commit(platform.path(), "platform as deployed");
+    let first = upstream.commit(teams.repo("examples/platform").path(), "platform as deployed");
 
-    let daemon = Daemon::start(&upstream, &kubeconfig, &inventory, &[]);
+    let daemon = teams.daemon(&upstream, &[]);
     assert_eq!(daemon.status()["revision"], first.as_str());
-    assert_eq!(grant_field(&kubectl, &payments, "refund-desk", ".spec.maxTrust"), "medium");
+    assert_eq!(teams.max_trust("refund-desk"), "medium");
+    assert_eq!(inventory_annotation(kubectl, inventory, "mcp-gitops.mcpruntime.org/last-result"), "applied");
+    assert_eq!(inventory_annotation(kubectl, inventory, "mcp-gitops.mcpruntime.org/last-applied-revision"), first);
     eprintln!("daemon resident memory after the first apply: {} KiB", daemon.resident_kib());
 
     // A forged webhook is refused and counted; nothing is reconciled.
@@ -174,14 +89,14 @@ fn the_daemon_follows_the_branch_refuses_bad_commits_and_corrects_drift() {
     let second = upstream.commit(change.path(), "widen refund-desk, revoke the nightly session, drop legacy-ledger-sync");
     let sent = Instant::now();
     assert_eq!(daemon.signed_hook(), 202);
-    daemon.wait_until(Duration::from_secs(30), |_| grant_field(&kubectl, &payments, "refund-desk", ".spec.maxTrust") == "high");
+    daemon.wait_until(Duration::from_secs(30), |_| teams.max_trust("refund-desk") == "high");
     eprintln!("webhook to applied (one changed grant among 22 objects): {:?}", sent.elapsed());
     daemon.wait_until(Duration::from_secs(30), |d| d.status()["revision"] == second.as_str());
-    let gone = kubectl.run(&["get", "mcpaccessgrants", "legacy-ledger-sync", "-n", &payments]);
+    let gone = kubectl.run(&["get", "mcpaccessgrants", "legacy-ledger-sync", "-n", &teams.payments]);
     assert!(!gone.status.success(), "the removed grant is pruned");
 
-    // An invalid commit is refused; the last good revision stays live.
-    let broken = repo_copy("examples/pr-change", &renames);
+    // An invalid commit is refused; the last good revision stays live, and people are told.
+    let broken = teams.repo("examples/pr-change");
     std::fs::write(broken.path().join("teams/payments/grants/refund-desk.yaml"), "kind: [unclosed\n").expect("write");
     let third = upstream.commit(broken.path(), "a broken grant file");
     assert_eq!(daemon.signed_hook(), 202);
@@ -191,13 +106,28 @@ fn the_daemon_follows_the_branch_refuses_bad_commits_and_corrects_drift() {
     let status = daemon.status();
     assert_eq!(status["revision"], second.as_str());
     assert!(status["diagnostics"]["first"][0].as_str().is_some_and(|d| d.contains("yaml_syntax")), "{status}");
-    assert_eq!(grant_field(&kubectl, &payments, "refund-desk", ".spec.maxTrust"), "high");
+    assert_eq!(teams.max_trust("refund-desk"), "high");
+    daemon.wait_until(Duration::from_secs(10), |_| {
+        inventory_annotation(kubectl, inventory, "mcp-gitops.mcpruntime.org/last-result") == "invalid"
+    });
+    assert_eq!(inventory_annotation(kubectl, inventory, "mcp-gitops.mcpruntime.org/last-attempted-revision"), third);
+    assert_eq!(inventory_annotation(kubectl, inventory, "mcp-gitops.mcpruntime.org/last-applied-revision"), second);
+    let reasons = event_reasons(kubectl, inventory);
+    assert!(reasons.iter().filter(|r| *r == "Applied").count() >= 2 && reasons.contains(&"InvalidRevision".into()), "{reasons:?}");
 
-    // Fixed again; then an out-of-band edit is reverted on the next reconcile.
-    upstream.commit(change.path(), "fix the grant file");
-    kubectl.edit_grant_as("kubectl-edit", &payments, "refund-desk", r#"{"spec":{"maxTrust":"low"}}"#);
+    // Fixed again; then an out-of-band edit is reverted as soon as the watch sees it (the
+    // interval is an hour and no webhook is sent).
+    let fixed = upstream.commit(change.path(), "fix the grant file");
     assert_eq!(daemon.signed_hook(), 202);
-    daemon.wait_until(Duration::from_secs(30), |_| grant_field(&kubectl, &payments, "refund-desk", ".spec.maxTrust") == "high");
+    daemon.wait_until(Duration::from_secs(30), |d| d.status()["revision"] == fixed.as_str());
+    kubectl.edit_grant_as("kubectl-edit", &teams.payments, "refund-desk", r#"{"spec":{"maxTrust":"low"}}"#);
+    let edited = Instant::now();
+    daemon.wait_until(Duration::from_secs(30), |_| teams.max_trust("refund-desk") == "high");
+    eprintln!("out-of-band edit to reverted (watch-triggered): {:?}", edited.elapsed());
+    daemon.wait_until(Duration::from_secs(10), |_| event_reasons(kubectl, inventory).contains(&"DriftCorrected".into()));
+    // A managed object deleted by hand comes back too.
+    kubectl.ok(&["delete", "mcpaccessgrants", "refund-desk", "-n", &teams.payments]);
+    daemon.wait_until(Duration::from_secs(30), |_| teams.max_trust("refund-desk") == "high");
 
     let metrics = daemon.get("/metrics").1;
     for name in [
@@ -213,36 +143,103 @@ fn the_daemon_follows_the_branch_refuses_bad_commits_and_corrects_drift() {
     }
     eprintln!("daemon resident memory idle: {} KiB\n/metrics after the run:\n{metrics}", daemon.resident_kib());
 
-    // SIGTERM: a clean stop.
     let mut daemon = daemon;
-    let pid = daemon.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
-    let started = Instant::now();
-    let code = loop {
-        if let Some(status) = daemon.child.try_wait().expect("wait") {
-            break status.code();
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "the daemon did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(code, Some(0));
+    daemon.signal("TERM");
+    assert_eq!(daemon.exit_code(Duration::from_secs(20)), Some(0));
 }
 
 #[test]
 fn in_report_mode_drift_is_reported_not_reverted() {
-    let kubeconfig: PathBuf = kubeconfig();
-    let kubectl = Kubectl { kubeconfig: kubeconfig.clone() };
-    let (payments, support, inventory) = (unique("rpay"), unique("rsup"), unique("rinv"));
-    kubectl.create_namespace(&payments);
-    kubectl.create_namespace(&support);
-    let platform = repo_copy("examples/platform", &[("mcp-team-payments", payments.as_str()), ("mcp-team-support", support.as_str())]);
+    let teams = Teams::new("r");
     let upstream = Upstream::new();
-    upstream.commit(platform.path(), "platform");
-    let daemon = Daemon::start(&upstream, &kubeconfig, &inventory, &["--drift", "report"]);
-    kubectl.edit_grant_as("kubectl-edit", &payments, "refund-desk", r#"{"spec":{"maxTrust":"low"}}"#);
-    assert_eq!(daemon.signed_hook(), 202);
-    let id = format!("MCPAccessGrant/{payments}/refund-desk");
+    upstream.commit(teams.repo("examples/platform").path(), "platform");
+    let daemon = teams.daemon(&upstream, &["--drift", "report"]);
+    teams.kubectl.edit_grant_as("kubectl-edit", &teams.payments, "refund-desk", r#"{"spec":{"maxTrust":"low"}}"#);
+    let id = format!("MCPAccessGrant/{}/refund-desk", teams.payments);
+    // No webhook: the watch notices the edit.
     daemon.wait_until(Duration::from_secs(30), |d| d.status()["drifted"].as_array().is_some_and(|a| a.iter().any(|x| x == id.as_str())));
-    assert_eq!(grant_field(&kubectl, &payments, "refund-desk", ".spec.maxTrust"), "low", "report mode leaves the edit");
+    assert_eq!(teams.max_trust("refund-desk"), "low", "report mode leaves the edit");
     assert!(daemon.get("/metrics").1.contains("mcp_gitops_drifted_objects 1"));
+    daemon.wait_until(Duration::from_secs(10), |_| event_reasons(&teams.kubectl, &teams.inventory).contains(&"DriftDetected".into()));
+}
+
+#[test]
+fn a_directory_source_is_applied_when_its_files_change() {
+    let teams = Teams::new("f");
+    let repo = teams.repo("examples/platform");
+    let daemon = Daemon::start(&repo.path().to_string_lossy(), &teams.kubeconfig, &teams.inventory, &[]);
+    assert_eq!(teams.max_trust("refund-desk"), "medium");
+    let file = repo.path().join("teams/payments/grants/refund-desk.yaml");
+    let text = std::fs::read_to_string(&file).expect("read");
+    assert!(text.contains("maxTrust: medium"), "{text}");
+    std::fs::write(&file, text.replace("maxTrust: medium", "maxTrust: high")).expect("write");
+    let saved = Instant::now();
+    // The interval is an hour and no webhook is sent: the filesystem event triggers.
+    daemon.wait_until(Duration::from_secs(30), |_| teams.max_trust("refund-desk") == "high");
+    eprintln!("file saved to applied: {:?}", saved.elapsed());
+}
+
+#[test]
+fn a_standby_replica_takes_over_when_the_leader_dies() {
+    let teams = Teams::new("l");
+    let upstream = Upstream::new();
+    upstream.commit(teams.repo("examples/platform").path(), "platform");
+    let lease = ["--leader-elect", "--lease-duration", "4s"];
+    let mut leader = teams.daemon(&upstream, &lease);
+    assert_eq!(leader.status()["role"], "leader");
+    let standby = Daemon::spawn(&upstream.bare_path(), &teams.kubeconfig, &teams.inventory, &lease);
+    standby.wait_until(Duration::from_secs(10), |d| d.status()["role"] == "standby");
+    assert_eq!(standby.get("/readyz").0, 503, "a standby is not ready, so the Service sends webhooks to the leader");
+    let holder = teams.kubectl.json(&["get", "leases.coordination.k8s.io", "mcp-gitops-leader", "-n", &teams.inventory]);
+    assert!(holder["spec"]["holderIdentity"].as_str().is_some_and(|h| h.ends_with(&format!("-{}", leader.child.id()))), "{holder}");
+
+    // The leader dies without releasing the lease; the standby takes over once it expires.
+    leader.signal("KILL");
+    let _ = leader.exit_code(Duration::from_secs(10));
+    let killed = Instant::now();
+    standby.wait_until(Duration::from_secs(30), |d| d.status()["role"] == "leader" && d.get("/readyz").0 == 200);
+    eprintln!("leader killed to standby ready as leader: {:?}", killed.elapsed());
+    let change = upstream.commit(teams.repo("examples/pr-change").path(), "widen refund-desk");
+    assert_eq!(standby.signed_hook(), 202);
+    standby.wait_until(Duration::from_secs(30), |d| d.status()["revision"] == change.as_str());
+    assert_eq!(teams.max_trust("refund-desk"), "high");
+}
+
+#[test]
+fn sigterm_in_the_middle_of_a_reconcile_finishes_it_and_loses_nothing() {
+    let teams = Teams::new("t");
+    let kubectl = &teams.kubectl;
+    let repo = bulk_repo(&teams.payments, 600);
+    let upstream = Upstream::new();
+    upstream.commit(repo.path(), "600 grants");
+    let mut daemon = Daemon::spawn(&upstream.bare_path(), &teams.kubeconfig, &teams.inventory, &[]);
+    let count = || kubectl.json(&["get", "mcpaccessgrants", "-n", &teams.payments])["items"].as_array().map_or(0, Vec::len);
+    daemon.wait_until(Duration::from_secs(60), |_| count() >= 20);
+    daemon.signal("TERM");
+    assert_eq!(daemon.exit_code(Duration::from_secs(120)), Some(0), "{}", daemon.logs());
+    // The reconcile in progress was finished, not abandoned: everything is applied and listed.
+    assert_eq!(count(), 600);
+    let listed = kubectl.json(&["get", "configmap", "mcp-gitops-inventory", "-n", &teams.inventory]);
+    assert_eq!(listed["data"]["objects"].as_str().map(|o| o.lines().count()), Some(601), "600 grants and their server");
+    assert!(daemon.logs().contains("stop requested"), "{}", daemon.logs());
+}
+
+/// A repository of one server and `grants` grants in `namespace`.
+fn bulk_repo(namespace: &str, grants: usize) -> tempfile::TempDir {
+    let repo = tempfile::tempdir().expect("repo");
+    let write = |path: &Path, text: String| {
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    };
+    write(
+        &repo.path().join(".mcp/servers.yaml"),
+        format!(
+            "servers:\n  - name: bulk\n    namespace: {namespace}\n    gateway: {{enabled: true}}\n    tools: [{{name: read_t, sideEffect: read}}]\n"
+        ),
+    );
+    let documents: String = (0..grants)
+        .map(|i| format!("---\napiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata: {{name: g{i}, namespace: {namespace}}}\nspec:\n  serverRef: {{name: bulk}}\n  subject: {{agentID: a{i}}}\n  maxTrust: low\n  allowedSideEffects: [read]\n"))
+        .collect();
+    write(&repo.path().join("grants.yaml"), documents);
+    repo
 }

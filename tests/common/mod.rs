@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod daemon;
+pub mod git_servers;
 pub mod operator;
 
 use assert_cmd::Command;

@@ -65,7 +65,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
-    /// The git repository to follow (a local path or file:// URL; fetched into a cache, never checked out), or a plain directory.
+    /// The git repository to follow: https://, ssh:// or user@host:path, a local path or file:// URL
+    /// (fetched into a cache, never checked out), or a plain directory.
     #[arg(long, value_name = "URL|PATH")]
     pub repo: String,
     /// The branch to follow.
@@ -96,6 +97,34 @@ pub struct DaemonArgs {
     /// Where the git repository is fetched to.
     #[arg(long, value_name = "DIR", default_value = "/tmp/mcp-gitops-cache")]
     pub cache_dir: PathBuf,
+    /// Run as one of several replicas: only the holder of the Lease `mcp-gitops-leader` (in the
+    /// inventory namespace) reconciles; the others wait as standby and are not ready.
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// How long a leader's Lease lasts without renewal: a standby takes over this long after the
+    /// leader dies.
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub lease_duration: String,
+    #[command(flatten)]
+    pub git: GitArgs,
+}
+
+/// Credentials for a remote repository. Files are read at every fetch, so a rotated Secret
+/// needs no restart. For a private HTTPS certificate authority set SSL_CERT_FILE.
+#[derive(Debug, Args)]
+pub struct GitArgs {
+    /// HTTPS: a file holding the access token or password (basic auth).
+    #[arg(long, value_name = "FILE")]
+    pub git_token_file: Option<PathBuf>,
+    /// HTTPS: the user name sent with the token (default: the URL's, else `git`).
+    #[arg(long, value_name = "NAME")]
+    pub git_username: Option<String>,
+    /// SSH: the private key file (no passphrase).
+    #[arg(long, value_name = "FILE")]
+    pub git_ssh_key_file: Option<PathBuf>,
+    /// SSH: a known_hosts file that must list the server's host key (default: ~/.ssh/known_hosts).
+    #[arg(long, value_name = "FILE")]
+    pub git_known_hosts_file: Option<PathBuf>,
 }
 
 /// How to reach the cluster and where the inventory lives.

@@ -519,6 +519,13 @@ fn daemon_command(args: DaemonArgs) -> Result<i32, CliError> {
         drift: args.drift,
         max_deletes: args.max_deletes,
         cache: args.cache_dir,
+        credentials: crate::source::mirror::Credentials {
+            username: args.git.git_username,
+            token_file: args.git.git_token_file,
+            ssh_key_file: args.git.git_ssh_key_file,
+            known_hosts_file: args.git.git_known_hosts_file,
+        },
+        leader_elect: if args.leader_elect { Some(parse_duration(&args.lease_duration, "--lease-duration")?) } else { None },
     };
     runtime()?.block_on(crate::daemon::run(options)).map_err(CliError::Failed)?;
     Ok(EXIT_OK)

@@ -1,6 +1,14 @@
 //! The only code that talks to Kubernetes: connect, read live state (one paginated LIST per
-//! kind), server-side apply, delete with preconditions, and the inventory ConfigMap. Knows
-//! nothing about plans; returns plain data and classified errors.
+//! kind), server-side apply, delete with preconditions, and the inventory ConfigMap; for the
+//! daemon also watches (`watch`), Events and status annotations (`status`) and the leader
+//! Lease (`lease`). Knows nothing about plans; returns plain data and classified errors.
+
+mod lease;
+mod status;
+mod watch;
+
+pub use lease::Leadership;
+pub use watch::ManagedChange;
 
 use crate::model::live::{
     ADDITIONAL_NAMESPACES, APPLYSET_ID, ApplySet, CONTAINS_GROUP_KINDS, FIELD_MANAGER, INVENTORY_KEY, Inventory, LAST_APPLIED_REVISION,
@@ -185,11 +193,6 @@ impl Cluster {
         attempted: &str,
         applied: Option<&str>,
     ) -> Result<(), ClusterError> {
-        let namespaces: Api<Namespace> = Api::all(self.client.clone());
-        if namespaces.get_opt(&applyset.namespace).await?.is_none() {
-            let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": applyset.namespace}});
-            namespaces.patch(&applyset.namespace, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&namespace)).await?;
-        }
         let mut group_kinds: Vec<String> = objects.iter().map(|id| format!("{}.{GROUP}", id.kind)).collect();
         group_kinds.sort();
         group_kinds.dedup();
@@ -217,7 +220,26 @@ impl Cluster {
             "data": {INVENTORY_KEY: Inventory::render_objects(objects)},
         });
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &applyset.namespace);
-        api.patch(&applyset.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&configmap)).await?;
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        match api.patch(&applyset.name, &params, &Patch::Apply(&configmap)).await {
+            // The namespace is missing: create it, then write again. Asking first would need
+            // read access to namespaces, which the daemon's least-privilege role does not have.
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                self.create_namespace(&applyset.namespace).await?;
+                api.patch(&applyset.name, &params, &Patch::Apply(&configmap)).await?;
+            }
+            other => {
+                other?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a namespace that a write found missing.
+    pub async fn create_namespace(&self, name: &str) -> Result<(), ClusterError> {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+        namespaces.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&namespace)).await?;
         Ok(())
     }
 

@@ -17,6 +17,16 @@ pub const CONTAINS_GROUP_KINDS: &str = "applyset.kubernetes.io/contains-group-ki
 pub const ADDITIONAL_NAMESPACES: &str = "applyset.kubernetes.io/additional-namespaces";
 pub const LAST_APPLIED_REVISION: &str = "mcp-gitops.mcpruntime.org/last-applied-revision";
 pub const LAST_ATTEMPTED_REVISION: &str = "mcp-gitops.mcpruntime.org/last-attempted-revision";
+/// The daemon's status annotations on the inventory: result, counts, message and time of the
+/// last reconcile whose outcome differed from the one before.
+pub const LAST_RESULT: &str = "mcp-gitops.mcpruntime.org/last-result";
+pub const LAST_COUNTS: &str = "mcp-gitops.mcpruntime.org/last-counts";
+pub const LAST_MESSAGE: &str = "mcp-gitops.mcpruntime.org/last-message";
+pub const LAST_RESULT_TIME: &str = "mcp-gitops.mcpruntime.org/last-result-time";
+/// The field manager of the daemon's status annotations (kept apart from the applied fields).
+pub const STATUS_MANAGER: &str = "mcp-gitops-status";
+/// The Lease the daemon's replicas elect a leader with.
+pub const LEADER_LEASE: &str = "mcp-gitops-leader";
 /// The inventory's data key: one `Kind/namespace/name` per line.
 pub const INVENTORY_KEY: &str = "objects";
 pub const DEFAULT_INVENTORY_NAMESPACE: &str = "mcp-gitops";

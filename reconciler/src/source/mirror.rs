@@ -1,7 +1,9 @@
-//! The daemon's source: a git repository fetched into a bare cache (no checkout), or a plain
-//! directory read as it is. Each `poll` returns the snapshot of the branch tip and what happened
-//! to the branch (new commit, force-push, deleted).
+//! The daemon's source: a git repository (local, HTTPS or SSH, with the credentials of
+//! `remote`) fetched into a bare cache (no checkout), or a plain directory read as it is. Each
+//! `poll` returns the snapshot of the branch tip and what happened to the branch (new commit,
+//! force-push, deleted).
 
+pub use super::remote::Credentials;
 use super::{Snapshot, SourceError, from_dir, snapshot_of};
 use git2::{FetchOptions, Oid, Repository};
 use std::path::{Path, PathBuf};
@@ -15,14 +17,14 @@ pub struct Poll {
 }
 
 pub enum Mirror {
-    Git { repo: Repository, url: String, branch: String, path: PathBuf, tip: Option<Oid> },
+    Git { repo: Repository, url: String, branch: String, path: PathBuf, tip: Option<Oid>, credentials: Credentials },
     Directory { path: PathBuf },
 }
 
 impl Mirror {
-    /// `repo` is a git URL (file://, a local repository path) or a plain directory; git
-    /// repositories are fetched into `cache`.
-    pub fn open(repo: &str, branch: &str, path: &str, cache: &Path) -> Result<Mirror, SourceError> {
+    /// `repo` is a git URL (https://, ssh://, `user@host:path`, file://, a local repository
+    /// path) or a plain directory; git repositories are fetched into `cache`.
+    pub fn open(repo: &str, branch: &str, path: &str, cache: &Path, credentials: Credentials) -> Result<Mirror, SourceError> {
         let local = Path::new(repo);
         if local.is_dir() && Repository::open(local).is_err() {
             return Ok(Mirror::Directory { path: local.join(path) });
@@ -32,19 +34,41 @@ impl Mirror {
             Ok(repo) => repo,
             Err(_) => Repository::init_bare(cache)?,
         };
-        Ok(Mirror::Git { repo: mirror, url: repo.to_string(), branch: branch.to_string(), path: PathBuf::from(path), tip: None })
+        Ok(Mirror::Git {
+            repo: mirror,
+            url: repo.to_string(),
+            branch: branch.to_string(),
+            path: PathBuf::from(path),
+            tip: None,
+            credentials,
+        })
+    }
+
+    /// The source's place on this machine, when it has one (for filesystem events).
+    pub fn local_path(&self) -> Option<&Path> {
+        match self {
+            Mirror::Directory { path } => Some(path),
+            Mirror::Git { url, .. } => {
+                let path = Path::new(url.strip_prefix("file://").unwrap_or(url));
+                path.is_dir().then_some(path)
+            }
+        }
     }
 
     /// Fetches the branch and reads its tip.
     pub fn poll(&mut self) -> Result<Poll, SourceError> {
         match self {
             Mirror::Directory { path } => Ok(Poll { snapshot: from_dir(path)?, force_pushed: false }),
-            Mirror::Git { repo, url, branch, path, tip } => {
+            Mirror::Git { repo, url, branch, path, tip, credentials } => {
                 let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
                 let mut remote = repo.remote_anonymous(url)?;
-                remote
-                    .fetch(&[refspec.as_str()], Some(FetchOptions::new().prune(git2::FetchPrune::On)), None)
-                    .map_err(|e| SourceError::Git(git2::Error::from_str(&format!("fetching branch {branch}: {}", e.message()))))?;
+                let mut options = FetchOptions::new();
+                options.prune(git2::FetchPrune::On).remote_callbacks(super::remote::callbacks(url, credentials)?);
+                remote.fetch(&[refspec.as_str()], Some(&mut options), None).map_err(|e| {
+                    // libgit2 may quote the URL, and a URL may carry credentials.
+                    let message = e.message().replace(url.as_str(), &redact(url));
+                    SourceError::Git(git2::Error::from_str(&format!("fetching branch {branch}: {message}")))
+                })?;
                 let reference = repo.find_reference(&format!("refs/remotes/origin/{branch}")).map_err(|_| {
                     SourceError::Git(git2::Error::from_str(&format!("branch {branch} does not exist in the repository (deleted?)")))
                 })?;

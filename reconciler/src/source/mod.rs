@@ -7,6 +7,7 @@ mod dir;
 mod git;
 pub mod live_tools;
 pub mod mirror;
+mod remote;
 
 pub use dir::from_dir;
 pub use git::{from_git, resolve_revision_in, snapshot_of};

@@ -1,0 +1,100 @@
+//! Watches on the managed objects of one ApplySet (one list-then-watch per kind, filtered by
+//! the membership label), turned into the changes the daemon cares about: an object changed
+//! by another field manager, or deleted. Our own writes and status updates are not changes.
+
+use super::{Cluster, api_resource};
+use crate::model::live::{ApplySet, FIELD_MANAGER, PART_OF, STATUS_MANAGER};
+use crate::model::{Kind, ObjectId};
+use futures::{Stream, StreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::{WatchStreamExt, watcher};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManagedChange {
+    /// The newest write to the object's fields was made by `manager`, not by mcp-gitops.
+    ChangedBy {
+        id: ObjectId,
+        manager: String,
+    },
+    Deleted {
+        id: ObjectId,
+    },
+}
+
+impl Cluster {
+    /// Changes to the objects of `applyset`, for as long as the stream is polled. Watch
+    /// failures are retried with backoff (kube's default), never ended.
+    pub fn watch_managed(&self, applyset: &ApplySet) -> impl Stream<Item = ManagedChange> + Send + 'static {
+        let selector = format!("{PART_OF}={}", applyset.id());
+        let streams = Kind::ALL.map(|kind| {
+            let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &api_resource(kind));
+            watcher(api, watcher::Config::default().labels(&selector))
+                .default_backoff()
+                .filter_map(move |event| async move {
+                    match event {
+                        Ok(watcher::Event::Apply(object)) => {
+                            let manager = newest_other_writer(object.metadata.managed_fields.as_deref().unwrap_or_default())?;
+                            Some(ManagedChange::ChangedBy { id: id_of(kind, &object), manager })
+                        }
+                        Ok(watcher::Event::Delete(object)) => Some(ManagedChange::Deleted { id: id_of(kind, &object) }),
+                        Ok(_) => None,
+                        Err(e) => {
+                            tracing::debug!(kind = %kind, "watch interrupted ({e}); retrying");
+                            None
+                        }
+                    }
+                })
+                .boxed()
+        });
+        futures::stream::select_all(streams)
+    }
+}
+
+fn id_of(kind: Kind, object: &DynamicObject) -> ObjectId {
+    ObjectId {
+        kind,
+        namespace: object.metadata.namespace.clone().unwrap_or_default(),
+        name: object.metadata.name.clone().unwrap_or_default(),
+    }
+}
+
+/// The manager of the newest write to an object's spec or metadata when that write is not ours
+/// (status subresource writes, the operator's, do not count).
+fn newest_other_writer(entries: &[ManagedFieldsEntry]) -> Option<String> {
+    let writes = entries.iter().filter(|e| e.subresource.as_deref().unwrap_or_default().is_empty());
+    let ours = writes.clone().filter(|e| e.manager.as_deref() == Some(FIELD_MANAGER)).filter_map(|e| e.time.as_ref()).max();
+    let (theirs, manager) = writes
+        .filter(|e| !matches!(e.manager.as_deref(), Some(FIELD_MANAGER | STATUS_MANAGER)))
+        .filter_map(|e| Some((e.time.as_ref()?, e.manager.clone().unwrap_or_default())))
+        .max_by(|a, b| a.0.cmp(b.0))?;
+    // The API server keeps times to the second: a tie is taken as someone else's later write.
+    ours.is_none_or(|ours| theirs >= ours).then_some(manager)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn entry(manager: &str, time: &str, subresource: Option<&str>) -> ManagedFieldsEntry {
+        ManagedFieldsEntry {
+            manager: Some(manager.into()),
+            time: Some(Time(time.parse().expect("time"))),
+            subresource: subresource.map(String::from),
+            ..ManagedFieldsEntry::default()
+        }
+    }
+
+    #[test]
+    fn only_a_newer_write_by_someone_else_is_a_change() {
+        let ours = entry(FIELD_MANAGER, "2026-11-30T10:00:05Z", None);
+        assert_eq!(newest_other_writer(&[ours.clone()]), None);
+        let earlier = entry("kubectl-edit", "2026-11-30T10:00:00Z", None);
+        assert_eq!(newest_other_writer(&[earlier, ours.clone()]), None, "our apply came after the edit");
+        let later = entry("kubectl-edit", "2026-11-30T10:00:09Z", None);
+        assert_eq!(newest_other_writer(&[ours.clone(), later]), Some("kubectl-edit".into()));
+        let status = entry("mcp-runtime-operator", "2026-11-30T10:00:09Z", Some("status"));
+        assert_eq!(newest_other_writer(&[ours, status]), None, "status updates are not drift");
+    }
+}

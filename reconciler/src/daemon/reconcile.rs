@@ -1,0 +1,264 @@
+//! One reconcile, top to bottom: fetch -> load -> validate (an invalid commit is never applied:
+//! the last good revision stays) -> plan against the live cluster -> guards -> apply -> record.
+//! Recording sets /status and the metrics every time, and writes the inventory's status
+//! annotations and a Kubernetes Event only when the outcome differs from the previous one, so
+//! that a daemon with nothing to do writes nothing.
+
+use super::{DriftMode, Shared};
+use crate::apply::{self, Status};
+use crate::cluster::Cluster;
+use crate::model::live::{ApplySet, LAST_ATTEMPTED_REVISION, LAST_COUNTS, LAST_MESSAGE, LAST_RESULT, LAST_RESULT_TIME};
+use crate::plan::Action;
+use crate::source::mirror::{Mirror, redact};
+use crate::{load, plan, validate};
+use jiff::Timestamp;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// What `GET /status` shows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// `leader`, `standby` (another replica holds the lease) or `single` (no leader election).
+    pub role: super::Role,
+    /// The revision live in the cluster (the last one applied).
+    pub revision: String,
+    /// The revision of the last reconcile attempt.
+    pub attempted_revision: String,
+    /// `applied`, `unchanged`, `invalid`, `refused`, `failed` or `fetch_failed`.
+    pub last_result: String,
+    pub last_message: String,
+    pub last_reconcile: String,
+    pub last_success: String,
+    pub counts: Counts,
+    pub diagnostics: DiagnosticsSummary,
+    pub drifted: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Counts {
+    pub created: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+}
+
+impl Counts {
+    fn written(&self) -> usize {
+        self.created + self.updated + self.deleted
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DiagnosticsSummary {
+    pub errors: usize,
+    pub warnings: usize,
+    /// The first errors, as `file:line:column: [code] message`.
+    pub first: Vec<String>,
+}
+
+/// The outcome of one pass, named the way /status and the metrics name it.
+struct Outcome {
+    result: &'static str,
+    message: String,
+}
+
+impl Outcome {
+    fn new(result: &'static str, message: String) -> Outcome {
+        Outcome { result, message }
+    }
+
+    fn succeeded(&self) -> bool {
+        matches!(self.result, "applied" | "unchanged")
+    }
+}
+
+/// One pass of the pipeline. Returns whether it succeeded (for the backoff).
+pub async fn reconcile(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirror: &mut Mirror) -> bool {
+    let started = Instant::now();
+    let outcome = pipeline(shared, cluster, applyset, mirror).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let metrics = &shared.metrics;
+    let result = outcome.result;
+    metrics.reconcile_duration.get_or_create(&super::metrics::Metrics::label("result", result)).observe(seconds);
+    metrics.reconciles.get_or_create(&super::metrics::Metrics::label("result", result)).inc();
+    let now = Timestamp::now();
+    {
+        let mut report = shared.report();
+        report.last_result = result.to_string();
+        report.last_message = outcome.message.clone();
+        report.last_reconcile = now.to_string();
+        if outcome.succeeded() {
+            report.last_success = now.to_string();
+        }
+    }
+    if outcome.succeeded() {
+        metrics.last_success.set(now.as_millisecond() as f64 / 1000.0);
+        shared.ready.store(true, Ordering::Relaxed);
+        tracing::info!(result, seconds, "{}", outcome.message);
+    } else {
+        tracing::warn!(result, seconds, "{}", outcome.message);
+    }
+    record(shared, cluster, applyset, &outcome, now).await;
+    outcome.succeeded()
+}
+
+async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirror: &mut Mirror) -> Outcome {
+    let options = &shared.options;
+    // fetch
+    let poll = match tokio::task::block_in_place(|| mirror.poll()) {
+        Ok(poll) => poll,
+        Err(e) => {
+            shared.metrics.git_fetch_failures.inc();
+            return Outcome::new("fetch_failed", format!("cannot read {}: {e}; the last good revision stays live", redact(&options.repo)));
+        }
+    };
+    if poll.force_pushed {
+        tracing::warn!(branch = %options.branch, revision = %poll.snapshot.revision, "the branch was force-pushed; following the new tip");
+    }
+    let revision = poll.snapshot.revision.clone();
+    shared.report().attempted_revision = revision.clone();
+    // load + validate
+    let now = Timestamp::now();
+    let desired = validate::validate(load::load(poll.snapshot), now);
+    let errors: Vec<String> = desired
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| format!("{}:{}:{}: [{}] {}", d.file, d.line, d.column, d.code, d.message))
+        .collect();
+    shared.report().diagnostics = DiagnosticsSummary {
+        errors: errors.len(),
+        warnings: desired.diagnostics.len() - errors.len(),
+        first: errors.iter().take(10).cloned().collect(),
+    };
+    if !errors.is_empty() {
+        return Outcome::new(
+            "invalid",
+            format!("revision {revision} has {} error(s) and is not applied; the last good revision stays live", errors.len()),
+        );
+    }
+    // plan against the live cluster
+    let live = match cluster.live_state(applyset).await {
+        Ok(live) => live,
+        Err(e) => return Outcome::new("failed", format!("cannot read the cluster: {}", apply::describe(&e))),
+    };
+    let mut plan = plan::live::plan(&live, &desired, applyset, now);
+    let drifted: Vec<String> = plan.changes.iter().filter(|c| !c.drift.is_empty()).map(|c| c.id().to_string()).collect();
+    shared.metrics.drifted_objects.set(drifted.len() as i64);
+    if options.drift == DriftMode::Report {
+        // Leave out-of-band edits alone: changes that only undo someone else's edit are not sent.
+        for change in plan.changes.iter_mut().filter(|c| !c.drift.is_empty() && c.action == Action::Update) {
+            change.action = Action::NoOp;
+            change.object = None;
+        }
+    }
+    shared.report().drifted = drifted.clone();
+    if !drifted.is_empty() {
+        tracing::warn!(objects = %drifted.join(", "), mode = ?options.drift, "drift: fields changed outside git");
+    }
+    // guards, then apply
+    let apply_options = apply::Options {
+        dry_run: false,
+        force_conflicts: options.drift == DriftMode::Correct,
+        prune: true,
+        max_deletes: options.max_deletes,
+        adopt: false,
+        concurrency: 8,
+    };
+    if let Err(refusal) = apply::check_guards(&plan, &apply_options) {
+        return Outcome::new("refused", refusal);
+    }
+    *shared.pruning.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+        plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.id()).collect();
+    let report = apply::apply(cluster, &plan, applyset, live.inventory.as_ref(), &apply_options, |outcome| {
+        if let Status::Failed(why) = &outcome.status {
+            tracing::warn!(object = %outcome.id, "{why}");
+        }
+    })
+    .await;
+    let done = |action| report.count(action, &Status::Done);
+    let counts = Counts {
+        created: done(Action::Create),
+        updated: done(Action::Update),
+        deleted: done(Action::Delete),
+        unchanged: report.count(Action::NoOp, &Status::Unchanged),
+        failed: report.outcomes.iter().filter(|o| matches!(o.status, Status::Failed(_) | Status::NotAttempted)).count(),
+    };
+    for (action, count) in [("create", counts.created), ("update", counts.updated), ("delete", counts.deleted)] {
+        shared.metrics.objects_applied.get_or_create(&super::metrics::Metrics::label("action", action)).inc_by(count as u64);
+    }
+    let written = counts.written();
+    let summary = format!(
+        "revision {revision}: {} created, {} updated, {} deleted, {} unchanged, {} failed",
+        counts.created, counts.updated, counts.deleted, counts.unchanged, counts.failed
+    );
+    let succeeded = report.succeeded();
+    {
+        let mut status = shared.report();
+        status.counts = counts;
+        if succeeded {
+            status.revision = revision.clone();
+        }
+    }
+    if !succeeded {
+        return Outcome::new("failed", summary);
+    }
+    shared.metrics.set_revision(&revision);
+    Outcome::new(if written == 0 { "unchanged" } else { "applied" }, summary)
+}
+
+/// Events and status annotations, for people who look at the cluster rather than at /status.
+/// Written only when the outcome changed (a new result, revision or change set).
+async fn record(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, outcome: &Outcome, now: Timestamp) {
+    let (attempted, counts, drifted, first_errors) = {
+        let report = shared.report();
+        (report.attempted_revision.clone(), report.counts.clone(), report.drifted.clone(), report.diagnostics.first.clone())
+    };
+    let counts_text = format!(
+        "created={} updated={} deleted={} unchanged={} failed={}",
+        counts.created, counts.updated, counts.deleted, counts.unchanged, counts.failed
+    );
+    let key = format!("{} {attempted} {counts_text} {}", outcome.result, drifted.join(","));
+    {
+        let mut last = shared.last_recorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let repeated = *last == key && !(outcome.result == "applied" && counts.written() > 0);
+        if repeated {
+            return;
+        }
+        *last = key;
+    }
+    let annotations = BTreeMap::from([
+        (LAST_RESULT.to_string(), outcome.result.to_string()),
+        (LAST_RESULT_TIME.to_string(), now.to_string()),
+        (LAST_COUNTS.to_string(), counts_text),
+        (LAST_MESSAGE.to_string(), outcome.message.clone()),
+        (LAST_ATTEMPTED_REVISION.to_string(), attempted),
+    ]);
+    if let Err(e) = cluster.annotate_inventory(applyset, &annotations).await {
+        tracing::warn!("cannot write the status annotations of the inventory: {}", apply::describe(&e));
+    }
+    let mut events = Vec::new();
+    match outcome.result {
+        "applied" => events.push((false, "Applied", outcome.message.clone())),
+        "unchanged" => {}
+        "invalid" => events.push((true, "InvalidRevision", format!("{}: {}", outcome.message, first_errors.join("; ")))),
+        "refused" => events.push((true, "PruneRefused", outcome.message.clone())),
+        "fetch_failed" => events.push((true, "FetchFailed", outcome.message.clone())),
+        _ => events.push((true, "ApplyFailed", outcome.message.clone())),
+    }
+    if !drifted.is_empty() {
+        let (warning, reason) = match shared.options.drift {
+            DriftMode::Correct => (false, "DriftCorrected"),
+            DriftMode::Report => (true, "DriftDetected"),
+        };
+        events.push((warning, reason, format!("changed outside git: {}", drifted.join(", "))));
+    }
+    for (warning, reason, note) in events {
+        if let Err(e) = cluster.publish_event(applyset, &shared.identity, warning, reason, &note).await {
+            tracing::warn!(reason, "cannot publish the event: {}", apply::describe(&e));
+        }
+    }
+}
