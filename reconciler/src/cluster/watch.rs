@@ -89,7 +89,7 @@ mod tests {
     #[test]
     fn only_a_newer_write_by_someone_else_is_a_change() {
         let ours = entry(FIELD_MANAGER, "2026-11-30T10:00:05Z", None);
-        assert_eq!(newest_other_writer(&[ours.clone()]), None);
+        assert_eq!(newest_other_writer(std::slice::from_ref(&ours)), None);
         let earlier = entry("kubectl-edit", "2026-11-30T10:00:00Z", None);
         assert_eq!(newest_other_writer(&[earlier, ours.clone()]), None, "our apply came after the edit");
         let later = entry("kubectl-edit", "2026-11-30T10:00:09Z", None);

@@ -62,11 +62,12 @@ impl Mirror {
             Mirror::Git { repo, url, branch, path, tip, credentials } => {
                 let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
                 let mut remote = repo.remote_anonymous(url)?;
+                let refusal = super::remote::Refusal::default();
                 let mut options = FetchOptions::new();
-                options.prune(git2::FetchPrune::On).remote_callbacks(super::remote::callbacks(url, credentials)?);
+                options.prune(git2::FetchPrune::On).remote_callbacks(super::remote::callbacks(url, credentials, &refusal)?);
                 remote.fetch(&[refspec.as_str()], Some(&mut options), None).map_err(|e| {
                     // libgit2 may quote the URL, and a URL may carry credentials.
-                    let message = e.message().replace(url.as_str(), &redact(url));
+                    let message = refusal.take().unwrap_or_else(|| e.message().replace(url.as_str(), &redact(url)));
                     SourceError::Git(git2::Error::from_str(&format!("fetching branch {branch}: {message}")))
                 })?;
                 let reference = repo.find_reference(&format!("refs/remotes/origin/{branch}")).map_err(|_| {

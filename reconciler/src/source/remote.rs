@@ -5,7 +5,9 @@
 
 use base64::Engine;
 use git2::{CertificateCheckStatus, Cred, CredentialType, RemoteCallbacks};
+use std::cell::RefCell;
 use std::path::PathBuf;
+use std::rc::Rc;
 
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
@@ -20,9 +22,18 @@ pub struct Credentials {
     pub known_hosts_file: Option<PathBuf>,
 }
 
+/// Why a fetch was refused by our own checks. libgit2 replaces the message of an error that a
+/// callback returns with a generic one, so the callbacks leave theirs here.
+pub type Refusal = Rc<RefCell<Option<String>>>;
+
+fn refuse(refusal: &Refusal, message: String) -> git2::Error {
+    *refusal.borrow_mut() = Some(message.clone());
+    git2::Error::from_str(&message)
+}
+
 /// Callbacks for one fetch of `url`. Fails (rather than retries forever) when the server
 /// refuses the credentials it was given.
-pub fn callbacks<'a>(url: &str, credentials: &'a Credentials) -> Result<RemoteCallbacks<'a>, git2::Error> {
+pub fn callbacks<'a>(url: &str, credentials: &'a Credentials, refusal: &Refusal) -> Result<RemoteCallbacks<'a>, git2::Error> {
     let token = match &credentials.token_file {
         Some(file) => Some(
             std::fs::read_to_string(file)
@@ -42,13 +53,14 @@ pub fn callbacks<'a>(url: &str, credentials: &'a Credentials) -> Result<RemoteCa
     let endpoint = ssh_endpoint(url);
     let mut callbacks = RemoteCallbacks::new();
     let mut offered_secret = false;
+    let refused = refusal.clone();
     callbacks.credentials(move |_url, user_from_url, allowed| {
         let user = credentials.username.as_deref().or(user_from_url).unwrap_or("git");
         if allowed.contains(CredentialType::USERNAME) {
             return Cred::username(user);
         }
         if offered_secret {
-            return Err(git2::Error::from_str("the server refused the credentials"));
+            return Err(refuse(&refused, "the server refused the credentials".into()));
         }
         offered_secret = true;
         if allowed.contains(CredentialType::SSH_KEY)
@@ -61,19 +73,23 @@ pub fn callbacks<'a>(url: &str, credentials: &'a Credentials) -> Result<RemoteCa
         {
             return Cred::userpass_plaintext(user, token);
         }
-        Err(git2::Error::from_str("the repository asks for credentials: pass --git-token-file (HTTPS) or --git-ssh-key-file (SSH)"))
+        Err(refuse(&refused, "the repository asks for credentials: pass --git-token-file (HTTPS) or --git-ssh-key-file (SSH)".into()))
     });
     if let (Some(known_hosts), Some((host, port))) = (known_hosts, endpoint) {
         let file = credentials.known_hosts_file.clone().unwrap_or_default();
+        let refused = refusal.clone();
         callbacks.certificate_check(move |cert, _| {
             let Some(key) = cert.as_hostkey().and_then(|k| k.hostkey()) else { return Ok(CertificateCheckStatus::CertificatePassthrough) };
             if known_hosts.accepts(&host, port, key) {
                 Ok(CertificateCheckStatus::CertificateOk)
             } else {
-                Err(git2::Error::from_str(&format!(
-                    "the host key of {host}:{port} is not in {} (add the line `ssh-keyscan -p {port} {host}` prints, after checking it)",
-                    file.display()
-                )))
+                Err(refuse(
+                    &refused,
+                    format!(
+                        "the host key of {host}:{port} is not in {} (add the line `ssh-keyscan -p {port} {host}` prints, after checking it)",
+                        file.display()
+                    ),
+                ))
             }
         });
     }
@@ -99,9 +115,18 @@ fn ssh_endpoint(url: &str) -> Option<(String, u16)> {
     (!host.is_empty() && !host.contains('/')).then(|| (host.to_string(), 22))
 }
 
-/// The entries of a known_hosts file: host patterns and the key blob.
+/// The entries of a known_hosts file.
 struct KnownHosts {
-    entries: Vec<(Vec<String>, Vec<u8>, bool)>,
+    entries: Vec<KnownHost>,
+}
+
+struct KnownHost {
+    /// Host patterns as written: `host` for port 22, `[host]:port` otherwise.
+    hosts: Vec<String>,
+    /// The key blob (base64-decoded), which starts with the key type.
+    key: Vec<u8>,
+    /// An `@revoked` line: this key is refused for these hosts.
+    revoked: bool,
 }
 
 impl KnownHosts {
@@ -113,18 +138,16 @@ impl KnownHosts {
             .filter_map(|line| {
                 let mut fields = line.split_whitespace();
                 let mut hosts = fields.next()?;
-                let mut revoked = false;
-                if hosts.starts_with('@') {
-                    // `@revoked` keys are refused; `@cert-authority` lines are not supported.
-                    revoked = hosts == "@revoked";
-                    if !revoked {
-                        return None;
-                    }
+                let revoked = hosts == "@revoked";
+                if revoked {
                     hosts = fields.next()?;
+                } else if hosts.starts_with('@') {
+                    // `@cert-authority` lines are not supported.
+                    return None;
                 }
                 let _key_type = fields.next()?;
                 let key = base64::engine::general_purpose::STANDARD.decode(fields.next()?).ok()?;
-                Some((hosts.split(',').map(String::from).collect(), key, revoked))
+                Some(KnownHost { hosts: hosts.split(',').map(String::from).collect(), key, revoked })
             })
             .collect();
         KnownHosts { entries }
@@ -132,9 +155,8 @@ impl KnownHosts {
 
     fn accepts(&self, host: &str, port: u16, key: &[u8]) -> bool {
         let name = if port == 22 { host.to_string() } else { format!("[{host}]:{port}") };
-        let matching = |(hosts, blob, _): &&(Vec<String>, Vec<u8>, bool)| blob == key && hosts.iter().any(|h| *h == name);
-        let revoked = self.entries.iter().filter(|e| e.2).any(|e| matching(&e));
-        !revoked && self.entries.iter().filter(|e| !e.2).any(|e| matching(&e))
+        let matching: Vec<&KnownHost> = self.entries.iter().filter(|e| e.key == key && e.hosts.contains(&name)).collect();
+        !matching.is_empty() && matching.iter().all(|e| !e.revoked)
     }
 }
 
