@@ -65,7 +65,8 @@ fn the_daemon_runs_with_exactly_the_permissions_of_deploy_rbac() {
     let upstream = Upstream::new();
     let renames = [("mcp-team-payments", payments.as_str()), ("mcp-team-support", support.as_str())];
     let first = upstream.commit(repo_copy("examples/platform", &renames).path(), "platform");
-    let daemon = Daemon::start(&upstream.bare_path(), &service_account, &namespace, &["--leader-elect", "--lease-duration", "5s"]);
+    let daemon = Daemon::spawn(&upstream.bare_path(), &service_account, &namespace, &["--leader-elect", "--lease-duration", "5s"]);
+    daemon.wait_until(Duration::from_secs(60), |d| !d.status()["last_result"].as_str().unwrap_or_default().is_empty());
     let status = daemon.status();
     assert_eq!(
         (status["revision"].as_str(), status["role"].as_str(), status["last_result"].as_str()),

@@ -28,6 +28,10 @@ async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
     match webhook::verify(secret, header, &body) {
+        // A standby reconciles as soon as it takes the lead, so the request is not lost.
+        webhook::Verdict::Accepted if shared.report().role == super::Role::Standby => {
+            (StatusCode::ACCEPTED, "standby: the leader replica reconciles; this one will when it takes the lead\n")
+        }
         webhook::Verdict::Accepted => {
             shared.trigger.notify_one();
             (StatusCode::ACCEPTED, "reconcile requested\n")
@@ -50,7 +54,9 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     if shared.ready.load(Ordering::Relaxed) {
         (StatusCode::OK, "ready\n")
     } else if shared.report().role == super::Role::Standby {
-        (StatusCode::SERVICE_UNAVAILABLE, "standby: another replica holds the leader lease\n")
+        // Ready to take over: a rolling update must be able to start the new pod while the old
+        // one still holds the lease.
+        (StatusCode::OK, "standby: another replica holds the leader lease\n")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "no successful reconcile yet\n")
     }

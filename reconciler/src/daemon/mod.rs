@@ -128,12 +128,7 @@ pub async fn run(options: Options) -> Result<(), String> {
     let server_shared = shared.clone();
     let server = tokio::spawn(async move {
         let router = http::router(server_shared.clone());
-        let stopped = async move {
-            while !server_shared.stopping() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        };
-        axum::serve(listener, router).with_graceful_shutdown(stopped).await
+        axum::serve(listener, router).with_graceful_shutdown(async move { triggers::stopped(&server_shared).await }).await
     });
     triggers::on_signal(shared.clone());
 

@@ -17,6 +17,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+/// How many changed objects a reconcile's message names.
+const CHANGES_SHOWN: usize = 20;
+
 /// What `GET /status` shows.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
@@ -91,6 +94,9 @@ pub async fn reconcile(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, 
         report.last_message = outcome.message.clone();
         report.last_reconcile = now.to_string();
         if outcome.succeeded() {
+            // With the result, under one lock: /status never shows a new revision with the
+            // previous reconcile's result.
+            report.revision = report.attempted_revision.clone();
             report.last_success = now.to_string();
         }
     }
@@ -191,18 +197,20 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
         shared.metrics.objects_applied.get_or_create(&super::metrics::Metrics::label("action", action)).inc_by(count as u64);
     }
     let written = counts.written();
-    let summary = format!(
+    let mut summary = format!(
         "revision {revision}: {} created, {} updated, {} deleted, {} unchanged, {} failed",
         counts.created, counts.updated, counts.deleted, counts.unchanged, counts.failed
     );
-    let succeeded = report.succeeded();
-    {
-        let mut status = shared.report();
-        status.counts = counts;
-        if succeeded {
-            status.revision = revision.clone();
-        }
+    // The change set, for the log line and the Event (which cuts what does not fit).
+    let changed: Vec<String> =
+        report.outcomes.iter().filter(|o| o.status == Status::Done).map(|o| format!("{} {}", o.action.as_str(), o.id)).collect();
+    if !changed.is_empty() {
+        let more = changed.len().saturating_sub(CHANGES_SHOWN);
+        let shown = changed[..changed.len() - more].join(", ");
+        summary = if more == 0 { format!("{summary}: {shown}") } else { format!("{summary}: {shown} and {more} more") };
     }
+    let succeeded = report.succeeded();
+    shared.report().counts = counts;
     if !succeeded {
         return Outcome::new("failed", summary);
     }
