@@ -164,12 +164,38 @@ fn in_report_mode_drift_is_reported_not_reverted() {
     daemon.wait_until(Duration::from_secs(10), |_| event_reasons(&teams.kubectl, &teams.inventory).contains(&"DriftDetected".into()));
 }
 
+/// How many reconciles ended with `result`, from /metrics.
+fn reconciles(daemon: &Daemon, result: &str) -> u64 {
+    let prefix = format!("mcp_gitops_reconciles_total{{result=\"{result}\"}} ");
+    daemon.get("/metrics").1.lines().find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok()).unwrap_or(0)
+}
+
+fn resource_version(kubectl: &Kubectl, args: &[&str]) -> String {
+    kubectl.json(args)["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string()
+}
+
 #[test]
-fn a_directory_source_is_applied_when_its_files_change() {
+fn a_directory_source_is_applied_when_its_files_change_and_nothing_else_is_written() {
     let teams = Teams::new("f");
     let repo = teams.repo("examples/platform");
     let daemon = Daemon::start(&repo.path().to_string_lossy(), &teams.kubeconfig, &teams.inventory, &[]);
     assert_eq!(teams.max_trust("refund-desk"), "medium");
+
+    // With nothing to do, a reconcile writes nothing: no object, no inventory, no annotation.
+    assert_eq!(daemon.signed_hook(), 202);
+    daemon.wait_until(Duration::from_secs(30), |d| reconciles(d, "unchanged") >= 1);
+    let inventory = ["get", "configmap", "mcp-gitops-inventory", "-n", teams.inventory.as_str()];
+    let grant = ["get", "mcpaccessgrants", "refund-desk", "-n", teams.payments.as_str()];
+    let before = (resource_version(&teams.kubectl, &inventory), resource_version(&teams.kubectl, &grant));
+    let applied =
+        daemon.get("/metrics").1.lines().filter(|l| l.starts_with("mcp_gitops_objects_applied_total")).collect::<Vec<_>>().join("\n");
+    assert_eq!(daemon.signed_hook(), 202);
+    daemon.wait_until(Duration::from_secs(30), |d| reconciles(d, "unchanged") >= 2);
+    assert_eq!(before, (resource_version(&teams.kubectl, &inventory), resource_version(&teams.kubectl, &grant)));
+    let after =
+        daemon.get("/metrics").1.lines().filter(|l| l.starts_with("mcp_gitops_objects_applied_total")).collect::<Vec<_>>().join("\n");
+    assert_eq!(applied, after);
+
     let file = repo.path().join("teams/payments/grants/refund-desk.yaml");
     let text = std::fs::read_to_string(&file).expect("read");
     assert!(text.contains("maxTrust: medium"), "{text}");
