@@ -170,6 +170,10 @@ fn reconciles(daemon: &Daemon, result: &str) -> u64 {
     daemon.get("/metrics").1.lines().find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok()).unwrap_or(0)
 }
 
+fn metric_lines(daemon: &Daemon, name: &str) -> Vec<String> {
+    daemon.get("/metrics").1.lines().filter(|l| l.starts_with(name)).map(String::from).collect()
+}
+
 fn resource_version(kubectl: &Kubectl, args: &[&str]) -> String {
     kubectl.json(args)["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string()
 }
@@ -187,13 +191,11 @@ fn a_directory_source_is_applied_when_its_files_change_and_nothing_else_is_writt
     let inventory = ["get", "configmap", "mcp-gitops-inventory", "-n", teams.inventory.as_str()];
     let grant = ["get", "mcpaccessgrants", "refund-desk", "-n", teams.payments.as_str()];
     let before = (resource_version(&teams.kubectl, &inventory), resource_version(&teams.kubectl, &grant));
-    let applied =
-        daemon.get("/metrics").1.lines().filter(|l| l.starts_with("mcp_gitops_objects_applied_total")).collect::<Vec<_>>().join("\n");
+    let applied = metric_lines(&daemon, "mcp_gitops_objects_applied_total");
     assert_eq!(daemon.signed_hook(), 202);
     daemon.wait_until(Duration::from_secs(30), |d| reconciles(d, "unchanged") >= 2);
     assert_eq!(before, (resource_version(&teams.kubectl, &inventory), resource_version(&teams.kubectl, &grant)));
-    let after =
-        daemon.get("/metrics").1.lines().filter(|l| l.starts_with("mcp_gitops_objects_applied_total")).collect::<Vec<_>>().join("\n");
+    let after = metric_lines(&daemon, "mcp_gitops_objects_applied_total");
     assert_eq!(applied, after);
 
     let file = repo.path().join("teams/payments/grants/refund-desk.yaml");
