@@ -275,3 +275,39 @@ fn bulk_repo(namespace: &str, grants: usize) -> tempfile::TempDir {
     write(&repo.path().join("grants.yaml"), documents);
     repo
 }
+
+#[test]
+fn policy_directories_beside_the_platform_directory_are_enforced() {
+    let teams = Teams::new("p");
+    let layout = |example: &str| {
+        let dir = tempfile::tempdir().expect("layout");
+        common::daemon::copy(teams.repo(example).path(), &dir.path().join("platform"));
+        let config = dir.path().join("platform/mcp-gitops.yaml");
+        let text = std::fs::read_to_string(&config).expect("config");
+        assert!(text.contains("policies:\n  disabled:"), "{text}");
+        std::fs::write(&config, text.replace("policies:\n", "policies:\n  directories: [../org-policies]\n")).expect("config");
+        std::fs::create_dir_all(dir.path().join("org-policies")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("org-policies/refund-desk-stays-medium.yaml"),
+            "apiVersion: mcp-gitops.mcpruntime.org/v1alpha1\nkind: GuardrailPolicy\nmetadata:\n  name: refund-desk-stays-medium\nspec:\n  matchKinds: [MCPAccessGrant]\n  severity: error\n  field: spec.maxTrust\n  expression: \"object.metadata.name != 'refund-desk' || object.spec.maxTrust != 'high'\"\n  message: \"grant {{object.metadata.name}} asks for high trust, which refunds never get\"\n",
+        )
+        .expect("policy");
+        dir
+    };
+    let upstream = Upstream::new();
+    let first = upstream.commit(layout("examples/platform").path(), "platform with the organisation's policies");
+    let daemon = teams.daemon(&upstream, &["--path", "platform"]);
+    assert_eq!(daemon.status()["revision"], first.as_str());
+    upstream.commit(layout("examples/pr-change").path(), "widen refund-desk to high");
+    assert_eq!(daemon.signed_hook(), 202);
+    daemon.wait_until(Duration::from_secs(30), |d| d.status()["last_result"] == "invalid");
+    let status = daemon.status();
+    assert!(
+        status["diagnostics"]["first"]
+            .to_string()
+            .contains("[policy_violation] [refund-desk-stays-medium] grant refund-desk asks for high trust"),
+        "{status}"
+    );
+    assert_eq!(teams.max_trust("refund-desk"), "medium");
+    assert_eq!(status["revision"], first.as_str());
+}

@@ -57,6 +57,13 @@ impl Cluster {
             namespace: Some(applyset.namespace.clone()),
             ..ObjectReference::default()
         };
-        recorder.publish(&event, &regarding).await.map_err(ClusterError::from)
+        match recorder.publish(&event, &regarding).await {
+            // The daemon's namespace is missing (its first revision was invalid, say).
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                self.create_namespace(&applyset.namespace).await?;
+                recorder.publish(&event, &regarding).await.map_err(ClusterError::from)
+            }
+            result => result.map_err(ClusterError::from),
+        }
     }
 }

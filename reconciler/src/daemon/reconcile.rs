@@ -126,9 +126,20 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
     }
     let revision = poll.snapshot.revision.clone();
     shared.report().attempted_revision = revision.clone();
-    // load + validate
+    // load (with the policy directories mcp-gitops.yaml names) + validate
     let now = Timestamp::now();
-    let desired = validate::validate(load::load(poll.snapshot), now);
+    let mut loaded = load::load(poll.snapshot);
+    for dir in loaded.state.config.policies.directories.clone() {
+        match mirror.read_beside(&dir) {
+            Ok(snapshot) => load::add_policies(&mut loaded, &dir, snapshot),
+            Err(e) => {
+                let message =
+                    format!("revision {revision}: policy directory {dir} (from mcp-gitops.yaml): {e}; the last good revision stays live");
+                return Outcome::new("invalid", message);
+            }
+        }
+    }
+    let desired = validate::validate(loaded, now);
     let errors: Vec<String> = desired
         .diagnostics
         .iter()

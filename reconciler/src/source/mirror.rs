@@ -6,7 +6,7 @@
 pub use super::remote::Credentials;
 use super::{Snapshot, SourceError, from_dir, snapshot_of};
 use git2::{FetchOptions, Oid, Repository};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// What a poll found.
 #[derive(Debug)]
@@ -51,6 +51,36 @@ impl Mirror {
             Mirror::Git { url, .. } => {
                 let path = Path::new(url.strip_prefix("file://").unwrap_or(url));
                 path.is_dir().then_some(path)
+            }
+        }
+    }
+
+    /// The files of another directory of the revision last polled, named as `mcp-gitops.yaml`
+    /// names its policy directories: relative to the platform directory (it may lead out of it,
+    /// not out of the repository), or absolute (a directory on this machine, such as a mounted
+    /// ConfigMap of organisation policies).
+    pub fn read_beside(&self, dir: &str) -> Result<Snapshot, SourceError> {
+        if Path::new(dir).is_absolute() {
+            return from_dir(Path::new(dir));
+        }
+        match self {
+            Mirror::Directory { path } => from_dir(&path.join(dir)),
+            Mirror::Git { repo, path, tip, url, .. } => {
+                let missing = |why: &str| SourceError::Git(git2::Error::from_str(&format!("{dir}: {why}")));
+                let mut inside = PathBuf::new();
+                for part in path.join(dir).components() {
+                    match part {
+                        Component::Normal(name) => inside.push(name),
+                        Component::ParentDir if inside.pop() => {}
+                        Component::CurDir => {}
+                        _ => return Err(missing("leads out of the repository")),
+                    }
+                }
+                let commit = repo.find_commit(tip.ok_or_else(|| missing("no revision was fetched yet"))?)?;
+                if !inside.as_os_str().is_empty() && commit.tree()?.get_path(&inside).is_err() {
+                    return Err(missing("no such directory at this revision"));
+                }
+                snapshot_of(repo, &commit, &inside, format!("{}@{}", redact(url), commit.id()))
             }
         }
     }
