@@ -223,6 +223,9 @@ async fn reconcile(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirr
         report.last_message = message.clone();
         report.last_reconcile = now.to_string();
         if succeeded {
+            // With the result, under one lock: /status never shows a new revision with the
+            // previous reconcile's result.
+            report.revision = report.attempted_revision.clone();
             report.last_success = now.to_string();
         }
     }
@@ -328,13 +331,7 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
         counts.created, counts.updated, counts.deleted, counts.unchanged, counts.failed
     );
     let succeeded = report.succeeded();
-    {
-        let mut status = shared.report();
-        status.counts = counts;
-        if succeeded {
-            status.revision = revision.clone();
-        }
-    }
+    shared.report().counts = counts;
     if !succeeded {
         return ("failed", summary);
     }
