@@ -41,7 +41,7 @@ pub fn json(text: &str) -> serde_json::Value {
 
 /// Runs the binary under an address-space cap (`ulimit -v`) and a wall-clock bound: it fails
 /// the test when the binary panics, is killed (out of memory) or runs past `limit`.
-pub fn run_bounded(args: &[&str], memory_mib: u64, limit: std::time::Duration) -> Run {
+pub fn run_bounded(args: &[&str], env: &[(&str, &str)], memory_mib: u64, limit: std::time::Duration) -> Run {
     use std::io::Read;
     let mut child = std::process::Command::new("bash")
         .arg("-c")
@@ -51,6 +51,7 @@ pub fn run_bounded(args: &[&str], memory_mib: u64, limit: std::time::Duration) -
         .args(args)
         .current_dir(root())
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
