@@ -230,3 +230,65 @@ proptest! {
         let _ = mcp_gitops::validate::validate(mcp_gitops::load::load(snapshot), now);
     }
 }
+
+/// A guardrail policy whose cost has no bound, in a commit the daemon follows: the reconcile
+/// ends (invalid, with the policy named) instead of hanging, the daemon keeps serving, and the
+/// next reconcile does not run the policy again.
+#[test]
+fn a_runaway_guardrail_policy_does_not_hang_the_daemon() {
+    use git2::{IndexAddOption, Repository, Signature};
+    let work = repo_with_valid_minimal();
+    fs::copy(common::root().join("tests/fuzz/corpus/guardrail/nested-comprehensions.yaml"), work.path().join("runaway.yaml"))
+        .expect("copy");
+    let repo = Repository::init(work.path()).expect("init");
+    let mut index = repo.index().expect("index");
+    index.add_all(["*"], IndexAddOption::DEFAULT, None).expect("add");
+    index.write().expect("write");
+    let tree = repo.find_tree(index.write_tree().expect("tree")).expect("tree");
+    let signature = Signature::now("Platform Team", "platform@fernhill.io").expect("signature");
+    repo.commit(Some("refs/heads/main"), &signature, &signature, "a runaway policy", &tree, &[]).expect("commit");
+    // Never contacted: an invalid commit stops before the cluster is read.
+    let kubeconfig = work.path().join("unused.kubeconfig");
+    fs::write(&kubeconfig, "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n").expect("kubeconfig");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let cache = tempfile::tempdir().expect("cache");
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gitops"))
+        .args(["daemon", "--repo", &work.path().to_string_lossy(), "--branch", "main", "--interval", "1s"])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--kubeconfig", &kubeconfig.to_string_lossy()])
+        .args(["--cache-dir", &cache.path().to_string_lossy()])
+        .env("MCP_GITOPS_POLICY_TIMEOUT", "2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("daemon");
+    let status = || -> serde_json::Value {
+        reqwest::blocking::get(format!("http://127.0.0.1:{port}/status")).and_then(|r| r.json()).unwrap_or_default()
+    };
+    let wait = |what: &str, done: &dyn Fn(&serde_json::Value) -> bool| {
+        let started = Instant::now();
+        loop {
+            let s = status();
+            if done(&s) {
+                return s;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "gave up waiting for {what}: {s}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let first_error = |s: &serde_json::Value| {
+        s["diagnostics"]["first"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.as_str())
+            .map(String::from)
+            .find(|d| d.contains("nested-comprehensions"))
+            .unwrap_or_default()
+    };
+    let first = wait("the first reconcile", &|s| s["last_result"] == "invalid");
+    assert!(first_error(&first).contains("did not finish within 2s"), "{first}");
+    let again = wait("a second reconcile", &|s| s["last_reconcile"] != first["last_reconcile"] && s["last_result"] == "invalid");
+    assert!(first_error(&again).contains("(on an earlier run)"), "{again}");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}

@@ -43,6 +43,7 @@ struct Policy {
     program: cel::Program,
     /// The expression as written: the key under which an overrun is remembered.
     expression: String,
+    expression_pos: Pos,
     message: Vec<Part>,
     severity: Severity,
     /// Pointer of the field findings point at (`/spec/maxTrust`), if the policy names one.
@@ -113,6 +114,7 @@ fn compile(document: &RawDocument, diagnostics: &mut Vec<Diagnostic>) -> Option<
         kinds: spec["matchKinds"].as_array().into_iter().flatten().filter_map(|k| Kind::from_name(k.as_str()?)).collect(),
         program,
         expression: text("expression"),
+        expression_pos: pos("/spec/expression"),
         message,
         severity: if spec["severity"] == "warning" { Severity::Warning } else { Severity::Error },
         field: spec["field"].as_str().map(|f| f.split('.').map(|s| format!("/{}", pointer_segment(s))).collect()),
@@ -227,7 +229,13 @@ pub fn check(loaded: &Loaded, now: Timestamp, skipped: &std::collections::HashSe
     policies.retain(|policy| {
         let overran = overrun().lock().map(|o| o.contains(&policy.expression)).unwrap_or(false);
         if overran {
-            diagnostics.push(overrun_diagnostic(policy.name.clone(), policy.file.clone(), policy.pos.line, "an earlier run", budget()));
+            diagnostics.push(overrun_diagnostic(
+                policy.name.clone(),
+                policy.file.clone(),
+                policy.expression_pos,
+                "an earlier run",
+                budget(),
+            ));
         }
         !overran
     });
@@ -235,7 +243,7 @@ pub fn check(loaded: &Loaded, now: Timestamp, skipped: &std::collections::HashSe
         return;
     }
     let expressions: Vec<String> = policies.iter().map(|p| p.expression.clone()).collect();
-    let names: Vec<(String, String, usize)> = policies.iter().map(|p| (p.name.clone(), p.file.clone(), p.pos.line)).collect();
+    let names: Vec<(String, String, Pos)> = policies.iter().map(|p| (p.name.clone(), p.file.clone(), p.expression_pos)).collect();
     let servers = server_index(loaded);
     let objects: Vec<Object> = loaded
         .state
@@ -265,11 +273,11 @@ pub fn check(loaded: &Loaded, now: Timestamp, skipped: &std::collections::HashSe
         Ok(found) => diagnostics.extend(found),
         Err(_) => {
             let (index, object) = current.lock().map(|c| c.clone()).unwrap_or_default();
-            let (name, file, line) = names.get(index).cloned().unwrap_or_default();
+            let (name, file, pos) = names.get(index).cloned().unwrap_or_default();
             if let (Ok(mut overrun), Some(expression)) = (overrun().lock(), expressions.get(index)) {
                 overrun.insert(expression.clone());
             }
-            diagnostics.push(overrun_diagnostic(name, file, line, &object, limit));
+            diagnostics.push(overrun_diagnostic(name, file, pos, &object, limit));
         }
     }
 }
@@ -280,11 +288,11 @@ fn overrun() -> &'static std::sync::Mutex<std::collections::HashSet<String>> {
     OVERRUN.get_or_init(Default::default)
 }
 
-fn overrun_diagnostic(name: String, file: String, line: usize, object: &str, limit: std::time::Duration) -> Diagnostic {
+fn overrun_diagnostic(name: String, file: String, pos: Pos, object: &str, limit: std::time::Duration) -> Diagnostic {
     Diagnostic::error(
         Code::PolicyError,
         &file,
-        Pos { line: line.max(1), column: 1 },
+        Pos { line: pos.line.max(1), column: pos.column.max(1) },
         format!(
             "policy {name} did not finish within {}s (on {object}): its cost grows without bound (comprehensions nested over lists?); it was stopped",
             limit.as_secs_f64()
