@@ -36,6 +36,9 @@ readonly RESTRICTED_KUBECONFIG=$STATE_DIR/restricted.kubeconfig
 readonly CRD_DIR=${MCP_GITOPS_CRD_DIR:-$REPO_ROOT/schema/crds}
 readonly NAMESPACES=(mcp-servers mcp-team-payments mcp-team-support)
 readonly READY_TIMEOUT=${MCP_GITOPS_READY_TIMEOUT:-60}
+# extra kube-apiserver flags, split on whitespace (fault tests: --max-requests-inflight=1 ...)
+read -r -a EXTRA_APISERVER_ARGS <<<"${MCP_GITOPS_APISERVER_ARGS:-}"
+readonly EXTRA_APISERVER_ARGS
 
 export DEBIAN_FRONTEND=noninteractive
 export LC_ALL=C
@@ -273,27 +276,35 @@ pick_ports() {
 
 addr_in_use() { grep -qiE 'address already in use|bind: address' "$1" 2>/dev/null; }
 
+# launch_etcd CLIENT PEER: start etcd on these ports with the data dir of the state dir (an
+# existing data dir is reused: its content survives a stop), wait until it is healthy
+launch_etcd() {
+  local client=$1 peer=$2 i
+  log "starting etcd on 127.0.0.1:$client (peer $peer)"
+  start_proc etcd etcd --name mcp-gitops --data-dir "$STATE_DIR/etcd" \
+    --listen-client-urls "http://127.0.0.1:$client" --advertise-client-urls "http://127.0.0.1:$client" \
+    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+    --initial-cluster "mcp-gitops=http://127.0.0.1:$peer" --initial-cluster-state new \
+    --initial-cluster-token "mcp-gitops-$$" --logger zap --log-outputs stderr --log-level warn \
+    --quota-backend-bytes $((4 * 1024 * 1024 * 1024))
+  for ((i = 0; i < 300; i++)); do
+    if curl -fsS --max-time 2 "http://127.0.0.1:$client/health" 2>/dev/null | grep -q '"health":"true"'; then
+      echo "$client" >"$STATE_DIR/etcd.port"
+      echo "$peer" >"$STATE_DIR/etcd.peer-port"
+      return 0
+    fi
+    ours "$(read_pid etcd)" || break
+    sleep 0.1
+  done
+  return 1
+}
+
 start_etcd() {
-  local attempt client peer i ports
+  local attempt ports
   for attempt in 1 2 3; do
     mapfile -t ports < <(pick_ports 2)
     [[ ${#ports[@]} -eq 2 ]] || die "could not pick free ports"
-    client=${ports[0]} peer=${ports[1]}
-    log "starting etcd on 127.0.0.1:$client (peer $peer)"
-    start_proc etcd etcd --name mcp-gitops --data-dir "$STATE_DIR/etcd" \
-      --listen-client-urls "http://127.0.0.1:$client" --advertise-client-urls "http://127.0.0.1:$client" \
-      --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-      --initial-cluster "mcp-gitops=http://127.0.0.1:$peer" --initial-cluster-state new \
-      --initial-cluster-token "mcp-gitops-$$" --logger zap --log-outputs stderr --log-level warn \
-      --quota-backend-bytes $((4 * 1024 * 1024 * 1024))
-    for ((i = 0; i < 300; i++)); do
-      if curl -fsS --max-time 2 "http://127.0.0.1:$client/health" 2>/dev/null | grep -q '"health":"true"'; then
-        echo "$client" >"$STATE_DIR/etcd.port"
-        return 0
-      fi
-      ours "$(read_pid etcd)" || break
-      sleep 0.1
-    done
+    launch_etcd "${ports[0]}" "${ports[1]}" && return 0
     stop_proc etcd
     if addr_in_use "$STATE_DIR/etcd.log" && [[ $attempt -lt 3 ]]; then
       warn "etcd port taken, retrying with other ports"; rm -rf "$STATE_DIR/etcd"; continue
@@ -345,7 +356,8 @@ start_apiserver() {
   local token
   token=$(cat "$STATE_DIR/admin.token")
   for attempt in 1 2 3; do
-    port=$(pick_ports 1)
+    # a restart keeps the port when it is free again, as a real control plane does
+    if [[ $attempt -eq 1 && -n ${REUSE_PORT:-} ]]; then port=$REUSE_PORT; else port=$(pick_ports 1); fi
     log "starting kube-apiserver $KUBE_VERSION on https://127.0.0.1:$port"
     start_proc kube-apiserver "$APISERVER_BIN" \
       --bind-address=127.0.0.1 --secure-port="$port" --advertise-address=127.0.0.1 \
@@ -360,7 +372,8 @@ start_apiserver() {
       --api-audiences=https://kubernetes.default.svc \
       --service-cluster-ip-range=10.0.0.0/24 \
       --allow-privileged=false \
-      --profiling=false
+      --profiling=false \
+      "${EXTRA_APISERVER_ARGS[@]}"
     for ((i = 0; i < READY_TIMEOUT * 5; i++)); do
       code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 2 --cacert "$STATE_DIR/pki/ca.crt" \
         -H "Authorization: Bearer $token" "https://127.0.0.1:$port/readyz" 2>/dev/null) || true
@@ -538,12 +551,38 @@ cmd_restart_apiserver() {
   [[ -f $MARKER && -s $STATE_DIR/etcd.port ]] || die "no cluster in $STATE_DIR (run: $0 up)"
   ours "$(read_pid etcd)" || die "etcd in $STATE_DIR is not running; use down + up"
   find_kubectl
+  REUSE_PORT=$(cat "$STATE_DIR/kube-apiserver.port" 2>/dev/null || true)
   stop_proc kube-apiserver
   start_apiserver
   write_kubeconfig "$ADMIN_KUBECONFIG" mcp-gitops-test admin "$STATE_DIR/admin.token"
   write_kubeconfig "$RESTRICTED_KUBECONFIG" mcp-gitops-restricted restricted "$STATE_DIR/restricted.token"
   log "kube-apiserver restarted on https://127.0.0.1:$(cat "$STATE_DIR/kube-apiserver.port") (same etcd, data kept)"
   echo "$ADMIN_KUBECONFIG"
+}
+
+# stop etcd alone; kube-apiserver keeps running without its store (fault tests: etcd dies
+# mid-apply). The data and the ports are kept for start-etcd.
+cmd_stop_etcd() {
+  lock "$STATE_LOCK" "cluster in $STATE_DIR"
+  [[ -f $MARKER && -s $STATE_DIR/etcd.port ]] || die "no cluster in $STATE_DIR (run: $0 up)"
+  stop_proc etcd
+  log "etcd stopped (data kept in $STATE_DIR/etcd); start it again with: $0 start-etcd"
+}
+
+# start etcd again on its old ports and data, so that the running kube-apiserver finds it
+cmd_start_etcd() {
+  lock "$STATE_LOCK" "cluster in $STATE_DIR"
+  [[ -f $MARKER && -s $STATE_DIR/etcd.port && -d $STATE_DIR/etcd ]] || die "no cluster in $STATE_DIR (run: $0 up)"
+  if ours "$(read_pid etcd)"; then log "etcd is already running"; return 0; fi
+  local client peer
+  client=$(cat "$STATE_DIR/etcd.port")
+  peer=$(cat "$STATE_DIR/etcd.peer-port" 2>/dev/null || pick_ports 1)
+  if ! launch_etcd "$client" "$peer"; then
+    stop_proc etcd
+    tail_file "$STATE_DIR/etcd.log"
+    die "etcd did not become healthy again on 127.0.0.1:$client (log: $STATE_DIR/etcd.log)"
+  fi
+  log "etcd running again on 127.0.0.1:$client (data kept)"
 }
 
 cmd_env() {
@@ -594,8 +633,13 @@ Commands:
   crds     Re-apply schema/crds/*.yaml to the running cluster.
   build    Only build (or check) the cached kube-apiserver binary.
   restart-apiserver
-           Restart kube-apiserver alone on the same etcd (data kept; the port may change,
-           the kubeconfigs are rewritten). For fault tests.
+           Restart kube-apiserver alone on the same etcd (data kept; the same port when it
+           is free, else another one: the kubeconfigs are rewritten). For fault tests.
+  stop-etcd
+           Stop etcd alone (data and ports kept); kube-apiserver keeps running without its
+           store. For fault tests.
+  start-etcd
+           Start etcd again on the same port and data, after stop-etcd.
 
 Kubeconfigs (in the state dir): admin.kubeconfig (user "admin", group system:masters, context
 mcp-gitops-test) and restricted.kubeconfig (user "restricted", no RBAC bindings, context
@@ -609,6 +653,8 @@ Environment:
   MCP_GITOPS_KUBECTL      kubectl used by this script (default: kubectl on PATH, else the
                           cached kubectl $KUBE_VERSION built alongside the server)
   MCP_GITOPS_READY_TIMEOUT  seconds to wait for kube-apiserver readiness (default 60)
+  MCP_GITOPS_APISERVER_ARGS extra kube-apiserver flags for up and restart-apiserver, split on
+                          whitespace (e.g. "--max-mutating-requests-inflight=1")
 
 See docs/test-cluster.md.
 EOF
@@ -623,6 +669,8 @@ main() {
     crds) cmd_crds ;;
     build) cmd_build ;;
     restart-apiserver) cmd_restart_apiserver ;;
+    stop-etcd) cmd_stop_etcd ;;
+    start-etcd) cmd_start_etcd ;;
     -h | --help | help) usage ;;
     "") usage >&2; exit 2 ;;
     *) echo "$SCRIPT_NAME: unknown command '$1'" >&2; usage >&2; exit 2 ;;

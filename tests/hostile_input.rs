@@ -1,12 +1,18 @@
 //! Bad input gets a diagnostic with a position, the run goes on with the other files, and
-//! nothing panics: oversize files, symlinks out of the repository, many files, deep nesting,
-//! and random bytes.
+//! nothing panics: oversize files (up to 100 MiB), symlinks out of the repository, many files,
+//! alias bombs, deep nesting, invalid UTF-8, metadata that is a directory, and random bytes; in a
+//! directory and inside a git revision (`plan --base REV`, and the daemon reading a commit),
+//! within a time bound and under a memory cap.
 
 mod common;
 
-use common::{NOW, json, run};
+use common::{NOW, json, run, run_bounded};
 use proptest::prelude::*;
 use std::fs;
+use std::time::{Duration, Instant};
+
+/// Address space the binary may use on a hostile repository (it needs well under 100 MiB of it).
+const MEMORY_MIB: u64 = 1024;
 
 fn codes(report: &serde_json::Value, file: &str) -> Vec<String> {
     report["diagnostics"]
@@ -86,6 +92,121 @@ fn metadata_that_is_a_directory_is_not_a_crash() {
     assert_eq!(out.code, 0, "{}", out.stdout);
 }
 
+/// The hostile files of the directory and git tests: (path, what the loader must say about it).
+fn write_hostile(root: &std::path::Path) -> Vec<(&'static str, &'static str, &'static str)> {
+    // 100 MiB, sparse on disk: the size cap must refuse it before reading a byte.
+    fs::File::create(root.join("dump.yaml")).and_then(|f| f.set_len(100 * 1024 * 1024)).expect("big file");
+    let mut bomb = String::from(
+        "kind: MCPAccessGrant\nmetadata: {name: bomb, namespace: mcp-team-a}\nspec:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n",
+    );
+    for i in 1..12 {
+        bomb.push_str(&format!("  a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 10].join(", ")));
+    }
+    fs::write(root.join("bomb.yaml"), bomb).expect("write");
+    fs::write(root.join("deep.yaml"), format!("kind: MCPAccessGrant\nspec: {}{}\n", "[".repeat(200_000), "]".repeat(200_000)))
+        .expect("write");
+    let block: String = (0..2_000).map(|i| format!("{}k{i}:\n", "  ".repeat(i))).collect();
+    fs::write(root.join("deep-block.yaml"), block).expect("write");
+    fs::write(root.join("latin1.yaml"), b"kind: MCPAccessGrant\nmetadata: {name: caf\xe9}\n".as_slice()).expect("write");
+    fs::create_dir_all(root.join("team/.mcp/servers.yaml")).expect("mkdir");
+    fs::write(root.join("team/.mcp/servers.yaml/inner.yaml"), "title: not metadata, its folder is\n").expect("write");
+    let many = root.join("many");
+    fs::create_dir_all(&many).expect("mkdir");
+    for i in 0..10_000 {
+        fs::write(many.join(format!("n{i}.yaml")), format!("title: note {i}\n")).expect("write");
+    }
+    vec![
+        ("dump.yaml", "yaml_syntax", "over the 8 MiB cap"),
+        ("bomb.yaml", "yaml_syntax", "alias expansion exceeds"),
+        ("deep.yaml", "yaml_syntax", "nesting is deeper|recursion limit exceeded"),
+        ("deep-block.yaml", "yaml_syntax", "nesting is deeper"),
+        ("latin1.yaml", "yaml_syntax", "not valid UTF-8"),
+    ]
+}
+
+fn has(report: &serde_json::Value, file: &str, code: &str, fragment: &str) -> bool {
+    report["diagnostics"].as_array().into_iter().flatten().any(|d| {
+        d["file"] == file
+            && d["code"] == code
+            && d["message"].as_str().is_some_and(|m| fragment.split('|').any(|f| m.contains(f)))
+            && d["line"].as_u64() >= Some(1)
+    })
+}
+
+#[test]
+fn a_hostile_directory_gets_one_diagnostic_per_file_within_bounds() {
+    let dir = repo_with_valid_minimal();
+    let expected = write_hostile(dir.path());
+    let outside = tempfile::tempdir().expect("outside");
+    fs::write(outside.path().join("secret.yaml"), "kind: MCPAccessGrant\nmetadata: {name: stolen}\n").expect("write");
+    std::os::unix::fs::symlink(outside.path().join("secret.yaml"), dir.path().join("escape.yaml")).expect("symlink");
+    let root = dir.path().to_string_lossy().into_owned();
+
+    let started = Instant::now();
+    let out = run_bounded(&["validate", &root, "--format", "json", "--now", NOW], &[], MEMORY_MIB, Duration::from_secs(60));
+    eprintln!("validate of the hostile directory: {:?}", started.elapsed());
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let report = json(&out.stdout);
+    for (file, code, fragment) in expected.iter().chain(&[("escape.yaml", "path_outside_repo", "outside the repository")]) {
+        assert!(has(&report, file, code, fragment), "{file}: want [{code}] {fragment}:\n{}", out.stdout);
+    }
+    // The metadata "file" that is a directory is walked as a folder; the rest of the repository loads.
+    let text = run_bounded(&["validate", &root, "--now", NOW], &[], MEMORY_MIB, Duration::from_secs(60));
+    assert!(text.stdout.contains("1 servers, 1 grants, 1 sessions"), "{}", text.stdout);
+    assert!(!text.stdout.contains("stolen"));
+}
+
+#[test]
+fn the_same_hostile_files_in_a_git_revision_are_reported_within_bounds() {
+    use git2::{IndexAddOption, Repository, Signature};
+    let work = repo_with_valid_minimal();
+    let repo = Repository::init(work.path()).expect("init");
+    let signature = Signature::now("Platform Team", "platform@fernhill.io").expect("signature");
+    let commit = |message: &str| {
+        let mut index = repo.index().expect("index");
+        index.add_all(["*"], IndexAddOption::DEFAULT, None).expect("add");
+        index.update_all(["*"], None).expect("update");
+        index.write().expect("write");
+        let tree = repo.find_tree(index.write_tree().expect("tree")).expect("tree");
+        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        repo.commit(Some("HEAD"), &signature, &signature, message, &tree, &parents).expect("commit")
+    };
+    commit("valid");
+    // Not sparse in git: the blob really is 100 MiB (of zeros, so it compresses).
+    let expected = write_hostile(work.path());
+    std::os::unix::fs::symlink("../../../etc/passwd.yaml", work.path().join("escape.yaml")).expect("symlink");
+    let hostile = commit("hostile").to_string();
+
+    // The daemon's path: the commit read from the object database, loaded and validated.
+    let started = Instant::now();
+    let snapshot = mcp_gitops::source::from_git(work.path(), &hostile).expect("snapshot");
+    let state = mcp_gitops::validate::validate(mcp_gitops::load::load(snapshot), NOW.parse().expect("time"));
+    eprintln!("load + validate of the hostile commit: {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let report = serde_json::json!({"diagnostics": state.diagnostics});
+    for (file, code, fragment) in expected.iter().chain(&[("escape.yaml", "path_outside_repo", "outside the repository")]) {
+        assert!(has(&report, file, code, fragment), "{file}: want [{code}] {fragment}:\n{report:#}");
+    }
+
+    // `plan --base REV` reads the same tree through git2, in the real binary under the cap.
+    for entry in ["dump.yaml", "bomb.yaml", "deep.yaml", "deep-block.yaml", "latin1.yaml", "escape.yaml", "team", "many"] {
+        let path = work.path().join(entry);
+        let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
+    }
+    let root = work.path().to_string_lossy().into_owned();
+    let started = Instant::now();
+    let out = run_bounded(&["plan", &root, "--base", &hostile, "--format", "json", "--now", NOW], &[], MEMORY_MIB, Duration::from_secs(60));
+    eprintln!("plan --base <hostile commit>: {:?}", started.elapsed());
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let plan = json(&out.stdout);
+    assert_eq!(plan["base"]["revision"], hostile.as_str());
+    // None of the hostile files yields an object, so the base holds what the work tree holds.
+    for action in ["create", "update", "delete"] {
+        assert_eq!(plan["summary"][action], 0, "{}", plan["summary"]);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
 
@@ -108,4 +229,66 @@ proptest! {
         let now = NOW.parse().expect("time");
         let _ = mcp_gitops::validate::validate(mcp_gitops::load::load(snapshot), now);
     }
+}
+
+/// A guardrail policy whose cost has no bound, in a commit the daemon follows: the reconcile
+/// ends (invalid, with the policy named) instead of hanging, the daemon keeps serving, and the
+/// next reconcile does not run the policy again.
+#[test]
+fn a_runaway_guardrail_policy_does_not_hang_the_daemon() {
+    use git2::{IndexAddOption, Repository, Signature};
+    let work = repo_with_valid_minimal();
+    fs::copy(common::root().join("tests/fuzz/corpus/guardrail/nested-comprehensions.yaml"), work.path().join("runaway.yaml"))
+        .expect("copy");
+    let repo = Repository::init(work.path()).expect("init");
+    let mut index = repo.index().expect("index");
+    index.add_all(["*"], IndexAddOption::DEFAULT, None).expect("add");
+    index.write().expect("write");
+    let tree = repo.find_tree(index.write_tree().expect("tree")).expect("tree");
+    let signature = Signature::now("Platform Team", "platform@fernhill.io").expect("signature");
+    repo.commit(Some("refs/heads/main"), &signature, &signature, "a runaway policy", &tree, &[]).expect("commit");
+    // Never contacted: an invalid commit stops before the cluster is read.
+    let kubeconfig = work.path().join("unused.kubeconfig");
+    fs::write(&kubeconfig, "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n").expect("kubeconfig");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let cache = tempfile::tempdir().expect("cache");
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gitops"))
+        .args(["daemon", "--repo", &work.path().to_string_lossy(), "--branch", "main", "--interval", "1s"])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--kubeconfig", &kubeconfig.to_string_lossy()])
+        .args(["--cache-dir", &cache.path().to_string_lossy()])
+        .env("MCP_GITOPS_POLICY_TIMEOUT", "2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("daemon");
+    let status = || -> serde_json::Value {
+        reqwest::blocking::get(format!("http://127.0.0.1:{port}/status")).and_then(|r| r.json()).unwrap_or_default()
+    };
+    let wait = |what: &str, done: &dyn Fn(&serde_json::Value) -> bool| {
+        let started = Instant::now();
+        loop {
+            let s = status();
+            if done(&s) {
+                return s;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "gave up waiting for {what}: {s}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let first_error = |s: &serde_json::Value| {
+        s["diagnostics"]["first"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.as_str())
+            .map(String::from)
+            .find(|d| d.contains("nested-comprehensions"))
+            .unwrap_or_default()
+    };
+    let first = wait("the first reconcile", &|s| s["last_result"] == "invalid");
+    assert!(first_error(&first).contains("did not finish within 2s"), "{first}");
+    let again = wait("a second reconcile", &|s| s["last_reconcile"] != first["last_reconcile"] && s["last_result"] == "invalid");
+    assert!(first_error(&again).contains("(on an earlier run)"), "{again}");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
 }

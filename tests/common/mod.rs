@@ -40,3 +40,47 @@ pub fn run(args: &[&str]) -> Run {
 pub fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
 }
+
+/// Runs the binary under an address-space cap (`ulimit -v`) and a wall-clock bound: it fails
+/// the test when the binary panics, is killed (out of memory) or runs past `limit`.
+pub fn run_bounded(args: &[&str], env: &[(&str, &str)], memory_mib: u64, limit: std::time::Duration) -> Run {
+    use std::io::Read;
+    let mut child = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("ulimit -v {}; exec \"$@\"", memory_mib * 1024))
+        .arg("bash")
+        .arg(env!("CARGO_BIN_EXE_mcp-gitops"))
+        .args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().expect("stdout")));
+    let stderr = drain(Box::new(child.stderr.take().expect("stderr")));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("mcp-gitops {args:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let run =
+        Run { code: status.code().unwrap_or(-1), stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default() };
+    assert!(!run.stderr.contains("panicked"), "mcp-gitops {args:?} panicked:\n{}", run.stderr);
+    assert!(run.code >= 0, "mcp-gitops {args:?} was killed by a signal (over {memory_mib} MiB?):\n{}", run.stderr);
+    run
+}

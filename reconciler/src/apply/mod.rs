@@ -12,6 +12,7 @@ use crate::model::{Kind, ObjectId};
 use crate::plan::{Action, Change, Plan};
 use futures::StreamExt;
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -114,16 +115,18 @@ pub async fn apply(
             return report;
         }
     }
-    let mut reachable = true;
+    // Cleared by the first answer that says the API server cannot take requests now (no
+    // connection, a timeout, a 5xx): the requests after it are not sent, so that a run against
+    // a dead server or a server without its etcd ends in one timeout, not one per object.
+    let available = AtomicBool::new(true);
     for kind in Kind::ALL {
         let batch: Vec<&Change> = plan.changes.iter().filter(|c| c.kind == kind && c.action != Action::Delete).collect();
         let outcomes: Vec<Outcome> = futures::stream::iter(batch)
-            .map(|change| apply_one(cluster, change, options, reachable))
+            .map(|change| apply_one(cluster, change, options, &available))
             .buffer_unordered(options.concurrency.max(1))
             .collect()
             .await;
         for outcome in outcomes {
-            reachable &= outcome.status != Status::NotAttempted;
             progress(&outcome);
             report.outcomes.push(outcome);
         }
@@ -133,21 +136,19 @@ pub async fn apply(
     for change in deletes {
         let status = if !options.prune {
             Status::Skipped("no longer declared; pass --prune to delete it".into())
-        } else if !reachable {
+        } else if !available.load(Ordering::Relaxed) {
             Status::NotAttempted
         } else {
             match cluster.delete(&change.id(), change.expected_resource_version.as_deref(), options.dry_run).await {
                 Ok(()) => Status::Done,
-                Err(ClusterError::Unreachable(_)) => Status::NotAttempted,
-                Err(e) if e.code() == 409 => Status::Failed("it changed since the plan was made; not deleted".into()),
-                Err(e) => Status::Failed(describe(&e)),
+                Err(e) => failure(&e, &available, "it changed since the plan was made; not deleted"),
             }
         };
-        reachable &= status != Status::NotAttempted;
         let outcome = Outcome { id: change.id(), action: Action::Delete, status, field: None };
         progress(&outcome);
         report.outcomes.push(outcome);
     }
+    let reachable = available.load(Ordering::Relaxed);
     if !options.dry_run && reachable {
         let mut remaining = kept;
         remaining.extend(report.outcomes.iter().filter(|o| o.action == Action::Delete && o.status != Status::Done).map(|o| o.id.clone()));
@@ -161,29 +162,44 @@ pub async fn apply(
     report
 }
 
-async fn apply_one(cluster: &Cluster, change: &Change, options: &Options, reachable: bool) -> Outcome {
+async fn apply_one(cluster: &Cluster, change: &Change, options: &Options, available: &AtomicBool) -> Outcome {
     let id = change.id();
     let mut field = None;
     let status = match (&change.object, change.action) {
         (_, Action::NoOp) => Status::Unchanged,
-        _ if !reachable => Status::NotAttempted,
+        _ if !available.load(Ordering::Relaxed) => Status::NotAttempted,
         _ if change.adopt && !options.adopt => {
             Status::Failed("it exists and is not managed by mcp-gitops; it was not changed (pass --adopt to take it over)".into())
         }
         // Adopting takes over the fields the previous manager owned.
         (Some(object), _) => match cluster.apply(&id, object, options.force_conflicts || change.adopt, options.dry_run).await {
             Ok(_) => Status::Done,
-            Err(ClusterError::Unreachable(_)) => Status::NotAttempted,
             Err(e) => {
                 if let ClusterError::Api { causes, .. } = &e {
                     field = causes.iter().map(|(f, _)| f.trim_start_matches('.').to_string()).find(|f| !f.is_empty());
                 }
-                Status::Failed(describe(&e))
+                failure(&e, available, "")
             }
         },
         (None, _) => Status::Failed("the plan holds no document for it".into()),
     };
     Outcome { id, action: change.action, status, field }
+}
+
+/// The status of a failed request; one that says the server cannot take requests now stops the
+/// run. `conflict` replaces a 409's text when given.
+fn failure(error: &ClusterError, available: &AtomicBool, conflict: &str) -> Status {
+    if !error.is_permanent() {
+        available.store(false, Ordering::Relaxed);
+    }
+    match error {
+        ClusterError::Unreachable(_) => Status::NotAttempted,
+        e if e.code() == 409 && !conflict.is_empty() => Status::Failed(conflict.into()),
+        e if !e.is_permanent() => {
+            Status::Failed(format!("the API server could not complete it ({}); it may or may not be applied", describe(e)))
+        }
+        e => Status::Failed(describe(e)),
+    }
 }
 
 /// A failed request in the user's terms.

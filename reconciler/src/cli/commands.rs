@@ -434,9 +434,12 @@ fn apply_command(args: ApplyArgs, palette: Palette) -> Result<i32, CliError> {
             eprintln!("error: cannot write the inventory {}/{}: {error}", applyset.namespace, applyset.name);
         }
         if !not_attempted.is_empty() {
+            // The full list is on stdout, one line each; a few names say enough here.
+            let more = not_attempted.len().saturating_sub(10);
             eprintln!(
-                "error: the API server stopped answering; not applied: {}. Run apply again: it picks up where this run stopped.",
-                not_attempted.join(", ")
+                "error: the API server stopped answering; not applied: {}{}. Run apply again: it picks up where this run stopped.",
+                not_attempted[..not_attempted.len().min(10)].join(", "),
+                if more > 0 { format!(" and {more} more") } else { String::new() }
             );
         }
         if !report.succeeded() {

@@ -26,6 +26,10 @@ use std::path::Path;
 
 /// Objects per LIST page.
 const PAGE: u32 = 500;
+/// Times a request is sent again when the API server asks to be called later (429, 503).
+const RETRIES: u32 = 8;
+/// The longest wait between two tries, whatever the server asks.
+const MAX_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct Cluster {
@@ -55,7 +59,8 @@ impl ClusterError {
         }
     }
 
-    /// Failures that will not go away by retrying the same request.
+    /// Failures that will not go away by retrying the same request. The others (no answer, a
+    /// timeout, a 5xx) mean that the API server cannot take requests now.
     pub fn is_permanent(&self) -> bool {
         matches!(self, ClusterError::Api { code, .. } if *code != 429 && *code < 500 || *code == 500 && self.to_string().starts_with("failed to create typed patch object"))
     }
@@ -91,7 +96,7 @@ impl Cluster {
     pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Cluster, ClusterError> {
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let options = KubeConfigOptions { context: context.map(String::from), ..KubeConfigOptions::default() };
-        let config = match kubeconfig {
+        let mut config = match kubeconfig {
             Some(path) => {
                 let file = Kubeconfig::read_from(path).map_err(|e| ClusterError::Config(format!("{}: {e}", path.display())))?;
                 Config::from_custom_kubeconfig(file, &options).await.map_err(|e| ClusterError::Config(e.to_string()))?
@@ -103,6 +108,10 @@ impl Cluster {
             Some(context) => format!("{} (context {context})", config.cluster_url),
             None => config.cluster_url.to_string(),
         };
+        // kube's own retries send a 504 again 15 times with growing waits: with etcd gone, each
+        // try waits the server's 34-60 s timeout, and one object would take minutes. `patiently`
+        // retries only what the server asks to be retried later.
+        config.default_retry = false;
         let client = Client::try_from(config).map_err(|e| ClusterError::Config(e.to_string()))?;
         Ok(Cluster { client, label })
     }
@@ -117,7 +126,7 @@ impl Cluster {
         let mut objects = Vec::new();
         let mut params = ListParams::default().limit(PAGE);
         loop {
-            let page = api.list(&params).await?;
+            let page = patiently(|| api.list(&params)).await?;
             for item in page.items {
                 let id = ObjectId {
                     kind,
@@ -154,7 +163,8 @@ impl Cluster {
         if dry_run {
             params = params.dry_run();
         }
-        let stored = self.api(id.kind, &id.namespace).patch(&id.name, &params, &Patch::Apply(body)).await?;
+        let (api, patch) = (self.api(id.kind, &id.namespace), Patch::Apply(body));
+        let stored = patiently(|| api.patch(&id.name, &params, &patch)).await?;
         Ok(serde_json::to_value(stored).unwrap_or(Value::Null))
     }
 
@@ -165,7 +175,8 @@ impl Cluster {
             preconditions: resource_version.map(|rv| Preconditions { resource_version: Some(rv.to_string()), uid: None }),
             ..DeleteParams::default()
         };
-        match self.api(id.kind, &id.namespace).delete(&id.name, &params).await {
+        let api = self.api(id.kind, &id.namespace);
+        match patiently(|| api.delete(&id.name, &params)).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             Err(e) => Err(e.into()),
@@ -174,7 +185,7 @@ impl Cluster {
 
     pub async fn inventory(&self, applyset: &ApplySet) -> Result<Option<Inventory>, ClusterError> {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &applyset.namespace);
-        let Some(configmap) = api.get_opt(&applyset.name).await? else { return Ok(None) };
+        let Some(configmap) = patiently(|| api.get_opt(&applyset.name)).await? else { return Ok(None) };
         let annotations = configmap.metadata.annotations.clone().unwrap_or_default();
         let data = configmap.data.clone().unwrap_or_default();
         Ok(Some(Inventory {
@@ -220,13 +231,13 @@ impl Cluster {
             "data": {INVENTORY_KEY: Inventory::render_objects(objects)},
         });
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &applyset.namespace);
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        match api.patch(&applyset.name, &params, &Patch::Apply(&configmap)).await {
+        let (params, patch) = (PatchParams::apply(FIELD_MANAGER).force(), Patch::Apply(&configmap));
+        match patiently(|| api.patch(&applyset.name, &params, &patch)).await {
             // The namespace is missing: create it, then write again. Asking first would need
             // read access to namespaces, which the daemon's least-privilege role does not have.
             Err(kube::Error::Api(status)) if status.code == 404 => {
                 self.create_namespace(&applyset.namespace).await?;
-                api.patch(&applyset.name, &params, &Patch::Apply(&configmap)).await?;
+                patiently(|| api.patch(&applyset.name, &params, &patch)).await?;
             }
             other => {
                 other?;
@@ -239,7 +250,8 @@ impl Cluster {
     pub async fn create_namespace(&self, name: &str) -> Result<(), ClusterError> {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-        namespaces.patch(name, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&namespace)).await?;
+        let (params, patch) = (PatchParams::apply(FIELD_MANAGER), Patch::Apply(&namespace));
+        patiently(|| namespaces.patch(name, &params, &patch)).await?;
         Ok(())
     }
 
@@ -252,5 +264,31 @@ impl Cluster {
     pub async fn configmap_data(&self, namespace: &str, name: &str, key: &str) -> Result<Option<String>, ClusterError> {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
         Ok(api.get_opt(name).await?.and_then(|cm| cm.data.and_then(|mut d| d.remove(key))))
+    }
+}
+
+/// Sends a request again while the API server answers 429 (throttled: `--max-requests-inflight`,
+/// priority and fairness) or 503 (starting), at most `RETRIES` times, waiting what it asks
+/// (`retryAfterSeconds`) or a short backoff, with jitter so that concurrent requests do not come
+/// back together. Any other answer, a 504 included, is returned at once.
+async fn patiently<T, F, Fut>(mut send: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match send().await {
+            Err(kube::Error::Api(status)) if matches!(status.code, 429 | 503) && attempt < RETRIES => {
+                attempt += 1;
+                let asked = status.details.as_ref().map(|d| d.retry_after_seconds).filter(|s| *s > 0);
+                let wait =
+                    asked.map_or(std::time::Duration::from_millis(100 << attempt.min(6)), |s| std::time::Duration::from_secs(s.into()));
+                let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+                let jitter = wait.mul_f64(f64::from(nanos % 1000) / 2000.0);
+                tokio::time::sleep((wait + jitter).min(MAX_RETRY_DELAY)).await;
+            }
+            other => return other,
+        }
     }
 }

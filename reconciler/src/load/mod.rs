@@ -60,7 +60,11 @@ pub fn load(snapshot: Snapshot) -> Loaded {
             continue;
         }
         let text: Arc<str> = Arc::from(text);
-        let (documents, diagnostics) = yaml::parse(&path, &text);
+        let (documents, mut diagnostics) = yaml::parse(&path, &text);
+        if holds_secret(&text) {
+            // A syntax problem in a Secret would otherwise show its data line by line.
+            diagnostics.iter_mut().for_each(|d| d.redact_source = true);
+        }
         loaded.state.diagnostics.extend(diagnostics);
         let is_metadata = path.split('/').rev().nth(1) == Some(".mcp");
         for document in documents {
@@ -74,6 +78,15 @@ pub fn load(snapshot: Snapshot) -> Loaded {
         loaded.state.sources.insert(path, text);
     }
     loaded
+}
+
+/// Whether a file declares a `kind: Secret` document, read from the text so that a document
+/// too broken to parse still counts.
+fn holds_secret(text: &str) -> bool {
+    text.lines().any(|line| {
+        let line = line.trim_end();
+        line.strip_prefix("kind:").is_some_and(|kind| matches!(kind.trim(), "Secret" | "\"Secret\"" | "'Secret'"))
+    })
 }
 
 fn not_utf8(path: &str, bytes: &[u8], valid_up_to: usize) -> Diagnostic {
@@ -244,6 +257,17 @@ mod tests {
         assert_eq!(loaded.state.objects.len(), 1);
         let codes: Vec<(&str, Code)> = loaded.state.diagnostics.iter().map(|d| (d.file.as_str(), d.code)).collect();
         assert_eq!(codes, [("a.yaml", Code::YamlSyntax), ("c.yaml", Code::YamlSyntax)]);
+    }
+
+    #[test]
+    fn problems_in_a_secret_never_show_its_lines() {
+        let loaded = load(snapshot(&[(
+            "s.yaml",
+            b"apiVersion: v1\nkind: Secret\nstringData:\n  password: hunter2\n  password: hunter2\n---\nkind: 'Secret'\ndata: {a: [\n",
+        )]));
+        let diagnostics = &loaded.state.diagnostics;
+        assert!(diagnostics.iter().any(|d| d.code == Code::YamlSyntax && d.message.contains("duplicate key")), "{diagnostics:?}");
+        assert!(diagnostics.iter().all(|d| d.redact_source), "{diagnostics:?}");
     }
 
     #[test]

@@ -48,9 +48,17 @@ fn pos_of(span: &Span) -> Pos {
 /// parsed before a syntax error are kept.
 pub fn parse(file: &str, text: &str) -> (Vec<YamlDocument>, Vec<Diagnostic>) {
     let mut builder = Builder { file, ..Builder::default() };
-    let mut parser = Parser::new_from_str(text);
-    if let Err(e) = parser.load(&mut builder, true) {
-        builder.fail_scan(&e);
+    // Events one by one, not `Parser::load`: that one recurses once per nesting level and a few
+    // thousand nested block mappings (a 7 MiB file) overflow the stack; here parsing stops at
+    // the first problem the builder reports.
+    for event in Parser::new_from_str(text) {
+        match event {
+            Ok((event, span)) => builder.on_event(event, span),
+            Err(e) => builder.fail_scan(&e),
+        }
+        if builder.failed {
+            break;
+        }
     }
     let mut diagnostics = builder.diagnostics;
     let documents = builder
@@ -404,6 +412,20 @@ mod tests {
         let (_, diagnostics) = parse("deep.yaml", &text);
         assert_eq!(diagnostics.len(), 1);
         assert!(diagnostics[0].message.contains("nesting") || diagnostics[0].message.contains("recursion"), "{}", diagnostics[0].message);
+    }
+
+    #[test]
+    fn thousands_of_nested_block_mappings_do_not_overflow_the_stack() {
+        let text: String = (0..3_000).map(|i| format!("{}k:\n", " ".repeat(i))).collect();
+        // The stack of a tokio worker or a test thread, smaller than a main thread's.
+        let diagnostics = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || parse("deep.yaml", &text).1)
+            .expect("thread")
+            .join()
+            .expect("no overflow");
+        assert_eq!(diagnostics.len(), 1);
+        assert!(diagnostics[0].message.contains("nesting is deeper"), "{}", diagnostics[0].message);
     }
 
     #[test]

@@ -47,10 +47,34 @@ pub fn to_yaml(value: &Value) -> String {
 }
 
 /// A unified diff (3 lines of context) from `before` to `after`; `None` is an absent object.
+/// Values that look like credentials are masked (`validate` reports them as `secret_in_repo`).
 pub fn unified(before: Option<&Value>, after: Option<&Value>) -> String {
-    let before = before.map(to_yaml).unwrap_or_default();
-    let after = after.map(to_yaml).unwrap_or_default();
+    let before = before.map(|v| to_yaml(&masked(v))).unwrap_or_default();
+    let after = after.map(|v| to_yaml(&masked(v))).unwrap_or_default();
     TextDiff::from_lines(&before, &after).unified_diff().context_radius(3).header("before", "after").to_string()
+}
+
+/// `value` with every string that looks like a credential replaced by what kind it is and a
+/// short digest, so that a diff still shows that it changed but never what it is.
+pub fn masked(value: &Value) -> Value {
+    match value {
+        Value::String(text) => match crate::validate::secrets::credential_kind(text) {
+            Some(kind) => {
+                use sha2::{Digest, Sha256};
+                let digest = hex::encode(Sha256::digest(text.as_bytes()));
+                Value::String(format!("<hidden: {kind}, sha256 {}>", &digest[..8]))
+            }
+            None => value.clone(),
+        },
+        Value::Array(items) => Value::Array(items.iter().map(masked).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), masked(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Serializes a plan's documents masked (`masked`); the plan in memory keeps them as they are.
+pub fn serialize_masked<S: serde::Serializer>(value: &Option<Value>, serializer: S) -> Result<S::Ok, S::Error> {
+    serde::Serialize::serialize(&value.as_ref().map(masked), serializer)
 }
 
 #[cfg(test)]
@@ -63,6 +87,20 @@ mod tests {
         let a = json!({"metadata": {"name": "g", "resourceVersion": "7", "uid": "x"}, "spec": {"a": 1}, "status": {"phase": "Ready"}});
         let b = json!({"metadata": {"name": "g", "annotations": {}}, "spec": {"a": 1, "b": null}});
         assert_eq!(normalize(&a), normalize(&b));
+    }
+
+    #[test]
+    fn credentials_are_masked_but_their_change_shows() {
+        let token = |c: char| format!("ghp_{}", c.to_string().repeat(36));
+        let diff = unified(
+            Some(&json!({"metadata": {"annotations": {"t": token('a')}}})),
+            Some(&json!({"metadata": {"annotations": {"t": token('b')}}})),
+        );
+        assert!(!diff.contains("ghp_"), "{diff}");
+        assert!(
+            diff.contains("-    t: \"<hidden: a GitHub token, sha256 ") && diff.contains("+    t: \"<hidden: a GitHub token, sha256 "),
+            "{diff}"
+        );
     }
 
     #[test]

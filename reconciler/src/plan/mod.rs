@@ -48,8 +48,9 @@ pub struct Change {
     pub diff: String,
     /// The live object's resourceVersion when planned against a cluster; null offline.
     pub expected_resource_version: Option<String>,
-    /// The document to apply (create and update only).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The document to apply (create and update only); credential-like values are masked when
+    /// it is serialized (`apply --plan` re-reads the repository, not this copy).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "diff::serialize_masked")]
     pub object: Option<serde_json::Value>,
     /// Live fields that differ from the desired state and are owned by another field manager.
     #[serde(skip_serializing_if = "Vec::is_empty")]

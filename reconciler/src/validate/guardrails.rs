@@ -41,6 +41,9 @@ struct Policy {
     name: String,
     kinds: Vec<Kind>,
     program: cel::Program,
+    /// The expression as written: the key under which an overrun is remembered.
+    expression: String,
+    expression_pos: Pos,
     message: Vec<Part>,
     severity: Severity,
     /// Pointer of the field findings point at (`/spec/maxTrust`), if the policy names one.
@@ -110,6 +113,8 @@ fn compile(document: &RawDocument, diagnostics: &mut Vec<Diagnostic>) -> Option<
     Some(Policy {
         kinds: spec["matchKinds"].as_array().into_iter().flatten().filter_map(|k| Kind::from_name(k.as_str()?)).collect(),
         program,
+        expression: text("expression"),
+        expression_pos: pos("/spec/expression"),
         message,
         severity: if spec["severity"] == "warning" { Severity::Warning } else { Severity::Error },
         field: spec["field"].as_str().map(|f| f.split('.').map(|s| format!("/{}", pointer_segment(s))).collect()),
@@ -199,14 +204,114 @@ fn server_key(object: &Object) -> String {
     }
 }
 
+/// How long the guardrail policies together may run on one repository, unless
+/// `MCP_GITOPS_POLICY_TIMEOUT` (seconds) says otherwise. Sound policies take microseconds per
+/// object; CEL has no cost limit here, so one whose cost has no bound (comprehensions nested over
+/// lists, `[..].all(a, [..].all(b, ...))`) is stopped at this budget and reported, instead of
+/// hanging validate, CI and the daemon.
+pub const EVALUATION_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+
+fn budget() -> std::time::Duration {
+    std::env::var("MCP_GITOPS_POLICY_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(EVALUATION_BUDGET, std::time::Duration::from_secs_f64)
+}
+
 /// Evaluates every policy on every object it matches, except `skipped` objects (those that
-/// already failed their schema: a policy over a malformed object only adds noise).
+/// already failed their schema: a policy over a malformed object only adds noise). The
+/// evaluation runs on a worker thread and is abandoned when it overruns the budget (`budget`).
 pub fn check(loaded: &Loaded, now: Timestamp, skipped: &std::collections::HashSet<String>, diagnostics: &mut Vec<Diagnostic>) {
-    let policies = policies(loaded, diagnostics);
+    let mut policies = policies(loaded, diagnostics);
+    // A policy that overran once is not run again by this process (the daemon would otherwise
+    // leave one more spinning thread behind on every reconcile of the same commit).
+    policies.retain(|policy| {
+        let overran = overrun().lock().map(|o| o.contains(&policy.expression)).unwrap_or(false);
+        if overran {
+            diagnostics.push(overrun_diagnostic(
+                policy.name.clone(),
+                policy.file.clone(),
+                policy.expression_pos,
+                "an earlier run",
+                budget(),
+            ));
+        }
+        !overran
+    });
     if policies.is_empty() {
         return;
     }
+    let expressions: Vec<String> = policies.iter().map(|p| p.expression.clone()).collect();
+    let names: Vec<(String, String, Pos)> = policies.iter().map(|p| (p.name.clone(), p.file.clone(), p.expression_pos)).collect();
     let servers = server_index(loaded);
+    let objects: Vec<Object> = loaded
+        .state
+        .objects
+        .iter()
+        .filter(|o| !skipped.contains(&o.id.to_string()) && policies.iter().any(|p| p.kinds.contains(&o.id.kind)))
+        .cloned()
+        .collect();
+    // What the worker is on: (policy index, object id), for the report when it overruns.
+    let current = Arc::new(std::sync::Mutex::new((0usize, String::new())));
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let progress = current.clone();
+    let worker = std::thread::Builder::new().name("guardrails".into()).spawn(move || {
+        let _ = sender.send(evaluate_all(&policies, &objects, &servers, now, &progress));
+    });
+    if worker.is_err() {
+        diagnostics.push(Diagnostic::error(
+            Code::PolicyError,
+            crate::load::CONFIG_FILE,
+            Pos { line: 1, column: 1 },
+            "cannot start the guardrail evaluation thread".to_string(),
+        ));
+        return;
+    }
+    let limit = budget();
+    match receiver.recv_timeout(limit) {
+        Ok(found) => diagnostics.extend(found),
+        Err(_) => {
+            let (index, object) = current.lock().map(|c| c.clone()).unwrap_or_default();
+            let (name, file, pos) = names.get(index).cloned().unwrap_or_default();
+            if let (Ok(mut overrun), Some(expression)) = (overrun().lock(), expressions.get(index)) {
+                overrun.insert(expression.clone());
+            }
+            diagnostics.push(overrun_diagnostic(name, file, pos, &object, limit));
+        }
+    }
+}
+
+/// Expressions that overran the budget in this process.
+fn overrun() -> &'static std::sync::Mutex<std::collections::HashSet<String>> {
+    static OVERRUN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> = std::sync::OnceLock::new();
+    OVERRUN.get_or_init(Default::default)
+}
+
+fn overrun_diagnostic(name: String, file: String, pos: Pos, object: &str, limit: std::time::Duration) -> Diagnostic {
+    Diagnostic::error(
+        Code::PolicyError,
+        &file,
+        Pos { line: pos.line.max(1), column: pos.column.max(1) },
+        format!(
+            "policy {name} did not finish within {}s (on {object}): its cost grows without bound (comprehensions nested over lists?); it was stopped",
+            limit.as_secs_f64()
+        ),
+    )
+    .object(format!("GuardrailPolicy/{name}"))
+    .path("spec.expression")
+    .hint("rewrite the expression without nesting all/exists/map/filter over lists, or switch the policy off in mcp-gitops.yaml")
+}
+
+/// The worker of `check`: every policy on every object it matches.
+fn evaluate_all(
+    policies: &[Policy],
+    objects: &[Object],
+    servers: &Map<String, Value>,
+    now: Timestamp,
+    progress: &std::sync::Mutex<(usize, String)>,
+) -> Vec<Diagnostic> {
+    let mut diagnostics = Vec::new();
     let servers_value = cel::to_value(Value::Object(servers.clone())).unwrap_or(cel::Value::Null);
     let now_value = cel::Program::compile(&format!("timestamp('{}')", now.strftime("%Y-%m-%dT%H:%M:%SZ")))
         .ok()
@@ -225,22 +330,22 @@ pub fn check(loaded: &Loaded, now: Timestamp, skipped: &std::collections::HashSe
             root
         })
         .collect();
-    for object in loaded.state.objects.iter().filter(|o| !skipped.contains(&o.id.to_string())) {
-        let matching: Vec<usize> = (0..policies.len()).filter(|&i| policies[i].kinds.contains(&object.id.kind)).collect();
-        if matching.is_empty() {
-            continue;
-        }
+    for object in objects {
         let object_value = cel::to_value(&object.body).unwrap_or(cel::Value::Null);
         let server_value = server_values.get(&server_key(object)).cloned().unwrap_or(cel::Value::Null);
-        for i in matching {
+        for (i, policy) in policies.iter().enumerate().filter(|(_, p)| p.kinds.contains(&object.id.kind)) {
+            if let Ok(mut current) = progress.lock() {
+                *current = (i, object.id.to_string());
+            }
             let mut context = roots[i].new_inner_scope();
             context.add_variable_from_value("object", object_value.clone());
             context.add_variable_from_value("server", server_value.clone());
-            if let Some(diagnostic) = evaluate(&policies[i], object, &context) {
+            if let Some(diagnostic) = evaluate(policy, object, &context) {
                 diagnostics.push(diagnostic);
             }
         }
     }
+    diagnostics
 }
 
 fn evaluate(policy: &Policy, object: &Object, context: &cel::Context) -> Option<Diagnostic> {

@@ -7,7 +7,7 @@ mod identity;
 pub mod live_tools;
 mod reference;
 mod schema;
-mod secrets;
+pub mod secrets;
 
 pub use secrets::credential_kind;
 
