@@ -375,7 +375,9 @@ fn the_api_server_restarted_during_a_daemon_reconcile_is_reported_then_converges
     assert_eq!(failed["attempted_revision"], second.as_str());
     let message = failed["last_message"].as_str().unwrap_or_default();
     assert!(
-        message.contains("failed") && (message.contains(&second) || message.contains("cannot read the cluster")),
+        // The apply that broke off, or (when a trigger that arrived meanwhile starts the next
+        // reconcile at once: the push is also a filesystem event) the read that finds no server.
+        message.contains("failed") && message.contains(&second) || message.contains("cannot read the cluster"),
         "the message says what happened: {message}"
     );
     cluster.script("restart-apiserver");

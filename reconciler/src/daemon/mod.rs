@@ -156,9 +156,9 @@ pub async fn run(options: Options) -> Result<(), String> {
     let _file_watch = triggers::on_file_change(shared.clone(), &mirror);
     triggers::on_drift(shared.clone(), cluster.clone(), applyset.clone());
 
-    let mut failures: u32 = 0;
+    let (mut failures, mut validated) = (0u32, None);
     while !shared.stopping() {
-        let ok = reconcile::reconcile(&shared, &cluster, &applyset, &mut mirror).await;
+        let ok = reconcile::reconcile(&shared, &cluster, &applyset, &mut mirror, &mut validated).await;
         failures = if ok { 0 } else { failures + 1 };
         if shared.stopping() {
             break;

@@ -7,8 +7,10 @@
 use super::{DriftMode, Shared};
 use crate::apply::{self, Status};
 use crate::cluster::Cluster;
+use crate::model::DesiredState;
 use crate::model::live::{ApplySet, LAST_ATTEMPTED_REVISION, LAST_COUNTS, LAST_MESSAGE, LAST_RESULT, LAST_RESULT_TIME};
 use crate::plan::Action;
+use crate::source::Snapshot;
 use crate::source::mirror::{Mirror, redact};
 use crate::{load, plan, validate};
 use jiff::Timestamp;
@@ -62,6 +64,17 @@ pub struct DiagnosticsSummary {
     pub first: Vec<String>,
 }
 
+/// A revision is validated again after this long even when it did not move: expiry checks
+/// (`session_expired`, the sessions-expire policy) depend on the clock.
+const REVALIDATE_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The last revision loaded and validated, kept between reconciles.
+pub struct Validated {
+    revision: String,
+    at: Instant,
+    desired: DesiredState,
+}
+
 /// The outcome of one pass, named the way /status and the metrics name it.
 struct Outcome {
     result: &'static str,
@@ -79,9 +92,15 @@ impl Outcome {
 }
 
 /// One pass of the pipeline. Returns whether it succeeded (for the backoff).
-pub async fn reconcile(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirror: &mut Mirror) -> bool {
+pub async fn reconcile(
+    shared: &Shared,
+    cluster: &Cluster,
+    applyset: &ApplySet,
+    mirror: &mut Mirror,
+    validated: &mut Option<Validated>,
+) -> bool {
     let started = Instant::now();
-    let outcome = pipeline(shared, cluster, applyset, mirror).await;
+    let outcome = pipeline(shared, cluster, applyset, mirror, validated).await;
     let seconds = started.elapsed().as_secs_f64();
     let metrics = &shared.metrics;
     let result = outcome.result;
@@ -111,7 +130,13 @@ pub async fn reconcile(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, 
     outcome.succeeded()
 }
 
-async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirror: &mut Mirror) -> Outcome {
+async fn pipeline(
+    shared: &Shared,
+    cluster: &Cluster,
+    applyset: &ApplySet,
+    mirror: &mut Mirror,
+    validated: &mut Option<Validated>,
+) -> Outcome {
     let options = &shared.options;
     // fetch
     let poll = match tokio::task::block_in_place(|| mirror.poll()) {
@@ -126,20 +151,44 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
     }
     let revision = poll.snapshot.revision.clone();
     shared.report().attempted_revision = revision.clone();
-    // load (with the policy directories mcp-gitops.yaml names) + validate
+    // load + validate, unless this revision was validated a moment ago (drift and interval
+    // reconciles of a large repository then cost a plan, not a validation)
     let now = Timestamp::now();
-    let mut loaded = load::load(poll.snapshot);
-    for dir in loaded.state.config.policies.directories.clone() {
-        match mirror.read_beside(&dir) {
-            Ok(snapshot) => load::add_policies(&mut loaded, &dir, snapshot),
-            Err(e) => {
-                let message =
-                    format!("revision {revision}: policy directory {dir} (from mcp-gitops.yaml): {e}; the last good revision stays live");
-                return Outcome::new("invalid", message);
-            }
-        }
+    let entry = match validated.take() {
+        Some(entry) if entry.revision == revision && entry.at.elapsed() < REVALIDATE_AFTER => entry,
+        _ => match load_and_validate(mirror, poll.snapshot, now) {
+            Ok(desired) => Validated { revision: revision.clone(), at: Instant::now(), desired },
+            Err(why) => return Outcome::new("invalid", format!("revision {revision}: {why}; the last good revision stays live")),
+        },
+    };
+    let outcome = plan_and_apply(shared, cluster, applyset, &entry.desired, &revision, now).await;
+    // A policy directory outside the revision may change without it: then validate every time.
+    if entry.desired.config.policies.directories.iter().all(|dir| mirror.pins(dir)) {
+        *validated = Some(entry);
     }
-    let desired = validate::validate(loaded, now);
+    outcome
+}
+
+/// Reads the policy directories `mcp-gitops.yaml` names beside the snapshot, and validates.
+fn load_and_validate(mirror: &Mirror, snapshot: Snapshot, now: Timestamp) -> Result<DesiredState, String> {
+    let mut loaded = load::load(snapshot);
+    for dir in loaded.state.config.policies.directories.clone() {
+        let snapshot = mirror.read_beside(&dir).map_err(|e| format!("policy directory {dir} (from mcp-gitops.yaml): {e}"))?;
+        load::add_policies(&mut loaded, &dir, snapshot);
+    }
+    Ok(validate::validate(loaded, now))
+}
+
+/// The rest of a reconcile, once the revision is loaded and validated.
+async fn plan_and_apply(
+    shared: &Shared,
+    cluster: &Cluster,
+    applyset: &ApplySet,
+    desired: &DesiredState,
+    revision: &str,
+    now: Timestamp,
+) -> Outcome {
+    let options = &shared.options;
     let errors: Vec<String> = desired
         .diagnostics
         .iter()
@@ -162,7 +211,7 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
         Ok(live) => live,
         Err(e) => return Outcome::new("failed", format!("cannot read the cluster: {}", apply::describe(&e))),
     };
-    let mut plan = plan::live::plan(&live, &desired, applyset, now);
+    let mut plan = plan::live::plan(&live, desired, applyset, now);
     let drifted: Vec<String> = plan.changes.iter().filter(|c| !c.drift.is_empty()).map(|c| c.id().to_string()).collect();
     shared.metrics.drifted_objects.set(drifted.len() as i64);
     if options.drift == DriftMode::Report {
@@ -225,7 +274,7 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
     if !succeeded {
         return Outcome::new("failed", summary);
     }
-    shared.metrics.set_revision(&revision);
+    shared.metrics.set_revision(revision);
     Outcome::new(if written == 0 { "unchanged" } else { "applied" }, summary)
 }
 
