@@ -288,7 +288,9 @@ fn a_runaway_guardrail_policy_does_not_hang_the_daemon() {
     let first = wait("the first reconcile", &|s| s["last_result"] == "invalid");
     assert!(first_error(&first).contains("did not finish within 2s"), "{first}");
     let again = wait("a second reconcile", &|s| s["last_reconcile"] != first["last_reconcile"] && s["last_result"] == "invalid");
-    assert!(first_error(&again).contains("(on an earlier run)"), "{again}");
+    // Still reported, and not run again: the daemon keeps the validation of an unchanged
+    // revision (or, on a new one, remembers the policy ran away "on an earlier run").
+    assert!(first_error(&again).contains("did not finish within 2s"), "{again}");
     let _ = daemon.kill();
     let _ = daemon.wait();
 }

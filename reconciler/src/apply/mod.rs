@@ -171,16 +171,19 @@ async fn apply_one(cluster: &Cluster, change: &Change, options: &Options, availa
         _ if change.adopt && !options.adopt => {
             Status::Failed("it exists and is not managed by mcp-gitops; it was not changed (pass --adopt to take it over)".into())
         }
-        // Adopting takes over the fields the previous manager owned.
-        (Some(object), _) => match cluster.apply(&id, object, options.force_conflicts || change.adopt, options.dry_run).await {
-            Ok(_) => Status::Done,
-            Err(e) => {
-                if let ClusterError::Api { causes, .. } = &e {
-                    field = causes.iter().map(|(f, _)| f.trim_start_matches('.').to_string()).find(|f| !f.is_empty());
+        // Adopting takes over the fields the previous manager owned. A create is never forced:
+        // an object that someone made since the plan must not be taken over without --adopt.
+        (Some(object), action) => {
+            match cluster.apply(&id, object, options.force_conflicts && action != Action::Create || change.adopt, options.dry_run).await {
+                Ok(_) => Status::Done,
+                Err(e) => {
+                    if let ClusterError::Api { causes, .. } = &e {
+                        field = causes.iter().map(|(f, _)| f.trim_start_matches('.').to_string()).find(|f| !f.is_empty());
+                    }
+                    failure(&e, available, "")
                 }
-                failure(&e, available, "")
             }
-        },
+        }
         (None, _) => Status::Failed("the plan holds no document for it".into()),
     };
     Outcome { id, action: change.action, status, field }

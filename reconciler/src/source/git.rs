@@ -52,19 +52,28 @@ fn collect(repo: &Repository, tree: &Tree, snapshot: &mut Snapshot) -> Result<()
         }
         TreeWalkResult::Ok
     })?;
+    let odb = repo.odb()?;
+    // The size from the object's header: an oversize blob is refused without being read.
+    let size = |id: git2::Oid| odb.read_header(id).map(|(size, _)| size as u64);
     for (path, id, mode) in found {
+        if mode != 0o120000 && size(id)? > MAX_FILE_SIZE {
+            snapshot.diagnostics.push(oversize(&path, size(id)?));
+            continue;
+        }
         let blob = repo.find_blob(id)?;
         if mode == 0o120000 {
             let target = String::from_utf8_lossy(blob.content()).into_owned();
             match resolve_link(&path, &target) {
                 // The target is read at its own path (as for a directory); directory links are not followed.
                 Some(resolved) if is_manifest(&resolved) => {}
-                Some(resolved) => {
-                    match tree.get_path(Path::new(&resolved)).ok().and_then(|e| e.to_object(repo).ok()?.peel_to_blob().ok()) {
-                        Some(target_blob) => push_blob(snapshot, path, target_blob.content(), target_blob.size()),
-                        None => snapshot.diagnostics.push(outside(&path, &target)),
+                Some(resolved) => match tree.get_path(Path::new(&resolved)).ok().filter(|e| e.kind() == Some(ObjectType::Blob)) {
+                    Some(entry) if size(entry.id())? > MAX_FILE_SIZE => snapshot.diagnostics.push(oversize(&path, size(entry.id())?)),
+                    Some(entry) => {
+                        let target_blob = repo.find_blob(entry.id())?;
+                        push_blob(snapshot, path, target_blob.content(), target_blob.size());
                     }
-                }
+                    None => snapshot.diagnostics.push(outside(&path, &target)),
+                },
                 None => snapshot.diagnostics.push(outside(&path, &target)),
             }
             continue;
