@@ -252,15 +252,25 @@ fn a_runaway_guardrail_policy_does_not_hang_the_daemon() {
     fs::write(&kubeconfig, "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n").expect("kubeconfig");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let cache = tempfile::tempdir().expect("cache");
-    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gitops"))
-        .args(["daemon", "--repo", &work.path().to_string_lossy(), "--branch", "main", "--interval", "1s"])
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--kubeconfig", &kubeconfig.to_string_lossy()])
-        .args(["--cache-dir", &cache.path().to_string_lossy()])
-        .env("MCP_GITOPS_POLICY_TIMEOUT", "2")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("daemon");
+    // Killed on drop, a failed assertion included: a runaway policy keeps a core busy.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _daemon = Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gitops"))
+            .args(["daemon", "--repo", &work.path().to_string_lossy(), "--branch", "main", "--interval", "1s"])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--kubeconfig", &kubeconfig.to_string_lossy()])
+            .args(["--cache-dir", &cache.path().to_string_lossy()])
+            .env("MCP_GITOPS_POLICY_TIMEOUT", "2")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("daemon"),
+    );
     let status = || -> serde_json::Value {
         reqwest::blocking::get(format!("http://127.0.0.1:{port}/status")).and_then(|r| r.json()).unwrap_or_default()
     };
@@ -291,6 +301,4 @@ fn a_runaway_guardrail_policy_does_not_hang_the_daemon() {
     // Still reported, and not run again: the daemon keeps the validation of an unchanged
     // revision (or, on a new one, remembers the policy ran away "on an earlier run").
     assert!(first_error(&again).contains("did not finish within 2s"), "{again}");
-    let _ = daemon.kill();
-    let _ = daemon.wait();
 }
