@@ -9,6 +9,7 @@ use crate::apply::{self, Status};
 use crate::cluster::Cluster;
 use crate::model::DesiredState;
 use crate::model::live::{ApplySet, LAST_ATTEMPTED_REVISION, LAST_COUNTS, LAST_MESSAGE, LAST_RESULT, LAST_RESULT_TIME};
+use crate::model::object::SpanMap;
 use crate::plan::Action;
 use crate::source::Snapshot;
 use crate::source::mirror::{Mirror, redact};
@@ -16,6 +17,7 @@ use crate::{load, plan, validate};
 use jiff::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -164,9 +166,20 @@ async fn pipeline(
     let outcome = plan_and_apply(shared, cluster, applyset, &entry.desired, &revision, now).await;
     // A policy directory outside the revision may change without it: then validate every time.
     if entry.desired.config.policies.directories.iter().all(|dir| mirror.pins(dir)) {
-        *validated = Some(entry);
+        *validated = Some(Validated { desired: slimmed(entry.desired), ..entry });
     }
     outcome
+}
+
+/// What a later reconcile of the same revision needs: the objects and the verdict, without the
+/// position of every node and the file texts (most of a loaded repository's memory).
+fn slimmed(mut desired: DesiredState) -> DesiredState {
+    let nowhere = Arc::new(SpanMap::default());
+    for object in &mut desired.objects {
+        object.origin.spans = nowhere.clone();
+    }
+    desired.sources.clear();
+    desired
 }
 
 /// Reads the policy directories `mcp-gitops.yaml` names beside the snapshot, and validates.
