@@ -15,8 +15,8 @@ use crate::schema::schemas;
 use jiff::Timestamp;
 use kube_cel::{KubeCelExt, cel};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 
 /// The default policies, compiled into the binary so that it needs no files at run time.
 pub const DEFAULTS: &[(&str, &str)] = &[
@@ -199,8 +199,17 @@ fn server_key(object: &Object) -> String {
     }
 }
 
+/// Objects per unit of parallel work: big enough that the hand-over is noise, small enough that
+/// a core slowed by another process does not keep the others waiting.
+const OBJECTS_PER_CHUNK: usize = 64;
+
 /// Evaluates every policy on every object it matches, except `skipped` objects (those that
 /// already failed their schema: a policy over a malformed object only adds noise).
+///
+/// Turning a JSON value into a CEL value costs as much as evaluating a policy, so each value is
+/// converted once: `servers` and `now` in one root scope shared by all policies and threads,
+/// `object` and `server` once per object (not once per policy), and only `params` per policy.
+/// Objects are spread over the cores; the findings come out in the sequential order.
 pub fn check(loaded: &Loaded, now: Timestamp, skipped: &std::collections::HashSet<String>, diagnostics: &mut Vec<Diagnostic>) {
     let policies = policies(loaded, diagnostics);
     if policies.is_empty() {
@@ -215,30 +224,47 @@ pub fn check(loaded: &Loaded, now: Timestamp, skipped: &std::collections::HashSe
     // Converted once and shared by every policy (CEL values are reference-counted).
     let server_values: BTreeMap<&String, cel::Value> =
         servers.iter().map(|(k, v)| (k, cel::to_value(v).unwrap_or(cel::Value::Null))).collect();
-    let roots: Vec<cel::Context> = policies
-        .iter()
-        .map(|policy| {
-            let mut root = cel::Context::default().with_all();
-            root.add_variable_from_value("servers", servers_value.clone());
-            root.add_variable_from_value("now", now_value.clone());
-            root.add_variable_from_value("params", cel::to_value(Value::Object(policy.params.clone())).unwrap_or(cel::Value::Null));
-            root
-        })
-        .collect();
-    for object in loaded.state.objects.iter().filter(|o| !skipped.contains(&o.id.to_string())) {
+    let params: Vec<cel::Value> =
+        policies.iter().map(|policy| cel::to_value(Value::Object(policy.params.clone())).unwrap_or(cel::Value::Null)).collect();
+    let mut root = cel::Context::default().with_all();
+    root.add_function("matches", matches_with_cache());
+    root.add_variable_from_value("servers", servers_value);
+    root.add_variable_from_value("now", now_value);
+    let objects: Vec<&Object> = loaded.state.objects.iter().filter(|o| !skipped.contains(&o.id.to_string())).collect();
+    let findings = crate::parallel::ordered_map(&objects, OBJECTS_PER_CHUNK, |object| {
         let matching: Vec<usize> = (0..policies.len()).filter(|&i| policies[i].kinds.contains(&object.id.kind)).collect();
         if matching.is_empty() {
-            continue;
+            return Vec::new();
         }
-        let object_value = cel::to_value(&object.body).unwrap_or(cel::Value::Null);
-        let server_value = server_values.get(&server_key(object)).cloned().unwrap_or(cel::Value::Null);
-        for i in matching {
-            let mut context = roots[i].new_inner_scope();
-            context.add_variable_from_value("object", object_value.clone());
-            context.add_variable_from_value("server", server_value.clone());
-            if let Some(diagnostic) = evaluate(&policies[i], object, &context) {
-                diagnostics.push(diagnostic);
-            }
+        let mut scope = root.new_inner_scope();
+        scope.add_variable_from_value("object", cel::to_value(&object.body).unwrap_or(cel::Value::Null));
+        scope.add_variable_from_value("server", server_values.get(&server_key(object)).cloned().unwrap_or(cel::Value::Null));
+        matching
+            .into_iter()
+            .filter_map(|i| {
+                let mut context = scope.new_inner_scope();
+                context.add_variable_from_value("params", params[i].clone());
+                evaluate(&policies[i], object, &context)
+            })
+            .collect::<Vec<Diagnostic>>()
+    });
+    diagnostics.extend(findings.into_iter().flatten());
+}
+
+/// CEL's `matches`, with each pattern compiled once rather than on every call (the same regex
+/// crate and the same error text as the built-in one; compiling was 5% of a validate).
+fn matches_with_cache()
+-> impl Fn(&cel::FunctionContext, cel::extractors::This<Arc<String>>, Arc<String>) -> Result<bool, cel::ExecutionError> + Send + Sync + 'static
+{
+    let compiled: Mutex<HashMap<String, Result<regex::Regex, String>>> = Mutex::default();
+    move |ftx: &cel::FunctionContext, cel::extractors::This(text): cel::extractors::This<Arc<String>>, pattern: Arc<String>| {
+        let regex = {
+            let mut compiled = compiled.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            compiled.entry(pattern.to_string()).or_insert_with(|| regex::Regex::new(&pattern).map_err(|e| e.to_string())).clone()
+        };
+        match regex {
+            Ok(regex) => Ok(regex.is_match(&text)),
+            Err(error) => Err(ftx.error(format!("'{pattern}' not a valid regex:\n{error}"))),
         }
     }
 }
