@@ -4,7 +4,8 @@
 //! `load` (YAML with positions, typed objects) -> `validate` (schemas, identity, cross-reference
 //! against the gateway metadata) -> `plan` (desired vs base, object and access changes, renderers).
 //! `gateway` is the gateway's decision model and the operator's policy rendering. `cli` parses
-//! arguments and wires the stages; only it and the binary print.
+//! arguments and wires the stages; only it and the binary print. `parallel` spreads the pure
+//! per-file and per-object work of `load` and `validate` over the cores, in a fixed order.
 
 pub mod apply;
 pub mod cli;
@@ -13,6 +14,7 @@ pub mod daemon;
 pub mod gateway;
 pub mod load;
 pub mod model;
+pub mod parallel;
 pub mod plan;
 pub mod render;
 pub mod schema;

@@ -100,7 +100,16 @@ fn validate_command(args: ValidateArgs, palette: Palette) -> Result<i32, CliErro
             ));
         }
     }
-    Ok(if state.has_errors() { EXIT_ERROR } else { EXIT_OK })
+    let code = if state.has_errors() { EXIT_ERROR } else { EXIT_OK };
+    left_to_the_os(state);
+    Ok(code)
+}
+
+/// The process exits right after a one-shot command: its repository-sized values are left to
+/// the OS, which takes the memory back at once, instead of being freed one allocation at a time
+/// (a tenth of a `validate` or `plan` of 21,000 objects). Never used by the daemon.
+fn left_to_the_os<T>(value: T) {
+    std::mem::forget(value);
 }
 
 /// The server `--from-server` is about: `--server` (NAME or NAMESPACE/NAME), or the only one.
@@ -140,11 +149,15 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
             };
             // The base's own problems are not this change's: load it, do not validate it.
             let base = load::load(base_snapshot).state;
-            plan::plan(&base, base_kind, &desired, now)
+            let plan = plan::plan(&base, base_kind, &desired, now);
+            left_to_the_os(base);
+            plan
         }
         None => runtime()?.block_on(async {
             let (_, applyset, state) = live(&args.cluster).await?;
-            Ok::<_, CliError>(plan::live::plan(&state, &desired, &applyset, now))
+            let plan = plan::live::plan(&state, &desired, &applyset, now);
+            left_to_the_os(state);
+            Ok::<_, CliError>(plan)
         })?,
     };
     if let Some(out) = &args.out {
@@ -161,13 +174,15 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
             write_stdout(&text::render(&plan, palette));
         }
     }
-    Ok(if desired.has_errors() {
+    let code = if desired.has_errors() {
         EXIT_ERROR
     } else if args.detailed_exitcode && plan.summary.has_changes() {
         EXIT_CHANGES
     } else {
         EXIT_OK
-    })
+    };
+    left_to_the_os((desired, plan));
+    Ok(code)
 }
 
 fn parse_duration(text: &str, flag: &str) -> Result<std::time::Duration, CliError> {

@@ -36,6 +36,9 @@ pub struct Loaded {
 
 pub const POLICY_KIND: &str = "GuardrailPolicy";
 
+/// Files per unit of parallel parsing (a platform repository has one file per server or team).
+const FILES_PER_CHUNK: usize = 8;
+
 pub fn load(snapshot: Snapshot) -> Loaded {
     let mut loaded = Loaded::default();
     loaded.state.source = snapshot.label;
@@ -55,12 +58,11 @@ pub fn load(snapshot: Snapshot) -> Loaded {
     }
     let ignore = ignore_set(&loaded.state.config.ignore, &mut loaded.state.diagnostics);
     loaded.state.diagnostics.retain(|d| d.file == CONFIG_FILE || !ignore.is_match(&d.file));
-    for (path, text) in files {
-        if path == CONFIG_FILE || ignore.is_match(&path) {
-            continue;
-        }
-        let text: Arc<str> = Arc::from(text);
-        let (documents, mut diagnostics) = yaml::parse(&path, &text);
+    let files: Vec<(String, Arc<str>)> =
+        files.into_iter().filter(|(path, _)| path != CONFIG_FILE && !ignore.is_match(path)).map(|(p, t)| (p, Arc::from(t))).collect();
+    // Parsing is most of the loading and needs nothing but the file: spread it over the cores.
+    let parsed = crate::parallel::ordered_map(&files, FILES_PER_CHUNK, |(path, text)| yaml::parse(path, text));
+    for ((path, text), (documents, mut diagnostics)) in files.into_iter().zip(parsed) {
         if holds_secret(&text) {
             // A syntax problem in a Secret would otherwise show its data line by line.
             diagnostics.iter_mut().for_each(|d| d.redact_source = true);

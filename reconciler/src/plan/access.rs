@@ -85,6 +85,13 @@ pub fn diff(
     for server in servers {
         let old = before.get(server);
         let new = after.get(server);
+        // A decision is a function of the policy document alone: an unchanged policy (most
+        // servers, in a plan of a few grants) changes no decision.
+        if let (Some(old), Some(new)) = (old, new)
+            && old == new
+        {
+            continue;
+        }
         let mut subjects = BTreeSet::new();
         let mut tool_names = BTreeSet::new();
         for document in old.iter().chain(new.iter()) {

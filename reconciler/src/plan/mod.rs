@@ -195,11 +195,12 @@ pub fn object_changes(base: &[Object], desired: &[Object]) -> Vec<Change> {
     let desired: BTreeMap<&ObjectId, &Object> = desired.iter().map(|o| (&o.id, o)).collect();
     let mut changes = Vec::new();
     for (id, object) in &desired {
-        let after = diff::normalize(&object.body);
         let (action, diff) = match base.get(id) {
-            None => (Action::Create, diff::unified(None, Some(&after))),
+            None => (Action::Create, diff::unified(None, Some(&diff::normalize(&object.body)))),
+            // Equal bodies normalize equally: most objects of a plan need no normalizing at all.
+            Some(old) if old.body == object.body => (Action::NoOp, String::new()),
             Some(old) => {
-                let before = diff::normalize(&old.body);
+                let (before, after) = (diff::normalize(&old.body), diff::normalize(&object.body));
                 if before == after { (Action::NoOp, String::new()) } else { (Action::Update, diff::unified(Some(&before), Some(&after))) }
             }
         };

@@ -1,0 +1,397 @@
+#!/usr/bin/env bash
+# tests/bench.sh: measures every figure of DESIGN.md's performance table, each next to a baseline
+# measured in the same run on the same machine, and prints a table (also written as JSON).
+# See docs/benchmarks.md. Not part of CI: it takes about 10 minutes on 2 cores.
+#
+#   tests/bench.sh            the full run (1,000 servers / 10,000 grants / 10,000 sessions)
+#   tests/bench.sh --quick    a tenth of every size and 3 daemon commits: checks the script itself
+#
+# It starts its own cluster (tests/cluster.sh) in MCP_GITOPS_BENCH_CLUSTER_DIR (default
+# /dev/shm/mcp-gitops-bench, tmpfs, so that etcd's fsync does not dominate), twice: once for the
+# 2,000-object apply comparison and the raw API ceiling, once (fresh) for the 21,000-object
+# figures. Everything it starts (cluster, daemon) is stopped on exit. Output: the table on
+# stdout, progress on stderr, $OUT/report.json and $OUT/report.txt (OUT defaults to
+# ${CARGO_TARGET_DIR:-target}/bench).
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly ROOT=${SCRIPT_DIR%/*}
+readonly TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+readonly BIN=$TARGET/release/mcp-gitops
+readonly GEN=$TARGET/release/examples/generate
+readonly OUT=${MCP_GITOPS_BENCH_OUT:-$TARGET/bench}
+export MCP_GITOPS_CLUSTER_DIR=${MCP_GITOPS_BENCH_CLUSTER_DIR:-/dev/shm/mcp-gitops-bench}
+readonly CLUSTER_SH=$ROOT/tests/cluster.sh
+export LC_ALL=C NO_COLOR=1
+
+QUICK=0
+[[ ${1:-} == --quick ]] && QUICK=1
+# Sizes: the design's repository (21,000 objects) and the 2,000-object apply comparison.
+if [[ $QUICK == 1 ]]; then
+  SERVERS=100 GRANTS=1000 SESSIONS=1000 A_SERVERS=20 A_GRANTS=90 A_SESSIONS=90 COMMITS=3 REPEAT=1
+else
+  SERVERS=1000 GRANTS=10000 SESSIONS=10000 A_SERVERS=100 A_GRANTS=950 A_SESSIONS=950 COMMITS=20 REPEAT=3
+fi
+readonly NAMESPACES=20 SEED=7 RAW_CONCURRENCY=16 PAGE=500
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+for tool in kubectl curl jq git openssl awk; do command -v "$tool" >/dev/null || die "needs $tool on PATH"; done
+
+WORK=$(mktemp -d /dev/shm/mcp-gitops-bench-work.XXXXXX)
+readonly WORK
+DAEMON_PID='' CLUSTER_UP=0
+cleanup() {
+  local code=$?
+  if [[ -n $DAEMON_PID ]] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+    kill -TERM "$DAEMON_PID" 2>/dev/null || true
+    wait "$DAEMON_PID" 2>/dev/null || true
+  fi
+  [[ $CLUSTER_UP == 1 ]] && bash "$CLUSTER_SH" down >/dev/null 2>&1
+  rm -rf "$WORK"
+  exit "$code"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------------------------------------
+# measuring
+
+now() { echo "$EPOCHREALTIME"; }
+since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }'; }
+calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
+
+# timed VAR CMD...: runs CMD (output to $WORK/last.out/err), stores its wall time in VAR;
+# fails the run when CMD fails (exit 2 from plan --detailed-exitcode is passed through in RC).
+RC=0
+timed() {
+  local var=$1 start
+  shift
+  start=$(now)
+  RC=0
+  "$@" >"$WORK/last.out" 2>"$WORK/last.err" || RC=$?
+  printf -v "$var" '%s' "$(since "$start")"
+  if [[ $RC -ne 0 && $RC -ne 2 ]]; then
+    cat "$WORK/last.err" "$WORK/last.out" | tail -20 >&2
+    die "failed ($RC): $*"
+  fi
+}
+
+# median of the numbers given
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+# nearest-rank percentile: percentile P NUMBERS...
+percentile() { local p=$1; shift; printf '%s\n' "$@" | sort -g | awk -v p="$p" '{ v[NR] = $1 } END { r = int((p * NR + 99) / 100); if (r < 1) r = 1; print v[r] }'; }
+
+ROWS=$WORK/rows.tsv
+: >"$ROWS"
+# row FIGURE MCP-GITOPS BASELINE RATIO TARGET MET NOTE
+row() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$ROWS"; log "  $1: $2 (baseline $3, ratio $4, target $5: $6)"; }
+met() { awk "BEGIN { exit !($1) }" && echo yes || echo no; }
+
+# The API server's own request counter (apiserver_request_total), as "verb resource count" lines;
+# requests for non-resource paths (/metrics itself, /readyz) are left out.
+requests() {
+  kubectl --kubeconfig "$KUBECONFIG" get --raw /metrics \
+    | awk '/^apiserver_request_total\{/ {
+        verb = $0; sub(/.*verb="/, "", verb); sub(/".*/, "", verb)
+        res = $0; sub(/.*[{,]resource="/, "", res); sub(/".*/, "", res)
+        if (res == "") next
+        n[verb " " res] += $NF
+      } END { for (k in n) print k, n[k] }' | sort
+}
+# delta BEFORE AFTER [VERB-REGEX [RESOURCE-REGEX]]: requests between two `requests` snapshots
+delta() {
+  awk -v vre="${3:-.}" -v rre="${4:-.}" 'FNR == NR { b[$1 " " $2] = $3; next }
+    $1 ~ vre && $2 ~ rre { d += $3 - b[$1 " " $2] } END { printf "%d", d }' "$1" "$2"
+}
+readonly WRITES='^(POST|PUT|PATCH|APPLY|DELETE|DELETECOLLECTION)$'
+
+cluster_up() {
+  bash "$CLUSTER_SH" down >/dev/null 2>&1 || true
+  KUBECONFIG=$(bash "$CLUSTER_SH" up 2>"$WORK/cluster-up.log" | tail -1) || { cat "$WORK/cluster-up.log" >&2; die "tests/cluster.sh up failed"; }
+  export KUBECONFIG
+  CLUSTER_UP=1
+  API=https://127.0.0.1:$(cat "$MCP_GITOPS_CLUSTER_DIR/kube-apiserver.port")
+  TOKEN=$(cat "$MCP_GITOPS_CLUSTER_DIR/admin.token")
+  CACERT=$MCP_GITOPS_CLUSTER_DIR/pki/ca.crt
+}
+
+cluster_down() {
+  bash "$CLUSTER_SH" down >/dev/null 2>&1 || true
+  CLUSTER_UP=0
+}
+
+# namespaces PREFIX: creates the generator's team namespaces for PREFIX
+namespaces() {
+  awk '/^allowedNamespaces:/ { on = 1; next } on && /^  - / { print $2 }' "$1/mcp-gitops.yaml" 2>/dev/null \
+    | awk '{ printf "---\napiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n", $1 }' \
+    | kubectl apply --server-side --field-manager=bench -f - >/dev/null
+}
+
+# generate DIR ARGS...: the synthetic repository (tests/bench/generate.rs)
+generate() {
+  local dir=$1
+  shift
+  "$GEN" --seed "$SEED" --namespaces "$NAMESPACES" --now "$GEN_NOW" "$@" "$dir" 2>>"$WORK/generate.log"
+}
+
+# ---------------------------------------------------------------------------------------------
+log "building the release binary and the generator"
+(cd "$ROOT" && cargo build --release --quiet --bin mcp-gitops --example generate) || die "cargo build failed"
+mkdir -p "$OUT"
+GEN_NOW=$(date -u +%Y-%m-%dT%H:00:00Z)
+readonly STARTED=$SECONDS
+log "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%d MiB", $2 / 1024 }' /proc/meminfo), $(uname -r); mcp-gitops $("$BIN" --version | awk '{ print $2 }')"
+
+# ---------------------------------------------------------------------------------------------
+# 1. validate + offline plan (no cluster), at 1x, 2x and 4x
+
+log "1. validate + offline plan (no cluster)"
+declare -A TOTAL
+for scale in 1 2 4; do
+  repo=$WORK/repo-${scale}x
+  generate "$repo" --servers $((SERVERS * scale)) --grants $((GRANTS * scale)) --sessions $((SESSIONS * scale)) \
+    --index "$WORK/index-${scale}x.txt"
+  objects=$(((SERVERS + GRANTS + SESSIONS) * scale))
+  # The change under review: one grant switched off (its kill switch).
+  changed=$WORK/changed-${scale}x
+  cp -r "$repo" "$changed"
+  read -r _ _ file line < <(sed -n "$((GRANTS * scale / 2))p" "$WORK/index-${scale}x.txt")
+  sed -i "${line}s/disabled: false/disabled: true/" "$changed/$file"
+  validates=() plans=() reps=$REPEAT
+  [[ $scale == 1 ]] || reps=1
+  for ((i = 0; i < reps; i++)); do
+    timed t "$BIN" validate "$repo" --now "$GEN_NOW"
+    validates+=("$t")
+    timed t "$BIN" plan "$changed" --base "$repo" --now "$GEN_NOW" --detailed-exitcode
+    plans+=("$t")
+  done
+  "$BIN" validate "$repo" --now "$GEN_NOW" >"$WORK/validate-${scale}x.txt" || die "the generated repository does not validate: $(tail -3 "$WORK/validate-${scale}x.txt")"
+  summary=$(tail -1 "$WORK/validate-${scale}x.txt")
+  plan_summary=$("$BIN" plan "$changed" --base "$repo" --now "$GEN_NOW" | grep '^Plan:' || true)
+  v=$(median "${validates[@]}") p=$(median "${plans[@]}")
+  TOTAL[$scale]=$(calc "$v + $p" 3)
+  log "  ${scale}x: $summary"
+  log "  ${scale}x: $plan_summary"
+  per_object=$(calc "${TOTAL[$scale]} * 1000000 / $objects" 0)
+  if [[ $scale == 1 ]]; then
+    row "validate, $objects objects" "${v} s" "none" "$(calc "$v * 1000000 / $objects" 0) us/object" "-" "-" "median of $REPEAT"
+    row "offline plan (one grant changed), $objects objects" "${p} s" "none" "$(calc "$p * 1000000 / $objects" 0) us/object" "-" "-" "median of $REPEAT; includes validating the change"
+    row "validate + offline plan, $objects objects" "${TOTAL[1]} s" "none" "${per_object} us/object" "< 1.5 s" "$(met "${TOTAL[1]} < 1.5")" "$summary"
+  else
+    row "validate + offline plan, $objects objects (${scale}x)" "${TOTAL[$scale]} s" "${TOTAL[1]} s (1x)" "$(calc "${TOTAL[$scale]} / ${TOTAL[1]}")x" "linear (${scale}x)" "$(met "${TOTAL[$scale]} / ${TOTAL[1]} <= $scale * 1.15")" "${per_object} us/object"
+  fi
+  [[ $scale == 1 ]] || rm -rf "$repo" "$changed"
+done
+
+# ---------------------------------------------------------------------------------------------
+# 2. first apply of 2,000 objects: mcp-gitops vs kubectl apply --server-side, and the raw
+#    API server ceiling (concurrent server-side apply requests), each on its own namespaces
+
+log "2. first apply of $((A_SERVERS + A_GRANTS + A_SESSIONS)) objects (cluster A)"
+cluster_up
+A_OBJECTS=$((A_SERVERS + A_GRANTS + A_SESSIONS))
+# The same repository three times, under three namespace sets; MCPServer manifests instead of
+# .mcp metadata, because kubectl reads only Kubernetes manifests.
+for who in mg kc raw; do
+  generate "$WORK/apply-$who" --servers $A_SERVERS --grants $A_GRANTS --sessions $A_SESSIONS --namespace-prefix "bench-$who-" --servers-as manifests
+  # The generator writes no mcp-gitops.yaml for manifests: create its namespaces from a copy in metadata form.
+  generate "$WORK/ns-$who" --servers $A_SERVERS --grants 0 --sessions 0 --namespace-prefix "bench-$who-"
+  namespaces "$WORK/ns-$who"
+done
+
+before=$WORK/req.before after=$WORK/req.after
+requests >"$before"
+timed mg_first "$BIN" apply "$WORK/apply-mg" --kubeconfig "$KUBECONFIG" --inventory-namespace bench-mg-inventory
+requests >"$after"
+mg_first_writes=$(delta "$before" "$after" "$WRITES")
+grep '^Apply' "$WORK/last.out" >&2 || true
+requests >"$before"
+timed mg_noop "$BIN" apply "$WORK/apply-mg" --kubeconfig "$KUBECONFIG" --inventory-namespace bench-mg-inventory
+requests >"$after"
+mg_noop_writes=$(delta "$before" "$after" "$WRITES")
+
+requests >"$before"
+timed kc_first kubectl apply --server-side -f "$WORK/apply-kc" --recursive
+requests >"$after"
+kc_first_writes=$(delta "$before" "$after" "$WRITES")
+requests >"$before"
+timed kc_noop kubectl apply --server-side -f "$WORK/apply-kc" --recursive
+requests >"$after"
+kc_noop_writes=$(delta "$before" "$after" "$WRITES")
+
+row "first apply, $A_OBJECTS objects" "${mg_first} s ($mg_first_writes writes)" "${kc_first} s kubectl ($kc_first_writes writes)" \
+  "$(calc "$kc_first / $mg_first")x faster" ">= 3x faster" "$(met "$kc_first / $mg_first >= 3")" "kubectl apply --server-side -f DIR --recursive"
+row "no-op re-apply, $A_OBJECTS objects" "${mg_noop} s ($mg_noop_writes writes)" "${kc_noop} s kubectl ($kc_noop_writes writes)" \
+  "$(calc "$kc_noop / $mg_noop")x faster" "0 writes" "$(met "$mg_noop_writes == 0")" "a repeated apply sends nothing"
+
+# The ceiling: the same objects as raw server-side apply PATCHes, $RAW_CONCURRENCY at a time over
+# one HTTP/2 connection (one curl process, so that client start-up costs nothing per request).
+log "  raw server-side apply ceiling ($RAW_CONCURRENCY concurrent requests)"
+mkdir -p "$WORK/raw"
+# One file per object and one curl config block per request (options reset at each `next`).
+find "$WORK/apply-raw" -name '*.yaml' | sort | while read -r f; do cat "$f"; echo '---'; done \
+  | awk -v dir="$WORK/raw" -v api="$API" -v token="$TOKEN" -v cacert="$CACERT" '
+      function flush() {
+        if (kind == "") return
+        f = dir "/" n ".yaml"; printf "%s", doc > f; close(f)
+        if (n > 0) print "next"
+        printf "url = \"%s/apis/mcpruntime.org/v1alpha1/namespaces/%s/%ss/%s?fieldManager=bench-raw\"\n", api, ns, tolower(kind), name
+        printf "request = \"PATCH\"\nheader = \"Content-Type: application/apply-patch+yaml\"\n"
+        printf "header = \"Authorization: Bearer %s\"\ncacert = \"%s\"\n", token, cacert
+        printf "data-binary = \"@%s\"\noutput = \"/dev/null\"\nwrite-out = \"%%{http_code}\\n\"\n", f
+      }
+      BEGIN { n = 0 }
+      /^---$/ { flush(); if (kind != "") n++; kind = ""; doc = ""; name = ""; ns = ""; next }
+      { doc = doc $0 "\n" }
+      /^kind: / { kind = $2 }
+      /^  name: / && name == "" { name = $2 }
+      /^  namespace: / && ns == "" { ns = $2 }
+      END { flush() }' >"$WORK/raw.curl"
+raw_count=$(grep -c '^url' "$WORK/raw.curl")
+start=$(now)
+curl -sS --http2 --parallel --parallel-max "$RAW_CONCURRENCY" -K "$WORK/raw.curl" >"$WORK/raw.codes" 2>"$WORK/raw.err" || true
+raw_time=$(since "$start")
+raw_ok=$(grep -c '^20[01]$' "$WORK/raw.codes" || true)
+[[ $raw_ok == "$raw_count" ]] || log "  warning: $raw_ok of $raw_count raw requests succeeded ($(sort "$WORK/raw.codes" | uniq -c | tr '\n' ' '))"
+raw_rate=$(calc "$raw_ok / $raw_time" 0)
+mg_rate=$(calc "$A_OBJECTS / $mg_first" 0)
+kc_rate=$(calc "$A_OBJECTS / $kc_first" 0)
+row "apply throughput, objects/s" "$mg_rate/s" "$raw_rate/s raw SSA ceiling (kubectl: $kc_rate/s)" "$(calc "100 * $mg_rate / $raw_rate" 0)% of ceiling" "-" "-" \
+  "$raw_ok PATCH apply-patch+yaml in ${raw_time} s, $RAW_CONCURRENCY in flight"
+cluster_down
+
+# ---------------------------------------------------------------------------------------------
+# 3. 21,000 objects on a fresh cluster: the daemon's first apply and memory, the live no-op
+#    re-plan and its API requests, then webhook -> one changed grant applied, COMMITS times
+
+# cluster_figures REPO INDEX SERVERS GRANTS SESSIONS: the daemon and live figures on a fresh
+# cluster; returns 1 (after recording why) when the daemon cannot apply the repository at all.
+cluster_figures() {
+local repo=$1 index=$2 servers=$3 grants=$4 sessions=$5
+local OBJECTS=$((servers + grants + sessions))
+log "3. $OBJECTS objects: daemon, live re-plan (a fresh cluster)"
+cluster_up
+namespaces "$repo"
+bare=$WORK/platform-$OBJECTS.git
+git init -q --bare -b main "$bare"
+git -C "$repo" init -q -b main
+git -C "$repo" -c user.name=bench -c user.email=bench@example.invalid add -A
+git -C "$repo" -c user.name=bench -c user.email=bench@example.invalid commit -qm "platform: $OBJECTS objects"
+git -C "$repo" push -q "$bare" main
+secret=$WORK/webhook-secret
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$secret"
+port=18080
+while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
+"$BIN" daemon --repo "$bare" --branch main --interval 1h --listen "127.0.0.1:$port" --webhook-secret-file "$secret" \
+  --kubeconfig "$KUBECONFIG" --cache-dir "$WORK/daemon-cache-$OBJECTS" --log-format json >"$WORK/daemon.log" 2>&1 &
+DAEMON_PID=$!
+DAEMON=http://127.0.0.1:$port
+start=$(now)
+until curl -fsS -o /dev/null "$DAEMON/readyz" 2>/dev/null; do
+  kill -0 "$DAEMON_PID" 2>/dev/null || { tail -20 "$WORK/daemon.log" >&2; die "the daemon exited"; }
+  if [[ $(curl -fsS "$DAEMON/status" 2>/dev/null | jq -r '.last_result') == failed ]]; then
+    # The daemon does not say why; the same apply from the command line does.
+    local why
+    why=$("$BIN" apply "$repo" --kubeconfig "$KUBECONFIG" --inventory-namespace bench-probe 2>&1 | grep -m1 '^error:' | cut -c1-220)
+    row "daemon first apply, $OBJECTS objects" "failed after $(since "$start") s" "-" "-" "-" "no" "${why:-see the daemon log}"
+    kill -TERM "$DAEMON_PID"; wait "$DAEMON_PID" || true; DAEMON_PID=''
+    cluster_down
+    return 1
+  fi
+  [[ $(since "$start" | cut -d. -f1) -lt 900 ]] || die "the daemon's first apply took more than 15 minutes"
+  sleep 0.2
+done
+daemon_first=$(since "$start")
+log "  daemon first apply: ${daemon_first} s; $(curl -fsS "$DAEMON/status" | jq -c '{last_result, counts}')"
+sleep 3   # idle: let the allocator return what the apply used
+rss() { awk '/^'"$1"':/ { printf "%.1f", $2 / 1024 }' "/proc/$DAEMON_PID/status"; }
+rss_idle=$(rss VmRSS) hwm_first=$(rss VmHWM)
+row "daemon first apply, $OBJECTS objects" "${daemon_first} s" "-" "$(calc "$OBJECTS / $daemon_first" 0) objects/s" "-" "-" "commit to /readyz, a fresh cluster"
+row "daemon resident memory, $OBJECTS objects, idle" "${rss_idle} MiB" "-" "peak ${hwm_first} MiB" "< 150 MiB" "$(met "$rss_idle < 150")" "VmRSS after the first apply"
+
+# The live no-op re-plan, and what it asked the API server.
+requests >"$before"
+timed replan "$BIN" plan "$repo" --kubeconfig "$KUBECONFIG" --detailed-exitcode
+replan_rc=$RC
+requests >"$after"
+lists=$(delta "$before" "$after" '^LIST$' '^mcp')
+gets=$(delta "$before" "$after" '^GET$')
+all=$(delta "$before" "$after")
+writes=$(delta "$before" "$after" "$WRITES")
+pages=$(((servers + PAGE - 1) / PAGE + (grants + PAGE - 1) / PAGE + (sessions + PAGE - 1) / PAGE))
+grep '^Plan:' "$WORK/last.out" >&2 || true
+requests >"$before"
+timed kc_read kubectl get mcpservers,mcpaccessgrants,mcpagentsessions -A -o json
+requests >"$after"
+kc_requests=$(delta "$before" "$after")
+row "live no-op re-plan, $OBJECTS objects" "${replan} s, $all requests ($lists LIST pages, $gets GET, $writes writes)" \
+  "${kc_read} s kubectl get -A -o json ($kc_requests requests)" "$(calc "$replan / $kc_read")x kubectl's time" \
+  "< 3 s, one LIST per kind" "$(met "$replan < 3 && $lists == $pages && $gets < 10 && $writes == 0 && $replan_rc == 0")" \
+  "$pages pages of $PAGE expected; exit $replan_rc (0 = no changes)"
+
+# webhook -> one changed grant applied, COMMITS times, each a different grant.
+latencies=()
+revision_of() { git -C "$repo" rev-parse HEAD; }
+for ((i = 1; i <= COMMITS; i++)); do
+  read -r ns name file line < <(sed -n "$((i * grants / (COMMITS + 1)))p" "$index")
+  grep -q 'disabled: false' <(sed -n "${line}p" "$repo/$file") || die "index line $line of $file is not a grant's disabled: false"
+  sed -i "${line}s/disabled: false/disabled: true/" "$repo/$file"
+  git -C "$repo" -c user.name=bench -c user.email=bench@example.invalid commit -qam "switch off grant $ns/$name"
+  git -C "$repo" push -q "$bare" main
+  body=$(jq -cn --arg after "$(revision_of)" '{ref: "refs/heads/main", after: $after}')
+  signature=sha256=$(printf '%s' "$body" | openssl dgst -sha256 -hmac "$(cat "$secret")" -r | cut -d' ' -f1)
+  url="$API/apis/mcpruntime.org/v1alpha1/namespaces/$ns/mcpaccessgrants/$name"
+  start=$(now)
+  code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' -H 'X-GitHub-Event: push' \
+    -H "X-Hub-Signature-256: $signature" --data-binary "$body" "$DAEMON/hook")
+  [[ $code == 202 ]] || die "the webhook answered $code"
+  # An independent reader: the API server itself (curl, not kubectl: a Go process start per poll
+  # would take a core away from the daemon on this 2-core machine).
+  until curl -fsS --cacert "$CACERT" -H "Authorization: Bearer $TOKEN" "$url" | grep -q '"disabled":true'; do
+    [[ $(since "$start" | cut -d. -f1) -lt 120 ]] || die "grant $ns/$name was not applied within 120 s"
+    sleep 0.02
+  done
+  latencies+=("$(since "$start")")
+  # Wait for the reconcile to finish (inventory, status) before the next commit.
+  until [[ $(curl -fsS "$DAEMON/status" | jq -r '.revision') == "$(revision_of)" ]]; do sleep 0.05; done
+  log "  commit $i: ${latencies[-1]} s ($ns/$name)"
+done
+p50=$(percentile 50 "${latencies[@]}") p95=$(percentile 95 "${latencies[@]}")
+# The floor for one object: kubectl applying just the changed grant's file.
+timed kc_one kubectl apply --server-side --field-manager=bench-floor -f "$repo/$file" --dry-run=server
+row "daemon: webhook -> one changed grant applied, $OBJECTS objects" "p50 ${p50} s, p95 ${p95} s" \
+  "${kc_one} s kubectl apply of that one file" "$(calc "$p95 / $kc_one")x" "< 2 s" "$(met "$p95 < 2")" "$COMMITS commits; max $(percentile 100 "${latencies[@]}") s"
+rss_after=$(rss VmRSS) hwm=$(rss VmHWM)
+row "daemon resident memory after $COMMITS commits" "${rss_after} MiB" "-" "peak ${hwm} MiB" "< 150 MiB" "$(met "$rss_after < 150")" "VmRSS"
+
+kill -TERM "$DAEMON_PID"
+wait "$DAEMON_PID" || true
+DAEMON_PID=''
+cluster_down
+}
+
+# The design's size; when the product cannot apply it, half of it, so that the other figures exist.
+if ! cluster_figures "$WORK/repo-1x" "$WORK/index-1x.txt" "$SERVERS" "$GRANTS" "$SESSIONS"; then
+  generate "$WORK/repo-half" --servers $((SERVERS / 2)) --grants $((GRANTS / 2)) --sessions $((SESSIONS / 2)) --index "$WORK/index-half.txt"
+  cluster_figures "$WORK/repo-half" "$WORK/index-half.txt" $((SERVERS / 2)) $((GRANTS / 2)) $((SESSIONS / 2)) || true
+fi
+
+
+# ---------------------------------------------------------------------------------------------
+# the report
+
+total=$((SECONDS - STARTED))
+{
+  printf 'figure\tmcp-gitops\tbaseline\tratio\ttarget\tmet\tnote\n'
+  cat "$ROWS"
+} | awk -F'\t' '{ for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } n = NR; nf = (NF > nf) ? NF : nf }
+  END { for (r = 1; r <= n; r++) { line = ""; for (i = 1; i <= 6; i++) line = line sprintf("%-" w[i] "s  ", cell[r, i]); print line } }' >"$OUT/report.txt"
+jq -R -s --arg machine "$(nproc) cores, $(uname -r)" --arg date "$(date -u +%FT%TZ)" --argjson seconds "$total" \
+  --arg version "$("$BIN" --version)" --argjson quick "$QUICK" '
+  { date: $date, machine: $machine, version: $version, quick: ($quick == 1), seconds: $seconds,
+    figures: [split("\n")[] | select(length > 0) | split("\t")
+      | {figure: .[0], mcp_gitops: .[1], baseline: .[2], ratio: .[3], target: .[4], met: .[5], note: .[6]}] }' \
+  "$ROWS" >"$OUT/report.json"
+cat "$OUT/report.txt"
+log "done in ${total} s; $OUT/report.txt, $OUT/report.json"
