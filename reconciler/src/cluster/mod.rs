@@ -11,11 +11,12 @@ pub use lease::Leadership;
 pub use watch::ManagedChange;
 
 use crate::model::live::{
-    ADDITIONAL_NAMESPACES, APPLYSET_ID, ApplySet, CONTAINS_GROUP_KINDS, FIELD_MANAGER, INVENTORY_KEY, Inventory, LAST_APPLIED_REVISION,
-    LAST_ATTEMPTED_REVISION, LiveObject, LiveState, TOOLING,
+    ADDITIONAL_NAMESPACES, APPLYSET_ID, ApplySet, CONTAINS_GROUP_KINDS, FIELD_MANAGER, INVENTORY_GZ_KEY, INVENTORY_KEY, Inventory,
+    LAST_APPLIED_REVISION, LAST_ATTEMPTED_REVISION, LiveObject, LiveState, StoredObjects, TOOLING,
 };
 use crate::model::object::{API_VERSION, GROUP};
 use crate::model::{Kind, ObjectId};
+use base64::Engine;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -188,8 +189,12 @@ impl Cluster {
         let Some(configmap) = patiently(|| api.get_opt(&applyset.name)).await? else { return Ok(None) };
         let annotations = configmap.metadata.annotations.clone().unwrap_or_default();
         let data = configmap.data.clone().unwrap_or_default();
+        let binary = configmap.binary_data.clone().unwrap_or_default();
+        let objects =
+            Inventory::decode_objects(data.get(INVENTORY_KEY).map(String::as_str), binary.get(INVENTORY_GZ_KEY).map(|b| b.0.as_slice()))
+                .map_err(|e| ClusterError::Config(format!("the inventory {}/{} cannot be read: {e}", applyset.namespace, applyset.name)))?;
         Ok(Some(Inventory {
-            objects: Inventory::parse_objects(data.get(INVENTORY_KEY).map(String::as_str).unwrap_or_default()),
+            objects,
             last_applied_revision: annotations.get(LAST_APPLIED_REVISION).cloned().unwrap_or_default(),
             resource_version: configmap.metadata.resource_version.clone().unwrap_or_default(),
         }))
@@ -219,7 +224,7 @@ impl Cluster {
         ]);
         let previous = self.inventory(applyset).await?.map(|i| i.last_applied_revision).unwrap_or_default();
         annotations.insert(LAST_APPLIED_REVISION.to_string(), applied.map(String::from).unwrap_or(previous));
-        let configmap = json!({
+        let mut configmap = json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {
@@ -228,8 +233,13 @@ impl Cluster {
                 "labels": {APPLYSET_ID: applyset.id(), crate::model::live::MANAGED_BY: FIELD_MANAGER},
                 "annotations": annotations,
             },
-            "data": {INVENTORY_KEY: Inventory::render_objects(objects)},
         });
+        match Inventory::encode_objects(objects) {
+            StoredObjects::Plain(text) => configmap["data"] = json!({INVENTORY_KEY: text}),
+            StoredObjects::Gzip(bytes) => {
+                configmap["binaryData"] = json!({INVENTORY_GZ_KEY: base64::engine::general_purpose::STANDARD.encode(bytes)});
+            }
+        }
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &applyset.namespace);
         let (params, patch) = (PatchParams::apply(FIELD_MANAGER).force(), Patch::Apply(&configmap));
         match patiently(|| api.patch(&applyset.name, &params, &patch)).await {

@@ -282,6 +282,9 @@ async fn plan_and_apply(
         let shown = changed[..changed.len() - more].join(", ");
         summary = if more == 0 { format!("{summary}: {shown}") } else { format!("{summary}: {shown} and {more} more") };
     }
+    if let Some(why) = &report.inventory_error {
+        summary = format!("{summary}; the inventory could not be written: {why}");
+    }
     let succeeded = report.succeeded();
     shared.report().counts = counts;
     if !succeeded {

@@ -7,6 +7,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
+use std::io::{Read, Write};
 
 pub const FIELD_MANAGER: &str = "mcp-gitops";
 pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -29,6 +30,11 @@ pub const STATUS_MANAGER: &str = "mcp-gitops-status";
 pub const LEADER_LEASE: &str = "mcp-gitops-leader";
 /// The inventory's data key: one `Kind/namespace/name` per line.
 pub const INVENTORY_KEY: &str = "objects";
+/// The inventory's binaryData key when the list is stored gzip-compressed.
+pub const INVENTORY_GZ_KEY: &str = "objects.gz";
+/// Lists longer than this are stored compressed: a ConfigMap holds at most 1 MiB, and at about
+/// 70 bytes a line a plain list stops fitting near 15,000 objects.
+pub const INVENTORY_PLAIN_MAX: usize = 256 * 1024;
 pub const DEFAULT_INVENTORY_NAMESPACE: &str = "mcp-gitops";
 pub const INVENTORY_NAME: &str = "mcp-gitops-inventory";
 
@@ -68,6 +74,37 @@ impl Inventory {
     pub fn render_objects(objects: &BTreeSet<ObjectId>) -> String {
         objects.iter().map(|id| format!("{id}\n")).collect()
     }
+
+    /// The list as stored: plain text while it is small (people read it with kubectl), else
+    /// gzip-compressed bytes.
+    pub fn encode_objects(objects: &BTreeSet<ObjectId>) -> StoredObjects {
+        let text = Self::render_objects(objects);
+        if text.len() <= INVENTORY_PLAIN_MAX {
+            return StoredObjects::Plain(text);
+        }
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        // Writing to memory does not fail.
+        let _ = encoder.write_all(text.as_bytes());
+        StoredObjects::Gzip(encoder.finish().unwrap_or_default())
+    }
+
+    /// Reads either stored form; compressed bytes that do not decompress are an error (an
+    /// empty list would make the next write forget every object).
+    pub fn decode_objects(plain: Option<&str>, gzip: Option<&[u8]>) -> Result<BTreeSet<ObjectId>, String> {
+        let Some(bytes) = gzip else { return Ok(Self::parse_objects(plain.unwrap_or_default())) };
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("{INVENTORY_GZ_KEY} does not decompress: {e}"))?;
+        Ok(Self::parse_objects(&text))
+    }
+}
+
+/// The object list of the inventory in the form it is stored in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoredObjects {
+    Plain(String),
+    Gzip(Vec<u8>),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -139,5 +176,18 @@ mod tests {
         ]
         .into();
         assert_eq!(Inventory::parse_objects(&Inventory::render_objects(&ids)), ids);
+    }
+
+    #[test]
+    fn large_inventories_are_compressed_and_read_back() {
+        let ids: BTreeSet<ObjectId> = (0..21_000)
+            .map(|i| ObjectId { kind: Kind::Grant, namespace: format!("mcp-team-{}", i % 20), name: format!("ledger-mcp-{i:05}-oncall") })
+            .collect();
+        let StoredObjects::Gzip(bytes) = Inventory::encode_objects(&ids) else { panic!("21,000 objects are stored compressed") };
+        assert!(bytes.len() < 512 * 1024, "{} bytes do not fit a ConfigMap with room to spare", bytes.len());
+        assert_eq!(Inventory::decode_objects(None, Some(&bytes)), Ok(ids));
+        assert!(Inventory::decode_objects(None, Some(b"not gzip")).is_err());
+        let small: BTreeSet<ObjectId> = [ObjectId { kind: Kind::Server, namespace: "a".into(), name: "s".into() }].into();
+        assert_eq!(Inventory::encode_objects(&small), StoredObjects::Plain("MCPServer/a/s\n".into()));
     }
 }
