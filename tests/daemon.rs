@@ -164,12 +164,6 @@ fn in_report_mode_drift_is_reported_not_reverted() {
     daemon.wait_until(Duration::from_secs(10), |_| event_reasons(&teams.kubectl, &teams.inventory).contains(&"DriftDetected".into()));
 }
 
-/// How many reconciles ended with `result`, from /metrics.
-fn reconciles(daemon: &Daemon, result: &str) -> u64 {
-    let prefix = format!("mcp_gitops_reconciles_total{{result=\"{result}\"}} ");
-    daemon.get("/metrics").1.lines().find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok()).unwrap_or(0)
-}
-
 fn metric_lines(daemon: &Daemon, name: &str) -> Vec<String> {
     daemon.get("/metrics").1.lines().filter(|l| l.starts_with(name)).map(String::from).collect()
 }
@@ -187,13 +181,13 @@ fn a_directory_source_is_applied_when_its_files_change_and_nothing_else_is_writt
 
     // With nothing to do, a reconcile writes nothing: no object, no inventory, no annotation.
     assert_eq!(daemon.signed_hook(), 202);
-    daemon.wait_until(Duration::from_secs(30), |d| reconciles(d, "unchanged") >= 1);
+    daemon.wait_until(Duration::from_secs(30), |d| d.reconciles("unchanged") >= 1);
     let inventory = ["get", "configmap", "mcp-gitops-inventory", "-n", teams.inventory.as_str()];
     let grant = ["get", "mcpaccessgrants", "refund-desk", "-n", teams.payments.as_str()];
     let before = (resource_version(&teams.kubectl, &inventory), resource_version(&teams.kubectl, &grant));
     let applied = metric_lines(&daemon, "mcp_gitops_objects_applied_total");
     assert_eq!(daemon.signed_hook(), 202);
-    daemon.wait_until(Duration::from_secs(30), |d| reconciles(d, "unchanged") >= 2);
+    daemon.wait_until(Duration::from_secs(30), |d| d.reconciles("unchanged") >= 2);
     assert_eq!(before, (resource_version(&teams.kubectl, &inventory), resource_version(&teams.kubectl, &grant)));
     let after = metric_lines(&daemon, "mcp_gitops_objects_applied_total");
     assert_eq!(applied, after);

@@ -61,7 +61,7 @@ fn https_with_basic_auth_rotated_tokens_force_pushes_and_deleted_branches() {
     let token_arg = token_file.to_string_lossy().into_owned();
     let ca = server.ca_file();
     let extra = ["--git-username", "platform-bot", "--git-token-file", token_arg.as_str()];
-    let daemon = Daemon::spawn_with_env(&url, &kubeconfig(), &inventory, &extra, &[("SSL_CERT_FILE", ca.as_path())]);
+    let daemon = Daemon::spawn_with_env(&url, &kubeconfig(), &inventory, &extra, &[("SSL_CERT_FILE", &ca.to_string_lossy())]);
     daemon.wait_until(Duration::from_secs(60), |d| d.get("/readyz").0 == 200);
     assert_eq!(max_trust(&kubectl, &namespace), "low");
 

@@ -10,7 +10,7 @@
 mod common;
 
 use common::cluster::{Kubectl, unique};
-use git2::{IndexAddOption, Repository, Signature};
+use common::daemon::{Daemon, Upstream};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -246,106 +246,6 @@ fn a_throttled_and_stalling_api_server_slows_apply_down_but_loses_nothing() {
     assert_unowned_intact(&before, kubectl);
 }
 
-/// A work repository whose commits are pushed to a bare repository the daemon follows.
-struct Upstream {
-    work: tempfile::TempDir,
-    bare: tempfile::TempDir,
-}
-
-impl Upstream {
-    fn new() -> Upstream {
-        let upstream = Upstream { work: tempfile::tempdir().expect("work"), bare: tempfile::tempdir().expect("bare") };
-        Repository::init_bare(upstream.bare.path()).expect("init bare");
-        Repository::init(upstream.work.path()).expect("init work");
-        upstream
-    }
-
-    /// Commits the work tree as it is and pushes it to `main`; returns the commit id.
-    fn push(&self, message: &str) -> String {
-        let repo = Repository::open(self.work.path()).expect("open");
-        let mut index = repo.index().expect("index");
-        index.add_all(["*"], IndexAddOption::DEFAULT, None).expect("add");
-        index.update_all(["*"], None).expect("update");
-        index.write().expect("write");
-        let tree = repo.find_tree(index.write_tree().expect("tree")).expect("tree");
-        let signature = Signature::now("Platform Team", "platform@fernhill.io").expect("signature");
-        let parent = repo.find_reference("refs/heads/main").ok().and_then(|r| r.peel_to_commit().ok());
-        let parents: Vec<&git2::Commit> = parent.iter().collect();
-        let id = repo.commit(Some("refs/heads/main"), &signature, &signature, message, &tree, &parents).expect("commit");
-        let mut remote = repo.remote_anonymous(&self.bare.path().to_string_lossy()).expect("remote");
-        remote.push(&["+refs/heads/main:refs/heads/main"], None).expect("push");
-        id.to_string()
-    }
-}
-
-const HOOK_SECRET: &str = "fault-tests-webhook-secret";
-
-struct Daemon {
-    child: std::process::Child,
-    url: String,
-    http: reqwest::blocking::Client,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Daemon {
-    fn start(upstream: &Upstream, kubeconfig: &Path, inventory: &str, extra: &[&str]) -> Daemon {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let secret = upstream.bare.path().join("hook-secret");
-        std::fs::write(&secret, HOOK_SECRET).expect("secret");
-        let cache = upstream.bare.path().join("daemon-cache");
-        let child = Command::new(env!("CARGO_BIN_EXE_mcp-gitops"))
-            .args(["daemon", "--repo", &upstream.bare.path().to_string_lossy(), "--branch", "main", "--interval", "1h"])
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--webhook-secret-file", &secret.to_string_lossy()])
-            .args(["--kubeconfig", &kubeconfig.to_string_lossy(), "--inventory-namespace", inventory])
-            .args(["--cache-dir", &cache.to_string_lossy(), "--max-deletes", "5000"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("daemon starts");
-        Daemon { child, url: format!("http://127.0.0.1:{port}"), http: reqwest::blocking::Client::new() }
-    }
-
-    fn get(&self, path: &str) -> String {
-        self.http.get(format!("{}{path}", self.url)).send().and_then(|r| r.text()).unwrap_or_default()
-    }
-
-    fn status(&self) -> serde_json::Value {
-        serde_json::from_str(&self.get("/status")).unwrap_or_default()
-    }
-
-    fn hook(&self) {
-        let body = r#"{"ref":"refs/heads/main"}"#;
-        let signature = mcp_gitops::daemon::webhook::sign(HOOK_SECRET.as_bytes(), body.as_bytes());
-        let _ = self.http.post(format!("{}/hook", self.url)).header("x-hub-signature-256", signature).body(body).send();
-    }
-
-    /// How many reconciles ended with `result`, from /metrics.
-    fn reconciles(&self, result: &str) -> u64 {
-        let metrics = self.get("/metrics");
-        let prefix = format!("mcp_gitops_reconciles_total{{result=\"{result}\"}} ");
-        metrics.lines().find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok()).unwrap_or(0)
-    }
-
-    fn wait(&self, limit: Duration, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        let started = Instant::now();
-        loop {
-            let status = self.status();
-            if done(&status) {
-                return status;
-            }
-            assert!(started.elapsed() < limit, "gave up after {limit:?} waiting for {what}; status: {status}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 #[test]
 fn the_api_server_restarted_during_a_daemon_reconcile_is_reported_then_converges() {
     let _serial = serial();
@@ -358,18 +258,18 @@ fn the_api_server_restarted_during_a_daemon_reconcile_is_reported_then_converges
     let upstream = Upstream::new();
     write_bulk(upstream.work.path(), &namespace, 10, "low");
     let first = upstream.push("ten grants");
-    let daemon = Daemon::start(&upstream, &cluster.kubeconfig, &inventory, &[]);
-    daemon.wait(Duration::from_secs(60), "the first commit", |s| s["revision"] == first.as_str());
+    let daemon = Daemon::spawn(&upstream.bare_path(), &cluster.kubeconfig, &inventory, &["--max-deletes", "5000"]);
+    daemon.wait_for(Duration::from_secs(60), "the first commit", |s| s["revision"] == first.as_str());
 
     let grants = 3000;
     write_bulk(upstream.work.path(), &namespace, grants, "low");
     let second = upstream.push("three thousand grants");
-    daemon.hook();
+    daemon.signed_hook();
     // Once the reconcile is under way (a few percent written), the API server dies and comes back.
     wait_for(Duration::from_secs(60), "the daemon to create g00100", || exists(kubectl, "mcpaccessgrants", &namespace, "g00100"));
     let pid = std::fs::read_to_string(cluster.dir.join("kube-apiserver.pid")).expect("pid");
     assert!(Command::new("kill").args(["-9", pid.trim()]).status().expect("kill").success());
-    let failed = daemon.wait(Duration::from_secs(60), "the reconcile to fail", |s| s["last_result"] == "failed");
+    let failed = daemon.wait_for(Duration::from_secs(60), "the reconcile to fail", |s| s["last_result"] == "failed");
     eprintln!("/status after the API server died: {failed}");
     assert_eq!(failed["revision"], first.as_str(), "the revision live is still the first one");
     assert_eq!(failed["attempted_revision"], second.as_str());
@@ -383,11 +283,11 @@ fn the_api_server_restarted_during_a_daemon_reconcile_is_reported_then_converges
     cluster.script("restart-apiserver");
 
     // The daemon backs off, retries on its own and converges on the same revision.
-    let done = daemon.wait(Duration::from_secs(120), "convergence", |s| s["revision"] == second.as_str());
+    let done = daemon.wait_for(Duration::from_secs(120), "convergence", |s| s["revision"] == second.as_str());
     eprintln!("/status after convergence: {done}");
     assert_eq!(done["last_result"], "applied", "the revision and the result come together: {done}");
     assert_eq!(done["counts"]["failed"], 0);
-    assert!(daemon.reconciles("failed") >= 1, "{}", daemon.get("/metrics"));
+    assert!(daemon.reconciles("failed") >= 1, "{}", daemon.get("/metrics").1);
     assert_eq!(grant_count(kubectl, &namespace), grants);
     let inventory_objects = kubectl.json(&["get", "configmap", "mcp-gitops-inventory", "-n", &inventory]);
     assert_eq!(inventory_objects["data"]["objects"].as_str().map(|o| o.lines().count()), Some(grants + 1));
@@ -410,8 +310,8 @@ fn another_field_manager_racing_the_daemon_is_overridden_and_nothing_else_is_tou
     let upstream = Upstream::new();
     write_bulk(upstream.work.path(), &namespace, 40, "low");
     let revision = upstream.push("forty grants");
-    let daemon = Daemon::start(&upstream, &kubeconfig, &inventory, &[]);
-    daemon.wait(Duration::from_secs(60), "the first apply", |s| s["revision"] == revision.as_str());
+    let daemon = Daemon::spawn(&upstream.bare_path(), &kubeconfig, &inventory, &["--max-deletes", "5000"]);
+    daemon.wait_for(Duration::from_secs(60), "the first apply", |s| s["revision"] == revision.as_str());
 
     // Two racers for 8 s: a merge patch and a forced server-side apply under other managers,
     // on our grants and on theirs, while webhooks keep the daemon reconciling.
@@ -441,7 +341,7 @@ fn another_field_manager_racing_the_daemon_is_overridden_and_nothing_else_is_tou
         .collect();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(8) {
-        daemon.hook();
+        daemon.signed_hook();
         std::thread::sleep(Duration::from_millis(300));
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -449,7 +349,7 @@ fn another_field_manager_racing_the_daemon_is_overridden_and_nothing_else_is_tou
     let drift_seen = daemon.reconciles("applied");
     eprintln!("racers made {edits:?} edits; {drift_seen} reconciles applied changes");
     assert!(edits.iter().all(|&n| n > 0));
-    assert!(drift_seen >= 2, "the daemon reconciled during the race: {}", daemon.get("/metrics"));
+    assert!(drift_seen >= 2, "the daemon reconciled during the race: {}", daemon.get("/metrics").1);
 
     // After the race the daemon converges: every grant is back to git and mcp-gitops alone owns
     // the field (a reconcile planned before the racers' last edit may finish first: poke again).
@@ -467,13 +367,13 @@ fn another_field_manager_racing_the_daemon_is_overridden_and_nothing_else_is_tou
         })
     };
     wait_for(Duration::from_secs(60), "every grant back to git", || {
-        daemon.hook();
+        daemon.signed_hook();
         std::thread::sleep(Duration::from_millis(500));
         back_to_git()
     });
-    daemon.hook();
-    daemon.wait(Duration::from_secs(30), "a reconcile with nothing left to correct", |s| s["last_result"] == "unchanged");
-    assert_eq!(daemon.reconciles("failed"), 0, "a race is not a failure: {}", daemon.get("/metrics"));
+    daemon.signed_hook();
+    daemon.wait_for(Duration::from_secs(30), "a reconcile with nothing left to correct", |s| s["last_result"] == "unchanged");
+    assert_eq!(daemon.reconciles("failed"), 0, "a race is not a failure: {}", daemon.get("/metrics").1);
     let repo_arg = upstream.work.path().to_string_lossy().into_owned();
     let kubeconfig_arg = kubeconfig.to_string_lossy().into_owned();
     let plan = mcp(&["plan", &repo_arg, "--kubeconfig", &kubeconfig_arg, "--inventory-namespace", &inventory, "--format", "json"]);

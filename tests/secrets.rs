@@ -9,10 +9,11 @@
 mod common;
 
 use common::cluster::{Kubectl, kubeconfig, repo_copy, unique};
+use common::daemon::{Daemon, Upstream};
 use common::{Run, run};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+
+use std::time::Duration;
 
 const STRING_DATA: &str = "stringdata-value-7f3a91c2";
 const DUPLICATED: &str = "duplicated-value-5b8e0d44";
@@ -22,7 +23,6 @@ const IN_CLUSTER: &str = "in-cluster-secret-e19a77";
 fn annotation_token() -> String {
     ["ghp", "Zq8WfT3kLm9XvB2nR7cY4pD6sH1jK0aEuGi5"].join("_")
 }
-const WEBHOOK_SECRET: &str = "webhook-secret-d4c3b2a1-never-print";
 const URL_TOKEN: &str = "urltoken-9a8b7c6d5e4f";
 
 fn base64(text: &str) -> String {
@@ -39,7 +39,7 @@ fn needles(cluster_token: &str) -> Vec<(&'static str, String)> {
         ("Secret data (base64)", base64(DATA_PLAIN)),
         ("Secret in the cluster", IN_CLUSTER.to_string()),
         ("token-shaped annotation", annotation_token()),
-        ("webhook secret", WEBHOOK_SECRET.to_string()),
+        ("webhook secret", common::daemon::SECRET.to_string()),
         ("token in the git URL", URL_TOKEN.to_string()),
         ("the cluster's bearer token", cluster_token.to_string()),
     ]
@@ -128,15 +128,15 @@ fn no_command_prints_a_secret_a_token_or_a_credential() {
     // The daemon on a bare repository: the commit with the Secret, then the clean one.
     let upstream = Upstream::new();
     upstream.commit(dirty.path(), "with a secret");
-    let daemon = Daemon::start(&upstream.bare_url(), &kubeconfig, &inventory, &["--log-format", "json"]);
-    let invalid = daemon.wait(|s| s["last_result"] == "invalid");
+    let daemon = Daemon::spawn_with_env(&upstream.bare_path(), &kubeconfig, &inventory, &[], &[("RUST_LOG", "debug")]);
+    let invalid = daemon.wait_for(Duration::from_secs(60), "the commit with a secret", |s| s["last_result"] == "invalid");
     assert!(invalid.to_string().contains("secret_in_repo"), "{invalid}");
     upstream.commit(clean.path(), "without");
-    daemon.hook(WEBHOOK_SECRET);
-    daemon.hook("a-wrong-secret");
-    daemon.wait(|s| s["last_result"] == "unchanged" || s["last_result"] == "applied");
-    let (status, metrics) = (daemon.get("/status"), daemon.get("/metrics"));
-    let logs = daemon.stop();
+    daemon.signed_hook();
+    daemon.hook_signed_with("a-wrong-secret");
+    daemon.wait_for(Duration::from_secs(60), "the clean commit", |s| s["last_result"] == "unchanged" || s["last_result"] == "applied");
+    let (status, metrics) = (daemon.get("/status").1, daemon.get("/metrics").1);
+    let logs = daemon.logs();
     assert!(logs.contains("webhook refused"), "{logs}");
     assert_clean("daemon /status", &status, &needles);
     assert_clean("daemon /metrics", &metrics, &needles);
@@ -144,129 +144,10 @@ fn no_command_prints_a_secret_a_token_or_a_credential() {
 
     // A git URL with credentials: the fetch fails, and neither logs nor /status show the token.
     let url = format!("https://mcp-bot:{URL_TOKEN}@127.0.0.1:1/platform.git");
-    let daemon = Daemon::start(&url, &kubeconfig, &inventory, &[]);
-    let failed = daemon.wait(|s| s["last_result"] == "fetch_failed");
-    let logs = daemon.stop();
+    let daemon = Daemon::spawn(&url, &kubeconfig, &inventory, &[]);
+    let failed = daemon.wait_for(Duration::from_secs(60), "the failed fetch", |s| s["last_result"] == "fetch_failed");
+    let logs = daemon.logs();
     assert!(failed["last_message"].as_str().is_some_and(|m| m.contains("127.0.0.1:1")), "{failed}");
     assert_clean("daemon /status after a failed fetch", &failed.to_string(), &needles);
     assert_clean("daemon logs after a failed fetch", &logs, &needles);
-}
-
-struct Upstream {
-    work: tempfile::TempDir,
-    bare: tempfile::TempDir,
-}
-
-impl Upstream {
-    fn new() -> Upstream {
-        let upstream = Upstream { work: tempfile::tempdir().expect("work"), bare: tempfile::tempdir().expect("bare") };
-        git2::Repository::init_bare(upstream.bare.path()).expect("init bare");
-        git2::Repository::init(upstream.work.path()).expect("init work");
-        upstream
-    }
-
-    fn bare_url(&self) -> String {
-        self.bare.path().to_string_lossy().into_owned()
-    }
-
-    /// Replaces the work tree with `files` and pushes a commit to `main`.
-    fn commit(&self, files: &Path, message: &str) {
-        let repo = git2::Repository::open(self.work.path()).expect("open");
-        for entry in std::fs::read_dir(self.work.path()).expect("read").flatten() {
-            if entry.file_name() != ".git" {
-                let _ = std::fs::remove_dir_all(entry.path()).or_else(|_| std::fs::remove_file(entry.path()));
-            }
-        }
-        copy(files, self.work.path());
-        let mut index = repo.index().expect("index");
-        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).expect("add");
-        index.update_all(["*"], None).expect("update");
-        index.write().expect("write");
-        let tree = repo.find_tree(index.write_tree().expect("tree")).expect("tree");
-        let signature = git2::Signature::now("Platform Team", "platform@fernhill.io").expect("signature");
-        let parent = repo.find_reference("refs/heads/main").ok().and_then(|r| r.peel_to_commit().ok());
-        let parents: Vec<&git2::Commit> = parent.iter().collect();
-        repo.commit(Some("refs/heads/main"), &signature, &signature, message, &tree, &parents).expect("commit");
-        let mut remote = repo.remote_anonymous(&self.bare_url()).expect("remote");
-        remote.push(&["+refs/heads/main:refs/heads/main"], None).expect("push");
-    }
-}
-
-fn copy(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).expect("read").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            std::fs::create_dir_all(&target).expect("mkdir");
-            copy(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
-/// The daemon with debug logs written to a file (a pipe could fill up and block it).
-struct Daemon {
-    child: std::process::Child,
-    url: String,
-    logs: tempfile::NamedTempFile,
-    http: reqwest::blocking::Client,
-    _cache: tempfile::TempDir,
-}
-
-impl Daemon {
-    fn start(repo: &str, kubeconfig: &Path, inventory: &str, extra: &[&str]) -> Daemon {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        let cache = tempfile::tempdir().expect("cache");
-        let secret = cache.path().join("webhook-secret");
-        std::fs::write(&secret, format!("{WEBHOOK_SECRET}\n")).expect("secret");
-        let logs = tempfile::NamedTempFile::new().expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_mcp-gitops"))
-            .args(["daemon", "--repo", repo, "--branch", "main", "--interval", "1h", "--listen", &format!("127.0.0.1:{port}")])
-            .args(["--webhook-secret-file", &secret.to_string_lossy(), "--kubeconfig", &kubeconfig.to_string_lossy()])
-            .args(["--inventory-namespace", inventory, "--cache-dir", &cache.path().join("git").to_string_lossy()])
-            .args(extra)
-            .env("RUST_LOG", "debug")
-            .stdout(Stdio::null())
-            .stderr(logs.reopen().expect("log file"))
-            .spawn()
-            .expect("daemon starts");
-        Daemon { child, url: format!("http://127.0.0.1:{port}"), logs, http: reqwest::blocking::Client::new(), _cache: cache }
-    }
-
-    fn get(&self, path: &str) -> String {
-        self.http.get(format!("{}{path}", self.url)).send().and_then(|r| r.text()).unwrap_or_default()
-    }
-
-    fn hook(&self, secret: &str) {
-        let body = r#"{"ref":"refs/heads/main"}"#;
-        let signature = mcp_gitops::daemon::webhook::sign(secret.as_bytes(), body.as_bytes());
-        let _ = self.http.post(format!("{}/hook", self.url)).header("x-hub-signature-256", signature).body(body).send();
-        let _ = self.http.post(format!("{}/hook", self.url)).header("x-gitlab-token", secret).body(body).send();
-    }
-
-    fn wait(&self, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        let started = Instant::now();
-        loop {
-            let status: serde_json::Value = serde_json::from_str(&self.get("/status")).unwrap_or_default();
-            if done(&status) {
-                return status;
-            }
-            assert!(started.elapsed() < Duration::from_secs(60), "gave up; status: {status}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Stops the daemon and returns everything it logged.
-    fn stop(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        std::fs::read_to_string(self.logs.path()).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

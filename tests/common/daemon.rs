@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub const SECRET: &str = "webhook-secret-for-tests";
+/// The webhook secret of every test daemon; distinctive, so that tests can grep output for it.
+pub const SECRET: &str = "webhook-secret-d4c3b2a1-never-print";
 
 /// A work repository whose commits are pushed to a bare repository the daemon follows.
 pub struct Upstream {
@@ -54,14 +55,23 @@ impl Upstream {
         bare.find_reference("refs/heads/main").expect("main").delete().expect("delete main");
     }
 
+    /// Commits the work tree as it is and pushes it to `main`; returns the commit id.
+    pub fn push(&self, message: &str) -> String {
+        self.record(message, true)
+    }
+
     fn commit_with(&self, files_from: &Path, message: &str, on_top: bool) -> String {
-        let repo = Repository::open(self.work.path()).expect("open");
         for entry in std::fs::read_dir(self.work.path()).expect("read").flatten() {
             if entry.file_name() != ".git" {
                 let _ = std::fs::remove_dir_all(entry.path()).or_else(|_| std::fs::remove_file(entry.path()));
             }
         }
         copy(files_from, self.work.path());
+        self.record(message, on_top)
+    }
+
+    fn record(&self, message: &str, on_top: bool) -> String {
+        let repo = Repository::open(self.work.path()).expect("open");
         let mut index = repo.index().expect("index");
         index.add_all(["*"], IndexAddOption::DEFAULT, None).expect("add");
         index.update_all(["*"], None).expect("update");
@@ -119,7 +129,7 @@ impl Daemon {
         Daemon::spawn_with_env(repo, kubeconfig, inventory, extra, &[])
     }
 
-    pub fn spawn_with_env(repo: &str, kubeconfig: &Path, inventory: &str, extra: &[&str], env: &[(&str, &Path)]) -> Daemon {
+    pub fn spawn_with_env(repo: &str, kubeconfig: &Path, inventory: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
         let dir = tempfile::tempdir().expect("daemon dir");
         let secret = dir.path().join(unique("secret"));
@@ -166,8 +176,32 @@ impl Daemon {
     }
 
     pub fn signed_hook(&self) -> u16 {
+        self.hook_signed_with(SECRET)
+    }
+
+    /// A push event signed with `secret` (GitHub's signature).
+    pub fn hook_signed_with(&self, secret: &str) -> u16 {
         let body = r#"{"ref":"refs/heads/main"}"#;
-        self.hook(body, Some(&mcp_gitops::daemon::webhook::sign(SECRET.as_bytes(), body.as_bytes())))
+        self.hook(body, Some(&mcp_gitops::daemon::webhook::sign(secret.as_bytes(), body.as_bytes())))
+    }
+
+    /// Waits until /status satisfies `done` (`what` says what for, when it never does).
+    pub fn wait_for(&self, limit: Duration, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            let status = self.status();
+            if done(&status) {
+                return status;
+            }
+            assert!(started.elapsed() < limit, "gave up after {limit:?} waiting for {what}; status: {status}\nlogs:\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// How many reconciles ended with `result`, from /metrics.
+    pub fn reconciles(&self, result: &str) -> u64 {
+        let prefix = format!("mcp_gitops_reconciles_total{{result=\"{result}\"}} ");
+        self.get("/metrics").1.lines().find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok()).unwrap_or(0)
     }
 
     pub fn wait_until(&self, limit: Duration, done: impl Fn(&Daemon) -> bool) -> Duration {
