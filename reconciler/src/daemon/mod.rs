@@ -79,6 +79,10 @@ struct Shared {
     report: Mutex<Report>,
     /// What the last status annotations and Events said, so that a repeat is not written again.
     last_recorded: Mutex<String>,
+    /// Set by the triggers that ask for a full reconcile even when the branch did not move (the
+    /// interval, drift); a webhook or file event for an unchanged, applied revision is answered
+    /// without reading the cluster.
+    full_pass: AtomicBool,
     /// Objects the running reconcile is about to prune: their deletion events are our own.
     pruning: Mutex<BTreeSet<ObjectId>>,
     metrics: Metrics,
@@ -97,6 +101,12 @@ impl Shared {
     /// Takes `id` off the list of our own pending prunes; whether it was on it.
     fn pruned_by_us(&self, id: &ObjectId) -> bool {
         self.pruning.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(id)
+    }
+
+    /// Wakes the loop for a full reconcile (the interval, drift).
+    fn trigger_full(&self) {
+        self.full_pass.store(true, Ordering::Relaxed);
+        self.trigger.notify_one();
     }
 
     fn stop(&self) {
@@ -119,6 +129,7 @@ pub async fn run(options: Options) -> Result<(), String> {
         stopping: AtomicBool::new(false),
         report: Mutex::new(Report::default()),
         last_recorded: Mutex::new(String::new()),
+        full_pass: AtomicBool::new(true),
         pruning: Mutex::new(BTreeSet::new()),
         metrics: Metrics::default(),
     });

@@ -152,7 +152,16 @@ async fn pipeline(
         tracing::warn!(branch = %options.branch, revision = %poll.snapshot.revision, "the branch was force-pushed; following the new tip");
     }
     let revision = poll.snapshot.revision.clone();
-    shared.report().attempted_revision = revision.clone();
+    let full = shared.full_pass.swap(false, Ordering::Relaxed);
+    {
+        let mut report = shared.report();
+        // The branch did not move and nothing changed in the cluster since the last success:
+        // a webhook or file event for a commit already live needs no LIST of every object.
+        if !full && report.revision == revision && matches!(report.last_result.as_str(), "applied" | "unchanged") {
+            return Outcome::new("unchanged", format!("revision {revision} is live; the branch did not move"));
+        }
+        report.attempted_revision = revision.clone();
+    }
     // load + validate, unless this revision was validated a moment ago (drift and interval
     // reconciles of a large repository then cost a plan, not a validation)
     let now = Timestamp::now();

@@ -18,7 +18,7 @@ pub fn on_interval(shared: Arc<Shared>) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(jittered(shared.options.interval)).await;
-            shared.trigger.notify_one();
+            shared.trigger_full();
         }
     });
 }
@@ -104,11 +104,11 @@ pub fn on_drift(shared: Arc<Shared>, cluster: Cluster, applyset: ApplySet) {
             match change {
                 ManagedChange::ChangedBy { id, manager } => {
                     tracing::info!(object = %id, manager, "a managed object was changed outside git");
-                    shared.trigger.notify_one();
+                    shared.trigger_full();
                 }
                 ManagedChange::Deleted { id } if !shared.pruned_by_us(&id) => {
                     tracing::info!(object = %id, "a managed object was deleted outside git");
-                    shared.trigger.notify_one();
+                    shared.trigger_full();
                 }
                 ManagedChange::Deleted { .. } => {}
             }
