@@ -84,25 +84,19 @@ lock() {
 # ---------------------------------------------------------------------------------------------
 # packages
 
+# Every apt-get goes through tests/packages.sh, which holds one lock for all the installers of
+# the tests: test binaries run side by side and apt refuses a second apt-get.
 APT_UPDATED=0
 apt_update_once() {
   [[ $APT_UPDATED -eq 1 ]] && return 0
   mkdir -p "$CACHE_ROOT"
   log "apt-get update"
-  as_root apt-get update -qq >>"$APT_LOG" 2>&1 || { tail_file "$APT_LOG"; die "apt-get update failed (log: $APT_LOG)"; }
+  bash "$REPO_ROOT/tests/packages.sh" --update >>"$APT_LOG" 2>&1 || { tail_file "$APT_LOG"; die "apt-get update failed (log: $APT_LOG)"; }
   APT_UPDATED=1
 }
 
 ensure_packages() { # ensure_packages PKG...
-  local p missing=()
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
-  done
-  [[ ${#missing[@]} -eq 0 ]] && return 0
-  apt_update_once
-  log "installing ${missing[*]}"
-  as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$APT_LOG" 2>&1 \
-    || { tail_file "$APT_LOG"; die "apt-get install ${missing[*]} failed (log: $APT_LOG)"; }
+  bash "$REPO_ROOT/tests/packages.sh" "$@" || die "installing the Debian packages $* failed"
 }
 
 # Enable deb-src for bookworm main unless some configured source already provides it.
