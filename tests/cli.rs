@@ -232,7 +232,23 @@ fn explain_checks_a_policy_document_as_the_gateway_does() {
         NOW,
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(json(&out.stdout)["reason"], "missing_session");
+    let d = json(&out.stdout);
+    assert_eq!(d["reason"], "missing_session");
+    assert_eq!(d["policy_version"], "v1", "the operator rendered the server's default version into the document");
+    assert!(d.get("risk_level").is_none(), "a plain denial carries no risk level, as the gateway's: {d}");
+
+    // A document with no `policy` section: the gateway's evaluator reports no version at all.
+    let mut unversioned: mcp_gitops::gateway::PolicyDocument = serde_json::from_str(&rendered.stdout).expect("document");
+    unversioned.policy = None;
+    mcp_gitops::gateway::revision::stamp(&mut unversioned);
+    let path = dir.path().join("unversioned.json");
+    fs::write(&path, serde_json::to_string(&unversioned).expect("json")).expect("write");
+    let out =
+        run(&["access", "explain", "--policy", &path.to_string_lossy(), "--tool", "list_invoices", "--agent", "x", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let d = json(&out.stdout);
+    assert_eq!(d["reason"], "missing_session", "{d}");
+    assert!(d.get("policy_version").is_none(), "no version is invented: {d}");
 
     let tampered = dir.path().join("tampered.json");
     let mut document = json(&rendered.stdout);

@@ -139,61 +139,79 @@ fn tool_metadata(document: &PolicyDocument, tool: &str) -> (String, String, Stri
     }
 }
 
+impl Decision {
+    /// A decision that carries only status, reason and policy version: the evaluator's `Deny`
+    /// (and `decideByDefault`), before any matched names are added.
+    fn bare(allowed: bool, status: u16, reason: &'static str, policy_version: &str) -> Decision {
+        Decision {
+            allowed,
+            status,
+            reason,
+            policy_version: policy_version.to_string(),
+            required_trust: String::new(),
+            required_side_effect: String::new(),
+            risk_level: String::new(),
+            admin_trust: String::new(),
+            consented_trust: String::new(),
+            effective_trust: String::new(),
+            matched_grant: String::new(),
+            matched_grant_namespace: String::new(),
+            matched_session: String::new(),
+            matched_session_namespace: String::new(),
+        }
+    }
+
+    fn with_session(mut self, session: Option<&SessionPolicy>) -> Decision {
+        if let Some(s) = session {
+            self.matched_session = s.name.clone();
+            self.matched_session_namespace = s.namespace.clone();
+        }
+        self
+    }
+
+    fn with_grant(mut self, grant: &GrantPolicy, pv: &str) -> Decision {
+        self.matched_grant = grant.name.clone();
+        self.matched_grant_namespace = grant.namespace.clone();
+        self.policy_version = choose_policy_version(&grant.policy_version, pv);
+        self
+    }
+}
+
+/// ChoosePolicyVersion: an object's own version wins over the document's.
+fn choose_policy_version(own: &str, pv: &str) -> String {
+    if own.is_empty() { pv.to_string() } else { own.to_string() }
+}
+
+/// `policy.Authorize`. Each path carries exactly the fields the gateway's decision carries
+/// (DOMAIN.md §5.4, "Which fields each decision carries"): denials of identity, session and
+/// deny rules, and default decisions, carry no risk, trust or required trust.
 pub fn authorize(document: &PolicyDocument, identity: &Identity, method: &str, tool: &str, now: Timestamp) -> Decision {
-    let pv = document.policy.as_ref().map(|p| p.policy_version.clone()).unwrap_or_default();
-    let mut d = Decision {
-        allowed: true,
-        status: 200,
-        reason: ALLOWED,
-        policy_version: pv.clone(),
-        required_trust: String::new(),
-        required_side_effect: String::new(),
-        risk_level: String::new(),
-        admin_trust: String::new(),
-        consented_trust: String::new(),
-        effective_trust: String::new(),
-        matched_grant: String::new(),
-        matched_grant_namespace: String::new(),
-        matched_session: String::new(),
-        matched_session_namespace: String::new(),
-    };
+    let pv = document.policy.as_ref().map(|p| p.policy_version.as_str()).unwrap_or_default();
+    let allow = Decision::bare(true, 200, ALLOWED, pv);
     if !is_tool_call(method) {
-        return d;
+        return allow;
     }
     let (tool_trust, tool_effect, risk) = tool_metadata(document, tool);
-    d.risk_level = risk;
     let policy = document.policy.clone().unwrap_or_default();
     if norm(&policy.mode) == "observe" {
-        return d;
+        return Decision { risk_level: risk, ..allow };
     }
-    let deny = |d: &mut Decision, status: u16, reason: &'static str| {
-        d.allowed = false;
-        d.status = status;
-        d.reason = reason;
-    };
-    let default_allows = norm(&policy.default_decision) == "allow";
-    let by_default = |d: &mut Decision, reason: &'static str| {
-        d.allowed = default_allows;
-        d.status = if default_allows { 200 } else { 403 };
-        d.reason = reason;
+    let deny = |status: u16, reason: &'static str| Decision::bare(false, status, reason, pv);
+    let by_default = |reason: &'static str| {
+        let allows = norm(&policy.default_decision) == "allow";
+        Decision::bare(allows, if allows { 200 } else { 403 }, reason, pv)
     };
     if identity.human.is_empty() && identity.agent.is_empty() && identity.team.is_empty() {
-        deny(&mut d, 401, MISSING_IDENTITY);
-        return d;
+        return deny(401, MISSING_IDENTITY);
     }
     let required = document.session.as_ref().is_some_and(|s| s.required);
     if required && identity.session.is_empty() {
-        deny(&mut d, 401, MISSING_SESSION);
-        return d;
+        return deny(401, MISSING_SESSION);
     }
 
     let found = find_session(document, identity);
-    let mut session: Option<&SessionPolicy> = None;
-    if required {
-        let Some(s) = found else {
-            deny(&mut d, 401, SESSION_NOT_FOUND);
-            return d;
-        };
+    let session = if required {
+        let Some(s) = found else { return deny(401, SESSION_NOT_FOUND) };
         let failure = if s.revoked {
             Some(SESSION_REVOKED)
         } else if session_expired(s, now) {
@@ -202,73 +220,53 @@ pub fn authorize(document: &PolicyDocument, identity: &Identity, method: &str, t
             None
         };
         if let Some(reason) = failure {
-            deny(&mut d, 401, reason);
-            d.matched_session = s.name.clone();
-            d.matched_session_namespace = s.namespace.clone();
-            d.policy_version = if s.policy_version.is_empty() { pv } else { s.policy_version.clone() };
-            return d;
+            return Decision::bare(false, 401, reason, &choose_policy_version(&s.policy_version, pv)).with_session(Some(s));
         }
-        session = Some(s);
-    } else if !identity.session.is_empty() {
-        session = found.filter(|s| !s.revoked && !session_expired(s, now));
-    }
-    if let Some(s) = session {
-        d.matched_session = s.name.clone();
-        d.matched_session_namespace = s.namespace.clone();
-    }
+        Some(s)
+    } else if identity.session.is_empty() {
+        None
+    } else {
+        found.filter(|s| !s.revoked && !session_expired(s, now))
+    };
 
     let mut matching: Vec<&GrantPolicy> = document.grants.iter().filter(|g| subject_matches(*g, identity)).collect();
     if matching.is_empty() {
-        by_default(&mut d, NO_MATCHING_GRANT);
-        return d;
+        return by_default(NO_MATCHING_GRANT).with_session(session);
     }
     matching.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
 
     let best = match best_grant_for(&matching, tool, &tool_trust, &tool_effect) {
         Ok(best) => best,
-        Err(denying) => {
-            deny(&mut d, 403, TOOL_DENIED);
-            attribute(&mut d, denying, &pv);
-            return d;
-        }
+        Err(denying) => return deny(403, TOOL_DENIED).with_grant(denying, pv).with_session(session),
     };
     let Some(attributed) = best.attributed else {
-        by_default(&mut d, TOOL_NOT_GRANTED);
-        return d;
+        return by_default(TOOL_NOT_GRANTED).with_session(session);
     };
-    attribute(&mut d, attributed, &pv);
-    d.required_trust = trust_name(best.required_rank).into();
-    d.required_side_effect = tool_effect.clone();
+    let matched = |d: Decision| d.with_grant(attributed, pv).with_session(session);
+    let judged = |d: Decision| Decision { required_trust: trust_name(best.required_rank).into(), risk_level: risk.clone(), ..matched(d) };
     if tool_effect.is_empty() {
-        deny(&mut d, 403, TOOL_SIDE_EFFECT_UNKNOWN);
-        return d;
+        return judged(deny(403, TOOL_SIDE_EFFECT_UNKNOWN));
     }
     if !best.effect_allowed {
-        deny(&mut d, 403, SIDE_EFFECT_NOT_ALLOWED);
-        return d;
+        return Decision { required_side_effect: tool_effect, ..judged(deny(403, SIDE_EFFECT_NOT_ALLOWED)) };
     }
     if best.admin_rank == 0 {
-        by_default(&mut d, GRANT_WITHOUT_TRUST);
-        return d;
+        let d = by_default(GRANT_WITHOUT_TRUST);
+        return Decision { policy_version: d.policy_version.clone(), ..matched(d) };
     }
     let consented = match session {
         Some(s) if !s.consented_trust.is_empty() => trust_rank(&s.consented_trust),
         _ => best.admin_rank,
     };
     let effective = best.admin_rank.min(consented);
-    d.admin_trust = trust_name(best.admin_rank).into();
-    d.consented_trust = trust_name(consented).into();
-    d.effective_trust = trust_name(effective).into();
-    if effective < best.required_rank {
-        deny(&mut d, 403, TRUST_TOO_LOW);
+    let d = if effective < best.required_rank { deny(403, TRUST_TOO_LOW) } else { allow };
+    Decision {
+        required_side_effect: tool_effect,
+        admin_trust: trust_name(best.admin_rank).into(),
+        consented_trust: trust_name(consented).into(),
+        effective_trust: trust_name(effective).into(),
+        ..judged(d)
     }
-    d
-}
-
-fn attribute(d: &mut Decision, grant: &GrantPolicy, pv: &str) {
-    d.matched_grant = grant.name.clone();
-    d.matched_grant_namespace = grant.namespace.clone();
-    d.policy_version = if grant.policy_version.is_empty() { pv.to_string() } else { grant.policy_version.clone() };
 }
 
 fn find_session<'a>(document: &'a PolicyDocument, identity: &Identity) -> Option<&'a SessionPolicy> {

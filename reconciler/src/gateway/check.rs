@@ -17,7 +17,8 @@ const TRUSTS: &[&str] = &["", "low", "medium", "high"];
 const SIDE_EFFECTS: &[&str] = &["", "read", "write", "destructive"];
 
 /// The blanks the gateway fills after a document passed `check` (DOMAIN.md §5.1), with its
-/// environment defaults: auth mode header, allow-list, deny, policy version v1.
+/// environment defaults: auth mode header, allow-list, deny. The policy version is left as the
+/// document says: the evaluator reports the document's own `policy_version` or nothing (§5.4).
 pub fn with_gateway_defaults(mut document: PolicyDocument) -> PolicyDocument {
     let fill = |value: &mut String, default: &str| {
         if value.is_empty() {
@@ -29,7 +30,6 @@ pub fn with_gateway_defaults(mut document: PolicyDocument) -> PolicyDocument {
     let policy = document.policy.get_or_insert_with(Default::default);
     fill(&mut policy.mode, "allow-list");
     fill(&mut policy.default_decision, "deny");
-    fill(&mut policy.policy_version, "v1");
     document
 }
 

@@ -254,3 +254,158 @@ proptest! {
         }
     }
 }
+
+/// Every decision path with the exact fields the gateway's decision carries (DOMAIN.md §5.4,
+/// "Which fields each decision carries"), as `access explain --format json` prints them.
+mod fields {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn fields(d: &Decision) -> Value {
+        serde_json::to_value(d).unwrap_or_default()
+    }
+
+    /// The base document with its own version `doc-v` and the server's risky tool.
+    fn doc() -> PolicyDocument {
+        let mut doc = base();
+        if let Some(p) = doc.policy.as_mut() {
+            p.policy_version = "doc-v".into();
+        }
+        doc.tools.push(ToolPolicy { risk_level: "high".into(), ..tool("wipe_t", "high", "destructive") });
+        doc
+    }
+
+    fn with_session(mut doc: PolicyDocument, required: bool) -> PolicyDocument {
+        doc.session = Some(SessionConfig { required, ..Default::default() });
+        doc.sessions = vec![SessionPolicy {
+            name: "s1".into(),
+            namespace: "team".into(),
+            human_id: "h".into(),
+            consented_trust: "medium".into(),
+            policy_version: "session-v".into(),
+            ..Default::default()
+        }];
+        doc
+    }
+
+    fn h_s1() -> Identity {
+        Identity { human: "h".into(), session: "s1".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn a_call_that_is_not_a_tool_call_carries_the_version_only() {
+        let d = authorize(&doc(), &Identity::default(), "tools/list", "wipe_t", now());
+        assert_eq!(fields(&d), json!({"allowed": true, "status": 200, "reason": "allowed", "policy_version": "doc-v"}));
+    }
+
+    #[test]
+    fn observe_mode_carries_the_risk() {
+        let mut doc = doc();
+        if let Some(p) = doc.policy.as_mut() {
+            p.mode = "observe".into();
+        }
+        let d = call(&doc, &Identity::default(), "wipe_t");
+        assert_eq!(
+            fields(&d),
+            json!({"allowed": true, "status": 200, "reason": "allowed", "policy_version": "doc-v", "risk_level": "high"})
+        );
+    }
+
+    #[test]
+    fn identity_and_session_denials_carry_no_risk() {
+        let d = call(&doc(), &Identity { session: "s1".into(), ..Default::default() }, "wipe_t");
+        assert_eq!(fields(&d), json!({"allowed": false, "status": 401, "reason": "missing_identity", "policy_version": "doc-v"}));
+        let required = with_session(doc(), true);
+        let d = call(&required, &human("h"), "wipe_t");
+        assert_eq!(fields(&d), json!({"allowed": false, "status": 401, "reason": "missing_session", "policy_version": "doc-v"}));
+        let d = call(&required, &Identity { human: "h".into(), session: "nope".into(), ..Default::default() }, "wipe_t");
+        assert_eq!(fields(&d), json!({"allowed": false, "status": 401, "reason": "session_not_found", "policy_version": "doc-v"}));
+    }
+
+    #[test]
+    fn revoked_and_expired_sessions_carry_the_session_and_its_version() {
+        let mut doc = with_session(doc(), true);
+        doc.sessions[0].revoked = true;
+        let expected = |reason: &str| {
+            json!({"allowed": false, "status": 401, "reason": reason, "policy_version": "session-v",
+                   "matched_session": "s1", "matched_session_namespace": "team"})
+        };
+        assert_eq!(fields(&call(&doc, &h_s1(), "wipe_t")), expected("session_revoked"));
+        doc.sessions[0].revoked = false;
+        doc.sessions[0].expires_at = "2026-01-01T00:00:00Z".into();
+        assert_eq!(fields(&call(&doc, &h_s1(), "wipe_t")), expected("session_expired"));
+    }
+
+    #[test]
+    fn default_decisions_carry_the_document_version_and_the_live_session() {
+        let mut doc = with_session(doc(), false);
+        let d = call(&doc, &h_s1(), "wipe_t");
+        assert_eq!(
+            fields(&d),
+            json!({"allowed": false, "status": 403, "reason": "no_matching_grant", "policy_version": "doc-v",
+                   "matched_session": "s1", "matched_session_namespace": "team"})
+        );
+        doc.grants =
+            vec![GrantPolicy { policy_version: "grant-v".into(), ..grant("g", "h", "high", &["read"], &[("read_t", "allow", "")]) }];
+        if let Some(p) = doc.policy.as_mut() {
+            p.default_decision = "allow".into();
+        }
+        let d = call(&doc, &human("h"), "wipe_t");
+        assert_eq!(fields(&d), json!({"allowed": true, "status": 200, "reason": "tool_not_granted", "policy_version": "doc-v"}));
+    }
+
+    #[test]
+    fn a_deny_rule_carries_the_grant_its_version_and_no_risk() {
+        let mut doc = with_session(doc(), false);
+        doc.grants =
+            vec![GrantPolicy { policy_version: "grant-v".into(), ..grant("g", "h", "high", &["destructive"], &[("wipe_t", "deny", "")]) }];
+        let d = call(&doc, &h_s1(), "wipe_t");
+        assert_eq!(
+            fields(&d),
+            json!({"allowed": false, "status": 403, "reason": "tool_denied", "policy_version": "grant-v",
+                   "matched_grant": "g", "matched_grant_namespace": "ns", "matched_session": "s1", "matched_session_namespace": "team"})
+        );
+    }
+
+    #[test]
+    fn side_effect_denials_carry_required_trust_and_risk() {
+        let mut doc = doc();
+        doc.grants = vec![grant("g", "h", "high", &["read"], &[])];
+        let d = call(&doc, &human("h"), "nose_t");
+        assert_eq!(
+            fields(&d),
+            json!({"allowed": false, "status": 403, "reason": "tool_side_effect_unknown", "policy_version": "doc-v",
+                   "required_trust": "low", "matched_grant": "g", "matched_grant_namespace": "ns"})
+        );
+        let d = call(&doc, &human("h"), "wipe_t");
+        assert_eq!(
+            fields(&d),
+            json!({"allowed": false, "status": 403, "reason": "side_effect_not_allowed", "policy_version": "doc-v",
+                   "required_trust": "high", "required_side_effect": "destructive", "risk_level": "high",
+                   "matched_grant": "g", "matched_grant_namespace": "ns"})
+        );
+    }
+
+    #[test]
+    fn trust_decisions_carry_the_trust_triple() {
+        let mut doc = with_session(doc(), false);
+        doc.grants = vec![grant("g", "h", "high", &["destructive"], &[])];
+        let expected = |allowed: bool, status: u16, reason: &str, consented: &str, effective: &str| {
+            json!({"allowed": allowed, "status": status, "reason": reason, "policy_version": "doc-v",
+                   "required_trust": "high", "required_side_effect": "destructive", "risk_level": "high",
+                   "admin_trust": "high", "consented_trust": consented, "effective_trust": effective,
+                   "matched_grant": "g", "matched_grant_namespace": "ns", "matched_session": "s1", "matched_session_namespace": "team"})
+        };
+        assert_eq!(fields(&call(&doc, &h_s1(), "wipe_t")), expected(false, 403, "trust_too_low", "medium", "medium"));
+        doc.sessions[0].consented_trust = "high".into();
+        assert_eq!(fields(&call(&doc, &h_s1(), "wipe_t")), expected(true, 200, "allowed", "high", "high"));
+    }
+
+    #[test]
+    fn a_document_without_a_version_reports_none() {
+        let mut doc = doc();
+        doc.policy = None;
+        let d = call(&doc, &human("h"), "wipe_t");
+        assert_eq!(fields(&d), json!({"allowed": false, "status": 403, "reason": "no_matching_grant"}));
+    }
+}
