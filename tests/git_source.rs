@@ -110,3 +110,56 @@ fn a_directory_added_since_the_base_plans_as_creates() {
     assert_eq!(plan["summary"]["create"], 22, "{}", plan["summary"]);
     assert_eq!(plan["summary"]["delete"], 0);
 }
+
+/// Commits the work tree as it is.
+fn commit_all(repo: &Repository, message: &str) {
+    let mut index = repo.index().expect("index");
+    index.add_all(["*"], IndexAddOption::DEFAULT, None).expect("add");
+    index.write().expect("write index");
+    let tree = repo.find_tree(index.write_tree().expect("tree")).expect("find tree");
+    let signature = Signature::now("Platform Team", "platform@fernhill.io").expect("signature");
+    let parent = repo.head().expect("head").peel_to_commit().expect("parent");
+    repo.commit(Some("HEAD"), &signature, &signature, message, &tree, &[&parent]).expect("commit");
+}
+
+#[test]
+fn a_base_file_that_does_not_parse_is_reported_and_its_creates_are_uncertain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Repository::init(dir.path()).expect("init");
+    commit_example(&repo, "", "examples/platform", "platform as deployed");
+    let grant = dir.path().join("teams/payments/grants/refund-desk.yaml");
+    let good = fs::read_to_string(&grant).expect("grant file");
+    fs::write(&grant, good.replacen("  maxTrust: medium", "  maxTrust: [medium", 1)).expect("break");
+    commit_all(&repo, "a broken edit lands on main");
+    fs::write(&grant, &good).expect("fix");
+    commit_all(&repo, "fix it");
+    let root = dir.path().to_string_lossy().into_owned();
+
+    let out = run(&["plan", &root, "--base", "HEAD~1", "--format", "json", "--now", NOW]);
+    assert_eq!(out.code, 0, "the base's problems are not the change's: {}", out.stderr);
+    let plan = json(&out.stdout);
+    assert!(plan["diagnostics"].as_array().is_some_and(Vec::is_empty), "{}", plan["diagnostics"]);
+    let base_problems = plan["base_diagnostics"].as_array().cloned().unwrap_or_default();
+    assert!(
+        base_problems
+            .iter()
+            .any(|d| d["code"] == "yaml_syntax" && d["file"] == "teams/payments/grants/refund-desk.yaml" && d["line"].as_u64() >= Some(15)),
+        "{base_problems:?}"
+    );
+    let creates: Vec<&serde_json::Value> =
+        plan["changes"].as_array().map(|c| c.iter().filter(|c| c["action"] == "create").collect()).unwrap_or_default();
+    assert_eq!(creates.len(), 1, "{}", plan["changes"]);
+    assert_eq!(creates[0]["name"], "refund-desk");
+    assert!(creates[0]["uncertain"].as_str().is_some_and(|u| u.contains("refund-desk.yaml could not be read")), "{}", creates[0]);
+
+    let text = run(&["plan", &root, "--base", "HEAD~1", "--now", NOW]).stdout;
+    assert!(text.contains("Problems in the base"), "{text}");
+    assert!(text.contains("allowedSideEffects: [read, write]"), "the base's line is shown: {text}");
+    assert!(text.contains("uncertain:"), "{text}");
+    let markdown = run(&["plan", &root, "--base", "HEAD~1", "--format", "markdown", "--now", NOW]).stdout;
+    assert!(markdown.contains("#### Problems in the base") && markdown.contains("⚠️ uncertain"), "{markdown}");
+
+    // A clean base has none of it.
+    let clean = json(&run(&["plan", &root, "--base", "HEAD", "--format", "json", "--now", NOW]).stdout);
+    assert_eq!(clean["base_diagnostics"], serde_json::json!([]));
+}

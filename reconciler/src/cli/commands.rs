@@ -6,15 +6,17 @@ use crate::apply::{self, Outcome, Status, wait::Expectation};
 use crate::cluster::Cluster;
 use crate::gateway::{self, Identity, PolicyDocument, authorize, check::check};
 use crate::model::live::{ApplySet, LiveState};
-use crate::model::{DesiredState, Kind, ObjectId};
+use crate::model::{DesiredState, Diagnostic, Kind, ObjectId};
 use crate::plan::{Action, Plan};
-use crate::render::{Palette, diagnostics, markdown, text};
+use crate::render::{Palette, diagnostics, github, gitlab, junit, markdown, sarif, text};
 use crate::{load, plan, source, validate};
 use jiff::Timestamp;
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 /// Writes to stdout; a closed pipe (`mcp-gitops ... | head`) ends the output quietly.
 fn write_stdout(text: &str) {
@@ -30,6 +32,33 @@ pub fn dispatch(command: Command, palette: Palette) -> Result<i32, CliError> {
         Command::Render(args) => render_command(args),
         Command::Apply(args) => apply_command(args, palette),
         Command::Daemon(args) => daemon_command(args),
+        Command::Completion(args) => {
+            let mut out = Vec::new();
+            clap_complete::generate(args.shell, &mut <Cli as clap::CommandFactory>::command(), "mcp-gitops", &mut out);
+            write_stdout(&String::from_utf8_lossy(&out));
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// Diagnostics in a forge's format, paths relative to the git repository that holds `dir`.
+fn forge_report(format: ForgeFormat, diagnostics: &[Diagnostic], files: &BTreeMap<String, Arc<str>>, dir: &Path) -> String {
+    let root = source::path_in_repository(dir);
+    match format {
+        ForgeFormat::Github => github::render(diagnostics, &root),
+        ForgeFormat::Sarif => sarif::render(diagnostics, &root),
+        ForgeFormat::Gitlab => gitlab::render(diagnostics, &root),
+        ForgeFormat::Junit => junit::render(diagnostics, files.keys().map(String::as_str), &root),
+    }
+}
+
+/// Appends Markdown to the GitHub Actions job summary when the job has one. A failure to
+/// write it is reported and does not fail the command.
+fn append_step_summary(markdown: &str) {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else { return };
+    let written = std::fs::OpenOptions::new().append(true).create(true).open(&path).and_then(|mut f| f.write_all(markdown.as_bytes()));
+    if let Err(e) = written {
+        eprintln!("warning: cannot append to GITHUB_STEP_SUMMARY ({}): {e}", Path::new(&path).display());
     }
 }
 
@@ -84,8 +113,15 @@ fn validate_command(args: ValidateArgs, palette: Palette) -> Result<i32, CliErro
         state.diagnostics.extend(validate::live_tools::compare(server, url, &live));
         crate::model::diagnostic::sort(&mut state.diagnostics);
     }
+    if args.format == DiagnosticsFormat::Github {
+        append_step_summary(&markdown::validation_report(&args.path.display().to_string(), &state.diagnostics));
+    }
     match args.format {
         DiagnosticsFormat::Json => print_json(&json!({"ok": !state.has_errors(), "diagnostics": state.diagnostics}))?,
+        DiagnosticsFormat::Github | DiagnosticsFormat::Sarif | DiagnosticsFormat::Gitlab | DiagnosticsFormat::Junit => {
+            let format = args.format.forge().unwrap_or(ForgeFormat::Github);
+            write_stdout(&forge_report(format, &state.diagnostics, &state.sources, &args.path));
+        }
         DiagnosticsFormat::Text => {
             write_stdout(&diagnostics::render(&state.diagnostics, &state.sources, palette));
             let objects = |kind| state.of_kind(kind).count();
@@ -135,6 +171,8 @@ fn live_check_server<'a>(state: &'a DesiredState, wanted: Option<&str>) -> Resul
 fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
     let now = parse_time(args.now.as_deref(), "--now")?;
     let desired = desired_from_dir(&args.path, now)?;
+    // The base's file texts, kept only when its problems are shown with their lines.
+    let mut base_sources = BTreeMap::new();
     let plan = match &args.base {
         Some(base) => {
             let (base_snapshot, base_kind) = if Path::new(base).is_dir() {
@@ -147,9 +185,13 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
                     args.path.display()
                 )));
             };
-            // The base's own problems are not this change's: load it, do not validate it.
+            // The base's own problems are not this change's: load it, do not validate it. What
+            // it could not load is reported apart (`base_diagnostics`).
             let base = load::load(base_snapshot).state;
             let plan = plan::plan(&base, base_kind, &desired, now);
+            if !plan.base_diagnostics.is_empty() && matches!(args.format, PlanFormat::Text) {
+                base_sources = base.sources.clone();
+            }
             left_to_the_os(base);
             plan
         }
@@ -164,12 +206,21 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
         let text = serde_json::to_string_pretty(&plan).map_err(|e| CliError::Failed(e.to_string()))?;
         std::fs::write(out, text + "\n").map_err(|e| CliError::Failed(format!("cannot write {}: {e}", out.display())))?;
     }
+    append_step_summary(&markdown::render(&plan));
     match args.format {
         PlanFormat::Json => print_json(&plan)?,
         PlanFormat::Markdown => write_stdout(&markdown::render(&plan)),
+        PlanFormat::Github | PlanFormat::Sarif | PlanFormat::Gitlab | PlanFormat::Junit => {
+            let format = args.format.forge().unwrap_or(ForgeFormat::Github);
+            write_stdout(&forge_report(format, &plan.diagnostics, &desired.sources, &args.path));
+        }
         PlanFormat::Text => {
             if !plan.diagnostics.is_empty() {
                 write_stdout(&diagnostics::render(&plan.diagnostics, &desired.sources, palette));
+            }
+            if !plan.base_diagnostics.is_empty() {
+                write_stdout(&format!("Problems in the base ({}):\n", plan.base.source));
+                write_stdout(&diagnostics::render(&plan.base_diagnostics, &base_sources, palette));
             }
             write_stdout(&text::render(&plan, palette));
         }
@@ -244,8 +295,8 @@ fn explain_command(args: ExplainArgs) -> Result<i32, CliError> {
     let identity = Identity { human: args.human, agent: args.agent, team: args.team, session: args.session };
     let decision = authorize(&document, &identity, &args.method, &args.tool, at);
     match args.format {
-        DiagnosticsFormat::Json => print_json(&decision)?,
-        DiagnosticsFormat::Text => write_stdout(&text::explain(&document, &identity, &args.tool, &decision)),
+        AnswerFormat::Json => print_json(&decision)?,
+        AnswerFormat::Text => write_stdout(&text::explain(&document, &identity, &args.tool, &decision)),
     }
     Ok(EXIT_OK)
 }
@@ -272,8 +323,8 @@ fn matrix_command(args: MatrixArgs) -> Result<i32, CliError> {
         .flat_map(|(id, document)| gateway::matrix(&id, &document, at))
         .collect();
     match args.format {
-        DiagnosticsFormat::Json => print_json(&cells)?,
-        DiagnosticsFormat::Text => write_stdout(&text::matrix(&cells)),
+        AnswerFormat::Json => print_json(&cells)?,
+        AnswerFormat::Text => write_stdout(&text::matrix(&cells)),
     }
     Ok(if state.has_errors() { EXIT_ERROR } else { EXIT_OK })
 }
@@ -466,7 +517,7 @@ fn apply_command(args: ApplyArgs, palette: Palette) -> Result<i32, CliError> {
                 eprintln!("Waiting for the operator ({} server(s), timeout {}s)...", expectations.len(), timeout.as_secs());
                 apply::wait::wait(&cluster, &expectations, timeout).await.map_err(CliError::Failed)?;
                 write_stdout(&format!(
-                    "The operator has taken the change: {} server(s) Ready with the predicted policy revision.\n",
+                    "The operator has taken the change: {} server(s) Ready with the predicted policy.\n",
                     expectations.len()
                 ));
             }
@@ -493,8 +544,7 @@ fn after_apply(desired: &DesiredState, live: &LiveState, report: &apply::Report)
 
 /// The servers `--wait` watches: those changed, and those whose policy the change re-renders.
 fn expectations(plan: &Plan, desired: &DesiredState) -> Vec<Expectation> {
-    let predicted: std::collections::BTreeMap<ObjectId, String> =
-        gateway::render_all(desired).into_iter().map(|(id, d)| (id, d.revision)).collect();
+    let mut predicted: BTreeMap<ObjectId, PolicyDocument> = gateway::render_all(desired).into_iter().collect();
     let mut servers: std::collections::BTreeSet<ObjectId> = plan
         .changes
         .iter()
@@ -506,7 +556,7 @@ fn expectations(plan: &Plan, desired: &DesiredState) -> Vec<Expectation> {
             servers.insert(ObjectId { kind: Kind::Server, namespace: namespace.into(), name: name.into() });
         }
     }
-    servers.into_iter().map(|server| Expectation { revision: predicted.get(&server).cloned(), server }).collect()
+    servers.into_iter().map(|server| Expectation { policy: predicted.remove(&server), server }).collect()
 }
 
 fn daemon_command(args: DaemonArgs) -> Result<i32, CliError> {

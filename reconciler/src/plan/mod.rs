@@ -58,6 +58,10 @@ pub struct Change {
     /// The object exists but is not managed by mcp-gitops: applying it means adopting it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub adopt: bool,
+    /// Why this change may be wrong: the base file that declares it could not be read in full,
+    /// so a create may really be an update or a no-op.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uncertain: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -130,6 +134,10 @@ pub struct Plan {
     pub access_changes: Vec<AccessChange>,
     pub policy_revisions: Vec<PolicyRevision>,
     pub diagnostics: Vec<Diagnostic>,
+    /// The base's own load errors (unreadable files and documents): their objects are missing
+    /// from the base, so creates of what they declare, deletions and access changes are
+    /// uncertain. Empty against a cluster.
+    pub base_diagnostics: Vec<Diagnostic>,
     pub summary: Summary,
 }
 
@@ -142,7 +150,9 @@ pub fn plan(base: &DesiredState, base_kind: &str, desired: &DesiredState, now: T
 
 /// A plan from object changes already computed: adds the access diff, the predicted policy
 /// revisions and the summary.
-pub fn assemble(base: &DesiredState, base_info: Base, desired: &DesiredState, changes: Vec<Change>, now: Timestamp) -> Plan {
+pub fn assemble(base: &DesiredState, base_info: Base, desired: &DesiredState, mut changes: Vec<Change>, now: Timestamp) -> Plan {
+    let base_diagnostics: Vec<Diagnostic> = base.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
+    mark_uncertain(&mut changes, &base_diagnostics, desired);
     let before: BTreeMap<ObjectId, _> = render_all(base).into_iter().collect();
     let after: BTreeMap<ObjectId, _> = render_all(desired).into_iter().collect();
     let access_changes = access::diff(base, &before, desired, &after, now);
@@ -184,7 +194,25 @@ pub fn assemble(base: &DesiredState, base_info: Base, desired: &DesiredState, ch
         access_changes,
         policy_revisions,
         diagnostics: desired.diagnostics.clone(),
+        base_diagnostics,
         summary,
+    }
+}
+
+/// Marks the creates of objects declared in a base file that could not be read in full: the
+/// object may be in that file, unread.
+fn mark_uncertain(changes: &mut [Change], base_errors: &[Diagnostic], desired: &DesiredState) {
+    if base_errors.is_empty() {
+        return;
+    }
+    let first_error: BTreeMap<&str, &Diagnostic> = base_errors.iter().rev().map(|d| (d.file.as_str(), d)).collect();
+    let files: BTreeMap<&ObjectId, &str> = desired.objects.iter().map(|o| (&o.id, o.origin.file.as_str())).collect();
+    for change in changes.iter_mut().filter(|c| c.action == Action::Create) {
+        let Some(d) = files.get(&change.id()).and_then(|file| first_error.get(file)) else { continue };
+        change.uncertain = Some(format!(
+            "the base's {} could not be read in full ({} at {}:{}): the object may be declared there, so this may be an update or no change",
+            d.file, d.code, d.line, d.column
+        ));
     }
 }
 
@@ -231,5 +259,6 @@ pub(crate) fn change(id: &ObjectId, action: Action, diff: String) -> Change {
         object: None,
         drift: Vec::new(),
         adopt: false,
+        uncertain: None,
     }
 }

@@ -7,6 +7,15 @@ use std::fmt::Write;
 
 pub fn render(plan: &Plan, palette: Palette) -> String {
     let mut out = String::new();
+    if !plan.base_diagnostics.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} the base ({}) has {} problem(s) of its own: objects in the files it could not read are missing from it, so creates marked uncertain, deletions and access changes of those objects may be wrong.\n",
+            palette.yellow("note:"),
+            plan.base.source,
+            plan.base_diagnostics.len()
+        );
+    }
     let changed: Vec<_> = plan.changes.iter().filter(|c| c.action != Action::NoOp).collect();
     if changed.is_empty() {
         out.push_str("No object changes.\n");
@@ -23,6 +32,9 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
         let _ = writeln!(out, "  {} {} {}/{}/{}", paint(palette, mark), change.action.as_str(), change.kind, change.namespace, change.name);
         for drift in &change.drift {
             let _ = writeln!(out, "      {} {} changed by {}", palette.yellow("drift:"), drift.path, drift.managers.join(", "));
+        }
+        if let Some(why) = &change.uncertain {
+            let _ = writeln!(out, "      {} {why}", palette.yellow("uncertain:"));
         }
         if change.adopt {
             let _ = writeln!(out, "      {} it exists and is not managed by mcp-gitops; apply needs --adopt", palette.yellow("note:"));
@@ -52,7 +64,7 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
         }
     }
     if !plan.policy_revisions.is_empty() {
-        let _ = writeln!(out, "\n{}", palette.bold("Predicted gateway policy revisions:"));
+        let _ = writeln!(out, "\n{}", palette.bold("Predicted gateway policy revisions (of the rendering sorted by namespace/name):"));
         for revision in &plan.policy_revisions {
             let show = |r: &Option<String>| r.clone().unwrap_or_else(|| "(none)".into());
             let _ = writeln!(out, "  {}: {} -> {}", revision.server, show(&revision.before), show(&revision.after));
