@@ -9,6 +9,7 @@ mod common;
 
 use common::cluster::{Kubectl, cluster_script, kubeconfig, repo_copy, unique};
 use common::{Run, json, run};
+use mcp_gitops::gateway::PolicyDocument;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -302,15 +303,50 @@ fn wait_follows_the_operator_and_says_what_it_waited_for() {
         timeout.stderr
     );
 
-    let _operator = common::operator::start(env.kubeconfig.clone(), vec![env.payments.clone(), env.support.clone()]);
+    let _operator = common::operator::start(env.kubeconfig.clone(), vec![env.payments.clone(), env.support.clone()], 7);
     let change = env.repo("examples/pr-change");
     let out = env.mcp("apply", change.path(), &["--wait", "--timeout", "60s"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("The operator has taken the change: 2 server(s) Ready"), "{}", out.stdout);
-    let rendered = json(&run(&["render", &change.path().to_string_lossy(), "--server", &format!("{}/payments-mcp", env.payments)]).stdout);
-    let configmap = env.kubectl.json(&["get", "configmap", "payments-mcp-gateway-policy", "-n", &env.payments]);
-    let stored = json(configmap["data"]["policy.json"].as_str().unwrap_or("{}"));
-    assert_eq!(stored["revision"], rendered["revision"]);
+    let (predicted, written) = policies(&env, change.path(), "payments-mcp");
+    assert_eq!(mcp_gitops::gateway::revision::written_as_predicted(&predicted, &written), Ok(()));
+}
+
+/// The policy `render` predicts for a server of the repository, and the one the operator wrote.
+fn policies(env: &Env, repo: &Path, server: &str) -> (PolicyDocument, PolicyDocument) {
+    let rendered = run(&["render", &repo.to_string_lossy(), "--server", &format!("{}/{server}", env.payments)]);
+    let configmap = env.kubectl.json(&["get", "configmap", &format!("{server}-gateway-policy"), "-n", &env.payments]);
+    let written = configmap["data"]["policy.json"].as_str().unwrap_or("{}");
+    (serde_json::from_str(&rendered.stdout).expect("rendered policy"), serde_json::from_str(written).expect("written policy"))
+}
+
+#[test]
+fn wait_judges_the_operator_by_content_whatever_order_it_lists_grants_in() {
+    let _serial = serial();
+    let env = Env::new();
+    let repo = tempfile::tempdir().expect("repo");
+    std::fs::create_dir_all(repo.path().join(".mcp")).expect("mkdir");
+    let server = format!(
+        "servers:\n  - name: five\n    namespace: {}\n    gateway: {{enabled: true}}\n    tools: [{{name: read_t, sideEffect: read}}]\n",
+        env.payments
+    );
+    std::fs::write(repo.path().join(".mcp/servers.yaml"), server).expect("write");
+    let mut reordered = 0;
+    for seed in 0..20 {
+        // Every round changes all five grants, so there is a new policy to wait for.
+        let grants: String = (0..5)
+            .map(|i| format!("---\napiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata: {{name: g{i}, namespace: {}}}\nspec:\n  serverRef: {{name: five}}\n  subject: {{agentID: a{i}}}\n  maxTrust: low\n  allowedSideEffects: [read]\n  policyVersion: round-{seed}\n", env.payments))
+            .collect();
+        std::fs::write(repo.path().join("grants.yaml"), grants).expect("write");
+        let _operator = common::operator::start(env.kubeconfig.clone(), vec![env.payments.clone()], seed);
+        let out = env.mcp("apply", repo.path(), &["--wait", "--timeout", "30s"]);
+        assert_eq!(out.code, 0, "order seed {seed}:\n{}\n{}", out.stdout, out.stderr);
+        let (predicted, written) = policies(&env, repo.path(), "five");
+        assert!(written.grants.iter().all(|g| g.policy_version == format!("round-{seed}")), "waited for the change of round {seed}");
+        assert_eq!(mcp_gitops::gateway::revision::written_as_predicted(&predicted, &written), Ok(()));
+        reordered += usize::from(written.revision != predicted.revision);
+    }
+    assert!(reordered > 0, "the operator double never listed the grants out of order");
 }
 
 #[test]

@@ -7,7 +7,10 @@
 //! stored payload when the revision is unchanged), and sets the server's status as if every
 //! workload were ready (phase Ready, the readiness booleans, message "All resources reconciled").
 //! It creates no Deployments, Services or Ingresses. The rendering is mcp-gitops' own, which the
-//! published revision vectors tie to the operator's.
+//! published revision vectors tie to the operator's, except for the order of grants and
+//! sessions: the operator renders them in the order its cached client lists them, a map's
+//! iteration order that changes from one reconcile to the next, so the double shuffles them on
+//! every pass (seeded, to replay a failure) and stamps the document again.
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -35,8 +38,9 @@ impl Drop for OperatorDouble {
     }
 }
 
-/// Starts reconciling the servers of `namespaces` every 200 ms until dropped.
-pub fn start(kubeconfig: PathBuf, namespaces: Vec<String>) -> OperatorDouble {
+/// Starts reconciling the servers of `namespaces` every 200 ms until dropped, listing grants
+/// and sessions in an order drawn from `seed`.
+pub fn start(kubeconfig: PathBuf, namespaces: Vec<String>, seed: u64) -> OperatorDouble {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let thread = std::thread::spawn(move || {
@@ -51,8 +55,9 @@ pub fn start(kubeconfig: PathBuf, namespaces: Vec<String>) -> OperatorDouble {
             .await
             .expect("config");
             let client = kube::Client::try_from(config).expect("client");
+            let mut order = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
             while !flag.load(Ordering::Relaxed) {
-                let _ = reconcile(&cluster, &client, &namespaces).await;
+                let _ = reconcile(&cluster, &client, &namespaces, &mut order).await;
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
         });
@@ -60,7 +65,22 @@ pub fn start(kubeconfig: PathBuf, namespaces: Vec<String>) -> OperatorDouble {
     OperatorDouble { stop, thread: Some(thread) }
 }
 
-async fn reconcile(cluster: &mcp_gitops::cluster::Cluster, client: &kube::Client, namespaces: &[String]) -> Result<(), String> {
+/// A permutation drawn from `state` (xorshift64), as a cache's list order.
+fn shuffle<T>(items: &mut [T], state: &mut u64) {
+    for i in (1..items.len()).rev() {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        items.swap(i, (*state % (i as u64 + 1)) as usize);
+    }
+}
+
+async fn reconcile(
+    cluster: &mcp_gitops::cluster::Cluster,
+    client: &kube::Client,
+    namespaces: &[String],
+    order: &mut u64,
+) -> Result<(), String> {
     let mut objects: Vec<LiveObject> = Vec::new();
     for kind in Kind::ALL {
         objects.extend(cluster.list(kind).await.map_err(|e| e.to_string())?);
@@ -75,6 +95,9 @@ async fn reconcile(cluster: &mcp_gitops::cluster::Cluster, client: &kube::Client
         if !namespaces.contains(&server.namespace) {
             continue;
         }
+        shuffle(&mut document.grants, order);
+        shuffle(&mut document.sessions, order);
+        mcp_gitops::gateway::revision::stamp(&mut document);
         let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), &server.namespace);
         let name = format!("{}-gateway-policy", server.name);
         let stored = configmaps.get_opt(&name).await.map_err(|e| e.to_string())?;

@@ -75,6 +75,33 @@ pub fn stamp(document: &mut PolicyDocument) {
     document.revision = revision(document);
 }
 
+/// Whether `written`, a document the operator wrote, is the `predicted` one up to the order of
+/// its tools, grants and sessions, and carries the revision of its own content. The operator
+/// lists grants and sessions from its cache in an order that is not stable (DOMAIN.md §10.4), so
+/// for a server with several of them its revision may differ from the predicted one (the
+/// revision of the rendering sorted by namespace and name), and may change between reconciles.
+pub fn written_as_predicted(predicted: &PolicyDocument, written: &PolicyDocument) -> Result<(), &'static str> {
+    if written.revision != revision(written) {
+        return Err("its revision is not the hash of its content");
+    }
+    if unordered(predicted) != unordered(written) {
+        return Err("its tools, grants or sessions differ from the predicted ones");
+    }
+    Ok(())
+}
+
+/// A copy with no stamp and its lists in one fixed order, for comparisons as sets.
+fn unordered(document: &PolicyDocument) -> PolicyDocument {
+    fn sort<T: serde::Serialize>(items: &mut [T]) {
+        items.sort_by_cached_key(|item| serde_json::to_string(item).unwrap_or_default());
+    }
+    let mut copy = PolicyDocument { revision: String::new(), generated_at: String::new(), ..document.clone() };
+    sort(&mut copy.tools);
+    sort(&mut copy.grants);
+    sort(&mut copy.sessions);
+    copy
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -175,5 +202,31 @@ pub(crate) mod tests {
         assert!(indented_json(&doc).contains(r#""description": "a\u003cb \u0026 c\u003ed é""#));
         doc.generated_at = "2026-11-25T10:00:00Z".into();
         assert_eq!(revision(&doc), "sha256:a366ddc1e7084e0c3d812d56254906089b3d25cf4f205d169b9c23d9ebb0bb2d");
+    }
+
+    #[test]
+    fn a_document_in_another_order_is_written_as_predicted_with_another_revision() {
+        let mut predicted = vector_v2();
+        predicted.grants.push(GrantPolicy {
+            name: "zz".into(),
+            namespace: "mcp-team-acme".into(),
+            agent_id: "a".into(),
+            ..Default::default()
+        });
+        predicted.sessions.push(SessionPolicy { name: "aa".into(), agent_id: "a".into(), ..Default::default() });
+        stamp(&mut predicted);
+        let mut written = predicted.clone();
+        written.grants.reverse();
+        written.sessions.reverse();
+        stamp(&mut written);
+        written.generated_at = "2026-11-25T10:00:00Z".into();
+        assert_ne!(written.revision, predicted.revision, "the list order is part of the revision");
+        assert_eq!(written_as_predicted(&predicted, &written), Ok(()));
+
+        let mut stale = written.clone();
+        stale.grants[0].max_trust = "low".into();
+        assert_eq!(written_as_predicted(&predicted, &stale), Err("its revision is not the hash of its content"));
+        stamp(&mut stale);
+        assert_eq!(written_as_predicted(&predicted, &stale), Err("its tools, grants or sessions differ from the predicted ones"));
     }
 }
