@@ -55,6 +55,18 @@ pub enum Command {
         after_help = "Examples:\n  mcp-gitops daemon --repo /srv/platform.git --branch main --webhook-secret-file /etc/mcp-gitops/webhook-secret\n  mcp-gitops daemon --repo ./platform --interval 30s --drift report --kubeconfig ~/.kube/config\n\nEndpoints on --listen: POST /hook (GitHub X-Hub-Signature-256 or GitLab X-Gitlab-Token), GET /status, /healthz, /readyz, /metrics.\nSee docs/daemon.md."
     )]
     Daemon(DaemonArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Install, for example:\n  mcp-gitops completion bash > ~/.local/share/bash-completion/completions/mcp-gitops\n  mcp-gitops completion zsh > \"${fpath[1]}/_mcp-gitops\"\n  mcp-gitops completion fish > ~/.config/fish/completions/mcp-gitops.fish\n  mcp-gitops completion powershell >> $PROFILE"
+    )]
+    Completion(CompletionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -169,7 +181,8 @@ pub struct ApplyArgs {
     /// Requests in flight at once.
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub concurrency: usize,
-    /// Wait until the operator has taken the change: each changed server Ready, with the predicted policy revision.
+    /// Wait until the operator has taken the change: each changed server Ready, its gateway policy holding the
+    /// predicted tools, grants and sessions (in any order) under a revision that hashes what it holds.
     #[arg(long)]
     pub wait: bool,
     /// How long --wait waits (e.g. 30s, 5m).
@@ -181,13 +194,70 @@ pub struct ApplyArgs {
 pub enum DiagnosticsFormat {
     Text,
     Json,
+    /// GitHub Actions workflow commands (annotations); the full report goes to $GITHUB_STEP_SUMMARY when set.
+    Github,
+    /// SARIF 2.1.0, for code scanning.
+    Sarif,
+    /// GitLab Code Quality JSON.
+    Gitlab,
+    /// JUnit XML test report.
+    Junit,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
     Text,
     Json,
+    /// A pull-request comment (starts with the marker line <!-- mcp-gitops-plan -->).
     Markdown,
+    /// The plan's diagnostics as GitHub Actions workflow commands.
+    Github,
+    /// The plan's diagnostics as SARIF 2.1.0.
+    Sarif,
+    /// The plan's diagnostics as GitLab Code Quality JSON.
+    Gitlab,
+    /// The plan's diagnostics as a JUnit XML report.
+    Junit,
+}
+
+/// The formats of `access explain` and `access matrix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AnswerFormat {
+    Text,
+    Json,
+}
+
+/// The formats a forge reads diagnostics in, shared by `validate` and `plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForgeFormat {
+    Github,
+    Sarif,
+    Gitlab,
+    Junit,
+}
+
+impl DiagnosticsFormat {
+    pub fn forge(self) -> Option<ForgeFormat> {
+        match self {
+            DiagnosticsFormat::Github => Some(ForgeFormat::Github),
+            DiagnosticsFormat::Sarif => Some(ForgeFormat::Sarif),
+            DiagnosticsFormat::Gitlab => Some(ForgeFormat::Gitlab),
+            DiagnosticsFormat::Junit => Some(ForgeFormat::Junit),
+            DiagnosticsFormat::Text | DiagnosticsFormat::Json => None,
+        }
+    }
+}
+
+impl PlanFormat {
+    pub fn forge(self) -> Option<ForgeFormat> {
+        match self {
+            PlanFormat::Github => Some(ForgeFormat::Github),
+            PlanFormat::Sarif => Some(ForgeFormat::Sarif),
+            PlanFormat::Gitlab => Some(ForgeFormat::Gitlab),
+            PlanFormat::Junit => Some(ForgeFormat::Junit),
+            PlanFormat::Text | PlanFormat::Json | PlanFormat::Markdown => None,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -274,8 +344,8 @@ pub struct ExplainArgs {
     /// The time of the call (RFC 3339), instead of the clock.
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<String>,
-    #[arg(long, value_enum, default_value_t = DiagnosticsFormat::Text)]
-    pub format: DiagnosticsFormat,
+    #[arg(long, value_enum, default_value_t = AnswerFormat::Text)]
+    pub format: AnswerFormat,
 }
 
 #[derive(Debug, Args)]
@@ -288,8 +358,8 @@ pub struct MatrixArgs {
     pub server: Option<String>,
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<String>,
-    #[arg(long, value_enum, default_value_t = DiagnosticsFormat::Text)]
-    pub format: DiagnosticsFormat,
+    #[arg(long, value_enum, default_value_t = AnswerFormat::Text)]
+    pub format: AnswerFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

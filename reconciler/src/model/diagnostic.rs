@@ -46,6 +46,29 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, in the order of docs/diagnostics.md.
+    pub const ALL: [Code; 19] = [
+        Code::YamlSyntax,
+        Code::SchemaViolation,
+        Code::UnknownKind,
+        Code::DuplicateObject,
+        Code::DuplicateNameForServer,
+        Code::UnknownServer,
+        Code::ToolSideEffectUnknown,
+        Code::SideEffectNotAllowed,
+        Code::SubjectNeverMatches,
+        Code::SessionExpired,
+        Code::TrustCapped,
+        Code::SecretInRepo,
+        Code::PathOutsideRepo,
+        Code::NamespaceNotAllowed,
+        Code::PolicyViolation,
+        Code::PolicyError,
+        Code::ToolMissingOnServer,
+        Code::ToolUngoverned,
+        Code::ServerUnreachable,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::YamlSyntax => "yaml_syntax",
@@ -149,6 +172,18 @@ impl Diagnostic {
 
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
+    }
+
+    /// Names the problem, not its place: a digest of the code, file, object, field and message,
+    /// so it stays the same when lines move (code scanning and Code Quality track findings by it).
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        for part in [self.code.as_str(), &self.file, &self.object, &self.path, &self.message] {
+            hasher.update(part.as_bytes());
+            hasher.update([0]);
+        }
+        hex::encode(&hasher.finalize()[..16])
     }
 }
 

@@ -2,12 +2,19 @@
 //! decide on) before the object changes, one collapsible block per object. Kept under
 //! `MAX_COMMENT` characters; what does not fit is cut with a notice.
 
-use crate::model::Severity;
+use crate::model::{Diagnostic, Severity};
 use crate::plan::{Action, Direction, Plan};
 use std::fmt::Write;
 
 /// GitHub rejects comments over 65,536 characters; stay clear of it.
 pub const MAX_COMMENT: usize = 60_000;
+
+/// The first line of every plan comment, hidden when rendered: a CI step finds the comment it
+/// posted before by it and updates that one instead of adding one per push.
+pub const MARKER: &str = "<!-- mcp-gitops-plan -->";
+
+/// GitHub takes at most 1 MiB of job summary per step.
+const MAX_STEP_SUMMARY: usize = 1_000_000;
 
 pub fn render(plan: &Plan) -> String {
     render_capped(plan, MAX_COMMENT)
@@ -15,7 +22,7 @@ pub fn render(plan: &Plan) -> String {
 
 pub fn render_capped(plan: &Plan, cap: usize) -> String {
     let mut head = String::new();
-    let _ = writeln!(head, "### mcp-gitops plan\n");
+    let _ = writeln!(head, "{MARKER}\n### mcp-gitops plan\n");
     let _ = writeln!(head, "**{}**\n", plan.summary);
     let _ = writeln!(
         head,
@@ -29,14 +36,19 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
             writeln!(head, "> [!CAUTION]\n> {} error(s) in the repository: this change cannot be applied as is.\n", plan.summary.errors);
     }
 
+    if !plan.base_diagnostics.is_empty() {
+        let _ = writeln!(
+            head,
+            "> [!WARNING]\n> The base has {} problem(s) of its own (below): objects in the files it could not read are missing from it, so creates marked uncertain, deletions and access changes of those objects may be wrong.\n",
+            plan.base_diagnostics.len()
+        );
+    }
+
     let mut sections = Vec::new();
-    if !plan.diagnostics.is_empty() {
-        let mut s = String::from("#### Diagnostics\n\n| | code | where | message |\n|---|---|---|---|\n");
-        for d in &plan.diagnostics {
-            let icon = if d.severity == Severity::Error { "❌" } else { "⚠️" };
-            let _ = writeln!(s, "| {icon} | `{}` | `{}:{}:{}` | {} |", d.code, d.file, d.line, d.column, escape_cell(&d.message));
+    for (title, diagnostics) in [("Diagnostics", &plan.diagnostics), ("Problems in the base", &plan.base_diagnostics)] {
+        if !diagnostics.is_empty() {
+            sections.push(format!("#### {title}\n\n{}", diagnostics_table(diagnostics)));
         }
-        sections.push(s);
     }
     // What reviewers decide on: calls that become possible or impossible, and trust changes.
     // A denial that only changes its reason is listed apart, collapsed.
@@ -64,7 +76,9 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
         sections.push(s);
     }
     if !plan.policy_revisions.is_empty() {
-        let mut s = String::from("#### Predicted gateway policy revisions\n\n| server | before | after |\n|---|---|---|\n");
+        let mut s = String::from(
+            "#### Predicted gateway policy revisions\n\nRevisions of the rendering sorted by namespace/name: the operator's may differ for a server with several grants or sessions (it renders them in its cache's list order).\n\n| server | before | after |\n|---|---|---|\n",
+        );
         for r in &plan.policy_revisions {
             let show = |r: &Option<String>| r.as_deref().map(|r| format!("`{}`", short(r))).unwrap_or_else(|| "—".into());
             let _ = writeln!(s, "| `{}` | {} | {} |", r.server, show(&r.before), show(&r.after));
@@ -83,12 +97,14 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
             };
             let body: String =
                 change.diff.lines().filter(|l| !l.starts_with("---") && !l.starts_with("+++")).map(|l| format!("{l}\n")).collect();
+            let uncertain = change.uncertain.as_deref().map(|why| format!("> ⚠️ uncertain: {}\n\n", escape_cell(why))).unwrap_or_default();
             sections.push(format!(
-                "<details><summary>{mark} {} <code>{}/{}/{}</code></summary>\n\n```diff\n{}```\n\n</details>\n",
+                "<details><summary>{mark} {} <code>{}/{}/{}</code>{}</summary>\n\n{uncertain}```diff\n{}```\n\n</details>\n",
                 change.action.as_str(),
                 change.kind,
                 change.namespace,
                 change.name,
+                if uncertain.is_empty() { "" } else { " ⚠️ uncertain" },
                 body.replace("```", "`\u{200b}``")
             ));
         }
@@ -120,6 +136,39 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
         out.push_str(section);
         out.push('\n');
     }
+    out
+}
+
+fn diagnostics_table(diagnostics: &[Diagnostic]) -> String {
+    let mut s = String::from("| | code | where | message |\n|---|---|---|---|\n");
+    for d in diagnostics {
+        let icon = if d.severity == Severity::Error { "❌" } else { "⚠️" };
+        let _ = writeln!(s, "| {icon} | `{}` | `{}:{}:{}` | {} |", d.code, d.file, d.line, d.column, escape_cell(&d.message));
+    }
+    s
+}
+
+/// `validate`'s report for a job summary: counts, then every diagnostic, cut with a notice
+/// where the summary's size limit would be passed.
+pub fn validation_report(path: &str, diagnostics: &[Diagnostic]) -> String {
+    let mut out = format!("### mcp-gitops validate\n\n**{}** in `{path}`\n\n", crate::render::diagnostics::counts(diagnostics));
+    if diagnostics.is_empty() {
+        return out;
+    }
+    let table = diagnostics_table(diagnostics);
+    for (i, line) in table.lines().enumerate() {
+        if out.len() + line.len() + 200 > MAX_STEP_SUMMARY {
+            let _ = writeln!(
+                out,
+                "\n> [!NOTE]\n> {} more diagnostic(s) not shown: the summary is full. Run `mcp-gitops validate` for all of them.",
+                diagnostics.len() + 2 - i
+            );
+            break;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
     out
 }
 

@@ -2,7 +2,11 @@
 //! never prints; the CLI chooses a renderer and writes its output.
 
 pub mod diagnostics;
+pub mod github;
+pub mod gitlab;
+pub mod junit;
 pub mod markdown;
+pub mod sarif;
 pub mod text;
 
 /// ANSI colour, used only when writing to a terminal.

@@ -35,6 +35,16 @@ pub fn resolve_revision_in(dir: &Path, rev: &str) -> bool {
     Repository::discover(dir).ok().is_some_and(|repo| repo.revparse_single(rev).and_then(|o| o.peel_to_commit()).is_ok())
 }
 
+/// Where `dir` sits in the git work tree that contains it, as a prefix for its files' paths
+/// (`"platform/"`, or `""` at the root or outside any repository): what CI annotations need.
+pub fn path_in_repository(dir: &Path) -> String {
+    let Ok(repo) = Repository::discover(dir) else { return String::new() };
+    match subdir_in_repo(&repo, dir) {
+        Ok(sub) if !sub.as_os_str().is_empty() => format!("{}/", sub.to_string_lossy().replace('\\', "/")),
+        _ => String::new(),
+    }
+}
+
 fn subdir_in_repo(repo: &Repository, dir: &Path) -> Result<PathBuf, SourceError> {
     let io = |source| SourceError::Io { path: dir.display().to_string(), source };
     let workdir = repo.workdir().ok_or_else(|| git2::Error::from_str("bare repositories are not supported as a plan source"))?;
