@@ -296,9 +296,10 @@ fn wait_follows_the_operator_and_says_what_it_waited_for() {
     assert_eq!(timeout.code, 1);
     assert!(timeout.stderr.contains("timed out after 2s"), "{}", timeout.stderr);
     assert!(
-        timeout
-            .stderr
-            .contains(&format!("{}/payments-mcp: phase no status yet (want Ready), policy revision none (want sha256:", env.payments)),
+        timeout.stderr.contains(&format!(
+            "{}/payments-mcp: phase no status yet (want Ready), policy revision none: no policy written yet (predicted sha256:",
+            env.payments
+        )),
         "{}",
         timeout.stderr
     );
