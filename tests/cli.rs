@@ -328,3 +328,84 @@ fn settings_that_are_right_still_apply_when_others_are_wrong() {
     assert_eq!(diagnostics[0]["code"], "schema_violation");
     assert_eq!((diagnostics[0]["line"].as_u64(), diagnostics[0]["column"].as_u64()), (Some(3), Some(1)));
 }
+
+/// The allowed cells of `access matrix --format json`, as (server, identity, tool).
+fn allowed_cells(path: &str) -> Vec<(String, serde_json::Value, String)> {
+    let cells = json(&run(&["access", "matrix", path, "--format", "json", "--at", NOW]).stdout);
+    cells
+        .as_array()
+        .map(|cells| {
+            cells
+                .iter()
+                .filter(|c| c["decision"]["allowed"] == true)
+                .map(|c| {
+                    (c["server"].as_str().unwrap_or("").to_string(), c["identity"].clone(), c["tool"].as_str().unwrap_or("").to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn who_can_lists_the_callers_the_matrix_allows() {
+    let out =
+        run(&["access", "who-can", "examples/platform", "--server", PAYMENTS, "--tool", "issue_refund", "--format", "json", "--at", NOW]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let answer = json(&out.stdout);
+    let callers = answer["callers"].as_array().cloned().unwrap_or_default();
+    assert_eq!(callers.len(), 1, "{answer}");
+    assert_eq!(callers[0]["identity"]["session"], "dana-claude-oncall");
+    assert_eq!(callers[0]["decision"]["effective_trust"], "high");
+    assert!(answer["anyone"].is_null(), "payments-mcp denies by default and requires sessions");
+    let from_matrix: Vec<serde_json::Value> = allowed_cells("examples/platform")
+        .into_iter()
+        .filter(|(s, _, t)| s == PAYMENTS && t == "issue_refund")
+        .map(|(_, i, _)| i)
+        .collect();
+    let listed: Vec<serde_json::Value> = callers.iter().map(|c| c["identity"].clone()).collect();
+    assert_eq!(listed, from_matrix);
+
+    // The proposed change gives the refund desk's copilot the tool.
+    let text = run(&["access", "who-can", "examples/pr-change", "--server", PAYMENTS, "--tool", "issue_refund", "--at", NOW]).stdout;
+    assert!(text.contains("session=refund-copilot-marcus") && text.contains("grant mcp-team-payments/refund-desk"), "{text}");
+    assert!(text.contains("2 caller(s)"), "{text}");
+}
+
+#[test]
+fn what_can_lists_every_tool_the_matrix_allows_the_caller() {
+    let dana = [
+        "--human",
+        "dana.whitfield@fernhill.io",
+        "--agent",
+        "claude-code",
+        "--team",
+        "7f3c2a10-5d4e-4b8a-9c21-3e6f0a7d4b52",
+        "--session",
+        "dana-claude-oncall",
+    ];
+    let out = run(&[&["access", "what-can", "examples/platform", "--format", "json", "--at", NOW][..], &dana].concat());
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let listed: Vec<(String, String)> = json(&out.stdout)
+        .as_array()
+        .map(|cells| {
+            cells.iter().map(|c| (c["server"].as_str().unwrap_or("").to_string(), c["tool"].as_str().unwrap_or("").to_string())).collect()
+        })
+        .unwrap_or_default();
+    assert!(listed.contains(&(PAYMENTS.to_string(), "issue_refund".to_string())), "{listed:?}");
+    // On payments-mcp, whose matrix has this very caller, both agree.
+    let identity = serde_json::json!({"human": dana[1], "agent": dana[3], "team": dana[5], "session": dana[7]});
+    let from_matrix: Vec<(String, String)> =
+        allowed_cells("examples/platform").into_iter().filter(|(_, i, _)| *i == identity).map(|(s, _, t)| (s, t)).collect();
+    assert_eq!(listed.iter().filter(|(s, _)| s == PAYMENTS).cloned().collect::<Vec<_>>(), from_matrix);
+    // Other servers are asked too (the matrix only tries the callers each server names): every
+    // tool listed there is one that explain allows.
+    let elsewhere: Vec<&(String, String)> = listed.iter().filter(|(s, _)| s != PAYMENTS).collect();
+    assert!(!elsewhere.is_empty(), "{listed:?}");
+    for (server, tool) in elsewhere {
+        let args =
+            [&["access", "explain", "examples/platform", "--server", server, "--tool", tool, "--format", "json", "--at", NOW][..], &dana]
+                .concat();
+        assert_eq!(json(&run(&args).stdout)["allowed"], true, "{server} {tool}");
+    }
+    assert_eq!(run(&["access", "what-can", "examples/platform", "--session", "x"]).code, 64, "a session alone names no caller");
+}

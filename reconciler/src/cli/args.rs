@@ -314,6 +314,55 @@ pub enum AccessCommand {
     Explain(ExplainArgs),
     /// Every identity x tool decision the repository implies, per server.
     Matrix(MatrixArgs),
+    /// Who may call a tool: every subject the repository names whose call the gateway allows, with its session,
+    /// effective trust and the grant that allows it.
+    #[command(
+        after_help = "Example:\n  mcp-gitops access who-can examples/platform --server mcp-team-payments/payments-mcp --tool issue_refund\n\nThe subjects are those the server's grants and sessions name (and the server's team); a caller named nowhere\nis listed apart when the server's observe mode or defaultDecision allow lets anyone call."
+    )]
+    WhoCan(WhoCanArgs),
+    /// What a caller may call: every server and tool the gateway allows this identity, with trust.
+    #[command(
+        after_help = "Example:\n  mcp-gitops access what-can examples/platform --human marcus.oyelaran@fernhill.io --agent refund-copilot --team 7f3c2a10-5d4e-4b8a-9c21-3e6f0a7d4b52 --session refund-copilot-marcus"
+    )]
+    WhatCan(WhatCanArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WhoCanArgs {
+    /// The repository directory.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// The server, as NAMESPACE/NAME.
+    #[arg(long, value_name = "NS/NAME")]
+    pub server: String,
+    #[arg(long)]
+    pub tool: String,
+    /// The time of the call (RFC 3339), instead of the clock.
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
+    #[arg(long, value_enum, default_value_t = AnswerFormat::Text)]
+    pub format: AnswerFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct WhatCanArgs {
+    /// The repository directory.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    #[arg(long, default_value = "")]
+    pub human: String,
+    #[arg(long, default_value = "")]
+    pub agent: String,
+    #[arg(long, default_value = "")]
+    pub team: String,
+    /// The session id (the X-MCP-Agent-Session header).
+    #[arg(long, default_value = "")]
+    pub session: String,
+    /// The time of the call (RFC 3339), instead of the clock.
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
+    #[arg(long, value_enum, default_value_t = AnswerFormat::Text)]
+    pub format: AnswerFormat,
 }
 
 #[derive(Debug, Args)]

@@ -29,6 +29,8 @@ pub fn dispatch(command: Command, palette: Palette) -> Result<i32, CliError> {
         Command::Plan(args) => plan_command(args, palette),
         Command::Access(AccessCommand::Explain(args)) => explain_command(args),
         Command::Access(AccessCommand::Matrix(args)) => matrix_command(args),
+        Command::Access(AccessCommand::WhoCan(args)) => who_can_command(args),
+        Command::Access(AccessCommand::WhatCan(args)) => what_can_command(args),
         Command::Render(args) => render_command(args),
         Command::Apply(args) => apply_command(args, palette),
         Command::Daemon(args) => daemon_command(args),
@@ -325,6 +327,37 @@ fn matrix_command(args: MatrixArgs) -> Result<i32, CliError> {
     match args.format {
         AnswerFormat::Json => print_json(&cells)?,
         AnswerFormat::Text => write_stdout(&text::matrix(&cells)),
+    }
+    Ok(if state.has_errors() { EXIT_ERROR } else { EXIT_OK })
+}
+
+fn who_can_command(args: WhoCanArgs) -> Result<i32, CliError> {
+    let at = parse_time(args.at.as_deref(), "--at")?;
+    let server = parse_server(&args.server)?;
+    let document = policy_of(&args.path, &args.server, at)?;
+    let callers = gateway::who_can(&server, &document, &args.tool, at);
+    let anyone = gateway::anyone_can(&document, &args.tool, at);
+    match args.format {
+        AnswerFormat::Json => print_json(&json!({
+            "server": args.server, "tool": args.tool, "at": at.to_string(), "anyone": anyone, "callers": callers,
+        }))?,
+        AnswerFormat::Text => write_stdout(&text::who_can(&args.server, &args.tool, &callers, anyone.as_ref())),
+    }
+    Ok(EXIT_OK)
+}
+
+fn what_can_command(args: WhatCanArgs) -> Result<i32, CliError> {
+    let at = parse_time(args.at.as_deref(), "--at")?;
+    let identity = Identity { human: args.human, agent: args.agent, team: args.team, session: args.session };
+    if identity.human.is_empty() && identity.agent.is_empty() && identity.team.is_empty() {
+        return Err(CliError::Usage("name the caller with --agent, --human or --team (a session id alone is no identity)".into()));
+    }
+    let state = desired_from_dir(&args.path, at)?;
+    let cells: Vec<gateway::Access> =
+        gateway::render_all(&state).into_iter().flat_map(|(id, document)| gateway::what_can(&id, &document, &identity, at)).collect();
+    match args.format {
+        AnswerFormat::Json => print_json(&cells)?,
+        AnswerFormat::Text => write_stdout(&text::what_can(&identity, &cells)),
     }
     Ok(if state.has_errors() { EXIT_ERROR } else { EXIT_OK })
 }

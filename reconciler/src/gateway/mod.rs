@@ -75,16 +75,46 @@ pub struct Access {
 
 /// Every identity x tool decision of one server's policy, for `tools/call` at `now`.
 pub fn matrix(server: &ObjectId, document: &PolicyDocument, now: Timestamp) -> Vec<Access> {
-    let tools = tools(document);
+    decisions(server, document, &identities(document), &tools(document), now)
+}
+
+/// Who may call `tool` of this server at `now`: the identities the policy names (grant subjects,
+/// sessions, the server's team) whose call the gateway allows, each with the allowing decision.
+pub fn who_can(server: &ObjectId, document: &PolicyDocument, tool: &str, now: Timestamp) -> Vec<Access> {
+    let mut cells = decisions(server, document, &identities(document), &BTreeSet::from([tool.to_string()]), now);
+    cells.retain(|c| c.decision.allowed);
+    cells
+}
+
+/// Whether a caller the policy names nowhere may call `tool` (observe mode, or a default
+/// decision of allow): the decision such a caller gets, when it is an allow.
+pub fn anyone_can(document: &PolicyDocument, tool: &str, now: Timestamp) -> Option<Decision> {
+    let stranger = Identity { human: "\u{0}anyone".into(), ..Identity::default() };
+    Some(authorize(document, &stranger, "tools/call", tool, now)).filter(|d| d.allowed)
+}
+
+/// What `identity` may call at `now`: every tool of this server the gateway allows it.
+pub fn what_can(server: &ObjectId, document: &PolicyDocument, identity: &Identity, now: Timestamp) -> Vec<Access> {
+    let mut cells = decisions(server, document, &BTreeSet::from([identity.clone()]), &tools(document), now);
+    cells.retain(|c| c.decision.allowed);
+    cells
+}
+
+fn decisions(
+    server: &ObjectId,
+    document: &PolicyDocument,
+    identities: &BTreeSet<Identity>,
+    tools: &BTreeSet<String>,
+    now: Timestamp,
+) -> Vec<Access> {
     let mut cells = Vec::new();
-    for identity in identities(document) {
-        for tool in &tools {
-            let decision = authorize(document, &identity, "tools/call", tool, now);
+    for identity in identities {
+        for tool in tools {
             cells.push(Access {
                 server: format!("{}/{}", server.namespace, server.name),
                 identity: identity.clone(),
                 tool: tool.clone(),
-                decision,
+                decision: authorize(document, identity, "tools/call", tool, now),
             });
         }
     }

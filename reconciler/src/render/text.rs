@@ -165,3 +165,58 @@ pub fn matrix(cells: &[crate::gateway::Access]) -> String {
     }
     out
 }
+
+/// `who-can`: one line per caller, with its effective trust and the grant that allows it.
+pub fn who_can(server: &str, tool: &str, callers: &[crate::gateway::Access], anyone: Option<&crate::gateway::Decision>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{server} {tool}:");
+    if let Some(d) = anyone {
+        let why = if d.reason == "allowed" { "the policy is in observe mode" } else { "the server's defaultDecision is allow" };
+        let _ = writeln!(out, "  any caller without a matching grant ({why}: {})", d.reason);
+    }
+    for cell in callers {
+        let _ = writeln!(out, "  {}{}", cell.identity, granted(&cell.decision));
+    }
+    let _ = writeln!(
+        out,
+        "{} caller(s) named by the repository may call it{}.",
+        callers.len(),
+        if anyone.is_some() { ", and so may anyone else" } else { "" }
+    );
+    out
+}
+
+/// `what-can`: per server, every tool the caller may call.
+pub fn what_can(identity: &crate::gateway::Identity, cells: &[crate::gateway::Access]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{identity}:");
+    let mut last = "";
+    for cell in cells {
+        if cell.server != last {
+            let _ = writeln!(out, "  {}", cell.server);
+            last = &cell.server;
+        }
+        let _ = writeln!(out, "    {}{}", cell.tool, granted(&cell.decision));
+    }
+    let servers = cells.iter().map(|c| c.server.as_str()).collect::<std::collections::BTreeSet<_>>().len();
+    let _ = writeln!(out, "{} tool(s) on {servers} server(s).", cells.len());
+    out
+}
+
+/// `  (destructive, trust high, grant ns/name)` for an allowing decision.
+fn granted(d: &crate::gateway::Decision) -> String {
+    let mut facts: Vec<String> = Vec::new();
+    if !d.required_side_effect.is_empty() {
+        facts.push(d.required_side_effect.clone());
+    }
+    if !d.effective_trust.is_empty() {
+        facts.push(format!("trust {}", d.effective_trust));
+    }
+    if !d.matched_grant.is_empty() {
+        facts.push(format!("grant {}/{}", d.matched_grant_namespace, d.matched_grant));
+    }
+    if d.reason != "allowed" {
+        facts.push(format!("by {}", d.reason));
+    }
+    if facts.is_empty() { String::new() } else { format!("  ({})", facts.join(", ")) }
+}
