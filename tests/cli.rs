@@ -409,3 +409,60 @@ fn what_can_lists_every_tool_the_matrix_allows_the_caller() {
     }
     assert_eq!(run(&["access", "what-can", "examples/platform", "--session", "x"]).code, 64, "a session alone names no caller");
 }
+
+#[test]
+fn an_expired_grant_is_desired_disabled_from_its_expiry_on() {
+    let repo = common::cluster::repo_copy("examples/platform", &[]);
+    let grant = repo.path().join("teams/payments/grants/refund-desk.yaml");
+    let text = fs::read_to_string(&grant).expect("grant");
+    let annotated = text.replacen(
+        "  namespace: mcp-team-payments\n",
+        "  namespace: mcp-team-payments\n  annotations:\n    mcp-gitops.io/expires-at: \"2026-11-20T00:00:00Z\"\n",
+        1,
+    );
+    fs::write(&grant, &annotated).expect("write");
+    let path = repo.path().to_string_lossy().into_owned();
+    let marcus = [
+        "--tool",
+        "update_billing_address",
+        "--human",
+        "marcus.oyelaran@fernhill.io",
+        "--agent",
+        "refund-copilot",
+        "--team",
+        "7f3c2a10-5d4e-4b8a-9c21-3e6f0a7d4b52",
+        "--session",
+        "refund-copilot-marcus",
+        "--format",
+        "json",
+    ];
+    let explain = |at: &str| json(&run(&[&["access", "explain", &path, "--server", PAYMENTS, "--at", at][..], &marcus].concat()).stdout);
+
+    // Before the instant nothing changes; from it on the grant grants nothing.
+    assert_eq!(explain("2026-11-19T23:59:59Z")["allowed"], true);
+    assert_eq!(explain("2026-11-20T00:00:00Z")["allowed"], false);
+    let out = run(&["validate", &path, "--now", NOW, "--format", "json"]);
+    assert_eq!(out.code, 0, "a warning, not an error: {}", out.stdout);
+    let diagnostics = json(&out.stdout)["diagnostics"].clone();
+    assert_eq!(diagnostics[0]["code"], "grant_expired", "{diagnostics}");
+    assert_eq!(diagnostics[0]["file"], "teams/payments/grants/refund-desk.yaml");
+    assert_eq!(diagnostics[0]["line"], 9);
+
+    // The plan against the deployed platform disables it and says what access goes.
+    let plan = json(&run(&["plan", &path, "--base", "examples/platform", "--format", "json", "--now", NOW]).stdout);
+    let update = plan["changes"].as_array().and_then(|c| c.iter().find(|c| c["action"] == "update")).cloned().unwrap_or_default();
+    assert_eq!(update["name"], "refund-desk", "{}", plan["changes"]);
+    assert!(update["diff"].as_str().is_some_and(|d| d.contains("+  disabled: true")), "{update}");
+    assert!(plan["summary"]["access_narrowed"].as_u64() > Some(0), "{}", plan["summary"]);
+    let who = run(&["access", "who-can", &path, "--server", PAYMENTS, "--tool", "update_billing_address", "--at", NOW]).stdout;
+    assert!(!who.contains("refund-copilot-marcus"), "{who}");
+
+    // A base with the same expired grant plans no change for it.
+    let same = run(&["plan", &path, "--base", &path, "--format", "json", "--now", NOW]);
+    assert_eq!(json(&same.stdout)["summary"]["update"], 0, "{}", same.stdout);
+
+    fs::write(&grant, annotated.replace("2026-11-20T00:00:00Z", "next tuesday")).expect("write");
+    let out = run(&["validate", &path, "--now", NOW]);
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.contains("schema_violation") && out.stdout.contains("is not an RFC 3339 time"), "{}", out.stdout);
+}

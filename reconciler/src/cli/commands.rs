@@ -189,7 +189,10 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
             };
             // The base's own problems are not this change's: load it, do not validate it. What
             // it could not load is reported apart (`base_diagnostics`).
-            let base = load::load(base_snapshot).state;
+            let mut base = load::load(base_snapshot).state;
+            // Compared at the same time as the desired state: a grant that expired in both is
+            // disabled in both, not an update.
+            validate::expiry::expire(&mut base, now);
             let plan = plan::plan(&base, base_kind, &desired, now);
             if !plan.base_diagnostics.is_empty() && matches!(args.format, PlanFormat::Text) {
                 base_sources = base.sources.clone();

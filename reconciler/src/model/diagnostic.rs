@@ -34,6 +34,7 @@ pub enum Code {
     SideEffectNotAllowed,
     SubjectNeverMatches,
     SessionExpired,
+    GrantExpired,
     TrustCapped,
     SecretInRepo,
     PathOutsideRepo,
@@ -47,7 +48,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in the order of docs/diagnostics.md.
-    pub const ALL: [Code; 19] = [
+    pub const ALL: [Code; 20] = [
         Code::YamlSyntax,
         Code::SchemaViolation,
         Code::UnknownKind,
@@ -58,6 +59,7 @@ impl Code {
         Code::SideEffectNotAllowed,
         Code::SubjectNeverMatches,
         Code::SessionExpired,
+        Code::GrantExpired,
         Code::TrustCapped,
         Code::SecretInRepo,
         Code::PathOutsideRepo,
@@ -81,6 +83,7 @@ impl Code {
             Code::SideEffectNotAllowed => "side_effect_not_allowed",
             Code::SubjectNeverMatches => "subject_never_matches",
             Code::SessionExpired => "session_expired",
+            Code::GrantExpired => "grant_expired",
             Code::TrustCapped => "trust_capped",
             Code::SecretInRepo => "secret_in_repo",
             Code::PathOutsideRepo => "path_outside_repo",

@@ -1,7 +1,8 @@
 //! Validate: every offline check of a loaded repository, in the order DESIGN.md gives — JSON
 //! Schema, object identity, cross-reference against the gateway metadata, guardrail policies —
-//! plus the credential scan. Collects every problem (never stops at the first) into the state's diagnostics.
+//! plus the credential scan; then time-bound grants that have expired are disabled. Collects every problem (never stops at the first) into the state's diagnostics.
 
+pub mod expiry;
 mod guardrails;
 mod identity;
 pub mod live_tools;
@@ -24,6 +25,9 @@ pub fn validate(mut loaded: Loaded, now: Timestamp) -> DesiredState {
     secrets::check(&loaded, &mut found);
     let malformed = found.iter().filter(|d| d.code == crate::model::Code::SchemaViolation).map(|d| d.object.clone()).collect();
     guardrails::check(&loaded, now, &malformed, &mut found);
+    // Last: the checks see the grant as written; what is planned and applied is the grant as
+    // it is at `now`.
+    found.extend(expiry::expire(&mut loaded.state, now));
     loaded.state.diagnostics.extend(found);
     diagnostic::sort(&mut loaded.state.diagnostics);
     loaded.state

@@ -1,0 +1,60 @@
+//! Time-bound grants: an MCPAccessGrant annotated `mcp-gitops.io/expires-at` (RFC 3339) is
+//! desired as `spec.disabled: true` from that instant on, so the gateway stops matching it
+//! (a disabled grant is still rendered, and grants nothing). Everything that takes a time
+//! (validate --now, plan, apply, access --at, render) sees the grant as it is at that time.
+
+use crate::model::Spec;
+use crate::model::{Code, DesiredState, Diagnostic, Kind};
+use jiff::Timestamp;
+
+pub const EXPIRES_AT: &str = "mcp-gitops.io/expires-at";
+
+/// Disables the grants whose expiry is at or before `now`. Returns a `grant_expired` warning for
+/// each, and an error for a value that is not an RFC 3339 time (such a grant is left as it is).
+pub fn expire(state: &mut DesiredState, now: Timestamp) -> Vec<Diagnostic> {
+    let pointer = format!("/metadata/annotations/{}", EXPIRES_AT.replace('/', "~1"));
+    let mut found = Vec::new();
+    for object in state.objects.iter_mut().filter(|o| o.id.kind == Kind::Grant) {
+        let Some(value) = object.body.pointer(&pointer).and_then(|v| v.as_str()).map(str::to_string) else { continue };
+        let at = object.pos(&pointer);
+        let path = format!("metadata.annotations[{EXPIRES_AT}]");
+        let expires = match value.parse::<Timestamp>() {
+            Ok(expires) => expires,
+            Err(e) => {
+                found.push(
+                    Diagnostic::error(
+                        Code::SchemaViolation,
+                        &object.origin.file,
+                        at,
+                        format!("{EXPIRES_AT} {value:?} is not an RFC 3339 time ({e})"),
+                    )
+                    .object(&object.id)
+                    .path(path)
+                    .hint("write it like 2030-01-31T18:00:00Z"),
+                );
+                continue;
+            }
+        };
+        if now < expires {
+            continue;
+        }
+        if let Some(spec) = object.body.get_mut("spec").and_then(|s| s.as_object_mut()) {
+            spec.insert("disabled".into(), true.into());
+        }
+        if let Spec::Grant(grant) = &mut object.spec {
+            grant.disabled = true;
+        }
+        found.push(
+            Diagnostic::warning(
+                Code::GrantExpired,
+                &object.origin.file,
+                at,
+                format!("grant expired at {value}: it is applied as spec.disabled: true and grants nothing"),
+            )
+            .object(&object.id)
+            .path(path)
+            .hint("remove the grant from the repository, or move its expiry forward"),
+        );
+    }
+    found
+}
