@@ -156,6 +156,18 @@ fn usage_errors_exit_64() {
 
 const PAYMENTS: &str = "mcp-team-payments/payments-mcp";
 
+/// Marcus at the refund desk, with his copilot and its session.
+const MARCUS: [&str; 8] = [
+    "--human",
+    "marcus.oyelaran@fernhill.io",
+    "--agent",
+    "refund-copilot",
+    "--team",
+    "7f3c2a10-5d4e-4b8a-9c21-3e6f0a7d4b52",
+    "--session",
+    "refund-copilot-marcus",
+];
+
 fn explain(extra: &[&str]) -> serde_json::Value {
     let args = [&["access", "explain", "examples/platform", "--server", PAYMENTS, "--format", "json", "--at", NOW][..], extra].concat();
     let out = run(&args);
@@ -169,18 +181,7 @@ fn access_explain_speaks_the_gateway_fields() {
     let d = explain(&["--tool", "list_invoices", "--human", "marcus.oyelaran@fernhill.io", "--agent", "refund-copilot"]);
     assert_eq!(d["reason"], "missing_session");
     assert_eq!(d["status"], 401);
-    let d = explain(&[
-        "--tool",
-        "update_billing_address",
-        "--human",
-        "marcus.oyelaran@fernhill.io",
-        "--agent",
-        "refund-copilot",
-        "--team",
-        "7f3c2a10-5d4e-4b8a-9c21-3e6f0a7d4b52",
-        "--session",
-        "refund-copilot-marcus",
-    ]);
+    let d = explain(&[&["--tool", "update_billing_address"][..], &MARCUS].concat());
     assert_eq!(d["allowed"], true, "{d}");
     assert_eq!(d["matched_grant"], "refund-desk");
     assert_eq!(d["matched_session"], "refund-copilot-marcus");
@@ -422,21 +423,10 @@ fn an_expired_grant_is_desired_disabled_from_its_expiry_on() {
     );
     fs::write(&grant, &annotated).expect("write");
     let path = repo.path().to_string_lossy().into_owned();
-    let marcus = [
-        "--tool",
-        "update_billing_address",
-        "--human",
-        "marcus.oyelaran@fernhill.io",
-        "--agent",
-        "refund-copilot",
-        "--team",
-        "7f3c2a10-5d4e-4b8a-9c21-3e6f0a7d4b52",
-        "--session",
-        "refund-copilot-marcus",
-        "--format",
-        "json",
-    ];
-    let explain = |at: &str| json(&run(&[&["access", "explain", &path, "--server", PAYMENTS, "--at", at][..], &marcus].concat()).stdout);
+    let explain = |at: &str| {
+        let call = ["access", "explain", &path, "--server", PAYMENTS, "--tool", "update_billing_address", "--format", "json", "--at", at];
+        json(&run(&[&call[..], &MARCUS].concat()).stdout)
+    };
 
     // Before the instant nothing changes; from it on the grant grants nothing.
     assert_eq!(explain("2026-11-19T23:59:59Z")["allowed"], true);
