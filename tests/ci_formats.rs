@@ -191,7 +191,7 @@ fn the_plan_comment_starts_with_its_marker_and_goes_to_the_job_summary() {
     assert_eq!(std::fs::read_to_string(&summary).expect("summary"), comment);
 
     // plan speaks the forge formats for its diagnostics too.
-    let sarif = json(&run(&["plan", BROKEN, "--base", "examples/platform", "--format", "sarif", "--now", NOW]).stdout);
+    let sarif = json(&run(&["plan", BROKEN, "--base", "tests/fixtures/valid-minimal", "--format", "sarif", "--now", NOW]).stdout);
     assert_eq!(sarif["runs"][0]["results"].as_array().map(Vec::len), Some(diagnostics_of(BROKEN).len()));
 }
 

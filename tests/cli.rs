@@ -456,3 +456,63 @@ fn an_expired_grant_is_desired_disabled_from_its_expiry_on() {
     assert_eq!(out.code, 1);
     assert!(out.stdout.contains("schema_violation") && out.stdout.contains("is not an RFC 3339 time"), "{}", out.stdout);
 }
+
+#[test]
+fn approvals_follow_what_the_change_does_to_access() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan_file = dir.path().join("plan.json");
+    let plan_path = plan_file.to_string_lossy().into_owned();
+    let out = run(&["plan", "examples/pr-change", "--base", "examples/platform", "--out", &plan_path, "--now", NOW]);
+    assert!(out.stdout.starts_with("Approvals needed:"), "near the top: {}", out.stdout);
+    let required = json(&fs::read_to_string(&plan_file).expect("plan"))["approvals"]["required"].clone();
+    assert_eq!(required.as_array().map(Vec::len), Some(3), "{required}");
+    assert!(required.as_array().is_some_and(|r| r.iter().any(|r| r["approvers"] == serde_json::json!(["security-team"]))));
+
+    let check = |by: &str, author: &str| run(&["approvals", "check", &plan_path, "--approved-by", by, "--author", author]);
+    assert_eq!(check("", "marcus").code, 1);
+    let partial = check("security-team", "marcus");
+    assert_eq!(partial.code, 1, "two approvals including security need an owner too");
+    assert!(
+        partial.stdout.contains("1 more approval(s) needed") && partial.stdout.contains("1 of 3 requirement(s) met"),
+        "{}",
+        partial.stdout
+    );
+    assert_eq!(check("dana.whitfield,security-team", "marcus").code, 0);
+    assert_eq!(check("dana.whitfield,security-team", "dana.whitfield").code, 1, "the author's approval does not count");
+    assert_eq!(run(&["approvals", "check", &plan_path]).code, 64);
+
+    // A change that only narrows access needs nobody.
+    let reverse = dir.path().join("reverse.json").to_string_lossy().into_owned();
+    run(&["plan", "examples/platform", "--base", "examples/pr-change", "--out", &reverse, "--now", NOW]);
+    let narrowing = json(&fs::read_to_string(&reverse).expect("plan"));
+    assert!(narrowing["summary"]["access_narrowed"].as_u64() > Some(0));
+    let widened = narrowing["summary"]["access_widened"].as_u64().unwrap_or(0);
+    assert_eq!(narrowing["approvals"]["required"].as_array().map(Vec::is_empty), Some(widened == 0), "{}", narrowing["approvals"]);
+}
+
+#[test]
+fn a_change_on_a_server_without_owner_is_reported_by_the_base_rules() {
+    let base = common::cluster::repo_copy("examples/platform", &[]);
+    let config = base.path().join("mcp-gitops.yaml");
+    let text = fs::read_to_string(&config).expect("config");
+    fs::write(&config, text.replace("    \"mcp-team-support/*\": [support-leads]\n", "")).expect("write");
+    let desired = common::cluster::repo_copy("examples/platform", &[]);
+    let grant = desired.path().join("teams/support/grants/support-leads.yaml");
+    let text = fs::read_to_string(&grant).expect("grant");
+    fs::write(&grant, text.replacen("maxTrust: high", "maxTrust: medium", 1)).expect("write");
+    let (desired_path, base_path) = (desired.path().to_string_lossy().into_owned(), base.path().to_string_lossy().into_owned());
+
+    // The base's owners apply (the change restores the support owners; that does not waive their review).
+    let plan = json(&run(&["plan", &desired_path, "--base", &base_path, "--format", "json", "--now", NOW]).stdout);
+    let unowned: Vec<&serde_json::Value> =
+        plan["diagnostics"].as_array().map(|d| d.iter().filter(|d| d["code"] == "server_without_owner").collect()).unwrap_or_default();
+    assert_eq!(unowned.len(), 1, "{}", plan["diagnostics"]);
+    assert_eq!(unowned[0]["severity"], "warning");
+    assert_eq!(unowned[0]["file"], "teams/support/grants/support-leads.yaml");
+
+    let text = fs::read_to_string(&config).expect("config");
+    fs::write(&config, text.replace("owners:\n", "owners:\n  unowned: error\n")).expect("write");
+    let strict = run(&["plan", &desired_path, "--base", &base_path, "--now", NOW]);
+    assert_eq!(strict.code, 1, "{}", strict.stdout);
+    assert!(strict.stdout.contains("error[server_without_owner]"), "{}", strict.stdout);
+}

@@ -55,11 +55,35 @@ pub enum Command {
         after_help = "Examples:\n  mcp-gitops daemon --repo /srv/platform.git --branch main --webhook-secret-file /etc/mcp-gitops/webhook-secret\n  mcp-gitops daemon --repo ./platform --interval 30s --drift report --kubeconfig ~/.kube/config\n\nEndpoints on --listen: POST /hook (GitHub X-Hub-Signature-256 or GitLab X-Gitlab-Token), GET /status, /healthz, /readyz, /metrics.\nSee docs/daemon.md."
     )]
     Daemon(DaemonArgs),
+    /// Check the approvals a JSON plan requires against who approved the change.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Install, for example:\n  mcp-gitops completion bash > ~/.local/share/bash-completion/completions/mcp-gitops\n  mcp-gitops completion zsh > \"${fpath[1]}/_mcp-gitops\"\n  mcp-gitops completion fish > ~/.config/fish/completions/mcp-gitops.fish\n  mcp-gitops completion powershell >> $PROFILE"
     )]
     Completion(CompletionArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsCommand {
+    /// Exit 0 when every approval the plan requires is given, 1 (saying what is missing) when not.
+    #[command(
+        after_help = "Example, in a pull request's CI:\n  mcp-gitops plan . --base origin/main --out plan.json --format markdown > comment.md\n  mcp-gitops approvals check plan.json --approved-by alice,payments-leads --author bob\n\nApprovers are matched as written (handles or team names): resolving a person's teams is the CI's job.\nThe author never counts as an approver of their own change.\nExit codes: 0 every requirement met, 1 not met (or unreadable plan), 64 usage error."
+    )]
+    Check(ApprovalsCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApprovalsCheckArgs {
+    /// The JSON plan (`plan --out FILE`).
+    pub plan: PathBuf,
+    /// Who approved the change: handles or teams, comma-separated ("" for nobody yet).
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',', required = true)]
+    pub approved_by: Vec<String>,
+    /// The change's author, who never counts as an approver.
+    #[arg(long, value_name = "HANDLE")]
+    pub author: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -34,6 +34,7 @@ pub fn dispatch(command: Command, palette: Palette) -> Result<i32, CliError> {
         Command::Render(args) => render_command(args),
         Command::Apply(args) => apply_command(args, palette),
         Command::Daemon(args) => daemon_command(args),
+        Command::Approvals(ApprovalsCommand::Check(args)) => approvals_check_command(args),
         Command::Completion(args) => {
             let mut out = Vec::new();
             clap_complete::generate(args.shell, &mut <Cli as clap::CommandFactory>::command(), "mcp-gitops", &mut out);
@@ -230,7 +231,7 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
             write_stdout(&text::render(&plan, palette));
         }
     }
-    let code = if desired.has_errors() {
+    let code = if plan.summary.errors > 0 {
         EXIT_ERROR
     } else if args.detailed_exitcode && plan.summary.has_changes() {
         EXIT_CHANGES
@@ -363,6 +364,21 @@ fn what_can_command(args: WhatCanArgs) -> Result<i32, CliError> {
         AnswerFormat::Text => write_stdout(&text::what_can(&identity, &cells)),
     }
     Ok(if state.has_errors() { EXIT_ERROR } else { EXIT_OK })
+}
+
+fn approvals_check_command(args: ApprovalsCheckArgs) -> Result<i32, CliError> {
+    let text = std::fs::read_to_string(&args.plan).map_err(|e| CliError::Failed(format!("cannot read {}: {e}", args.plan.display())))?;
+    let plan: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| CliError::Failed(format!("{} is not a JSON plan: {e}", args.plan.display())))?;
+    if plan["format_version"] != plan::FORMAT_VERSION {
+        return Err(CliError::Failed(format!("{} is not a format_version {} plan", args.plan.display(), plan::FORMAT_VERSION)));
+    }
+    let approvals: plan::Approvals = serde_json::from_value(plan["approvals"].clone()).map_err(|_| {
+        CliError::Failed(format!("{} has no approvals (a plan made by an older mcp-gitops): make it again", args.plan.display()))
+    })?;
+    let unmet = plan::approvals::unmet(&approvals, &args.approved_by, args.author.as_deref());
+    write_stdout(&text::approvals_check(&approvals, &unmet, args.author.as_deref()));
+    Ok(if unmet.is_empty() { EXIT_OK } else { EXIT_ERROR })
 }
 
 fn render_command(args: RenderArgs) -> Result<i32, CliError> {

@@ -44,11 +44,12 @@ pub enum Code {
     ToolMissingOnServer,
     ToolUngoverned,
     ServerUnreachable,
+    ServerWithoutOwner,
 }
 
 impl Code {
     /// Every code, in the order of docs/diagnostics.md.
-    pub const ALL: [Code; 20] = [
+    pub const ALL: [Code; 21] = [
         Code::YamlSyntax,
         Code::SchemaViolation,
         Code::UnknownKind,
@@ -69,6 +70,7 @@ impl Code {
         Code::ToolMissingOnServer,
         Code::ToolUngoverned,
         Code::ServerUnreachable,
+        Code::ServerWithoutOwner,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -93,6 +95,7 @@ impl Code {
             Code::ToolMissingOnServer => "tool_missing_on_server",
             Code::ToolUngoverned => "tool_ungoverned",
             Code::ServerUnreachable => "server_unreachable",
+            Code::ServerWithoutOwner => "server_without_owner",
         }
     }
 }

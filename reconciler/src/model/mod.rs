@@ -27,6 +27,31 @@ pub struct RepoConfig {
     pub ignore: Vec<String>,
     pub cluster_name: Option<String>,
     pub policies: PolicySettings,
+    pub owners: Owners,
+}
+
+/// `owners:` in `mcp-gitops.yaml`: who owns which servers, and which approvals each kind of
+/// access change needs (the plan's `approvals`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Owners {
+    /// Globs over `NAMESPACE/NAME` of servers, each to its approvers (forge handles or teams).
+    pub servers: BTreeMap<String, Vec<String>>,
+    /// What each kind of access change needs. Empty: a widening needs one of the server's owners.
+    pub approvals: Vec<ApprovalRule>,
+    /// The severity of `server_without_owner` (a changed object whose server has no owner).
+    pub unowned: Option<Severity>,
+}
+
+/// One approval rule: a change of kind `on` needs `count` approvals from `approvers`, where the
+/// word `owners` stands for the owners of the server the access is on.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct ApprovalRule {
+    /// `widened`, `widened-read`, `widened-write`, `widened-destructive`, `changed` or `narrowed`.
+    pub on: String,
+    pub approvers: Vec<String>,
+    pub count: usize,
 }
 
 /// `policies:` in `mcp-gitops.yaml`.

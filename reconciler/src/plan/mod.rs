@@ -4,11 +4,13 @@
 //! is `format_version` 1); renderers in `crate::render` are pure functions of it. No I/O here.
 
 pub mod access;
+pub mod approvals;
 pub mod diff;
 pub mod fields;
 pub mod live;
 
 pub use access::{AccessChange, Direction};
+pub use approvals::{Approvals, Requirement};
 
 use crate::gateway::render_all;
 use crate::model::{DesiredState, Diagnostic, Kind, Object, ObjectId};
@@ -133,6 +135,9 @@ pub struct Plan {
     pub changes: Vec<Change>,
     pub access_changes: Vec<AccessChange>,
     pub policy_revisions: Vec<PolicyRevision>,
+    /// Who must approve the change, from what it does to access and `owners:` in
+    /// `mcp-gitops.yaml` (the base's, when it has owners: a change cannot waive its own review).
+    pub approvals: Approvals,
     pub diagnostics: Vec<Diagnostic>,
     /// The base's own load errors (unreadable files and documents): their objects are missing
     /// from the base, so creates of what they declare, deletions and access changes are
@@ -186,17 +191,21 @@ pub fn assemble(base: &DesiredState, base_info: Base, desired: &DesiredState, mu
     }
     summary.errors = desired.diagnostics.iter().filter(|d| d.is_error()).count();
     summary.warnings = desired.diagnostics.len() - summary.errors;
-    Plan {
+    let mut plan = Plan {
         format_version: FORMAT_VERSION,
         desired_revision: desired.revision.clone(),
         base: base_info,
         changes,
         access_changes,
         policy_revisions,
+        approvals: Approvals::default(),
         diagnostics: desired.diagnostics.clone(),
         base_diagnostics,
         summary,
-    }
+    };
+    let owners = if base.config.owners.servers.is_empty() { &desired.config.owners } else { &base.config.owners };
+    approvals::add_to(&mut plan, owners, desired, base);
+    plan
 }
 
 /// Marks the creates of objects declared in a base file that could not be read in full: the

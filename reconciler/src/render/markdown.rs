@@ -44,6 +44,15 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
         );
     }
 
+    if !plan.approvals.required.is_empty() {
+        let _ = writeln!(head, "#### Approvals needed\n\n| approvals | from | servers | why |\n|---|---|---|---|");
+        for r in &plan.approvals.required {
+            let who = if r.approvers.is_empty() { "nobody: the server has no owner".to_string() } else { r.approvers.join(", ") };
+            let _ = writeln!(head, "| {} | {} | `{}` | {} |", r.count, escape_cell(&who), r.servers.join("`, `"), escape_cell(&r.reason));
+        }
+        head.push('\n');
+    }
+
     let mut sections = Vec::new();
     for (title, diagnostics) in [("Diagnostics", &plan.diagnostics), ("Problems in the base", &plan.base_diagnostics)] {
         if !diagnostics.is_empty() {

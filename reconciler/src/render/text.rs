@@ -16,6 +16,13 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
             plan.base_diagnostics.len()
         );
     }
+    if !plan.approvals.required.is_empty() {
+        let _ = writeln!(out, "{}", palette.bold("Approvals needed:"));
+        for r in &plan.approvals.required {
+            let _ = writeln!(out, "  {}", requirement(r));
+        }
+        out.push('\n');
+    }
     let changed: Vec<_> = plan.changes.iter().filter(|c| c.action != Action::NoOp).collect();
     if changed.is_empty() {
         out.push_str("No object changes.\n");
@@ -219,4 +226,34 @@ fn granted(d: &crate::gateway::Decision) -> String {
         facts.push(format!("by {}", d.reason));
     }
     if facts.is_empty() { String::new() } else { format!("  ({})", facts.join(", ")) }
+}
+
+/// `2 of [a, b] for ns/name: reason`
+pub fn requirement(r: &crate::plan::Requirement) -> String {
+    let who = if r.approvers.is_empty() { "nobody (the server has no owner)".to_string() } else { r.approvers.join(", ") };
+    format!("{} of [{who}] for {}: {}", r.count, r.servers.join(", "), r.reason)
+}
+
+/// `approvals check`: every requirement, met or with what is missing.
+pub fn approvals_check(approvals: &crate::plan::Approvals, unmet: &[(&crate::plan::Requirement, usize)], author: Option<&str>) -> String {
+    let mut out = String::new();
+    if approvals.required.is_empty() {
+        out.push_str("No approvals required: the change widens no access that a rule covers.\n");
+        return out;
+    }
+    for r in &approvals.required {
+        match unmet.iter().find(|(u, _)| *u == r) {
+            Some((_, missing)) => {
+                let _ = writeln!(out, "✗ {} — {missing} more approval(s) needed", requirement(r));
+            }
+            None => {
+                let _ = writeln!(out, "✓ {}", requirement(r));
+            }
+        }
+    }
+    if let Some(author) = author {
+        let _ = writeln!(out, "({author} wrote the change and does not count as an approver.)");
+    }
+    let _ = writeln!(out, "{} of {} requirement(s) met.", approvals.required.len() - unmet.len(), approvals.required.len());
+    out
 }

@@ -1,0 +1,236 @@
+//! Required approvals, from what a change does to access: each access change of the plan is
+//! matched against the `owners.approvals` rules of `mcp-gitops.yaml`; the word `owners` in a
+//! rule stands for the owners of the server the access is on. A change that only narrows access
+//! needs none unless a rule says so. Pure: no I/O.
+
+use super::access::{AccessChange, Direction};
+use super::{Change, Plan};
+use crate::model::{ApprovalRule, Code, DesiredState, Diagnostic, Kind, ObjectId, Owners, Severity};
+use globset::{Glob, GlobMatcher};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The plan's `approvals`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approvals {
+    pub required: Vec<Requirement>,
+}
+
+/// `count` approvals from `approvers` (any of them), for what the change does on `servers`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Requirement {
+    pub approvers: Vec<String>,
+    pub count: usize,
+    pub servers: Vec<String>,
+    pub reason: String,
+}
+
+/// The rule that applies when `owners.approvals` lists none: a widening needs one owner.
+fn default_rules() -> Vec<ApprovalRule> {
+    vec![ApprovalRule { on: "widened".into(), approvers: vec!["owners".into()], count: 1 }]
+}
+
+struct OwnerMap(Vec<(GlobMatcher, Vec<String>)>);
+
+impl OwnerMap {
+    fn new(owners: &Owners) -> OwnerMap {
+        OwnerMap(owners.servers.iter().filter_map(|(glob, who)| Some((Glob::new(glob).ok()?.compile_matcher(), who.clone()))).collect())
+    }
+
+    /// Everyone who owns the server `NAMESPACE/NAME` (every matching glob), sorted.
+    fn of(&self, server: &str) -> BTreeSet<String> {
+        self.0.iter().filter(|(glob, _)| glob.is_match(server)).flat_map(|(_, who)| who.iter().cloned()).collect()
+    }
+}
+
+/// Whether a rule's `on` covers an access change.
+fn covers(on: &str, change: &AccessChange) -> bool {
+    match (on, change.direction) {
+        ("widened", Direction::Widened) | ("changed", Direction::Changed) | ("narrowed", Direction::Narrowed) => true,
+        (on, Direction::Widened) => on.strip_prefix("widened-") == Some(change.side_effect.as_str()),
+        _ => false,
+    }
+}
+
+/// The approvals the access changes need under `owners`; none when no server has an owner.
+pub fn required(owners: &Owners, access_changes: &[AccessChange]) -> Approvals {
+    if owners.servers.is_empty() {
+        return Approvals::default();
+    }
+    let map = OwnerMap::new(owners);
+    let rules = if owners.approvals.is_empty() { default_rules() } else { owners.approvals.clone() };
+    // (rule, approvers) -> the servers and the number of calls it is needed for.
+    let mut needed: BTreeMap<(usize, Vec<String>), (BTreeSet<String>, usize)> = BTreeMap::new();
+    for change in access_changes {
+        for (i, rule) in rules.iter().enumerate().filter(|(_, rule)| covers(&rule.on, change)) {
+            let approvers: BTreeSet<String> = rule
+                .approvers
+                .iter()
+                .flat_map(|a| if a == "owners" { map.of(&change.server).into_iter().collect() } else { vec![a.clone()] })
+                .collect();
+            let entry = needed.entry((i, approvers.into_iter().collect())).or_default();
+            entry.0.insert(change.server.clone());
+            entry.1 += 1;
+        }
+    }
+    let mut required: Vec<Requirement> = needed
+        .into_iter()
+        .map(|((i, approvers), (servers, calls))| {
+            let rule = &rules[i];
+            Requirement {
+                approvers,
+                count: rule.count.max(1),
+                servers: servers.into_iter().collect(),
+                reason: format!("access {} on {calls} call(s) (rule `on: {}`)", words(&rule.on), rule.on),
+            }
+        })
+        .collect();
+    required.sort();
+    required.dedup();
+    Approvals { required }
+}
+
+fn words(on: &str) -> String {
+    match on.split_once('-') {
+        Some((direction, effect)) => format!("{direction} to {effect} tools"),
+        None => on.to_string(),
+    }
+}
+
+/// `server_without_owner` for each changed object whose server no `owners.servers` glob covers
+/// (only when owners are declared at all).
+pub fn unowned(owners: &Owners, desired: &DesiredState, base: &DesiredState, changes: &[Change]) -> Vec<Diagnostic> {
+    if owners.servers.is_empty() {
+        return Vec::new();
+    }
+    let map = OwnerMap::new(owners);
+    let severity = owners.unowned.unwrap_or(Severity::Warning);
+    let objects: BTreeMap<&ObjectId, &crate::model::Object> = base.objects.iter().chain(&desired.objects).map(|o| (&o.id, o)).collect();
+    let mut found = Vec::new();
+    for change in changes.iter().filter(|c| c.action != super::Action::NoOp) {
+        let Some(object) = objects.get(&change.id()) else { continue };
+        let server = match object.id.kind {
+            Kind::Server => format!("{}/{}", object.id.namespace, object.id.name),
+            _ => match crate::gateway::render::targets(object) {
+                Some((namespace, name)) => format!("{namespace}/{name}"),
+                None => continue,
+            },
+        };
+        if map.of(&server).is_empty() {
+            found.push(
+                Diagnostic::new(
+                    severity,
+                    Code::ServerWithoutOwner,
+                    &object.origin.file,
+                    object.pos("/metadata/name"),
+                    format!(
+                        "{} ({}) is on server {server}, which has no owner: no owner's approval is asked for it",
+                        object.id,
+                        change.action.as_str()
+                    ),
+                )
+                .object(&object.id)
+                .hint("add the server to owners.servers in mcp-gitops.yaml (globs over NAMESPACE/NAME)"),
+            );
+        }
+    }
+    found
+}
+
+/// Whether `approved_by` (less the author, who never approves their own change) meets each
+/// requirement: the unmet ones, each with the approvals still missing.
+pub fn unmet<'a>(approvals: &'a Approvals, approved_by: &[String], author: Option<&str>) -> Vec<(&'a Requirement, usize)> {
+    let approved: BTreeSet<&str> = approved_by.iter().map(String::as_str).filter(|a| Some(*a) != author && !a.is_empty()).collect();
+    approvals
+        .required
+        .iter()
+        .filter_map(|r| {
+            let have = r.approvers.iter().filter(|a| approved.contains(a.as_str())).count();
+            (have < r.count).then_some((r, r.count - have))
+        })
+        .collect()
+}
+
+/// The plan with its approvals and the `server_without_owner` diagnostics.
+pub(super) fn add_to(plan: &mut Plan, owners: &Owners, desired: &DesiredState, base: &DesiredState) {
+    plan.approvals = required(owners, &plan.access_changes);
+    let found = unowned(owners, desired, base, &plan.changes);
+    plan.summary.errors += found.iter().filter(|d| d.is_error()).count();
+    plan.summary.warnings += found.iter().filter(|d| !d.is_error()).count();
+    plan.diagnostics.extend(found);
+    crate::model::diagnostic::sort(&mut plan.diagnostics);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::Identity;
+    use crate::plan::access::Outcome;
+
+    fn change(direction: Direction, server: &str, effect: &str) -> AccessChange {
+        let outcome =
+            |allowed| Outcome { allowed, status: 200, reason: "r".into(), effective_trust: String::new(), matched_grant: String::new() };
+        AccessChange {
+            direction,
+            server: server.into(),
+            subject: Identity { agent: "a".into(), ..Identity::default() },
+            tool: "t".into(),
+            side_effect: effect.into(),
+            required_trust: "low".into(),
+            before: outcome(direction == Direction::Narrowed),
+            after: outcome(direction == Direction::Widened),
+        }
+    }
+
+    fn owners(rules: &[(&str, &[&str], usize)]) -> Owners {
+        Owners {
+            servers: BTreeMap::from([("pay/*".to_string(), vec!["pay-leads".to_string()])]),
+            approvals: rules
+                .iter()
+                .map(|(on, who, count)| ApprovalRule {
+                    on: on.to_string(),
+                    approvers: who.iter().map(|w| w.to_string()).collect(),
+                    count: *count,
+                })
+                .collect(),
+            unowned: None,
+        }
+    }
+
+    #[test]
+    fn a_widening_needs_an_owner_by_default_and_narrowing_needs_nobody() {
+        let needed = required(&owners(&[]), &[change(Direction::Widened, "pay/p", "read"), change(Direction::Narrowed, "pay/p", "write")]);
+        assert_eq!(needed.required.len(), 1);
+        assert_eq!((needed.required[0].approvers.clone(), needed.required[0].count), (vec!["pay-leads".to_string()], 1));
+        assert!(required(&owners(&[]), &[change(Direction::Narrowed, "pay/p", "write")]).required.is_empty());
+        assert!(
+            required(&Owners::default(), &[change(Direction::Widened, "pay/p", "read")]).required.is_empty(),
+            "no owners, no approvals"
+        );
+    }
+
+    #[test]
+    fn rules_match_the_side_effect_and_resolve_owners_per_server() {
+        let rules = owners(&[("widened-destructive", &["owners", "security"], 2), ("widened-write", &["owners"], 1)]);
+        let changes = [
+            change(Direction::Widened, "pay/p", "destructive"),
+            change(Direction::Widened, "other/o", "destructive"),
+            change(Direction::Widened, "pay/p", "read"),
+        ];
+        let needed = required(&rules, &changes).required;
+        assert_eq!(needed.len(), 2, "{needed:?}");
+        let approvers: Vec<Vec<String>> = needed.iter().map(|r| r.approvers.clone()).collect();
+        assert!(approvers.contains(&vec!["security".to_string()]), "an unowned server leaves only the named approvers: {approvers:?}");
+        assert!(approvers.contains(&vec!["pay-leads".to_string(), "security".to_string()]));
+        assert!(needed.iter().all(|r| r.count == 2));
+    }
+
+    #[test]
+    fn the_author_never_approves_their_own_change() {
+        let approvals = required(&owners(&[("widened", &["owners", "security"], 2)]), &[change(Direction::Widened, "pay/p", "read")]);
+        let by = |who: &[&str]| who.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        assert!(unmet(&approvals, &by(&["pay-leads", "security"]), None).is_empty());
+        assert_eq!(unmet(&approvals, &by(&["pay-leads", "security"]), Some("pay-leads"))[0].1, 1);
+        assert_eq!(unmet(&approvals, &by(&["someone-else"]), None)[0].1, 2);
+    }
+}
