@@ -2,7 +2,8 @@
 //! test pushes commits to: first apply, forged and valid webhooks, an invalid commit refused
 //! while the last good revision stays, drift corrected or only reported as soon as the watch
 //! sees it, Events and status annotations on the inventory, filesystem events for a directory,
-//! leader election with a standby taking over, SIGTERM in the middle of a reconcile, metrics.
+//! leader election with a standby taking over, SIGTERM in the middle of a reconcile, metrics,
+//! a time-bound grant revoked at its expiry.
 
 mod common;
 
@@ -304,4 +305,31 @@ fn policy_directories_beside_the_platform_directory_are_enforced() {
     );
     assert_eq!(teams.max_trust("refund-desk"), "medium");
     assert_eq!(status["revision"], first.as_str());
+}
+
+#[test]
+fn a_time_bound_grant_is_revoked_in_the_cluster_within_seconds_of_its_expiry() {
+    let teams = Teams::new("x");
+    let repo = teams.repo("examples/platform");
+    let expires_text = (jiff::Timestamp::now() + jiff::SignedDuration::from_secs(15)).strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let expires: jiff::Timestamp = expires_text.parse().expect("a time");
+    let file = repo.path().join("teams/payments/grants/refund-desk.yaml");
+    let text = std::fs::read_to_string(&file).expect("read");
+    let namespace_line = format!("  namespace: {}\n", teams.payments);
+    let annotated =
+        text.replacen(&namespace_line, &format!("{namespace_line}  annotations:\n    mcp-gitops.io/expires-at: \"{expires_text}\"\n"), 1);
+    assert_ne!(annotated, text);
+    std::fs::write(&file, annotated).expect("write");
+
+    // The interval is an hour, and nothing is pushed: only the expiry can trigger.
+    let daemon = Daemon::start(&repo.path().to_string_lossy(), &teams.kubeconfig, &teams.inventory, &[]);
+    assert!(jiff::Timestamp::now() < expires, "the first apply took too long for this test to mean anything");
+    assert_ne!(grant_field(&teams.kubectl, &teams.payments, "refund-desk", ".spec.disabled"), "true", "applied enabled first");
+    daemon.wait_until(Duration::from_secs(60), |_| grant_field(&teams.kubectl, &teams.payments, "refund-desk", ".spec.disabled") == "true");
+    let lag = jiff::Timestamp::now().duration_since(expires);
+    eprintln!("expiry to revoked in the cluster (as kubectl sees it): {:.2} s", lag.as_secs_f64());
+    assert!(lag < jiff::SignedDuration::from_secs(10), "revoked {lag:?} after its expiry");
+    let count = metric_lines(&daemon, "mcp_gitops_expiry_lag_seconds_count");
+    assert_eq!(count, vec!["mcp_gitops_expiry_lag_seconds_count 1".to_string()]);
+    eprintln!("{:?}", metric_lines(&daemon, "mcp_gitops_expiry_lag_seconds_sum"));
 }

@@ -21,6 +21,7 @@ pub struct Metrics {
     pub git_fetch_failures: Counter,
     pub webhook_rejections: Counter,
     pub revision: Family<Labels, Gauge>,
+    pub expiry_lag: Histogram,
 }
 
 impl Default for Metrics {
@@ -36,6 +37,7 @@ impl Default for Metrics {
             git_fetch_failures: Counter::default(),
             webhook_rejections: Counter::default(),
             revision: Family::default(),
+            expiry_lag: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
             registry: Registry::default(),
         };
         registry.register(
@@ -66,6 +68,11 @@ impl Default for Metrics {
             metrics.webhook_rejections.clone(),
         );
         registry.register("revision_info", "The revision last applied (value 1)", metrics.revision.clone());
+        registry.register(
+            "expiry_lag_seconds",
+            "From the instant a time-bound grant expired to the end of the reconcile that applied it disabled",
+            metrics.expiry_lag.clone(),
+        );
         Metrics { registry, ..metrics }
     }
 }

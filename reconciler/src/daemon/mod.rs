@@ -85,7 +85,18 @@ struct Shared {
     full_pass: AtomicBool,
     /// Objects the running reconcile is about to prune: their deletion events are our own.
     pruning: Mutex<BTreeSet<ObjectId>>,
+    /// When the desired state next changes without a commit (a time-bound grant expires).
+    expiry: Mutex<Expiry>,
+    expiry_changed: Notify,
     metrics: Metrics,
+}
+
+#[derive(Debug, Default)]
+struct Expiry {
+    /// The next instant a grant of the live revision expires.
+    next: Option<jiff::Timestamp>,
+    /// An expiry that has come and whose reconcile has not succeeded yet (for the lag metric).
+    due: Option<jiff::Timestamp>,
 }
 
 impl Shared {
@@ -107,6 +118,19 @@ impl Shared {
     fn trigger_full(&self) {
         self.full_pass.store(true, Ordering::Relaxed);
         self.trigger.notify_one();
+    }
+
+    fn expiry(&self) -> std::sync::MutexGuard<'_, Expiry> {
+        self.expiry.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Schedules the reconcile of the next expiry (none: nothing expires).
+    fn expire_next_at(&self, next: Option<jiff::Timestamp>) {
+        let mut expiry = self.expiry();
+        if expiry.next != next {
+            expiry.next = next;
+            self.expiry_changed.notify_one();
+        }
     }
 
     fn stop(&self) {
@@ -131,6 +155,8 @@ pub async fn run(options: Options) -> Result<(), String> {
         last_recorded: Mutex::new(String::new()),
         full_pass: AtomicBool::new(true),
         pruning: Mutex::new(BTreeSet::new()),
+        expiry: Mutex::new(Expiry::default()),
+        expiry_changed: Notify::new(),
         metrics: Metrics::default(),
     });
     let options = &shared.options;
@@ -166,6 +192,7 @@ pub async fn run(options: Options) -> Result<(), String> {
     triggers::on_interval(shared.clone());
     let _file_watch = triggers::on_file_change(shared.clone(), &mirror);
     triggers::on_drift(shared.clone(), cluster.clone(), applyset.clone());
+    triggers::on_expiry(shared.clone());
 
     let (mut failures, mut validated) = (0u32, None);
     while !shared.stopping() {

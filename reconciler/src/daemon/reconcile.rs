@@ -74,6 +74,8 @@ const REVALIDATE_AFTER: std::time::Duration = std::time::Duration::from_secs(600
 pub struct Validated {
     revision: String,
     at: Instant,
+    /// The next expiry of a time-bound grant: from then on the desired state differs.
+    until: Option<Timestamp>,
     desired: DesiredState,
 }
 
@@ -166,13 +168,25 @@ async fn pipeline(
     // reconciles of a large repository then cost a plan, not a validation)
     let now = Timestamp::now();
     let entry = match validated.take() {
-        Some(entry) if entry.revision == revision && entry.at.elapsed() < REVALIDATE_AFTER => entry,
+        Some(entry) if entry.revision == revision && entry.at.elapsed() < REVALIDATE_AFTER && entry.until.is_none_or(|t| now < t) => entry,
         _ => match load_and_validate(mirror, poll.snapshot, now) {
-            Ok(desired) => Validated { revision: revision.clone(), at: Instant::now(), desired },
+            Ok(desired) => {
+                let until = crate::validate::expiry::next_expiry(&desired, now);
+                Validated { revision: revision.clone(), at: Instant::now(), until, desired }
+            }
             Err(why) => return Outcome::new("invalid", format!("revision {revision}: {why}; the last good revision stays live")),
         },
     };
     let outcome = plan_and_apply(shared, cluster, applyset, &entry.desired, &revision, now).await;
+    if outcome.succeeded() {
+        shared.expire_next_at(entry.until);
+        let due = shared.expiry().due.take_if(|due| *due <= now);
+        if let Some(due) = due {
+            let lag = Timestamp::now().duration_since(due).as_secs_f64();
+            shared.metrics.expiry_lag.observe(lag);
+            tracing::info!(lag_seconds = lag, expiry = %due, "an expired grant is applied disabled");
+        }
+    }
     // A policy directory outside the revision may change without it: then validate every time.
     if entry.desired.config.policies.directories.iter().all(|dir| mirror.pins(dir)) {
         *validated = Some(Validated { desired: slimmed(entry.desired), ..entry });

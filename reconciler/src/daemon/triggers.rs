@@ -1,6 +1,6 @@
 //! What wakes the reconcile loop: the interval (with jitter), SIGTERM/SIGINT, filesystem events
 //! for a local source, watch events on managed objects that another manager changed or deleted
-//! (drift), and the loss of the leader lease. Each trigger only notifies; the loop coalesces.
+//! (drift), the instant a time-bound grant expires, and the loss of the leader lease. Each trigger only notifies; the loop coalesces.
 
 use super::Shared;
 use crate::cluster::{Cluster, ManagedChange};
@@ -111,6 +111,35 @@ pub fn on_drift(shared: Arc<Shared>, cluster: Cluster, applyset: ApplySet) {
                     shared.trigger_full();
                 }
                 ManagedChange::Deleted { .. } => {}
+            }
+        }
+    });
+}
+
+/// Reconciles at the instant the next time-bound grant expires, so that its revocation reaches
+/// the cluster then, not at the next interval. Rescheduled whenever a reconcile finds another
+/// next expiry.
+pub fn on_expiry(shared: Arc<Shared>) {
+    tokio::spawn(async move {
+        loop {
+            let next = shared.expiry().next;
+            let Some(at) = next else {
+                shared.expiry_changed.notified().await;
+                continue;
+            };
+            let wait = Duration::try_from(at.duration_since(jiff::Timestamp::now())).unwrap_or(Duration::ZERO);
+            tokio::select! {
+                // A few milliseconds late: at the instant itself the grant counts as expired.
+                _ = tokio::time::sleep(wait + Duration::from_millis(5)) => {
+                    {
+                        let mut expiry = shared.expiry();
+                        expiry.due = Some(at);
+                        expiry.next = None;
+                    }
+                    tracing::info!(expiry = %at, "a time-bound grant expires: reconciling");
+                    shared.trigger_full();
+                }
+                _ = shared.expiry_changed.notified() => {}
             }
         }
     });

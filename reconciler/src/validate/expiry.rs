@@ -9,6 +9,19 @@ use jiff::Timestamp;
 
 pub const EXPIRES_AT: &str = "mcp-gitops.io/expires-at";
 
+/// The next instant after `now` at which a grant of `state` expires: when the desired state
+/// changes without a commit.
+pub fn next_expiry(state: &DesiredState, now: Timestamp) -> Option<Timestamp> {
+    let pointer = format!("/metadata/annotations/{}", EXPIRES_AT.replace('/', "~1"));
+    state
+        .objects
+        .iter()
+        .filter(|o| o.id.kind == Kind::Grant)
+        .filter_map(|o| o.body.pointer(&pointer)?.as_str()?.parse::<Timestamp>().ok())
+        .filter(|at| *at > now)
+        .min()
+}
+
 /// Disables the grants whose expiry is at or before `now`. Returns a `grant_expired` warning for
 /// each, and an error for a value that is not an RFC 3339 time (such a grant is left as it is).
 pub fn expire(state: &mut DesiredState, now: Timestamp) -> Vec<Diagnostic> {
