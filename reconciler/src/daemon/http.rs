@@ -26,8 +26,7 @@ async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     let Some(secret) = &shared.options.webhook_secret else {
         return (StatusCode::NOT_FOUND, "the webhook is off: start the daemon with --webhook-secret-file\n");
     };
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
-    match webhook::verify(secret, header, &body) {
+    match webhook::verify_request(secret, &headers, &body) {
         // A standby reconciles as soon as it takes the lead, so the request is not lost.
         webhook::Verdict::Accepted if shared.report().role == super::Role::Standby => {
             (StatusCode::ACCEPTED, "standby: the leader replica reconciles; this one will when it takes the lead\n")

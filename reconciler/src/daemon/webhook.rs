@@ -34,6 +34,12 @@ pub fn verify(secret: &[u8], headers: impl Fn(&str) -> Option<String>, body: &[u
     }
 }
 
+/// Checks a `POST /hook` request as the HTTP server hands it over. A header value that is not
+/// visible ASCII counts as absent; of a repeated header, the first counts.
+pub fn verify_request(secret: &[u8], headers: &axum::http::HeaderMap, body: &[u8]) -> Verdict {
+    verify(secret, |name| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from), body)
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
