@@ -44,6 +44,21 @@ fn pos_of(span: &Span) -> Pos {
     Pos { line: span.start.line(), column: span.start.col() + 1 }
 }
 
+/// The position just after the last character, with line breaks counted as YAML counts them
+/// (LF, CRLF, CR).
+fn end_of(text: &str) -> Pos {
+    let mut end = Pos { line: 1, column: 1 };
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\n' || (c == '\r' && chars.peek() != Some(&'\n')) {
+            end = Pos { line: end.line + 1, column: 1 };
+        } else {
+            end.column += 1;
+        }
+    }
+    end
+}
+
 /// Parses every document of `text`. Problems become diagnostics against `file`; documents
 /// parsed before a syntax error are kept.
 pub fn parse(file: &str, text: &str) -> (Vec<YamlDocument>, Vec<Diagnostic>) {
@@ -61,6 +76,13 @@ pub fn parse(file: &str, text: &str) -> (Vec<YamlDocument>, Vec<Diagnostic>) {
         }
     }
     let mut diagnostics = builder.diagnostics;
+    if !diagnostics.is_empty() {
+        // At the end of a file with no final line break, saphyr reports the line after the last.
+        let end = end_of(text);
+        for d in diagnostics.iter_mut().filter(|d| d.line > end.line) {
+            (d.line, d.column) = (end.line, end.column);
+        }
+    }
     let documents = builder
         .documents
         .into_iter()
@@ -433,6 +455,14 @@ mod tests {
         let (_, diagnostics) = parse("bad.yaml", "a:\n  b: 1\n c: 2\n");
         assert_eq!(diagnostics[0].code, Code::YamlSyntax);
         assert_eq!(diagnostics[0].line, 3);
+    }
+
+    #[test]
+    fn an_error_at_the_end_of_a_file_without_a_final_line_break_points_into_the_file() {
+        for (text, end) in [("a: [", (1, 5)), ("%YAML 1.2\n%YAM-", (2, 6)), ("a: [\r", (2, 1))] {
+            let (_, diagnostics) = parse("end.yaml", text);
+            assert_eq!((diagnostics[0].line, diagnostics[0].column), end, "{text:?}: {diagnostics:?}");
+        }
     }
 
     #[test]
