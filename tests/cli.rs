@@ -428,6 +428,17 @@ fn an_expired_grant_is_desired_disabled_from_its_expiry_on() {
         json(&run(&[&call[..], &MARCUS].concat()).stdout)
     };
 
+    // Planned ten days before: the change shows when the grant ends and what it takes away then.
+    let early = json(&run(&["plan", &path, "--base", "examples/platform", "--format", "json", "--now", "2026-11-10T00:00:00Z"]).stdout);
+    let expiring = early["expiring"].as_array().cloned().unwrap_or_default();
+    assert_eq!(expiring.len(), 1, "{}", early["expiring"]);
+    assert_eq!((expiring[0]["grant"].as_str(), expiring[0]["in_days"].as_i64()), (Some("mcp-team-payments/refund-desk"), Some(10)));
+    let then = expiring[0]["access_changes"].as_array().cloned().unwrap_or_default();
+    assert!(then.iter().all(|c| c["direction"] != "widened") && then.iter().any(|c| c["direction"] == "narrowed"), "{then:?}");
+    assert!(then.iter().any(|c| c["subject"]["session"] == "refund-copilot-marcus" && c["tool"] == "update_billing_address"));
+    let text = run(&["plan", &path, "--base", "examples/platform", "--now", "2026-11-10T00:00:00Z"]).stdout;
+    assert!(text.contains("Expiring: mcp-team-payments/refund-desk expires in 10 day(s)"), "{text}");
+
     // Before the instant nothing changes; from it on the grant grants nothing.
     assert_eq!(explain("2026-11-19T23:59:59Z")["allowed"], true);
     assert_eq!(explain("2026-11-20T00:00:00Z")["allowed"], false);

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod approvals;
 pub mod diff;
+pub mod expiring;
 pub mod fields;
 pub mod live;
 
@@ -138,6 +139,9 @@ pub struct Plan {
     /// Who must approve the change, from what it does to access and `owners:` in
     /// `mcp-gitops.yaml` (the base's, when it has owners: a change cannot waive its own review).
     pub approvals: Approvals,
+    /// The time-bound grants the change creates or updates, soonest expiry first, each with the
+    /// access it takes away then.
+    pub expiring: Vec<expiring::Expiring>,
     pub diagnostics: Vec<Diagnostic>,
     /// The base's own load errors (unreadable files and documents): their objects are missing
     /// from the base, so creates of what they declare, deletions and access changes are
@@ -199,12 +203,14 @@ pub fn assemble(base: &DesiredState, base_info: Base, desired: &DesiredState, mu
         access_changes,
         policy_revisions,
         approvals: Approvals::default(),
+        expiring: Vec::new(),
         diagnostics: desired.diagnostics.clone(),
         base_diagnostics,
         summary,
     };
     let owners = if base.config.owners.servers.is_empty() { &desired.config.owners } else { &base.config.owners };
     approvals::add_to(&mut plan, owners, desired, base);
+    plan.expiring = expiring::expiring(desired, &plan.changes, now);
     plan
 }
 

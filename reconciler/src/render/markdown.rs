@@ -84,6 +84,14 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
         s.push_str("\n</details>\n");
         sections.push(s);
     }
+    if !plan.expiring.is_empty() {
+        let mut s = String::from("#### Time-bound grants\n\n| grant | expires | then |\n|---|---|---|\n");
+        for grant in &plan.expiring {
+            let then: Vec<String> = grant.access_changes.iter().map(|c| escape_cell(&c.sentence())).collect();
+            let _ = writeln!(s, "| `{}` | in {} day(s), {} | {} |", grant.grant, grant.in_days, grant.expires_at, then.join("<br>"));
+        }
+        sections.push(s);
+    }
     if !plan.policy_revisions.is_empty() {
         let mut s = String::from(
             "#### Predicted gateway policy revisions\n\nRevisions of the rendering sorted by namespace/name: the operator's may differ for a server with several grants or sessions (it renders them in its cache's list order).\n\n| server | before | after |\n|---|---|---|\n",

@@ -70,6 +70,20 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
             let _ = writeln!(out, "  {mark} {}", change.sentence());
         }
     }
+    for grant in &plan.expiring {
+        let _ = writeln!(
+            out,
+            "\n{} {} expires in {} day(s), at {}: then {} call(s) change",
+            palette.bold("Expiring:"),
+            grant.grant,
+            grant.in_days,
+            grant.expires_at,
+            grant.access_changes.len()
+        );
+        for change in &grant.access_changes {
+            let _ = writeln!(out, "  {} {}", palette.red("-"), change.sentence());
+        }
+    }
     if !plan.policy_revisions.is_empty() {
         let _ = writeln!(out, "\n{}", palette.bold("Predicted gateway policy revisions (of the rendering sorted by namespace/name):"));
         for revision in &plan.policy_revisions {

@@ -1,0 +1,56 @@
+//! The time-bound grants a change creates or updates that are still live: when each expires
+//! ("expires in N days") and what access it takes away then, computed as the access diff between
+//! the desired state now and the same state at that instant. Pure: no I/O.
+
+use super::access::{self, AccessChange};
+use super::{Action, Change};
+use crate::gateway::render_all;
+use crate::model::{DesiredState, Kind, ObjectId};
+use crate::validate::expiry::{EXPIRES_AT, expire};
+use jiff::Timestamp;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Expiring {
+    /// `NAMESPACE/NAME` of the grant.
+    pub grant: String,
+    pub expires_at: String,
+    /// Whole days from the plan's time to the expiry.
+    pub in_days: i64,
+    /// What the expiry alone changes, judged then.
+    pub access_changes: Vec<AccessChange>,
+}
+
+/// The changed grants of `desired` that expire after `now`, soonest first.
+pub fn expiring(desired: &DesiredState, changes: &[Change], now: Timestamp) -> Vec<Expiring> {
+    let pointer = format!("/metadata/annotations/{}", EXPIRES_AT.replace('/', "~1"));
+    let changed: Vec<ObjectId> =
+        changes.iter().filter(|c| c.kind == Kind::Grant && matches!(c.action, Action::Create | Action::Update)).map(Change::id).collect();
+    let mut found: Vec<(Timestamp, &str, &ObjectId)> = desired
+        .objects
+        .iter()
+        .filter(|o| changed.contains(&o.id))
+        .filter_map(|o| {
+            let text = o.body.pointer(&pointer)?.as_str()?;
+            let at = text.parse::<Timestamp>().ok().filter(|at| *at > now)?;
+            Some((at, text, &o.id))
+        })
+        .collect();
+    found.sort();
+    found
+        .into_iter()
+        .map(|(at, text, id)| {
+            let mut then = DesiredState { objects: desired.objects.clone(), config: desired.config.clone(), ..DesiredState::default() };
+            expire(&mut then, at);
+            let before: BTreeMap<ObjectId, _> = render_all(desired).into_iter().collect();
+            let after: BTreeMap<ObjectId, _> = render_all(&then).into_iter().collect();
+            Expiring {
+                grant: format!("{}/{}", id.namespace, id.name),
+                expires_at: text.to_string(),
+                in_days: at.duration_since(now).as_secs() / 86_400,
+                access_changes: access::diff(desired, &before, &then, &after, at),
+            }
+        })
+        .collect()
+}
