@@ -139,26 +139,53 @@ impl AccessChange {
     /// One sentence in the gateway's terms, e.g. "agent `cursor` may now call
     /// `payments/refund_invoice` (destructive) at trust high — was `tool_not_granted`".
     pub fn sentence(&self) -> String {
-        let who = subject_words(&self.subject);
+        format!("{} {}", subject_words(&self.subject), self.predicate())
+    }
+
+    /// The sentence without its subject: "may now call `payments/refund_invoice` ...".
+    pub fn predicate(&self) -> String {
         let tool = format!("`{}/{}`", self.server.rsplit('/').next().unwrap_or(&self.server), self.tool);
         let effect = if self.side_effect.is_empty() { String::new() } else { format!(" ({})", self.side_effect) };
         match self.direction {
             Direction::Widened => {
                 let trust =
                     if self.after.effective_trust.is_empty() { String::new() } else { format!(" at trust {}", self.after.effective_trust) };
-                format!("{who} may now call {tool}{effect}{trust} — was `{}`", self.before.reason)
+                format!("may now call {tool}{effect}{trust} — was `{}`", self.before.reason)
             }
-            Direction::Narrowed => {
-                format!("{who} may no longer call {tool}{effect}: `{}` — was `{}`", self.after.reason, self.before.reason)
-            }
+            Direction::Narrowed => format!("may no longer call {tool}{effect}: `{}` — was `{}`", self.after.reason, self.before.reason),
             Direction::Changed if self.after.allowed => format!(
-                "{who} still may call {tool}{effect}, now at trust {} — was {}",
+                "still may call {tool}{effect}, now at trust {} — was {}",
                 or_none(&self.after.effective_trust),
                 or_none(&self.before.effective_trust)
             ),
-            Direction::Changed => format!("{who} calling {tool}{effect}: `{}` — was `{}`", self.after.reason, self.before.reason),
+            Direction::Changed => format!("calling {tool}{effect}: `{}` — was `{}`", self.after.reason, self.before.reason),
         }
     }
+}
+
+/// Access changes grouped for a reviewer: one group per subject (in subject order), and in each
+/// the most dangerous first: destructive, write, read, then the rest; then by direction, server
+/// and tool.
+pub fn by_subject<'a>(changes: impl IntoIterator<Item = &'a AccessChange>) -> Vec<(String, Vec<&'a AccessChange>)> {
+    let mut groups: BTreeMap<&Identity, Vec<&AccessChange>> = BTreeMap::new();
+    for change in changes {
+        groups.entry(&change.subject).or_default().push(change);
+    }
+    let danger = |effect: &str| match effect {
+        "destructive" => 0,
+        "write" => 1,
+        "read" => 2,
+        _ => 3,
+    };
+    groups
+        .into_iter()
+        .map(|(subject, mut changes)| {
+            changes.sort_by(|a, b| {
+                (danger(&a.side_effect), a.direction, &a.server, &a.tool).cmp(&(danger(&b.side_effect), b.direction, &b.server, &b.tool))
+            });
+            (subject_words(subject), changes)
+        })
+        .collect()
 }
 
 fn or_none(trust: &str) -> &str {

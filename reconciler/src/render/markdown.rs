@@ -64,14 +64,18 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
     let (decisive, reasons): (Vec<_>, Vec<_>) =
         plan.access_changes.iter().partition(|c| c.direction != Direction::Changed || c.before.allowed || c.after.allowed);
     if !decisive.is_empty() {
-        let mut s = String::from("#### Access changes\n\n| | change |\n|---|---|\n");
-        for change in decisive {
-            let mark = match change.direction {
-                Direction::Widened => "🟢 widened",
-                Direction::Narrowed => "🔴 narrowed",
-                Direction::Changed => "🟡 changed",
-            };
-            let _ = writeln!(s, "| {mark} | {} |", escape_cell(&change.sentence()));
+        // One group of rows per subject, its name in the first row only; destructive first.
+        let mut s = String::from("#### Access changes\n\n| subject | | change |\n|---|---|---|\n");
+        for (subject, changes) in crate::plan::access::by_subject(decisive) {
+            for (i, change) in changes.into_iter().enumerate() {
+                let mark = match change.direction {
+                    Direction::Widened => "🟢 widened",
+                    Direction::Narrowed => "🔴 narrowed",
+                    Direction::Changed => "🟡 changed",
+                };
+                let who = if i == 0 { escape_cell(&subject) } else { String::new() };
+                let _ = writeln!(s, "| {who} | {mark} | {} |", escape_cell(&change.predicate()));
+            }
         }
         sections.push(s);
     }

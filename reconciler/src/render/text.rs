@@ -61,13 +61,16 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
     }
     if !plan.access_changes.is_empty() {
         let _ = writeln!(out, "\n{}", palette.bold("Access changes:"));
-        for change in &plan.access_changes {
-            let mark = match change.direction {
-                Direction::Widened => palette.green("+"),
-                Direction::Narrowed => palette.red("-"),
-                Direction::Changed => palette.yellow("~"),
-            };
-            let _ = writeln!(out, "  {mark} {}", change.sentence());
+        for (subject, changes) in crate::plan::access::by_subject(&plan.access_changes) {
+            let _ = writeln!(out, "  {subject}:");
+            for change in changes {
+                let mark = match change.direction {
+                    Direction::Widened => palette.green("+"),
+                    Direction::Narrowed => palette.red("-"),
+                    Direction::Changed => palette.yellow("~"),
+                };
+                let _ = writeln!(out, "    {mark} {}", change.predicate());
+            }
         }
     }
     for grant in &plan.expiring {
