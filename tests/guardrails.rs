@@ -105,6 +105,32 @@ fn sessions_expire_within_a_day_by_default_and_the_limit_is_a_parameter() {
     assert_eq!(fired(&[files[0], ("mcp-gitops.yaml", config)], "sessions-expire-within-a-day"), ["bad-never"]);
 }
 
+/// A grant that can reach the destructive refund, with `annotations` under its metadata.
+fn destructive_grant(name: &str, annotations: &str) -> String {
+    grant(name, "  subject: {humanID: ann@example.com}\n  maxTrust: high\n  allowedSideEffects: [read, destructive]\n")
+        .replace("  namespace: team-a\n", &format!("  namespace: team-a\n{annotations}"))
+}
+
+#[test]
+fn destructive_grants_expire_within_thirty_days_by_default_and_the_limit_is_a_parameter() {
+    let expires = |at: &str| format!("  annotations:\n    mcp-gitops.io/expires-at: \"{at}\"\n");
+    let grants = [
+        destructive_grant("ok-next-week", &expires("2026-12-02T00:00:00Z")),
+        destructive_grant("bad-standing", ""),
+        destructive_grant("bad-next-year", &expires("2027-11-25T00:00:00Z")),
+        destructive_grant("ok-expired", &expires("2026-11-01T00:00:00Z")),
+        destructive_grant("ok-disabled", "").replace("  maxTrust: high\n", "  maxTrust: high\n  disabled: true\n"),
+        grant("ok-read-only", "  subject: {agentID: bot}\n  allowedSideEffects: [read]\n"),
+    ]
+    .concat();
+    let files = [("grants.yaml", grants.as_str())];
+    assert_eq!(fired(&files, "destructive-grants-expire"), ["bad-next-year", "bad-standing"]);
+    let config = "policies:\n  overrides:\n    destructive-grants-expire: {params: {maxDays: 400}}\n";
+    assert_eq!(fired(&[files[0], ("mcp-gitops.yaml", config)], "destructive-grants-expire"), ["bad-standing"]);
+    let off = "policies:\n  disabled: [destructive-grants-expire]\n";
+    assert!(fired(&[files[0], ("mcp-gitops.yaml", off)], "destructive-grants-expire").is_empty());
+}
+
 #[test]
 fn no_cross_namespace_server_refs() {
     let grants = [

@@ -29,6 +29,7 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     ("policies/grants-list-side-effects.yaml", include_str!("../../../policies/grants-list-side-effects.yaml")),
     ("policies/team-wide-grants-are-read-only.yaml", include_str!("../../../policies/team-wide-grants-are-read-only.yaml")),
     ("policies/human-ids-look-right.yaml", include_str!("../../../policies/human-ids-look-right.yaml")),
+    ("policies/destructive-grants-expire.yaml", include_str!("../../../policies/destructive-grants-expire.yaml")),
 ];
 
 /// One piece of a message template: text, or a `{{ expression }}`.
