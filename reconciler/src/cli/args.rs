@@ -55,6 +55,11 @@ pub enum Command {
         after_help = "Examples:\n  mcp-gitops daemon --repo /srv/platform.git --branch main --webhook-secret-file /etc/mcp-gitops/webhook-secret\n  mcp-gitops daemon --repo ./platform --interval 30s --drift report --kubeconfig ~/.kube/config\n\nEndpoints on --listen: POST /hook (GitHub X-Hub-Signature-256 or GitLab X-Gitlab-Token), GET /status, /healthz, /readyz, /metrics.\nSee docs/daemon.md."
     )]
     Daemon(DaemonArgs),
+    /// Check that every commit of a range is signed by an allowed signer (SSH signatures, git's allowed_signers).
+    #[command(
+        after_help = "Examples:\n  mcp-gitops verify . --allowed-signers .mcp-gitops/allowed_signers --from origin/main --to HEAD\n  mcp-gitops verify --allowed-signers allowed_signers --format json\n\nEach failing commit is named with a reason: unsigned, unknown_key, bad_signature, key_not_valid,\nprincipal_mismatch, not_a_descendant. See docs/trust.md.\nExit codes: 0 every commit verified, 1 a commit failed (or the repository or file could not be read), 64 usage error."
+    )]
+    Verify(VerifyArgs),
     /// Check the approvals a JSON plan requires against who approved the change.
     #[command(subcommand)]
     Approvals(ApprovalsCommand),
@@ -63,6 +68,27 @@ pub enum Command {
         after_help = "Install, for example:\n  mcp-gitops completion bash > ~/.local/share/bash-completion/completions/mcp-gitops\n  mcp-gitops completion zsh > \"${fpath[1]}/_mcp-gitops\"\n  mcp-gitops completion fish > ~/.config/fish/completions/mcp-gitops.fish\n  mcp-gitops completion powershell >> $PROFILE"
     )]
     Completion(CompletionArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// A directory inside the git repository.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// git's allowed_signers file: `principals [options] keytype key` per line.
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: PathBuf,
+    /// Verify the commits after this one (not included), up to --to.
+    #[arg(long, value_name = "REV")]
+    pub from: Option<String>,
+    /// The last commit to verify.
+    #[arg(long, value_name = "REV", default_value = "HEAD")]
+    pub to: String,
+    /// Follow only first parents: trust the merger of a merge, not each commit it brings in.
+    #[arg(long)]
+    pub first_parent: bool,
+    #[arg(long, value_enum, default_value_t = AnswerFormat::Text)]
+    pub format: AnswerFormat,
 }
 
 #[derive(Debug, Subcommand)]

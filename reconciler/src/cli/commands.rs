@@ -35,6 +35,7 @@ pub fn dispatch(command: Command, palette: Palette) -> Result<i32, CliError> {
         Command::Apply(args) => apply_command(args, palette),
         Command::Daemon(args) => daemon_command(args),
         Command::Approvals(ApprovalsCommand::Check(args)) => approvals_check_command(args),
+        Command::Verify(args) => verify_command(args),
         Command::Completion(args) => {
             let mut out = Vec::new();
             clap_complete::generate(args.shell, &mut <Cli as clap::CommandFactory>::command(), "mcp-gitops", &mut out);
@@ -364,6 +365,22 @@ fn what_can_command(args: WhatCanArgs) -> Result<i32, CliError> {
         AnswerFormat::Text => write_stdout(&text::what_can(&identity, &cells)),
     }
     Ok(if state.has_errors() { EXIT_ERROR } else { EXIT_OK })
+}
+
+fn verify_command(args: VerifyArgs) -> Result<i32, CliError> {
+    let file = args.allowed_signers.display().to_string();
+    let text = std::fs::read_to_string(&args.allowed_signers).map_err(|e| CliError::Failed(format!("cannot read {file}: {e}")))?;
+    let signers = crate::trust::signers::parse(&text, &file).map_err(CliError::Failed)?;
+    let repo = git2::Repository::discover(&args.path)
+        .map_err(|e| CliError::Failed(format!("{} is not in a git repository: {}", args.path.display(), e.message())))?;
+    let verdicts = crate::trust::verify_range(&repo, args.from.as_deref(), &args.to, args.first_parent, &signers)
+        .map_err(|e| CliError::Failed(format!("cannot read the commits: {}", e.message())))?;
+    let ok = verdicts.iter().all(|v| v.verified);
+    match args.format {
+        AnswerFormat::Json => print_json(&json!({"ok": ok, "commits": verdicts}))?,
+        AnswerFormat::Text => write_stdout(&text::verdicts(&verdicts)),
+    }
+    Ok(if ok { EXIT_OK } else { EXIT_ERROR })
 }
 
 fn approvals_check_command(args: ApprovalsCheckArgs) -> Result<i32, CliError> {

@@ -274,3 +274,23 @@ pub fn approvals_check(approvals: &crate::plan::Approvals, unmet: &[(&crate::pla
     let _ = writeln!(out, "{} of {} requirement(s) met.", approvals.required.len() - unmet.len(), approvals.required.len());
     out
 }
+
+/// `verify`: one line per commit, the failures with their reason.
+pub fn verdicts(verdicts: &[crate::trust::Verdict]) -> String {
+    let mut out = String::new();
+    for v in verdicts {
+        let short = &v.commit[..v.commit.len().min(7)];
+        match v.reason {
+            None => {
+                let _ = writeln!(out, "✓ {short} signed by {} ({}) — {}", v.principal, v.key, v.summary);
+            }
+            Some(reason) => {
+                let key = if v.key.is_empty() { String::new() } else { format!(" [{}]", v.key) };
+                let _ = writeln!(out, "✗ {short} {}{key}: {} — {}", reason.as_str(), v.detail, v.summary);
+            }
+        }
+    }
+    let failed = verdicts.iter().filter(|v| !v.verified).count();
+    let _ = writeln!(out, "{} commit(s): {} verified, {failed} failed", verdicts.len(), verdicts.len() - failed);
+    out
+}
