@@ -333,3 +333,72 @@ fn a_time_bound_grant_is_revoked_in_the_cluster_within_seconds_of_its_expiry() {
     assert_eq!(count, vec!["mcp_gitops_expiry_lag_seconds_count 1".to_string()]);
     eprintln!("{:?}", metric_lines(&daemon, "mcp_gitops_expiry_lag_seconds_sum"));
 }
+
+/// A git CLI run in `dir` that signs with `key` (gpg.format=ssh) and ignores the user's config.
+fn git_signing(dir: &Path, key: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=Platform Team", "-c", "user.email=platform@fernhill.io", "-c", "gpg.format=ssh"])
+        .arg("-c")
+        .arg(format!("user.signingkey={}", key.display()))
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn with_verify_signatures_an_unsigned_push_is_not_applied_and_a_signed_fix_is() {
+    let teams = Teams::new("v");
+    let keys = tempfile::tempdir().expect("keys");
+    let key = keys.path().join("dana");
+    let made = std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "dana", "-f"]).arg(&key).status();
+    assert!(made.is_ok_and(|s| s.success()));
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    let signers = keys.path().join("allowed_signers");
+    std::fs::write(&signers, format!("dana.whitfield@fernhill.io {public}")).expect("write");
+
+    let bare = tempfile::tempdir().expect("bare");
+    git2::Repository::init_bare(bare.path()).expect("init bare");
+    let bare_path = bare.path().to_string_lossy().into_owned();
+    let work = teams.repo("examples/platform");
+    let git = |args: &[&str]| git_signing(work.path(), &key, args);
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-S", "-m", "platform"]);
+    git(&["push", "-q", &bare_path, "main"]);
+
+    let signers_arg = signers.to_string_lossy().into_owned();
+    let daemon =
+        Daemon::start(&bare_path, &teams.kubeconfig, &teams.inventory, &["--verify-signatures", "--allowed-signers", &signers_arg]);
+    assert_eq!(teams.max_trust("refund-desk"), "medium");
+
+    // An unsigned commit that widens a grant: never applied, and said so.
+    let grant = work.path().join("teams/payments/grants/refund-desk.yaml");
+    let text = std::fs::read_to_string(&grant).expect("read");
+    std::fs::write(&grant, text.replace("maxTrust: medium", "maxTrust: high")).expect("write");
+    git(&["commit", "-q", "-a", "--no-gpg-sign", "-m", "widen the refund desk"]);
+    git(&["push", "-q", &bare_path, "main"]);
+    assert_eq!(daemon.signed_hook(), 202);
+    let status = daemon.wait_for(Duration::from_secs(30), "the unverified result", |s| s["last_result"] == "unverified");
+    assert!(status["last_message"].as_str().is_some_and(|m| m.contains("unsigned")), "{status}");
+    assert_eq!(teams.max_trust("refund-desk"), "medium", "nothing of the unsigned commit was applied");
+    daemon.wait_until(Duration::from_secs(10), |_| event_reasons(&teams.kubectl, &teams.inventory).contains(&"UnverifiedCommit".into()));
+    assert_eq!(metric_lines(&daemon, "mcp_gitops_unverified_commits_total"), ["mcp_gitops_unverified_commits_total 1"]);
+    assert_eq!(daemon.get("/readyz").0, 200, "it keeps serving");
+
+    // The same change, signed (the unsigned commit replaced): applied.
+    git(&["commit", "-q", "--amend", "-S", "--no-edit"]);
+    git(&["push", "-q", "--force", &bare_path, "main"]);
+    assert_eq!(daemon.signed_hook(), 202);
+    daemon.wait_until(Duration::from_secs(30), |_| teams.max_trust("refund-desk") == "high");
+
+    // A removed key stops its revision from being applied again.
+    std::fs::write(&signers, "").expect("empty the trust file");
+    assert_eq!(daemon.signed_hook(), 202);
+    let status = daemon.wait_for(Duration::from_secs(30), "the re-verified live revision", |s| s["last_result"] == "unverified");
+    assert!(status["last_message"].as_str().is_some_and(|m| m.contains("unknown_key")), "{status}");
+}

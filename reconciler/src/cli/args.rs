@@ -167,6 +167,17 @@ pub struct DaemonArgs {
     /// leader dies.
     #[arg(long, value_name = "DURATION", default_value = "15s")]
     pub lease_duration: String,
+    /// Apply nothing of a revision until every commit between the live revision and the new tip is signed by an
+    /// allowed signer (SSH signatures, docs/trust.md).
+    #[arg(long, requires = "allowed_signers")]
+    pub verify_signatures: bool,
+    /// git's allowed_signers file for --verify-signatures; re-read on every reconcile.
+    #[arg(long, value_name = "FILE", requires = "verify_signatures")]
+    pub allowed_signers: Option<PathBuf>,
+    /// With --verify-signatures, follow a new tip that does not descend from the live revision (verified from
+    /// their merge base) instead of refusing it.
+    #[arg(long, requires = "verify_signatures")]
+    pub allow_non_fast_forward: bool,
     #[command(flatten)]
     pub git: GitArgs,
 }

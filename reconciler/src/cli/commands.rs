@@ -663,6 +663,9 @@ fn daemon_command(args: DaemonArgs) -> Result<i32, CliError> {
             known_hosts_file: args.git.git_known_hosts_file,
         },
         leader_elect: if args.leader_elect { Some(parse_duration(&args.lease_duration, "--lease-duration")?) } else { None },
+        verification: args
+            .allowed_signers
+            .map(|allowed_signers| crate::daemon::Verification { allowed_signers, allow_non_fast_forward: args.allow_non_fast_forward }),
     };
     runtime()?.block_on(crate::daemon::run(options)).map_err(CliError::Failed)?;
     Ok(EXIT_OK)

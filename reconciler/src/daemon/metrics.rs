@@ -22,6 +22,7 @@ pub struct Metrics {
     pub webhook_rejections: Counter,
     pub revision: Family<Labels, Gauge>,
     pub expiry_lag: Histogram,
+    pub unverified_commits: Counter,
 }
 
 impl Default for Metrics {
@@ -38,6 +39,7 @@ impl Default for Metrics {
             webhook_rejections: Counter::default(),
             revision: Family::default(),
             expiry_lag: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
+            unverified_commits: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -68,6 +70,11 @@ impl Default for Metrics {
             metrics.webhook_rejections.clone(),
         );
         registry.register("revision_info", "The revision last applied (value 1)", metrics.revision.clone());
+        registry.register(
+            "unverified_commits",
+            "Commits found unsigned or signed by no allowed signer (--verify-signatures), each counted once",
+            metrics.unverified_commits.clone(),
+        );
         registry.register(
             "expiry_lag_seconds",
             "From the instant a time-bound grant expired to the end of the reconcile that applied it disabled",

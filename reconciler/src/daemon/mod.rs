@@ -67,6 +67,14 @@ pub struct Options {
     pub cache: PathBuf,
     /// `Some(lease duration)` with `--leader-elect`.
     pub leader_elect: Option<Duration>,
+    /// With `--verify-signatures`: who may sign the commits that are applied.
+    pub verification: Option<Verification>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub allowed_signers: PathBuf,
+    pub allow_non_fast_forward: bool,
 }
 
 struct Shared {
@@ -88,6 +96,8 @@ struct Shared {
     /// When the desired state next changes without a commit (a time-bound grant expires).
     expiry: Mutex<Expiry>,
     expiry_changed: Notify,
+    /// Commits found unverified so far, each counted once in the metric.
+    unverified: Mutex<BTreeSet<String>>,
     metrics: Metrics,
 }
 
@@ -157,6 +167,7 @@ pub async fn run(options: Options) -> Result<(), String> {
         pruning: Mutex::new(BTreeSet::new()),
         expiry: Mutex::new(Expiry::default()),
         expiry_changed: Notify::new(),
+        unverified: Mutex::new(BTreeSet::new()),
         metrics: Metrics::default(),
     });
     let options = &shared.options;

@@ -33,7 +33,7 @@ pub struct Report {
     pub revision: String,
     /// The revision of the last reconcile attempt.
     pub attempted_revision: String,
-    /// `applied`, `unchanged`, `invalid`, `refused`, `failed` or `fetch_failed`.
+    /// `applied`, `unchanged`, `invalid`, `unverified`, `refused`, `failed` or `fetch_failed`.
     pub last_result: String,
     pub last_message: String,
     pub last_reconcile: String,
@@ -154,6 +154,12 @@ async fn pipeline(
         tracing::warn!(branch = %options.branch, revision = %poll.snapshot.revision, "the branch was force-pushed; following the new tip");
     }
     let revision = poll.snapshot.revision.clone();
+    if let Some(verification) = &options.verification
+        && let Err(outcome) = verify_new_commits(shared, mirror, verification, &revision)
+    {
+        shared.report().attempted_revision = revision;
+        return outcome;
+    }
     let full = shared.full_pass.swap(false, Ordering::Relaxed);
     {
         let mut report = shared.report();
@@ -192,6 +198,47 @@ async fn pipeline(
         *validated = Some(Validated { desired: slimmed(entry.desired), ..entry });
     }
     outcome
+}
+
+/// `--verify-signatures`: every commit between the live revision and the new tip, and the tip
+/// itself (a key removed from the trust file stops its revision from being applied again), is
+/// signed by an allowed signer; a tip that does not descend from the live revision is refused
+/// unless `--allow-non-fast-forward`. The trust file is read on every pass.
+fn verify_new_commits(shared: &Shared, mirror: &Mirror, verification: &super::Verification, tip: &str) -> Result<(), Outcome> {
+    let refuse = |why: String| Outcome::new("unverified", format!("{why}; the last good revision stays live"));
+    let repo = mirror.repository().ok_or_else(|| refuse("--verify-signatures needs a git repository, not a directory".into()))?;
+    let file = verification.allowed_signers.display().to_string();
+    let text = std::fs::read_to_string(&verification.allowed_signers).map_err(|e| refuse(format!("cannot read {file}: {e}")))?;
+    let signers = crate::trust::signers::parse(&text, &file).map_err(refuse)?;
+    let live = shared.report().revision.clone();
+    let from = (!live.is_empty() && live != tip).then_some(live.as_str());
+    let verify = |from: Option<&str>| {
+        crate::trust::verify_range(repo, from, tip, false, &signers)
+            .map_err(|e| refuse(format!("cannot read the commits: {}", e.message())))
+    };
+    let mut verdicts = verify(from)?;
+    let rewritten = verdicts.first().is_some_and(|v| v.reason == Some(crate::trust::Failure::NotADescendant));
+    if rewritten && verification.allow_non_fast_forward {
+        let base = git2::Oid::from_str(&live).and_then(|live| repo.merge_base(live, git2::Oid::from_str(tip)?)).ok().map(|b| b.to_string());
+        verdicts = verify(base.as_deref())?;
+    }
+    let failed: Vec<&crate::trust::Verdict> = verdicts.iter().filter(|v| !v.verified).collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let new = {
+        let mut seen = shared.unverified.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        failed.iter().filter(|v| seen.insert(v.commit.clone())).count()
+    };
+    shared.metrics.unverified_commits.inc_by(new as u64);
+    let named: Vec<String> = failed
+        .iter()
+        .map(|v| {
+            let key = if v.key.is_empty() { String::new() } else { format!(", key {}", v.key) };
+            format!("{} {}{key} ({})", &v.commit[..7], v.reason.map(|r| r.as_str()).unwrap_or_default(), v.detail)
+        })
+        .collect();
+    Err(refuse(format!("unverified commit(s): {}", named.join("; "))))
 }
 
 /// What a later reconcile of the same revision needs: the objects and the verdict, without the
@@ -354,6 +401,7 @@ async fn record(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, outcome
         "invalid" => events.push((true, "InvalidRevision", format!("{}: {}", outcome.message, first_errors.join("; ")))),
         "refused" => events.push((true, "PruneRefused", outcome.message.clone())),
         "fetch_failed" => events.push((true, "FetchFailed", outcome.message.clone())),
+        "unverified" => events.push((true, "UnverifiedCommit", outcome.message.clone())),
         _ => events.push((true, "ApplyFailed", outcome.message.clone())),
     }
     if !drifted.is_empty() {

@@ -44,6 +44,14 @@ impl Mirror {
         })
     }
 
+    /// The fetched repository (none for a plain directory): its commits, for signature checks.
+    pub fn repository(&self) -> Option<&Repository> {
+        match self {
+            Mirror::Git { repo, .. } => Some(repo),
+            Mirror::Directory { .. } => None,
+        }
+    }
+
     /// The source's place on this machine, when it has one (for filesystem events).
     pub fn local_path(&self) -> Option<&Path> {
         match self {
