@@ -334,22 +334,6 @@ fn a_time_bound_grant_is_revoked_in_the_cluster_within_seconds_of_its_expiry() {
     eprintln!("{:?}", metric_lines(&daemon, "mcp_gitops_expiry_lag_seconds_sum"));
 }
 
-/// A git CLI run in `dir` that signs with `key` (gpg.format=ssh) and ignores the user's config.
-fn git_signing(dir: &Path, key: &Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["-c", "user.name=Platform Team", "-c", "user.email=platform@fernhill.io", "-c", "gpg.format=ssh"])
-        .arg("-c")
-        .arg(format!("user.signingkey={}", key.display()))
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 #[test]
 fn with_verify_signatures_an_unsigned_push_is_not_applied_and_a_signed_fix_is() {
     let teams = Teams::new("v");
@@ -365,7 +349,8 @@ fn with_verify_signatures_an_unsigned_push_is_not_applied_and_a_signed_fix_is() 
     git2::Repository::init_bare(bare.path()).expect("init bare");
     let bare_path = bare.path().to_string_lossy().into_owned();
     let work = teams.repo("examples/platform");
-    let git = |args: &[&str]| git_signing(work.path(), &key, args);
+    let signing = [format!("user.signingkey={}", key.display())];
+    let git = |args: &[&str]| common::git(work.path(), &signing, args);
     git(&["init", "-q", "-b", "main"]);
     git(&["add", "-A"]);
     git(&["commit", "-q", "-S", "-m", "platform"]);

@@ -26,17 +26,7 @@ impl Repo {
     }
 
     fn git(&self, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(self.dir.path())
-            .args(["-c", "user.name=Platform Team", "-c", "user.email=platform@fernhill.io", "-c", "gpg.format=ssh"])
-            .args(args)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .output()
-            .expect("git runs");
-        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        common::git(self.dir.path(), &[], args)
     }
 
     /// A key pair made by ssh-keygen; returns the private key's path.

@@ -84,3 +84,16 @@ pub fn run_bounded(args: &[&str], env: &[(&str, &str)], memory_mib: u64, limit: 
     assert!(run.code >= 0, "mcp-gitops {args:?} was killed by a signal (over {memory_mib} MiB?):\n{}", run.stderr);
     run
 }
+
+/// The git CLI in `dir`, as the platform team, with SSH signing (`gpg.format=ssh`) and `config`
+/// (`key=value` pairs) on top; the person's own git configuration is ignored. Returns stdout.
+pub fn git(dir: &std::path::Path, config: &[String], args: &[&str]) -> String {
+    let mut command = std::process::Command::new("git");
+    command.arg("-C").arg(dir).args(["-c", "user.name=Platform Team", "-c", "user.email=platform@fernhill.io", "-c", "gpg.format=ssh"]);
+    for pair in config {
+        command.arg("-c").arg(pair);
+    }
+    let out = command.args(args).env("GIT_CONFIG_GLOBAL", "/dev/null").env("GIT_CONFIG_NOSYSTEM", "1").output().expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}

@@ -405,11 +405,9 @@ pub struct WhoCanArgs {
     pub format: AnswerFormat,
 }
 
+/// Who is calling: the identity headers the gateway would resolve, and the session header.
 #[derive(Debug, Args)]
-pub struct WhatCanArgs {
-    /// The repository directory.
-    #[arg(default_value = ".")]
-    pub path: PathBuf,
+pub struct CallerArgs {
     #[arg(long, default_value = "")]
     pub human: String,
     #[arg(long, default_value = "")]
@@ -419,6 +417,21 @@ pub struct WhatCanArgs {
     /// The session id (the X-MCP-Agent-Session header).
     #[arg(long, default_value = "")]
     pub session: String,
+}
+
+impl CallerArgs {
+    pub fn identity(self) -> crate::gateway::Identity {
+        crate::gateway::Identity { human: self.human, agent: self.agent, team: self.team, session: self.session }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct WhatCanArgs {
+    /// The repository directory.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub caller: CallerArgs,
     /// The time of the call (RFC 3339), instead of the clock.
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<String>,
@@ -442,15 +455,8 @@ pub struct ExplainArgs {
     /// The JSON-RPC method; only tools/call and call_tool are governed.
     #[arg(long, default_value = "tools/call")]
     pub method: String,
-    #[arg(long, default_value = "")]
-    pub human: String,
-    #[arg(long, default_value = "")]
-    pub agent: String,
-    #[arg(long, default_value = "")]
-    pub team: String,
-    /// The session id (the X-MCP-Agent-Session header).
-    #[arg(long, default_value = "")]
-    pub session: String,
+    #[command(flatten)]
+    pub caller: CallerArgs,
     /// The time of the call (RFC 3339), instead of the clock.
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<String>,

@@ -4,7 +4,7 @@ use super::args::*;
 use super::{CliError, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::apply::{self, Outcome, Status, wait::Expectation};
 use crate::cluster::Cluster;
-use crate::gateway::{self, Identity, PolicyDocument, authorize, check::check};
+use crate::gateway::{self, PolicyDocument, authorize, check::check};
 use crate::model::live::{ApplySet, LiveState};
 use crate::model::{DesiredState, Diagnostic, Kind, ObjectId};
 use crate::plan::{Action, Plan};
@@ -299,7 +299,7 @@ fn explain_command(args: ExplainArgs) -> Result<i32, CliError> {
         (None, Some(server)) => policy_of(&args.path, server, at)?,
         (None, None) => return Err(CliError::Usage("give --server NAMESPACE/NAME (or --policy FILE)".into())),
     };
-    let identity = Identity { human: args.human, agent: args.agent, team: args.team, session: args.session };
+    let identity = args.caller.identity();
     let decision = authorize(&document, &identity, &args.method, &args.tool, at);
     match args.format {
         AnswerFormat::Json => print_json(&decision)?,
@@ -353,7 +353,7 @@ fn who_can_command(args: WhoCanArgs) -> Result<i32, CliError> {
 
 fn what_can_command(args: WhatCanArgs) -> Result<i32, CliError> {
     let at = parse_time(args.at.as_deref(), "--at")?;
-    let identity = Identity { human: args.human, agent: args.agent, team: args.team, session: args.session };
+    let identity = args.caller.identity();
     if identity.human.is_empty() && identity.agent.is_empty() && identity.team.is_empty() {
         return Err(CliError::Usage("name the caller with --agent, --human or --team (a session id alone is no identity)".into()));
     }

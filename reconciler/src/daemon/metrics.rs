@@ -49,7 +49,7 @@ impl Default for Metrics {
         );
         registry.register(
             "reconciles",
-            "Reconciles by result: applied, unchanged, invalid, failed, fetch_failed",
+            "Reconciles by result: applied, unchanged, invalid, unverified, refused, failed, fetch_failed",
             metrics.reconciles.clone(),
         );
         registry.register(
