@@ -7,7 +7,7 @@
 
 use crate::model::object::{SpanMap, pointer_segment};
 use crate::model::{Code, Diagnostic, Pos};
-use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, SpannedEventReceiver, Tag};
+use saphyr_parser::{Event, Marker, Parser, ScalarStyle, ScanError, Span, SpannedEventReceiver, Tag};
 use serde_json::{Map, Number, Value};
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -40,10 +40,6 @@ struct Node {
     size: usize,
 }
 
-fn pos_of(span: &Span) -> Pos {
-    Pos { line: span.start.line(), column: span.start.col() + 1 }
-}
-
 /// The position just after the last character, with line breaks counted as YAML counts them
 /// (LF, CRLF, CR).
 fn end_of(text: &str) -> Pos {
@@ -62,7 +58,7 @@ fn end_of(text: &str) -> Pos {
 /// Parses every document of `text`. Problems become diagnostics against `file`; documents
 /// parsed before a syntax error are kept.
 pub fn parse(file: &str, text: &str) -> (Vec<YamlDocument>, Vec<Diagnostic>) {
-    let mut builder = Builder { file, ..Builder::default() };
+    let mut builder = Builder { file, end: end_of(text), ..Builder::default() };
     // Events one by one, not `Parser::load`: that one recurses once per nesting level and a few
     // thousand nested block mappings (a 7 MiB file) overflow the stack; here parsing stops at
     // the first problem the builder reports.
@@ -76,13 +72,6 @@ pub fn parse(file: &str, text: &str) -> (Vec<YamlDocument>, Vec<Diagnostic>) {
         }
     }
     let mut diagnostics = builder.diagnostics;
-    if !diagnostics.is_empty() {
-        // At the end of a file with no final line break, saphyr reports the line after the last.
-        let end = end_of(text);
-        for d in diagnostics.iter_mut().filter(|d| d.line > end.line) {
-            (d.line, d.column) = (end.line, end.column);
-        }
-    }
     let documents = builder
         .documents
         .into_iter()
@@ -108,6 +97,8 @@ struct Keys {
 #[derive(Default)]
 struct Builder<'f> {
     file: &'f str,
+    /// Where the text ends: no position points past it.
+    end: Pos,
     documents: Vec<Node>,
     /// Open collections with their anchor id; a mapping holds its pending key, if any, and its keys.
     stack: Vec<(Node, usize, Option<Node>, Keys)>,
@@ -118,6 +109,12 @@ struct Builder<'f> {
 }
 
 impl Builder<'_> {
+    /// Where a span or an error starts. saphyr places what it meets at the end of a file with no
+    /// final line break on the line after the last; that is the file's end.
+    fn pos(&self, at: &Marker) -> Pos {
+        if at.line() > self.end.line { self.end } else { Pos { line: at.line(), column: at.col() + 1 } }
+    }
+
     fn fail(&mut self, pos: Pos, message: String, hint: &str) {
         self.failed = true;
         self.stack.clear();
@@ -128,20 +125,21 @@ impl Builder<'_> {
         if self.failed {
             return;
         }
-        let pos = Pos { line: e.marker().line(), column: e.marker().col() + 1 };
+        let pos = self.pos(e.marker());
         self.fail(pos, format!("invalid YAML: {}", e.info()), "fix the syntax at this position; the other files are still checked");
     }
 
     fn open(&mut self, kind: NodeKind, anchor: usize, span: &Span) {
+        let pos = self.pos(&span.start);
         if self.stack.len() >= MAX_DEPTH {
             self.fail(
-                pos_of(span),
+                pos,
                 format!("YAML nesting is deeper than {MAX_DEPTH} levels"),
                 "manifests never nest this deep; flatten the document",
             );
             return;
         }
-        self.stack.push((Node { kind, pos: pos_of(span), size: 1 }, anchor, None, Keys::default()));
+        self.stack.push((Node { kind, pos, size: 1 }, anchor, None, Keys::default()));
     }
 
     fn close(&mut self) {
@@ -206,7 +204,7 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
             Event::Scalar(text, style, anchor, tag) => {
                 let node = Node {
                     kind: NodeKind::Scalar { text: text.into_owned(), style, tag: tag.map(Cow::into_owned) },
-                    pos: pos_of(&span),
+                    pos: self.pos(&span.start),
                     size: 1,
                 };
                 self.complete(node, anchor);
@@ -217,7 +215,7 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
             Event::Alias(id) => {
                 let Some(mut node) = self.anchors.get(&id).cloned() else {
                     return self.fail(
-                        pos_of(&span),
+                        self.pos(&span.start),
                         "alias to an unknown anchor".into(),
                         "define the anchor (&name) before using it (*name)",
                     );
@@ -225,12 +223,12 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
                 self.alias_nodes += node.size;
                 if self.alias_nodes > ALIAS_BUDGET {
                     return self.fail(
-                        pos_of(&span),
+                        self.pos(&span.start),
                         format!("alias expansion exceeds {ALIAS_BUDGET} nodes (a YAML alias bomb?)"),
                         "write the repeated content out, or use fewer nested aliases",
                     );
                 }
-                node.pos = pos_of(&span);
+                node.pos = self.pos(&span.start);
                 self.complete(node, 0);
             }
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => {}
@@ -472,6 +470,12 @@ mod tests {
         for (text, end) in [("a: [", (1, 5)), ("%YAML 1.2\n%YAM-", (2, 6)), ("a: [\r", (2, 1))] {
             let (_, diagnostics) = parse("end.yaml", text);
             assert_eq!((diagnostics[0].line, diagnostics[0].column), end, "{text:?}: {diagnostics:?}");
+        }
+        // Nor does an empty scalar there: the key of "?  ", the value of "a:".
+        for text in ["?  ", "a:"] {
+            let (docs, _) = parse("end.yaml", text);
+            let spans = &docs[0].spans;
+            assert!(spans.keys.values().chain(spans.values.values()).all(|p| p.line == 1), "{text:?}: {spans:?}");
         }
     }
 
