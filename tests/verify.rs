@@ -53,6 +53,20 @@ impl Repo {
         self.git(&["rev-parse", "HEAD"])
     }
 
+    /// Writes `files` (path, content) and commits them as `email`, signed with `key`; returns
+    /// the commit's id.
+    fn change(&self, files: &[(&str, &str)], message: &str, key: &Path, email: &str) -> String {
+        for (path, content) in files {
+            let path = self.dir.path().join(path);
+            std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+            std::fs::write(&path, content).expect("write");
+        }
+        let config = [format!("user.signingkey={}", key.display()), format!("user.email={email}")];
+        common::git(self.dir.path(), &config, &["add", "-A"]);
+        common::git(self.dir.path(), &config, &["commit", "-q", "-S", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
     /// Writes a commit object from raw text (`git hash-object -w -t commit`); returns its id.
     fn write_object(&self, raw: &str) -> String {
         let file = self.keys.path().join("object");
@@ -193,4 +207,121 @@ fn merges_and_rewritten_history() {
     let (code, report) = verify(&repo, &signers, &["--from", &base, "--to", &rewritten]);
     assert_eq!(code, 1);
     assert_eq!(reasons(&report)[0].1, "not_a_descendant");
+}
+
+/// `trust:` in the base's mcp-gitops.yaml (in a subdirectory of the repository, as `verify
+/// platform/` finds it): path-scoped signers and identity binding.
+const TRUST_RULES: &str = "trust:
+  identity: committer
+  signers:
+    - paths: [\"teams/payments/**\"]
+      principals: [\"*@fernhill.io\"]
+    - paths: [\"mcp-gitops.yaml\"]
+      principals: [security@fernhill.io]
+";
+
+#[test]
+fn signers_are_bound_to_paths_and_to_the_committer_by_the_base_rules() {
+    let repo = Repo::new();
+    let (security, dana, contractor) = (
+        repo.key("security", &["-t", "ed25519"]),
+        repo.key("dana", &["-t", "ecdsa", "-b", "256"]),
+        repo.key("contractor", &["-t", "ed25519"]),
+    );
+    let signers = repo.signers(&[
+        format!("security@fernhill.io {}", repo.public(&security)),
+        format!("dana@fernhill.io {}", repo.public(&dana)),
+        format!("*@agency.io {}", repo.public(&contractor)),
+    ]);
+    let platform = repo.dir.path().join("platform").to_string_lossy().into_owned();
+    let verify_platform = |extra: &[&str]| {
+        let out = run(&[&["verify", &platform, "--allowed-signers", &signers, "--format", "json"][..], extra].concat());
+        (out.code, json(&out.stdout))
+    };
+    let base = repo.change(&[("platform/mcp-gitops.yaml", TRUST_RULES)], "trust rules", &security, "security@fernhill.io");
+    repo.change(&[("platform/teams/search/grants.yaml", "# search\n")], "contractor on search", &contractor, "kim@agency.io");
+    repo.change(&[("platform/teams/payments/grants.yaml", "# widened\n")], "contractor on payments", &contractor, "kim@agency.io");
+    repo.change(&[("platform/teams/payments/grants.yaml", "# narrowed\n")], "dana on payments", &dana, "dana@fernhill.io");
+    // The rules come from the base: a commit that drops them does not free the next one.
+    repo.change(&[("platform/mcp-gitops.yaml", "{}\n")], "dana drops the rules", &dana, "dana@fernhill.io");
+    repo.change(&[("platform/teams/payments/more.yaml", "# more\n")], "contractor after the drop", &contractor, "kim@agency.io");
+    // Identity binding: dana's key, but committed as someone else.
+    repo.change(&[("platform/teams/search/b.yaml", "# b\n")], "dana's key as marcus", &dana, "marcus@fernhill.io");
+    // Outside platform/ no rule applies.
+    repo.change(&[("teams/payments/notes.md", "notes\n")], "contractor outside platform", &contractor, "kim@agency.io");
+
+    let (code, report) = verify_platform(&["--from", &base]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        reasons(&report),
+        [
+            ("contractor on search", "verified"),
+            ("contractor on payments", "path_not_allowed"),
+            ("dana on payments", "verified"),
+            ("dana drops the rules", "path_not_allowed"),
+            ("contractor after the drop", "path_not_allowed"),
+            ("dana's key as marcus", "principal_mismatch"),
+            ("contractor outside platform", "verified"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    assert_eq!(report["commits"][0]["principal"], "kim@agency.io", "with identity binding the principal is the committer");
+    let refused = report["commits"][1]["detail"].as_str().unwrap_or_default();
+    assert!(
+        refused.starts_with(
+            "platform/teams/payments/grants.yaml may be changed only by *@fernhill.io (trust.signers[0] in platform/mcp-gitops.yaml at"
+        ),
+        "{refused}"
+    );
+    assert!(report["commits"][5]["detail"].as_str().is_some_and(|d| d.contains("the committer is \"marcus@fernhill.io\"")), "{report}");
+
+    // Without --from, the rules are --to's parent's: here those of "dana drops the rules".
+    let (code, _) = verify_platform(&[]);
+    assert_eq!(code, 0, "the last commit, judged by the rules its parent left (none)");
+
+    // Rules that cannot be read fail closed, naming the file and line.
+    let broken =
+        repo.change(&[("platform/mcp-gitops.yaml", "trust:\n  identity: sometimes\n")], "broken rules", &security, "security@fernhill.io");
+    repo.change(&[("platform/x.yaml", "# x\n")], "after broken rules", &security, "security@fernhill.io");
+    let out = run(&["verify", &platform, "--allowed-signers", &signers, "--from", &broken]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("platform/mcp-gitops.yaml:2:") && out.stderr.contains("the signing rules cannot be read"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_merge_is_judged_on_its_own_changes_or_with_first_parent_on_all_it_brings() {
+    let repo = Repo::new();
+    let (dana, contractor) = (repo.key("dana", &["-t", "ed25519"]), repo.key("contractor", &["-t", "ed25519"]));
+    let signers =
+        repo.signers(&[format!("dana@fernhill.io {}", repo.public(&dana)), format!("kim@agency.io {}", repo.public(&contractor))]);
+    let rules = "trust:\n  signers:\n    - paths: [\"teams/payments/**\"]\n      principals: [\"*@fernhill.io\"]\n";
+    let base = repo.change(&[("mcp-gitops.yaml", rules)], "rules", &dana, "dana@fernhill.io");
+    repo.git(&["checkout", "-q", "-b", "topic"]);
+    repo.change(&[("teams/payments/grants.yaml", "# widened\n")], "contractor on payments", &contractor, "kim@agency.io");
+    repo.git(&["checkout", "-q", "main"]);
+    repo.change(&[("teams/search/grants.yaml", "# search\n")], "dana on search", &dana, "dana@fernhill.io");
+    let merge_as = |key: &Path, email: &str| {
+        let config = [format!("user.signingkey={}", key.display()), format!("user.email={email}")];
+        common::git(repo.dir.path(), &config, &["merge", "-q", "-S", "--no-ff", "-m", "merge topic", "topic"]);
+    };
+    merge_as(&dana, "dana@fernhill.io");
+
+    let (_, all) = verify(&repo, &signers, &["--from", &base]);
+    let expected = [("contractor on payments", "path_not_allowed"), ("dana on search", "verified"), ("merge topic", "verified")];
+    let mut got = reasons(&all);
+    got.sort();
+    assert_eq!(got, expected.map(|(a, b)| (a.to_string(), b.to_string())), "a clean merge changes nothing of its own");
+    let (code, merged) = verify(&repo, &signers, &["--from", &base, "--first-parent"]);
+    assert_eq!(code, 0, "the merger may change payments and is trusted with what it merged: {merged}");
+
+    // The same merge made by the contractor brings payments changes in under its own signature.
+    repo.git(&["reset", "-q", "--hard", "HEAD~1"]);
+    merge_as(&contractor, "kim@agency.io");
+    let (code, merged) = verify(&repo, &signers, &["--from", &base, "--first-parent"]);
+    assert_eq!(code, 1);
+    assert_eq!(reasons(&merged).last().map(|r| r.1.as_str()), Some("path_not_allowed"), "{merged}");
 }

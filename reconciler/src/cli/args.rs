@@ -57,7 +57,7 @@ pub enum Command {
     Daemon(DaemonArgs),
     /// Check that every commit of a range is signed by an allowed signer (SSH signatures, git's allowed_signers).
     #[command(
-        after_help = "Examples:\n  mcp-gitops verify . --allowed-signers .mcp-gitops/allowed_signers --from origin/main --to HEAD\n  mcp-gitops verify --allowed-signers allowed_signers --format json\n\nEach failing commit is named with a reason: unsigned, unknown_key, bad_signature, key_not_valid,\nprincipal_mismatch, not_a_descendant. See docs/trust.md.\nExit codes: 0 every commit verified, 1 a commit failed (or the repository or file could not be read), 64 usage error."
+        after_help = "Examples:\n  mcp-gitops verify . --allowed-signers .mcp-gitops/allowed_signers --from origin/main --to HEAD\n  mcp-gitops verify --allowed-signers allowed_signers --format json\n\nEach failing commit is named with a reason: unsigned, unknown_key, bad_signature, key_not_valid,\nprincipal_mismatch, path_not_allowed, not_a_descendant. The signing rules (trust: in mcp-gitops.yaml:\nidentity binding, path-scoped signers) are read at --from, or at --to's parent. See docs/trust.md.\nExit codes: 0 every commit verified, 1 a commit failed (or the repository or file could not be read), 64 usage error."
     )]
     Verify(VerifyArgs),
     /// Check the approvals a JSON plan requires against who approved the change.

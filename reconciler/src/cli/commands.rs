@@ -373,8 +373,9 @@ fn verify_command(args: VerifyArgs) -> Result<i32, CliError> {
     let signers = crate::trust::signers::parse(&text, &file).map_err(CliError::Failed)?;
     let repo = git2::Repository::discover(&args.path)
         .map_err(|e| CliError::Failed(format!("{} is not in a git repository: {}", args.path.display(), e.message())))?;
-    let verdicts = crate::trust::verify_range(&repo, args.from.as_deref(), &args.to, args.first_parent, &signers)
-        .map_err(|e| CliError::Failed(format!("cannot read the commits: {}", e.message())))?;
+    let root = source::path_in_repository(&args.path);
+    let verdicts =
+        crate::trust::verify_range(&repo, args.from.as_deref(), &args.to, args.first_parent, &signers, &root).map_err(CliError::Failed)?;
     let ok = verdicts.iter().all(|v| v.verified);
     match args.format {
         AnswerFormat::Json => print_json(&json!({"ok": ok, "commits": verdicts}))?,

@@ -212,10 +212,7 @@ fn verify_new_commits(shared: &Shared, mirror: &Mirror, verification: &super::Ve
     let signers = crate::trust::signers::parse(&text, &file).map_err(refuse)?;
     let live = shared.report().revision.clone();
     let from = (!live.is_empty() && live != tip).then_some(live.as_str());
-    let verify = |from: Option<&str>| {
-        crate::trust::verify_range(repo, from, tip, false, &signers)
-            .map_err(|e| refuse(format!("cannot read the commits: {}", e.message())))
-    };
+    let verify = |from: Option<&str>| crate::trust::verify_range(repo, from, tip, false, &signers, &mirror.prefix()).map_err(refuse);
     let mut verdicts = verify(from)?;
     let rewritten = verdicts.first().is_some_and(|v| v.reason == Some(crate::trust::Failure::NotADescendant));
     if rewritten && verification.allow_non_fast_forward {

@@ -99,6 +99,13 @@ fn not_utf8(path: &str, bytes: &[u8], valid_up_to: usize) -> Diagnostic {
         .hint("save the file as UTF-8; Kubernetes manifests must be UTF-8")
 }
 
+/// `mcp-gitops.yaml` read on its own (the trust rules at a base revision), with its problems.
+pub fn config(text: &str) -> (RepoConfig, Vec<Diagnostic>) {
+    let mut diagnostics = Vec::new();
+    let config = load_config(text, &mut diagnostics);
+    (config, diagnostics)
+}
+
 fn load_config(text: &str, diagnostics: &mut Vec<Diagnostic>) -> RepoConfig {
     let (documents, problems) = yaml::parse(CONFIG_FILE, text);
     diagnostics.extend(problems);

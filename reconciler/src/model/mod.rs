@@ -28,6 +28,37 @@ pub struct RepoConfig {
     pub cluster_name: Option<String>,
     pub policies: PolicySettings,
     pub owners: Owners,
+    pub trust: TrustSettings,
+}
+
+/// `trust:` in `mcp-gitops.yaml`: what a commit's signer must be beyond an allowed key
+/// (docs/trust.md). Read at the trusted base of a range, never at the commits it judges.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct TrustSettings {
+    /// Whose email the signer's principal must match.
+    pub identity: IdentityBinding,
+    /// Paths that only some signers may change.
+    pub signers: Vec<SignerRule>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityBinding {
+    /// Any principal of the allowed_signers line that holds the key.
+    #[default]
+    None,
+    Committer,
+    Author,
+}
+
+/// A change to a file matching one of `paths` (globs from the directory of `mcp-gitops.yaml`)
+/// needs a signer whose principal matches one of `principals` (`*` and `?`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct SignerRule {
+    pub paths: Vec<String>,
+    pub principals: Vec<String>,
 }
 
 /// `owners:` in `mcp-gitops.yaml`: who owns which servers, and which approvals each kind of

@@ -52,6 +52,16 @@ impl Mirror {
         }
     }
 
+    /// Where the platform directory sits in the repository, as a prefix of its files' paths
+    /// (`""` at the root, `"platform/"`).
+    pub fn prefix(&self) -> String {
+        let Mirror::Git { path, .. } = self else { return String::new() };
+        path.components()
+            .filter_map(|part| part.as_os_str().to_str().filter(|_| matches!(part, Component::Normal(_))))
+            .map(|name| format!("{name}/"))
+            .collect()
+    }
+
     /// The source's place on this machine, when it has one (for filesystem events).
     pub fn local_path(&self) -> Option<&Path> {
         match self {

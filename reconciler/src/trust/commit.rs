@@ -14,6 +14,7 @@ pub struct SignedParts {
     /// The committer's email and time (seconds since the epoch), from the header.
     pub committer_email: String,
     pub committer_time: i64,
+    pub author_email: String,
 }
 
 /// Splits the raw bytes of a commit object (as read from the object database).
@@ -23,6 +24,7 @@ pub fn split(raw: &[u8]) -> SignedParts {
     let mut payload = Vec::with_capacity(raw.len());
     let mut signature: Option<String> = None;
     let mut committer = ("".to_string(), 0i64);
+    let mut author = String::new();
     // Each field is a line plus the continuation lines (starting with a space) that follow it.
     let mut fields: Vec<&[u8]> = Vec::new();
     let mut start = 0;
@@ -43,15 +45,18 @@ pub fn split(raw: &[u8]) -> SignedParts {
             // Another hash's signature (gpgsig-sha256): neither payload nor signature.
             name if name.starts_with(b"gpgsig") => {}
             name => {
-                if name == b"committer" {
-                    committer = parse_ident(&field[(name_end + 1).min(field.len())..]);
+                let value = &field[(name_end + 1).min(field.len())..];
+                match name {
+                    b"committer" => committer = parse_ident(value),
+                    b"author" => author = parse_ident(value).0,
+                    _ => {}
                 }
                 payload.extend_from_slice(field);
             }
         }
     }
     payload.extend_from_slice(rest);
-    SignedParts { payload, signature, committer_email: committer.0, committer_time: committer.1 }
+    SignedParts { payload, signature, committer_email: committer.0, committer_time: committer.1, author_email: author }
 }
 
 /// Lines of `bytes` with the offset each starts at (line ends included in the line).
@@ -104,6 +109,7 @@ mod tests {
             "tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor A <a@x.io> 1700000000 +0000\ncommitter C <c@x.io> 1700000001 +0000\n\nmessage\n"
         );
         assert_eq!((parts.committer_email.as_str(), parts.committer_time), ("c@x.io", 1700000001));
+        assert_eq!(parts.author_email, "a@x.io");
     }
 
     #[test]

@@ -1,18 +1,22 @@
 //! Trust: who signed each commit of a range, checked against git's `allowed_signers`, the way
 //! `git verify-commit` checks an SSH signature (SSHSIG, namespace `git`, the signer's key valid
-//! at the commit time). Reads commit objects from the repository and nothing else: it knows no
-//! YAML and runs before anything of a revision is loaded.
+//! at the commit time), then against the signing rules of `mcp-gitops.yaml` at the range's base
+//! (identity binding, path-scoped signers). Reads commits and that one file from the repository,
+//! and runs before anything of a revision is loaded.
 //!
 //! This step checks SSH signatures (ed25519, ECDSA, RSA); OpenPGP signatures are reported as
 //! `unknown_key`, as are certificates signed by a `cert-authority` key.
 
 pub mod commit;
+pub mod rules;
 pub mod signers;
 
 use git2::{Oid, Repository, Sort};
+use rules::Rules;
 use serde::Serialize;
 use signers::AllowedSigner;
 use ssh_key::SshSig;
+use std::collections::BTreeSet;
 
 /// Why a commit is not trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -23,6 +27,7 @@ pub enum Failure {
     BadSignature,
     KeyNotValid,
     PrincipalMismatch,
+    PathNotAllowed,
     NotADescendant,
 }
 
@@ -34,6 +39,7 @@ impl Failure {
             Failure::BadSignature => "bad_signature",
             Failure::KeyNotValid => "key_not_valid",
             Failure::PrincipalMismatch => "principal_mismatch",
+            Failure::PathNotAllowed => "path_not_allowed",
             Failure::NotADescendant => "not_a_descendant",
         }
     }
@@ -57,9 +63,15 @@ pub struct Verdict {
     pub detail: String,
 }
 
-/// Checks one commit's signature; `Ok((principals, fingerprint))` or the failure with what is
-/// known of the key.
-pub fn check(parts: &commit::SignedParts, signers: &[AllowedSigner]) -> Result<(String, String), (Failure, String, String)> {
+/// Checks one commit: its signature against the allowed signers, then the signer against the
+/// rules for the files it changes (`changed`, paths in the repository; needed only when the
+/// rules scope paths). `Ok((principals, fingerprint))`, or the failure with what is known of the key.
+pub fn check(
+    parts: &commit::SignedParts,
+    signers: &[AllowedSigner],
+    rules: &Rules,
+    changed: &[String],
+) -> Result<(String, String), (Failure, String, String)> {
     let Some(armored) = &parts.signature else { return Err((Failure::Unsigned, String::new(), "the commit carries no signature".into())) };
     if armored.contains("BEGIN PGP SIGNATURE") {
         return Err((Failure::UnknownKey, String::new(), "an OpenPGP signature: this mcp-gitops checks SSH signatures only".into()));
@@ -68,72 +80,84 @@ pub fn check(parts: &commit::SignedParts, signers: &[AllowedSigner]) -> Result<(
         .map_err(|e| (Failure::BadSignature, String::new(), format!("the signature block is not an SSH signature ({e})")))?;
     let key = ssh_key::PublicKey::from(signature.public_key().clone());
     let fingerprint = key.fingerprint(ssh_key::HashAlg::Sha256).to_string();
+    let fail = |failure: Failure, detail: String| (failure, fingerprint.clone(), detail);
     let lines: Vec<&AllowedSigner> = signers.iter().filter(|s| !s.cert_authority && s.key.key_data() == signature.public_key()).collect();
-    if lines.is_empty() {
-        return Err((
-            Failure::UnknownKey,
-            fingerprint,
-            format!("{} key {} is in no allowed_signers line", key.algorithm(), key.fingerprint(ssh_key::HashAlg::Sha256)),
-        ));
+    let Some(first) = lines.first() else {
+        return Err(fail(Failure::UnknownKey, format!("{} key {fingerprint} is in no allowed_signers line", key.algorithm())));
+    };
+    // The lines that allow this key to sign commits at the commit time.
+    let time = parts.committer_time;
+    let in_git = |line: &&&AllowedSigner| line.namespaces.as_ref().is_none_or(|ns| ns.iter().any(|n| n == "git"));
+    let in_time = |line: &&&AllowedSigner| !(line.valid_after.is_some_and(|t| time < t) || line.valid_before.is_some_and(|t| time >= t));
+    let Some(line) = lines.iter().find(in_git) else {
+        return Err(fail(Failure::PrincipalMismatch, format!("{}: the key is not allowed to sign in namespace git", first.at)));
+    };
+    let valid: Vec<&[String]> = lines.iter().filter(in_git).filter(in_time).map(|line| &line.principals[..]).collect();
+    if valid.is_empty() {
+        return Err(fail(Failure::KeyNotValid, format!("{}: the key is not valid at the commit time ({time})", line.at)));
     }
-    let mut failure = (Failure::PrincipalMismatch, fingerprint.clone(), String::new());
-    for line in lines {
-        if line.namespaces.as_ref().is_some_and(|ns| !ns.iter().any(|n| n == "git")) {
-            failure =
-                (Failure::PrincipalMismatch, fingerprint.clone(), format!("{}: the key is not allowed to sign in namespace git", line.at));
-            continue;
-        }
-        let time = parts.committer_time;
-        if line.valid_after.is_some_and(|t| time < t) || line.valid_before.is_some_and(|t| time >= t) {
-            failure = (Failure::KeyNotValid, fingerprint.clone(), format!("{}: the key is not valid at the commit time ({time})", line.at));
-            continue;
-        }
-        return match line.key.verify("git", &parts.payload, &signature) {
-            Ok(()) => Ok((line.principals.join(","), fingerprint)),
-            Err(e) => Err((Failure::BadSignature, fingerprint, format!("the signature does not match the commit ({e})"))),
-        };
+    line.key
+        .verify("git", &parts.payload, &signature)
+        .map_err(|e| fail(Failure::BadSignature, format!("the signature does not match the commit ({e})")))?;
+    let principals =
+        rules.principals(&valid, &parts.committer_email, &parts.author_email).map_err(|why| fail(Failure::PrincipalMismatch, why))?;
+    if let Some(why) = rules.refusal(changed, &principals) {
+        return Err(fail(Failure::PathNotAllowed, why));
     }
-    Err(failure)
+    Ok((principals.join(","), fingerprint))
 }
 
 /// Verifies every commit in `(from, to]` (only `to` without `from`), oldest first. With
 /// `first_parent`, only the first-parent chain: the merges, not the commits they bring in.
+/// The signing rules are those of `mcp-gitops.yaml` in `root` (`""` or `"platform/"`) at
+/// `from`, or without it at `to`'s first parent (at `to` itself for a first commit).
 pub fn verify_range(
     repo: &Repository,
     from: Option<&str>,
     to: &str,
     first_parent: bool,
     signers: &[AllowedSigner],
-) -> Result<Vec<Verdict>, git2::Error> {
-    let to_id = repo.revparse_single(to)?.peel_to_commit()?.id();
+    root: &str,
+) -> Result<Vec<Verdict>, String> {
+    let git = |e: git2::Error| format!("cannot read the commits: {}", e.message());
+    let commit_of = |rev: &str| repo.revparse_single(rev).and_then(|o| o.peel_to_commit()).map(|c| c.id()).map_err(git);
+    let to_id = commit_of(to)?;
+    let from_id = from.map(commit_of).transpose()?;
+    let base = match from_id {
+        Some(id) => id,
+        None => repo.find_commit(to_id).map_err(git)?.parent_ids().next().unwrap_or(to_id),
+    };
+    let rules = Rules::at(repo, base, root)?;
     let mut ids: Vec<Oid> = vec![to_id];
-    if let Some(from) = from {
-        let from_id = repo.revparse_single(from)?.peel_to_commit()?.id();
-        if from_id != to_id && !repo.graph_descendant_of(to_id, from_id)? {
-            let mut verdict = verdict_of(repo, to_id, signers)?;
+    if let (Some(from), Some(from_id)) = (from, from_id) {
+        if from_id != to_id && !repo.graph_descendant_of(to_id, from_id).map_err(git)? {
+            let mut verdict = verdict_of(repo, to_id, signers, &rules, first_parent).map_err(git)?;
             verdict.verified = false;
             verdict.reason = Some(Failure::NotADescendant);
             verdict.detail = format!("{to} does not descend from {from} ({}): history was rewritten", short(from_id));
             return Ok(vec![verdict]);
         }
-        let mut walk = repo.revwalk()?;
-        walk.push(to_id)?;
-        walk.hide(from_id)?;
+        let mut walk = repo.revwalk().map_err(git)?;
+        walk.push(to_id).map_err(git)?;
+        walk.hide(from_id).map_err(git)?;
         if first_parent {
-            walk.simplify_first_parent()?;
+            walk.simplify_first_parent().map_err(git)?;
         }
-        walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
-        ids = walk.collect::<Result<_, _>>()?;
+        walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE).map_err(git)?;
+        ids = walk.collect::<Result<_, _>>().map_err(git)?;
     }
-    ids.into_iter().map(|id| verdict_of(repo, id, signers)).collect()
+    ids.into_iter().map(|id| verdict_of(repo, id, signers, &rules, first_parent).map_err(git)).collect()
 }
 
-fn verdict_of(repo: &Repository, id: Oid, signers: &[AllowedSigner]) -> Result<Verdict, git2::Error> {
+fn verdict_of(repo: &Repository, id: Oid, signers: &[AllowedSigner], rules: &Rules, first_parent: bool) -> Result<Verdict, git2::Error> {
     let odb = repo.odb()?;
     let parts = commit::split(odb.read(id)?.data());
     let found = repo.find_commit(id)?;
     let summary = found.summary_bytes().map(String::from_utf8_lossy).unwrap_or_default().into_owned();
-    Ok(match check(&parts, signers) {
+    // The files it changes matter only to rules that scope paths.
+    let changed = if rules.paths.is_empty() { Vec::new() } else { changed_files(repo, &found, first_parent)? };
+    let checked = check(&parts, signers, rules, &changed);
+    Ok(match checked {
         Ok((principal, key)) => {
             Verdict { commit: id.to_string(), summary, verified: true, reason: None, principal, key, detail: String::new() }
         }
@@ -141,6 +165,36 @@ fn verdict_of(repo: &Repository, id: Oid, signers: &[AllowedSigner]) -> Result<V
             Verdict { commit: id.to_string(), summary, verified: false, reason: Some(reason), principal: String::new(), key, detail }
         }
     })
+}
+
+/// The files (paths in the repository) a commit changes, added, deleted or modified. A first
+/// commit changes every file it has. A merge is judged on what it changes against its first
+/// parent when it is trusted with what it brings in (`first_parent`); otherwise the commits it
+/// brings in are judged on their own, and the merge on the files it leaves unlike every parent
+/// (its own resolution of conflicts).
+fn changed_files(repo: &Repository, commit: &git2::Commit, first_parent: bool) -> Result<Vec<String>, git2::Error> {
+    let tree = commit.tree()?;
+    let parents: Vec<git2::Commit> = commit.parents().collect();
+    let against: Vec<Option<git2::Tree>> = match parents.first() {
+        None => vec![None],
+        Some(first) if first_parent || parents.len() == 1 => vec![Some(first.tree()?)],
+        Some(_) => parents.iter().map(|p| p.tree().map(Some)).collect::<Result<_, _>>()?,
+    };
+    let mut changed: Option<BTreeSet<String>> = None;
+    for old in &against {
+        let diff = repo.diff_tree_to_tree(old.as_ref(), Some(&tree), None)?;
+        let files: BTreeSet<String> = diff
+            .deltas()
+            .flat_map(|d| [d.old_file().path(), d.new_file().path()])
+            .flatten()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        changed = Some(match changed {
+            None => files,
+            Some(before) => before.intersection(&files).cloned().collect(),
+        });
+    }
+    Ok(changed.unwrap_or_default().into_iter().collect())
 }
 
 pub fn short(id: Oid) -> String {

@@ -133,18 +133,36 @@ fn parse_time(text: &str) -> Result<i64, String> {
 }
 
 /// Whether `principal` matches a pattern with `*` and `?` (and a leading `!` never matches).
+/// Linear in practice: on a mismatch only the last `*` takes one more character, so a hostile
+/// pattern such as `*a*a*a*a*b` cannot make it exponential.
 pub fn principal_matches(pattern: &str, principal: &str) -> bool {
-    fn matches(p: &[char], s: &[char]) -> bool {
-        match (p.first(), s.first()) {
-            (None, None) => true,
-            (Some('*'), _) => matches(&p[1..], s) || (!s.is_empty() && matches(p, &s[1..])),
-            (Some('?'), Some(_)) => matches(&p[1..], &s[1..]),
-            (Some(a), Some(b)) if a == b => matches(&p[1..], &s[1..]),
-            _ => false,
-        }
+    if pattern.starts_with('!') {
+        return false;
     }
     let (p, s): (Vec<char>, Vec<char>) = (pattern.chars().collect(), principal.chars().collect());
-    !pattern.starts_with('!') && matches(&p, &s)
+    let (mut i, mut j) = (0, 0);
+    // After the last `*` seen: where the pattern resumes, and how much of the principal it took.
+    let mut star: Option<(usize, usize)> = None;
+    while j < s.len() {
+        match p.get(i) {
+            Some('*') => {
+                star = Some((i + 1, j));
+                i += 1;
+            }
+            Some(&c) if c == '?' || c == s[j] => {
+                i += 1;
+                j += 1;
+            }
+            _ => match star {
+                Some((resume, taken)) => {
+                    star = Some((resume, taken + 1));
+                    (i, j) = (resume, taken + 1);
+                }
+                None => return false,
+            },
+        }
+    }
+    p[i..].iter().all(|&c| c == '*')
 }
 
 #[cfg(test)]
@@ -176,5 +194,9 @@ mod tests {
         assert!(principal_matches("dan?@fernhill.io", "dana@fernhill.io"));
         assert!(!principal_matches("*@fernhill.io", "dana@evil.io"));
         assert!(!principal_matches("!dana@fernhill.io", "dana@fernhill.io"));
+        assert!(principal_matches("*", "") && principal_matches("a*b*c", "axxbyyc") && !principal_matches("a*b*c", "axxbyy"));
+        assert!(principal_matches("*@*.fernhill.io", "sam@ops.fernhill.io") && !principal_matches("?", ""));
+        let hostile = format!("{}b", "*a".repeat(40));
+        assert!(!principal_matches(&hostile, &"a".repeat(200)));
     }
 }

@@ -1,0 +1,143 @@
+//! The signing rules of `trust:` in `mcp-gitops.yaml` (identity binding, path-scoped signers),
+//! read at the trusted base of a range: a commit never judges itself by rules it brings.
+
+use super::signers::principal_matches;
+use crate::model::{IdentityBinding, Severity, TrustSettings};
+use git2::{Oid, Repository};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use std::path::Path;
+
+/// What a signer must be beyond holding an allowed key.
+#[derive(Debug, Default)]
+pub struct Rules {
+    pub identity: IdentityBinding,
+    pub paths: Vec<PathRule>,
+    /// Where `mcp-gitops.yaml` sits in the repository (`""` or `"platform/"`): the rules' globs
+    /// are relative to it, and files outside it match none.
+    pub root: String,
+    /// Where the rules were read, for messages (`mcp-gitops.yaml at 1a2b3c4`).
+    pub read_at: String,
+}
+
+#[derive(Debug)]
+pub struct PathRule {
+    /// `trust.signers[N]`, for messages.
+    pub at: String,
+    pub globs: GlobSet,
+    pub principals: Vec<String>,
+}
+
+impl Rules {
+    /// The rules of `mcp-gitops.yaml` in `root` at `commit` (none when there is no such file).
+    /// A file with errors is refused rather than read as no rules: rules must not fail open.
+    pub fn at(repo: &Repository, commit: Oid, root: &str) -> Result<Rules, String> {
+        let path = format!("{root}{}", crate::load::CONFIG_FILE);
+        let read_at = format!("{path} at {}", super::short(commit));
+        let git = |e: git2::Error| format!("cannot read {read_at}: {}", e.message());
+        let tree = repo.find_commit(commit).and_then(|c| c.tree()).map_err(git)?;
+        let Ok(entry) = tree.get_path(Path::new(&path)) else { return Ok(Rules { root: root.to_string(), read_at, ..Rules::default() }) };
+        let blob = entry.to_object(repo).and_then(|o| o.peel_to_blob()).map_err(git)?;
+        let text = std::str::from_utf8(blob.content()).map_err(|_| format!("{read_at} is not UTF-8: the signing rules cannot be read"))?;
+        let (config, problems) = crate::load::config(text);
+        if let Some(problem) = problems.iter().find(|d| d.severity == Severity::Error) {
+            return Err(format!(
+                "{path}:{}:{} at {}: {}: the signing rules cannot be read",
+                problem.line,
+                problem.column,
+                super::short(commit),
+                problem.message
+            ));
+        }
+        Rules::new(&config.trust, root, read_at)
+    }
+
+    pub fn new(settings: &TrustSettings, root: &str, read_at: String) -> Result<Rules, String> {
+        let mut paths = Vec::new();
+        for (i, rule) in settings.signers.iter().enumerate() {
+            let at = format!("trust.signers[{i}]");
+            let mut globs = GlobSetBuilder::new();
+            for glob in &rule.paths {
+                globs.add(Glob::new(glob).map_err(|e| format!("{read_at}: {at}: {glob:?} is not a valid glob: {e}"))?);
+            }
+            let globs = globs.build().map_err(|e| format!("{read_at}: {at}: {e}"))?;
+            paths.push(PathRule { at, globs, principals: rule.principals.clone() });
+        }
+        Ok(Rules { identity: settings.identity, paths, root: root.to_string(), read_at })
+    }
+
+    /// The principals a signer stands for. Without identity binding, every principal of the
+    /// allowed_signers lines that hold the key; with it, the committer's (or author's) email,
+    /// when one of those lines names it.
+    pub fn principals(&self, lines: &[&[String]], committer: &str, author: &str) -> Result<Vec<String>, String> {
+        let (role, email) = match self.identity {
+            IdentityBinding::None => return Ok(lines.iter().flat_map(|l| l.iter().cloned()).collect()),
+            IdentityBinding::Committer => ("committer", committer),
+            IdentityBinding::Author => ("author", author),
+        };
+        if lines.iter().flat_map(|l| l.iter()).any(|pattern| principal_matches(pattern, email)) {
+            return Ok(vec![email.to_string()]);
+        }
+        let allowed: Vec<&str> = lines.iter().flat_map(|l| l.iter().map(String::as_str)).collect();
+        Err(format!("the key is allowed for {}, the {role} is {email:?} (trust.identity in {})", allowed.join(","), self.read_at))
+    }
+
+    /// Why `principals` may not make this change: the first changed file (paths in the
+    /// repository) under a rule that none of them matches.
+    pub fn refusal(&self, changed: &[String], principals: &[String]) -> Option<String> {
+        for file in changed {
+            let Some(relative) = file.strip_prefix(&self.root) else { continue };
+            for rule in self.paths.iter().filter(|rule| rule.globs.is_match(relative)) {
+                if !principals.iter().any(|p| rule.principals.iter().any(|pattern| principal_matches(pattern, p))) {
+                    return Some(format!(
+                        "{file} may be changed only by {} ({} in {}); signed as {}",
+                        rule.principals.join(", "),
+                        rule.at,
+                        self.read_at,
+                        if principals.is_empty() { "nobody".to_string() } else { principals.join(",") }
+                    ));
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SignerRule;
+
+    fn rules(identity: IdentityBinding) -> Rules {
+        let settings = TrustSettings {
+            identity,
+            signers: vec![
+                SignerRule { paths: vec!["teams/payments/**".into()], principals: vec!["*@fernhill.io".into()] },
+                SignerRule { paths: vec!["mcp-gitops.yaml".into()], principals: vec!["security@fernhill.io".into()] },
+            ],
+        };
+        Rules::new(&settings, "platform/", "mcp-gitops.yaml at 1234567".into()).expect("valid rules")
+    }
+
+    #[test]
+    fn every_rule_over_a_changed_file_must_be_met() {
+        let rules = rules(IdentityBinding::None);
+        let dana = ["dana@fernhill.io".to_string()];
+        assert_eq!(rules.refusal(&["platform/teams/payments/grants.yaml".into()], &dana), None);
+        assert!(rules.refusal(&["platform/mcp-gitops.yaml".into()], &dana).is_some_and(|why| why.contains("security@fernhill.io")));
+        let eve = ["eve@evil.io".to_string()];
+        let why = rules.refusal(&["platform/other.yaml".into(), "platform/teams/payments/a.yaml".into()], &eve).expect("refused");
+        assert!(why.starts_with("platform/teams/payments/a.yaml may be changed only by *@fernhill.io (trust.signers[0]"), "{why}");
+        // Outside the directory of mcp-gitops.yaml no rule applies.
+        assert_eq!(rules.refusal(&["teams/payments/a.yaml".into()], &eve), None);
+    }
+
+    #[test]
+    fn identity_binding_takes_the_email_the_key_line_names() {
+        let line = ["dana@fernhill.io".to_string(), "*@ops.fernhill.io".to_string()];
+        let lines: [&[String]; 1] = [&line];
+        assert_eq!(rules(IdentityBinding::None).principals(&lines, "x@y.io", "").unwrap(), line.to_vec());
+        assert_eq!(rules(IdentityBinding::Committer).principals(&lines, "sam@ops.fernhill.io", "").unwrap(), ["sam@ops.fernhill.io"]);
+        assert!(rules(IdentityBinding::Committer).principals(&lines, "eve@evil.io", "dana@fernhill.io").is_err());
+        assert!(rules(IdentityBinding::Author).principals(&lines, "eve@evil.io", "dana@fernhill.io").is_ok());
+    }
+}
