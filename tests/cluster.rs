@@ -401,3 +401,57 @@ fn the_api_server_dying_mid_apply_loses_nothing() {
     assert_eq!(run(&["apply", &repo_arg, "--kubeconfig", &kubeconfig_arg, "--prune"]).code, 0);
     cluster_script(&dir, "down");
 }
+
+#[test]
+fn provenance_follows_content_not_commits() {
+    let _serial = serial();
+    let env = Env::new();
+    let platform = env.repo("examples/platform");
+    let git = |args: &[&str]| common::git(platform.path(), &[], args);
+    let annotation = |grant: &str, key: &str| env.grant(grant)["metadata"]["annotations"][key].as_str().map(String::from);
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "platform"]);
+    let first = git(&["rev-parse", "HEAD"]);
+
+    let applied = env.mcp("apply", platform.path(), &[]);
+    assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    assert_eq!(annotation("refund-desk", "mcp-gitops.io/revision"), Some(first.clone()));
+    assert_eq!(annotation("refund-desk", "mcp-gitops.io/source").as_deref(), Some("teams/payments/grants/refund-desk.yaml:3"));
+    assert_eq!(annotation("refund-desk", "mcp-gitops.io/signed-by"), None, "no signer without signature checks");
+
+    // A commit that touches other files writes nothing: content, not commits, moves provenance.
+    std::fs::write(platform.path().join("NOTES.md"), "notes\n").expect("write");
+    git(&["add", "-A"]);
+    git(&["commit", "-q", "-m", "notes only"]);
+    let writes = env.kubectl.write_requests();
+    let again = env.mcp("apply", platform.path(), &[]);
+    assert!(again.stdout.contains("22 unchanged (no request)"), "{}", again.stdout);
+    assert_eq!(env.kubectl.write_requests(), writes, "no object rewritten for a commit elsewhere");
+    assert_eq!(annotation("refund-desk", "mcp-gitops.io/revision"), Some(first.clone()));
+
+    // The grant whose content changes takes the new revision; the others keep theirs.
+    let file = platform.path().join("teams/payments/grants/refund-desk.yaml");
+    let text = std::fs::read_to_string(&file).expect("read").replace("maxTrust: medium", "maxTrust: high");
+    std::fs::write(&file, text).expect("write");
+    git(&["commit", "-q", "-am", "refund desk to high"]);
+    let third = git(&["rev-parse", "HEAD"]);
+    // The plan says where the live content came from, and what the new content will say.
+    let plan = env.mcp("plan", platform.path(), &["--format", "json"]);
+    let update = json(&plan.stdout)["changes"].as_array().and_then(|c| c.iter().find(|c| c["name"] == "refund-desk").cloned());
+    let update = update.expect("refund-desk is planned");
+    assert_eq!(update["last_changed"]["mcp-gitops.io/revision"], first.as_str());
+    assert_eq!(update["object"]["metadata"]["annotations"]["mcp-gitops.io/revision"], third.as_str());
+    let text = env.mcp("plan", platform.path(), &[]).stdout;
+    assert!(text.contains(&format!("last changed: at {} in teams/payments/grants/refund-desk.yaml:3", &first[..7])), "{text}");
+    let changed = env.mcp("apply", platform.path(), &[]);
+    assert!(changed.stdout.contains("1 updated"), "{}", changed.stdout);
+    assert_eq!(annotation("refund-desk", "mcp-gitops.io/revision"), Some(third.clone()));
+    assert_eq!(annotation("finance-ops-oncall", "mcp-gitops.io/revision"), Some(first));
+
+    // Uncommitted content says so.
+    let text = std::fs::read_to_string(&file).expect("read").replace("maxTrust: high", "maxTrust: low");
+    std::fs::write(&file, text).expect("write");
+    assert_eq!(env.mcp("apply", platform.path(), &[]).code, 0);
+    assert_eq!(annotation("refund-desk", "mcp-gitops.io/revision"), Some(format!("{third}-dirty")));
+}

@@ -381,6 +381,14 @@ fn with_verify_signatures_an_unsigned_push_is_not_applied_and_a_signed_fix_is() 
     git(&["push", "-q", "--force", &bare_path, "main"]);
     assert_eq!(daemon.signed_hook(), 202);
     daemon.wait_until(Duration::from_secs(30), |_| teams.max_trust("refund-desk") == "high");
+    // Its provenance names the revision and the verified signer; an unchanged grant keeps the first revision.
+    let annotations =
+        |name: &str| teams.kubectl.json(&["get", "mcpaccessgrants", name, "-n", &teams.payments])["metadata"]["annotations"].clone();
+    let widened = annotations("refund-desk");
+    assert_eq!(widened["mcp-gitops.io/revision"], git(&["rev-parse", "HEAD"]).as_str());
+    assert_eq!(widened["mcp-gitops.io/signed-by"], "dana.whitfield@fernhill.io");
+    assert_eq!(widened["mcp-gitops.io/source"], "teams/payments/grants/refund-desk.yaml:3");
+    assert_eq!(annotations("finance-ops-oncall")["mcp-gitops.io/revision"], git(&["rev-parse", "HEAD~1"]).as_str());
 
     // A removed key stops its revision from being applied again.
     std::fs::write(&signers, "").expect("empty the trust file");

@@ -5,7 +5,7 @@ use super::{CliError, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::apply::{self, Outcome, Status, wait::Expectation};
 use crate::cluster::Cluster;
 use crate::gateway::{self, PolicyDocument, authorize, check::check};
-use crate::model::live::{ApplySet, LiveState};
+use crate::model::live::{ApplySet, LiveState, Provenance};
 use crate::model::{DesiredState, Diagnostic, Kind, ObjectId};
 use crate::plan::{Action, Plan};
 use crate::render::{Palette, diagnostics, github, gitlab, junit, markdown, sarif, text};
@@ -71,6 +71,11 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 /// Connects and reads the live state of the three kinds and the inventory.
+/// The provenance of what is applied from `path`, when it is in a git work tree.
+fn checkout_provenance(path: &Path) -> Option<Provenance> {
+    source::checkout_revision(path).map(|revision| Provenance { revision, root: source::path_in_repository(path), signer: String::new() })
+}
+
 async fn live(args: &ClusterArgs) -> Result<(Cluster, ApplySet, LiveState), CliError> {
     let cluster =
         Cluster::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await.map_err(|e| CliError::Failed(e.to_string()))?;
@@ -204,7 +209,7 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
         }
         None => runtime()?.block_on(async {
             let (_, applyset, state) = live(&args.cluster).await?;
-            let plan = plan::live::plan(&state, &desired, &applyset, now);
+            let plan = plan::live::plan(&state, &desired, &applyset, checkout_provenance(&args.path).as_ref(), now);
             left_to_the_os(state);
             Ok::<_, CliError>(plan)
         })?,
@@ -528,7 +533,7 @@ fn apply_command(args: ApplyArgs, palette: Palette) -> Result<i32, CliError> {
     };
     runtime()?.block_on(async {
         let (cluster, applyset, state) = live(&args.cluster).await?;
-        let plan = plan::live::plan(&state, &desired, &applyset, now);
+        let plan = plan::live::plan(&state, &desired, &applyset, checkout_provenance(&args.path).as_ref(), now);
         if let Some(reviewed) = &reviewed {
             let moved = staleness(reviewed, &plan);
             if !moved.is_empty() {

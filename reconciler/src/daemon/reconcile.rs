@@ -8,7 +8,7 @@ use super::{DriftMode, Shared};
 use crate::apply::{self, Status};
 use crate::cluster::Cluster;
 use crate::model::DesiredState;
-use crate::model::live::{ApplySet, LAST_ATTEMPTED_REVISION, LAST_COUNTS, LAST_MESSAGE, LAST_RESULT, LAST_RESULT_TIME};
+use crate::model::live::{ApplySet, LAST_ATTEMPTED_REVISION, LAST_COUNTS, LAST_MESSAGE, LAST_RESULT, LAST_RESULT_TIME, Provenance};
 use crate::model::object::SpanMap;
 use crate::plan::Action;
 use crate::source::Snapshot;
@@ -154,12 +154,18 @@ async fn pipeline(
         tracing::warn!(branch = %options.branch, revision = %poll.snapshot.revision, "the branch was force-pushed; following the new tip");
     }
     let revision = poll.snapshot.revision.clone();
-    if let Some(verification) = &options.verification
-        && let Err(outcome) = verify_new_commits(shared, mirror, verification, &revision)
-    {
-        shared.report().attempted_revision = revision;
-        return outcome;
+    let mut signer = String::new();
+    if let Some(verification) = &options.verification {
+        match verify_new_commits(shared, mirror, verification, &revision) {
+            Ok(principal) => signer = principal,
+            Err(outcome) => {
+                shared.report().attempted_revision = revision;
+                return outcome;
+            }
+        }
     }
+    // Objects applied from a git revision say where their content comes from.
+    let provenance = mirror.repository().map(|_| Provenance { revision: revision.clone(), root: mirror.prefix(), signer });
     let full = shared.full_pass.swap(false, Ordering::Relaxed);
     {
         let mut report = shared.report();
@@ -183,7 +189,7 @@ async fn pipeline(
             Err(why) => return Outcome::new("invalid", format!("revision {revision}: {why}; the last good revision stays live")),
         },
     };
-    let outcome = plan_and_apply(shared, cluster, applyset, &entry.desired, &revision, now).await;
+    let outcome = plan_and_apply(shared, cluster, applyset, &entry.desired, provenance.as_ref(), &revision, now).await;
     if outcome.succeeded() {
         shared.expire_next_at(entry.until);
         let due = shared.expiry().due.take_if(|due| *due <= now);
@@ -203,8 +209,9 @@ async fn pipeline(
 /// `--verify-signatures`: every commit between the live revision and the new tip, and the tip
 /// itself (a key removed from the trust file stops its revision from being applied again), is
 /// signed by an allowed signer; a tip that does not descend from the live revision is refused
-/// unless `--allow-non-fast-forward`. The trust file is read on every pass.
-fn verify_new_commits(shared: &Shared, mirror: &Mirror, verification: &super::Verification, tip: &str) -> Result<(), Outcome> {
+/// unless `--allow-non-fast-forward`. The trust file is read on every pass. Returns the tip's
+/// signer (principals).
+fn verify_new_commits(shared: &Shared, mirror: &Mirror, verification: &super::Verification, tip: &str) -> Result<String, Outcome> {
     let refuse = |why: String| Outcome::new("unverified", format!("{why}; the last good revision stays live"));
     let repo = mirror.repository().ok_or_else(|| refuse("--verify-signatures needs a git repository, not a directory".into()))?;
     let file = verification.allowed_signers.display().to_string();
@@ -221,7 +228,8 @@ fn verify_new_commits(shared: &Shared, mirror: &Mirror, verification: &super::Ve
     }
     let failed: Vec<&crate::trust::Verdict> = verdicts.iter().filter(|v| !v.verified).collect();
     if failed.is_empty() {
-        return Ok(());
+        // Oldest first: the tip is the last verdict.
+        return Ok(verdicts.last().map(|v| v.principal.clone()).unwrap_or_default());
     }
     let new = {
         let mut seen = shared.unverified.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -265,6 +273,7 @@ async fn plan_and_apply(
     cluster: &Cluster,
     applyset: &ApplySet,
     desired: &DesiredState,
+    provenance: Option<&Provenance>,
     revision: &str,
     now: Timestamp,
 ) -> Outcome {
@@ -291,7 +300,7 @@ async fn plan_and_apply(
         Ok(live) => live,
         Err(e) => return Outcome::new("failed", format!("cannot read the cluster: {}", apply::describe(&e))),
     };
-    let mut plan = plan::live::plan(&live, desired, applyset, now);
+    let mut plan = plan::live::plan(&live, desired, applyset, provenance, now);
     let drifted: Vec<String> = plan.changes.iter().filter(|c| !c.drift.is_empty()).map(|c| c.id().to_string()).collect();
     shared.metrics.drifted_objects.set(drifted.len() as i64);
     if options.drift == DriftMode::Report {

@@ -161,7 +161,9 @@ fn load_metadata(loaded: &mut Loaded, path: &str, value: Value, spans: Arc<SpanM
         for (i, entry) in servers.iter().enumerate() {
             let Value::Object(entry) = entry else { continue };
             let body = metadata::server_to_manifest(entry);
-            let origin = Origin { file: path.to_string(), spans: spans.clone(), prefix: format!("/servers/{i}"), from_metadata: true };
+            let prefix = format!("/servers/{i}");
+            let line = spans.values.get(&prefix).map_or(1, |pos| pos.line);
+            let origin = Origin { file: path.to_string(), spans: spans.clone(), prefix, from_metadata: true, line };
             if let Some(object) = Object::new(Kind::Server, body, origin) {
                 loaded.state.objects.push(object);
             }
@@ -210,7 +212,7 @@ fn load_manifest(loaded: &mut Loaded, path: &str, mut value: Value, spans: Arc<S
     {
         metadata.insert("namespace".into(), Value::String(loaded.state.config.default_namespace().to_string()));
     }
-    let origin = Origin { file: path.to_string(), spans, prefix: String::new(), from_metadata: false };
+    let origin = Origin { file: path.to_string(), spans, prefix: String::new(), from_metadata: false, line: pos.line };
     if let Some(object) = Object::new(managed, value, origin) {
         loaded.state.objects.push(object);
     }

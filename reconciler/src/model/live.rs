@@ -35,6 +35,11 @@ pub const INVENTORY_GZ_KEY: &str = "objects.gz";
 /// Lists longer than this are stored compressed: a ConfigMap holds at most 1 MiB, and at about
 /// 70 bytes a line a plain list stops fitting near 15,000 objects.
 pub const INVENTORY_PLAIN_MAX: usize = 256 * 1024;
+/// Provenance annotations on each object applied from a git revision (docs/trust.md).
+pub const REVISION: &str = "mcp-gitops.io/revision";
+pub const SOURCE: &str = "mcp-gitops.io/source";
+pub const SIGNED_BY: &str = "mcp-gitops.io/signed-by";
+const PROVENANCE: [&str; 3] = [REVISION, SOURCE, SIGNED_BY];
 pub const DEFAULT_INVENTORY_NAMESPACE: &str = "mcp-gitops";
 pub const INVENTORY_NAME: &str = "mcp-gitops-inventory";
 
@@ -120,6 +125,50 @@ pub struct LiveState {
 pub struct ApplySet {
     pub namespace: String,
     pub name: String,
+}
+
+/// Where the content applied comes from: the git revision, where the source directory sits in
+/// the repository (`""` or `"platform/"`), and the signer who verified it (empty without
+/// signature checks). Written only on what is created or changed, so an object keeps the
+/// revision at which its content last changed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Provenance {
+    pub revision: String,
+    pub root: String,
+    pub signer: String,
+}
+
+impl Provenance {
+    /// `body` with the provenance annotations of an object declared at `file:line`.
+    pub fn stamp(&self, body: &mut Value, file: &str, line: usize) {
+        let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) else { return };
+        let Some(annotations) = metadata.entry("annotations").or_insert_with(|| json!({})).as_object_mut() else { return };
+        annotations.insert(REVISION.into(), json!(self.revision));
+        annotations.insert(SOURCE.into(), json!(format!("{}{file}:{line}", self.root)));
+        match self.signer.as_str() {
+            "" => annotations.remove(SIGNED_BY),
+            signer => annotations.insert(SIGNED_BY.into(), json!(signer)),
+        };
+    }
+
+    /// `body` without provenance annotations: content is compared without them.
+    pub fn strip(body: &mut Value) {
+        if let Some(annotations) = body.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+            PROVENANCE.iter().for_each(|key| {
+                annotations.remove(*key);
+            });
+        }
+    }
+
+    /// The provenance annotations an object carries (name, value), for plans and explanations.
+    pub fn of(body: &Value) -> Vec<(&'static str, String)> {
+        PROVENANCE
+            .iter()
+            .filter_map(|key| {
+                body.pointer("/metadata/annotations").and_then(|a| a.get(*key)).and_then(Value::as_str).map(|v| (*key, v.to_string()))
+            })
+            .collect()
+    }
 }
 
 impl ApplySet {

@@ -80,6 +80,8 @@ pub struct Origin {
     pub spans: Arc<SpanMap>,
     pub prefix: String,
     pub from_metadata: bool,
+    /// The line the object starts on, kept when the spans are dropped (provenance).
+    pub line: usize,
 }
 
 impl Origin {

@@ -4,15 +4,17 @@
 
 use super::fields::{changed_paths, other_managers, view};
 use super::{Action, Base, Change, Drift, Plan, assemble, change, diff};
-use crate::model::live::{ApplySet, FIELD_MANAGER, LiveObject, LiveState};
+use crate::model::live::{ApplySet, FIELD_MANAGER, LiveObject, LiveState, Provenance};
 use crate::model::object::{Origin, SpanMap};
 use crate::model::{DesiredState, Kind, Object, ObjectId};
 use jiff::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-pub fn plan(live: &LiveState, desired: &DesiredState, applyset: &ApplySet, now: Timestamp) -> Plan {
-    let changes = changes(live, desired, applyset);
+/// With `provenance`, what is created or changed carries the provenance annotations; what is
+/// unchanged keeps its own (they are not part of the comparison).
+pub fn plan(live: &LiveState, desired: &DesiredState, applyset: &ApplySet, provenance: Option<&Provenance>, now: Timestamp) -> Plan {
+    let changes = changes(live, desired, applyset, provenance);
     let (base, after) = access_states(live, desired, &changes);
     let base_info = Base {
         kind: "cluster".into(),
@@ -62,7 +64,8 @@ fn access_states(live: &LiveState, desired: &DesiredState, changes: &[Change]) -
 
 /// Live objects as a state the gateway model can render (for the access diff).
 pub fn as_desired_state(live: &LiveState) -> DesiredState {
-    let origin = Origin { file: "(cluster)".into(), spans: Arc::new(SpanMap::default()), prefix: String::new(), from_metadata: false };
+    let origin =
+        Origin { file: "(cluster)".into(), spans: Arc::new(SpanMap::default()), prefix: String::new(), from_metadata: false, line: 0 };
     DesiredState {
         source: live.source.clone(),
         objects: live.objects.iter().filter_map(|o| Object::new(o.id.kind, o.body.clone(), origin.clone())).collect(),
@@ -70,7 +73,7 @@ pub fn as_desired_state(live: &LiveState) -> DesiredState {
     }
 }
 
-pub fn changes(live: &LiveState, desired: &DesiredState, applyset: &ApplySet) -> Vec<Change> {
+pub fn changes(live: &LiveState, desired: &DesiredState, applyset: &ApplySet, provenance: Option<&Provenance>) -> Vec<Change> {
     let by_id: BTreeMap<&ObjectId, &LiveObject> = live.objects.iter().map(|o| (&o.id, o)).collect();
     let wanted: BTreeMap<&ObjectId, &Object> = desired.objects.iter().map(|o| (&o.id, o)).collect();
     let mut changes = Vec::new();
@@ -80,7 +83,9 @@ pub fn changes(live: &LiveState, desired: &DesiredState, applyset: &ApplySet) ->
         let mut change = match by_id.get(id) {
             None => change(id, Action::Create, diff::unified(None, Some(&after))),
             Some(current) => {
-                let before = diff::normalize(&view(&current.body, &stamped, FIELD_MANAGER));
+                let mut seen = view(&current.body, &stamped, FIELD_MANAGER);
+                Provenance::strip(&mut seen);
+                let before = diff::normalize(&seen);
                 let mut change = if before == after {
                     change(id, Action::NoOp, String::new())
                 } else {
@@ -96,10 +101,15 @@ pub fn changes(live: &LiveState, desired: &DesiredState, applyset: &ApplySet) ->
                     change
                 };
                 change.expected_resource_version = Some(current.resource_version.clone());
+                change.last_changed = last_changed(&current.body);
                 change
             }
         };
         if change.action != Action::NoOp {
+            let mut stamped = stamped;
+            if let Some(provenance) = provenance {
+                provenance.stamp(&mut stamped, &object.origin.file, object.origin.line);
+            }
             change.object = Some(stamped);
         }
         changes.push(change);
@@ -112,10 +122,15 @@ pub fn changes(live: &LiveState, desired: &DesiredState, applyset: &ApplySet) ->
         .map(|o| {
             let mut change = change(&o.id, Action::Delete, diff::unified(Some(&diff::normalize(&o.body)), None));
             change.expected_resource_version = Some(o.resource_version.clone());
+            change.last_changed = last_changed(&o.body);
             change
         })
         .collect();
     deletes.sort_by_key(|c| std::cmp::Reverse(c.id()));
     changes.extend(deletes);
     changes
+}
+
+fn last_changed(body: &serde_json::Value) -> BTreeMap<String, String> {
+    Provenance::of(body).into_iter().map(|(key, value)| (key.to_string(), value)).collect()
 }

@@ -65,6 +65,10 @@ pub struct Change {
     /// so a create may really be an update or a no-op.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uncertain: Option<String>,
+    /// Where the live object's content came from, planned against a cluster: its provenance
+    /// annotations (`mcp-gitops.io/revision`, `/source`, `/signed-by`), for updates and deletes.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub last_changed: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -275,5 +279,6 @@ pub(crate) fn change(id: &ObjectId, action: Action, diff: String) -> Change {
         drift: Vec::new(),
         adopt: false,
         uncertain: None,
+        last_changed: BTreeMap::new(),
     }
 }

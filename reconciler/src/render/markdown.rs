@@ -119,8 +119,13 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
             let body: String =
                 change.diff.lines().filter(|l| !l.starts_with("---") && !l.starts_with("+++")).map(|l| format!("{l}\n")).collect();
             let uncertain = change.uncertain.as_deref().map(|why| format!("> ⚠️ uncertain: {}\n\n", escape_cell(why))).unwrap_or_default();
+            let last_changed = if change.last_changed.is_empty() {
+                String::new()
+            } else {
+                format!("Last changed {}.\n\n", escape_cell(&super::text::last_changed(&change.last_changed)))
+            };
             sections.push(format!(
-                "<details><summary>{mark} {} <code>{}/{}/{}</code>{}</summary>\n\n{uncertain}```diff\n{}```\n\n</details>\n",
+                "<details><summary>{mark} {} <code>{}/{}/{}</code>{}</summary>\n\n{uncertain}{last_changed}```diff\n{}```\n\n</details>\n",
                 change.action.as_str(),
                 change.kind,
                 change.namespace,

@@ -3,6 +3,7 @@
 
 use super::Palette;
 use crate::plan::{Action, Direction, Plan};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 pub fn render(plan: &Plan, palette: Palette) -> String {
@@ -45,6 +46,9 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
         }
         if change.adopt {
             let _ = writeln!(out, "      {} it exists and is not managed by mcp-gitops; apply needs --adopt", palette.yellow("note:"));
+        }
+        if change.action != Action::NoOp && !change.last_changed.is_empty() {
+            let _ = writeln!(out, "      {} {}", palette.dim("last changed:"), last_changed(&change.last_changed));
         }
         for line in change.diff.lines().filter(|l| !l.starts_with("---") && !l.starts_with("+++")) {
             let line = if line.starts_with('+') {
@@ -292,5 +296,22 @@ pub fn verdicts(verdicts: &[crate::trust::Verdict]) -> String {
     }
     let failed = verdicts.iter().filter(|v| !v.verified).count();
     let _ = writeln!(out, "{} commit(s): {} verified, {failed} failed", verdicts.len(), verdicts.len() - failed);
+    out
+}
+
+/// `at 1a2b3c4 (teams/payments/grants.yaml:3), signed by dana@fernhill.io`, from provenance
+/// annotations.
+pub fn last_changed(provenance: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    if let Some(revision) = provenance.get(crate::model::live::REVISION) {
+        let short = revision.get(..7).unwrap_or(revision);
+        let _ = write!(out, "at {short}{}", if revision.ends_with("-dirty") { " (uncommitted changes)" } else { "" });
+    }
+    if let Some(source) = provenance.get(crate::model::live::SOURCE) {
+        let _ = write!(out, "{}in {source}", if out.is_empty() { "" } else { " " });
+    }
+    if let Some(signer) = provenance.get(crate::model::live::SIGNED_BY) {
+        let _ = write!(out, ", signed by {signer}");
+    }
     out
 }

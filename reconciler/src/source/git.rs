@@ -35,6 +35,22 @@ pub fn resolve_revision_in(dir: &Path, rev: &str) -> bool {
     Repository::discover(dir).ok().is_some_and(|repo| repo.revparse_single(rev).and_then(|o| o.peel_to_commit()).is_ok())
 }
 
+/// The commit a work tree's `dir` is at, for the provenance of what `apply` applies from it:
+/// HEAD's id, with `-dirty` when files under `dir` differ from it (changed, added, untracked).
+/// `None` outside a git work tree, or on an unborn branch.
+pub fn checkout_revision(dir: &Path) -> Option<String> {
+    let repo = Repository::discover(dir).ok()?;
+    let head = repo.head().ok()?.peel_to_commit().ok()?.id();
+    let subdir = subdir_in_repo(&repo, dir).ok()?;
+    let mut options = git2::StatusOptions::new();
+    options.include_untracked(true).recurse_untracked_dirs(true).exclude_submodules(true);
+    if !subdir.as_os_str().is_empty() {
+        options.pathspec(&subdir);
+    }
+    let dirty = !repo.statuses(Some(&mut options)).ok()?.is_empty();
+    Some(if dirty { format!("{head}-dirty") } else { head.to_string() })
+}
+
 /// Where `dir` sits in the git work tree that contains it, as a prefix for its files' paths
 /// (`"platform/"`, or `""` at the root or outside any repository): what CI annotations need.
 pub fn path_in_repository(dir: &Path) -> String {
