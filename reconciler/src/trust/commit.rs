@@ -19,7 +19,11 @@ pub struct SignedParts {
 
 /// Splits the raw bytes of a commit object (as read from the object database).
 pub fn split(raw: &[u8]) -> SignedParts {
-    let header_end = raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 1).unwrap_or(raw.len());
+    // The header ends at the first empty line, which may be the very first (no header at all).
+    let header_end = match raw.first() {
+        Some(b'\n') => 0,
+        _ => raw.windows(2).position(|w| w == b"\n\n").map(|i| i + 1).unwrap_or(raw.len()),
+    };
     let (header, rest) = raw.split_at(header_end);
     let mut payload = Vec::with_capacity(raw.len());
     let mut signature: Option<String> = None;
@@ -117,6 +121,15 @@ mod tests {
         let extra =
             SIGNED.replace("\n\nmessage", "\ngpgsig-sha256 -----BEGIN SSH SIGNATURE-----\n CCCC\n -----END SSH SIGNATURE-----\n\nmessage");
         assert_eq!(split(extra.as_bytes()).payload, split(SIGNED.as_bytes()).payload);
+    }
+
+    #[test]
+    fn an_empty_first_line_leaves_no_header() {
+        // Found by the commit_signature fuzz target: the payload of a commit whose message holds
+        // a gpgsig line must not yield that line as a signature when split again.
+        let raw = b"\nmessage\ngpgsig -----BEGIN SSH SIGNATURE-----\n";
+        let parts = split(raw);
+        assert_eq!((parts.signature, parts.payload), (None, raw.to_vec()));
     }
 
     #[test]
