@@ -70,12 +70,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|e| CliError::Failed(e.to_string()))
 }
 
-/// Connects and reads the live state of the three kinds and the inventory.
 /// The provenance of what is applied from `path`, when it is in a git work tree.
 fn checkout_provenance(path: &Path) -> Option<Provenance> {
     source::checkout_revision(path).map(|revision| Provenance { revision, root: source::path_in_repository(path), signer: String::new() })
 }
 
+/// Connects and reads the live state of the three kinds and the inventory.
 async fn live(args: &ClusterArgs) -> Result<(Cluster, ApplySet, LiveState), CliError> {
     let cluster =
         Cluster::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await.map_err(|e| CliError::Failed(e.to_string()))?;

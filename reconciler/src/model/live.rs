@@ -6,7 +6,7 @@ use super::{Kind, ObjectId};
 use base64::Engine;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 
 pub const FIELD_MANAGER: &str = "mcp-gitops";
@@ -160,13 +160,12 @@ impl Provenance {
         }
     }
 
-    /// The provenance annotations an object carries (name, value), for plans and explanations.
-    pub fn of(body: &Value) -> Vec<(&'static str, String)> {
+    /// The provenance annotations an object carries, by name, for plans and explanations.
+    pub fn of(body: &Value) -> BTreeMap<String, String> {
+        let annotations = body.pointer("/metadata/annotations");
         PROVENANCE
             .iter()
-            .filter_map(|key| {
-                body.pointer("/metadata/annotations").and_then(|a| a.get(*key)).and_then(Value::as_str).map(|v| (*key, v.to_string()))
-            })
+            .filter_map(|key| annotations.and_then(|a| a.get(*key)).and_then(Value::as_str).map(|v| (key.to_string(), v.to_string())))
             .collect()
     }
 }

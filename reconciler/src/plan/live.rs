@@ -101,7 +101,7 @@ pub fn changes(live: &LiveState, desired: &DesiredState, applyset: &ApplySet, pr
                     change
                 };
                 change.expected_resource_version = Some(current.resource_version.clone());
-                change.last_changed = last_changed(&current.body);
+                change.last_changed = Provenance::of(&current.body);
                 change
             }
         };
@@ -122,15 +122,11 @@ pub fn changes(live: &LiveState, desired: &DesiredState, applyset: &ApplySet, pr
         .map(|o| {
             let mut change = change(&o.id, Action::Delete, diff::unified(Some(&diff::normalize(&o.body)), None));
             change.expected_resource_version = Some(o.resource_version.clone());
-            change.last_changed = last_changed(&o.body);
+            change.last_changed = Provenance::of(&o.body);
             change
         })
         .collect();
     deletes.sort_by_key(|c| std::cmp::Reverse(c.id()));
     changes.extend(deletes);
     changes
-}
-
-fn last_changed(body: &serde_json::Value) -> BTreeMap<String, String> {
-    Provenance::of(body).into_iter().map(|(key, value)| (key.to_string(), value)).collect()
 }

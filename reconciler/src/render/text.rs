@@ -47,7 +47,7 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
         if change.adopt {
             let _ = writeln!(out, "      {} it exists and is not managed by mcp-gitops; apply needs --adopt", palette.yellow("note:"));
         }
-        if change.action != Action::NoOp && !change.last_changed.is_empty() {
+        if !change.last_changed.is_empty() {
             let _ = writeln!(out, "      {} {}", palette.dim("last changed:"), last_changed(&change.last_changed));
         }
         for line in change.diff.lines().filter(|l| !l.starts_with("---") && !l.starts_with("+++")) {
