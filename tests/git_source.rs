@@ -163,3 +163,83 @@ fn a_base_file_that_does_not_parse_is_reported_and_its_creates_are_uncertain() {
     let clean = json(&run(&["plan", &root, "--base", "HEAD", "--format", "json", "--now", NOW]).stdout);
     assert_eq!(clean["base_diagnostics"], serde_json::json!([]));
 }
+
+#[test]
+fn access_explain_at_a_revision_names_the_commit_that_last_changed_the_deciding_grant() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Repository::init(dir.path()).expect("init");
+    let deployed = commit_example(&repo, "platform", "examples/platform", "platform as deployed");
+    let widened = commit_example(&repo, "platform", "examples/pr-change", "widen refund-desk, revoke nightly session");
+    // An edit of the grant's file that leaves the grant as it was: provenance follows content.
+    let file = dir.path().join("platform/teams/payments/grants/refund-desk.yaml");
+    let text = fs::read_to_string(&file).expect("read");
+    fs::write(&file, format!("# reviewed in the Q3 access review\n{text}")).expect("write");
+    commit_all(&repo, "comment on the refund desk");
+    let path = dir.path().join("platform").to_string_lossy().into_owned();
+    let explain = |revision: &str| {
+        let out = run(&[
+            "access",
+            "explain",
+            &path,
+            "--server",
+            "mcp-team-payments/payments-mcp",
+            "--tool",
+            "get_invoice",
+            "--human",
+            "marcus.oyelaran@fernhill.io",
+            "--agent",
+            "refund-copilot",
+            "--team",
+            "7f3c2a10-5d4e-4b8a-9c21-3e6f0a7d4b52",
+            "--session",
+            "refund-copilot-marcus",
+            "--at",
+            NOW,
+            "--revision",
+            revision,
+            "--format",
+            "json",
+        ]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        json(&out.stdout)
+    };
+
+    let at_head = explain("HEAD");
+    assert_eq!(at_head["matched_grant"], "refund-desk");
+    let provenance = at_head["provenance"].as_array().expect("provenance");
+    assert_eq!(provenance.len(), 2, "{provenance:?}");
+    assert_eq!(provenance[0]["object"], "MCPAccessGrant/mcp-team-payments/refund-desk");
+    assert_eq!(provenance[0]["source"], "platform/teams/payments/grants/refund-desk.yaml:4");
+    assert_eq!(provenance[0]["commit"], widened.to_string());
+    assert_eq!(provenance[0]["summary"], "widen refund-desk, revoke nightly session");
+    assert_eq!(provenance[0]["signed"], false);
+    assert_eq!(provenance[1]["object"], "MCPAgentSession/mcp-team-payments/refund-copilot-marcus");
+    assert_eq!(provenance[1]["commit"], widened.to_string(), "its consentedTrust was raised there");
+    assert_eq!(explain("HEAD~2")["provenance"][0]["commit"], deployed.to_string());
+
+    let text = run(&[
+        "access",
+        "explain",
+        &path,
+        "--server",
+        "mcp-team-payments/payments-mcp",
+        "--tool",
+        "get_invoice",
+        "--human",
+        "marcus.oyelaran@fernhill.io",
+        "--agent",
+        "refund-copilot",
+        "--team",
+        "7f3c2a10-5d4e-4b8a-9c21-3e6f0a7d4b52",
+        "--session",
+        "refund-copilot-marcus",
+        "--at",
+        NOW,
+        "--revision",
+        "HEAD",
+    ])
+    .stdout;
+    assert!(text.contains(&format!("last changed in {} \"widen refund-desk", &widened.to_string()[..7])), "{text}");
+    let bad = run(&["access", "explain", &path, "--server", "mcp-team-payments/payments-mcp", "--tool", "x", "--revision", "nope"]);
+    assert!(bad.code == 1 && bad.stderr.contains("--revision \"nope\""), "{}", bad.stderr);
+}

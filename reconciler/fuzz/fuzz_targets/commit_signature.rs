@@ -19,14 +19,14 @@ committer Fuzz <fuzz@mcp-gitops.io> 1700000000 +0000\n\
 signed seed\n";
 
 fuzz_target!(|data: &[u8]| {
-    let allowed = signers::parse(ALLOWED_SIGNERS, "allowed_signers").expect("the fuzz signer parses");
+    let keys = trust::Keys { ssh: signers::parse(ALLOWED_SIGNERS, "allowed_signers").expect("the fuzz signer parses"), pgp: Vec::new() };
     let parts = commit::split(data);
     // The payload has no signature header left: splitting it again takes nothing out.
     let again = commit::split(&parts.payload);
     assert_eq!(again.signature, None, "a signature left in the payload");
     assert_eq!(again.payload, parts.payload, "the payload is not a fixed point");
     // Without the private key, nothing verifies but the very bytes it signed.
-    if trust::check(&parts, &allowed, &trust::rules::Rules::default(), &[]).is_ok() {
+    if trust::check(&parts, &keys, &trust::rules::Rules::default(), &[]).is_ok() {
         assert_eq!(parts.payload, SIGNED_PAYLOAD, "a commit verified that the key never signed");
     }
     // The same bytes as an allowed_signers file: an error or signers, never a panic.

@@ -55,9 +55,9 @@ pub enum Command {
         after_help = "Examples:\n  mcp-gitops daemon --repo /srv/platform.git --branch main --webhook-secret-file /etc/mcp-gitops/webhook-secret\n  mcp-gitops daemon --repo ./platform --interval 30s --drift report --kubeconfig ~/.kube/config\n\nEndpoints on --listen: POST /hook (GitHub X-Hub-Signature-256 or GitLab X-Gitlab-Token), GET /status, /healthz, /readyz, /metrics.\nSee docs/daemon.md."
     )]
     Daemon(DaemonArgs),
-    /// Check that every commit of a range is signed by an allowed signer (SSH signatures, git's allowed_signers).
+    /// Check that every commit of a range is signed by an allowed signer (SSH: git's allowed_signers; OpenPGP: --pgp-keys).
     #[command(
-        after_help = "Examples:\n  mcp-gitops verify . --allowed-signers .mcp-gitops/allowed_signers --from origin/main --to HEAD\n  mcp-gitops verify --allowed-signers allowed_signers --format json\n\nEach failing commit is named with a reason: unsigned, unknown_key, bad_signature, key_not_valid,\nprincipal_mismatch, path_not_allowed, not_a_descendant. The signing rules (trust: in mcp-gitops.yaml:\nidentity binding, path-scoped signers) are read at --from, or at --to's parent. See docs/trust.md.\nExit codes: 0 every commit verified, 1 a commit failed (or the repository or file could not be read), 64 usage error."
+        after_help = "Examples:\n  mcp-gitops verify . --allowed-signers .mcp-gitops/allowed_signers --from origin/main --to HEAD\n  mcp-gitops verify --allowed-signers allowed_signers --format json\n  mcp-gitops verify . --pgp-keys .mcp-gitops/keys/ --from origin/main\n\nEach failing commit is named with a reason: unsigned, unknown_key, bad_signature, key_not_valid,\nprincipal_mismatch, path_not_allowed, not_a_descendant. The signing rules (trust: in mcp-gitops.yaml:\nidentity binding, path-scoped signers) are read at --from, or at --to's parent. See docs/trust.md.\nExit codes: 0 every commit verified, 1 a commit failed (or the repository or file could not be read), 64 usage error."
     )]
     Verify(VerifyArgs),
     /// Check the approvals a JSON plan requires against who approved the change.
@@ -71,13 +71,18 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("trust_files").required(true).multiple(true).args(["allowed_signers", "pgp_keys"]))]
 pub struct VerifyArgs {
     /// A directory inside the git repository.
     #[arg(default_value = ".")]
     pub path: PathBuf,
-    /// git's allowed_signers file: `principals [options] keytype key` per line.
+    /// git's allowed_signers file, for SSH signatures: `principals [options] keytype key` per line.
     #[arg(long, value_name = "FILE")]
-    pub allowed_signers: PathBuf,
+    pub allowed_signers: Option<PathBuf>,
+    /// OpenPGP public keys, for OpenPGP signatures: a file (armored or binary, one or more keys) or a
+    /// directory of *.asc, *.gpg, *.pgp, *.key files; repeatable.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub pgp_keys: Vec<PathBuf>,
     /// Verify the commits after this one (not included), up to --to.
     #[arg(long, value_name = "REV")]
     pub from: Option<String>,
@@ -126,6 +131,7 @@ pub enum LogFormat {
 }
 
 #[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("trust_files").multiple(true).args(["allowed_signers", "pgp_keys"]))]
 pub struct DaemonArgs {
     /// The git repository to follow: https://, ssh:// or user@host:path, a local path or file:// URL
     /// (fetched into a cache, never checked out), or a plain directory.
@@ -168,12 +174,16 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "DURATION", default_value = "15s")]
     pub lease_duration: String,
     /// Apply nothing of a revision until every commit between the live revision and the new tip is signed by an
-    /// allowed signer (SSH signatures, docs/trust.md).
-    #[arg(long, requires = "allowed_signers")]
+    /// allowed signer (SSH and OpenPGP signatures, docs/trust.md).
+    #[arg(long, requires = "trust_files")]
     pub verify_signatures: bool,
     /// git's allowed_signers file for --verify-signatures; re-read on every reconcile.
     #[arg(long, value_name = "FILE", requires = "verify_signatures")]
     pub allowed_signers: Option<PathBuf>,
+    /// OpenPGP public keys for --verify-signatures (a file, or a directory of *.asc, *.gpg, *.pgp, *.key);
+    /// repeatable; re-read on every reconcile.
+    #[arg(long, value_name = "FILE|DIR", requires = "verify_signatures")]
+    pub pgp_keys: Vec<PathBuf>,
     /// With --verify-signatures, follow a new tip that does not descend from the live revision (verified from
     /// their merge base) instead of refusing it.
     #[arg(long, requires = "verify_signatures")]
@@ -460,6 +470,10 @@ pub struct ExplainArgs {
     /// The time of the call (RFC 3339), instead of the clock.
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<String>,
+    /// Read the repository at this git revision instead of the work tree, and show where the deciding grant and
+    /// session come from: file:line and the commit that last changed each one's content.
+    #[arg(long, value_name = "REV", conflicts_with = "policy")]
+    pub revision: Option<String>,
     #[arg(long, value_enum, default_value_t = AnswerFormat::Text)]
     pub format: AnswerFormat,
 }

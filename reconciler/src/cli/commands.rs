@@ -265,15 +265,14 @@ fn parse_server(text: &str) -> Result<ObjectId, CliError> {
 }
 
 /// The rendered policy of one server of a repository.
-fn policy_of(path: &Path, server: &str, now: Timestamp) -> Result<PolicyDocument, CliError> {
+fn policy_of(state: &DesiredState, path: &Path, server: &str) -> Result<PolicyDocument, CliError> {
     let id = parse_server(server)?;
-    let state = desired_from_dir(path, now)?;
     if state.objects.iter().all(|o| o.id != id) {
         let known: Vec<String> = state.of_kind(Kind::Server).map(|o| format!("{}/{}", o.id.namespace, o.id.name)).collect();
         return Err(CliError::Failed(format!("no server {server} in {}; servers: {}", path.display(), known.join(", "))));
     }
     let document =
-        gateway::render_all(&state).into_iter().find(|(found, _)| *found == id).map(|(_, document)| document).ok_or_else(|| {
+        gateway::render_all(state).into_iter().find(|(found, _)| *found == id).map(|(_, document)| document).ok_or_else(|| {
             CliError::Failed(format!(
                 "server {server} has its gateway disabled (or an invalid spec): no policy is rendered and tool calls are not governed"
             ))
@@ -299,18 +298,71 @@ fn read_policy(file: &str) -> Result<PolicyDocument, CliError> {
 
 fn explain_command(args: ExplainArgs) -> Result<i32, CliError> {
     let at = parse_time(args.at.as_deref(), "--at")?;
-    let document = match (&args.policy, &args.server) {
-        (Some(file), _) => read_policy(file)?,
-        (None, Some(server)) => policy_of(&args.path, server, at)?,
+    let (document, state) = match (&args.policy, &args.server) {
+        (Some(file), _) => (read_policy(file)?, None),
+        (None, Some(server)) => {
+            let state = match &args.revision {
+                Some(rev) => desired_at(&args.path, rev, at)?,
+                None => desired_from_dir(&args.path, at)?,
+            };
+            (policy_of(&state, &args.path, server)?, Some(state))
+        }
         (None, None) => return Err(CliError::Usage("give --server NAMESPACE/NAME (or --policy FILE)".into())),
     };
     let identity = args.caller.identity();
     let decision = authorize(&document, &identity, &args.method, &args.tool, at);
+    let history = match (&args.revision, &state) {
+        (Some(rev), Some(state)) => last_changes(state, &args.path, rev, &decision)?,
+        _ => Vec::new(),
+    };
     match args.format {
+        AnswerFormat::Json if args.revision.is_some() => {
+            let mut value = serde_json::to_value(&decision).map_err(|e| CliError::Failed(e.to_string()))?;
+            value["provenance"] = serde_json::to_value(&history).map_err(|e| CliError::Failed(e.to_string()))?;
+            print_json(&value)?
+        }
         AnswerFormat::Json => print_json(&decision)?,
-        AnswerFormat::Text => write_stdout(&text::explain(&document, &identity, &args.tool, &decision)),
+        AnswerFormat::Text => write_stdout(&text::explain(&document, &identity, &args.tool, &decision, &history)),
     }
     Ok(EXIT_OK)
+}
+
+/// The repository under `path` as it is at the git revision `rev` (its policy directories too).
+fn desired_at(path: &Path, rev: &str, now: Timestamp) -> Result<DesiredState, CliError> {
+    if !source::resolve_revision_in(path, rev) {
+        return Err(CliError::Failed(format!("--revision {rev:?} is not a commit of the git repository that holds {}", path.display())));
+    }
+    let mut loaded = load::load(source::from_git(path, rev)?);
+    for dir in loaded.state.config.policies.directories.clone() {
+        let snapshot = source::from_git(&path.join(&dir), rev)
+            .map_err(|e| CliError::Failed(format!("policy directory {dir} (from mcp-gitops.yaml) at {rev}: {e}")))?;
+        load::add_policies(&mut loaded, &dir, snapshot);
+    }
+    Ok(validate::validate(loaded, now))
+}
+
+/// Where the grant and the session that decided come from, at `rev`: the commit that last
+/// changed each one's content (an edit elsewhere in its file does not count).
+fn last_changes(state: &DesiredState, path: &Path, rev: &str, decision: &gateway::Decision) -> Result<Vec<source::LastChange>, CliError> {
+    let prefix = source::path_in_repository(path);
+    let decided = [
+        (Kind::Grant, &decision.matched_grant_namespace, &decision.matched_grant),
+        (Kind::Session, &decision.matched_session_namespace, &decision.matched_session),
+    ];
+    let mut history = Vec::new();
+    for (kind, namespace, name) in decided.into_iter().filter(|(_, _, name)| !name.is_empty()) {
+        let id = ObjectId { kind, namespace: namespace.clone(), name: name.clone() };
+        let Some(object) = state.objects.iter().find(|o| o.id == id) else { continue };
+        let file = &object.origin.file;
+        let content = |bytes: &[u8]| {
+            let snapshot =
+                source::Snapshot { files: vec![source::SourceFile { path: file.clone(), bytes: bytes.to_vec() }], ..Default::default() };
+            load::load(snapshot).state.objects.into_iter().find(|o| o.id == id).map(|o| o.body)
+        };
+        let change = source::last_change(path, rev, file, |older, newer| content(older) == content(newer))?;
+        history.push(source::LastChange { object: id.to_string(), source: format!("{prefix}{file}:{}", object.origin.line), change });
+    }
+    Ok(history)
 }
 
 fn matrix_command(args: MatrixArgs) -> Result<i32, CliError> {
@@ -344,7 +396,7 @@ fn matrix_command(args: MatrixArgs) -> Result<i32, CliError> {
 fn who_can_command(args: WhoCanArgs) -> Result<i32, CliError> {
     let at = parse_time(args.at.as_deref(), "--at")?;
     let server = parse_server(&args.server)?;
-    let document = policy_of(&args.path, &args.server, at)?;
+    let document = policy_of(&desired_from_dir(&args.path, at)?, &args.path, &args.server)?;
     let callers = gateway::who_can(&server, &document, &args.tool, at);
     let anyone = gateway::anyone_can(&document, &args.tool, at);
     match args.format {
@@ -373,14 +425,12 @@ fn what_can_command(args: WhatCanArgs) -> Result<i32, CliError> {
 }
 
 fn verify_command(args: VerifyArgs) -> Result<i32, CliError> {
-    let file = args.allowed_signers.display().to_string();
-    let text = std::fs::read_to_string(&args.allowed_signers).map_err(|e| CliError::Failed(format!("cannot read {file}: {e}")))?;
-    let signers = crate::trust::signers::parse(&text, &file).map_err(CliError::Failed)?;
+    let keys = crate::trust::Keys::read(args.allowed_signers.as_deref(), &args.pgp_keys).map_err(CliError::Failed)?;
     let repo = git2::Repository::discover(&args.path)
         .map_err(|e| CliError::Failed(format!("{} is not in a git repository: {}", args.path.display(), e.message())))?;
     let root = source::path_in_repository(&args.path);
     let verdicts =
-        crate::trust::verify_range(&repo, args.from.as_deref(), &args.to, args.first_parent, &signers, &root).map_err(CliError::Failed)?;
+        crate::trust::verify_range(&repo, args.from.as_deref(), &args.to, args.first_parent, &keys, &root).map_err(CliError::Failed)?;
     let ok = verdicts.iter().all(|v| v.verified);
     match args.format {
         AnswerFormat::Json => print_json(&json!({"ok": ok, "commits": verdicts}))?,
@@ -405,7 +455,7 @@ fn approvals_check_command(args: ApprovalsCheckArgs) -> Result<i32, CliError> {
 }
 
 fn render_command(args: RenderArgs) -> Result<i32, CliError> {
-    let document = policy_of(&args.path, &args.server, Timestamp::now())?;
+    let document = policy_of(&desired_from_dir(&args.path, Timestamp::now())?, &args.path, &args.server)?;
     let policy_json = gateway::revision::indented_json(&document);
     match args.format {
         RenderFormat::Json => write_stdout(&format!("{policy_json}\n")),
@@ -669,9 +719,11 @@ fn daemon_command(args: DaemonArgs) -> Result<i32, CliError> {
             known_hosts_file: args.git.git_known_hosts_file,
         },
         leader_elect: if args.leader_elect { Some(parse_duration(&args.lease_duration, "--lease-duration")?) } else { None },
-        verification: args
-            .allowed_signers
-            .map(|allowed_signers| crate::daemon::Verification { allowed_signers, allow_non_fast_forward: args.allow_non_fast_forward }),
+        verification: args.verify_signatures.then_some(crate::daemon::Verification {
+            allowed_signers: args.allowed_signers,
+            pgp_keys: args.pgp_keys,
+            allow_non_fast_forward: args.allow_non_fast_forward,
+        }),
     };
     runtime()?.block_on(crate::daemon::run(options)).map_err(CliError::Failed)?;
     Ok(EXIT_OK)

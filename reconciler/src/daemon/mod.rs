@@ -73,7 +73,8 @@ pub struct Options {
 
 #[derive(Debug, Clone)]
 pub struct Verification {
-    pub allowed_signers: PathBuf,
+    pub allowed_signers: Option<PathBuf>,
+    pub pgp_keys: Vec<PathBuf>,
     pub allow_non_fast_forward: bool,
 }
 

@@ -209,17 +209,15 @@ async fn pipeline(
 /// `--verify-signatures`: every commit between the live revision and the new tip, and the tip
 /// itself (a key removed from the trust file stops its revision from being applied again), is
 /// signed by an allowed signer; a tip that does not descend from the live revision is refused
-/// unless `--allow-non-fast-forward`. The trust file is read on every pass. Returns the tip's
+/// unless `--allow-non-fast-forward`. The trust files are read on every pass. Returns the tip's
 /// signer (principals).
 fn verify_new_commits(shared: &Shared, mirror: &Mirror, verification: &super::Verification, tip: &str) -> Result<String, Outcome> {
     let refuse = |why: String| Outcome::new("unverified", format!("{why}; the last good revision stays live"));
     let repo = mirror.repository().ok_or_else(|| refuse("--verify-signatures needs a git repository, not a directory".into()))?;
-    let file = verification.allowed_signers.display().to_string();
-    let text = std::fs::read_to_string(&verification.allowed_signers).map_err(|e| refuse(format!("cannot read {file}: {e}")))?;
-    let signers = crate::trust::signers::parse(&text, &file).map_err(refuse)?;
+    let keys = crate::trust::Keys::read(verification.allowed_signers.as_deref(), &verification.pgp_keys).map_err(refuse)?;
     let live = shared.report().revision.clone();
     let from = (!live.is_empty() && live != tip).then_some(live.as_str());
-    let verify = |from: Option<&str>| crate::trust::verify_range(repo, from, tip, false, &signers, &mirror.prefix()).map_err(refuse);
+    let verify = |from: Option<&str>| crate::trust::verify_range(repo, from, tip, false, &keys, &mirror.prefix()).map_err(refuse);
     let mut verdicts = verify(from)?;
     let rewritten = verdicts.first().is_some_and(|v| v.reason == Some(crate::trust::Failure::NotADescendant));
     if rewritten && verification.allow_non_fast_forward {

@@ -130,6 +130,7 @@ pub fn explain(
     identity: &crate::gateway::Identity,
     tool: &str,
     d: &crate::gateway::Decision,
+    history: &[crate::source::LastChange],
 ) -> String {
     let mut out = String::new();
     let verdict = if d.allowed { "ALLOW" } else { "DENY" };
@@ -154,6 +155,12 @@ pub fn explain(
     }
     if !d.matched_session.is_empty() {
         let _ = writeln!(out, "  session   {}/{}", d.matched_session_namespace, d.matched_session);
+    }
+    for last in history {
+        let c = &last.change;
+        let signed = if c.signed { "signed" } else { "unsigned" };
+        let _ = writeln!(out, "  from      {} at {}", last.object, last.source);
+        let _ = writeln!(out, "            last changed in {} {:?} by {}, {} ({signed})", &c.commit[..7], c.summary, c.author, c.time);
     }
     if !d.policy_version.is_empty() {
         let _ = writeln!(out, "  version   {}", d.policy_version);

@@ -61,6 +61,65 @@ pub fn path_in_repository(dir: &Path) -> String {
     }
 }
 
+/// A commit, as the provenance of what it changed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Change {
+    pub commit: String,
+    /// The first line of its message.
+    pub summary: String,
+    pub author: String,
+    /// The commit time, RFC 3339.
+    pub time: String,
+    /// Whether it carries a signature (not checked here: `mcp-gitops verify` checks it).
+    pub signed: bool,
+}
+
+/// Where an object of a revision comes from: its file and line, and the commit that last changed it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LastChange {
+    /// `MCPAccessGrant team-payments/refunds`.
+    pub object: String,
+    /// `platform/teams/payments/grants.yaml:12`, the path in the repository.
+    pub source: String,
+    #[serde(flatten)]
+    pub change: Change,
+}
+
+/// The commit that last changed what `file` (under `dir`, as it is at `rev`) holds, walking
+/// back from `rev` the way `git log` simplifies history: through a parent where the file's
+/// content is the `same` (a blob both sides have, or `same(older, newer)` says so) when there
+/// is one, and stopping at the first commit where it is not (or the file is absent from each
+/// parent: added, or moved from elsewhere).
+pub fn last_change(dir: &Path, rev: &str, file: &str, same: impl Fn(&[u8], &[u8]) -> bool) -> Result<Change, SourceError> {
+    let repo = Repository::discover(dir)?;
+    let path = subdir_in_repo(&repo, dir)?.join(file);
+    let blob_at = |commit: &git2::Commit| commit.tree().ok().and_then(|t| t.get_path(&path).ok()).map(|e| e.id());
+    let content = |id: git2::Oid| repo.find_blob(id).map(|b| b.content().to_vec()).ok();
+    let mut commit = repo.revparse_single(rev)?.peel_to_commit()?;
+    let Some(mut blob) = blob_at(&commit) else {
+        return Err(git2::Error::from_str(&format!("{} is not in {rev}", path.display())).into());
+    };
+    loop {
+        let unchanged = commit.parents().find_map(|parent| {
+            let older = blob_at(&parent)?;
+            let kept = older == blob || matches!((content(older), content(blob)), (Some(a), Some(b)) if same(&a, &b));
+            kept.then_some((parent, older))
+        });
+        match unchanged {
+            Some((parent, older)) => (commit, blob) = (parent, older),
+            None => break,
+        }
+    }
+    let time = commit.time();
+    Ok(Change {
+        commit: commit.id().to_string(),
+        summary: String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default()).into_owned(),
+        author: String::from_utf8_lossy(commit.author().email_bytes()).into_owned(),
+        time: jiff::Timestamp::from_second(time.seconds()).map(|t| t.to_string()).unwrap_or_default(),
+        signed: commit.header_field_bytes("gpgsig").is_ok(),
+    })
+}
+
 fn subdir_in_repo(repo: &Repository, dir: &Path) -> Result<PathBuf, SourceError> {
     let io = |source| SourceError::Io { path: dir.display().to_string(), source };
     let workdir = repo.workdir().ok_or_else(|| git2::Error::from_str("bare repositories are not supported as a plan source"))?;

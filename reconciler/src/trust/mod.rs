@@ -1,13 +1,14 @@
-//! Trust: who signed each commit of a range, checked against git's `allowed_signers`, the way
-//! `git verify-commit` checks an SSH signature (SSHSIG, namespace `git`, the signer's key valid
-//! at the commit time), then against the signing rules of `mcp-gitops.yaml` at the range's base
-//! (identity binding, path-scoped signers). Reads commits and that one file from the repository,
-//! and runs before anything of a revision is loaded.
+//! Trust: who signed each commit of a range. An SSH signature is checked against git's
+//! `allowed_signers`, the way `git verify-commit` checks it (SSHSIG, namespace `git`, the
+//! signer's key valid at the commit time); an OpenPGP signature against the `--pgp-keys`
+//! (`openpgp`). The signer then meets the signing rules of `mcp-gitops.yaml` at the range's
+//! base (identity binding, path-scoped signers). Reads commits and that one file from the
+//! repository, and runs before anything of a revision is loaded.
 //!
-//! This step checks SSH signatures (ed25519, ECDSA, RSA); OpenPGP signatures are reported as
-//! `unknown_key`, as are certificates signed by a `cert-authority` key.
+//! SSH certificates signed by a `cert-authority` key are reported as `unknown_key`.
 
 pub mod commit;
+pub mod openpgp;
 pub mod rules;
 pub mod signers;
 
@@ -17,6 +18,29 @@ use serde::Serialize;
 use signers::AllowedSigner;
 use ssh_key::SshSig;
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// The keys commits may be signed with: git's allowed_signers lines and OpenPGP public keys.
+#[derive(Debug, Clone, Default)]
+pub struct Keys {
+    pub ssh: Vec<AllowedSigner>,
+    pub pgp: Vec<openpgp::Certificate>,
+}
+
+impl Keys {
+    /// Reads the trust files: an allowed_signers file and OpenPGP key files or directories.
+    pub fn read(allowed_signers: Option<&Path>, pgp_keys: &[PathBuf]) -> Result<Keys, String> {
+        let ssh = match allowed_signers {
+            Some(path) => {
+                let file = path.display().to_string();
+                let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {file}: {e}"))?;
+                signers::parse(&text, &file)?
+            }
+            None => Vec::new(),
+        };
+        Ok(Keys { ssh, pgp: openpgp::read(pgp_keys)? })
+    }
+}
 
 /// Why a commit is not trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -45,6 +69,10 @@ impl Failure {
     }
 }
 
+/// Why a commit is refused: the failure, the signing key's fingerprint when it is known, and
+/// the detail.
+pub type Refusal = (Failure, String, String);
+
 /// One commit's verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
@@ -63,19 +91,29 @@ pub struct Verdict {
     pub detail: String,
 }
 
-/// Checks one commit: its signature against the allowed signers, then the signer against the
-/// rules for the files it changes (`changed`, paths in the repository; needed only when the
-/// rules scope paths). `Ok((principals, fingerprint))`, or the failure with what is known of the key.
-pub fn check(
-    parts: &commit::SignedParts,
-    signers: &[AllowedSigner],
-    rules: &Rules,
-    changed: &[String],
-) -> Result<(String, String), (Failure, String, String)> {
+/// Checks one commit: its signature against the keys, then the signer against the rules for the
+/// files it changes (`changed`, paths in the repository; needed only when the rules scope
+/// paths). `Ok((principals, fingerprint))`, or the failure with what is known of the key.
+pub fn check(parts: &commit::SignedParts, keys: &Keys, rules: &Rules, changed: &[String]) -> Result<(String, String), Refusal> {
     let Some(armored) = &parts.signature else { return Err((Failure::Unsigned, String::new(), "the commit carries no signature".into())) };
-    if armored.contains("BEGIN PGP SIGNATURE") {
-        return Err((Failure::UnknownKey, String::new(), "an OpenPGP signature: this mcp-gitops checks SSH signatures only".into()));
+    let (lines, fingerprint) = if armored.contains("BEGIN PGP SIGNATURE") {
+        let signed = openpgp::check(armored, &parts.payload, &keys.pgp)?;
+        (vec![signed.principals], signed.fingerprint)
+    } else {
+        ssh_check(parts, armored, &keys.ssh)?
+    };
+    let principals = rules
+        .principals(&lines, &parts.committer_email, &parts.author_email)
+        .map_err(|why| (Failure::PrincipalMismatch, fingerprint.clone(), why))?;
+    if let Some(why) = rules.refusal(changed, &principals) {
+        return Err((Failure::PathNotAllowed, fingerprint, why));
     }
+    Ok((principals.join(","), fingerprint))
+}
+
+/// An SSH signature (SSHSIG) against the allowed_signers lines: the principals of the lines that
+/// allow its key at the commit time, and the key's fingerprint.
+fn ssh_check<'a>(parts: &commit::SignedParts, armored: &str, signers: &'a [AllowedSigner]) -> Result<(Vec<&'a [String]>, String), Refusal> {
     let signature = SshSig::from_pem(armored.as_bytes())
         .map_err(|e| (Failure::BadSignature, String::new(), format!("the signature block is not an SSH signature ({e})")))?;
     let key = ssh_key::PublicKey::from(signature.public_key().clone());
@@ -99,12 +137,7 @@ pub fn check(
     line.key
         .verify("git", &parts.payload, &signature)
         .map_err(|e| fail(Failure::BadSignature, format!("the signature does not match the commit ({e})")))?;
-    let principals =
-        rules.principals(&valid, &parts.committer_email, &parts.author_email).map_err(|why| fail(Failure::PrincipalMismatch, why))?;
-    if let Some(why) = rules.refusal(changed, &principals) {
-        return Err(fail(Failure::PathNotAllowed, why));
-    }
-    Ok((principals.join(","), fingerprint))
+    Ok((valid, fingerprint))
 }
 
 /// Verifies every commit in `(from, to]` (only `to` without `from`), oldest first. With
@@ -116,7 +149,7 @@ pub fn verify_range(
     from: Option<&str>,
     to: &str,
     first_parent: bool,
-    signers: &[AllowedSigner],
+    keys: &Keys,
     root: &str,
 ) -> Result<Vec<Verdict>, String> {
     let git = |e: git2::Error| format!("cannot read the commits: {}", e.message());
@@ -131,7 +164,7 @@ pub fn verify_range(
     let mut ids: Vec<Oid> = vec![to_id];
     if let (Some(from), Some(from_id)) = (from, from_id) {
         if from_id != to_id && !repo.graph_descendant_of(to_id, from_id).map_err(git)? {
-            let mut verdict = verdict_of(repo, to_id, signers, &rules, first_parent).map_err(git)?;
+            let mut verdict = verdict_of(repo, to_id, keys, &rules, first_parent).map_err(git)?;
             verdict.verified = false;
             verdict.reason = Some(Failure::NotADescendant);
             verdict.detail = format!("{to} does not descend from {from} ({}): history was rewritten", short(from_id));
@@ -146,17 +179,17 @@ pub fn verify_range(
         walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE).map_err(git)?;
         ids = walk.collect::<Result<_, _>>().map_err(git)?;
     }
-    ids.into_iter().map(|id| verdict_of(repo, id, signers, &rules, first_parent).map_err(git)).collect()
+    ids.into_iter().map(|id| verdict_of(repo, id, keys, &rules, first_parent).map_err(git)).collect()
 }
 
-fn verdict_of(repo: &Repository, id: Oid, signers: &[AllowedSigner], rules: &Rules, first_parent: bool) -> Result<Verdict, git2::Error> {
+fn verdict_of(repo: &Repository, id: Oid, keys: &Keys, rules: &Rules, first_parent: bool) -> Result<Verdict, git2::Error> {
     let odb = repo.odb()?;
     let parts = commit::split(odb.read(id)?.data());
     let found = repo.find_commit(id)?;
     let summary = found.summary_bytes().map(String::from_utf8_lossy).unwrap_or_default().into_owned();
     // The files it changes matter only to rules that scope paths.
     let changed = if rules.paths.is_empty() { Vec::new() } else { changed_files(repo, &found, first_parent)? };
-    let checked = check(&parts, signers, rules, &changed);
+    let checked = check(&parts, keys, rules, &changed);
     Ok(match checked {
         Ok((principal, key)) => {
             Verdict { commit: id.to_string(), summary, verified: true, reason: None, principal, key, detail: String::new() }

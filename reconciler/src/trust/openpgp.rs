@@ -1,0 +1,213 @@
+//! OpenPGP commit signatures, what git makes with its default `gpg.format=openpgp`: a detached
+//! signature over the payload, checked against public keys given with `--pgp-keys` (armored or
+//! binary). The signing key is the primary key or a subkey bound to it for signing, and it must
+//! be valid when the signature was made:
+//! - not expired: the newest self-signature (of the primary, or the subkey's newest binding)
+//!   sets the expiration, counted from the key's creation;
+//! - not revoked: a hard revocation (key compromised, or no reason given) holds at any time; a
+//!   soft one (superseded, retired) from its own date on, so older signatures stay good;
+//! - allowed to sign: the key flags of that self-signature or binding say so.
+//!
+//! A key's principals are the email addresses of its user IDs that carry a valid
+//! self-signature: they meet identity binding and path-scoped signers as an allowed_signers
+//! line's principals do.
+
+use super::{Failure, Refusal};
+use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
+use pgp::packet::{RevocationCode, Signature, SignatureType};
+use pgp::types::{KeyDetails, Tag};
+use std::path::{Path, PathBuf};
+
+/// One public key and what was read off it.
+#[derive(Debug, Clone)]
+pub struct Certificate {
+    /// The file it was read from, for messages.
+    pub at: String,
+    pub key: SignedPublicKey,
+    /// The emails of the user IDs with a valid self-signature.
+    pub principals: Vec<String>,
+}
+
+/// The file names read from a `--pgp-keys` directory; a file named on its own is read whatever
+/// its name.
+const KEY_FILE_ENDINGS: [&str; 4] = [".asc", ".gpg", ".pgp", ".key"];
+
+/// Reads every key of `paths` (files, or directories of `*.asc`, `*.gpg`, `*.pgp`, `*.key`).
+/// A file that holds no readable public key is an error naming it.
+pub fn read(paths: &[PathBuf]) -> Result<Vec<Certificate>, String> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|entry| entry.ok().map(|e| e.path()))
+                .filter(|p| p.is_file() && KEY_FILE_ENDINGS.iter().any(|end| p.to_string_lossy().ends_with(end)))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut certificates = Vec::new();
+    for file in files {
+        certificates.extend(read_file(&file)?);
+    }
+    Ok(certificates)
+}
+
+fn read_file(file: &Path) -> Result<Vec<Certificate>, String> {
+    let at = file.display().to_string();
+    let bytes = std::fs::read(file).map_err(|e| format!("cannot read {at}: {e}"))?;
+    let unreadable = |e: pgp::errors::Error| format!("{at}: not an OpenPGP public key ({e})");
+    let (keys, _) = SignedPublicKey::from_reader_many(&bytes[..]).map_err(unreadable)?;
+    let keys: Vec<SignedPublicKey> = keys.collect::<Result<_, _>>().map_err(unreadable)?;
+    if keys.is_empty() {
+        return Err(format!("{at}: holds no OpenPGP public key"));
+    }
+    Ok(keys.into_iter().map(|key| Certificate { at: at.clone(), principals: principals(&key), key }).collect())
+}
+
+/// The emails of the user IDs that the primary key certified (`Name <email>`, or a bare email).
+fn principals(key: &SignedPublicKey) -> Vec<String> {
+    key.details
+        .users
+        .iter()
+        .filter(|user| user.signatures.iter().any(|sig| sig.verify_certification(&key.primary_key, Tag::UserId, &user.id).is_ok()))
+        .filter_map(|user| {
+            let id = String::from_utf8_lossy(user.id.id());
+            let email = match (id.rfind('<'), id.rfind('>')) {
+                (Some(open), Some(close)) if open < close => id[open + 1..close].to_string(),
+                _ => id.trim().to_string(),
+            };
+            email.contains('@').then_some(email)
+        })
+        .collect()
+}
+
+/// A verified signature: the key's principals and the signing key's fingerprint.
+pub struct Signed<'a> {
+    pub principals: &'a [String],
+    pub fingerprint: String,
+}
+
+/// Checks an armored OpenPGP signature over `payload` against `certificates`.
+pub fn check<'a>(armored: &str, payload: &[u8], certificates: &'a [Certificate]) -> Result<Signed<'a>, Refusal> {
+    let (detached, _) = DetachedSignature::from_armor_single(armored.as_bytes())
+        .map_err(|e| (Failure::BadSignature, String::new(), format!("the signature block is not an OpenPGP signature ({e})")))?;
+    let signature = &detached.signature;
+    let issuer = signature
+        .issuer_fingerprint()
+        .first()
+        .map(|f| format!("{f:X}"))
+        .or_else(|| signature.issuer_key_id().first().map(|id| id.as_ref().iter().map(|b| format!("{b:02X}")).collect()))
+        .unwrap_or_default();
+    let Some((certificate, subkey)) = find_signer(signature, certificates) else {
+        let detail = if certificates.is_empty() {
+            "an OpenPGP signature, and no --pgp-keys were given".to_string()
+        } else {
+            format!("OpenPGP key {issuer} is in no --pgp-keys file")
+        };
+        return Err((Failure::UnknownKey, issuer, detail));
+    };
+    let primary = &certificate.key.primary_key;
+    let fingerprint = match subkey {
+        Some(i) => format!("{:X}", certificate.key.public_subkeys[i].key.fingerprint()),
+        None => format!("{:X}", primary.fingerprint()),
+    };
+    let fail = |failure: Failure, detail: String| (failure, fingerprint.clone(), detail);
+    let verified = match subkey {
+        Some(i) => detached.verify(&certificate.key.public_subkeys[i].key, payload),
+        None => detached.verify(primary, payload),
+    };
+    verified.map_err(|e| fail(Failure::BadSignature, format!("the signature does not match the commit ({e})")))?;
+    // The creation time is hashed, so it can be trusted once the signature verifies.
+    let Some(made) = signature.created().map(|t| i64::from(t.as_secs())) else {
+        return Err(fail(Failure::BadSignature, "the signature carries no creation time".into()));
+    };
+    valid_at(certificate, subkey, made).map_err(|why| fail(Failure::KeyNotValid, format!("{}: {why}", certificate.at)))?;
+    Ok(Signed { principals: &certificate.principals, fingerprint })
+}
+
+/// The certificate and, when a subkey made it, that subkey's index.
+fn find_signer<'a>(signature: &Signature, certificates: &'a [Certificate]) -> Option<(&'a Certificate, Option<usize>)> {
+    let fingerprints = signature.issuer_fingerprint();
+    let key_ids = signature.issuer_key_id();
+    let named = |key: &dyn KeyDetails| {
+        let fingerprint = key.fingerprint();
+        fingerprints.iter().any(|f| **f == fingerprint) || key_ids.iter().any(|id| **id == key.legacy_key_id())
+    };
+    certificates.iter().find_map(|certificate| {
+        if named(&certificate.key.primary_key) {
+            return Some((certificate, None));
+        }
+        certificate.key.public_subkeys.iter().position(|subkey| named(&subkey.key)).map(|i| (certificate, Some(i)))
+    })
+}
+
+/// Whether the signing key was good for signing at `time` (seconds since the epoch).
+fn valid_at(certificate: &Certificate, subkey: Option<usize>, time: i64) -> Result<(), String> {
+    let key = &certificate.key;
+    let primary = &key.primary_key;
+    let self_signatures = key
+        .details
+        .users
+        .iter()
+        .flat_map(|user| user.signatures.iter().filter(|sig| sig.verify_certification(primary, Tag::UserId, &user.id).is_ok()))
+        .chain(key.details.direct_signatures.iter().filter(|sig| sig.verify_key(primary).is_ok()));
+    let Some(newest) = self_signatures.max_by_key(|sig| sig.created()) else {
+        return Err("the primary key carries no valid self-signature".into());
+    };
+    let revocations = key.details.revocation_signatures.iter().filter(|sig| sig.verify_key(primary).is_ok());
+    usable(revocations, newest, i64::from(primary.created_at().as_secs()), time, "the key")?;
+    let Some(i) = subkey else {
+        return if newest.key_flags().sign() { Ok(()) } else { Err("the primary key is not allowed to sign (key flags)".into()) };
+    };
+    let subkey = &key.public_subkeys[i];
+    let bound = |sig: &&Signature| {
+        sig.typ() == Some(SignatureType::SubkeyBinding)
+            && sig.verify_subkey_binding(primary, &subkey.key).is_ok()
+            // A signing subkey signs back: no one can claim another's subkey as theirs.
+            && sig.embedded_signature().is_some_and(|back| back.verify_primary_key_binding(&subkey.key, primary).is_ok())
+    };
+    let Some(binding) = subkey.signatures.iter().filter(bound).max_by_key(|sig| sig.created()) else {
+        return Err(format!("subkey {:X} is not bound to the key for signing", subkey.key.fingerprint()));
+    };
+    if !binding.key_flags().sign() {
+        return Err(format!("subkey {:X} is not allowed to sign (key flags)", subkey.key.fingerprint()));
+    }
+    let revocations = subkey
+        .signatures
+        .iter()
+        .filter(|sig| sig.typ() == Some(SignatureType::SubkeyRevocation) && sig.verify_subkey_binding(primary, &subkey.key).is_ok());
+    usable(revocations, binding, i64::from(subkey.key.created_at().as_secs()), time, &format!("subkey {:X}", subkey.key.fingerprint()))
+}
+
+/// A key (created at `created`, with its newest self-signature or binding `newest`) is neither
+/// revoked nor expired, nor younger than the signature, at `time`.
+fn usable<'s>(
+    revocations: impl Iterator<Item = &'s Signature>,
+    newest: &Signature,
+    created: i64,
+    time: i64,
+    what: &str,
+) -> Result<(), String> {
+    for revocation in revocations {
+        let at = revocation.created().map(|t| i64::from(t.as_secs())).unwrap_or(0);
+        let soft = matches!(revocation.revocation_reason_code(), Some(RevocationCode::KeySuperseded | RevocationCode::KeyRetired));
+        if !soft || time >= at {
+            return Err(format!("{what} is revoked ({})", if soft { format!("since {}", date(at)) } else { "at any time".into() }));
+        }
+    }
+    if time < created {
+        return Err(format!("{what} was created after the signature ({})", date(created)));
+    }
+    match newest.key_expiration_time().map(|d| i64::from(d.as_secs())) {
+        Some(lifetime) if lifetime > 0 && time >= created + lifetime => Err(format!("{what} expired on {}", date(created + lifetime))),
+        _ => Ok(()),
+    }
+}
+
+fn date(seconds: i64) -> String {
+    jiff::Timestamp::from_second(seconds).map(|t| t.to_string()).unwrap_or_else(|_| seconds.to_string())
+}
