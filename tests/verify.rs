@@ -476,3 +476,60 @@ fn openpgp_signatures_from_subkeys_and_primaries_with_expiry_and_revocation() {
     let out = run(&["verify", &repo.path(), "--pgp-keys", &signers]);
     assert!(out.code == 1 && out.stderr.contains("not an OpenPGP public key"), "{}", out.stderr);
 }
+
+impl Repo {
+    /// Certifies `key` with the `ca` key (`ssh-keygen -s`, `args` such as `-n` principals and
+    /// `-V` validity); returns the certificate's path, which git signs with.
+    fn certify(&self, ca: &Path, key: &Path, args: &[&str]) -> PathBuf {
+        let public = key.with_extension("pub");
+        let out =
+            Command::new("ssh-keygen").args(["-q", "-s"]).arg(ca).args(["-I", "test"]).args(args).arg(&public).output().expect("runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        PathBuf::from(format!("{}-cert.pub", key.display()))
+    }
+}
+
+#[test]
+fn ssh_certificates_are_trusted_through_their_cert_authority_line() {
+    let repo = Repo::new();
+    let (ca, other_ca) = (repo.key("ca", &["-t", "ed25519"]), repo.key("other-ca", &["-t", "ed25519"]));
+    let names = ["dana", "old", "eve", "rogue", "host", "forever"];
+    let keys: Vec<PathBuf> = names.iter().map(|name| repo.key(name, &["-t", "ed25519"])).collect();
+    let year = ["-V", "20200101:29990101"];
+    let certificates = [
+        repo.certify(&ca, &keys[0], &[&["-n", "dana@fernhill.io,dana"][..], &year].concat()),
+        repo.certify(&ca, &keys[1], &["-n", "old@fernhill.io", "-V", "20200101:20200102"]),
+        repo.certify(&ca, &keys[2], &[&["-n", "eve@evil.io"][..], &year].concat()),
+        repo.certify(&other_ca, &keys[3], &[&["-n", "rogue@fernhill.io"][..], &year].concat()),
+        repo.certify(&ca, &keys[4], &[&["-h", "-n", "build.fernhill.io"][..], &year].concat()),
+        repo.certify(&ca, &keys[5], &["-n", "forever@fernhill.io"]),
+    ];
+    let base = repo.commit("base", None);
+    let messages = ["dana", "expired", "wrong principal", "other ca", "host certificate", "certificate without an end"];
+    for (certificate, message) in certificates.iter().zip(messages) {
+        repo.commit(message, Some(certificate));
+    }
+    // The key alone, without its certificate, is no allowed key.
+    repo.commit("dana's bare key", Some(&keys[0]));
+    let signers = repo.signers(&[format!("*@fernhill.io cert-authority {}", repo.public(&ca))]);
+
+    let (code, report) = verify(&repo, &signers, &["--from", &base]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        reasons(&report),
+        [
+            ("dana", "verified"),
+            ("expired", "key_not_valid"),
+            ("wrong principal", "principal_mismatch"),
+            ("other ca", "unknown_key"),
+            ("host certificate", "principal_mismatch"),
+            ("certificate without an end", "key_not_valid"),
+            ("dana's bare key", "unknown_key"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    // Only the certificate's principals that the line's patterns match stand for the signer.
+    assert_eq!(report["commits"][0]["principal"], "dana@fernhill.io");
+    assert!(report["commits"][3]["detail"].as_str().is_some_and(|d| d.contains("no cert-authority line")), "{}", report["commits"][3]);
+    assert!(report["commits"][5]["detail"].as_str().is_some_and(|d| d.contains("-V")), "{}", report["commits"][5]);
+}

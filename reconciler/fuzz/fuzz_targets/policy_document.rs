@@ -46,5 +46,5 @@ fn decide(document: PolicyDocument) {
     let decision = gateway::authorize(&document, &identity, "tools/call", &tool, now);
     assert_eq!(decision.allowed, decision.status == 200, "{decision:?}");
     assert_eq!(decision, gateway::authorize(&document, &identity, "tools/call", &tool, now));
-    let _ = text::explain(&document, &identity, &tool, &decision);
+    let _ = text::explain(&document, &identity, &tool, &decision, &[]);
 }

@@ -68,7 +68,7 @@ impl Rules {
     /// The principals a signer stands for. Without identity binding, every principal of the
     /// allowed_signers lines that hold the key; with it, the committer's (or author's) email,
     /// when one of those lines names it.
-    pub fn principals(&self, lines: &[&[String]], committer: &str, author: &str) -> Result<Vec<String>, String> {
+    pub fn principals(&self, lines: &[Vec<String>], committer: &str, author: &str) -> Result<Vec<String>, String> {
         let (role, email) = match self.identity {
             IdentityBinding::None => return Ok(lines.iter().flat_map(|l| l.iter().cloned()).collect()),
             IdentityBinding::Committer => ("committer", committer),
@@ -134,7 +134,7 @@ mod tests {
     #[test]
     fn identity_binding_takes_the_email_the_key_line_names() {
         let line = ["dana@fernhill.io".to_string(), "*@ops.fernhill.io".to_string()];
-        let lines: [&[String]; 1] = [&line];
+        let lines = [line.to_vec()];
         assert_eq!(rules(IdentityBinding::None).principals(&lines, "x@y.io", "").unwrap(), line.to_vec());
         assert_eq!(rules(IdentityBinding::Committer).principals(&lines, "sam@ops.fernhill.io", "").unwrap(), ["sam@ops.fernhill.io"]);
         assert!(rules(IdentityBinding::Committer).principals(&lines, "eve@evil.io", "dana@fernhill.io").is_err());
