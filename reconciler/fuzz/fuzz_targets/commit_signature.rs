@@ -1,6 +1,6 @@
 //! Feeds a raw commit object to the signature check of `mcp-gitops verify` (`trust::commit::split`,
-//! then `trust::check` against one allowed signer), and the same bytes to the `allowed_signers`
-//! parser.
+//! then `trust::check` against one allowed SSH signer and one OpenPGP key), and the same bytes to
+//! the `allowed_signers` parser.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -11,7 +11,12 @@ use mcp_gitops::trust::{self, commit, signers};
 const ALLOWED_SIGNERS: &str =
     "fuzz@mcp-gitops.io ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAPpxyoUefyWeSJ+cR3ymrVNbP1yoXMKBOyl62rFanWG fuzz\n";
 
-/// What that commit's signature signs: the commit without its `gpgsig` header.
+/// The one OpenPGP key (a certification-only primary and a signing subkey);
+/// `corpus/commit_signature/seed-openpgp-signed` is the same commit signed by gpg with its
+/// subkey, whose private half is not kept either.
+const PGP_KEY: &[u8] = include_bytes!("../keys/fuzz.asc");
+
+/// What both signatures sign: the commit without its `gpgsig` header.
 const SIGNED_PAYLOAD: &[u8] = b"tree aaff74984cccd156a469afa7d9ab10e4777beb24\n\
 author Fuzz <fuzz@mcp-gitops.io> 1700000000 +0000\n\
 committer Fuzz <fuzz@mcp-gitops.io> 1700000000 +0000\n\
@@ -19,13 +24,16 @@ committer Fuzz <fuzz@mcp-gitops.io> 1700000000 +0000\n\
 signed seed\n";
 
 fuzz_target!(|data: &[u8]| {
-    let keys = trust::Keys { ssh: signers::parse(ALLOWED_SIGNERS, "allowed_signers").expect("the fuzz signer parses"), pgp: Vec::new() };
+    let keys = trust::Keys {
+        ssh: signers::parse(ALLOWED_SIGNERS, "allowed_signers").expect("the fuzz signer parses"),
+        pgp: trust::openpgp::parse(PGP_KEY, "fuzz.asc").expect("the fuzz key parses"),
+    };
     let parts = commit::split(data);
     // The payload has no signature header left: splitting it again takes nothing out.
     let again = commit::split(&parts.payload);
     assert_eq!(again.signature, None, "a signature left in the payload");
     assert_eq!(again.payload, parts.payload, "the payload is not a fixed point");
-    // Without the private key, nothing verifies but the very bytes it signed.
+    // Without the private keys, nothing verifies but the very bytes they signed.
     if trust::check(&parts, &keys, &trust::rules::Rules::default(), &[]).is_ok() {
         assert_eq!(parts.payload, SIGNED_PAYLOAD, "a commit verified that the key never signed");
     }

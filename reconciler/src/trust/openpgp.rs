@@ -59,13 +59,18 @@ pub fn read(paths: &[PathBuf]) -> Result<Vec<Certificate>, String> {
 fn read_file(file: &Path) -> Result<Vec<Certificate>, String> {
     let at = file.display().to_string();
     let bytes = std::fs::read(file).map_err(|e| format!("cannot read {at}: {e}"))?;
+    parse(&bytes, &at)
+}
+
+/// The keys of one file's bytes (armored or binary); `at` names the file in messages.
+pub fn parse(bytes: &[u8], at: &str) -> Result<Vec<Certificate>, String> {
     let unreadable = |e: pgp::errors::Error| format!("{at}: not an OpenPGP public key ({e})");
     let (keys, _) = SignedPublicKey::from_reader_many(&bytes[..]).map_err(unreadable)?;
     let keys: Vec<SignedPublicKey> = keys.collect::<Result<_, _>>().map_err(unreadable)?;
     if keys.is_empty() {
         return Err(format!("{at}: holds no OpenPGP public key"));
     }
-    Ok(keys.into_iter().map(|key| Certificate { at: at.clone(), principals: principals(&key), key }).collect())
+    Ok(keys.into_iter().map(|key| Certificate { at: at.to_string(), principals: principals(&key), key }).collect())
 }
 
 /// The emails of the user IDs that the primary key certified (`Name <email>`, or a bare email).
@@ -210,4 +215,25 @@ fn usable<'s>(
 
 fn date(seconds: i64) -> String {
     jiff::Timestamp::from_second(seconds).map(|t| t.to_string()).unwrap_or_else(|_| seconds.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fuzz target's key and seed: the seed verifies with the subkey, and only as signed.
+    #[test]
+    fn a_subkey_signature_verifies_and_nothing_else_does() {
+        let keys = parse(include_bytes!("../../fuzz/keys/fuzz.asc"), "fuzz.asc").expect("parses");
+        assert_eq!(keys[0].principals, ["fuzz@mcp-gitops.io"]);
+        let parts = super::super::commit::split(include_bytes!("../../fuzz/corpus/commit_signature/seed-openpgp-signed"));
+        let signature = parts.signature.as_deref().expect("signed");
+        let signed = check(signature, &parts.payload, &keys).map_err(|e| e.2).expect("verifies");
+        assert_ne!(signed.fingerprint, format!("{:X}", keys[0].key.primary_key.fingerprint()), "the subkey signed");
+        let mut changed = parts.payload.clone();
+        changed.push(b'!');
+        assert_eq!(check(signature, &changed, &keys).err().map(|e| e.0), Some(Failure::BadSignature));
+        assert_eq!(check(signature, &parts.payload, &[]).err().map(|e| e.0), Some(Failure::UnknownKey));
+        assert!(parse(b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot a key\n-----END PGP PUBLIC KEY BLOCK-----\n", "x").is_err());
+    }
 }
