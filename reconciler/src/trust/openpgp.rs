@@ -65,7 +65,7 @@ fn read_file(file: &Path) -> Result<Vec<Certificate>, String> {
 /// The keys of one file's bytes (armored or binary); `at` names the file in messages.
 pub fn parse(bytes: &[u8], at: &str) -> Result<Vec<Certificate>, String> {
     let unreadable = |e: pgp::errors::Error| format!("{at}: not an OpenPGP public key ({e})");
-    let (keys, _) = SignedPublicKey::from_reader_many(&bytes[..]).map_err(unreadable)?;
+    let (keys, _) = SignedPublicKey::from_reader_many(bytes).map_err(unreadable)?;
     let keys: Vec<SignedPublicKey> = keys.collect::<Result<_, _>>().map_err(unreadable)?;
     if keys.is_empty() {
         return Err(format!("{at}: holds no OpenPGP public key"));
