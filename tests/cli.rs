@@ -148,6 +148,10 @@ fn usage_errors_exit_64() {
     assert_eq!(run(&["validate", "--format", "yaml"]).code, 64);
     assert_eq!(run(&["access", "explain", "examples/platform", "--tool", "x"]).code, 64, "--server or --policy is required");
     assert_eq!(run(&["validate", "--now", "yesterday"]).code, 64);
+    // Signature checks need a trust file: allowed_signers, OpenPGP keys, or both.
+    assert_eq!(run(&["daemon", "--repo", ".", "--verify-signatures"]).code, 64);
+    assert_eq!(run(&["daemon", "--repo", ".", "--pgp-keys", "keys/"]).code, 64, "--pgp-keys needs --verify-signatures");
+    assert_eq!(run(&["access", "explain", "--policy", "p.json", "--tool", "x", "--revision", "HEAD"]).code, 64);
     assert_eq!(run(&["--help"]).code, 0);
     let missing = run(&["plan", "examples/platform", "--base", "no-such-rev"]);
     assert_eq!(missing.code, 1);
