@@ -42,6 +42,8 @@ struct Policy {
     name: String,
     kinds: Vec<Kind>,
     program: cel::Program,
+    /// The parts of `object` the expression and the message read (`reads`).
+    reads: Vec<Vec<String>>,
     /// The expression as written: the key under which an overrun is remembered.
     expression: String,
     expression_pos: Pos,
@@ -111,7 +113,17 @@ fn compile(document: &RawDocument, diagnostics: &mut Vec<Diagnostic>) -> Option<
         rest = rest[start + len + 2..].to_string();
     }
     message.push(Part::Text(rest));
+    let mut reads = Vec::new();
+    read_paths(program.expression(), "object", &mut reads);
+    for part in &message {
+        if let Part::Expression(program, _) = part {
+            read_paths(program.expression(), "object", &mut reads);
+        }
+    }
+    reads.sort();
+    reads.dedup();
     Some(Policy {
+        reads,
         kinds: spec["matchKinds"].as_array().into_iter().flatten().filter_map(|k| Kind::from_name(k.as_str()?)).collect(),
         program,
         expression: text("expression"),
@@ -124,6 +136,62 @@ fn compile(document: &RawDocument, diagnostics: &mut Vec<Diagnostic>) -> Option<
         pos: pos(""),
         name,
     })
+}
+
+/// The parts of the variable `root` that an expression reads, as paths of fields: `object.spec.
+/// toolRules.exists(...)` reads `["spec", "toolRules"]`; a use other than a chain of field
+/// selections (`size(object)`, `object['spec']`) reads all of it (the empty path). The value a
+/// chain ends at is read whole; the maps it passes through only for the field it selects.
+fn read_paths(expression: &cel::IdedExpr, root: &str, paths: &mut Vec<Vec<String>>) {
+    use cel::common::ast::{EntryExpr, Expr};
+    let mut walk = |e: &cel::IdedExpr| read_paths(e, root, paths);
+    match &expression.expr {
+        Expr::Select(select) => {
+            let mut fields = vec![select.field.clone()];
+            let mut operand = &select.operand;
+            while let Expr::Select(inner) = &operand.expr {
+                fields.push(inner.field.clone());
+                operand = &inner.operand;
+            }
+            match &operand.expr {
+                Expr::Ident(name) if name == root => {
+                    fields.reverse();
+                    paths.push(fields);
+                }
+                _ => walk(operand),
+            }
+        }
+        Expr::Ident(name) if name == root => paths.push(Vec::new()),
+        Expr::Call(call) => call.target.iter().map(|t| &**t).chain(&call.args).for_each(walk),
+        Expr::Comprehension(c) => [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result].into_iter().for_each(walk),
+        Expr::List(list) => list.elements.iter().for_each(walk),
+        Expr::Map(map) => map.entries.iter().for_each(|entry| match &entry.expr {
+            EntryExpr::MapEntry(e) => [&e.key, &e.value].into_iter().for_each(&mut walk),
+            EntryExpr::StructField(f) => walk(&f.value),
+        }),
+        Expr::Struct(s) => s.entries.iter().for_each(|entry| match &entry.expr {
+            EntryExpr::MapEntry(e) => [&e.key, &e.value].into_iter().for_each(&mut walk),
+            EntryExpr::StructField(f) => walk(&f.value),
+        }),
+        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
+    }
+}
+
+/// `value` with only the parts at `paths` (each kept whole); all of it when a path is empty.
+/// A policy evaluated on it sees what it would see on the whole value: CEL copies a map each
+/// time a field of it is selected, so the less there is, the less is copied.
+fn pruned(value: &Value, paths: &[Vec<String>]) -> Value {
+    match value {
+        Value::Object(map) if !paths.iter().any(Vec::is_empty) => Value::Object(
+            map.iter()
+                .filter_map(|(key, child)| {
+                    let below: Vec<Vec<String>> = paths.iter().filter(|p| p[0] == *key).map(|p| p[1..].to_vec()).collect();
+                    (!below.is_empty()).then(|| (key.clone(), pruned(child, &below)))
+                })
+                .collect(),
+        ),
+        _ => value.clone(),
+    }
 }
 
 fn one_line(text: &str) -> String {
@@ -315,7 +383,8 @@ fn overrun_diagnostic(name: String, file: String, pos: Pos, object: &str, limit:
 ///
 /// Turning a JSON value into a CEL value costs as much as evaluating a policy, so each value is
 /// converted once: `servers` and `now` in one root scope shared by all policies and threads,
-/// `object` and `server` once per object (not once per policy), and only `params` per policy.
+/// `server` once per object, `object` once per object and set of parts read (each policy sees
+/// only the parts of the object it reads: `pruned`), and only `params` per policy.
 /// Objects are spread over the cores; the findings come out in the sequential order.
 fn evaluate_all(
     policies: &[Policy],
@@ -347,16 +416,30 @@ fn evaluate_all(
             };
         }
     };
+    // Policies that read the same parts of `object` share its CEL value.
+    let mut shapes: Vec<&Vec<Vec<String>>> = Vec::new();
+    let shape_of: Vec<usize> = policies
+        .iter()
+        .map(|policy| {
+            shapes.iter().position(|s| **s == policy.reads).unwrap_or_else(|| {
+                shapes.push(&policy.reads);
+                shapes.len() - 1
+            })
+        })
+        .collect();
     let findings = crate::parallel::ordered_map(objects, OBJECTS_PER_CHUNK, |object| {
         let matching: Vec<usize> = (0..policies.len()).filter(|&i| policies[i].kinds.contains(&object.id.kind)).collect();
         let mut scope = root.new_inner_scope();
-        scope.add_variable_from_value("object", cel::to_value(&object.body).unwrap_or(cel::Value::Null));
         scope.add_variable_from_value("server", server_values.get(&server_key(object)).cloned().unwrap_or(cel::Value::Null));
+        let mut values: Vec<Option<cel::Value>> = vec![None; shapes.len()];
         let found = matching
             .into_iter()
             .filter_map(|i| {
                 on(Some((i, object.id.to_string())));
+                let value = values[shape_of[i]]
+                    .get_or_insert_with(|| cel::to_value(pruned(&object.body, shapes[shape_of[i]])).unwrap_or(cel::Value::Null));
                 let mut context = scope.new_inner_scope();
+                context.add_variable_from_value("object", value.clone());
                 context.add_variable_from_value("params", params[i].clone());
                 evaluate(&policies[i], object, &context)
             })
@@ -438,5 +521,44 @@ fn text_of(value: &cel::Value) -> String {
         cel::Value::Null => "null".into(),
         cel::Value::List(items) => items.iter().map(text_of).collect::<Vec<_>>().join(", "),
         other => format!("{other:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reads(expression: &str) -> Vec<Vec<String>> {
+        let mut paths = Vec::new();
+        read_paths(cel::Program::compile(expression).expect("compiles").expression(), "object", &mut paths);
+        paths.sort();
+        paths.dedup();
+        paths
+    }
+
+    #[test]
+    fn the_parts_of_object_an_expression_reads() {
+        let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+        assert_eq!(
+            reads("has(object.spec.disabled) || object.spec.toolRules.exists(r, r.decision == 'deny' && object.metadata.name != '')"),
+            [path(&["metadata", "name"]), path(&["spec", "disabled"]), path(&["spec", "toolRules"])]
+        );
+        // Any use but a chain of selections reads it all.
+        assert_eq!(reads("size(object) > 0 && object.kind == 'x'"), [path(&[]), path(&["kind"])]);
+        assert_eq!(reads("object['spec'].x == 1"), [path(&[])]);
+        assert_eq!(reads("server.tools.exists(t, t == 'x')"), Vec::<Vec<String>>::new());
+    }
+
+    #[test]
+    fn a_pruned_object_keeps_whole_what_is_read_and_nothing_else() {
+        let object = json!({"kind": "K", "metadata": {"name": "n", "labels": {"a": "b"}}, "spec": {"x": {"y": [1, 2]}, "z": 3}});
+        let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+        assert_eq!(
+            pruned(&object, &[path(&["spec", "x"]), path(&["metadata", "name"]), path(&["spec", "absent"])]),
+            json!({"metadata": {"name": "n"}, "spec": {"x": {"y": [1, 2]}}})
+        );
+        assert_eq!(pruned(&object, &[path(&[]), path(&["kind"])]), object);
+        // Selecting into a value that is not a map keeps the value, so the same error follows.
+        assert_eq!(pruned(&object, &[path(&["kind", "deeper"])]), json!({"kind": "K"}));
     }
 }
