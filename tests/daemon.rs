@@ -357,8 +357,15 @@ fn with_verify_signatures_an_unsigned_push_is_not_applied_and_a_signed_fix_is() 
     git(&["push", "-q", &bare_path, "main"]);
 
     let signers_arg = signers.to_string_lossy().into_owned();
-    let daemon =
-        Daemon::start(&bare_path, &teams.kubeconfig, &teams.inventory, &["--verify-signatures", "--allowed-signers", &signers_arg]);
+    let pgp_keys = keys.path().join("pgp");
+    std::fs::create_dir(&pgp_keys).expect("mkdir");
+    let pgp_arg = pgp_keys.to_string_lossy().into_owned();
+    let daemon = Daemon::start(
+        &bare_path,
+        &teams.kubeconfig,
+        &teams.inventory,
+        &["--verify-signatures", "--allowed-signers", &signers_arg, "--pgp-keys", &pgp_arg],
+    );
     assert_eq!(teams.max_trust("refund-desk"), "medium");
 
     // An unsigned commit that widens a grant: never applied, and said so.
@@ -396,4 +403,15 @@ fn with_verify_signatures_an_unsigned_push_is_not_applied_and_a_signed_fix_is() 
     daemon.wait_for(Duration::from_secs(30), "the live revision refused once its key is gone", |s| {
         s["last_result"] == "unverified" && s["last_message"].as_str().is_some_and(|m| m.contains("unknown_key"))
     });
+
+    // An OpenPGP signer whose key is put in --pgp-keys (read on every pass): its change is applied.
+    let gpg = common::gpg::Gpg::new(keys.path());
+    let sam = gpg.key("Sam Okafor <sam.okafor@fernhill.io>", "ed25519", "sign", None);
+    gpg.export(&sam, &pgp_keys, "sam.asc");
+    std::fs::write(&grant, &text).expect("write");
+    common::git(work.path(), &gpg.signing(&sam, "sam.okafor@fernhill.io"), &["commit", "-q", "-a", "-S", "-m", "narrow the refund desk"]);
+    git(&["push", "-q", &bare_path, "main"]);
+    assert_eq!(daemon.signed_hook(), 202);
+    daemon.wait_until(Duration::from_secs(30), |_| teams.max_trust("refund-desk") == "medium");
+    assert_eq!(annotations("refund-desk")["mcp-gitops.io/signed-by"], "sam.okafor@fernhill.io");
 }

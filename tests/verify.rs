@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::gpg::Gpg;
 use common::{json, run};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -326,75 +327,10 @@ fn a_merge_is_judged_on_its_own_changes_or_with_first_parent_on_all_it_brings() 
     assert_eq!(reasons(&merged).last().map(|r| r.1.as_str()), Some("path_not_allowed"), "{merged}");
 }
 
-/// A GnuPG home of its own (beside the repository's keys) and the gpg CLI on it; git signs with
-/// it through a wrapper named by `gpg.program`.
-struct Gpg {
-    home: PathBuf,
-    program: PathBuf,
-}
-
-impl Gpg {
-    fn new(repo: &Repo) -> Gpg {
-        let home = repo.keys.path().join("gnupg");
-        std::fs::create_dir(&home).expect("mkdir");
-        std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");
-        let program = repo.keys.path().join("gpg-here");
-        std::fs::write(&program, format!("#!/bin/sh\nGNUPGHOME='{}' exec gpg \"$@\"\n", home.display())).expect("write");
-        std::fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-        Gpg { home, program }
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        let out = Command::new(&self.program).args(["--batch", "--passphrase", ""]).args(args).output().expect("gpg runs");
-        assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// A new key for `uid` (`algorithm`, `usage` as gpg's --quick-gen-key takes them, with an
-    /// optional faked creation time); returns the primary key's fingerprint.
-    fn key(&self, uid: &str, algorithm: &str, usage: &str, faked_time: Option<&str>) -> String {
-        let faked: Vec<&str> = faked_time.map(|t| vec!["--faked-system-time", t]).unwrap_or_default();
-        self.run(&[&faked[..], &["--quick-gen-key", uid, algorithm, usage, "0"]].concat());
-        let listing = self.run(&["--with-colons", "--list-keys", uid]);
-        listing.lines().find_map(|l| l.strip_prefix("fpr:::::::::")).map(|f| f.trim_end_matches(':').to_string()).expect("a fingerprint")
-    }
-
-    /// A commit signed by `fingerprint`'s key (or its signing subkey) as `email`.
-    fn commit(&self, repo: &Repo, message: &str, fingerprint: &str, email: &str) -> String {
-        let config = [
-            "gpg.format=openpgp".to_string(),
-            format!("gpg.program={}", self.program.display()),
-            format!("user.signingkey={fingerprint}"),
-            format!("user.email={email}"),
-        ];
-        common::git(repo.dir.path(), &config, &["commit", "-q", "--allow-empty", "-S", "-m", message]);
-        repo.git(&["rev-parse", "HEAD"])
-    }
-
-    /// The public key, armored, written to `dir/name`.
-    fn export(&self, fingerprint: &str, dir: &Path, name: &str) {
-        std::fs::write(dir.join(name), self.run(&["--armor", "--export", fingerprint])).expect("write");
-    }
-
-    /// Revokes the key with the revocation certificate gpg made with it (reason: none given).
-    fn revoke(&self, fingerprint: &str) {
-        let certificate = std::fs::read_to_string(self.home.join("openpgp-revocs.d").join(format!("{fingerprint}.rev"))).expect("rev");
-        let file = self.home.join("revoke.asc");
-        std::fs::write(&file, certificate.replace(":-----BEGIN", "-----BEGIN")).expect("write");
-        self.run(&["--import", &file.to_string_lossy()]);
-    }
-}
-
-impl Drop for Gpg {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf").args(["--kill", "gpg-agent"]).env("GNUPGHOME", &self.home).status();
-    }
-}
-
 #[test]
 fn openpgp_signatures_from_subkeys_and_primaries_with_expiry_and_revocation() {
     let repo = Repo::new();
-    let gpg = Gpg::new(&repo);
+    let gpg = Gpg::new(repo.keys.path());
     // dana: a certification-only primary with a signing subkey, as careful people make them.
     let dana = gpg.key("Dana <dana@fernhill.io>", "ed25519", "cert", None);
     gpg.run(&["--quick-add-key", &dana, "ed25519", "sign", "0"]);
@@ -405,13 +341,13 @@ fn openpgp_signatures_from_subkeys_and_primaries_with_expiry_and_revocation() {
     let ssh = repo.key("marcus", &["-t", "ed25519"]);
 
     let base = repo.commit("base", None);
-    gpg.commit(&repo, "subkey change", &dana, "dana@fernhill.io");
-    gpg.commit(&repo, "rsa change", &sam, "sam@fernhill.io");
+    gpg.commit(repo.dir.path(), "subkey change", &dana, "dana@fernhill.io");
+    gpg.commit(repo.dir.path(), "rsa change", &sam, "sam@fernhill.io");
     repo.commit("ssh change", Some(&ssh));
-    gpg.commit(&repo, "expired key change", &old, "old@fernhill.io");
+    gpg.commit(repo.dir.path(), "expired key change", &old, "old@fernhill.io");
     repo.commit("unsigned change", None);
-    gpg.commit(&repo, "revoked key change", &gone, "gone@fernhill.io");
-    gpg.commit(&repo, "foreign change", &foreign, "mallory@fernhill.io");
+    gpg.commit(repo.dir.path(), "revoked key change", &gone, "gone@fernhill.io");
+    gpg.commit(repo.dir.path(), "foreign change", &foreign, "mallory@fernhill.io");
     // After the signatures: old's key is made to expire on 2020-01-03, gone's key is revoked.
     gpg.run(&["--faked-system-time", "20200102T000000", "--quick-set-expire", &old, "1d"]);
     gpg.revoke(&gone);
@@ -465,8 +401,8 @@ fn openpgp_signatures_from_subkeys_and_primaries_with_expiry_and_revocation() {
     std::fs::write(repo.dir.path().join("mcp-gitops.yaml"), "trust:\n  identity: committer\n").expect("write");
     repo.git(&["add", "mcp-gitops.yaml"]);
     let rules_base = repo.commit("trust rules", None);
-    gpg.commit(&repo, "dana's key as sam", &dana, "sam@fernhill.io");
-    gpg.commit(&repo, "dana as herself", &dana, "dana@fernhill.io");
+    gpg.commit(repo.dir.path(), "dana's key as sam", &dana, "sam@fernhill.io");
+    gpg.commit(repo.dir.path(), "dana as herself", &dana, "dana@fernhill.io");
     let (_, report) = verify(&repo, &signers, &["--pgp-keys", &keys, "--from", &rules_base]);
     assert_eq!(
         reasons(&report),

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod daemon;
 pub mod git_servers;
+pub mod gpg;
 pub mod operator;
 
 use assert_cmd::Command;
