@@ -97,10 +97,25 @@ fn parse_time(value: Option<&str>, flag: &str) -> Result<Timestamp, CliError> {
 /// Loads and validates the repository in a directory, with the policy directories its
 /// `mcp-gitops.yaml` adds.
 fn desired_from_dir(path: &Path, now: Timestamp) -> Result<DesiredState, CliError> {
-    let mut loaded = load::load(source::from_dir(path)?);
+    desired_from(path, None, now)
+}
+
+/// The repository under `path` (its policy directories too), loaded and validated: as the work
+/// tree has it, or with `rev` as the tree of that git revision has it.
+fn desired_from(path: &Path, rev: Option<&str>, now: Timestamp) -> Result<DesiredState, CliError> {
+    if let Some(rev) = rev
+        && !source::resolve_revision_in(path, rev)
+    {
+        return Err(CliError::Failed(format!("--revision {rev:?} is not a commit of the git repository that holds {}", path.display())));
+    }
+    let read = |dir: &Path| match rev {
+        Some(rev) => source::from_git(dir, rev),
+        None => source::from_dir(dir),
+    };
+    let mut loaded = load::load(read(path)?);
     for dir in loaded.state.config.policies.directories.clone() {
-        let snapshot = source::from_dir(&path.join(&dir))
-            .map_err(|e| CliError::Failed(format!("policy directory {dir} (from mcp-gitops.yaml): {e}")))?;
+        let snapshot =
+            read(&path.join(&dir)).map_err(|e| CliError::Failed(format!("policy directory {dir} (from mcp-gitops.yaml): {e}")))?;
         load::add_policies(&mut loaded, &dir, snapshot);
     }
     Ok(validate::validate(loaded, now))
@@ -301,10 +316,7 @@ fn explain_command(args: ExplainArgs) -> Result<i32, CliError> {
     let (document, state) = match (&args.policy, &args.server) {
         (Some(file), _) => (read_policy(file)?, None),
         (None, Some(server)) => {
-            let state = match &args.revision {
-                Some(rev) => desired_at(&args.path, rev, at)?,
-                None => desired_from_dir(&args.path, at)?,
-            };
+            let state = desired_from(&args.path, args.revision.as_deref(), at)?;
             (policy_of(&state, &args.path, server)?, Some(state))
         }
         (None, None) => return Err(CliError::Usage("give --server NAMESPACE/NAME (or --policy FILE)".into())),
@@ -325,20 +337,6 @@ fn explain_command(args: ExplainArgs) -> Result<i32, CliError> {
         AnswerFormat::Text => write_stdout(&text::explain(&document, &identity, &args.tool, &decision, &history)),
     }
     Ok(EXIT_OK)
-}
-
-/// The repository under `path` as it is at the git revision `rev` (its policy directories too).
-fn desired_at(path: &Path, rev: &str, now: Timestamp) -> Result<DesiredState, CliError> {
-    if !source::resolve_revision_in(path, rev) {
-        return Err(CliError::Failed(format!("--revision {rev:?} is not a commit of the git repository that holds {}", path.display())));
-    }
-    let mut loaded = load::load(source::from_git(path, rev)?);
-    for dir in loaded.state.config.policies.directories.clone() {
-        let snapshot = source::from_git(&path.join(&dir), rev)
-            .map_err(|e| CliError::Failed(format!("policy directory {dir} (from mcp-gitops.yaml) at {rev}: {e}")))?;
-        load::add_policies(&mut loaded, &dir, snapshot);
-    }
-    Ok(validate::validate(loaded, now))
 }
 
 /// Where the grant and the session that decided come from, at `rev`: the commit that last
