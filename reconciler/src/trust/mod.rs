@@ -5,18 +5,18 @@
 //! base (identity binding, path-scoped signers). Reads commits and that one file from the
 //! repository, and runs before anything of a revision is loaded.
 //!
-//! An SSH signature made with a certificate is checked against the `cert-authority` lines.
+//! An SSH signature made with a certificate is checked against the `cert-authority` lines (`ssh`).
 
 pub mod commit;
 pub mod openpgp;
 pub mod rules;
 pub mod signers;
+pub mod ssh;
 
 use git2::{Oid, Repository, Sort};
 use rules::Rules;
 use serde::Serialize;
 use signers::AllowedSigner;
-use ssh_key::SshSig;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -100,7 +100,7 @@ pub fn check(parts: &commit::SignedParts, keys: &Keys, rules: &Rules, changed: &
         let signed = openpgp::check(armored, &parts.payload, &keys.pgp)?;
         (vec![signed.principals.to_vec()], signed.fingerprint)
     } else {
-        ssh_check(parts, armored, &keys.ssh)?
+        ssh::check(parts, armored, &keys.ssh)?
     };
     let principals = rules
         .principals(&lines, &parts.committer_email, &parts.author_email)
@@ -109,135 +109,6 @@ pub fn check(parts: &commit::SignedParts, keys: &Keys, rules: &Rules, changed: &
         return Err((Failure::PathNotAllowed, fingerprint, why));
     }
     Ok((principals.join(","), fingerprint))
-}
-
-/// An SSH signature (SSHSIG) against the allowed_signers lines: the principals of the lines that
-/// allow its key at the commit time, and the key's fingerprint. A signature made with a
-/// certificate is checked against the `cert-authority` lines instead.
-fn ssh_check(parts: &commit::SignedParts, armored: &str, signers: &[AllowedSigner]) -> Result<(Vec<Vec<String>>, String), Refusal> {
-    let (signature, certificate) = match SshSig::from_pem(armored.as_bytes()) {
-        Ok(signature) => (signature, None),
-        Err(e) => match certified_signature(armored) {
-            Ok(Some((signature, certificate))) => (signature, Some(certificate)),
-            Ok(None) => return Err((Failure::BadSignature, String::new(), format!("the signature block is not an SSH signature ({e})"))),
-            Err(why) => return Err((Failure::KeyNotValid, String::new(), why)),
-        },
-    };
-    let key = ssh_key::PublicKey::from(signature.public_key().clone());
-    let fingerprint = key.fingerprint(ssh_key::HashAlg::Sha256).to_string();
-    let fail = |failure: Failure, detail: String| (failure, fingerprint.clone(), detail);
-    // The lines that hold the key, or the certificate's authority.
-    let lines: Vec<&AllowedSigner> = signers
-        .iter()
-        .filter(|s| match &certificate {
-            None => !s.cert_authority && s.key.key_data() == signature.public_key(),
-            Some(certificate) => s.cert_authority && s.key.key_data() == certificate.signature_key(),
-        })
-        .collect();
-    let Some(first) = lines.first() else {
-        return Err(fail(
-            Failure::UnknownKey,
-            match &certificate {
-                None => format!("{} key {fingerprint} is in no allowed_signers line", key.algorithm()),
-                Some(c) => format!(
-                    "a certificate ({:?}) signed by CA {}, which is in no cert-authority line",
-                    c.key_id(),
-                    ssh_key::PublicKey::from(c.signature_key().clone()).fingerprint(ssh_key::HashAlg::Sha256)
-                ),
-            },
-        ));
-    };
-    // The lines that allow this key to sign commits at the commit time.
-    let time = parts.committer_time;
-    let in_git = |line: &&&AllowedSigner| line.namespaces.as_ref().is_none_or(|ns| ns.iter().any(|n| n == "git"));
-    let in_time = |line: &&&AllowedSigner| !(line.valid_after.is_some_and(|t| time < t) || line.valid_before.is_some_and(|t| time >= t));
-    let Some(line) = lines.iter().find(in_git) else {
-        return Err(fail(Failure::PrincipalMismatch, format!("{}: the key is not allowed to sign in namespace git", first.at)));
-    };
-    let mut valid: Vec<Vec<String>> = lines.iter().filter(in_git).filter(in_time).map(|line| line.principals.clone()).collect();
-    if valid.is_empty() {
-        return Err(fail(Failure::KeyNotValid, format!("{}: the key is not valid at the commit time ({time})", line.at)));
-    }
-    if let Some(certificate) = &certificate {
-        valid = certified_principals(certificate, valid, time, &line.at).map_err(|(failure, why)| fail(failure, why))?;
-    }
-    key.verify("git", &parts.payload, &signature)
-        .map_err(|e| fail(Failure::BadSignature, format!("the signature does not match the commit ({e})")))?;
-    Ok((valid, fingerprint))
-}
-
-/// A certificate a `cert-authority` line trusts, as `ssh-keygen -Y verify` takes it: signed by
-/// the authority, a user certificate, valid at the commit time; its principals are those the
-/// lines' patterns match (a certificate with none stands for nobody).
-fn certified_principals(
-    certificate: &ssh_key::Certificate,
-    lines: Vec<Vec<String>>,
-    time: i64,
-    at: &str,
-) -> Result<Vec<Vec<String>>, (Failure, String)> {
-    let id = certificate.key_id();
-    certificate
-        .verify_signature()
-        .map_err(|_| (Failure::BadSignature, format!("certificate {id:?}: the CA's signature does not verify")))?;
-    if certificate.cert_type() != ssh_key::certificate::CertType::User {
-        return Err((Failure::PrincipalMismatch, format!("certificate {id:?} is a host certificate")));
-    }
-    let (after, before) = (certificate.valid_after(), certificate.valid_before());
-    if !u64::try_from(time).is_ok_and(|t| after <= t && t < before) {
-        return Err((Failure::KeyNotValid, format!("certificate {id:?} is valid from {after} to {before}, the commit time is {time}")));
-    }
-    let matched: Vec<Vec<String>> = lines
-        .iter()
-        .map(|patterns| {
-            let cert = certificate.valid_principals().iter();
-            cert.filter(|p| patterns.iter().any(|pattern| signers::principal_matches(pattern, p))).cloned().collect::<Vec<String>>()
-        })
-        .filter(|principals| !principals.is_empty())
-        .collect();
-    if matched.is_empty() {
-        return Err((
-            Failure::PrincipalMismatch,
-            format!("{at}: certificate {id:?} is for {}, which the line does not allow", certificate.valid_principals().join(",")),
-        ));
-    }
-    Ok(matched)
-}
-
-/// An SSH signature made with a certificate: the SSHSIG blob (`"SSHSIG"`, version, key,
-/// namespace, reserved, hash algorithm, signature) whose key is a certificate, which the
-/// `ssh-key` crate does not decode; returned as the signature by the certified key, and the
-/// certificate. `Ok(None)` when it is no such thing; an error for a certificate that cannot be
-/// read.
-fn certified_signature(armored: &str) -> Result<Option<(SshSig, ssh_key::Certificate)>, String> {
-    use base64::Engine;
-    let body: String = armored.lines().filter(|l| !l.starts_with("-----")).map(str::trim).collect();
-    let Ok(blob) = base64::engine::general_purpose::STANDARD.decode(body) else { return Ok(None) };
-    let Some([key, namespace, _reserved, hash, signature]) = sshsig_fields(&blob) else { return Ok(None) };
-    let certificate = match ssh_key::Certificate::from_bytes(key) {
-        Ok(certificate) => certificate,
-        // ssh-key 0.6 reads no time past i64::MAX, and a certificate issued without `-V`
-        // is valid until 2^64-1.
-        Err(ssh_key::Error::Time) => {
-            return Err("the certificate is valid forever (issued without -V), which mcp-gitops cannot read: issue it with an end (ssh-keygen -s ... -V +52w)".into());
-        }
-        Err(_) => return Ok(None),
-    };
-    let parts = (std::str::from_utf8(hash).ok().and_then(|h| ssh_key::HashAlg::new(h).ok()), ssh_key::Signature::try_from(signature).ok());
-    let (Some(hash), Some(signature)) = parts else { return Ok(None) };
-    let namespace = String::from_utf8_lossy(namespace).into_owned();
-    Ok(SshSig::new(certificate.public_key().clone(), namespace, hash, signature).ok().map(|signature| (signature, certificate)))
-}
-
-/// The five length-prefixed fields of an SSHSIG blob, after its magic and version.
-fn sshsig_fields(blob: &[u8]) -> Option<[&[u8]; 5]> {
-    let mut rest = blob.strip_prefix(b"SSHSIG")?.get(4..)?;
-    let mut fields: [&[u8]; 5] = [&[]; 5];
-    for field in &mut fields {
-        let length = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-        *field = rest.get(4..4 + length)?;
-        rest = &rest[4 + length..];
-    }
-    Some(fields)
 }
 
 /// Verifies every commit in `(from, to]` (only `to` without `from`), oldest first. With
