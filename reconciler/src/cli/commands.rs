@@ -97,12 +97,14 @@ fn parse_time(value: Option<&str>, flag: &str) -> Result<Timestamp, CliError> {
 /// Loads and validates the repository in a directory, with the policy directories its
 /// `mcp-gitops.yaml` adds.
 fn desired_from_dir(path: &Path, now: Timestamp) -> Result<DesiredState, CliError> {
-    desired_from(path, None, now)
+    desired_from(path, None, now, None)
 }
 
 /// The repository under `path` (its policy directories too), loaded and validated: as the work
-/// tree has it, or with `rev` as the tree of that git revision has it.
-fn desired_from(path: &Path, rev: Option<&str>, now: Timestamp) -> Result<DesiredState, CliError> {
+/// tree has it, or with `rev` as the tree of that git revision has it. With `loaded`, the state
+/// as loaded from `path` alone (no policy directory, not validated) is kept there too: what a
+/// plan's base can share (`load::state_sharing`).
+fn desired_from(path: &Path, rev: Option<&str>, now: Timestamp, loaded: Option<&mut DesiredState>) -> Result<DesiredState, CliError> {
     if let Some(rev) = rev
         && !source::resolve_revision_in(path, rev)
     {
@@ -112,13 +114,16 @@ fn desired_from(path: &Path, rev: Option<&str>, now: Timestamp) -> Result<Desire
         Some(rev) => source::from_git(dir, rev),
         None => source::from_dir(dir),
     };
-    let mut loaded = load::load(read(path)?);
-    for dir in loaded.state.config.policies.directories.clone() {
+    let mut repository = load::load(read(path)?);
+    if let Some(loaded) = loaded {
+        *loaded = repository.state.clone();
+    }
+    for dir in repository.state.config.policies.directories.clone() {
         let snapshot =
             read(&path.join(&dir)).map_err(|e| CliError::Failed(format!("policy directory {dir} (from mcp-gitops.yaml): {e}")))?;
-        load::add_policies(&mut loaded, &dir, snapshot);
+        load::add_policies(&mut repository, &dir, snapshot);
     }
-    Ok(validate::validate(loaded, now))
+    Ok(validate::validate(repository, now))
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
@@ -194,7 +199,8 @@ fn live_check_server<'a>(state: &'a DesiredState, wanted: Option<&str>) -> Resul
 
 fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
     let now = parse_time(args.now.as_deref(), "--now")?;
-    let desired = desired_from_dir(&args.path, now)?;
+    let mut loaded = DesiredState::default();
+    let desired = desired_from(&args.path, None, now, args.base.is_some().then_some(&mut loaded))?;
     // The base's file texts, kept only when its problems are shown with their lines.
     let mut base_sources = BTreeMap::new();
     let plan = match &args.base {
@@ -211,7 +217,9 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
             };
             // The base's own problems are not this change's: load it, do not validate it. What
             // it could not load is reported apart (`base_diagnostics`).
-            let mut base = load::load(base_snapshot).state;
+            // It shares most files with the desired state: those are taken, not parsed again.
+            let mut base = load::state_sharing(base_snapshot, &loaded);
+            left_to_the_os(loaded);
             // Compared at the same time as the desired state: a grant that expired in both is
             // disabled in both, not an update.
             validate::expiry::expire(&mut base, now);
@@ -316,7 +324,7 @@ fn explain_command(args: ExplainArgs) -> Result<i32, CliError> {
     let (document, state) = match (&args.policy, &args.server) {
         (Some(file), _) => (read_policy(file)?, None),
         (None, Some(server)) => {
-            let state = desired_from(&args.path, args.revision.as_deref(), at)?;
+            let state = desired_from(&args.path, args.revision.as_deref(), at, None)?;
             (policy_of(&state, &args.path, server)?, Some(state))
         }
         (None, None) => return Err(CliError::Usage("give --server NAMESPACE/NAME (or --policy FILE)".into())),

@@ -12,6 +12,7 @@ use crate::schema::schemas;
 use crate::source::Snapshot;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde_json::Value;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 pub const CONFIG_FILE: &str = "mcp-gitops.yaml";
@@ -40,6 +41,20 @@ pub const POLICY_KIND: &str = "GuardrailPolicy";
 const FILES_PER_CHUNK: usize = 8;
 
 pub fn load(snapshot: Snapshot) -> Loaded {
+    load_sharing(snapshot, None)
+}
+
+/// The state `load(snapshot).state` is, taking from `previous` (another snapshot's state as
+/// loaded, not yet validated) what it made of each file both have byte for byte instead of
+/// parsing it again: a plan's base shares all but the changed files with the desired state.
+/// Exact, because loading a file depends on its path and text alone (a file either side ignores
+/// is not loaded there). Only the state is made: the documents that are not objects (policies,
+/// metadata) of the files taken are not.
+pub fn state_sharing(snapshot: Snapshot, previous: &DesiredState) -> DesiredState {
+    load_sharing(snapshot, Some(previous)).state
+}
+
+fn load_sharing(snapshot: Snapshot, previous: Option<&DesiredState>) -> Loaded {
     let mut loaded = Loaded::default();
     loaded.state.source = snapshot.label;
     loaded.state.revision = snapshot.revision;
@@ -60,9 +75,16 @@ pub fn load(snapshot: Snapshot) -> Loaded {
     loaded.state.diagnostics.retain(|d| d.file == CONFIG_FILE || !ignore.is_match(&d.file));
     let files: Vec<(String, Arc<str>)> =
         files.into_iter().filter(|(path, _)| path != CONFIG_FILE && !ignore.is_match(path)).map(|(p, t)| (p, Arc::from(t))).collect();
+    // Where each file comes in a full load: what is taken and what is parsed are put back in that order.
+    let rank: HashMap<String, usize> = files.iter().enumerate().map(|(i, (path, _))| (path.clone(), i)).collect();
+    let taken = |path: &str, text: &str| previous.and_then(|p| p.sources.get(path)).is_some_and(|t| **t == *text);
+    let (same, new): (Vec<_>, Vec<_>) = files.into_iter().partition(|(path, text)| taken(path, text));
+    if let Some(previous) = previous {
+        take(&mut loaded.state, previous, &same.iter().map(|(path, _)| path.as_str()).collect());
+    }
     // Parsing is most of the loading and needs nothing but the file: spread it over the cores.
-    let parsed = crate::parallel::ordered_map(&files, FILES_PER_CHUNK, |(path, text)| yaml::parse(path, text));
-    for ((path, text), (documents, mut diagnostics)) in files.into_iter().zip(parsed) {
+    let parsed = crate::parallel::ordered_map(&new, FILES_PER_CHUNK, |(path, text)| yaml::parse(path, text));
+    for ((path, text), (documents, mut diagnostics)) in new.into_iter().zip(parsed) {
         if holds_secret(&text) {
             // A syntax problem in a Secret would otherwise show its data line by line.
             diagnostics.iter_mut().for_each(|d| d.redact_source = true);
@@ -79,7 +101,21 @@ pub fn load(snapshot: Snapshot) -> Loaded {
         }
         loaded.state.sources.insert(path, text);
     }
+    if previous.is_some() {
+        // By file, then as each file has them.
+        let of = |file: &str| rank.get(file).copied().unwrap_or(usize::MAX);
+        loaded.state.objects.sort_by_key(|o| of(&o.origin.file));
+        let first = loaded.state.diagnostics.iter().position(|d| rank.contains_key(&d.file)).unwrap_or(0);
+        loaded.state.diagnostics[first..].sort_by_key(|d| of(&d.file));
+    }
     loaded
+}
+
+/// Copies `previous`'s objects, diagnostics and texts of the files `paths` into `state`.
+fn take(state: &mut DesiredState, previous: &DesiredState, paths: &HashSet<&str>) {
+    state.objects.extend(previous.objects.iter().filter(|o| paths.contains(o.origin.file.as_str())).cloned());
+    state.diagnostics.extend(previous.diagnostics.iter().filter(|d| paths.contains(d.file.as_str())).cloned());
+    state.sources.extend(previous.sources.iter().filter(|(path, _)| paths.contains(path.as_str())).map(|(p, t)| (p.clone(), t.clone())));
 }
 
 /// Whether a file declares a `kind: Secret` document, read from the text so that a document
@@ -290,5 +326,67 @@ mod tests {
         ]));
         let ids: Vec<String> = loaded.state.objects.iter().map(|o| o.id.to_string()).collect();
         assert_eq!(ids, ["MCPAccessGrant/team-a/g"]);
+    }
+
+    /// What a load makes, as comparable text: objects with their origins and positions (the
+    /// span maps sorted), diagnostics, file texts and the configuration.
+    fn made(state: &DesiredState) -> String {
+        let objects: Vec<String> = state
+            .objects
+            .iter()
+            .map(|o| {
+                let spans: std::collections::BTreeMap<&String, &Pos> = o.origin.spans.values.iter().collect();
+                let keys: std::collections::BTreeMap<&String, &Pos> = o.origin.spans.keys.iter().collect();
+                format!(
+                    "{} {} {}:{} {} {} {spans:?} {keys:?}",
+                    o.id, o.body, o.origin.file, o.origin.line, o.origin.prefix, o.origin.from_metadata
+                )
+            })
+            .collect();
+        format!("{objects:#?}\n{:#?}\n{:?}\n{:?}", state.diagnostics, state.sources, state.config)
+    }
+
+    const GRANT: &str =
+        "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata:\n  name: g\n  namespace: ns\nspec:\n  maxTrust: low\n";
+    const FILES: &[&[u8]] = &[
+        GRANT.as_bytes(),
+        b"apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAgentSession\nmetadata:\n  name: s\n  namespace: ns\n---\nkind: Other\n",
+        b"kind: MCPAccessGrant\nmetadata: {name: [unclosed\n",
+        b"apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {token: c2VjcmV0}\n",
+        b"servers:\n  - name: payments-mcp\n    namespace: ns\n    tools: [{name: t, sideEffect: read}]\n",
+        b"\xff\xfe not utf-8\n",
+        b"# nothing\n",
+    ];
+    const PATHS: &[&str] = &["a.yaml", "b/c.yaml", "b/.mcp/servers.yaml", "d.yml", "skip/e.yaml"];
+    const CONFIGS: &[&[u8]] = &[b"ignore: ['skip/**']\n", b"{}\n", b"ignore: [3\n"];
+
+    fn repository(files: &[(usize, usize)], config: Option<usize>) -> Snapshot {
+        let mut entries: std::collections::BTreeMap<&str, &[u8]> = files.iter().map(|&(p, f)| (PATHS[p], FILES[f])).collect();
+        if let Some(c) = config {
+            entries.insert(CONFIG_FILE, CONFIGS[c]);
+        }
+        let entries: Vec<(&str, &[u8])> = entries.into_iter().collect();
+        snapshot(&entries)
+    }
+
+    proptest::proptest! {
+        /// The base of a plan loaded by taking the desired state's unchanged files is what a
+        /// full load of the base makes, whatever changed between them (files added, changed,
+        /// removed, moved; broken and fixed; the ignore rules).
+        #[test]
+        fn sharing_files_with_another_state_loads_what_a_full_load_does(
+            before in proptest::collection::vec((0..PATHS.len(), 0..FILES.len()), 0..6),
+            after in proptest::collection::vec((0..PATHS.len(), 0..FILES.len()), 0..6),
+            kept in proptest::collection::vec(proptest::bool::ANY, 6),
+            configs in (proptest::option::of(0..CONFIGS.len()), proptest::option::of(0..CONFIGS.len())),
+        ) {
+            // The base keeps some of the desired files as they are, and has others of its own.
+            let base_files: Vec<(usize, usize)> =
+                after.iter().zip(&kept).filter(|(_, k)| **k).map(|(f, _)| *f).chain(before.iter().copied()).collect();
+            let desired = load(repository(&after, configs.0)).state;
+            let full = load(repository(&base_files, configs.1)).state;
+            let shared = state_sharing(repository(&base_files, configs.1), &desired);
+            proptest::prop_assert_eq!(made(&shared), made(&full));
+        }
     }
 }

@@ -114,7 +114,7 @@ impl RepoConfig {
 }
 
 /// Everything one repository snapshot declares, after loading.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct DesiredState {
     /// A label for where the snapshot came from: a directory or `git:<rev>`.
     pub source: String,
