@@ -142,38 +142,42 @@ fn compile(document: &RawDocument, diagnostics: &mut Vec<Diagnostic>) -> Option<
 /// toolRules.exists(...)` reads `["spec", "toolRules"]`; a use other than a chain of field
 /// selections (`size(object)`, `object['spec']`) reads all of it (the empty path). The value a
 /// chain ends at is read whole; the maps it passes through only for the field it selects.
+/// Walks the tree with a stack of its own, not by recursion: a policy's expression comes from the
+/// repository and may nest deeper than a thread's stack.
 fn read_paths(expression: &cel::IdedExpr, root: &str, paths: &mut Vec<Vec<String>>) {
     use cel::common::ast::{EntryExpr, Expr};
-    let mut walk = |e: &cel::IdedExpr| read_paths(e, root, paths);
-    match &expression.expr {
-        Expr::Select(select) => {
-            let mut fields = vec![select.field.clone()];
-            let mut operand = &select.operand;
-            while let Expr::Select(inner) = &operand.expr {
-                fields.push(inner.field.clone());
-                operand = &inner.operand;
-            }
-            match &operand.expr {
-                Expr::Ident(name) if name == root => {
-                    fields.reverse();
-                    paths.push(fields);
+    let mut pending = vec![expression];
+    while let Some(expression) = pending.pop() {
+        match &expression.expr {
+            Expr::Select(select) => {
+                let mut fields = vec![select.field.clone()];
+                let mut operand = &select.operand;
+                while let Expr::Select(inner) = &operand.expr {
+                    fields.push(inner.field.clone());
+                    operand = &inner.operand;
                 }
-                _ => walk(operand),
+                match &operand.expr {
+                    Expr::Ident(name) if name == root => {
+                        fields.reverse();
+                        paths.push(fields);
+                    }
+                    _ => pending.push(operand),
+                }
             }
+            Expr::Ident(name) if name == root => paths.push(Vec::new()),
+            Expr::Call(call) => pending.extend(call.target.iter().map(|t| &**t).chain(&call.args)),
+            Expr::Comprehension(c) => pending.extend([&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result]),
+            Expr::List(list) => pending.extend(&list.elements),
+            Expr::Map(cel::common::ast::MapExpr { entries }) | Expr::Struct(cel::common::ast::StructExpr { entries, .. }) => {
+                for entry in entries {
+                    match &entry.expr {
+                        EntryExpr::MapEntry(e) => pending.extend([&e.key, &e.value]),
+                        EntryExpr::StructField(f) => pending.push(&f.value),
+                    }
+                }
+            }
+            Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
         }
-        Expr::Ident(name) if name == root => paths.push(Vec::new()),
-        Expr::Call(call) => call.target.iter().map(|t| &**t).chain(&call.args).for_each(walk),
-        Expr::Comprehension(c) => [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result].into_iter().for_each(walk),
-        Expr::List(list) => list.elements.iter().for_each(walk),
-        Expr::Map(map) => map.entries.iter().for_each(|entry| match &entry.expr {
-            EntryExpr::MapEntry(e) => [&e.key, &e.value].into_iter().for_each(&mut walk),
-            EntryExpr::StructField(f) => walk(&f.value),
-        }),
-        Expr::Struct(s) => s.entries.iter().for_each(|entry| match &entry.expr {
-            EntryExpr::MapEntry(e) => [&e.key, &e.value].into_iter().for_each(&mut walk),
-            EntryExpr::StructField(f) => walk(&f.value),
-        }),
-        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
     }
 }
 
@@ -547,6 +551,21 @@ mod tests {
         assert_eq!(reads("size(object) > 0 && object.kind == 'x'"), [path(&[]), path(&["kind"])]);
         assert_eq!(reads("object['spec'].x == 1"), [path(&[])]);
         assert_eq!(reads("server.tools.exists(t, t == 'x')"), Vec::<Vec<String>>::new());
+        // A deep expression (5,000 `||`: a corpus policy overflowed the stack of a recursive
+        // walk) is read on a small stack.
+        let chain = vec!["object.x == 1"; 5000].join(" || ");
+        let deep = cel::Program::compile(&chain).map_err(|_| "does not compile").expect("compiles");
+        let mut paths = Vec::new();
+        std::thread::scope(|scope| {
+            let walker = std::thread::Builder::new().stack_size(64 * 1024);
+            walker
+                .spawn_scoped(scope, || read_paths(deep.expression(), "object", &mut paths))
+                .expect("spawns")
+                .join()
+                .expect("no overflow");
+        });
+        paths.dedup();
+        assert_eq!(paths, [path(&["x"])]);
     }
 
     #[test]
