@@ -47,9 +47,10 @@ pub fn load(snapshot: Snapshot) -> Loaded {
 /// The state `load(snapshot).state` is, taking from `previous` (another snapshot's state as
 /// loaded, not yet validated) what it made of each file both have byte for byte instead of
 /// parsing it again: a plan's base shares all but the changed files with the desired state.
-/// Exact, because loading a file depends on its path and text alone (a file either side ignores
-/// is not loaded there). Only the state is made: the documents that are not objects (policies,
-/// metadata) of the files taken are not.
+/// Exact, because loading a file depends on its path, its text and the default namespace alone
+/// (a file either side ignores is not loaded there; with another default namespace nothing is
+/// taken). Only the state is made: the documents that are not objects (policies, metadata) of the
+/// files taken are not.
 pub fn state_sharing(snapshot: Snapshot, previous: &DesiredState) -> DesiredState {
     load_sharing(snapshot, Some(previous)).state
 }
@@ -71,6 +72,8 @@ fn load_sharing(snapshot: Snapshot, previous: Option<&DesiredState>) -> Loaded {
     if let Some((_, text)) = files.iter().find(|(path, _)| path == CONFIG_FILE) {
         loaded.state.config = load_config(text, &mut loaded.state.diagnostics);
     }
+    // A document without a namespace takes the default one: another default changes every such object.
+    let previous = previous.filter(|p| p.config.default_namespace() == loaded.state.config.default_namespace());
     let ignore = ignore_set(&loaded.state.config.ignore, &mut loaded.state.diagnostics);
     loaded.state.diagnostics.retain(|d| d.file == CONFIG_FILE || !ignore.is_match(&d.file));
     let files: Vec<(String, Arc<str>)> =
@@ -350,6 +353,7 @@ mod tests {
         "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata:\n  name: g\n  namespace: ns\nspec:\n  maxTrust: low\n";
     const FILES: &[&[u8]] = &[
         GRANT.as_bytes(),
+        b"apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata:\n  name: default-ns\nspec: {}\n",
         b"apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAgentSession\nmetadata:\n  name: s\n  namespace: ns\n---\nkind: Other\n",
         b"kind: MCPAccessGrant\nmetadata: {name: [unclosed\n",
         b"apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {token: c2VjcmV0}\n",
@@ -358,7 +362,7 @@ mod tests {
         b"# nothing\n",
     ];
     const PATHS: &[&str] = &["a.yaml", "b/c.yaml", "b/.mcp/servers.yaml", "d.yml", "skip/e.yaml"];
-    const CONFIGS: &[&[u8]] = &[b"ignore: ['skip/**']\n", b"{}\n", b"ignore: [3\n"];
+    const CONFIGS: &[&[u8]] = &[b"ignore: ['skip/**']\n", b"{}\n", b"ignore: [3\n", b"defaultNamespace: team-b\n"];
 
     fn repository(files: &[(usize, usize)], config: Option<usize>) -> Snapshot {
         let mut entries: std::collections::BTreeMap<&str, &[u8]> = files.iter().map(|&(p, f)| (PATHS[p], FILES[f])).collect();
@@ -372,7 +376,7 @@ mod tests {
     proptest::proptest! {
         /// The base of a plan loaded by taking the desired state's unchanged files is what a
         /// full load of the base makes, whatever changed between them (files added, changed,
-        /// removed, moved; broken and fixed; the ignore rules).
+        /// removed, moved; broken and fixed; the ignore rules and the default namespace).
         #[test]
         fn sharing_files_with_another_state_loads_what_a_full_load_does(
             before in proptest::collection::vec((0..PATHS.len(), 0..FILES.len()), 0..6),
