@@ -22,6 +22,11 @@ use std::collections::{BTreeSet, HashMap};
 
 /// The rendered policy of every gateway-enabled server of a desired state, keyed by server.
 pub fn render_all(state: &DesiredState) -> Vec<(ObjectId, PolicyDocument)> {
+    render_some(state, |_| true)
+}
+
+/// The rendered policy of the gateway-enabled servers that `wanted` picks.
+pub fn render_some(state: &DesiredState, wanted: impl Fn(&ObjectId) -> bool) -> Vec<(ObjectId, PolicyDocument)> {
     let mut targeting: HashMap<(&str, &str), Vec<&Object>> = HashMap::new();
     for object in &state.objects {
         if let Some(target) = render::targets(object) {
@@ -30,6 +35,7 @@ pub fn render_all(state: &DesiredState) -> Vec<(ObjectId, PolicyDocument)> {
     }
     state
         .of_kind(Kind::Server)
+        .filter(|object| wanted(&object.id))
         .filter_map(|object| {
             let spec = object.server()?;
             let input = render::ServerInput { name: &object.id.name, namespace: &object.id.namespace, spec };

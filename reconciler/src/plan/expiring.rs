@@ -4,12 +4,10 @@
 
 use super::access::{self, AccessChange};
 use super::{Action, Change};
-use crate::gateway::render_all;
 use crate::model::{DesiredState, Kind, ObjectId};
 use crate::validate::expiry::{EXPIRES_AT, expire};
 use jiff::Timestamp;
 use serde::Serialize;
-use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Expiring {
@@ -43,8 +41,7 @@ pub fn expiring(desired: &DesiredState, changes: &[Change], now: Timestamp) -> V
         .map(|(at, text, id)| {
             let mut then = DesiredState { objects: desired.objects.clone(), config: desired.config.clone(), ..DesiredState::default() };
             expire(&mut then, at);
-            let before: BTreeMap<ObjectId, _> = render_all(desired).into_iter().collect();
-            let after: BTreeMap<ObjectId, _> = render_all(&then).into_iter().collect();
+            let (before, after) = super::render_changed(desired, &then);
             Expiring {
                 grant: format!("{}/{}", id.namespace, id.name),
                 expires_at: text.to_string(),

@@ -13,11 +13,11 @@ pub mod live;
 pub use access::{AccessChange, Direction};
 pub use approvals::{Approvals, Requirement};
 
-use crate::gateway::render_all;
+use crate::gateway::{PolicyDocument, render, render_all, render_some};
 use crate::model::{DesiredState, Diagnostic, Kind, Object, ObjectId};
 use jiff::Timestamp;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 pub const FORMAT_VERSION: &str = "1";
 
@@ -166,8 +166,7 @@ pub fn plan(base: &DesiredState, base_kind: &str, desired: &DesiredState, now: T
 pub fn assemble(base: &DesiredState, base_info: Base, desired: &DesiredState, mut changes: Vec<Change>, now: Timestamp) -> Plan {
     let base_diagnostics: Vec<Diagnostic> = base.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
     mark_uncertain(&mut changes, &base_diagnostics, desired);
-    let before: BTreeMap<ObjectId, _> = render_all(base).into_iter().collect();
-    let after: BTreeMap<ObjectId, _> = render_all(desired).into_iter().collect();
+    let (before, after) = render_changed(base, desired);
     let access_changes = access::diff(base, &before, desired, &after, now);
     let mut servers: Vec<&ObjectId> = before.keys().chain(after.keys()).collect();
     servers.sort();
@@ -216,6 +215,54 @@ pub fn assemble(base: &DesiredState, base_info: Base, desired: &DesiredState, mu
     approvals::add_to(&mut plan, owners, desired, base);
     plan.expiring = expiring::expiring(desired, &plan.changes, now);
     plan
+}
+
+/// The policies of the servers whose policy may differ between `base` and `desired`, rendered in
+/// each: a server's policy is a function of its own object, the grants and sessions that target
+/// it and the cluster name alone, so a server none of which changed renders the same in both and
+/// changes no decision and no revision. A plan of a few grants renders a few servers, not all.
+pub(crate) fn render_changed(
+    base: &DesiredState,
+    desired: &DesiredState,
+) -> (BTreeMap<ObjectId, PolicyDocument>, BTreeMap<ObjectId, PolicyDocument>) {
+    let render = |state: &DesiredState, servers: &Option<HashSet<(String, String)>>| -> BTreeMap<ObjectId, PolicyDocument> {
+        match servers {
+            None => render_all(state).into_iter().collect(),
+            Some(servers) => render_some(state, |id| servers.contains(&(id.namespace.clone(), id.name.clone()))).into_iter().collect(),
+        }
+    };
+    let servers = changed_servers(base, desired);
+    (render(base, &servers), render(desired, &servers))
+}
+
+/// The (namespace, name) of every server whose object or targeting objects differ between the
+/// two states, either side's targets counted; `None` (all of them) when the cluster name differs.
+fn changed_servers(base: &DesiredState, desired: &DesiredState) -> Option<HashSet<(String, String)>> {
+    if base.config.cluster_name() != desired.config.cluster_name() {
+        return None;
+    }
+    // By id, each state's objects in order: an id declared twice is compared as a whole.
+    fn by_id(state: &DesiredState) -> HashMap<&ObjectId, Vec<&Object>> {
+        let mut objects: HashMap<&ObjectId, Vec<&Object>> = HashMap::new();
+        state.objects.iter().for_each(|o| objects.entry(&o.id).or_default().push(o));
+        objects
+    }
+    let (old, new) = (by_id(base), by_id(desired));
+    let mut servers = HashSet::new();
+    for (id, objects) in old.iter().chain(new.iter()) {
+        let (was, is) = (old.get(id), new.get(id));
+        let same = |a: &Vec<&Object>, b: &Vec<&Object>| a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.body == b.body);
+        if was.zip(is).is_some_and(|(was, is)| same(was, is)) {
+            continue;
+        }
+        for object in objects {
+            match render::targets(object) {
+                Some((namespace, name)) => servers.insert((namespace.to_string(), name.to_string())),
+                None => servers.insert((id.namespace.clone(), id.name.clone())),
+            };
+        }
+    }
+    Some(servers)
 }
 
 /// Marks the creates of objects declared in a base file that could not be read in full: the
@@ -280,5 +327,66 @@ pub(crate) fn change(id: &ObjectId, action: Action, diff: String) -> Change {
         adopt: false,
         uncertain: None,
         last_changed: BTreeMap::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{Snapshot, SourceFile};
+
+    const SERVER: &str = "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPServer\nmetadata: {name: NAME, namespace: NS}\nspec:\n  teamID: team\n  gateway: {enabled: ON}\n  tools: [{name: t, sideEffect: read}, {name: w, sideEffect: write}]\n";
+    const GRANT: &str = "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata: {name: NAME, namespace: NS}\nspec:\n  serverRef: {name: TARGET}\n  subject: {humanID: h}\n  maxTrust: TRUST\n  allowedSideEffects: [read]\n";
+    const SESSION: &str = "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAgentSession\nmetadata: {name: NAME, namespace: NS}\nspec:\n  serverRef: {name: TARGET, namespace: a}\n  subject: {agentID: x}\n  consentedTrust: TRUST\n";
+
+    /// One object document of a small world: two servers in two namespaces, grants and sessions
+    /// that target them (across namespaces too), each in a few variants.
+    fn document(pick: (u8, u8, u8, bool)) -> (String, String) {
+        let (kind, name, namespace, flag) = pick;
+        let name = ["s1", "s2", "g1"][usize::from(name % 3)];
+        let namespace = ["a", "b"][usize::from(namespace % 2)];
+        let on = if flag { "true" } else { "false" };
+        let trust = if flag { "high" } else { "low" };
+        let target = if name == "g1" { "s1" } else { "s2" };
+        let text = match kind % 3 {
+            0 => SERVER.replace("ON", on),
+            1 => GRANT.replace("TRUST", trust).replace("TARGET", target),
+            _ => SESSION.replace("TRUST", trust).replace("TARGET", target),
+        };
+        (format!("{kind}-{name}-{namespace}.yaml"), text.replace("NAME", name).replace("NS", namespace))
+    }
+
+    fn state(picks: &[(u8, u8, u8, bool)], cluster: bool) -> DesiredState {
+        let mut files: BTreeMap<String, String> = picks.iter().map(|&p| document(p)).collect();
+        if cluster {
+            files.insert("mcp-gitops.yaml".into(), "clusterName: other\n".into());
+        }
+        let files = files.into_iter().map(|(path, text)| SourceFile { path, bytes: text.into_bytes() }).collect();
+        crate::load::load(Snapshot { files, ..Snapshot::default() }).state
+    }
+
+    proptest::proptest! {
+        /// The servers rendered for a plan hold, for every server whose policy differs between
+        /// the two states, the policies a full rendering of each state gives.
+        #[test]
+        fn rendering_the_changed_servers_misses_no_changed_policy(
+            before in proptest::collection::vec(proptest::arbitrary::any::<(u8, u8, u8, bool)>(), 0..6),
+            after in proptest::collection::vec(proptest::arbitrary::any::<(u8, u8, u8, bool)>(), 0..6),
+            clusters in proptest::arbitrary::any::<(bool, bool)>(),
+        ) {
+            let (base, desired) = (state(&before, clusters.0), state(&after, clusters.1));
+            let full = |state: &DesiredState| -> BTreeMap<ObjectId, PolicyDocument> { render_all(state).into_iter().collect() };
+            let (all_before, all_after) = (full(&base), full(&desired));
+            let (some_before, some_after) = render_changed(&base, &desired);
+            for (some, all) in [(&some_before, &all_before), (&some_after, &all_after)] {
+                proptest::prop_assert!(some.iter().all(|(id, document)| all.get(id) == Some(document)));
+            }
+            for id in all_before.keys().chain(all_after.keys()) {
+                if all_before.get(id) != all_after.get(id) {
+                    proptest::prop_assert_eq!(some_before.get(id), all_before.get(id), "{}", id);
+                    proptest::prop_assert_eq!(some_after.get(id), all_after.get(id), "{}", id);
+                }
+            }
+        }
     }
 }
