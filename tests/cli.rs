@@ -125,7 +125,13 @@ fn markdown_stays_under_the_comment_cap() {
                 now,
             )
         };
-        mcp_gitops::plan::plan(&load("tests/fixtures/valid-minimal"), "directory", &load("examples/platform"), now)
+        mcp_gitops::plan::plan(
+            &load("tests/fixtures/valid-minimal"),
+            "directory",
+            &load("examples/platform"),
+            now,
+            mcp_gitops::plan::Work::Changed,
+        )
     };
     let capped = mcp_gitops::render::markdown::render_capped(&plan, 4_000);
     assert!(capped.len() <= 4_000, "{}", capped.len());

@@ -374,6 +374,11 @@ pub struct PlanArgs {
     /// The time access decisions are evaluated at (RFC 3339), instead of the clock.
     #[arg(long, value_name = "TIME")]
     pub now: Option<String>,
+    /// With --base, compute everything afresh: parse every file of the base (not only those that differ from
+    /// PATH's) and render every server's policy (not only those the change can affect). The same plan, slower:
+    /// the reference the incremental path is tested against.
+    #[arg(long)]
+    pub no_incremental: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,7 +7,7 @@ use crate::cluster::Cluster;
 use crate::gateway::{self, PolicyDocument, authorize, check::check};
 use crate::model::live::{ApplySet, LiveState, Provenance};
 use crate::model::{DesiredState, Diagnostic, Kind, ObjectId};
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Plan, Work};
 use crate::render::{Palette, diagnostics, github, gitlab, junit, markdown, sarif, text};
 use crate::{load, plan, source, validate};
 use jiff::Timestamp;
@@ -199,8 +199,9 @@ fn live_check_server<'a>(state: &'a DesiredState, wanted: Option<&str>) -> Resul
 
 fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
     let now = parse_time(args.now.as_deref(), "--now")?;
+    let work = if args.no_incremental { Work::All } else { Work::Changed };
     let mut loaded = DesiredState::default();
-    let desired = desired_from(&args.path, None, now, args.base.is_some().then_some(&mut loaded))?;
+    let desired = desired_from(&args.path, None, now, (args.base.is_some() && work == Work::Changed).then_some(&mut loaded))?;
     // The base's file texts, kept only when its problems are shown with their lines.
     let mut base_sources = BTreeMap::new();
     let plan = match &args.base {
@@ -218,12 +219,15 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
             // The base's own problems are not this change's: load it, do not validate it. What
             // it could not load is reported apart (`base_diagnostics`).
             // It shares most files with the desired state: those are taken, not parsed again.
-            let mut base = load::state_sharing(base_snapshot, &loaded);
+            let mut base = match work {
+                Work::Changed => load::state_sharing(base_snapshot, &loaded),
+                Work::All => load::load(base_snapshot).state,
+            };
             left_to_the_os(loaded);
             // Compared at the same time as the desired state: a grant that expired in both is
             // disabled in both, not an update.
             validate::expiry::expire(&mut base, now);
-            let plan = plan::plan(&base, base_kind, &desired, now);
+            let plan = plan::plan(&base, base_kind, &desired, now, work);
             if !plan.base_diagnostics.is_empty() && matches!(args.format, PlanFormat::Text) {
                 base_sources = base.sources.clone();
             }

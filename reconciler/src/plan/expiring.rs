@@ -21,7 +21,7 @@ pub struct Expiring {
 }
 
 /// The changed grants of `desired` that expire after `now`, soonest first.
-pub fn expiring(desired: &DesiredState, changes: &[Change], now: Timestamp) -> Vec<Expiring> {
+pub fn expiring(desired: &DesiredState, changes: &[Change], now: Timestamp, work: super::Work) -> Vec<Expiring> {
     let pointer = format!("/metadata/annotations/{}", EXPIRES_AT.replace('/', "~1"));
     let changed: Vec<ObjectId> =
         changes.iter().filter(|c| c.kind == Kind::Grant && matches!(c.action, Action::Create | Action::Update)).map(Change::id).collect();
@@ -41,7 +41,7 @@ pub fn expiring(desired: &DesiredState, changes: &[Change], now: Timestamp) -> V
         .map(|(at, text, id)| {
             let mut then = DesiredState { objects: desired.objects.clone(), config: desired.config.clone(), ..DesiredState::default() };
             expire(&mut then, at);
-            let (before, after) = super::render_changed(desired, &then);
+            let (before, after) = super::render_changed(desired, &then, work);
             Expiring {
                 grant: format!("{}/{}", id.namespace, id.name),
                 expires_at: text.to_string(),

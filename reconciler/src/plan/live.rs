@@ -21,7 +21,7 @@ pub fn plan(live: &LiveState, desired: &DesiredState, applyset: &ApplySet, prove
         source: live.source.clone(),
         revision: live.inventory.as_ref().map(|i| i.last_applied_revision.clone()).unwrap_or_default(),
     };
-    assemble(&base, base_info, &after, changes, now)
+    assemble(&base, base_info, &after, changes, now, super::Work::Changed)
 }
 
 /// The states the access diff compares, limited to the servers this repository is about (those

@@ -154,19 +154,34 @@ pub struct Plan {
     pub summary: Summary,
 }
 
+/// How much a plan computes: what the change can affect (the default), or everything, the
+/// reference the incremental path must match byte for byte (`plan --no-incremental`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    Changed,
+    All,
+}
+
 /// Plans `desired` against `base`; `now` is the time access decisions are evaluated at.
-pub fn plan(base: &DesiredState, base_kind: &str, desired: &DesiredState, now: Timestamp) -> Plan {
+pub fn plan(base: &DesiredState, base_kind: &str, desired: &DesiredState, now: Timestamp, work: Work) -> Plan {
     let changes = object_changes(&base.objects, &desired.objects);
     let base_info = Base { kind: base_kind.to_string(), source: base.source.clone(), revision: base.revision.clone() };
-    assemble(base, base_info, desired, changes, now)
+    assemble(base, base_info, desired, changes, now, work)
 }
 
 /// A plan from object changes already computed: adds the access diff, the predicted policy
 /// revisions and the summary.
-pub fn assemble(base: &DesiredState, base_info: Base, desired: &DesiredState, mut changes: Vec<Change>, now: Timestamp) -> Plan {
+pub fn assemble(
+    base: &DesiredState,
+    base_info: Base,
+    desired: &DesiredState,
+    mut changes: Vec<Change>,
+    now: Timestamp,
+    work: Work,
+) -> Plan {
     let base_diagnostics: Vec<Diagnostic> = base.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
     mark_uncertain(&mut changes, &base_diagnostics, desired);
-    let (before, after) = render_changed(base, desired);
+    let (before, after) = render_changed(base, desired, work);
     let access_changes = access::diff(base, &before, desired, &after, now);
     let mut servers: Vec<&ObjectId> = before.keys().chain(after.keys()).collect();
     servers.sort();
@@ -213,7 +228,7 @@ pub fn assemble(base: &DesiredState, base_info: Base, desired: &DesiredState, mu
     };
     let owners = if base.config.owners.servers.is_empty() { &desired.config.owners } else { &base.config.owners };
     approvals::add_to(&mut plan, owners, desired, base);
-    plan.expiring = expiring::expiring(desired, &plan.changes, now);
+    plan.expiring = expiring::expiring(desired, &plan.changes, now, work);
     plan
 }
 
@@ -221,9 +236,11 @@ pub fn assemble(base: &DesiredState, base_info: Base, desired: &DesiredState, mu
 /// each: a server's policy is a function of its own object, the grants and sessions that target
 /// it and the cluster name alone, so a server none of which changed renders the same in both and
 /// changes no decision and no revision. A plan of a few grants renders a few servers, not all.
+/// With `Work::All`, every server is rendered.
 pub(crate) fn render_changed(
     base: &DesiredState,
     desired: &DesiredState,
+    work: Work,
 ) -> (BTreeMap<ObjectId, PolicyDocument>, BTreeMap<ObjectId, PolicyDocument>) {
     let render = |state: &DesiredState, servers: &Option<HashSet<(String, String)>>| -> BTreeMap<ObjectId, PolicyDocument> {
         match servers {
@@ -231,7 +248,7 @@ pub(crate) fn render_changed(
             Some(servers) => render_some(state, |id| servers.contains(&(id.namespace.clone(), id.name.clone()))).into_iter().collect(),
         }
     };
-    let servers = changed_servers(base, desired);
+    let servers = if work == Work::All { None } else { changed_servers(base, desired) };
     (render(base, &servers), render(desired, &servers))
 }
 
@@ -377,7 +394,7 @@ mod tests {
             let (base, desired) = (state(&before, clusters.0), state(&after, clusters.1));
             let full = |state: &DesiredState| -> BTreeMap<ObjectId, PolicyDocument> { render_all(state).into_iter().collect() };
             let (all_before, all_after) = (full(&base), full(&desired));
-            let (some_before, some_after) = render_changed(&base, &desired);
+            let (some_before, some_after) = render_changed(&base, &desired, Work::Changed);
             for (some, all) in [(&some_before, &all_before), (&some_after, &all_after)] {
                 proptest::prop_assert!(some.iter().all(|(id, document)| all.get(id) == Some(document)));
             }

@@ -1,0 +1,215 @@
+//! The incremental path against the full one, on real git history. Random sequences of commits
+//! on a copy of `examples/platform` (files added, edited, deleted, renamed; a file broken and then
+//! fixed; the configuration changed) are planned at each commit against earlier ones, once as
+//! usual and once with `--no-incremental` (every base file parsed, every server rendered): both
+//! must print the same bytes and exit with the same code, in JSON and in text.
+//!
+//! `MCP_GITOPS_DIFFERENTIAL_CASES` sets the number of commit sequences (default 8).
+
+mod common;
+
+use common::NOW;
+use proptest::prelude::*;
+use std::path::{Path, PathBuf};
+
+fn cases() -> u32 {
+    std::env::var("MCP_GITOPS_DIFFERENTIAL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(8)
+}
+
+/// One commit's change to the repository. Indexes pick among the files there are at the time.
+#[derive(Debug, Clone)]
+enum Step {
+    /// Replace the first occurrence of one of `EDITS` in a file.
+    Edit {
+        file: usize,
+        edit: usize,
+    },
+    /// A new grant of a team's server, in its namespace or in the default one.
+    Add {
+        server: usize,
+        trust: usize,
+        namespaced: bool,
+    },
+    Delete {
+        file: usize,
+    },
+    Rename {
+        file: usize,
+    },
+    /// Cut a file in the middle of a line: its objects are lost and it reports a syntax error.
+    Break {
+        file: usize,
+    },
+    /// Put back the oldest broken file as it was.
+    Fix,
+    /// Another default namespace, cluster name or ignore rule.
+    Configure {
+        setting: usize,
+    },
+}
+
+/// Text edits that change what an object means: trust, side effects, the gateway, a subject, a
+/// target, a tool's effect, a namespace.
+const EDITS: &[(&str, &str)] = &[
+    ("maxTrust: high", "maxTrust: low"),
+    ("maxTrust: low", "maxTrust: medium"),
+    ("[read]", "[read, write]"),
+    ("destructive]", "write]"),
+    ("enabled: true", "enabled: false"),
+    ("humanID: ", "humanID: x"),
+    ("name: payments-mcp", "name: ticketing-mcp"),
+    ("sideEffect: read", "sideEffect: destructive"),
+    ("namespace: mcp-team-support", "namespace: mcp-team-payments"),
+    ("consentedTrust: high", "consentedTrust: low"),
+];
+
+const SERVERS: &[(&str, &str)] = &[("mcp-team-payments", "payments-mcp"), ("mcp-team-support", "ticketing-mcp")];
+const TRUSTS: &[&str] = &["low", "medium", "high"];
+const SETTINGS: &[(&str, &str)] = &[
+    ("defaultNamespace: mcp-servers", "defaultNamespace: mcp-team-support"),
+    ("ignore: [\"drafts/**\"]", "ignore: [\"drafts/**\", \"teams/support/sessions/**\"]"),
+    ("defaultNamespace: mcp-team-support", "defaultNamespace: mcp-servers"),
+    ("allowedNamespaces:", "clusterName: east\nallowedNamespaces:"),
+];
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        4 => (any::<usize>(), 0..EDITS.len()).prop_map(|(file, edit)| Step::Edit { file, edit }),
+        2 => (0..SERVERS.len(), 0..TRUSTS.len(), any::<bool>()).prop_map(|(server, trust, namespaced)| Step::Add { server, trust, namespaced }),
+        1 => any::<usize>().prop_map(|file| Step::Delete { file }),
+        1 => any::<usize>().prop_map(|file| Step::Rename { file }),
+        1 => any::<usize>().prop_map(|file| Step::Break { file }),
+        1 => Just(Step::Fix),
+        2 => (0..SETTINGS.len()).prop_map(|setting| Step::Configure { setting }),
+    ]
+}
+
+/// The YAML files of the repository other than its configuration, sorted.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.file_name().is_some_and(|n| n == ".git") {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.extension().is_some_and(|e| e == "yaml") && !path.ends_with("mcp-gitops.yaml") {
+                found.push(path);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(dir, &mut found);
+    found.sort();
+    found
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// `text` with the first of `replacements`, from `start` on (round), that it has a place for.
+fn replace_first(text: &str, replacements: &[(&str, &str)], start: usize) -> String {
+    let found = (0..replacements.len()).map(|i| replacements[(start + i) % replacements.len()]).find(|(from, _)| text.contains(from));
+    found.map_or_else(|| text.to_string(), |(from, to)| text.replacen(from, to, 1))
+}
+
+/// Applies `step` to the work tree in `dir`; the broken files and their texts are in `broken`.
+fn apply(dir: &Path, step: &Step, n: usize, broken: &mut Vec<(PathBuf, String)>) {
+    let all = files(dir);
+    let pick = |i: usize| all[i % all.len()].clone();
+    let read = |path: &Path| std::fs::read_to_string(path).expect("read");
+    let write = |path: &Path, text: &str| std::fs::write(path, text).expect("write");
+    match *step {
+        _ if all.is_empty() => {}
+        Step::Edit { file, edit } => {
+            let path = pick(file);
+            let text = read(&path);
+            write(&path, &replace_first(&text, EDITS, edit));
+        }
+        Step::Add { server, trust, namespaced } => {
+            let (namespace, name) = SERVERS[server];
+            let namespace = if namespaced { format!("\n  namespace: {namespace}") } else { String::new() };
+            let grant = format!(
+                "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata:\n  name: added-{n}{namespace}\nspec:\n  serverRef:\n    name: {name}\n  subject:\n    humanID: added-{n}@fernhill.io\n  maxTrust: {}\n  allowedSideEffects: [read, write]\n  policyVersion: v1\n",
+                TRUSTS[trust]
+            );
+            write(&dir.join(format!("teams/added-{n}.yaml")), &grant);
+        }
+        Step::Delete { file } => std::fs::remove_file(pick(file)).expect("delete"),
+        Step::Rename { file } => {
+            let path = pick(file);
+            std::fs::rename(&path, path.with_file_name(format!("renamed-{n}.yaml"))).expect("rename");
+        }
+        Step::Break { file } => {
+            let path = pick(file);
+            let text = read(&path);
+            let cut = text.char_indices().map(|(i, _)| i).find(|&i| i >= text.len() / 2).unwrap_or(text.len());
+            write(&path, &format!("{}: [\n", &text[..cut]));
+            broken.push((path, text));
+        }
+        Step::Fix => {
+            if !broken.is_empty() {
+                let (path, text) = broken.remove(0);
+                write(&path, &text);
+            }
+        }
+        Step::Configure { setting } => {
+            let path = dir.join("mcp-gitops.yaml");
+            write(&path, &replace_first(&read(&path), SETTINGS, setting));
+        }
+    }
+}
+
+fn plan(dir: &Path, base: &str, format: &str, incremental: bool) -> (i32, String) {
+    let dir = dir.to_string_lossy();
+    let mut args = vec!["plan", &dir, "--base", base, "--format", format, "--now", NOW];
+    if !incremental {
+        args.push("--no-incremental");
+    }
+    let run = common::run(&args);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    (run.code, run.stdout)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn incremental_plans_are_byte_identical_to_full_ones(
+        steps in proptest::collection::vec(step(), 1..7),
+        bases in proptest::collection::vec(any::<usize>(), 7),
+    ) {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path();
+        copy_dir(&common::root().join("examples/platform"), dir);
+        // A grant in the default namespace: a change of the default moves it.
+        let grant = std::fs::read_to_string(dir.join("teams/support/grants/support-leads.yaml")).expect("grant");
+        std::fs::write(dir.join("teams/default.yaml"), grant.replace("name: support-leads", "name: default").replace("  namespace: mcp-team-support\n", "")).expect("write");
+        common::git(dir, &[], &["init", "-q", "-b", "main"]);
+        common::git(dir, &[], &["add", "-A"]);
+        common::git(dir, &[], &["commit", "-q", "--no-gpg-sign", "-m", "platform"]);
+        let mut broken = Vec::new();
+        for (n, step) in steps.iter().enumerate() {
+            apply(dir, step, n, &mut broken);
+            common::git(dir, &[], &["add", "-A"]);
+            common::git(dir, &[], &["commit", "-q", "--no-gpg-sign", "--allow-empty", "-m", &format!("{step:?}")]);
+            // Against the commit before or one further back.
+            let base = format!("HEAD~{}", bases[n] % (n + 1) + 1);
+            for format in ["json", "text"] {
+                let incremental = plan(dir, &base, format, true);
+                let full = plan(dir, &base, format, false);
+                prop_assert_eq!(&incremental, &full, "plan --base {} --format {} after {:?}", base, format, &steps[..=n]);
+            }
+        }
+    }
+}
