@@ -13,7 +13,7 @@ pub mod live;
 pub use access::{AccessChange, Direction};
 pub use approvals::{Approvals, Requirement};
 
-use crate::gateway::{PolicyDocument, render, render_all, render_some};
+use crate::gateway::{PolicyDocument, render, render_some};
 use crate::model::{DesiredState, Diagnostic, Kind, Object, ObjectId};
 use jiff::Timestamp;
 use serde::Serialize;
@@ -242,14 +242,9 @@ pub(crate) fn render_changed(
     desired: &DesiredState,
     work: Work,
 ) -> (BTreeMap<ObjectId, PolicyDocument>, BTreeMap<ObjectId, PolicyDocument>) {
-    let render = |state: &DesiredState, servers: &Option<HashSet<(String, String)>>| -> BTreeMap<ObjectId, PolicyDocument> {
-        match servers {
-            None => render_all(state).into_iter().collect(),
-            Some(servers) => render_some(state, |id| servers.contains(&(id.namespace.clone(), id.name.clone()))).into_iter().collect(),
-        }
-    };
     let servers = if work == Work::All { None } else { changed_servers(base, desired) };
-    (render(base, &servers), render(desired, &servers))
+    let wanted = |id: &ObjectId| servers.as_ref().is_none_or(|s| s.contains(&(id.namespace.clone(), id.name.clone())));
+    (render_some(base, wanted).into_iter().collect(), render_some(desired, wanted).into_iter().collect())
 }
 
 /// The (namespace, name) of every server whose object or targeting objects differ between the
@@ -350,6 +345,7 @@ pub(crate) fn change(id: &ObjectId, action: Action, diff: String) -> Change {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::render_all;
     use crate::source::{Snapshot, SourceFile};
 
     const SERVER: &str = "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPServer\nmetadata: {name: NAME, namespace: NS}\nspec:\n  teamID: team\n  gateway: {enabled: ON}\n  tools: [{name: t, sideEffect: read}, {name: w, sideEffect: write}]\n";
