@@ -6,7 +6,7 @@
 mod common;
 
 use common::{NOW, json, mcp_gitops, run};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 const BROKEN: &str = "tests/fixtures/schema-violation";
@@ -146,19 +146,8 @@ fn in_a_repository(fixture: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     git2::Repository::init(dir.path()).expect("init");
     let target = dir.path().join("platform");
-    copy(&common::root().join(fixture), &target);
+    common::copy_dir(&common::root().join(fixture), &target);
     (dir, target)
-}
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
-        if entry.path().is_dir() {
-            copy(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).expect("copy");
-        }
-    }
 }
 
 #[test]

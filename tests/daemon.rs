@@ -276,7 +276,7 @@ fn policy_directories_beside_the_platform_directory_are_enforced() {
     let teams = Teams::new("p");
     let layout = |example: &str| {
         let dir = tempfile::tempdir().expect("layout");
-        common::daemon::copy(teams.repo(example).path(), &dir.path().join("platform"));
+        common::copy_dir(teams.repo(example).path(), &dir.path().join("platform"));
         let config = dir.path().join("platform/mcp-gitops.yaml");
         let text = std::fs::read_to_string(&config).expect("config");
         assert!(text.contains("policies:\n  disabled:"), "{text}");

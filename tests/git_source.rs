@@ -6,19 +6,6 @@ mod common;
 use common::{NOW, json, run};
 use git2::{Commit, IndexAddOption, Repository, Signature};
 use std::fs;
-use std::path::Path;
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).expect("mkdir");
-    for entry in fs::read_dir(from).expect("read dir").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
 
 /// Replaces the work tree under `sub` (or adds to the root, for "") with `example` and commits everything.
 fn commit_example(repo: &Repository, sub: &str, example: &str, message: &str) -> git2::Oid {
@@ -26,7 +13,7 @@ fn commit_example(repo: &Repository, sub: &str, example: &str, message: &str) ->
     if !sub.is_empty() {
         let _ = fs::remove_dir_all(workdir.join(sub));
     }
-    copy_dir(&common::root().join(example), &workdir.join(sub));
+    common::copy_dir(&common::root().join(example), &workdir.join(sub));
     let mut index = repo.index().expect("index");
     index.add_all(["*"], IndexAddOption::DEFAULT, None).expect("add");
     index.update_all(["*"], None).expect("update");

@@ -105,18 +105,6 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 /// `text` with the first of `replacements`, from `start` on (round), that it has a place for.
 fn replace_first(text: &str, replacements: &[(&str, &str)], start: usize) -> String {
     let found = (0..replacements.len()).map(|i| replacements[(start + i) % replacements.len()]).find(|(from, _)| text.contains(from));
@@ -191,7 +179,7 @@ proptest! {
     ) {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path();
-        copy_dir(&common::root().join("examples/platform"), dir);
+        common::copy_dir(&common::root().join("examples/platform"), dir);
         // A grant in the default namespace: a change of the default moves it.
         let grant = std::fs::read_to_string(dir.join("teams/support/grants/support-leads.yaml")).expect("grant");
         std::fs::write(dir.join("teams/default.yaml"), grant.replace("name: support-leads", "name: default").replace("  namespace: mcp-team-support\n", "")).expect("write");

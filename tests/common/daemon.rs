@@ -66,7 +66,7 @@ impl Upstream {
                 let _ = std::fs::remove_dir_all(entry.path()).or_else(|_| std::fs::remove_file(entry.path()));
             }
         }
-        copy(files_from, self.work.path());
+        super::copy_dir(files_from, self.work.path());
         self.record(message, on_top)
     }
 
@@ -85,18 +85,6 @@ impl Upstream {
         let mut remote = repo.remote_anonymous(&self.bare_path()).expect("remote");
         remote.push(&["+refs/heads/main:refs/heads/main"], None).expect("push");
         id.to_string()
-    }
-}
-
-pub fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
     }
 }
 
