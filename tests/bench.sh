@@ -146,6 +146,36 @@ log "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%d MiB", $2 / 1024 }' 
 # ---------------------------------------------------------------------------------------------
 # 1. validate + offline plan (no cluster), at 1x, 2x and 4x
 
+# pr_plan REPO CHANGED OBJECTS VALIDATE-SECONDS: the pull-request plan of issue #12, a git
+# repository whose last commit is the change, planned against HEAD~1 as CI does. Twice in a row
+# (the second run is the one a cache would serve), and with --no-incremental (every base file
+# parsed, every server rendered) as the baseline; each set against a full validate.
+pr_plan() {
+  local repo=$1 changed=$2 objects=$3 v=$4 git=$WORK/pr-git first=() second=() full=() i
+  rm -rf "$git"
+  cp -r "$repo" "$git"
+  git -C "$git" init -q -b main
+  git -C "$git" add -A
+  git -C "$git" -c user.name=bench -c user.email=bench@example.com commit -q --no-gpg-sign -m base
+  cp -r "$changed/." "$git/" # the change edits a file: nothing to delete
+  git -C "$git" -c user.name=bench -c user.email=bench@example.com commit -q --no-gpg-sign -am change
+  for ((i = 0; i < REPEAT; i++)); do
+    timed t "$BIN" plan "$git" --base HEAD~1 --now "$GEN_NOW" --detailed-exitcode
+    first+=("$t")
+    timed t "$BIN" plan "$git" --base HEAD~1 --now "$GEN_NOW" --detailed-exitcode
+    second+=("$t")
+    timed t "$BIN" plan "$git" --base HEAD~1 --now "$GEN_NOW" --detailed-exitcode --no-incremental
+    full+=("$t")
+  done
+  local f s n
+  f=$(median "${first[@]}") s=$(median "${second[@]}") n=$(median "${full[@]}")
+  row "PR plan, git base, one file changed, $objects objects (first run)" "${f} s" "${v} s validate; ${n} s --no-incremental" \
+    "$(calc "$f / $v") of validate" "<= 1.0 of validate" "$(met "$f <= $v")" "median of $REPEAT"
+  row "PR plan, git base, one file changed, $objects objects (second run)" "${s} s" "${v} s validate" \
+    "$(calc "$s / $v") of validate" "<= 0.15 of validate" "$(met "$s <= 0.15 * $v")" "no persistent cache yet: the second run does the first's work"
+  rm -rf "$git"
+}
+
 log "1. validate + offline plan (no cluster)"
 declare -A TOTAL
 for scale in 1 2 4; do
@@ -180,6 +210,9 @@ for scale in 1 2 4; do
     row "validate + offline plan, $objects objects" "${TOTAL[1]} s" "none" "${per_object} us/object" "< 1.5 s" "$(met "${TOTAL[1]} < 1.5")" "$summary"
   else
     row "validate + offline plan, $objects objects (${scale}x)" "${TOTAL[$scale]} s" "${TOTAL[1]} s (1x)" "$(calc "${TOTAL[$scale]} / ${TOTAL[1]}")x" "linear (${scale}x)" "$(met "${TOTAL[$scale]} / ${TOTAL[1]} <= $scale * 1.15")" "${per_object} us/object"
+  fi
+  if [[ $scale == 1 ]]; then
+    pr_plan "$repo" "$changed" "$objects" "$v"
   fi
   [[ $scale == 1 ]] || rm -rf "$repo" "$changed"
 done

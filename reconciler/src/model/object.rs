@@ -140,12 +140,14 @@ pub enum Spec {
     Invalid,
 }
 
+/// Body and spec are shared, not copied, when an object is cloned (a plan's base takes most of
+/// its objects from the desired state); a change to one copy (`Arc::make_mut`) leaves the others.
 #[derive(Debug, Clone)]
 pub struct Object {
     pub id: ObjectId,
-    pub body: serde_json::Value,
+    pub body: Arc<serde_json::Value>,
     pub origin: Origin,
-    pub spec: Spec,
+    pub spec: Arc<Spec>,
 }
 
 impl Object {
@@ -162,25 +164,25 @@ impl Object {
             Kind::Session => serde_json::from_value(spec_value).map(Spec::Session),
         }
         .unwrap_or(Spec::Invalid);
-        Some(Object { id, body, origin, spec })
+        Some(Object { id, body: Arc::new(body), origin, spec: Arc::new(spec) })
     }
 
     pub fn server(&self) -> Option<&ServerSpec> {
-        match &self.spec {
+        match &*self.spec {
             Spec::Server(s) => Some(s),
             _ => None,
         }
     }
 
     pub fn grant(&self) -> Option<&GrantSpec> {
-        match &self.spec {
+        match &*self.spec {
             Spec::Grant(g) => Some(g),
             _ => None,
         }
     }
 
     pub fn session(&self) -> Option<&SessionSpec> {
-        match &self.spec {
+        match &*self.spec {
             Spec::Session(s) => Some(s),
             _ => None,
         }

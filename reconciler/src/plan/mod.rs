@@ -312,7 +312,7 @@ pub fn object_changes(base: &[Object], desired: &[Object]) -> Vec<Change> {
         };
         let mut change = change(id, action, diff);
         if action != Action::NoOp {
-            change.object = Some(object.body.clone());
+            change.object = Some(serde_json::Value::clone(&object.body));
         }
         changes.push(change);
     }

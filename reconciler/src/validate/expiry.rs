@@ -6,6 +6,7 @@
 use crate::model::Spec;
 use crate::model::{Code, DesiredState, Diagnostic, Kind};
 use jiff::Timestamp;
+use std::sync::Arc;
 
 pub const EXPIRES_AT: &str = "mcp-gitops.io/expires-at";
 
@@ -51,10 +52,10 @@ pub fn expire(state: &mut DesiredState, now: Timestamp) -> Vec<Diagnostic> {
         if now < expires {
             continue;
         }
-        if let Some(spec) = object.body.get_mut("spec").and_then(|s| s.as_object_mut()) {
+        if let Some(spec) = Arc::make_mut(&mut object.body).get_mut("spec").and_then(|s| s.as_object_mut()) {
             spec.insert("disabled".into(), true.into());
         }
-        if let Spec::Grant(grant) = &mut object.spec {
+        if let Spec::Grant(grant) = Arc::make_mut(&mut object.spec) {
             grant.disabled = true;
         }
         found.push(
