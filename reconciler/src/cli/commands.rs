@@ -367,7 +367,7 @@ fn last_changes(state: &DesiredState, path: &Path, rev: &str, decision: &gateway
         let content = |bytes: &[u8]| {
             let snapshot =
                 source::Snapshot { files: vec![source::SourceFile { path: file.clone(), bytes: bytes.to_vec() }], ..Default::default() };
-            load::load(snapshot).state.objects.into_iter().find(|o| o.id == id).map(|o| Arc::unwrap_or_clone(o.body))
+            load::load(snapshot).state.objects.into_iter().find(|o| o.id == id).map(|o| o.body)
         };
         let change = source::last_change(path, rev, file, |older, newer| content(older) == content(newer))?;
         history.push(source::LastChange { object: id.to_string(), source: format!("{prefix}{file}:{}", object.origin.line), change });

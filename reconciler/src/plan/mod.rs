@@ -260,10 +260,10 @@ fn changed_servers(base: &DesiredState, desired: &DesiredState) -> Option<HashSe
         objects
     }
     let (old, new) = (by_id(base), by_id(desired));
+    let same = |a: &Vec<&Object>, b: &Vec<&Object>| a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.body == b.body);
     let mut servers = HashSet::new();
     for (id, objects) in old.iter().chain(new.iter()) {
         let (was, is) = (old.get(id), new.get(id));
-        let same = |a: &Vec<&Object>, b: &Vec<&Object>| a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.body == b.body);
         if was.zip(is).is_some_and(|(was, is)| same(was, is)) {
             continue;
         }
