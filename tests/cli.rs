@@ -537,3 +537,38 @@ fn a_change_on_a_server_without_owner_is_reported_by_the_base_rules() {
     assert_eq!(strict.code, 1, "{}", strict.stdout);
     assert!(strict.stdout.contains("error[server_without_owner]"), "{}", strict.stdout);
 }
+
+/// The cache (docs/cli.md "The cache") changes nothing but the time: on every fixture, a run that
+/// fills it, one that reads it and one with packs damaged in place print what `--no-cache` prints;
+/// a cache that cannot be written is a warning, not a failure.
+#[test]
+fn the_cache_changes_nothing_but_the_time_and_a_damaged_one_is_ignored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cache");
+    let cache = cache.to_str().expect("utf-8 path");
+    for fixture in fixtures() {
+        let path = format!("tests/fixtures/{fixture}");
+        let validate = |extra: &[&str]| {
+            let mut args = vec!["validate", path.as_str(), "--format", "json", "--now", NOW];
+            args.extend_from_slice(extra);
+            let run = run(&args);
+            assert!(run.stderr.is_empty(), "{fixture}: {}", run.stderr);
+            (run.code, run.stdout)
+        };
+        let reference = validate(&["--no-cache"]);
+        assert_eq!(validate(&["--cache-dir", cache]), reference, "{fixture}: filling the cache");
+        assert_eq!(validate(&["--cache-dir", cache]), reference, "{fixture}: read from the cache");
+        for pack in fs::read_dir(cache).expect("cache dir").flatten().flat_map(|d| fs::read_dir(d.path()).expect("folder").flatten()) {
+            let mut bytes = fs::read(pack.path()).expect("pack");
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x20;
+            fs::write(pack.path(), &bytes).expect("damage");
+        }
+        assert_eq!(validate(&["--cache-dir", cache]), reference, "{fixture}: damaged packs");
+    }
+    let not_a_dir = dir.path().join("file");
+    fs::write(&not_a_dir, "").expect("write");
+    let run = run(&["validate", "examples/platform", "--cache-dir", not_a_dir.to_str().expect("utf-8"), "--now", NOW]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.starts_with("warning: cannot write the cache"), "{}", run.stderr);
+}

@@ -1,8 +1,11 @@
 //! The incremental path against the full one, on real git history. Random sequences of commits
 //! on a copy of `examples/platform` (files added, edited, deleted, renamed; a file broken and then
 //! fixed; the configuration changed) are planned at each commit against earlier ones, once as
-//! usual and once with `--no-incremental` (every base file parsed, every server rendered): both
-//! must print the same bytes and exit with the same code, in JSON and in text.
+//! usual and once with `--no-incremental` (every base file parsed, every server rendered, no
+//! cache): both must print the same bytes and exit with the same code, in JSON and in text. The
+//! usual runs share one cache directory over the whole sequence (`common::cache_dir`), so each
+//! commit is planned with what the runs at the earlier commits kept; `validate` with that cache
+//! and with `--no-cache` must print the same bytes too.
 //!
 //! `MCP_GITOPS_DIFFERENTIAL_CASES` sets the number of commit sequences (default 8).
 
@@ -158,6 +161,17 @@ fn apply(dir: &Path, step: &Step, n: usize, broken: &mut Vec<(PathBuf, String)>)
     }
 }
 
+fn validate(dir: &Path, cache: bool) -> (i32, String) {
+    let dir = dir.to_string_lossy();
+    let mut args = vec!["validate", &dir, "--format", "json", "--now", NOW];
+    if !cache {
+        args.push("--no-cache");
+    }
+    let run = common::run(&args);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    (run.code, run.stdout)
+}
+
 fn plan(dir: &Path, base: &str, format: &str, incremental: bool) -> (i32, String) {
     let dir = dir.to_string_lossy();
     let mut args = vec!["plan", &dir, "--base", base, "--format", format, "--now", NOW];
@@ -198,6 +212,7 @@ proptest! {
                 let full = plan(dir, &base, format, false);
                 prop_assert_eq!(&incremental, &full, "plan --base {} --format {} after {:?}", base, format, &steps[..=n]);
             }
+            prop_assert_eq!(validate(dir, true), validate(dir, false), "validate after {:?}", &steps[..=n]);
         }
     }
 }

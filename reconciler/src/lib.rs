@@ -5,9 +5,11 @@
 //! against the gateway metadata) -> `plan` (desired vs base, object and access changes, renderers).
 //! `gateway` is the gateway's decision model and the operator's policy rendering. `cli` parses
 //! arguments and wires the stages; only it and the binary print. `parallel` spreads the pure
-//! per-file and per-object work of `load` and `validate` over the cores, in a fixed order.
+//! per-file and per-object work of `load` and `validate` over the cores, in a fixed order;
+//! `cache` keeps what that work made between runs.
 
 pub mod apply;
+pub mod cache;
 pub mod cli;
 pub mod cluster;
 pub mod daemon;

@@ -17,9 +17,15 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Where the binary keeps its cache in tests (`--cache-dir`): under the target directory, not
+/// the user's.
+pub fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cache")
+}
+
 pub fn mcp_gitops() -> Command {
     let mut cmd = Command::cargo_bin("mcp-gitops").expect("binary is built");
-    cmd.current_dir(root()).env("NO_COLOR", "1");
+    cmd.current_dir(root()).env("NO_COLOR", "1").env("MCP_GITOPS_CACHE_DIR", cache_dir());
     cmd
 }
 
@@ -67,6 +73,7 @@ pub fn run_bounded(args: &[&str], env: &[(&str, &str)], memory_mib: u64, limit: 
         .args(args)
         .current_dir(root())
         .env("NO_COLOR", "1")
+        .env("MCP_GITOPS_CACHE_DIR", cache_dir())
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

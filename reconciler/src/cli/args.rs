@@ -350,6 +350,21 @@ pub struct ValidateArgs {
     /// How long the tools/list exchange with --from-server may take.
     #[arg(long, value_name = "DURATION", default_value = "20s", requires = "from_server")]
     pub from_server_timeout: String,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+/// Where the work of earlier runs is kept (docs/cli.md "The cache").
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Keep what parsing each file and checking each object made under DIR, and take it from there for files that
+    /// have not changed since (default: $XDG_CACHE_HOME/mcp-gitops, else ~/.cache/mcp-gitops). In CI, point it
+    /// into the workspace (e.g. .mcp-gitops-cache) and cache that directory between jobs.
+    #[arg(long, value_name = "DIR", env = "MCP_GITOPS_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Use no cache: parse and check everything, keep nothing.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Args)]
@@ -376,9 +391,11 @@ pub struct PlanArgs {
     pub now: Option<String>,
     /// With --base, compute everything afresh: parse every file of the base (not only those that differ from
     /// PATH's) and render every server's policy (not only those the change can affect). The same plan, slower:
-    /// the reference the incremental path is tested against.
+    /// the reference the incremental path is tested against. Implies --no-cache.
     #[arg(long)]
     pub no_incremental: bool,
+    #[command(flatten)]
+    pub cache: CacheArgs,
 }
 
 #[derive(Debug, Subcommand)]

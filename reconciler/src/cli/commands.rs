@@ -3,6 +3,7 @@
 use super::args::*;
 use super::{CliError, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::apply::{self, Outcome, Status, wait::Expectation};
+use crate::cache::Cache;
 use crate::cluster::Cluster;
 use crate::gateway::{self, PolicyDocument, authorize, check::check};
 use crate::model::live::{ApplySet, LiveState, Provenance};
@@ -97,14 +98,35 @@ fn parse_time(value: Option<&str>, flag: &str) -> Result<Timestamp, CliError> {
 /// Loads and validates the repository in a directory, with the policy directories its
 /// `mcp-gitops.yaml` adds.
 fn desired_from_dir(path: &Path, now: Timestamp) -> Result<DesiredState, CliError> {
-    desired_from(path, None, now, None)
+    desired_from(path, None, now, None, &Cache::off())
+}
+
+/// The cache `--cache-dir`/`--no-cache` ask for, for the repository at `path`.
+fn cache_of(args: &CacheArgs, path: &Path) -> Cache {
+    match args.cache_dir.clone().or_else(Cache::default_dir) {
+        Some(dir) if !args.no_cache => Cache::open(&dir, path),
+        _ => Cache::off(),
+    }
+}
+
+/// Keeps what this run made for the next one; a cache that cannot be written costs speed only.
+fn save(cache: Cache) {
+    if let Err(e) = cache.save() {
+        eprintln!("warning: cannot write the cache ({e}); the next run will do all the work again (--no-cache to skip it)");
+    }
 }
 
 /// The repository under `path` (its policy directories too), loaded and validated: as the work
 /// tree has it, or with `rev` as the tree of that git revision has it. With `loaded`, the state
 /// as loaded from `path` alone (no policy directory, not validated) is kept there too: what a
-/// plan's base can share (`load::state_sharing`).
-fn desired_from(path: &Path, rev: Option<&str>, now: Timestamp, loaded: Option<&mut DesiredState>) -> Result<DesiredState, CliError> {
+/// plan's base can share (`load::state_sharing`). What `cache` has is taken, what is made is kept there.
+fn desired_from(
+    path: &Path,
+    rev: Option<&str>,
+    now: Timestamp,
+    loaded: Option<&mut DesiredState>,
+    cache: &Cache,
+) -> Result<DesiredState, CliError> {
     if let Some(rev) = rev
         && !source::resolve_revision_in(path, rev)
     {
@@ -114,7 +136,7 @@ fn desired_from(path: &Path, rev: Option<&str>, now: Timestamp, loaded: Option<&
         Some(rev) => source::from_git(dir, rev),
         None => source::from_dir(dir),
     };
-    let mut repository = load::load(read(path)?);
+    let mut repository = load::load_cached(read(path)?, cache);
     if let Some(loaded) = loaded {
         *loaded = repository.state.clone();
     }
@@ -123,7 +145,7 @@ fn desired_from(path: &Path, rev: Option<&str>, now: Timestamp, loaded: Option<&
             read(&path.join(&dir)).map_err(|e| CliError::Failed(format!("policy directory {dir} (from mcp-gitops.yaml): {e}")))?;
         load::add_policies(&mut repository, &dir, snapshot);
     }
-    Ok(validate::validate(repository, now))
+    Ok(validate::validate_cached(repository, now, cache))
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
@@ -134,7 +156,9 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
 
 fn validate_command(args: ValidateArgs, palette: Palette) -> Result<i32, CliError> {
     let now = parse_time(args.now.as_deref(), "--now")?;
-    let mut state = desired_from_dir(&args.path, now)?;
+    let cache = cache_of(&args.cache, &args.path);
+    let mut state = desired_from(&args.path, None, now, None, &cache)?;
+    save(cache);
     if let Some(url) = &args.from_server {
         let server = live_check_server(&state, args.server.as_deref())?;
         let timeout = parse_duration(&args.from_server_timeout, "--from-server-timeout")?;
@@ -201,7 +225,8 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
     let now = parse_time(args.now.as_deref(), "--now")?;
     let work = if args.no_incremental { Work::All } else { Work::Changed };
     let mut loaded = DesiredState::default();
-    let desired = desired_from(&args.path, None, now, (args.base.is_some() && work == Work::Changed).then_some(&mut loaded))?;
+    let cache = if work == Work::All { Cache::off() } else { cache_of(&args.cache, &args.path) };
+    let desired = desired_from(&args.path, None, now, (args.base.is_some() && work == Work::Changed).then_some(&mut loaded), &cache)?;
     // The base's file texts, kept only when its problems are shown with their lines.
     let mut base_sources = BTreeMap::new();
     let plan = match &args.base {
@@ -220,7 +245,7 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
             // it could not load is reported apart (`base_diagnostics`).
             // It shares most files with the desired state: those are taken, not parsed again.
             let mut base = match work {
-                Work::Changed => load::state_sharing(base_snapshot, &loaded),
+                Work::Changed => load::state_sharing(base_snapshot, &loaded, &cache),
                 Work::All => load::load(base_snapshot).state,
             };
             left_to_the_os(loaded);
@@ -241,6 +266,7 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
             Ok::<_, CliError>(plan)
         })?,
     };
+    save(cache);
     if let Some(out) = &args.out {
         let text = serde_json::to_string_pretty(&plan).map_err(|e| CliError::Failed(e.to_string()))?;
         std::fs::write(out, text + "\n").map_err(|e| CliError::Failed(format!("cannot write {}: {e}", out.display())))?;
@@ -328,7 +354,7 @@ fn explain_command(args: ExplainArgs) -> Result<i32, CliError> {
     let (document, state) = match (&args.policy, &args.server) {
         (Some(file), _) => (read_policy(file)?, None),
         (None, Some(server)) => {
-            let state = desired_from(&args.path, args.revision.as_deref(), at, None)?;
+            let state = desired_from(&args.path, args.revision.as_deref(), at, None, &Cache::off())?;
             (policy_of(&state, &args.path, server)?, Some(state))
         }
         (None, None) => return Err(CliError::Usage("give --server NAMESPACE/NAME (or --policy FILE)".into())),

@@ -9,7 +9,7 @@ use crate::apply::{self, Status};
 use crate::cluster::Cluster;
 use crate::model::DesiredState;
 use crate::model::live::{ApplySet, LAST_ATTEMPTED_REVISION, LAST_COUNTS, LAST_MESSAGE, LAST_RESULT, LAST_RESULT_TIME, Provenance};
-use crate::model::object::SpanMap;
+use crate::model::object::Spans;
 use crate::plan::Action;
 use crate::source::Snapshot;
 use crate::source::mirror::{Mirror, redact};
@@ -247,7 +247,7 @@ fn verify_new_commits(shared: &Shared, mirror: &Mirror, verification: &super::Ve
 /// What a later reconcile of the same revision needs: the objects and the verdict, without the
 /// position of every node and the file texts (most of a loaded repository's memory).
 fn slimmed(mut desired: DesiredState) -> DesiredState {
-    let nowhere = Arc::new(SpanMap::default());
+    let nowhere = Arc::new(Spans::default());
     for object in &mut desired.objects {
         object.origin.spans = nowhere.clone();
     }

@@ -6,7 +6,8 @@
 pub mod metadata;
 pub mod yaml;
 
-use crate::model::object::{SpanMap, pointer_to_path};
+use crate::cache::{Cache, Key, Pack};
+use crate::model::object::{LaterSpans, Spans, pointer_to_path};
 use crate::model::{Code, DesiredState, Diagnostic, Kind, Object, Origin, Pos, RepoConfig};
 use crate::schema::schemas;
 use crate::source::Snapshot;
@@ -23,7 +24,7 @@ pub const CONFIG_FILE: &str = "mcp-gitops.yaml";
 pub struct RawDocument {
     pub file: String,
     pub value: Value,
-    pub spans: Arc<SpanMap>,
+    pub spans: Arc<Spans>,
 }
 
 #[derive(Debug, Default)]
@@ -33,6 +34,9 @@ pub struct Loaded {
     pub others: Vec<RawDocument>,
     /// GuardrailPolicy documents found in the repository (or added from policy directories).
     pub policies: Vec<RawDocument>,
+    /// The cache key of each file parsed with the cache on (`Key::file`): what the cache keys
+    /// the checks of its documents by.
+    pub keys: HashMap<String, Key>,
 }
 
 pub const POLICY_KIND: &str = "GuardrailPolicy";
@@ -41,7 +45,13 @@ pub const POLICY_KIND: &str = "GuardrailPolicy";
 const FILES_PER_CHUNK: usize = 8;
 
 pub fn load(snapshot: Snapshot) -> Loaded {
-    load_sharing(snapshot, None)
+    load_sharing(snapshot, None, &Cache::off())
+}
+
+/// `load`, taking each file's documents from `cache` when it has them (and keeping there those
+/// it parses).
+pub fn load_cached(snapshot: Snapshot, cache: &Cache) -> Loaded {
+    load_sharing(snapshot, None, cache)
 }
 
 /// The state `load(snapshot).state` is, taking from `previous` (another snapshot's state as
@@ -51,11 +61,11 @@ pub fn load(snapshot: Snapshot) -> Loaded {
 /// (a file either side ignores is not loaded there; with another default namespace nothing is
 /// taken). Only the state is made: the documents that are not objects (policies, metadata) of the
 /// files taken are not.
-pub fn state_sharing(snapshot: Snapshot, previous: &DesiredState) -> DesiredState {
-    load_sharing(snapshot, Some(previous)).state
+pub fn state_sharing(snapshot: Snapshot, previous: &DesiredState, cache: &Cache) -> DesiredState {
+    load_sharing(snapshot, Some(previous), cache).state
 }
 
-fn load_sharing(snapshot: Snapshot, previous: Option<&DesiredState>) -> Loaded {
+fn load_sharing(snapshot: Snapshot, previous: Option<&DesiredState>, cache: &Cache) -> Loaded {
     let mut loaded = Loaded::default();
     loaded.state.source = snapshot.label;
     loaded.state.revision = snapshot.revision;
@@ -86,20 +96,23 @@ fn load_sharing(snapshot: Snapshot, previous: Option<&DesiredState>) -> Loaded {
         take(&mut loaded.state, previous, &same.iter().map(|(path, _)| path.as_str()).collect());
     }
     // Parsing is most of the loading and needs nothing but the file: spread it over the cores.
-    let parsed = crate::parallel::ordered_map(&new, FILES_PER_CHUNK, |(path, text)| yaml::parse(path, text));
-    for ((path, text), (documents, mut diagnostics)) in new.into_iter().zip(parsed) {
+    let parsed = crate::parallel::ordered_map(&new, FILES_PER_CHUNK, |(path, text)| parse(path, text, &cache.files));
+    for ((path, text), (key, Parsed { documents, mut diagnostics })) in new.into_iter().zip(parsed) {
+        if let Some(key) = key {
+            loaded.keys.insert(path.clone(), key);
+        }
         if holds_secret(&text) {
             // A syntax problem in a Secret would otherwise show its data line by line.
             diagnostics.iter_mut().for_each(|d| d.redact_source = true);
         }
         loaded.state.diagnostics.extend(diagnostics);
         let is_metadata = path.split('/').rev().nth(1) == Some(".mcp");
-        for document in documents {
-            let spans = Arc::new(document.spans);
+        for Document { value, pos, items, spans } in documents {
+            let spans = Arc::new(spans);
             if is_metadata {
-                load_metadata(&mut loaded, &path, document.value, spans);
+                load_metadata(&mut loaded, &path, value, spans, &items);
             } else {
-                load_manifest(&mut loaded, &path, document.value, spans, document.pos);
+                load_manifest(&mut loaded, &path, value, spans, pos);
             }
         }
         loaded.state.sources.insert(path, text);
@@ -112,6 +125,55 @@ fn load_sharing(snapshot: Snapshot, previous: Option<&DesiredState>) -> Loaded {
         loaded.state.diagnostics[first..].sort_by_key(|d| of(&d.file));
     }
     loaded
+}
+
+/// A document of a file as loading uses it (the cache keeps all but the span map, which is made
+/// again from the text if a position is asked for).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Document {
+    value: Value,
+    pos: Pos,
+    /// The line of each item of the document's `servers` list (`.mcp` metadata): all that
+    /// loading asks of the span map.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    items: Vec<usize>,
+    #[serde(skip)]
+    spans: Spans,
+}
+
+/// What parsing a file made: its documents and its syntax problems.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Parsed {
+    documents: Vec<Document>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// A file parsed, or taken from `cache` when it has it (and kept there when it had not), with
+/// its key when the cache is on. A parse depends on the path and the text alone.
+fn parse(path: &str, text: &Arc<str>, cache: &Pack) -> (Option<Key>, Parsed) {
+    let key = cache.is_on().then(|| Key::file(path, text));
+    if let Some(mut parsed) = key.and_then(|key| cache.get::<Parsed>(&key)) {
+        let (path, text) = (path.to_string(), text.clone());
+        let later = Arc::new(LaterSpans::new(move || yaml::parse(&path, &text).0.into_iter().map(|d| d.spans).collect()));
+        for (i, document) in parsed.documents.iter_mut().enumerate() {
+            document.spans = Spans::Later(later.clone(), i);
+        }
+        return (key, parsed);
+    }
+    let (documents, diagnostics) = yaml::parse(path, text);
+    let documents = documents
+        .into_iter()
+        .map(|d| {
+            let items = d.value.get("servers").and_then(Value::as_array).map_or(0, Vec::len);
+            let items = (0..items).map(|i| d.spans.values.get(&format!("/servers/{i}")).map_or(1, |pos| pos.line)).collect();
+            Document { value: d.value, pos: d.pos, items, spans: Spans::Made(d.spans) }
+        })
+        .collect();
+    let parsed = Parsed { documents, diagnostics };
+    if let Some(key) = key.filter(|_| !parsed.diagnostics.iter().any(|d| d.redact_source)) {
+        cache.put(key, &parsed);
+    }
+    (key, parsed)
 }
 
 /// Copies `previous`'s objects, diagnostics and texts of the files `paths` into `state`.
@@ -195,13 +257,14 @@ fn ignore_set(globs: &[String], diagnostics: &mut Vec<Diagnostic>) -> GlobSet {
     builder.build().unwrap_or_else(|_| GlobSet::empty())
 }
 
-fn load_metadata(loaded: &mut Loaded, path: &str, value: Value, spans: Arc<SpanMap>) {
+/// `lines`: where each item of `servers` starts.
+fn load_metadata(loaded: &mut Loaded, path: &str, value: Value, spans: Arc<Spans>, lines: &[usize]) {
     if let Some(Value::Array(servers)) = value.get("servers") {
         for (i, entry) in servers.iter().enumerate() {
             let Value::Object(entry) = entry else { continue };
             let body = metadata::server_to_manifest(entry);
             let prefix = format!("/servers/{i}");
-            let line = spans.values.get(&prefix).map_or(1, |pos| pos.line);
+            let line = lines.get(i).copied().unwrap_or(1);
             let origin = Origin { file: path.to_string(), spans: spans.clone(), prefix, from_metadata: true, line };
             if let Some(object) = Object::new(Kind::Server, body, origin) {
                 loaded.state.objects.push(object);
@@ -211,7 +274,7 @@ fn load_metadata(loaded: &mut Loaded, path: &str, value: Value, spans: Arc<SpanM
     loaded.metadata.push(RawDocument { file: path.to_string(), value, spans });
 }
 
-fn load_manifest(loaded: &mut Loaded, path: &str, mut value: Value, spans: Arc<SpanMap>, pos: Pos) {
+fn load_manifest(loaded: &mut Loaded, path: &str, mut value: Value, spans: Arc<Spans>, pos: Pos) {
     let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
     if kind.is_empty() {
         // Not a Kubernetes object (CI config, data...): not ours to judge, but scanned for credentials.
@@ -267,7 +330,7 @@ pub fn add_policies(loaded: &mut Loaded, dir: &str, snapshot: Snapshot) {
         let (documents, diagnostics) = yaml::parse(&path, &text);
         loaded.state.diagnostics.extend(diagnostics);
         for document in documents.into_iter().filter(|d| d.value.get("kind").and_then(Value::as_str) == Some(POLICY_KIND)) {
-            loaded.policies.push(RawDocument { file: path.clone(), value: document.value, spans: Arc::new(document.spans) });
+            loaded.policies.push(RawDocument { file: path.clone(), value: document.value, spans: Arc::new(Spans::Made(document.spans)) });
         }
         loaded.state.sources.insert(path, Arc::from(text));
     }
@@ -277,6 +340,7 @@ pub fn add_policies(loaded: &mut Loaded, dir: &str, snapshot: Snapshot) {
 mod tests {
     use super::*;
     use crate::source::SourceFile;
+    use std::path::Path;
 
     fn snapshot(files: &[(&str, &[u8])]) -> Snapshot {
         Snapshot {
@@ -389,8 +453,25 @@ mod tests {
                 after.iter().zip(&kept).filter(|(_, k)| **k).map(|(f, _)| *f).chain(before.iter().copied()).collect();
             let desired = load(repository(&after, configs.0)).state;
             let full = load(repository(&base_files, configs.1)).state;
-            let shared = state_sharing(repository(&base_files, configs.1), &desired);
+            let shared = state_sharing(repository(&base_files, configs.1), &desired, &Cache::off());
             proptest::prop_assert_eq!(made(&shared), made(&full));
+        }
+
+        /// A load that takes files from the cache (kept by the load of another repository that
+        /// shares some of them) makes what a load without one does, positions included.
+        #[test]
+        fn a_load_from_the_cache_is_a_load(
+            before in proptest::collection::vec((0..PATHS.len(), 0..FILES.len()), 0..6),
+            after in proptest::collection::vec((0..PATHS.len(), 0..FILES.len()), 0..6),
+            configs in (proptest::option::of(0..CONFIGS.len()), proptest::option::of(0..CONFIGS.len())),
+        ) {
+            let dir = tempfile::tempdir().map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            let cache = Cache::open(dir.path(), Path::new("repository"));
+            load_cached(repository(&before, configs.0), &cache);
+            cache.save().map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            let cache = Cache::open(dir.path(), Path::new("repository"));
+            let cached = load_cached(repository(&after, configs.1), &cache).state;
+            proptest::prop_assert_eq!(made(&cached), made(&load(repository(&after, configs.1)).state));
         }
     }
 }

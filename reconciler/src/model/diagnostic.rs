@@ -21,7 +21,7 @@ impl fmt::Display for Severity {
 }
 
 /// Diagnostic codes. They are part of the JSON contract and documented in `docs/diagnostics.md`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Code {
     YamlSyntax,
@@ -107,25 +107,27 @@ impl fmt::Display for Code {
 }
 
 /// A position in a repository file. Lines and columns are 1-based, columns count characters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, serde::Deserialize)]
 pub struct Pos {
     pub line: usize,
     pub column: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Read back from the JSON it is written as (the cache keeps diagnostics so); `redact_source`
+/// is not written and reads as false.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Diagnostic {
     pub severity: Severity,
     pub code: Code,
     pub file: String,
     pub line: usize,
     pub column: usize,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub object: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub path: String,
     pub message: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hint: String,
     /// The source text under the caret must not be shown (it holds credential material).
     #[serde(skip)]

@@ -72,12 +72,62 @@ pub struct SpanMap {
     pub keys: HashMap<String, Pos>,
 }
 
+/// The span map of one document: made with the document by the parser, or made from the file's
+/// text again the first time a position is asked for (a document read from the cache: most of
+/// them never are, and building every map is most of a parse). Reads as a `SpanMap`.
+#[derive(Debug)]
+pub enum Spans {
+    Made(SpanMap),
+    /// Document `.1` of a file whose maps `.0` makes when first asked.
+    Later(Arc<LaterSpans>, usize),
+}
+
+impl Default for Spans {
+    fn default() -> Self {
+        Spans::Made(SpanMap::default())
+    }
+}
+
+impl std::ops::Deref for Spans {
+    type Target = SpanMap;
+
+    fn deref(&self) -> &SpanMap {
+        static NONE: std::sync::OnceLock<SpanMap> = std::sync::OnceLock::new();
+        match self {
+            Spans::Made(map) => map,
+            Spans::Later(file, document) => file.documents().get(*document).unwrap_or_else(|| NONE.get_or_init(SpanMap::default)),
+        }
+    }
+}
+
+/// The span maps of every document of one file, made once, on first use, by `make`.
+pub struct LaterSpans {
+    made: std::sync::OnceLock<Vec<SpanMap>>,
+    make: Box<dyn Fn() -> Vec<SpanMap> + Send + Sync>,
+}
+
+impl LaterSpans {
+    pub fn new(make: impl Fn() -> Vec<SpanMap> + Send + Sync + 'static) -> Self {
+        LaterSpans { made: std::sync::OnceLock::new(), make: Box::new(make) }
+    }
+
+    fn documents(&self) -> &[SpanMap] {
+        self.made.get_or_init(|| (self.make)())
+    }
+}
+
+impl fmt::Debug for LaterSpans {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LaterSpans").field("made", &self.made.get()).finish_non_exhaustive()
+    }
+}
+
 /// Where an object came from. `prefix` is the pointer of the object inside the file's document
 /// (empty for a plain manifest, `/servers/N` for a server converted from `.mcp` metadata).
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub file: String,
-    pub spans: Arc<SpanMap>,
+    pub spans: Arc<Spans>,
     pub prefix: String,
     pub from_metadata: bool,
     /// The line the object starts on, kept when the spans are dropped (provenance).

@@ -5,7 +5,7 @@
 use super::fields::{changed_paths, other_managers, view};
 use super::{Action, Base, Change, Drift, Plan, assemble, change, diff};
 use crate::model::live::{ApplySet, FIELD_MANAGER, LiveObject, LiveState, Provenance};
-use crate::model::object::{Origin, SpanMap};
+use crate::model::object::Origin;
 use crate::model::{DesiredState, Kind, Object, ObjectId};
 use jiff::Timestamp;
 use std::collections::{BTreeMap, BTreeSet};
@@ -64,8 +64,7 @@ fn access_states(live: &LiveState, desired: &DesiredState, changes: &[Change]) -
 
 /// Live objects as a state the gateway model can render (for the access diff).
 pub fn as_desired_state(live: &LiveState) -> DesiredState {
-    let origin =
-        Origin { file: "(cluster)".into(), spans: Arc::new(SpanMap::default()), prefix: String::new(), from_metadata: false, line: 0 };
+    let origin = Origin { file: "(cluster)".into(), spans: Arc::default(), prefix: String::new(), from_metadata: false, line: 0 };
     DesiredState {
         source: live.source.clone(),
         objects: live.objects.iter().filter_map(|o| Object::new(o.id.kind, o.body.clone(), origin.clone())).collect(),

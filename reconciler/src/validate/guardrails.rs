@@ -8,6 +8,7 @@
 //! "namespace/name" -> {name, namespace, teamID, tools: name -> {requiredTrust, sideEffect,
 //! riskLevel}}), `now` (a timestamp) and `params`.
 
+use crate::cache::{Key, Pack};
 use crate::load::{Loaded, RawDocument};
 use crate::model::object::{pointer_segment, pointer_to_path};
 use crate::model::{Code, Diagnostic, Kind, Object, Pos, Severity};
@@ -44,6 +45,9 @@ struct Policy {
     program: cel::Program,
     /// The parts of `object` the expression and the message read (`reads`).
     reads: Vec<Vec<String>>,
+    /// Whether what it finds on an object depends on the object and its server alone: it reads
+    /// neither `now` nor `servers` (its findings can be kept in the cache).
+    cacheable: bool,
     /// The expression as written: the key under which an overrun is remembered.
     expression: String,
     expression_pos: Pos,
@@ -113,17 +117,23 @@ fn compile(document: &RawDocument, diagnostics: &mut Vec<Diagnostic>) -> Option<
         rest = rest[start + len + 2..].to_string();
     }
     message.push(Part::Text(rest));
-    let mut reads = Vec::new();
-    read_paths(program.expression(), "object", &mut reads);
-    for part in &message {
-        if let Part::Expression(program, _) = part {
-            read_paths(program.expression(), "object", &mut reads);
-        }
-    }
-    reads.sort();
-    reads.dedup();
+    let programs = || {
+        std::iter::once(&program).chain(message.iter().filter_map(|part| match part {
+            Part::Expression(program, _) => Some(program),
+            Part::Text(_) => None,
+        }))
+    };
+    let reading = |root: &str| {
+        let mut reads = Vec::new();
+        programs().for_each(|program| read_paths(program.expression(), root, &mut reads));
+        reads.sort();
+        reads.dedup();
+        reads
+    };
+    let (reads, cacheable) = (reading("object"), reading("now").is_empty() && reading("servers").is_empty());
     Some(Policy {
         reads,
+        cacheable,
         kinds: spec["matchKinds"].as_array().into_iter().flatten().filter_map(|k| Kind::from_name(k.as_str()?)).collect(),
         program,
         expression: text("expression"),
@@ -209,7 +219,11 @@ fn policies(loaded: &Loaded, diagnostics: &mut Vec<Diagnostic>) -> Vec<Policy> {
     for (file, text) in DEFAULTS {
         let (parsed, problems) = crate::load::yaml::parse(file, text);
         diagnostics.extend(problems);
-        documents.extend(parsed.into_iter().map(|d| RawDocument { file: file.to_string(), value: d.value, spans: Arc::new(d.spans) }));
+        documents.extend(parsed.into_iter().map(|d| RawDocument {
+            file: file.to_string(),
+            value: d.value,
+            spans: Arc::new(crate::model::object::Spans::Made(d.spans)),
+        }));
     }
     let settings = &loaded.state.config.policies;
     let mut by_name: BTreeMap<String, Policy> = BTreeMap::new();
@@ -302,7 +316,13 @@ type Running = Mutex<HashMap<std::thread::ThreadId, (usize, String)>>;
 /// Evaluates every policy on every object it matches, except `skipped` objects (those that
 /// already failed their schema: a policy over a malformed object only adds noise). The
 /// evaluation runs on a worker thread and is abandoned when it overruns the budget (`budget`).
-pub fn check(loaded: &Loaded, now: Timestamp, skipped: &std::collections::HashSet<String>, diagnostics: &mut Vec<Diagnostic>) {
+pub fn check(
+    loaded: &Loaded,
+    now: Timestamp,
+    skipped: &std::collections::HashSet<String>,
+    cache: &Pack,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
     let mut policies = policies(loaded, diagnostics);
     // A policy that overran once is not run again by this process (the daemon would otherwise
     // leave one more spinning thread behind on every reconcile of the same commit).
@@ -325,18 +345,23 @@ pub fn check(loaded: &Loaded, now: Timestamp, skipped: &std::collections::HashSe
     let expressions: Vec<String> = policies.iter().map(|p| p.expression.clone()).collect();
     let names: Vec<(String, String, Pos)> = policies.iter().map(|p| (p.name.clone(), p.file.clone(), p.expression_pos)).collect();
     let servers = server_index(loaded);
-    let objects: Vec<Object> = loaded
+    let objects: Vec<&Object> = loaded
         .state
         .objects
         .iter()
         .filter(|o| !skipped.contains(&o.id.to_string()) && policies.iter().any(|p| p.kinds.contains(&o.id.kind)))
-        .cloned()
+        .collect();
+    let keys = cache_keys(loaded, &policies, &servers, &objects, cache);
+    let work: Vec<Work> = objects
+        .into_iter()
+        .zip(keys)
+        .map(|(object, key)| Work { object: object.clone(), known: key.and_then(|key| cache.get(&key)), key })
         .collect();
     let running = Arc::new(Running::default());
     let (sender, receiver) = std::sync::mpsc::channel();
     let progress = running.clone();
     let worker = std::thread::Builder::new().name("guardrails".into()).spawn(move || {
-        let _ = sender.send(evaluate_all(&policies, &objects, &servers, now, &progress));
+        let _ = sender.send(evaluate_all(&policies, &work, &servers, now, &progress));
     });
     if worker.is_err() {
         diagnostics.push(Diagnostic::error(
@@ -349,7 +374,14 @@ pub fn check(loaded: &Loaded, now: Timestamp, skipped: &std::collections::HashSe
     }
     let limit = budget();
     match receiver.recv_timeout(limit) {
-        Ok(found) => diagnostics.extend(found),
+        Ok(found) => {
+            for (found, made) in found {
+                diagnostics.extend(found);
+                if let Some((key, findings)) = made {
+                    cache.put(key, &findings);
+                }
+            }
+        }
         Err(_) => {
             // The evaluations still running are the ones that overran.
             let (index, object) = running.lock().ok().and_then(|r| r.values().next().cloned()).unwrap_or_default();
@@ -390,13 +422,7 @@ fn overrun_diagnostic(name: String, file: String, pos: Pos, object: &str, limit:
 /// `server` once per object, `object` once per object and set of parts read (each policy sees
 /// only the parts of the object it reads: `pruned`), and only `params` per policy.
 /// Objects are spread over the cores; the findings come out in the sequential order.
-fn evaluate_all(
-    policies: &[Policy],
-    objects: &[Object],
-    servers: &Map<String, Value>,
-    now: Timestamp,
-    running: &Running,
-) -> Vec<Diagnostic> {
+fn evaluate_all(policies: &[Policy], work: &[Work], servers: &Map<String, Value>, now: Timestamp, running: &Running) -> Vec<Evaluated> {
     let servers_value = cel::to_value(Value::Object(servers.clone())).unwrap_or(cel::Value::Null);
     let now_value = cel::Program::compile(&format!("timestamp('{}')", now.strftime("%Y-%m-%dT%H:%M:%SZ")))
         .ok()
@@ -431,27 +457,99 @@ fn evaluate_all(
             })
         })
         .collect();
-    let findings = crate::parallel::ordered_map(objects, OBJECTS_PER_CHUNK, |object| {
+    crate::parallel::ordered_map(work, OBJECTS_PER_CHUNK, |Work { object, key, known }| {
         let matching: Vec<usize> = (0..policies.len()).filter(|&i| policies[i].kinds.contains(&object.id.kind)).collect();
         let mut scope = root.new_inner_scope();
         scope.add_variable_from_value("server", server_values.get(&server_key(object)).cloned().unwrap_or(cel::Value::Null));
         let mut values: Vec<Option<cel::Value>> = vec![None; shapes.len()];
-        let found = matching
+        let found: Vec<(usize, Diagnostic)> = matching
             .into_iter()
             .filter_map(|i| {
+                if let Some(known) = known.as_ref().filter(|_| policies[i].cacheable) {
+                    return known.iter().find(|(j, _)| *j == i).cloned();
+                }
                 on(Some((i, object.id.to_string())));
                 let value = values[shape_of[i]]
                     .get_or_insert_with(|| cel::to_value(pruned(&object.body, shapes[shape_of[i]])).unwrap_or(cel::Value::Null));
                 let mut context = scope.new_inner_scope();
                 context.add_variable_from_value("object", value.clone());
                 context.add_variable_from_value("params", params[i].clone());
-                evaluate(&policies[i], object, &context)
+                evaluate(&policies[i], object, &context).map(|found| (i, found))
             })
-            .collect::<Vec<Diagnostic>>();
+            .collect();
         on(None);
-        found
-    });
-    findings.into_iter().flatten().collect()
+        let made = key
+            .filter(|_| known.is_none())
+            .map(|key| (key, found.iter().filter(|(i, _)| policies[*i].cacheable).cloned().collect::<Vec<(usize, Diagnostic)>>()));
+        (found.into_iter().map(|(_, found)| found).collect(), made)
+    })
+}
+
+/// An object to evaluate, with its cache key and what the cacheable policies found on it in an
+/// earlier run (by policy index), when the cache has it.
+struct Work {
+    object: Object,
+    key: Option<Key>,
+    known: Option<Vec<(usize, Diagnostic)>>,
+}
+
+/// What the policies found on one object, and the entry to keep in the cache for it.
+type Evaluated = (Vec<Diagnostic>, Option<(Key, Vec<(usize, Diagnostic)>)>);
+
+/// The cache key of what the cacheable policies find on each object: the policies (all of them:
+/// an index names one), the object's file (path and text), where it starts there, the default
+/// namespace (which a document without one takes) and its server's index entry. None with the
+/// cache off or no cacheable policy.
+fn cache_keys(loaded: &Loaded, policies: &[Policy], servers: &Map<String, Value>, objects: &[&Object], cache: &Pack) -> Vec<Option<Key>> {
+    if !cache.is_on() || !policies.iter().any(|p| p.cacheable) {
+        return vec![None; objects.len()];
+    }
+    let described: Vec<String> = policies
+        .iter()
+        .map(|p| {
+            let message: Vec<&str> = p
+                .message
+                .iter()
+                .map(|part| match part {
+                    Part::Text(text) | Part::Expression(_, text) => text.as_str(),
+                })
+                .collect();
+            format!(
+                "{:?}",
+                (
+                    &p.name,
+                    &p.kinds,
+                    &p.expression,
+                    &p.expression_pos,
+                    message,
+                    p.severity,
+                    &p.field,
+                    &p.params,
+                    &p.file,
+                    &p.pos,
+                    p.cacheable
+                )
+            )
+        })
+        .collect();
+    let policies = described.join("\n");
+    let namespace = loaded.state.config.default_namespace();
+    objects
+        .iter()
+        .map(|object| {
+            let file = loaded.keys.get(&object.origin.file)?;
+            let server = serde_json::to_vec(servers.get(&server_key(object)).unwrap_or(&Value::Null)).ok()?;
+            Some(Key::of(&[
+                b"findings",
+                policies.as_bytes(),
+                &file.bytes(),
+                &object.origin.line.to_le_bytes(),
+                object.origin.prefix.as_bytes(),
+                namespace.as_bytes(),
+                &server,
+            ]))
+        })
+        .collect()
 }
 
 /// CEL's `matches`, with each pattern compiled once rather than on every call (the same regex

@@ -12,19 +12,26 @@ pub mod secrets;
 
 pub use secrets::credential_kind;
 
+use crate::cache::Cache;
 use crate::load::Loaded;
 use crate::model::{DesiredState, diagnostic};
 use jiff::Timestamp;
 
 /// Runs every check and returns the desired state with all diagnostics, sorted.
-pub fn validate(mut loaded: Loaded, now: Timestamp) -> DesiredState {
+pub fn validate(loaded: Loaded, now: Timestamp) -> DesiredState {
+    validate_cached(loaded, now, &Cache::off())
+}
+
+/// `validate`, taking from `cache` what the guardrail policies found on unchanged objects in an
+/// earlier run (and keeping there what they find now).
+pub fn validate_cached(mut loaded: Loaded, now: Timestamp, cache: &Cache) -> DesiredState {
     let mut found = Vec::new();
     schema::check(&loaded, &mut found);
     identity::check(&loaded.state, &mut found);
     reference::check(&loaded.state, now, &mut found);
-    secrets::check(&loaded, &mut found);
+    secrets::check(&loaded, &cache.findings, &mut found);
     let malformed = found.iter().filter(|d| d.code == crate::model::Code::SchemaViolation).map(|d| d.object.clone()).collect();
-    guardrails::check(&loaded, now, &malformed, &mut found);
+    guardrails::check(&loaded, now, &malformed, &cache.findings, &mut found);
     // Last: the checks see the grant as written; what is planned and applied is the grant as
     // it is at `now`.
     found.extend(expiry::expire(&mut loaded.state, now));

@@ -57,8 +57,10 @@ fn find_server<'a>(
     if let Some(found) = servers.get(&(namespace, server_ref.name.as_str())) {
         return Some(*found);
     }
-    let elsewhere: Vec<String> =
+    // Sorted: the map's order changes from run to run, and so would the hint.
+    let mut elsewhere: Vec<String> =
         servers.keys().filter(|(_, name)| *name == server_ref.name).map(|(ns, name)| format!("{ns}/{name}")).collect();
+    elsewhere.sort();
     let hint = if elsewhere.is_empty() {
         "declare the server in a .mcp/servers.yaml (or an MCPServer manifest), or fix serverRef.name".to_string()
     } else {

@@ -1,12 +1,15 @@
 //! Credential material in the repository (`secret_in_repo`). Every string value of every
 //! document is matched against well-known token shapes. The diagnostic names the kind of
 //! credential and its position, never the value, and asks renderers to hide the source line.
+//! What a file holds is kept in the cache (`validate_cached`).
 
+use crate::cache::{Key, Pack};
 use crate::load::Loaded;
 use crate::model::object::{pointer_segment, pointer_to_path};
 use crate::model::{Code, Diagnostic, Pos};
 use regex::RegexSet;
 use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
 const SHAPES: &[(&str, &str)] = &[
@@ -32,19 +35,41 @@ pub fn credential_kind(text: &str) -> Option<&'static str> {
     shapes().matches(text).iter().next().map(|i| SHAPES[i].1)
 }
 
-pub fn check(loaded: &Loaded, diagnostics: &mut Vec<Diagnostic>) {
-    for object in loaded.state.objects.iter().filter(|o| !o.origin.from_metadata) {
+/// Scans every document; a file the cache has the findings of (by its key and the default
+/// namespace, which a document without one takes) is not scanned again.
+pub fn check(loaded: &Loaded, cache: &Pack, diagnostics: &mut Vec<Diagnostic>) {
+    let namespace = loaded.state.config.default_namespace();
+    let key = |file: &str| loaded.keys.get(file).map(|key| Key::of(&[b"secrets", &key.bytes(), namespace.as_bytes()]));
+    let mut known: HashMap<&str, Vec<Diagnostic>> = HashMap::new();
+    for file in loaded.keys.keys() {
+        if let Some(found) = key(file).and_then(|key| cache.get::<Vec<Diagnostic>>(&key)) {
+            known.insert(file, found.into_iter().map(Diagnostic::redacted).collect());
+        }
+    }
+    let mut by_file: BTreeMap<&str, Vec<Diagnostic>> = loaded.keys.keys().map(|file| (file.as_str(), Vec::new())).collect();
+    let mut add = |file: &str, diagnostic: Diagnostic| match by_file.get_mut(file) {
+        Some(found) => found.push(diagnostic),
+        None => diagnostics.push(diagnostic),
+    };
+    for object in loaded.state.objects.iter().filter(|o| !o.origin.from_metadata && !known.contains_key(o.origin.file.as_str())) {
         scan(&object.body, String::new(), &mut |pointer, kind| {
             let path = pointer_to_path(&pointer);
-            diagnostics.push(found(&object.origin.file, object.origin.pos(&pointer), kind, &path).object(&object.id));
+            add(&object.origin.file, found(&object.origin.file, object.origin.pos(&pointer), kind, &path).object(&object.id));
         });
     }
-    for document in loaded.metadata.iter().chain(&loaded.others) {
+    for document in loaded.metadata.iter().chain(&loaded.others).filter(|d| !known.contains_key(d.file.as_str())) {
         scan(&document.value, String::new(), &mut |pointer, kind| {
             let pos = document.spans.values.get(&pointer).copied().unwrap_or(Pos { line: 1, column: 1 });
-            diagnostics.push(found(&document.file, pos, kind, &pointer_to_path(&pointer)));
+            add(&document.file, found(&document.file, pos, kind, &pointer_to_path(&pointer)));
         });
     }
+    for (file, found) in by_file {
+        if let Some(key) = key(file).filter(|_| !known.contains_key(file)) {
+            cache.put(key, &found);
+        }
+        diagnostics.extend(found);
+    }
+    diagnostics.extend(known.into_values().flatten());
 }
 
 fn found(file: &str, pos: Pos, kind: &str, path: &str) -> Diagnostic {

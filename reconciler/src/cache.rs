@@ -1,0 +1,235 @@
+//! The cache: what the work on a file or an object made (a file's YAML documents and problems,
+//! what the guardrail policies found on an object), kept between runs so that a run parses and
+//! evaluates only what changed (`--cache-dir`; docs/cli.md "The cache").
+//!
+//! Each entry is keyed by a sha256 of everything that made it (`Key::of`). Entries live in packs,
+//! one per kind of entry and repository, each stamped with the tool's version and sealed with a
+//! sha256 of its bytes: another version's pack, a damaged one or an entry that does not decode is
+//! ignored (the work is done again), never trusted. A run writes back the entries it used and
+//! made, so a pack holds what the last run needed. Only `open` and `save` touch the disk; the
+//! stages read and add entries through `&Pack`, from any thread.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// The first line of every pack: a pack of another format or version is not read.
+const STAMP: &str = concat!("mcp-gitops cache 1 ", env!("CARGO_PKG_VERSION"), "\n");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key([u8; 32]);
+
+impl Key {
+    /// The key of a file: its path and its text.
+    pub fn file(path: &str, text: &str) -> Key {
+        Key::of(&[b"file", path.as_bytes(), text.as_bytes()])
+    }
+
+    pub fn bytes(&self) -> [u8; 32] {
+        self.0
+    }
+
+    /// The sha256 of `parts`, each length-prefixed so that no two lists of parts run together.
+    pub fn of(parts: &[&[u8]]) -> Key {
+        let mut hasher = Sha256::new();
+        for part in parts {
+            hasher.update((part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        Key(hasher.finalize().into())
+    }
+}
+
+/// The entries of one kind: those read from the pack on disk and those made by this run.
+#[derive(Default)]
+pub struct Pack {
+    bytes: Vec<u8>,
+    index: HashMap<Key, Range<usize>>,
+    used: Mutex<HashSet<Key>>,
+    made: Mutex<Vec<(Key, Vec<u8>)>>,
+    /// Whether entries are looked up and kept at all (`Cache::off` has packs that never hit).
+    on: bool,
+}
+
+impl Pack {
+    /// The entry under `key`, if the pack has one that decodes.
+    pub fn get<T: DeserializeOwned>(&self, key: &Key) -> Option<T> {
+        let range = self.index.get(key)?;
+        let value = serde_json::from_slice(&self.bytes[range.clone()]).ok()?;
+        self.used.lock().unwrap_or_else(|p| p.into_inner()).insert(*key);
+        Some(value)
+    }
+
+    pub fn put<T: Serialize>(&self, key: Key, value: &T) {
+        if !self.on {
+            return;
+        }
+        if let Ok(bytes) = serde_json::to_vec(value) {
+            self.made.lock().unwrap_or_else(|p| p.into_inner()).push((key, bytes));
+        }
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.on
+    }
+
+    /// Reads a pack; anything but a sound pack of this version is an empty one.
+    fn read(bytes: Vec<u8>) -> Pack {
+        let mut pack = Pack { on: true, ..Pack::default() };
+        let Some(body) = bytes.len().checked_sub(32).filter(|&end| end >= STAMP.len()) else { return pack };
+        if !bytes.starts_with(STAMP.as_bytes()) || Sha256::digest(&bytes[..body])[..] != bytes[body..] {
+            return pack;
+        }
+        let mut at = STAMP.len();
+        while at < body {
+            let Some(header) = bytes.get(at..at + 36) else { return pack };
+            let key = Key(header[..32].try_into().unwrap_or_default());
+            let len = u32::from_le_bytes(header[32..].try_into().unwrap_or_default()) as usize;
+            let range = at + 36..at + 36 + len;
+            if range.end > body {
+                return Pack { on: true, ..Pack::default() };
+            }
+            pack.index.insert(key, range.clone());
+            at = range.end;
+        }
+        pack.bytes = bytes;
+        pack
+    }
+
+    /// The pack to write back: the entries this run used and made, stamped and sealed.
+    fn written(self) -> Vec<u8> {
+        let used = self.used.into_inner().unwrap_or_else(|p| p.into_inner());
+        let made = self.made.into_inner().unwrap_or_else(|p| p.into_inner());
+        let mut out = STAMP.as_bytes().to_vec();
+        let mut seen = HashSet::new();
+        let kept = used.iter().filter_map(|key| Some((*key, &self.bytes[self.index.get(key)?.clone()])));
+        for (key, bytes) in kept.chain(made.iter().map(|(key, bytes)| (*key, bytes.as_slice()))) {
+            let Ok(len) = u32::try_from(bytes.len()) else { continue };
+            if seen.insert(key) {
+                out.extend_from_slice(&key.0);
+                out.extend_from_slice(&len.to_le_bytes());
+                out.extend_from_slice(bytes);
+            }
+        }
+        let seal = Sha256::digest(&out);
+        out.extend_from_slice(&seal);
+        out
+    }
+}
+
+/// The packs of one repository.
+#[derive(Default)]
+pub struct Cache {
+    dir: Option<PathBuf>,
+    /// A file's YAML documents and problems, by path and text (`load`).
+    pub files: Pack,
+    /// What the guardrail policies that read neither `now` nor `servers` found on an object.
+    pub findings: Pack,
+}
+
+const FILES: &str = "files.pack";
+const FINDINGS: &str = "findings.pack";
+
+impl Cache {
+    /// No cache: every lookup misses and nothing is kept.
+    pub fn off() -> Cache {
+        Cache::default()
+    }
+
+    /// The cache of the repository at `repository` under `dir`: a folder per repository, so
+    /// that runs over several repositories do not evict one another's entries.
+    pub fn open(dir: &Path, repository: &Path) -> Cache {
+        let place = std::fs::canonicalize(repository).unwrap_or_else(|_| repository.to_path_buf());
+        let name = format!("{FOLDER}{}", hex::encode(&Key::of(&[place.as_os_str().as_encoded_bytes()]).0[..8]));
+        let dir = dir.join(name);
+        let read = |file: &str| Pack::read(std::fs::read(dir.join(file)).unwrap_or_default());
+        Cache { files: read(FILES), findings: read(FINDINGS), dir: Some(dir) }
+    }
+
+    /// The default place: `$XDG_CACHE_HOME/mcp-gitops`, else `~/.cache/mcp-gitops`.
+    pub fn default_dir() -> Option<PathBuf> {
+        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|home| home.join(".cache"))).map(|dir| dir.join("mcp-gitops"))
+    }
+
+    /// Writes the packs back (each to a temporary file renamed into place: a reader never sees
+    /// half a pack, and of two runs at once the last one's packs stay).
+    /// The folders of repositories no run has saved for `UNUSED` are removed (temporary
+    /// checkouts would otherwise pile up); nothing else in the parent folder is touched.
+    pub fn save(self) -> std::io::Result<()> {
+        let Some(dir) = self.dir else { return Ok(()) };
+        std::fs::create_dir_all(&dir)?;
+        for (file, pack) in [(FILES, self.files), (FINDINGS, self.findings)] {
+            let temporary = dir.join(format!("{file}.{}.tmp", std::process::id()));
+            std::fs::write(&temporary, pack.written())?;
+            std::fs::rename(&temporary, dir.join(file))?;
+        }
+        for folder in dir.parent().and_then(|parent| std::fs::read_dir(parent).ok()).into_iter().flatten().flatten() {
+            let saved = std::fs::metadata(folder.path().join(FILES)).and_then(|m| m.modified()).ok();
+            let unused = saved.and_then(|saved| saved.elapsed().ok()).is_some_and(|age| age > UNUSED);
+            if unused && folder.file_name().to_string_lossy().starts_with(FOLDER) {
+                let _ = std::fs::remove_dir_all(folder.path());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The name of a repository's folder starts so (then 16 hex digits of its path's sha256).
+const FOLDER: &str = "repository-";
+/// How long a repository's folder is kept after the last run that saved it.
+const UNUSED: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pack_of(entries: &[(&[u8], &str)]) -> Vec<u8> {
+        let pack = Pack { on: true, ..Pack::default() };
+        for (key, value) in entries {
+            pack.put(Key::of(&[key]), value);
+        }
+        pack.written()
+    }
+
+    #[test]
+    fn what_was_put_is_read_back_and_only_what_a_run_used_is_kept() {
+        let pack = Pack::read(pack_of(&[(b"a", "one"), (b"b", "two")]));
+        assert_eq!(pack.get::<String>(&Key::of(&[b"a"])).as_deref(), Some("one"));
+        assert_eq!(pack.get::<String>(&Key::of(&[b"c"])), None);
+        pack.put(Key::of(&[b"c"]), &"three");
+        let again = Pack::read(pack.written());
+        assert_eq!(again.get::<String>(&Key::of(&[b"a"])).as_deref(), Some("one"));
+        assert_eq!(again.get::<String>(&Key::of(&[b"b"])), None, "not used by the last run");
+        assert_eq!(again.get::<String>(&Key::of(&[b"c"])).as_deref(), Some("three"));
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_pack_is_empty() {
+        let sound = pack_of(&[(b"a", "one")]);
+        let key = Key::of(&[b"a"]);
+        for at in [0, STAMP.len() + 3, STAMP.len() + 40, sound.len() - 1] {
+            let mut damaged = sound.clone();
+            damaged[at] ^= 1;
+            assert_eq!(Pack::read(damaged).get::<String>(&key), None, "byte {at} flipped");
+        }
+        for cut in [0, 10, sound.len() - 33, sound.len() - 1] {
+            assert_eq!(Pack::read(sound[..cut].to_vec()).get::<String>(&key), None, "cut at {cut}");
+        }
+        let mut foreign = b"mcp-gitops cache 1 0.0.0-other\n".to_vec();
+        foreign.extend_from_slice(&sound[STAMP.len()..sound.len() - 32]);
+        let seal = Sha256::digest(&foreign);
+        foreign.extend_from_slice(&seal);
+        assert_eq!(Pack::read(foreign).get::<String>(&key), None, "another version's pack");
+        assert_eq!(Pack::read(sound).get::<String>(&key).as_deref(), Some("one"));
+    }
+
+    #[test]
+    fn keys_do_not_run_parts_together() {
+        assert_ne!(Key::of(&[b"ab", b"c"]), Key::of(&[b"a", b"bc"]));
+    }
+}
