@@ -236,6 +236,9 @@ for who in mg kc raw; do
   generate "$WORK/ns-$who" --servers $A_SERVERS --grants 0 --sessions 0 --namespace-prefix "bench-$who-"
   namespaces "$WORK/ns-$who"
 done
+# mcp-gitops reads the settings of the metadata form: its namespaces, and the default policy
+# against standing destructive grants switched off (the generator makes no dates).
+cp "$WORK/ns-mg/mcp-gitops.yaml" "$WORK/apply-mg/"
 
 before=$WORK/req.before after=$WORK/req.after
 requests >"$before"

@@ -7,6 +7,9 @@
 //! it targets, or itself, from the metadata index; null when unknown), `servers` (the index:
 //! "namespace/name" -> {name, namespace, teamID, tools: name -> {requiredTrust, sideEffect,
 //! riskLevel}}), `now` (a timestamp) and `params`.
+//!
+//! What the policies that read neither `now` nor `servers` find on an object is kept in the cache
+//! (`cache_keys`): an unchanged object is not evaluated again by them.
 
 use crate::cache::{Key, Pack};
 use crate::load::{Loaded, RawDocument};
@@ -377,7 +380,8 @@ pub fn check(
         Ok(found) => {
             for (found, made) in found {
                 diagnostics.extend(found);
-                if let Some((key, findings)) = made {
+                // (The cache does not keep `redact_source`; no policy sets it.)
+                if let Some((key, findings)) = made.filter(|(_, findings)| findings.iter().all(|(_, d)| !d.redact_source)) {
                     cache.put(key, &findings);
                 }
             }
