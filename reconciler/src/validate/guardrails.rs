@@ -511,11 +511,12 @@ fn cache_keys(loaded: &Loaded, policies: &[Policy], servers: &Map<String, Value>
     let described: Vec<String> = policies
         .iter()
         .map(|p| {
-            let message: Vec<&str> = p
+            let message: Vec<(bool, &str)> = p
                 .message
                 .iter()
                 .map(|part| match part {
-                    Part::Text(text) | Part::Expression(_, text) => text.as_str(),
+                    Part::Text(text) => (false, text.as_str()),
+                    Part::Expression(_, source) => (true, source.as_str()),
                 })
                 .collect();
             format!(
@@ -538,11 +539,13 @@ fn cache_keys(loaded: &Loaded, policies: &[Policy], servers: &Map<String, Value>
         .collect();
     let policies = described.join("\n");
     let namespace = loaded.state.config.default_namespace();
+    let entries: HashMap<&str, Vec<u8>> =
+        servers.iter().filter_map(|(key, entry)| Some((key.as_str(), serde_json::to_vec(entry).ok()?))).collect();
     objects
         .iter()
         .map(|object| {
             let file = loaded.keys.get(&object.origin.file)?;
-            let server = serde_json::to_vec(servers.get(&server_key(object)).unwrap_or(&Value::Null)).ok()?;
+            let server = entries.get(server_key(object).as_str()).map_or(&b"null"[..], Vec::as_slice);
             Some(Key::of(&[
                 b"findings",
                 policies.as_bytes(),
@@ -550,7 +553,7 @@ fn cache_keys(loaded: &Loaded, policies: &[Policy], servers: &Map<String, Value>
                 &object.origin.line.to_le_bytes(),
                 object.origin.prefix.as_bytes(),
                 namespace.as_bytes(),
-                &server,
+                server,
             ]))
         })
         .collect()

@@ -9,7 +9,7 @@ use crate::model::object::{pointer_segment, pointer_to_path};
 use crate::model::{Code, Diagnostic, Pos};
 use regex::RegexSet;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 const SHAPES: &[(&str, &str)] = &[
@@ -40,13 +40,16 @@ pub fn credential_kind(text: &str) -> Option<&'static str> {
 pub fn check(loaded: &Loaded, cache: &Pack, diagnostics: &mut Vec<Diagnostic>) {
     let namespace = loaded.state.config.default_namespace();
     let key = |file: &str| loaded.keys.get(file).map(|key| Key::of(&[b"secrets", &key.bytes(), namespace.as_bytes()]));
-    let mut known: HashMap<&str, Vec<Diagnostic>> = HashMap::new();
-    for file in loaded.keys.keys() {
-        if let Some(found) = key(file).and_then(|key| cache.get::<Vec<Diagnostic>>(&key)) {
-            known.insert(file, found.into_iter().map(Diagnostic::redacted).collect());
-        }
-    }
-    let mut by_file: BTreeMap<&str, Vec<Diagnostic>> = loaded.keys.keys().map(|file| (file.as_str(), Vec::new())).collect();
+    let known: BTreeMap<&str, Vec<Diagnostic>> = loaded
+        .keys
+        .keys()
+        .filter_map(|file| {
+            Some((file.as_str(), cache.get::<Vec<Diagnostic>>(&key(file)?)?.into_iter().map(Diagnostic::redacted).collect()))
+        })
+        .collect();
+    // What the files the cache has not are found to hold, to keep there.
+    let mut by_file: BTreeMap<&str, Vec<Diagnostic>> =
+        loaded.keys.keys().filter(|file| !known.contains_key(file.as_str())).map(|file| (file.as_str(), Vec::new())).collect();
     let mut add = |file: &str, diagnostic: Diagnostic| match by_file.get_mut(file) {
         Some(found) => found.push(diagnostic),
         None => diagnostics.push(diagnostic),
@@ -64,7 +67,7 @@ pub fn check(loaded: &Loaded, cache: &Pack, diagnostics: &mut Vec<Diagnostic>) {
         });
     }
     for (file, found) in by_file {
-        if let Some(key) = key(file).filter(|_| !known.contains_key(file)) {
+        if let Some(key) = key(file) {
             cache.put(key, &found);
         }
         diagnostics.extend(found);
