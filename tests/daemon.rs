@@ -61,6 +61,15 @@ impl Teams {
         Daemon::start(&upstream.bare_path(), &self.kubeconfig, &self.inventory, extra)
     }
 
+    /// A full plan of `repo` against the cluster (every object listed) finds nothing to change.
+    fn assert_converged(&self, repo: &Path) {
+        let kubeconfig = self.kubeconfig.to_string_lossy();
+        let args =
+            ["plan", &repo.to_string_lossy(), "--kubeconfig", &kubeconfig, "--inventory-namespace", &self.inventory, "--detailed-exitcode"];
+        let plan = common::run(&args);
+        assert_eq!(plan.code, 0, "the cluster differs from the repository:\n{}{}", plan.stdout, plan.stderr);
+    }
+
     fn max_trust(&self, grant: &str) -> String {
         grant_field(&self.kubectl, &self.payments, grant, ".spec.maxTrust")
     }
@@ -95,6 +104,11 @@ fn the_daemon_follows_the_branch_refuses_bad_commits_and_corrects_drift() {
     daemon.wait_until(Duration::from_secs(30), |d| d.status()["revision"] == second.as_str());
     let gone = kubectl.run(&["get", "mcpaccessgrants", "legacy-ledger-sync", "-n", &teams.payments]);
     assert!(!gone.status.success(), "the removed grant is pruned");
+    // The first reconcile listed every object; this one read only what its watches said may
+    // differ. A full plan from the command line agrees that nothing is left to do.
+    assert_eq!(live_reads(&daemon, "list"), 1, "{}", daemon.get("/metrics").1);
+    assert!(live_reads(&daemon, "watch") >= 1, "{}", daemon.get("/metrics").1);
+    teams.assert_converged(change.path());
 
     // An invalid commit is refused; the last good revision stays live, and people are told.
     let broken = teams.repo("examples/pr-change");
@@ -129,6 +143,10 @@ fn the_daemon_follows_the_branch_refuses_bad_commits_and_corrects_drift() {
     // A managed object deleted by hand comes back too.
     kubectl.ok(&["delete", "mcpaccessgrants", "refund-desk", "-n", &teams.payments]);
     daemon.wait_until(Duration::from_secs(30), |_| teams.max_trust("refund-desk") == "high");
+    daemon
+        .wait_until(Duration::from_secs(30), |d| d.status()["last_result"] == "applied" && d.status()["drifted"] == serde_json::json!([]));
+    assert_eq!(live_reads(&daemon, "list"), 1, "drift is read from the watches too");
+    teams.assert_converged(change.path());
 
     let metrics = daemon.get("/metrics").1;
     for name in [
@@ -163,6 +181,12 @@ fn in_report_mode_drift_is_reported_not_reverted() {
     assert_eq!(teams.max_trust("refund-desk"), "low", "report mode leaves the edit");
     assert!(daemon.get("/metrics").1.contains("mcp_gitops_drifted_objects 1"));
     daemon.wait_until(Duration::from_secs(10), |_| event_reasons(&teams.kubectl, &teams.inventory).contains(&"DriftDetected".into()));
+}
+
+/// How many reconciles read the live state so (`list` or `watch`).
+fn live_reads(daemon: &Daemon, how: &str) -> u64 {
+    let line = format!("mcp_gitops_live_reads_total{{how=\"{how}\"}} ");
+    daemon.get("/metrics").1.lines().find_map(|l| l.strip_prefix(line.as_str())?.trim().parse().ok()).unwrap_or(0)
 }
 
 fn metric_lines(daemon: &Daemon, name: &str) -> Vec<String> {

@@ -140,6 +140,17 @@ impl Cache {
         Cache::default()
     }
 
+    /// A cache in memory alone (the daemon's, from one reconcile to the next): see `renewed`.
+    pub fn in_memory() -> Cache {
+        Cache { files: Pack { on: true, ..Pack::default() }, findings: Pack { on: true, ..Pack::default() }, dir: None }
+    }
+
+    /// The cache for the next run in this process: what this one used and made, as `save`
+    /// would write it and `open` read it back.
+    pub fn renewed(self) -> Cache {
+        Cache { files: Pack::read(self.files.written()), findings: Pack::read(self.findings.written()), dir: self.dir }
+    }
+
     /// The cache of the repository at `repository` under `dir`: a folder per repository, so
     /// that runs over several repositories do not evict one another's entries.
     pub fn open(dir: &Path, repository: &Path) -> Cache {
@@ -231,5 +242,18 @@ mod tests {
     #[test]
     fn keys_do_not_run_parts_together() {
         assert_ne!(Key::of(&[b"ab", b"c"]), Key::of(&[b"a", b"bc"]));
+    }
+
+    #[test]
+    fn a_renewed_cache_keeps_what_the_run_used_and_made() {
+        let cache = Cache::in_memory();
+        cache.files.put(Key::of(&[b"a"]), &"one");
+        let cache = cache.renewed();
+        assert_eq!(cache.files.get::<String>(&Key::of(&[b"a"])).as_deref(), Some("one"));
+        cache.findings.put(Key::of(&[b"b"]), &"two");
+        let cache = cache.renewed().renewed();
+        assert_eq!(cache.files.get::<String>(&Key::of(&[b"a"])), None, "not used by the run before");
+        assert_eq!(cache.findings.get::<String>(&Key::of(&[b"b"])), None, "not used by the run before");
+        assert!(Cache::in_memory().save().is_ok(), "nothing to write");
     }
 }

@@ -45,6 +45,8 @@ pub struct Outcome {
     pub status: Status,
     /// The field the API server blamed (`spec.maxTrust`), when it named one.
     pub field: Option<String>,
+    /// The resourceVersion of what an apply stored: the object as applied is live at it.
+    pub resource_version: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -108,7 +110,8 @@ pub async fn apply(
         if let Err(e) = cluster.write_inventory(applyset, &superset, &plan.desired_revision, None).await {
             report.inventory_error = Some(describe(&e));
             for change in &plan.changes {
-                let outcome = Outcome { id: change.id(), action: change.action, status: Status::NotAttempted, field: None };
+                let outcome =
+                    Outcome { id: change.id(), action: change.action, status: Status::NotAttempted, field: None, resource_version: None };
                 progress(&outcome);
                 report.outcomes.push(outcome);
             }
@@ -144,7 +147,7 @@ pub async fn apply(
                 Err(e) => failure(&e, &available, "it changed since the plan was made; not deleted"),
             }
         };
-        let outcome = Outcome { id: change.id(), action: Action::Delete, status, field: None };
+        let outcome = Outcome { id: change.id(), action: Action::Delete, status, field: None, resource_version: None };
         progress(&outcome);
         report.outcomes.push(outcome);
     }
@@ -164,7 +167,7 @@ pub async fn apply(
 
 async fn apply_one(cluster: &Cluster, change: &Change, options: &Options, available: &AtomicBool) -> Outcome {
     let id = change.id();
-    let mut field = None;
+    let (mut field, mut resource_version) = (None, None);
     let status = match (&change.object, change.action) {
         (_, Action::NoOp) => Status::Unchanged,
         _ if !available.load(Ordering::Relaxed) => Status::NotAttempted,
@@ -175,7 +178,10 @@ async fn apply_one(cluster: &Cluster, change: &Change, options: &Options, availa
         // an object that someone made since the plan must not be taken over without --adopt.
         (Some(object), action) => {
             match cluster.apply(&id, object, options.force_conflicts && action != Action::Create || change.adopt, options.dry_run).await {
-                Ok(_) => Status::Done,
+                Ok(stored) => {
+                    resource_version = stored.pointer("/metadata/resourceVersion").and_then(|v| v.as_str()).map(String::from);
+                    Status::Done
+                }
                 Err(e) => {
                     if let ClusterError::Api { causes, .. } = &e {
                         field = causes.iter().map(|(f, _)| f.trim_start_matches('.').to_string()).find(|f| !f.is_empty());
@@ -186,7 +192,7 @@ async fn apply_one(cluster: &Cluster, change: &Change, options: &Options, availa
         }
         (None, _) => Status::Failed("the plan holds no document for it".into()),
     };
-    Outcome { id, action: change.action, status, field }
+    Outcome { id, action: change.action, status, field, resource_version }
 }
 
 /// The status of a failed request; one that says the server cannot take requests now stops the

@@ -146,6 +146,10 @@ pub struct DaemonArgs {
     /// How often to poll (a random +-10% is added).
     #[arg(long, value_name = "DURATION", default_value = "1m")]
     pub interval: String,
+    /// How often the live state is read in full (one LIST per kind). In between, the daemon's watches
+    /// say which objects changed, and a reconcile reads only those. 0s reads it all every time.
+    #[arg(long, value_name = "DURATION", default_value = "10m")]
+    pub resync_interval: String,
     /// Where to serve /hook, /status, /healthz, /readyz and /metrics.
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
     pub listen: std::net::SocketAddr,

@@ -740,6 +740,7 @@ fn daemon_command(args: DaemonArgs) -> Result<i32, CliError> {
         branch: args.branch,
         path: args.path,
         interval: parse_duration(&args.interval, "--interval")?,
+        resync: parse_duration(&args.resync_interval, "--resync-interval")?,
         listen: args.listen,
         webhook_secret,
         kubeconfig: args.cluster.kubeconfig,

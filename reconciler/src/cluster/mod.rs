@@ -8,7 +8,7 @@ mod status;
 mod watch;
 
 pub use lease::Leadership;
-pub use watch::ManagedChange;
+pub use watch::MemberChange;
 
 use crate::model::live::{
     ADDITIONAL_NAMESPACES, APPLYSET_ID, ApplySet, CONTAINS_GROUP_KINDS, FIELD_MANAGER, INVENTORY_GZ_KEY, INVENTORY_KEY, Inventory,
@@ -17,6 +17,7 @@ use crate::model::live::{
 use crate::model::object::{API_VERSION, GROUP};
 use crate::model::{Kind, ObjectId};
 use base64::Engine;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, Preconditions};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -128,23 +129,26 @@ impl Cluster {
         let mut params = ListParams::default().limit(PAGE);
         loop {
             let page = patiently(|| api.list(&params)).await?;
-            for item in page.items {
-                let id = ObjectId {
-                    kind,
-                    namespace: item.metadata.namespace.clone().unwrap_or_default(),
-                    name: item.metadata.name.clone().unwrap_or_default(),
-                };
-                let resource_version = item.metadata.resource_version.clone().unwrap_or_default();
-                let mut body = serde_json::to_value(&item).unwrap_or(Value::Null);
-                body["apiVersion"] = json!(API_VERSION);
-                body["kind"] = json!(kind.as_str());
-                objects.push(LiveObject { id, body, resource_version });
-            }
+            objects.extend(page.items.into_iter().map(|item| live_object(kind, item)));
             match page.metadata.continue_ {
                 Some(token) if !token.is_empty() => params = params.continue_token(&token),
                 _ => return Ok(objects),
             }
         }
+    }
+
+    /// The objects `ids` that exist, each read on its own (a few requests at a time): what the
+    /// daemon reads when its watches say that only these may have changed.
+    pub async fn objects(&self, ids: &[&ObjectId]) -> Result<Vec<LiveObject>, ClusterError> {
+        let found: Vec<Option<LiveObject>> = futures::stream::iter(ids)
+            .map(|id| async move {
+                let api = self.api(id.kind, &id.namespace);
+                Ok::<_, ClusterError>(patiently(|| api.get_opt(&id.name)).await?.map(|item| live_object(id.kind, item)))
+            })
+            .buffered(8)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
     }
 
     /// The live state of the three kinds and the inventory.
@@ -275,6 +279,20 @@ impl Cluster {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
         Ok(api.get_opt(name).await?.and_then(|cm| cm.data.and_then(|mut d| d.remove(key))))
     }
+}
+
+/// An object as the API server returned it, with the apiVersion and kind a LIST leaves out of its items.
+fn live_object(kind: Kind, item: DynamicObject) -> LiveObject {
+    let id = ObjectId {
+        kind,
+        namespace: item.metadata.namespace.clone().unwrap_or_default(),
+        name: item.metadata.name.clone().unwrap_or_default(),
+    };
+    let resource_version = item.metadata.resource_version.clone().unwrap_or_default();
+    let mut body = serde_json::to_value(&item).unwrap_or(Value::Null);
+    body["apiVersion"] = json!(API_VERSION);
+    body["kind"] = json!(kind.as_str());
+    LiveObject { id, body, resource_version }
 }
 
 /// Sends a request again while the API server answers 429 (throttled: `--max-requests-inflight`,

@@ -1,9 +1,10 @@
-//! Watches on the managed objects of one ApplySet (one list-then-watch per kind, filtered by
-//! the membership label), turned into the changes the daemon cares about: an object changed
-//! by another field manager, or deleted. Our own writes and status updates are not changes.
+//! Watches on the members of one ApplySet (one list-then-watch per kind, filtered by the
+//! membership label): each object's resourceVersion as it changes (`MemberEvent`, what the
+//! daemon's live state is made of), and for each change whether another field manager made it
+//! (drift). Our own writes and status updates are not drift.
 
 use super::{Cluster, api_resource};
-use crate::model::live::{ApplySet, FIELD_MANAGER, PART_OF, STATUS_MANAGER};
+use crate::model::live::{ApplySet, FIELD_MANAGER, MemberEvent, PART_OF, STATUS_MANAGER};
 use crate::model::{Kind, ObjectId};
 use futures::{Stream, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
@@ -11,39 +12,42 @@ use kube::api::{Api, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ManagedChange {
-    /// The newest write to the object's fields was made by `manager`, not by mcp-gitops.
-    ChangedBy {
-        id: ObjectId,
-        manager: String,
-    },
-    Deleted {
-        id: ObjectId,
-    },
+pub struct MemberChange {
+    pub event: MemberEvent,
+    /// For a change: the manager of the newest write to the object's fields, when that was not
+    /// mcp-gitops.
+    pub changed_by: Option<String>,
 }
 
 impl Cluster {
-    /// Changes to the objects of `applyset`, for as long as the stream is polled. Watch
-    /// failures are retried with backoff (kube's default), never ended.
-    pub fn watch_managed(&self, applyset: &ApplySet) -> impl Stream<Item = ManagedChange> + Send + 'static {
+    /// What happens to the members of `applyset`, for as long as the stream is polled. Watch
+    /// failures are retried with backoff (kube's default), never ended; a watch that fell too
+    /// far behind lists its kind again.
+    pub fn watch_members(&self, applyset: &ApplySet) -> impl Stream<Item = MemberChange> + Send + 'static {
         let selector = format!("{PART_OF}={}", applyset.id());
         let streams = Kind::ALL.map(|kind| {
             let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &api_resource(kind));
             watcher(api, watcher::Config::default().labels(&selector))
                 .default_backoff()
                 .filter_map(move |event| async move {
-                    match event {
-                        Ok(watcher::Event::Apply(object)) => {
-                            let manager = newest_other_writer(object.metadata.managed_fields.as_deref().unwrap_or_default())?;
-                            Some(ManagedChange::ChangedBy { id: id_of(kind, &object), manager })
+                    let version = |object: &DynamicObject| object.metadata.resource_version.clone().unwrap_or_default();
+                    let (event, changed_by) = match event {
+                        Ok(watcher::Event::Init) => (MemberEvent::Relisting(kind), None),
+                        Ok(watcher::Event::InitApply(object)) => {
+                            (MemberEvent::Found { id: id_of(kind, &object), resource_version: version(&object) }, None)
                         }
-                        Ok(watcher::Event::Delete(object)) => Some(ManagedChange::Deleted { id: id_of(kind, &object) }),
-                        Ok(_) => None,
+                        Ok(watcher::Event::InitDone) => (MemberEvent::Listed(kind), None),
+                        Ok(watcher::Event::Apply(object)) => {
+                            let changed_by = newest_other_writer(object.metadata.managed_fields.as_deref().unwrap_or_default());
+                            (MemberEvent::Changed { id: id_of(kind, &object), resource_version: version(&object) }, changed_by)
+                        }
+                        Ok(watcher::Event::Delete(object)) => (MemberEvent::Deleted(id_of(kind, &object)), None),
                         Err(e) => {
                             tracing::debug!(kind = %kind, "watch interrupted ({e}); retrying");
-                            None
+                            return None;
                         }
-                    }
+                    };
+                    Some(MemberChange { event, changed_by })
                 })
                 .boxed()
         });

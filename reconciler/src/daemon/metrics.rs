@@ -23,6 +23,8 @@ pub struct Metrics {
     pub revision: Family<Labels, Gauge>,
     pub expiry_lag: Histogram,
     pub unverified_commits: Counter,
+    pub live_reads: Family<Labels, Counter>,
+    pub live_objects_read: Counter,
 }
 
 impl Default for Metrics {
@@ -40,6 +42,8 @@ impl Default for Metrics {
             revision: Family::default(),
             expiry_lag: Histogram::new(exponential_buckets(0.05, 2.0, 12)),
             unverified_commits: Counter::default(),
+            live_reads: Family::default(),
+            live_objects_read: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -70,6 +74,16 @@ impl Default for Metrics {
             metrics.webhook_rejections.clone(),
         );
         registry.register("revision_info", "The revision last applied (value 1)", metrics.revision.clone());
+        registry.register(
+            "live_reads",
+            "Reads of the live state by a reconcile, by how: list (every object, one LIST per kind) or watch (only the objects the watches say may differ)",
+            metrics.live_reads.clone(),
+        );
+        registry.register(
+            "live_objects_read",
+            "Live objects read by reconciles (listed, or read one by one)",
+            metrics.live_objects_read.clone(),
+        );
         registry.register(
             "unverified_commits",
             "Commits found unsigned or signed by no allowed signer (--verify-signatures), each counted once",

@@ -2,12 +2,14 @@
 //!
 //! Triggers (the interval with jitter, a signed webhook, filesystem events for a local source,
 //! watch events on managed objects that someone else changed) wake one reconcile loop; bursts
-//! coalesce into one reconcile. With `--leader-elect` only the replica holding the Lease
+//! coalesce into one reconcile. The same watches keep the live state that reconciles read only
+//! the changed objects of (`live`). With `--leader-elect` only the replica holding the Lease
 //! reconciles; the others wait as standby. SIGTERM lets the running reconcile finish (the
 //! inventory is never left half-written), releases the Lease and stops. The reconcile itself is
 //! in `reconcile`, the HTTP endpoints in `http`, the triggers in `triggers`.
 
 mod http;
+mod live;
 pub mod metrics;
 mod reconcile;
 mod triggers;
@@ -15,7 +17,7 @@ pub mod webhook;
 
 use crate::cluster::Cluster;
 use crate::model::ObjectId;
-use crate::model::live::{ApplySet, LEADER_LEASE};
+use crate::model::live::{ApplySet, LEADER_LEASE, Members};
 use crate::source::mirror::{Credentials, Mirror, redact};
 use metrics::Metrics;
 pub use reconcile::{Counts, DiagnosticsSummary, Report};
@@ -57,6 +59,8 @@ pub struct Options {
     pub path: String,
     pub credentials: Credentials,
     pub interval: Duration,
+    /// How often a reconcile reads the whole live state rather than what the watches say changed.
+    pub resync: Duration,
     pub listen: SocketAddr,
     pub webhook_secret: Option<Vec<u8>>,
     pub kubeconfig: Option<PathBuf>,
@@ -92,6 +96,8 @@ struct Shared {
     /// interval, drift); a webhook or file event for an unchanged, applied revision is answered
     /// without reading the cluster.
     full_pass: AtomicBool,
+    /// The members of the ApplySet as the watches see them (each one's resourceVersion).
+    members: Mutex<Members>,
     /// Objects the running reconcile is about to prune: their deletion events are our own.
     pruning: Mutex<BTreeSet<ObjectId>>,
     /// When the desired state next changes without a commit (a time-bound grant expires).
@@ -114,6 +120,10 @@ impl Shared {
     /// The status report; a panic elsewhere never makes it unreadable.
     fn report(&self) -> std::sync::MutexGuard<'_, Report> {
         self.report.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn members(&self) -> std::sync::MutexGuard<'_, Members> {
+        self.members.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn stopping(&self) -> bool {
@@ -165,6 +175,7 @@ pub async fn run(options: Options) -> Result<(), String> {
         report: Mutex::new(Report::default()),
         last_recorded: Mutex::new(String::new()),
         full_pass: AtomicBool::new(true),
+        members: Mutex::new(Members::default()),
         pruning: Mutex::new(BTreeSet::new()),
         expiry: Mutex::new(Expiry::default()),
         expiry_changed: Notify::new(),
@@ -203,12 +214,12 @@ pub async fn run(options: Options) -> Result<(), String> {
     }
     triggers::on_interval(shared.clone());
     let _file_watch = triggers::on_file_change(shared.clone(), &mirror);
-    triggers::on_drift(shared.clone(), cluster.clone(), applyset.clone());
+    triggers::on_members(shared.clone(), cluster.clone(), applyset.clone());
     triggers::on_expiry(shared.clone());
 
-    let (mut failures, mut validated) = (0u32, None);
+    let (mut failures, mut memory) = (0u32, reconcile::Memory::default());
     while !shared.stopping() {
-        let ok = reconcile::reconcile(&shared, &cluster, &applyset, &mut mirror, &mut validated).await;
+        let ok = reconcile::reconcile(&shared, &cluster, &applyset, &mut mirror, &mut memory).await;
         failures = if ok { 0 } else { failures + 1 };
         if shared.stopping() {
             break;

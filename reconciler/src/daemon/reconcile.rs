@@ -4,8 +4,10 @@
 //! annotations and a Kubernetes Event only when the outcome differs from the previous one, so
 //! that a daemon with nothing to do writes nothing.
 
+use super::live::{self, Ledger};
 use super::{DriftMode, Shared};
 use crate::apply::{self, Status};
+use crate::cache::Cache;
 use crate::cluster::Cluster;
 use crate::model::DesiredState;
 use crate::model::live::{ApplySet, LAST_ATTEMPTED_REVISION, LAST_COUNTS, LAST_MESSAGE, LAST_RESULT, LAST_RESULT_TIME, Provenance};
@@ -13,7 +15,7 @@ use crate::model::object::Spans;
 use crate::plan::Action;
 use crate::source::Snapshot;
 use crate::source::mirror::{Mirror, redact};
-use crate::{load, plan, validate};
+use crate::{load, validate};
 use jiff::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -70,8 +72,23 @@ pub struct DiagnosticsSummary {
 /// (`session_expired`, the sessions-expire policy) depend on the clock.
 const REVALIDATE_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// What one reconcile leaves the next.
+pub struct Memory {
+    validated: Option<Validated>,
+    /// What validating the last revision made, for the next one: its unchanged files are not
+    /// parsed and their objects not checked again.
+    cache: Cache,
+    ledger: Ledger,
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Memory { validated: None, cache: Cache::in_memory(), ledger: Ledger::default() }
+    }
+}
+
 /// The last revision loaded and validated, kept between reconciles.
-pub struct Validated {
+struct Validated {
     revision: String,
     at: Instant,
     /// The next expiry of a time-bound grant: from then on the desired state differs.
@@ -96,15 +113,9 @@ impl Outcome {
 }
 
 /// One pass of the pipeline. Returns whether it succeeded (for the backoff).
-pub async fn reconcile(
-    shared: &Shared,
-    cluster: &Cluster,
-    applyset: &ApplySet,
-    mirror: &mut Mirror,
-    validated: &mut Option<Validated>,
-) -> bool {
+pub async fn reconcile(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirror: &mut Mirror, memory: &mut Memory) -> bool {
     let started = Instant::now();
-    let outcome = pipeline(shared, cluster, applyset, mirror, validated).await;
+    let outcome = pipeline(shared, cluster, applyset, mirror, memory).await;
     let seconds = started.elapsed().as_secs_f64();
     let metrics = &shared.metrics;
     let result = outcome.result;
@@ -134,13 +145,7 @@ pub async fn reconcile(
     outcome.succeeded()
 }
 
-async fn pipeline(
-    shared: &Shared,
-    cluster: &Cluster,
-    applyset: &ApplySet,
-    mirror: &mut Mirror,
-    validated: &mut Option<Validated>,
-) -> Outcome {
+async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirror: &mut Mirror, memory: &mut Memory) -> Outcome {
     let options = &shared.options;
     // fetch
     let poll = match tokio::task::block_in_place(|| mirror.poll()) {
@@ -179,17 +184,21 @@ async fn pipeline(
     // load + validate, unless this revision was validated a moment ago (drift and interval
     // reconciles of a large repository then cost a plan, not a validation)
     let now = Timestamp::now();
-    let entry = match validated.take() {
+    let entry = match memory.validated.take() {
         Some(entry) if entry.revision == revision && entry.at.elapsed() < REVALIDATE_AFTER && entry.until.is_none_or(|t| now < t) => entry,
-        _ => match load_and_validate(mirror, poll.snapshot, now) {
-            Ok(desired) => {
-                let until = crate::validate::expiry::next_expiry(&desired, now);
-                Validated { revision: revision.clone(), at: Instant::now(), until, desired }
+        _ => {
+            let validated = load_and_validate(mirror, poll.snapshot, now, &memory.cache);
+            memory.cache = std::mem::take(&mut memory.cache).renewed();
+            match validated {
+                Ok(desired) => {
+                    let until = crate::validate::expiry::next_expiry(&desired, now);
+                    Validated { revision: revision.clone(), at: Instant::now(), until, desired }
+                }
+                Err(why) => return Outcome::new("invalid", format!("revision {revision}: {why}; the last good revision stays live")),
             }
-            Err(why) => return Outcome::new("invalid", format!("revision {revision}: {why}; the last good revision stays live")),
-        },
+        }
     };
-    let outcome = plan_and_apply(shared, cluster, applyset, &entry.desired, provenance.as_ref(), &revision, now).await;
+    let outcome = plan_and_apply(shared, cluster, applyset, &entry.desired, provenance.as_ref(), &revision, &mut memory.ledger).await;
     if outcome.succeeded() {
         shared.expire_next_at(entry.until);
         let due = shared.expiry().due.take_if(|due| *due <= now);
@@ -201,7 +210,7 @@ async fn pipeline(
     }
     // A policy directory outside the revision may change without it: then validate every time.
     if entry.desired.config.policies.directories.iter().all(|dir| mirror.pins(dir)) {
-        *validated = Some(Validated { desired: slimmed(entry.desired), ..entry });
+        memory.validated = Some(Validated { desired: slimmed(entry.desired), ..entry });
     }
     outcome
 }
@@ -255,14 +264,15 @@ fn slimmed(mut desired: DesiredState) -> DesiredState {
     desired
 }
 
-/// Reads the policy directories `mcp-gitops.yaml` names beside the snapshot, and validates.
-fn load_and_validate(mirror: &Mirror, snapshot: Snapshot, now: Timestamp) -> Result<DesiredState, String> {
-    let mut loaded = load::load(snapshot);
+/// Reads the policy directories `mcp-gitops.yaml` names beside the snapshot, and validates,
+/// taking from `cache` what it has.
+fn load_and_validate(mirror: &Mirror, snapshot: Snapshot, now: Timestamp, cache: &Cache) -> Result<DesiredState, String> {
+    let mut loaded = load::load_cached(snapshot, cache);
     for dir in loaded.state.config.policies.directories.clone() {
         let snapshot = mirror.read_beside(&dir).map_err(|e| format!("policy directory {dir} (from mcp-gitops.yaml): {e}"))?;
         load::add_policies(&mut loaded, &dir, snapshot);
     }
-    Ok(validate::validate(loaded, now))
+    Ok(validate::validate_cached(loaded, now, cache))
 }
 
 /// The rest of a reconcile, once the revision is loaded and validated.
@@ -273,7 +283,7 @@ async fn plan_and_apply(
     desired: &DesiredState,
     provenance: Option<&Provenance>,
     revision: &str,
-    now: Timestamp,
+    ledger: &mut Ledger,
 ) -> Outcome {
     let options = &shared.options;
     let errors: Vec<String> = desired
@@ -293,12 +303,15 @@ async fn plan_and_apply(
             format!("revision {revision} has {} error(s) and is not applied; the last good revision stays live", errors.len()),
         );
     }
-    // plan against the live cluster
-    let live = match cluster.live_state(applyset).await {
-        Ok(live) => live,
+    // plan against the live cluster: all of it now and then, else what the watches say changed
+    let mut planned = match live::plan(cluster, applyset, &shared.members, ledger, desired, provenance, options.resync).await {
+        Ok(planned) => planned,
         Err(e) => return Outcome::new("failed", format!("cannot read the cluster: {}", apply::describe(&e))),
     };
-    let mut plan = plan::live::plan(&live, desired, applyset, provenance, now);
+    let how = if planned.listed { "list" } else { "watch" };
+    shared.metrics.live_reads.get_or_create(&super::metrics::Metrics::label("how", how)).inc();
+    shared.metrics.live_objects_read.inc_by(planned.read as u64);
+    let plan = &mut planned.plan;
     let drifted: Vec<String> = plan.changes.iter().filter(|c| !c.drift.is_empty()).map(|c| c.id().to_string()).collect();
     shared.metrics.drifted_objects.set(drifted.len() as i64);
     if options.drift == DriftMode::Report {
@@ -321,17 +334,18 @@ async fn plan_and_apply(
         adopt: false,
         concurrency: 8,
     };
-    if let Err(refusal) = apply::check_guards(&plan, &apply_options) {
+    if let Err(refusal) = apply::check_guards(plan, &apply_options) {
         return Outcome::new("refused", refusal);
     }
     *shared.pruning.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
         plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.id()).collect();
-    let report = apply::apply(cluster, &plan, applyset, live.inventory.as_ref(), &apply_options, |outcome| {
+    let report = apply::apply(cluster, plan, applyset, planned.inventory.as_ref(), &apply_options, |outcome| {
         if let Status::Failed(why) = &outcome.status {
             tracing::warn!(object = %outcome.id, "{why}");
         }
     })
     .await;
+    ledger.record(planned, &report);
     let done = |action| report.count(action, &Status::Done);
     let counts = Counts {
         created: done(Action::Create),

@@ -3,8 +3,8 @@
 //! (drift), the instant a time-bound grant expires, and the loss of the leader lease. Each trigger only notifies; the loop coalesces.
 
 use super::Shared;
-use crate::cluster::{Cluster, ManagedChange};
-use crate::model::live::ApplySet;
+use crate::cluster::{Cluster, MemberChange};
+use crate::model::live::{ApplySet, MemberEvent};
 use crate::source::mirror::Mirror;
 use futures::StreamExt;
 use std::sync::Arc;
@@ -95,22 +95,30 @@ pub fn on_file_change(shared: Arc<Shared>, mirror: &Mirror) -> Option<notify::Re
     Some(watcher)
 }
 
-/// Reconciles when a managed object is changed by someone else or deleted, instead of waiting
-/// for the next interval. Our own writes are recognised and ignored.
-pub fn on_drift(shared: Arc<Shared>, cluster: Cluster, applyset: ApplySet) {
+/// Keeps `Shared::members` as the watches see the ApplySet's members, and reconciles when one is
+/// changed by someone else or deleted (drift) instead of waiting for the next interval, and after
+/// a watch that fell behind listed its kind again. Our own writes are recognised and ignored.
+pub fn on_members(shared: Arc<Shared>, cluster: Cluster, applyset: ApplySet) {
     tokio::spawn(async move {
-        let mut changes = std::pin::pin!(cluster.watch_managed(&applyset));
-        while let Some(change) = changes.next().await {
-            match change {
-                ManagedChange::ChangedBy { id, manager } => {
+        let mut changes = std::pin::pin!(cluster.watch_members(&applyset));
+        while let Some(MemberChange { event, changed_by }) = changes.next().await {
+            let drift = match (&event, changed_by) {
+                (MemberEvent::Changed { id, .. }, Some(manager)) => {
                     tracing::info!(object = %id, manager, "a managed object was changed outside git");
-                    shared.trigger_full();
+                    true
                 }
-                ManagedChange::Deleted { id } if !shared.pruned_by_us(&id) => {
+                (MemberEvent::Deleted(id), _) if !shared.pruned_by_us(id) => {
                     tracing::info!(object = %id, "a managed object was deleted outside git");
-                    shared.trigger_full();
+                    true
                 }
-                ManagedChange::Deleted { .. } => {}
+                _ => false,
+            };
+            let relisted = shared.members().record(event);
+            if relisted {
+                tracing::info!("a watch listed its objects again");
+            }
+            if drift || relisted {
+                shared.trigger_full();
             }
         }
     });

@@ -6,7 +6,7 @@ use super::{Kind, ObjectId};
 use base64::Engine;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{Read, Write};
 
 pub const FIELD_MANAGER: &str = "mcp-gitops";
@@ -118,6 +118,82 @@ pub struct LiveState {
     pub source: String,
     pub objects: Vec<LiveObject>,
     pub inventory: Option<Inventory>,
+}
+
+/// What a watch on the members of an ApplySet reports, kind by kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberEvent {
+    /// A full list of the kind begins (the first one, or again after the watch fell behind):
+    /// the objects `Listed` until `Listed(kind)` ends it are all there are.
+    Relisting(Kind),
+    Found {
+        id: ObjectId,
+        resource_version: String,
+    },
+    Listed(Kind),
+    /// An object was created or changed after the list.
+    Changed {
+        id: ObjectId,
+        resource_version: String,
+    },
+    Deleted(ObjectId),
+}
+
+/// The members of an ApplySet as the watches last saw them: each object's resourceVersion, not
+/// its body. With a ledger of what was last applied at which version, it tells which objects
+/// may differ from the desired state without reading them all again.
+#[derive(Debug, Default)]
+pub struct Members {
+    versions: HashMap<ObjectId, String>,
+    /// A list under way, by kind: it replaces that kind's objects when it ends.
+    relisting: HashMap<Kind, HashMap<ObjectId, String>>,
+    listed: HashSet<Kind>,
+}
+
+impl Members {
+    /// Takes in one event; returns whether it ended a list that was not the kind's first (what
+    /// changed while the watch was behind is not known object by object).
+    pub fn record(&mut self, event: MemberEvent) -> bool {
+        match event {
+            MemberEvent::Relisting(kind) => {
+                self.relisting.insert(kind, HashMap::new());
+            }
+            MemberEvent::Found { id, resource_version } => match self.relisting.get_mut(&id.kind) {
+                Some(list) => {
+                    list.insert(id, resource_version);
+                }
+                None => {
+                    self.versions.insert(id, resource_version);
+                }
+            },
+            MemberEvent::Listed(kind) => {
+                let list = self.relisting.remove(&kind).unwrap_or_default();
+                self.versions.retain(|id, _| id.kind != kind);
+                self.versions.extend(list);
+                return !self.listed.insert(kind);
+            }
+            MemberEvent::Changed { id, resource_version } => {
+                self.versions.insert(id, resource_version);
+            }
+            MemberEvent::Deleted(id) => {
+                self.versions.remove(&id);
+            }
+        }
+        false
+    }
+
+    /// Whether every kind has been listed once: before that, what is missing is unknown.
+    pub fn synced(&self) -> bool {
+        Kind::ALL.iter().all(|kind| self.listed.contains(kind))
+    }
+
+    pub fn version(&self, id: &ObjectId) -> Option<&str> {
+        self.versions.get(id).map(String::as_str)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &ObjectId> {
+        self.versions.keys()
+    }
 }
 
 /// The identity of one ApplySet: its parent ConfigMap.
@@ -237,5 +313,33 @@ mod tests {
         assert!(Inventory::decode_objects(None, Some(b"not gzip")).is_err());
         let small: BTreeSet<ObjectId> = [ObjectId { kind: Kind::Server, namespace: "a".into(), name: "s".into() }].into();
         assert_eq!(Inventory::encode_objects(&small), StoredObjects::Plain("MCPServer/a/s\n".into()));
+    }
+
+    #[test]
+    fn members_follow_the_watch_and_a_relist_replaces_a_kind() {
+        let id = |kind, name: &str| ObjectId { kind, namespace: "a".into(), name: name.into() };
+        let found = |kind, name: &str, rv: &str| MemberEvent::Found { id: id(kind, name), resource_version: rv.into() };
+        let mut members = Members::default();
+        for kind in Kind::ALL {
+            assert!(!members.synced());
+            members.record(MemberEvent::Relisting(kind));
+            members.record(found(kind, "one", "1"));
+            assert_eq!(members.version(&id(kind, "one")), None, "not before the list ends");
+            assert!(!members.record(MemberEvent::Listed(kind)), "a first list");
+        }
+        assert!(members.synced());
+        members.record(MemberEvent::Changed { id: id(Kind::Grant, "two"), resource_version: "5".into() });
+        members.record(MemberEvent::Deleted(id(Kind::Server, "one")));
+        assert_eq!(members.version(&id(Kind::Grant, "two")), Some("5"));
+        assert_eq!(members.version(&id(Kind::Server, "one")), None);
+        // The watch fell behind: the grants are listed again, and what the list lacks is gone.
+        members.record(MemberEvent::Relisting(Kind::Grant));
+        members.record(found(Kind::Grant, "two", "7"));
+        assert_eq!(members.version(&id(Kind::Grant, "two")), Some("5"), "the old state stands during the list");
+        assert!(members.record(MemberEvent::Listed(Kind::Grant)), "a relist");
+        assert_eq!(members.version(&id(Kind::Grant, "two")), Some("7"));
+        assert_eq!(members.version(&id(Kind::Grant, "one")), None);
+        assert_eq!(members.version(&id(Kind::Session, "one")), Some("1"), "other kinds stay");
+        assert_eq!(members.ids().count(), 2);
     }
 }

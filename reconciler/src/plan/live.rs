@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// With `provenance`, what is created or changed carries the provenance annotations; what is
 /// unchanged keeps its own (they are not part of the comparison).
 pub fn plan(live: &LiveState, desired: &DesiredState, applyset: &ApplySet, provenance: Option<&Provenance>, now: Timestamp) -> Plan {
-    let changes = changes(live, desired, applyset, provenance);
+    let changes = changes(live, &desired.objects, applyset, provenance);
     let (base, after) = access_states(live, desired, &changes);
     let base_info = Base {
         kind: "cluster".into(),
@@ -72,9 +72,16 @@ pub fn as_desired_state(live: &LiveState) -> DesiredState {
     }
 }
 
-pub fn changes(live: &LiveState, desired: &DesiredState, applyset: &ApplySet, provenance: Option<&Provenance>) -> Vec<Change> {
+/// The object changes that make `live` what `desired` declares: in id order, then the
+/// deletions (of what `live` holds and `desired` does not) in reverse id order.
+pub fn changes<'a>(
+    live: &LiveState,
+    desired: impl IntoIterator<Item = &'a Object>,
+    applyset: &ApplySet,
+    provenance: Option<&Provenance>,
+) -> Vec<Change> {
     let by_id: BTreeMap<&ObjectId, &LiveObject> = live.objects.iter().map(|o| (&o.id, o)).collect();
-    let wanted: BTreeMap<&ObjectId, &Object> = desired.objects.iter().map(|o| (&o.id, o)).collect();
+    let wanted: BTreeMap<&ObjectId, &Object> = desired.into_iter().map(|o| (&o.id, o)).collect();
     let mut changes = Vec::new();
     for (id, object) in &wanted {
         let stamped = applyset.stamp(&object.body);

@@ -115,6 +115,22 @@ impl Summary {
     pub fn has_changes(&self) -> bool {
         self.create + self.update + self.delete > 0
     }
+
+    /// The counts of the object changes and of `desired`'s diagnostics (access counts are zero).
+    fn of(changes: &[Change], desired: &DesiredState) -> Summary {
+        let mut summary = Summary::default();
+        for change in changes {
+            match change.action {
+                Action::Create => summary.create += 1,
+                Action::Update => summary.update += 1,
+                Action::Delete => summary.delete += 1,
+                Action::NoOp => summary.no_op += 1,
+            }
+        }
+        summary.errors = desired.diagnostics.iter().filter(|d| d.is_error()).count();
+        summary.warnings = desired.diagnostics.len() - summary.errors;
+        summary
+    }
 }
 
 impl std::fmt::Display for Summary {
@@ -195,15 +211,7 @@ pub fn assemble(
         })
         .filter(|r| r.before != r.after)
         .collect();
-    let mut summary = Summary::default();
-    for change in &changes {
-        match change.action {
-            Action::Create => summary.create += 1,
-            Action::Update => summary.update += 1,
-            Action::Delete => summary.delete += 1,
-            Action::NoOp => summary.no_op += 1,
-        }
-    }
+    let mut summary = Summary::of(&changes, desired);
     for change in &access_changes {
         match change.direction {
             Direction::Widened => summary.access_widened += 1,
@@ -211,8 +219,6 @@ pub fn assemble(
             Direction::Changed => summary.access_changed += 1,
         }
     }
-    summary.errors = desired.diagnostics.iter().filter(|d| d.is_error()).count();
-    summary.warnings = desired.diagnostics.len() - summary.errors;
     let mut plan = Plan {
         format_version: FORMAT_VERSION,
         desired_revision: desired.revision.clone(),
@@ -230,6 +236,24 @@ pub fn assemble(
     approvals::add_to(&mut plan, owners, desired, base);
     plan.expiring = expiring::expiring(desired, &plan.changes, now, work);
     plan
+}
+
+/// A plan of the object changes alone: no access diff, policy revisions, approvals or
+/// expiring grants. What an unattended apply needs (the daemon), without rendering any policy.
+pub fn of_changes(desired: &DesiredState, base: Base, changes: Vec<Change>) -> Plan {
+    Plan {
+        format_version: FORMAT_VERSION,
+        desired_revision: desired.revision.clone(),
+        base,
+        summary: Summary::of(&changes, desired),
+        changes,
+        access_changes: Vec::new(),
+        policy_revisions: Vec::new(),
+        approvals: Approvals::default(),
+        expiring: Vec::new(),
+        diagnostics: desired.diagnostics.clone(),
+        base_diagnostics: Vec::new(),
+    }
 }
 
 /// The policies of the servers whose policy may differ between `base` and `desired`, rendered in
