@@ -11,7 +11,6 @@ use crate::cache::Cache;
 use crate::cluster::Cluster;
 use crate::model::DesiredState;
 use crate::model::live::{ApplySet, LAST_ATTEMPTED_REVISION, LAST_COUNTS, LAST_MESSAGE, LAST_RESULT, LAST_RESULT_TIME, Provenance};
-use crate::model::object::Spans;
 use crate::plan::Action;
 use crate::source::Snapshot;
 use crate::source::mirror::{Mirror, redact};
@@ -19,7 +18,6 @@ use crate::{load, validate};
 use jiff::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -68,32 +66,19 @@ pub struct DiagnosticsSummary {
     pub first: Vec<String>,
 }
 
-/// A revision is validated again after this long even when it did not move: expiry checks
-/// (`session_expired`, the sessions-expire policy) depend on the clock.
-const REVALIDATE_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
-
 /// What one reconcile leaves the next.
 pub struct Memory {
-    validated: Option<Validated>,
-    /// What validating the last revision made, for the next one: its unchanged files are not
-    /// parsed and their objects not checked again.
+    /// What validating the last revision made: the next validation parses and checks only the
+    /// files that changed. The validated state itself is not kept (at 21,000 objects it was
+    /// two thirds of an idle daemon's memory); a drift or interval pass validates again from here.
     cache: Cache,
     ledger: Ledger,
 }
 
 impl Default for Memory {
     fn default() -> Self {
-        Memory { validated: None, cache: Cache::in_memory(), ledger: Ledger::default() }
+        Memory { cache: Cache::in_memory(), ledger: Ledger::default() }
     }
-}
-
-/// The last revision loaded and validated, kept between reconciles.
-struct Validated {
-    revision: String,
-    at: Instant,
-    /// The next expiry of a time-bound grant: from then on the desired state differs.
-    until: Option<Timestamp>,
-    desired: DesiredState,
 }
 
 /// The outcome of one pass, named the way /status and the metrics name it.
@@ -181,36 +166,23 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
         }
         report.attempted_revision = revision.clone();
     }
-    // load + validate, unless this revision was validated a moment ago (drift and interval
-    // reconciles of a large repository then cost a plan, not a validation)
+    // load + validate (unchanged files cost a cache lookup)
     let now = Timestamp::now();
-    let entry = match memory.validated.take() {
-        Some(entry) if entry.revision == revision && entry.at.elapsed() < REVALIDATE_AFTER && entry.until.is_none_or(|t| now < t) => entry,
-        _ => {
-            let validated = load_and_validate(mirror, poll.snapshot, now, &memory.cache);
-            memory.cache = std::mem::take(&mut memory.cache).renewed();
-            match validated {
-                Ok(desired) => {
-                    let until = crate::validate::expiry::next_expiry(&desired, now);
-                    Validated { revision: revision.clone(), at: Instant::now(), until, desired }
-                }
-                Err(why) => return Outcome::new("invalid", format!("revision {revision}: {why}; the last good revision stays live")),
-            }
-        }
+    let validated = load_and_validate(mirror, poll.snapshot, now, &memory.cache);
+    memory.cache = std::mem::take(&mut memory.cache).renewed();
+    let desired = match validated {
+        Ok(desired) => desired,
+        Err(why) => return Outcome::new("invalid", format!("revision {revision}: {why}; the last good revision stays live")),
     };
-    let outcome = plan_and_apply(shared, cluster, applyset, &entry.desired, provenance.as_ref(), &revision, &mut memory.ledger).await;
+    let outcome = plan_and_apply(shared, cluster, applyset, &desired, provenance.as_ref(), &revision, &mut memory.ledger).await;
     if outcome.succeeded() {
-        shared.expire_next_at(entry.until);
+        shared.expire_next_at(crate::validate::expiry::next_expiry(&desired, now));
         let due = shared.expiry().due.take_if(|due| *due <= now);
         if let Some(due) = due {
             let lag = Timestamp::now().duration_since(due).as_secs_f64();
             shared.metrics.expiry_lag.observe(lag);
             tracing::info!(lag_seconds = lag, expiry = %due, "an expired grant is applied disabled");
         }
-    }
-    // A policy directory outside the revision may change without it: then validate every time.
-    if entry.desired.config.policies.directories.iter().all(|dir| mirror.pins(dir)) {
-        memory.validated = Some(Validated { desired: slimmed(entry.desired), ..entry });
     }
     outcome
 }
@@ -251,17 +223,6 @@ fn verify_new_commits(shared: &Shared, mirror: &Mirror, verification: &super::Ve
         })
         .collect();
     Err(refuse(format!("unverified commit(s): {}", named.join("; "))))
-}
-
-/// What a later reconcile of the same revision needs: the objects and the verdict, without the
-/// position of every node and the file texts (most of a loaded repository's memory).
-fn slimmed(mut desired: DesiredState) -> DesiredState {
-    let nowhere = Arc::new(Spans::default());
-    for object in &mut desired.objects {
-        object.origin.spans = nowhere.clone();
-    }
-    desired.sources.clear();
-    desired
 }
 
 /// Reads the policy directories `mcp-gitops.yaml` names beside the snapshot, and validates,

@@ -106,10 +106,9 @@ fn load_sharing(snapshot: Snapshot, previous: Option<&DesiredState>, cache: &Cac
             diagnostics.iter_mut().for_each(|d| d.redact_source = true);
         }
         loaded.state.diagnostics.extend(diagnostics);
-        let is_metadata = path.split('/').rev().nth(1) == Some(".mcp");
         for Document { value, pos, items, spans } in documents {
             let spans = Arc::new(spans);
-            if is_metadata {
+            if is_metadata(&path) {
                 load_metadata(&mut loaded, &path, value, spans, &items);
             } else {
                 load_manifest(&mut loaded, &path, value, spans, pos);
@@ -149,31 +148,46 @@ struct Parsed {
 }
 
 /// A file parsed, or taken from `cache` when it has it (and kept there when it had not), with
-/// its key when the cache is on. A parse depends on the path and the text alone.
+/// its key when the cache is on. A parse depends on the path and the text alone. The span maps
+/// of its documents are made when a position is first asked for (a diagnostic), except for
+/// `.mcp` metadata, whose loading asks for the line of every server: building every map was most
+/// of a parse, and most files never need one.
 fn parse(path: &str, text: &Arc<str>, cache: &Pack) -> (Option<Key>, Parsed) {
     let key = cache.is_on().then(|| Key::file(path, text));
-    if let Some(mut parsed) = key.and_then(|key| cache.get::<Parsed>(&key)) {
+    let lazily = |documents: &mut [Document]| {
         let (path, text) = (path.to_string(), text.clone());
         let later = Arc::new(LaterSpans::new(move || yaml::parse(&path, &text).0.into_iter().map(|d| d.spans).collect()));
-        for (i, document) in parsed.documents.iter_mut().enumerate() {
+        for (i, document) in documents.iter_mut().enumerate() {
             document.spans = Spans::Later(later.clone(), i);
         }
+    };
+    if let Some(mut parsed) = key.and_then(|key| cache.get::<Parsed>(&key)) {
+        lazily(&mut parsed.documents);
         return (key, parsed);
     }
-    let (documents, diagnostics) = yaml::parse(path, text);
+    let metadata = is_metadata(path);
+    let (documents, diagnostics) = if metadata { yaml::parse(path, text) } else { yaml::parse_values(path, text) };
     let documents = documents
         .into_iter()
         .map(|d| {
-            let items = d.value.get("servers").and_then(Value::as_array).map_or(0, Vec::len);
+            let items = if metadata { d.value.get("servers").and_then(Value::as_array).map_or(0, Vec::len) } else { 0 };
             let items = (0..items).map(|i| d.spans.values.get(&format!("/servers/{i}")).map_or(1, |pos| pos.line)).collect();
             Document { value: d.value, pos: d.pos, items, spans: Spans::Made(d.spans) }
         })
         .collect();
-    let parsed = Parsed { documents, diagnostics };
+    let mut parsed = Parsed { documents, diagnostics };
     if let Some(key) = key.filter(|_| !parsed.diagnostics.iter().any(|d| d.redact_source)) {
         cache.put(key, &parsed);
     }
+    if !metadata {
+        lazily(&mut parsed.documents);
+    }
     (key, parsed)
+}
+
+/// `.mcp/<file>`: server metadata, at any depth.
+fn is_metadata(path: &str) -> bool {
+    path.split('/').rev().nth(1) == Some(".mcp")
 }
 
 /// Copies `previous`'s objects, diagnostics and texts of the files `paths` into `state`.

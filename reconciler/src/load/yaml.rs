@@ -58,6 +58,16 @@ fn end_of(text: &str) -> Pos {
 /// Parses every document of `text`. Problems become diagnostics against `file`; documents
 /// parsed before a syntax error are kept.
 pub fn parse(file: &str, text: &str) -> (Vec<YamlDocument>, Vec<Diagnostic>) {
+    parse_with(file, text, true)
+}
+
+/// `parse` without the span maps (they are empty): the same values, positions of documents and
+/// problems, in a good part of the time and memory. The maps can be made later with `parse`.
+pub fn parse_values(file: &str, text: &str) -> (Vec<YamlDocument>, Vec<Diagnostic>) {
+    parse_with(file, text, false)
+}
+
+fn parse_with(file: &str, text: &str, spans: bool) -> (Vec<YamlDocument>, Vec<Diagnostic>) {
     let mut builder = Builder { file, end: end_of(text), ..Builder::default() };
     // Events one by one, not `Parser::load`: that one recurses once per nesting level and a few
     // thousand nested block mappings (a 7 MiB file) overflow the stack; here parsing stops at
@@ -77,9 +87,9 @@ pub fn parse(file: &str, text: &str) -> (Vec<YamlDocument>, Vec<Diagnostic>) {
         .into_iter()
         .filter(|node| !matches!(&node.kind, NodeKind::Scalar { text, style: ScalarStyle::Plain, .. } if is_null(text)))
         .map(|node| {
-            let mut spans = SpanMap::default();
-            let value = to_json(&node, String::new(), &mut spans, file, &mut diagnostics);
-            YamlDocument { value, spans, pos: node.pos }
+            let mut map = SpanMap::default();
+            let value = to_json(&node, spans.then(String::new), &mut map, file, &mut diagnostics);
+            YamlDocument { value, spans: map, pos: node.pos }
         })
         .collect();
     (documents, diagnostics)
@@ -236,13 +246,18 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
     }
 }
 
-fn to_json(node: &Node, pointer: String, spans: &mut SpanMap, file: &str, diagnostics: &mut Vec<Diagnostic>) -> Value {
-    spans.values.insert(pointer.clone(), node.pos);
+/// The value of `node`; with a `pointer` (the node's), the position of every value and key below
+/// it goes into `spans`.
+fn to_json(node: &Node, pointer: Option<String>, spans: &mut SpanMap, file: &str, diagnostics: &mut Vec<Diagnostic>) -> Value {
+    if let Some(pointer) = &pointer {
+        spans.values.insert(pointer.clone(), node.pos);
+    }
+    let below = |segment: &dyn std::fmt::Display| pointer.as_ref().map(|pointer| format!("{pointer}/{segment}"));
     match &node.kind {
         NodeKind::Scalar { text, style, tag } => resolve_scalar(text, *style, tag.as_ref()),
-        NodeKind::Sequence(items) => Value::Array(
-            items.iter().enumerate().map(|(i, item)| to_json(item, format!("{pointer}/{i}"), spans, file, diagnostics)).collect(),
-        ),
+        NodeKind::Sequence(items) => {
+            Value::Array(items.iter().enumerate().map(|(i, item)| to_json(item, below(&i), spans, file, diagnostics)).collect())
+        }
         NodeKind::Mapping(entries) => {
             let mut map = Map::new();
             let mut merges = Vec::new();
@@ -258,8 +273,10 @@ fn to_json(node: &Node, pointer: String, spans: &mut SpanMap, file: &str, diagno
                     merges.push(value);
                     continue;
                 }
-                let child = format!("{pointer}/{}", pointer_segment(text));
-                spans.keys.insert(child.clone(), key.pos);
+                let child = pointer.as_ref().map(|pointer| format!("{pointer}/{}", pointer_segment(text)));
+                if let Some(child) = &child {
+                    spans.keys.insert(child.clone(), key.pos);
+                }
                 let value = to_json(value, child, spans, file, diagnostics);
                 map.insert(text.clone(), value);
             }
@@ -270,7 +287,7 @@ fn to_json(node: &Node, pointer: String, spans: &mut SpanMap, file: &str, diagno
                     _ => vec![merge],
                 };
                 for source in sources {
-                    if let Value::Object(merged) = to_json(source, format!("{pointer}/<<"), spans, file, diagnostics) {
+                    if let Value::Object(merged) = to_json(source, below(&"<<"), spans, file, diagnostics) {
                         for (k, v) in merged {
                             map.entry(k).or_insert(v);
                         }
@@ -403,6 +420,20 @@ mod tests {
             json!({"a": true, "b": false, "c": 420, "d": 8080, "e": 1000, "f": 493, "g": "0644", "h": 1.5, "i": null,
                    "j": "2030-01-01T00:00:00Z", "k": -12, "l": 31, "m": 0.5, "n": "text"})
         );
+    }
+
+    #[test]
+    fn values_alone_are_the_values_of_a_full_parse() {
+        let text = "a: &x {b: 1}\nc: *x\n<<: {d: [2, 3]}\n---\nkind: [unclosed\n";
+        let (full, full_problems) = parse("f.yaml", text);
+        let (values, problems) = parse_values("f.yaml", text);
+        assert_eq!(problems, full_problems);
+        assert_eq!(values.len(), full.len());
+        for (v, f) in values.iter().zip(&full) {
+            assert_eq!((&v.value, v.pos), (&f.value, f.pos));
+            assert!(v.spans.values.is_empty() && v.spans.keys.is_empty());
+            assert!(!f.spans.values.is_empty());
+        }
     }
 
     #[test]

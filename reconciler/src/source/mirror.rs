@@ -103,11 +103,6 @@ impl Mirror {
         }
     }
 
-    /// Whether `read_beside(dir)` reads from the revision itself, so that the revision pins it.
-    pub fn pins(&self, dir: &str) -> bool {
-        matches!(self, Mirror::Git { .. }) && !Path::new(dir).is_absolute()
-    }
-
     /// Fetches the branch and reads its tip.
     pub fn poll(&mut self) -> Result<Poll, SourceError> {
         match self {
