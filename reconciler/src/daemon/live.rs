@@ -11,7 +11,7 @@
 use crate::cluster::{Cluster, ClusterError};
 use crate::model::live::{ApplySet, LiveState, Members, Provenance};
 use crate::model::{DesiredState, Object, ObjectId};
-use crate::plan::{self, Action, Base, Plan};
+use crate::plan::{self, Action, Plan};
 use sha2::{Digest as _, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -59,7 +59,6 @@ pub async fn plan(
     resync: Duration,
 ) -> Result<LivePlan, ClusterError> {
     let digests: HashMap<ObjectId, Digest> = desired.objects.iter().map(|o| (o.id.clone(), digest(o))).collect();
-    let base = Base { kind: "cluster".into(), source: cluster.label.clone(), revision: String::new() };
     if let Some((unchanged, doubtful, gone)) = ledger.split(members, desired, &digests, resync) {
         let ids: Vec<&ObjectId> = doubtful.iter().map(|o| &o.id).chain(&gone).collect();
         let (objects, inventory) = futures::try_join!(cluster.objects(&ids), cluster.inventory(applyset))?;
@@ -71,19 +70,13 @@ pub async fn plan(
         let mut kept: Vec<plan::Change> = changes.drain(..deletions).chain(unchanged).collect();
         kept.sort_by_key(plan::Change::id);
         kept.append(&mut changes);
-        let base = Base { revision: last_applied(&live), ..base };
-        let plan = plan::of_changes(desired, base, kept);
+        let plan = plan::of_changes(desired, plan::live::base_of(&live), kept);
         return Ok(LivePlan { plan, inventory: live.inventory, listed: false, read, digests });
     }
     let live = cluster.live_state(applyset).await?;
     let changes = plan::live::changes(&live, &desired.objects, applyset, provenance);
-    let base = Base { revision: last_applied(&live), ..base };
-    let read = live.objects.len();
-    Ok(LivePlan { plan: plan::of_changes(desired, base, changes), inventory: live.inventory, listed: true, read, digests })
-}
-
-fn last_applied(live: &LiveState) -> String {
-    live.inventory.as_ref().map(|i| i.last_applied_revision.clone()).unwrap_or_default()
+    let plan = plan::of_changes(desired, plan::live::base_of(&live), changes);
+    Ok(LivePlan { plan, read: live.objects.len(), inventory: live.inventory, listed: true, digests })
 }
 
 impl Ledger {

@@ -16,12 +16,16 @@ use std::sync::Arc;
 pub fn plan(live: &LiveState, desired: &DesiredState, applyset: &ApplySet, provenance: Option<&Provenance>, now: Timestamp) -> Plan {
     let changes = changes(live, &desired.objects, applyset, provenance);
     let (base, after) = access_states(live, desired, &changes);
-    let base_info = Base {
+    assemble(&base, base_of(live), &after, changes, now, super::Work::Changed)
+}
+
+/// What a plan against `live` names as its base: the cluster, and the revision last applied to it.
+pub fn base_of(live: &LiveState) -> Base {
+    Base {
         kind: "cluster".into(),
         source: live.source.clone(),
         revision: live.inventory.as_ref().map(|i| i.last_applied_revision.clone()).unwrap_or_default(),
-    };
-    assemble(&base, base_info, &after, changes, now, super::Work::Changed)
+    }
 }
 
 /// The states the access diff compares, limited to the servers this repository is about (those
