@@ -11,6 +11,7 @@
 use crate::cluster::{Cluster, ClusterError};
 use crate::model::live::{ApplySet, LiveState, Members, Provenance};
 use crate::model::{DesiredState, Object, ObjectId};
+use crate::plan::live::Diffs;
 use crate::plan::{self, Action, Plan};
 use sha2::{Digest as _, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -48,54 +49,58 @@ fn digest(object: &Object) -> Digest {
 
 /// Plans `desired` against the cluster: from a full read when the ledger has none younger than
 /// `resync`, the watches have not listed every kind yet or too many objects may differ; else
-/// from the objects that may differ alone.
+/// from the objects that may differ alone. The objects are taken (their bodies become the
+/// documents to apply) and the plan has no diff texts.
 pub async fn plan(
     cluster: &Cluster,
     applyset: &ApplySet,
     members: &Mutex<Members>,
     ledger: &Ledger,
-    desired: &DesiredState,
+    mut desired: DesiredState,
     provenance: Option<&Provenance>,
     resync: Duration,
 ) -> Result<LivePlan, ClusterError> {
-    let digests: HashMap<ObjectId, Digest> = desired.objects.iter().map(|o| (o.id.clone(), digest(o))).collect();
-    if let Some((unchanged, doubtful, gone)) = ledger.split(members, desired, &digests, resync) {
+    let objects = std::mem::take(&mut desired.objects);
+    let digests: HashMap<ObjectId, Digest> = objects.iter().map(|o| (o.id.clone(), digest(o))).collect();
+    if let Some((unchanged, gone)) = ledger.split(members, &objects, &digests, resync) {
+        let in_sync: HashSet<ObjectId> = unchanged.iter().map(plan::Change::id).collect();
+        let doubtful: Vec<Object> = objects.into_iter().filter(|o| !in_sync.contains(&o.id)).collect();
         let ids: Vec<&ObjectId> = doubtful.iter().map(|o| &o.id).chain(&gone).collect();
-        let (objects, inventory) = futures::try_join!(cluster.objects(&ids), cluster.inventory(applyset))?;
+        let (live_objects, inventory) = futures::try_join!(cluster.objects(&ids), cluster.inventory(applyset))?;
         let read = ids.len();
-        let live = LiveState { source: cluster.label.clone(), objects, inventory };
-        let mut changes = plan::live::changes(&live, doubtful, applyset, provenance);
+        let live = LiveState { source: cluster.label.clone(), objects: live_objects, inventory };
+        let mut changes = plan::live::changes(&live, doubtful, applyset, provenance, Diffs::Skipped);
         // Unchanged objects go where a full plan puts them: by id, before the deletions.
         let deletions = changes.iter().position(|c| c.action == Action::Delete).unwrap_or(changes.len());
         let mut kept: Vec<plan::Change> = changes.drain(..deletions).chain(unchanged).collect();
         kept.sort_by_key(plan::Change::id);
         kept.append(&mut changes);
-        let plan = plan::of_changes(desired, plan::live::base_of(&live), kept);
+        let plan = plan::of_changes(&desired, plan::live::base_of(&live), kept);
         return Ok(LivePlan { plan, inventory: live.inventory, listed: false, read, digests });
     }
     let live = cluster.live_state(applyset).await?;
-    let changes = plan::live::changes(&live, &desired.objects, applyset, provenance);
-    let plan = plan::of_changes(desired, plan::live::base_of(&live), changes);
+    let changes = plan::live::changes(&live, objects, applyset, provenance, Diffs::Skipped);
+    let plan = plan::of_changes(&desired, plan::live::base_of(&live), changes);
     Ok(LivePlan { plan, read: live.objects.len(), inventory: live.inventory, listed: true, digests })
 }
 
 impl Ledger {
-    /// The no-op changes of the objects known to be in sync, the desired objects that may differ,
-    /// and the members no longer desired; `None` when the live state must be read in full.
-    fn split<'a>(
+    /// The no-op changes of the objects known to be in sync and the members no longer desired;
+    /// `None` when the live state must be read in full.
+    fn split(
         &self,
         members: &Mutex<Members>,
-        desired: &'a DesiredState,
+        desired: &[Object],
         digests: &HashMap<ObjectId, Digest>,
         resync: Duration,
-    ) -> Option<(Vec<plan::Change>, Vec<&'a Object>, Vec<ObjectId>)> {
+    ) -> Option<(Vec<plan::Change>, Vec<ObjectId>)> {
         self.listed.filter(|at| at.elapsed() < resync)?;
         let members = members.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if !members.synced() {
             return None;
         }
-        let (mut unchanged, mut doubtful) = (Vec::new(), Vec::new());
-        for object in &desired.objects {
+        let (mut unchanged, mut doubtful) = (Vec::new(), 0);
+        for object in desired {
             let version = members.version(&object.id);
             match self.in_sync.get(&object.id) {
                 Some((digest, at)) if Some(at.as_str()) == version && Some(digest) == digests.get(&object.id) => {
@@ -103,14 +108,14 @@ impl Ledger {
                     change.expected_resource_version = Some(at.clone());
                     unchanged.push(change);
                 }
-                _ => doubtful.push(object),
+                _ => doubtful += 1,
             }
-            if doubtful.len() > MAX_READS {
+            if doubtful > MAX_READS {
                 return None;
             }
         }
         let gone: Vec<ObjectId> = members.ids().filter(|id| !digests.contains_key(*id)).cloned().collect();
-        (doubtful.len() + gone.len() <= MAX_READS).then_some((unchanged, doubtful, gone))
+        (doubtful + gone.len() <= MAX_READS).then_some((unchanged, gone))
     }
 
     /// Takes in a plan and what its apply did: an object the plan found unchanged (drift left

@@ -267,16 +267,14 @@ impl ApplySet {
         object.label(PART_OF) == Some(self.id().as_str())
     }
 
-    /// The desired document with the membership labels added.
-    pub fn stamp(&self, body: &Value) -> Value {
-        let mut body = body.clone();
+    /// Adds the membership labels to a desired document.
+    pub fn stamp(&self, body: &mut Value) {
         if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
             let labels = metadata.entry("labels").or_insert_with(|| json!({}));
             if let (Some(labels), Value::Object(ours)) = (labels.as_object_mut(), self.member_labels()) {
                 labels.extend(ours);
             }
         }
-        body
     }
 }
 
