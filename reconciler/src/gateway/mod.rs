@@ -27,6 +27,14 @@ pub fn render_all(state: &DesiredState) -> Vec<(ObjectId, PolicyDocument)> {
 
 /// The rendered policy of the gateway-enabled servers that `wanted` picks.
 pub fn render_some(state: &DesiredState, wanted: impl Fn(&ObjectId) -> bool) -> Vec<(ObjectId, PolicyDocument)> {
+    let mut documents = render_unstamped(state, wanted);
+    documents.iter_mut().for_each(|(_, document)| revision::stamp(document));
+    documents
+}
+
+/// `render_some` without the revisions (hashing a document is most of rendering it), for what
+/// reads the grants and sessions alone.
+pub fn render_unstamped(state: &DesiredState, wanted: impl Fn(&ObjectId) -> bool) -> Vec<(ObjectId, PolicyDocument)> {
     let mut targeting: HashMap<(&str, &str), Vec<&Object>> = HashMap::new();
     for object in &state.objects {
         if let Some(target) = render::targets(object) {

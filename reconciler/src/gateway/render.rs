@@ -1,11 +1,11 @@
 //! The operator's policy rendering (DOMAIN.md §4.6): an MCPServer after in-memory defaulting,
-//! plus every grant and session that targets it, -> a stamped policy document.
+//! plus every grant and session that targets it, -> a policy document (`revision::stamp` gives it
+//! its revision).
 //!
 //! Go appends grants and sessions in informer-cache order, which is not deterministic (§10.4);
 //! mcp-gitops renders them sorted by namespace and name, the order a LIST returns.
 
 use super::document::*;
-use super::revision::stamp;
 use crate::model::Object;
 use crate::model::spec::{GrantSpec, ServerSpec, SessionSpec, target_namespace};
 
@@ -17,7 +17,7 @@ pub struct ServerInput<'a> {
 }
 
 /// Renders the policy of one server from the grants and sessions that target it (see
-/// `targets`); `None` when the gateway is disabled (the operator then deletes
+/// `targets`), without its revision; `None` when the gateway is disabled (the operator then deletes
 /// `<server>-gateway-policy`).
 pub fn render(server: &ServerInput, targeting: &[&Object], cluster: &str) -> Option<PolicyDocument> {
     let spec = server.spec;
@@ -53,7 +53,6 @@ pub fn render(server: &ServerInput, targeting: &[&Object], cluster: &str) -> Opt
             doc.sessions.push(session(&object.id.name, &object.id.namespace, s, team));
         }
     }
-    stamp(&mut doc);
     Some(doc)
 }
 

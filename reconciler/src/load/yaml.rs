@@ -303,7 +303,8 @@ fn is_null(text: &str) -> bool {
     matches!(text, "" | "~" | "null" | "Null" | "NULL")
 }
 
-/// Resolves a scalar as sigs.k8s.io/yaml (goyaml.v2, YAML 1.1) would.
+/// Resolves a scalar as sigs.k8s.io/yaml (goyaml.v2, YAML 1.1) would. As there, only a plain
+/// scalar that starts with a digit, a sign or a dot can be a number or a date.
 fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Value {
     if style != ScalarStyle::Plain || tag.is_some_and(|t| t.handle == "!!" && t.suffix == "str") {
         return Value::String(text.to_string());
@@ -315,6 +316,9 @@ fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Value {
         "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => return Value::Bool(true),
         "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => return Value::Bool(false),
         _ => {}
+    }
+    if !text.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '+' | '-' | '.')) {
+        return Value::String(text.to_string());
     }
     if let Some(n) = parse_int(text) {
         return Value::Number(n);
@@ -413,12 +417,12 @@ mod tests {
     #[test]
     fn scalars_resolve_like_kubectl() {
         let v = one(
-            "a: yes\nb: off\nc: 0644\nd: 08080\ne: 1_000\nf: 0o755\ng: '0644'\nh: 1.5\ni: ~\nj: 2030-01-01\nk: -12\nl: 0x1F\nm: .5\nn: text\n",
+            "a: yes\nb: off\nc: 0644\nd: 08080\ne: 1_000\nf: 0o755\ng: '0644'\nh: 1.5\ni: ~\nj: 2030-01-01\nk: -12\nl: 0x1F\nm: .5\nn: text\no: _1\np: 1.2.3\n",
         );
         assert_eq!(
             v,
             json!({"a": true, "b": false, "c": 420, "d": 8080, "e": 1000, "f": 493, "g": "0644", "h": 1.5, "i": null,
-                   "j": "2030-01-01T00:00:00Z", "k": -12, "l": 31, "m": 0.5, "n": "text"})
+                   "j": "2030-01-01T00:00:00Z", "k": -12, "l": 31, "m": 0.5, "n": "text", "o": "_1", "p": "1.2.3"})
         );
     }
 

@@ -244,8 +244,8 @@ impl Object {
 }
 
 /// Escapes one JSON pointer segment (RFC 6901).
-pub fn pointer_segment(segment: &str) -> String {
-    segment.replace('~', "~0").replace('/', "~1")
+pub fn pointer_segment(segment: &str) -> std::borrow::Cow<'_, str> {
+    if segment.contains(['~', '/']) { segment.replace('~', "~0").replace('/', "~1").into() } else { segment.into() }
 }
 
 /// `/spec/toolRules/1/name` -> `spec.toolRules[1].name`, the path form users read.

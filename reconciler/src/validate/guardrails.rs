@@ -48,6 +48,9 @@ struct Policy {
     program: cel::Program,
     /// The parts of `object` the expression and the message read (`reads`).
     reads: Vec<Vec<String>>,
+    /// Whether the expression or the message reads `server` (bound only for such policies:
+    /// converting a server's entry for CEL costs more than most evaluations).
+    reads_server: bool,
     /// Whether what it finds on an object depends on the object and its server alone: it reads
     /// neither `now` nor `servers` (its findings can be kept in the cache).
     cacheable: bool,
@@ -136,6 +139,7 @@ fn compile(document: &RawDocument, diagnostics: &mut Vec<Diagnostic>) -> Option<
     let (reads, cacheable) = (reading("object"), reading("now").is_empty() && reading("servers").is_empty());
     Some(Policy {
         reads,
+        reads_server: !reading("server").is_empty(),
         cacheable,
         kinds: spec["matchKinds"].as_array().into_iter().flatten().filter_map(|k| Kind::from_name(k.as_str()?)).collect(),
         program,
@@ -194,21 +198,39 @@ fn read_paths(expression: &cel::IdedExpr, root: &str, paths: &mut Vec<Vec<String
     }
 }
 
-/// `value` with only the parts at `paths` (each kept whole); all of it when a path is empty.
-/// A policy evaluated on it sees what it would see on the whole value: CEL copies a map each
-/// time a field of it is selected, so the less there is, the less is copied.
-fn pruned(value: &Value, paths: &[Vec<String>]) -> Value {
+/// `value` as a CEL value with only the parts at `paths` (each kept whole); all of it when a
+/// path is empty. A policy evaluated on it sees what it would see on the whole value: CEL copies
+/// a map each time a field of it is selected, so the less there is, the less is copied.
+fn pruned(value: &Value, paths: &[&[String]]) -> cel::Value {
     match value {
-        Value::Object(map) if !paths.iter().any(Vec::is_empty) => Value::Object(
-            map.iter()
-                .filter_map(|(key, child)| {
-                    let below: Vec<Vec<String>> = paths.iter().filter(|p| p[0] == *key).map(|p| p[1..].to_vec()).collect();
-                    (!below.is_empty()).then(|| (key.clone(), pruned(child, &below)))
-                })
-                .collect(),
-        ),
-        _ => value.clone(),
+        Value::Object(map) if !paths.iter().any(|p| p.is_empty()) => cel_map(map.iter().filter_map(|(key, child)| {
+            let below: Vec<&[String]> = paths.iter().filter(|p| p[0] == *key).map(|p| &p[1..]).collect();
+            (!below.is_empty()).then(|| (key, pruned(child, &below)))
+        })),
+        _ => to_cel(value),
     }
+}
+
+/// The CEL value of a JSON value, as `cel::to_value` makes it (a non-negative integer is a
+/// `uint`, a negative one an `int`), without going through serde.
+fn to_cel(value: &Value) -> cel::Value {
+    match value {
+        Value::Null => cel::Value::Null,
+        Value::Bool(b) => cel::Value::Bool(*b),
+        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => cel::Value::UInt(u),
+            (None, Some(i)) => cel::Value::Int(i),
+            (None, None) => cel::Value::Float(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(text) => cel::Value::String(Arc::new(text.clone())),
+        Value::Array(items) => cel::Value::List(Arc::new(items.iter().map(to_cel).collect())),
+        Value::Object(map) => cel_map(map.iter().map(|(key, child)| (key, to_cel(child)))),
+    }
+}
+
+fn cel_map<'a>(entries: impl Iterator<Item = (&'a String, cel::Value)>) -> cel::Value {
+    let map = entries.map(|(key, value)| (cel::objects::Key::String(Arc::new(key.clone())), value)).collect();
+    cel::Value::Map(cel::objects::Map { map: Arc::new(map) })
 }
 
 fn one_line(text: &str) -> String {
@@ -427,16 +449,14 @@ fn overrun_diagnostic(name: String, file: String, pos: Pos, object: &str, limit:
 /// only the parts of the object it reads: `pruned`), and only `params` per policy.
 /// Objects are spread over the cores; the findings come out in the sequential order.
 fn evaluate_all(policies: &[Policy], work: &[Work], servers: &Map<String, Value>, now: Timestamp, running: &Running) -> Vec<Evaluated> {
-    let servers_value = cel::to_value(Value::Object(servers.clone())).unwrap_or(cel::Value::Null);
+    let servers_value = cel_map(servers.iter().map(|(key, entry)| (key, to_cel(entry))));
     let now_value = cel::Program::compile(&format!("timestamp('{}')", now.strftime("%Y-%m-%dT%H:%M:%SZ")))
         .ok()
         .and_then(|p| p.execute(&cel::Context::default()).ok())
         .unwrap_or(cel::Value::Null);
     // Converted once and shared by every policy (CEL values are reference-counted).
-    let server_values: BTreeMap<&String, cel::Value> =
-        servers.iter().map(|(k, v)| (k, cel::to_value(v).unwrap_or(cel::Value::Null))).collect();
-    let params: Vec<cel::Value> =
-        policies.iter().map(|policy| cel::to_value(Value::Object(policy.params.clone())).unwrap_or(cel::Value::Null)).collect();
+    let server_values: BTreeMap<&String, cel::Value> = servers.iter().map(|(k, v)| (k, to_cel(v))).collect();
+    let params: Vec<cel::Value> = policies.iter().map(|policy| cel_map(policy.params.iter().map(|(k, v)| (k, to_cel(v))))).collect();
     let mut root = cel::Context::default().with_all();
     root.add_function("matches", matches_with_cache());
     root.add_variable_from_value("servers", servers_value);
@@ -463,18 +483,23 @@ fn evaluate_all(policies: &[Policy], work: &[Work], servers: &Map<String, Value>
         .collect();
     crate::parallel::ordered_map(work, OBJECTS_PER_CHUNK, |Work { object, key, known }| {
         let matching: Vec<usize> = (0..policies.len()).filter(|&i| policies[i].kinds.contains(&object.id.kind)).collect();
+        let evaluated = |i: &usize| known.is_none() || !policies[*i].cacheable;
         let mut scope = root.new_inner_scope();
-        scope.add_variable_from_value("server", server_values.get(&server_key(object)).cloned().unwrap_or(cel::Value::Null));
+        if matching.iter().any(|i| evaluated(i) && policies[*i].reads_server) {
+            scope.add_variable_from_value("server", server_values.get(&server_key(object)).cloned().unwrap_or(cel::Value::Null));
+        }
         let mut values: Vec<Option<cel::Value>> = vec![None; shapes.len()];
         let found: Vec<(usize, Diagnostic)> = matching
             .into_iter()
             .filter_map(|i| {
-                if let Some(known) = known.as_ref().filter(|_| policies[i].cacheable) {
-                    return known.iter().find(|(j, _)| *j == i).cloned();
+                if !evaluated(&i) {
+                    return known.iter().flatten().find(|(j, _)| *j == i).cloned();
                 }
                 on(Some((i, object.id.to_string())));
-                let value = values[shape_of[i]]
-                    .get_or_insert_with(|| cel::to_value(pruned(&object.body, shapes[shape_of[i]])).unwrap_or(cel::Value::Null));
+                let value = values[shape_of[i]].get_or_insert_with(|| {
+                    let paths: Vec<&[String]> = shapes[shape_of[i]].iter().map(Vec::as_slice).collect();
+                    pruned(&object.body, &paths)
+                });
                 let mut context = scope.new_inner_scope();
                 context.add_variable_from_value("object", value.clone());
                 context.add_variable_from_value("params", params[i].clone());
@@ -675,14 +700,17 @@ mod tests {
 
     #[test]
     fn a_pruned_object_keeps_whole_what_is_read_and_nothing_else() {
-        let object = json!({"kind": "K", "metadata": {"name": "n", "labels": {"a": "b"}}, "spec": {"x": {"y": [1, 2]}, "z": 3}});
-        let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+        let object = json!({"kind": "K", "metadata": {"name": "n", "labels": {"a": "b"}}, "spec": {"x": {"y": [1, -2, 0.5]}, "z": 3}});
+        let path = |p: &'static [&str]| p.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+        let prune = |paths: &[Vec<String>]| pruned(&object, &paths.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        let cel = |value: Value| cel::to_value(value).expect("converts");
         assert_eq!(
-            pruned(&object, &[path(&["spec", "x"]), path(&["metadata", "name"]), path(&["spec", "absent"])]),
-            json!({"metadata": {"name": "n"}, "spec": {"x": {"y": [1, 2]}}})
+            prune(&[path(&["spec", "x"]), path(&["metadata", "name"]), path(&["spec", "absent"])]),
+            cel(json!({"metadata": {"name": "n"}, "spec": {"x": {"y": [1, -2, 0.5]}}}))
         );
-        assert_eq!(pruned(&object, &[path(&[]), path(&["kind"])]), object);
+        // Whole: the value serde would make, numbers included.
+        assert_eq!(prune(&[path(&[]), path(&["kind"])]), cel(object.clone()));
         // Selecting into a value that is not a map keeps the value, so the same error follows.
-        assert_eq!(pruned(&object, &[path(&["kind", "deeper"])]), json!({"kind": "K"}));
+        assert_eq!(prune(&[path(&["kind", "deeper"])]), cel(json!({"kind": "K"})));
     }
 }

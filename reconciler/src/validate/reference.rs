@@ -3,7 +3,7 @@
 //! `side_effect_not_allowed`, `session_not_found`, `trust_too_low`...).
 
 use crate::gateway::authorize::{Identity, side_effect, subject_matches, trust_name, trust_rank};
-use crate::gateway::{PolicyDocument, render_all};
+use crate::gateway::{PolicyDocument, render_unstamped};
 use crate::model::spec::{ServerRef, ServerSpec, target_namespace};
 use crate::model::{Code, DesiredState, Diagnostic, Kind, Object, ObjectId};
 use jiff::Timestamp;
@@ -42,7 +42,7 @@ pub fn check(state: &DesiredState, now: Timestamp, diagnostics: &mut Vec<Diagnos
         check_namespace(state, object, diagnostics);
     }
     let sessions: HashMap<&ObjectId, &Object> = state.of_kind(Kind::Session).map(|o| (&o.id, o)).collect();
-    for (server, document) in render_all(state) {
+    for (server, document) in render_unstamped(state, |_| true) {
         check_session_trust(&sessions, &server, &document, diagnostics);
     }
 }

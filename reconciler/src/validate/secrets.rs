@@ -10,6 +10,7 @@ use crate::model::{Code, Diagnostic, Pos};
 use regex::RegexSet;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 const SHAPES: &[(&str, &str)] = &[
@@ -32,6 +33,10 @@ fn shapes() -> &'static RegexSet {
 
 /// What kind of credential `text` looks like, if any.
 pub fn credential_kind(text: &str) -> Option<&'static str> {
+    // Telling whether any shape matches is much cheaper than telling which.
+    if !shapes().is_match(text) {
+        return None;
+    }
     shapes().matches(text).iter().next().map(|i| SHAPES[i].1)
 }
 
@@ -55,13 +60,13 @@ pub fn check(loaded: &Loaded, cache: &Pack, diagnostics: &mut Vec<Diagnostic>) {
         None => diagnostics.push(diagnostic),
     };
     for object in loaded.state.objects.iter().filter(|o| !o.origin.from_metadata && !known.contains_key(o.origin.file.as_str())) {
-        scan(&object.body, String::new(), &mut |pointer, kind| {
+        scan(&object.body, &mut String::new(), &mut |pointer, kind| {
             let path = pointer_to_path(&pointer);
             add(&object.origin.file, found(&object.origin.file, object.origin.pos(&pointer), kind, &path).object(&object.id));
         });
     }
     for document in loaded.metadata.iter().chain(&loaded.others).filter(|d| !known.contains_key(d.file.as_str())) {
-        scan(&document.value, String::new(), &mut |pointer, kind| {
+        scan(&document.value, &mut String::new(), &mut |pointer, kind| {
             let pos = document.spans.values.get(&pointer).copied().unwrap_or(Pos { line: 1, column: 1 });
             add(&document.file, found(&document.file, pos, kind, &pointer_to_path(&pointer)));
         });
@@ -82,15 +87,24 @@ fn found(file: &str, pos: Pos, kind: &str, path: &str) -> Diagnostic {
         .redacted()
 }
 
-fn scan(value: &Value, pointer: String, found: &mut impl FnMut(String, &'static str)) {
+/// Calls `found` with the pointer and the kind of every string below `value` (at `pointer`) that
+/// looks like a credential. The walk shares one pointer: almost no string is a credential.
+fn scan(value: &Value, pointer: &mut String, found: &mut impl FnMut(String, &'static str)) {
+    let at = pointer.len();
+    let mut below = |segment: &dyn std::fmt::Display, value: &Value, pointer: &mut String| {
+        // Writing to a String cannot fail.
+        let _ = write!(pointer, "/{segment}");
+        scan(value, pointer, found);
+        pointer.truncate(at);
+    };
     match value {
         Value::String(text) => {
             if let Some(kind) = credential_kind(text) {
-                found(pointer, kind);
+                found(pointer.clone(), kind);
             }
         }
-        Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| scan(v, format!("{pointer}/{i}"), found)),
-        Value::Object(map) => map.iter().for_each(|(k, v)| scan(v, format!("{pointer}/{}", pointer_segment(k)), found)),
+        Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| below(&i, v, pointer)),
+        Value::Object(map) => map.iter().for_each(|(k, v)| below(&pointer_segment(k), v, pointer)),
         _ => {}
     }
 }
