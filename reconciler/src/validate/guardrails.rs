@@ -168,7 +168,9 @@ struct Compiled {
 impl Compiled {
     fn compile(source: &str) -> Result<Compiled, cel::ParseErrors> {
         let program = cel::Program::compile(source)?;
-        let mut lent = program.expression().clone();
+        // Parsed again, not cloned: cloning walks the tree by recursion, and a policy's
+        // expression may nest deeper than a thread's stack.
+        let mut lent = cel::parser::Parser::default().parse(source)?;
         index_selections(&mut lent, "object");
         Ok(Compiled { program, lent })
     }
