@@ -557,6 +557,7 @@ fn evaluate_all(policies: &[Policy], work: &[Work], servers: &Map<String, Value>
             })
         })
         .collect();
+    let shapes: Vec<Vec<&[String]>> = shapes.iter().map(|paths| paths.iter().map(Vec::as_slice).collect()).collect();
     crate::parallel::ordered_map(work, OBJECTS_PER_CHUNK, |Work { object, key, known }| {
         let matching: Vec<usize> = (0..policies.len()).filter(|&i| policies[i].kinds.contains(&object.id.kind)).collect();
         let evaluated = |i: &usize| known.is_none() || !policies[*i].cacheable;
@@ -572,10 +573,7 @@ fn evaluate_all(policies: &[Policy], work: &[Work], servers: &Map<String, Value>
                     return known.iter().flatten().find(|(j, _)| *j == i).cloned();
                 }
                 on(Some((i, object.id.to_string())));
-                let value = values[shape_of[i]].get_or_insert_with(|| {
-                    let paths: Vec<&[String]> = shapes[shape_of[i]].iter().map(Vec::as_slice).collect();
-                    pruned(&object.body, &paths)
-                });
+                let value = values[shape_of[i]].get_or_insert_with(|| pruned(&object.body, &shapes[shape_of[i]]));
                 let mut context = scope.new_inner_scope();
                 context.add_variable_from_value("object", value.clone());
                 context.add_variable_from_value("params", params[i].clone());
