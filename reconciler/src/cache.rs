@@ -24,13 +24,18 @@ const STAMP: &str = concat!("mcp-gitops cache 1 ", env!("CARGO_PKG_VERSION"), "\
 pub struct Key([u8; 32]);
 
 impl Key {
-    /// The key of a file: its path and its text.
-    pub fn file(path: &str, text: &str) -> Key {
-        Key::of(&[b"file", path.as_bytes(), text.as_bytes()])
+    /// The key of a file: its path and its bytes (its text).
+    pub fn file(path: &str, bytes: &[u8]) -> Key {
+        Key::of(&[b"file", path.as_bytes(), bytes])
     }
 
     pub fn bytes(&self) -> [u8; 32] {
         self.0
+    }
+
+    /// The key written as `hex::encode(key.bytes())`.
+    pub fn from_hex(text: &str) -> Option<Key> {
+        hex::decode(text).ok()?.try_into().ok().map(Key)
     }
 
     /// The sha256 of `parts`, each length-prefixed so that no two lists of parts run together.
@@ -75,6 +80,18 @@ impl Pack {
 
     pub fn is_on(&self) -> bool {
         self.on
+    }
+
+    /// Keeps every entry for the next run, as if this run had used them all.
+    pub fn keep_all(&self) {
+        self.used.lock().unwrap_or_else(|p| p.into_inner()).extend(self.index.keys().copied());
+    }
+
+    /// Whether the pack to write back differs from the one read: entries were made, or some
+    /// were not used.
+    fn changed(&self) -> bool {
+        let used = self.used.lock().unwrap_or_else(|p| p.into_inner()).len();
+        !self.made.lock().unwrap_or_else(|p| p.into_inner()).is_empty() || used != self.index.len()
     }
 
     /// Reads a pack; anything but a sound pack of this version is an empty one.
@@ -129,10 +146,18 @@ pub struct Cache {
     pub files: Pack,
     /// What the guardrail policies that read neither `now` nor `servers` found on an object.
     pub findings: Pack,
+    /// What a plan needs of a validated tree (`plan::partial::Record`), by the tree's content
+    /// and the time it was validated at.
+    pub trees: Pack,
+    /// The key of a file of a git tree, by its path and blob id: a file of the base of a plan
+    /// is compared without reading it.
+    pub blobs: Pack,
 }
 
 const FILES: &str = "files.pack";
 const FINDINGS: &str = "findings.pack";
+const TREES: &str = "trees.pack";
+const BLOBS: &str = "blobs.pack";
 
 impl Cache {
     /// No cache: every lookup misses and nothing is kept.
@@ -142,13 +167,15 @@ impl Cache {
 
     /// A cache in memory alone (the daemon's, from one reconcile to the next): see `renewed`.
     pub fn in_memory() -> Cache {
-        Cache { files: Pack { on: true, ..Pack::default() }, findings: Pack { on: true, ..Pack::default() }, dir: None }
+        let on = || Pack { on: true, ..Pack::default() };
+        Cache { files: on(), findings: on(), trees: on(), blobs: on(), dir: None }
     }
 
     /// The cache for the next run in this process: what this one used and made, as `save`
     /// would write it and `open` read it back.
     pub fn renewed(self) -> Cache {
-        Cache { files: Pack::read(self.files.written()), findings: Pack::read(self.findings.written()), dir: self.dir }
+        let renew = |pack: Pack| Pack::read(pack.written());
+        Cache { files: renew(self.files), findings: renew(self.findings), trees: renew(self.trees), blobs: renew(self.blobs), dir: self.dir }
     }
 
     /// The cache of the repository at `repository` under `dir`: a folder per repository, so
@@ -158,7 +185,7 @@ impl Cache {
         let name = format!("{FOLDER}{}", hex::encode(&Key::of(&[place.as_os_str().as_encoded_bytes()]).0[..8]));
         let dir = dir.join(name);
         let read = |file: &str| Pack::read(std::fs::read(dir.join(file)).unwrap_or_default());
-        Cache { files: read(FILES), findings: read(FINDINGS), dir: Some(dir) }
+        Cache { files: read(FILES), findings: read(FINDINGS), trees: read(TREES), blobs: read(BLOBS), dir: Some(dir) }
     }
 
     /// The default place: `$XDG_CACHE_HOME/mcp-gitops`, else `~/.cache/mcp-gitops`.
@@ -167,18 +194,23 @@ impl Cache {
         var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|home| home.join(".cache"))).map(|dir| dir.join("mcp-gitops"))
     }
 
-    /// Writes the packs back (each to a temporary file renamed into place: a reader never sees
-    /// half a pack, and of two runs at once the last one's packs stay).
+    /// Writes back the packs that changed (each to a temporary file renamed into place: a reader
+    /// never sees half a pack, and of two runs at once the last one's packs stay).
     /// The folders of repositories no run has saved for `UNUSED` are removed (temporary
     /// checkouts would otherwise pile up); nothing else in the parent folder is touched.
     pub fn save(self) -> std::io::Result<()> {
         let Some(dir) = self.dir else { return Ok(()) };
         std::fs::create_dir_all(&dir)?;
-        for (file, pack) in [(FILES, self.files), (FINDINGS, self.findings)] {
+        for (file, pack) in [(FILES, self.files), (FINDINGS, self.findings), (TREES, self.trees), (BLOBS, self.blobs)] {
+            if !pack.changed() && dir.join(file).exists() {
+                continue;
+            }
             let temporary = dir.join(format!("{file}.{}.tmp", std::process::id()));
             std::fs::write(&temporary, pack.written())?;
             std::fs::rename(&temporary, dir.join(file))?;
         }
+        // The age of the files pack says when a run last used the folder.
+        std::fs::File::options().append(true).open(dir.join(FILES))?.set_modified(std::time::SystemTime::now())?;
         for folder in dir.parent().and_then(|parent| std::fs::read_dir(parent).ok()).into_iter().flatten().flatten() {
             let saved = std::fs::metadata(folder.path().join(FILES)).and_then(|m| m.modified()).ok();
             let unused = saved.and_then(|saved| saved.elapsed().ok()).is_some_and(|age| age > UNUSED);

@@ -1,7 +1,7 @@
 //! One function per command: source -> load -> validate -> (plan | gateway) -> renderer.
 
 use super::args::*;
-use super::{CliError, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
+use super::{CliError, EXIT_CHANGES, EXIT_ERROR, EXIT_OK, offline};
 use crate::apply::{self, Outcome, Status, wait::Expectation};
 use crate::cache::Cache;
 use crate::cluster::Cluster;
@@ -140,12 +140,20 @@ fn desired_from(
     if let Some(loaded) = loaded {
         *loaded = repository.state.clone();
     }
-    for dir in repository.state.config.policies.directories.clone() {
-        let snapshot =
-            read(&path.join(&dir)).map_err(|e| CliError::Failed(format!("policy directory {dir} (from mcp-gitops.yaml): {e}")))?;
+    for (dir, snapshot) in policy_snapshots(path, &repository.state.config.policies.directories, read)? {
         load::add_policies(&mut repository, &dir, snapshot);
     }
     Ok(validate::validate_cached(repository, now, cache))
+}
+
+/// The policy directories `directories` (from `mcp-gitops.yaml`) of the repository at `path`, each read with `read`.
+pub(super) fn policy_snapshots(
+    path: &Path,
+    directories: &[String],
+    read: impl Fn(&Path) -> Result<source::Snapshot, source::SourceError>,
+) -> Result<Vec<(String, source::Snapshot)>, CliError> {
+    let read = |dir: &String| read(&path.join(dir)).map_err(|e| CliError::Failed(format!("policy directory {dir} (from mcp-gitops.yaml): {e}")));
+    directories.iter().map(|dir| Ok((dir.clone(), read(dir)?))).collect()
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
@@ -224,47 +232,17 @@ fn live_check_server<'a>(state: &'a DesiredState, wanted: Option<&str>) -> Resul
 fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
     let now = parse_time(args.now.as_deref(), "--now")?;
     let work = if args.no_incremental { Work::All } else { Work::Changed };
-    let mut loaded = DesiredState::default();
     let cache = if work == Work::All { Cache::off() } else { cache_of(&args.cache, &args.path) };
-    let desired = desired_from(&args.path, None, now, (args.base.is_some() && work == Work::Changed).then_some(&mut loaded), &cache)?;
-    // The base's file texts, kept only when its problems are shown with their lines.
-    let mut base_sources = BTreeMap::new();
-    let plan = match &args.base {
-        Some(base) => {
-            let (base_snapshot, base_kind) = if Path::new(base).is_dir() {
-                (source::from_dir(Path::new(base))?, "directory")
-            } else if source::resolve_revision_in(&args.path, base) {
-                (source::from_git(&args.path, base)?, "git")
-            } else {
-                return Err(CliError::Failed(format!(
-                    "--base {base:?} is neither a directory nor a git revision of the repository that holds {}",
-                    args.path.display()
-                )));
-            };
-            // The base's own problems are not this change's: load it, do not validate it. What
-            // it could not load is reported apart (`base_diagnostics`).
-            // It shares most files with the desired state: those are taken, not parsed again.
-            let mut base = match work {
-                Work::Changed => load::state_sharing(base_snapshot, &loaded, &cache),
-                Work::All => load::load(base_snapshot).state,
-            };
-            left_to_the_os(loaded);
-            // Compared at the same time as the desired state: a grant that expired in both is
-            // disabled in both, not an update.
-            validate::expiry::expire(&mut base, now);
-            let plan = plan::plan(&base, base_kind, &desired, now, work);
-            if !plan.base_diagnostics.is_empty() && matches!(args.format, PlanFormat::Text) {
-                base_sources = base.sources.clone();
-            }
-            left_to_the_os(base);
-            plan
+    let planned = match &args.base {
+        Some(base) if work == Work::Changed && !Path::new(base).is_dir() && source::resolve_revision_in(&args.path, base) => {
+            offline::plan_against_git(&args.path, base, now, &cache)?
         }
-        None => runtime()?.block_on(async {
-            let (_, applyset, state) = live(&args.cluster).await?;
-            let plan = plan::live::plan(&state, &desired, &applyset, checkout_provenance(&args.path).as_ref(), now);
-            left_to_the_os(state);
-            Ok::<_, CliError>(plan)
-        })?,
+        _ => None,
+    };
+    // The base's file texts, kept only when its problems are shown with their lines.
+    let (desired, plan, base_sources) = match planned {
+        Some(planned) => (planned.desired, planned.plan, planned.base_sources),
+        None => full_plan(&args, now, work, &cache)?,
     };
     save(cache);
     if let Some(out) = &args.out {
@@ -299,6 +277,53 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
     };
     left_to_the_os((desired, plan));
     Ok(code)
+}
+
+/// A plan of every object of the desired state: against a directory, a cluster, or a git
+/// revision when `plan::partial` cannot plan it (or `--no-incremental`). With the desired state
+/// and the base's file texts, kept when its problems are shown with their lines.
+fn full_plan(args: &PlanArgs, now: Timestamp, work: Work, cache: &Cache) -> Result<(DesiredState, Plan, BTreeMap<String, Arc<str>>), CliError> {
+    let mut loaded = DesiredState::default();
+    let desired = desired_from(&args.path, None, now, (args.base.is_some() && work == Work::Changed).then_some(&mut loaded), cache)?;
+    let mut base_sources = BTreeMap::new();
+    let plan = match &args.base {
+        Some(base) => {
+            let (base_snapshot, base_kind) = if Path::new(base).is_dir() {
+                (source::from_dir(Path::new(base))?, "directory")
+            } else if source::resolve_revision_in(&args.path, base) {
+                (source::from_git(&args.path, base)?, "git")
+            } else {
+                return Err(CliError::Failed(format!(
+                    "--base {base:?} is neither a directory nor a git revision of the repository that holds {}",
+                    args.path.display()
+                )));
+            };
+            // The base's own problems are not this change's: load it, do not validate it. What
+            // it could not load is reported apart (`base_diagnostics`).
+            // It shares most files with the desired state: those are taken, not parsed again.
+            let mut base = match work {
+                Work::Changed => load::state_sharing(base_snapshot, &loaded, cache),
+                Work::All => load::load(base_snapshot).state,
+            };
+            left_to_the_os(loaded);
+            // Compared at the same time as the desired state: a grant that expired in both is
+            // disabled in both, not an update.
+            validate::expiry::expire(&mut base, now);
+            let plan = plan::plan(&base, base_kind, &desired, now, work);
+            if !plan.base_diagnostics.is_empty() && matches!(args.format, PlanFormat::Text) {
+                base_sources = base.sources.clone();
+            }
+            left_to_the_os(base);
+            plan
+        }
+        None => runtime()?.block_on(async {
+            let (_, applyset, state) = live(&args.cluster).await?;
+            let plan = plan::live::plan(&state, &desired, &applyset, checkout_provenance(&args.path).as_ref(), now);
+            left_to_the_os(state);
+            Ok::<_, CliError>(plan)
+        })?,
+    };
+    Ok((desired, plan, base_sources))
 }
 
 fn parse_duration(text: &str, flag: &str) -> Result<std::time::Duration, CliError> {

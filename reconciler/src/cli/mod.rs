@@ -3,6 +3,7 @@
 
 pub mod args;
 mod commands;
+mod offline;
 
 use args::{Cli, Color};
 use clap::Parser;

@@ -153,7 +153,7 @@ struct Parsed {
 /// `.mcp` metadata, whose loading asks for the line of every server: building every map was most
 /// of a parse, and most files never need one.
 fn parse(path: &str, text: &Arc<str>, cache: &Pack) -> (Option<Key>, Parsed) {
-    let key = cache.is_on().then(|| Key::file(path, text));
+    let key = cache.is_on().then(|| Key::file(path, text.as_bytes()));
     let lazily = |documents: &mut [Document]| {
         let (path, text) = (path.to_string(), text.clone());
         let later = Arc::new(LaterSpans::new(move || yaml::parse(&path, &text).0.into_iter().map(|d| d.spans).collect()));

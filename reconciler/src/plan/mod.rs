@@ -9,6 +9,7 @@ pub mod diff;
 pub mod expiring;
 pub mod fields;
 pub mod live;
+pub mod partial;
 
 pub use access::{AccessChange, Direction};
 pub use approvals::{Approvals, Requirement};

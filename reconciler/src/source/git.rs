@@ -129,6 +129,11 @@ fn subdir_in_repo(repo: &Repository, dir: &Path) -> Result<PathBuf, SourceError>
 }
 
 fn collect(repo: &Repository, tree: &Tree, snapshot: &mut Snapshot) -> Result<(), SourceError> {
+    read_entries(repo, tree, &list(tree)?, snapshot)
+}
+
+/// `(path, blob id, mode)` of each manifest of `tree`, in the walk's order.
+fn list(tree: &Tree) -> Result<Vec<(String, git2::Oid, i32)>, SourceError> {
     let mut found = Vec::new();
     tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
         let name = entry.name().unwrap_or_default();
@@ -137,16 +142,20 @@ fn collect(repo: &Repository, tree: &Tree, snapshot: &mut Snapshot) -> Result<()
         }
         TreeWalkResult::Ok
     })?;
+    Ok(found)
+}
+
+fn read_entries(repo: &Repository, tree: &Tree, entries: &[(String, git2::Oid, i32)], snapshot: &mut Snapshot) -> Result<(), SourceError> {
     let odb = repo.odb()?;
     // The size from the object's header: an oversize blob is refused without being read.
     let size = |id: git2::Oid| odb.read_header(id).map(|(size, _)| size as u64);
-    for (path, id, mode) in found {
-        if mode != 0o120000 && size(id)? > MAX_FILE_SIZE {
+    for (path, id, mode) in entries.iter().cloned() {
+        if mode != LINK && size(id)? > MAX_FILE_SIZE {
             snapshot.diagnostics.push(oversize(&path, size(id)?));
             continue;
         }
         let blob = repo.find_blob(id)?;
-        if mode == 0o120000 {
+        if mode == LINK {
             let target = String::from_utf8_lossy(blob.content()).into_owned();
             match resolve_link(&path, &target) {
                 // The target is read at its own path (as for a directory); directory links are not followed.
@@ -166,6 +175,59 @@ fn collect(repo: &Repository, tree: &Tree, snapshot: &mut Snapshot) -> Result<()
         push_blob(snapshot, path, blob.content(), blob.size());
     }
     Ok(())
+}
+
+/// The mode of a symbolic link in a git tree.
+const LINK: i32 = 0o120000;
+
+/// The manifests of one revision's tree under a directory, listed but not read: a plan's base
+/// compares its files by blob id and reads only those it needs (`read`).
+pub struct Listing {
+    repo: Repository,
+    tree: Option<git2::Oid>,
+    /// `<dir>@<rev>`, as `from_git` labels its snapshot.
+    pub label: String,
+    /// The commit id.
+    pub revision: String,
+    /// `(path, blob id)` of each manifest that is a file, not a symbolic link.
+    pub files: Vec<(String, git2::Oid)>,
+    entries: Vec<(String, git2::Oid, i32)>,
+}
+
+/// Lists what `from_git(dir, rev)` would read.
+pub fn list_git(dir: &Path, rev: &str) -> Result<Listing, SourceError> {
+    let repo = Repository::discover(dir)?;
+    let subdir = subdir_in_repo(&repo, dir)?;
+    let (revision, tree, entries) = {
+        let commit = repo.revparse_single(rev)?.peel_to_commit()?;
+        let root_tree = commit.tree()?;
+        let tree = if subdir.as_os_str().is_empty() {
+            Some(root_tree)
+        } else {
+            root_tree.get_path(&subdir).ok().map(|entry| entry.to_object(&repo).and_then(|o| o.peel_to_tree())).transpose()?
+        };
+        let entries = tree.as_ref().map(list).transpose()?.unwrap_or_default();
+        (commit.id().to_string(), tree.map(|t| t.id()), entries)
+    };
+    let files = entries.iter().filter(|(_, _, mode)| *mode != LINK).map(|(path, id, _)| (path.clone(), *id)).collect();
+    Ok(Listing { repo, tree, label: format!("{}@{rev}", dir.display()), revision, files, entries })
+}
+
+impl Listing {
+    /// The snapshot `from_git` makes, of the entries whose path `wanted` picks alone.
+    pub fn read(&self, wanted: impl Fn(&str) -> bool) -> Result<Snapshot, SourceError> {
+        let mut snapshot = Snapshot { label: self.label.clone(), revision: self.revision.clone(), ..Snapshot::default() };
+        let Some(tree) = self.tree else { return Ok(snapshot) };
+        let entries: Vec<_> = self.entries.iter().filter(|(path, _, _)| wanted(path)).cloned().collect();
+        read_entries(&self.repo, &self.repo.find_tree(tree)?, &entries, &mut snapshot)?;
+        snapshot.files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(snapshot)
+    }
+
+    /// The paths of the entries that are symbolic links: read (`read`) to be compared.
+    pub fn links(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().filter(|(_, _, mode)| *mode == LINK).map(|(path, _, _)| path.as_str())
+    }
 }
 
 fn push_blob(snapshot: &mut Snapshot, path: String, content: &[u8], size: usize) {

@@ -1,0 +1,168 @@
+//! `plan --base REV` of a work tree against a git revision, doing the work the change needs
+//! (`plan::partial`): the base's files are compared by key, known from the cache by blob id
+//! (`Cache::blobs`), and only the changed ones are read; the work tree's validation is taken
+//! from the cache when the same files were validated at the same time before (`Cache::trees`);
+//! only the objects the change can reach are loaded.
+
+use super::CliError;
+use crate::cache::{Cache, Key};
+use crate::load::{self, CONFIG_FILE};
+use crate::model::{DesiredState, Object, RepoConfig};
+use crate::plan::partial::{self, Record};
+use crate::plan::{self, Plan, Work};
+use crate::source::{self, Snapshot};
+use crate::validate;
+use jiff::Timestamp;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+pub(super) struct Planned {
+    pub plan: Plan,
+    /// The desired state the plan was made of: its objects are those the change reaches alone,
+    /// its diagnostics and file texts are all of them.
+    pub desired: DesiredState,
+    /// The texts of the base's files that were read.
+    pub base_sources: BTreeMap<String, Arc<str>>,
+}
+
+/// The work tree, validated now or as the cache recorded it.
+enum Desired {
+    /// Validated by this run: every object.
+    Validated(DesiredState),
+    /// Recorded by an earlier run: the files, to load the objects of some.
+    Recorded { snapshot: Snapshot, policies: Vec<(String, Snapshot)>, config: RepoConfig },
+}
+
+/// The plan of the work tree at `path` against `rev`, or `None` when it needs a full plan
+/// (`plan::partial`): `mcp-gitops.yaml` differs, an object is declared twice, or a file both
+/// have could not be loaded.
+pub(super) fn plan_against_git(path: &Path, rev: &str, now: Timestamp, cache: &Cache) -> Result<Option<Planned>, CliError> {
+    let snapshot = source::from_dir(path)?;
+    let keys: Vec<(String, Key)> =
+        crate::parallel::ordered_map(&snapshot.files, 64, |f| (f.path.clone(), Key::file(&f.path, &f.bytes)));
+    let config = snapshot.files.iter().find(|f| f.path == CONFIG_FILE).and_then(|f| std::str::from_utf8(&f.bytes).ok());
+    let config = config.map(|text| load::config(text).0).unwrap_or_default();
+    let policies = super::commands::policy_snapshots(path, &config.policies.directories, source::from_dir)?;
+    let now_text = now.to_string();
+    let mut parts: Vec<&[u8]> = vec![b"tree", snapshot.revision.as_bytes(), now_text.as_bytes()];
+    parts.extend(policies.iter().flat_map(|(dir, s)| [dir.as_bytes(), s.revision.as_bytes()]));
+    let tree = Key::of(&parts);
+    let (record, desired) = match cache.trees.get::<Record>(&tree) {
+        Some(record) => {
+            // Taken as a whole: what made it stays for the next tree.
+            cache.files.keep_all();
+            cache.findings.keep_all();
+            (record, Desired::Recorded { snapshot, policies, config })
+        }
+        None => {
+            let mut repository = load::load_cached(snapshot, cache);
+            let load_errors =
+                repository.state.diagnostics.iter().filter(|d| d.is_error() && d.file != CONFIG_FILE).map(|d| d.file.clone()).collect();
+            for (dir, snapshot) in policies {
+                load::add_policies(&mut repository, &dir, snapshot);
+            }
+            let state = validate::validate_cached(repository, now, cache);
+            let record = Record::of(&state, &keys, load_errors);
+            cache.trees.put(tree, &record);
+            (record, Desired::Validated(state))
+        }
+    };
+
+    let listing = source::list_git(path, rev)?;
+    let base_keys = base_keys(&listing, cache)?;
+    let touched = partial::touched(&record.keys(), &base_keys);
+    let unchanged = base_keys.keys().map(String::as_str).filter(|p| !touched.contains(*p));
+    if touched.contains(CONFIG_FILE) || record.load_errors_in(unchanged) {
+        return Ok(None);
+    }
+    let mut base = load::load_cached(listing.read(|p| p == CONFIG_FILE || touched.contains(p))?, cache).state;
+    // Compared at the same time as the desired state (as a full plan does).
+    validate::expiry::expire(&mut base, now);
+    if partial::declared_twice(&record, &touched, &base) {
+        return Ok(None);
+    }
+    let changed = DesiredState { objects: desired.objects(&touched, now, cache), ..DesiredState::default() };
+    let reached = partial::reached(&record, &touched, &base, &changed, now);
+    let shared = desired.objects(&reached, now, cache);
+    let mut desired = desired.state(&record, changed.objects.into_iter().chain(shared.iter().cloned()));
+    base.objects.extend(shared);
+    for state in [&mut base, &mut desired] {
+        state.objects.sort_by(|a, b| a.origin.file.cmp(&b.origin.file));
+    }
+    let mut plan = plan::plan(&base, "git", &desired, now, Work::Changed);
+    partial::complete(&mut plan, &record, &desired);
+    Ok(Some(Planned { plan, desired, base_sources: base.sources }))
+}
+
+/// The key of each file of the base; `None` for those not compared (symbolic links, files too
+/// big to read). A file the cache has no key for under its blob id is read for it.
+fn base_keys(listing: &source::Listing, cache: &Cache) -> Result<HashMap<String, Option<Key>>, CliError> {
+    let blob = |path: &str, id: &git2::Oid| Key::of(&[b"blob", path.as_bytes(), id.as_bytes()]);
+    let mut keys: HashMap<String, Option<Key>> = listing.links().map(|path| (path.to_string(), None)).collect();
+    let mut unknown = HashMap::new();
+    for (path, id) in &listing.files {
+        let key = cache.blobs.get::<String>(&blob(path, id)).and_then(|key| Key::from_hex(&key));
+        if key.is_none() {
+            unknown.insert(path.as_str(), id);
+        }
+        keys.insert(path.clone(), key);
+    }
+    if !unknown.is_empty() {
+        for file in listing.read(|path| unknown.contains_key(path))?.files {
+            let key = Key::file(&file.path, &file.bytes);
+            if let Some(id) = unknown.get(file.path.as_str()) {
+                cache.blobs.put(blob(&file.path, id), &hex::encode(key.bytes()));
+            }
+            keys.insert(file.path, Some(key));
+        }
+    }
+    Ok(keys)
+}
+
+impl Desired {
+    /// The objects of the files `paths`, as validation leaves them (expired at `now`).
+    fn objects(&self, paths: &BTreeSet<String>, now: Timestamp, cache: &Cache) -> Vec<Object> {
+        match self {
+            Desired::Validated(state) => state.objects.iter().filter(|o| paths.contains(&o.origin.file)).cloned().collect(),
+            Desired::Recorded { snapshot, .. } => {
+                let files = snapshot.files.iter().filter(|f| f.path == CONFIG_FILE || paths.contains(&f.path)).cloned().collect();
+                let mut state = load::load_cached(Snapshot { files, ..Snapshot::default() }, cache).state;
+                validate::expiry::expire(&mut state, now);
+                state.objects
+            }
+        }
+    }
+
+    /// The desired state of `objects`, with every diagnostic and file text.
+    fn state(self, record: &Record, objects: impl Iterator<Item = Object>) -> DesiredState {
+        match self {
+            Desired::Validated(mut state) => {
+                state.objects = objects.collect();
+                state
+            }
+            Desired::Recorded { snapshot, policies, config } => {
+                let loaded: HashSet<&str> = record.sources.iter().map(String::as_str).collect();
+                let policy_files = policies.iter().flat_map(|(dir, s)| {
+                    s.files.iter().map(move |f| (format!("{}/{}", dir.trim_end_matches('/'), f.path), &f.bytes))
+                });
+                let sources = snapshot
+                    .files
+                    .iter()
+                    .map(|f| (f.path.clone(), &f.bytes))
+                    .chain(policy_files)
+                    .filter(|(path, _)| loaded.contains(path.as_str()))
+                    .filter_map(|(path, bytes)| Some((path, Arc::from(std::str::from_utf8(bytes).ok()?))))
+                    .collect();
+                DesiredState {
+                    source: snapshot.label,
+                    revision: snapshot.revision,
+                    config,
+                    objects: objects.collect(),
+                    sources,
+                    diagnostics: record.diagnostics(),
+                }
+            }
+        }
+    }
+}

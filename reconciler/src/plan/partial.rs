@@ -1,0 +1,166 @@
+//! A plan against a base that shares most files with the desired state, made from the objects a
+//! change can reach alone. What a plan needs of a validated tree is kept as a `Record` (each
+//! file's key and the objects it declares, the diagnostics); the changed files are found by their
+//! keys; the objects of the changed files and of every file that declares or targets a server
+//! they touch are loaded on both sides; the objects of the other files, the same in both, join
+//! the plan as no-ops (`complete`). Pure: the CLI reads the trees and the cache.
+//!
+//! Exact only when each unchanged file means the same on both sides: the CLI falls back to a
+//! full plan when `mcp-gitops.yaml` differs, when an object is declared twice, or when an
+//! unchanged file could not be loaded (`Record::load_errors`).
+
+use super::{Action, Plan, change};
+use crate::cache::Key;
+use crate::gateway::render::targets;
+use crate::model::{DesiredState, Diagnostic, Kind, ObjectId};
+use crate::validate::expiry::EXPIRES_AT;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+/// What a plan needs of a validated tree without its objects.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Record {
+    /// Every file read (the ignored ones and `mcp-gitops.yaml` too), in path order.
+    pub files: Vec<FileRecord>,
+    /// The paths of the state's `sources`: the files loaded, policy directories' included.
+    pub sources: Vec<String>,
+    /// The validated state's diagnostics, in order.
+    diagnostics: Vec<Diagnostic>,
+    /// Which of them must not show their source (`Diagnostic::redact_source` is not written).
+    redacted: Vec<usize>,
+    /// The files, `mcp-gitops.yaml` aside, whose loading found an error.
+    load_errors: BTreeSet<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub path: String,
+    /// `Key::file` of its path and bytes, in hex.
+    key: String,
+    objects: Vec<ObjectRecord>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ObjectRecord {
+    id: ObjectId,
+    /// The server a grant or session targets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target: Option<(String, String)>,
+    /// A grant's expiry annotation, as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires: Option<String>,
+}
+
+impl Record {
+    /// The record of `state`, validated from files with the keys `keys` (path order); the files
+    /// of `load_errors` could not be loaded in full.
+    pub fn of(state: &DesiredState, keys: &[(String, Key)], load_errors: BTreeSet<String>) -> Record {
+        let pointer = expiry_pointer();
+        let mut objects: HashMap<&str, Vec<ObjectRecord>> = HashMap::new();
+        for object in &state.objects {
+            objects.entry(object.origin.file.as_str()).or_default().push(ObjectRecord {
+                id: object.id.clone(),
+                target: targets(object).map(|(namespace, name)| (namespace.to_string(), name.to_string())),
+                expires: object.body.pointer(&pointer).and_then(|v| v.as_str()).map(str::to_string),
+            });
+        }
+        let files = keys
+            .iter()
+            .map(|(path, key)| FileRecord {
+                path: path.clone(),
+                key: hex::encode(key.bytes()),
+                objects: objects.remove(path.as_str()).unwrap_or_default(),
+            })
+            .collect();
+        let redacted = state.diagnostics.iter().enumerate().filter(|(_, d)| d.redact_source).map(|(i, _)| i).collect();
+        Record { files, sources: state.sources.keys().cloned().collect(), diagnostics: state.diagnostics.clone(), redacted, load_errors }
+    }
+
+    /// The validated state's diagnostics.
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        let mut diagnostics = self.diagnostics.clone();
+        for &i in &self.redacted {
+            if let Some(d) = diagnostics.get_mut(i) {
+                d.redact_source = true;
+            }
+        }
+        diagnostics
+    }
+
+    /// The key of each file.
+    pub fn keys(&self) -> HashMap<&str, Key> {
+        self.files.iter().filter_map(|f| Some((f.path.as_str(), Key::from_hex(&f.key)?))).collect()
+    }
+
+    /// Whether a file of `paths` (files the base has as they are here) could not be loaded in
+    /// full: the base's problems would be its too.
+    pub fn load_errors_in<'a>(&self, mut paths: impl Iterator<Item = &'a str>) -> bool {
+        paths.any(|path| self.load_errors.contains(path))
+    }
+}
+
+/// The files that differ between the desired tree and the base: each path either side has whose
+/// key differs or is not known (`None`: a base file not compared, such as a symbolic link).
+pub fn touched(desired: &HashMap<&str, Key>, base: &HashMap<String, Option<Key>>) -> BTreeSet<String> {
+    let differs = |path: &str| desired.get(path).copied() != base.get(path).copied().flatten() || base.get(path).is_some_and(Option::is_none);
+    desired.keys().copied().chain(base.keys().map(String::as_str)).filter(|path| differs(path)).map(str::to_string).collect()
+}
+
+/// Whether an object is declared twice on either side: the desired record's, and the base's
+/// (the record's objects of the files not `touched`, and the base's objects of those).
+pub fn declared_twice(desired: &Record, touched: &BTreeSet<String>, base: &DesiredState) -> bool {
+    let mut ids = HashSet::new();
+    let all = desired.files.iter().flat_map(|f| &f.objects).map(|o| &o.id);
+    if !all.into_iter().all(|id| ids.insert(id)) {
+        return true;
+    }
+    let mut ids = HashSet::new();
+    let kept = desired.files.iter().filter(|f| !touched.contains(&f.path)).flat_map(|f| &f.objects).map(|o| &o.id);
+    !kept.chain(base.objects.iter().map(|o| &o.id)).all(|id| ids.insert(id))
+}
+
+/// The files beyond the changed ones that a plan of `base` and `desired` (the objects of the
+/// changed files) must load: every file that declares, or declares a grant or session that
+/// targets, a server whose policy may change. That is a server a changed object targets (or
+/// is), and, when a changed grant expires later, each server a grant expiring by then targets
+/// (the plan shows what its expiry takes away: every grant expired by then counts).
+pub fn reached(desired_record: &Record, touched: &BTreeSet<String>, base: &DesiredState, desired: &DesiredState, now: Timestamp) -> BTreeSet<String> {
+    let mut servers: HashSet<(String, String)> = super::changed_servers(base, desired).unwrap_or_default();
+    let pointer = expiry_pointer();
+    let latest = desired
+        .of_kind(Kind::Grant)
+        .filter_map(|o| o.body.pointer(&pointer)?.as_str()?.parse::<Timestamp>().ok())
+        .filter(|at| *at > now)
+        .max();
+    let objects = || desired_record.files.iter().flat_map(|f| f.objects.iter().map(move |o| (f, o)));
+    if let Some(latest) = latest {
+        let expiring = |o: &ObjectRecord| o.expires.as_deref().and_then(|at| at.parse::<Timestamp>().ok()).is_some_and(|at| at > now && at <= latest);
+        servers.extend(objects().filter(|(_, o)| expiring(o)).filter_map(|(_, o)| o.target.clone()));
+    }
+    let reaches = |o: &ObjectRecord| match &o.target {
+        Some(target) => servers.contains(target),
+        None => o.id.kind == Kind::Server && servers.contains(&(o.id.namespace.clone(), o.id.name.clone())),
+    };
+    objects().filter(|(f, o)| !touched.contains(&f.path) && reaches(o)).map(|(f, _)| f.path.clone()).collect()
+}
+
+/// Completes a plan made from the objects of some files of the desired tree (`desired`) with
+/// a no-op for each object of the others, in the order a plan of every object has.
+pub fn complete(plan: &mut Plan, desired_record: &Record, desired: &DesiredState) {
+    let planned: HashSet<&ObjectId> = desired.objects.iter().map(|o| &o.id).collect();
+    let mut kept: Vec<&ObjectId> = desired_record.files.iter().flat_map(|f| &f.objects).map(|o| &o.id).filter(|id| !planned.contains(id)).collect();
+    kept.sort();
+    let split = plan.changes.iter().position(|c| c.action == Action::Delete).unwrap_or(plan.changes.len());
+    let deletes = plan.changes.split_off(split);
+    let made: BTreeMap<ObjectId, super::Change> = std::mem::take(&mut plan.changes).into_iter().map(|c| (c.id(), c)).collect();
+    plan.summary.no_op += kept.len();
+    let no_ops = kept.into_iter().map(|id| (id.clone(), change(id, Action::NoOp, String::new())));
+    let mut all: Vec<(ObjectId, super::Change)> = made.into_iter().chain(no_ops).collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    plan.changes = all.into_iter().map(|(_, c)| c).chain(deletes).collect();
+}
+
+fn expiry_pointer() -> String {
+    format!("/metadata/annotations/{}", EXPIRES_AT.replace('/', "~1"))
+}
