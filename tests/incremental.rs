@@ -4,8 +4,9 @@
 //! usual and once with `--no-incremental` (every base file parsed, every server rendered, no
 //! cache): both must print the same bytes and exit with the same code, in JSON and in text. The
 //! usual runs share one cache directory over the whole sequence (`common::cache_dir`), so each
-//! commit is planned with what the runs at the earlier commits kept; `validate` with that cache
-//! and with `--no-cache` must print the same bytes too.
+//! commit is planned with what the runs at the earlier commits kept, and planned again with the
+//! validation the first plan of the commit recorded (`plan::partial`); `validate` with that
+//! cache and with `--no-cache` must print the same bytes too.
 //!
 //! `MCP_GITOPS_DIFFERENTIAL_CASES` sets the number of commit sequences (default 8).
 
@@ -27,11 +28,13 @@ enum Step {
         file: usize,
         edit: usize,
     },
-    /// A new grant of a team's server, in its namespace or in the default one.
+    /// A new grant of a team's server, in its namespace or in the default one, maybe time-bound
+    /// (`EXPIRIES`).
     Add {
         server: usize,
         trust: usize,
         namespaced: bool,
+        expires: usize,
     },
     Delete {
         file: usize,
@@ -68,6 +71,9 @@ const EDITS: &[(&str, &str)] = &[
 
 const SERVERS: &[(&str, &str)] = &[("mcp-team-payments", "payments-mcp"), ("mcp-team-support", "ticketing-mcp")];
 const TRUSTS: &[&str] = &["low", "medium", "high"];
+/// No expiry, one before `NOW`, and two after it: a plan shows what each later one takes away,
+/// counting every grant expired by then.
+const EXPIRIES: &[Option<&str>] = &[None, Some("2026-11-01T00:00:00Z"), Some("2026-12-01T00:00:00Z"), Some("2027-01-15T00:00:00Z")];
 const SETTINGS: &[(&str, &str)] = &[
     ("defaultNamespace: mcp-servers", "defaultNamespace: mcp-team-support"),
     ("ignore: [\"drafts/**\"]", "ignore: [\"drafts/**\", \"teams/support/sessions/**\"]"),
@@ -78,7 +84,8 @@ const SETTINGS: &[(&str, &str)] = &[
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         4 => (any::<usize>(), 0..EDITS.len()).prop_map(|(file, edit)| Step::Edit { file, edit }),
-        2 => (0..SERVERS.len(), 0..TRUSTS.len(), any::<bool>()).prop_map(|(server, trust, namespaced)| Step::Add { server, trust, namespaced }),
+        2 => (0..SERVERS.len(), 0..TRUSTS.len(), any::<bool>(), 0..EXPIRIES.len())
+            .prop_map(|(server, trust, namespaced, expires)| Step::Add { server, trust, namespaced, expires }),
         1 => any::<usize>().prop_map(|file| Step::Delete { file }),
         1 => any::<usize>().prop_map(|file| Step::Rename { file }),
         1 => any::<usize>().prop_map(|file| Step::Break { file }),
@@ -127,11 +134,12 @@ fn apply(dir: &Path, step: &Step, n: usize, broken: &mut Vec<(PathBuf, String)>)
             let text = read(&path);
             write(&path, &replace_first(&text, EDITS, edit));
         }
-        Step::Add { server, trust, namespaced } => {
+        Step::Add { server, trust, namespaced, expires } => {
             let (namespace, name) = SERVERS[server];
             let namespace = if namespaced { format!("\n  namespace: {namespace}") } else { String::new() };
+            let expires = EXPIRIES[expires].map_or(String::new(), |at| format!("\n  annotations:\n    mcp-gitops.io/expires-at: \"{at}\""));
             let grant = format!(
-                "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata:\n  name: added-{n}{namespace}\nspec:\n  serverRef:\n    name: {name}\n  subject:\n    humanID: added-{n}@fernhill.io\n  maxTrust: {}\n  allowedSideEffects: [read, write]\n  policyVersion: v1\n",
+                "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata:\n  name: added-{n}{namespace}{expires}\nspec:\n  serverRef:\n    name: {name}\n  subject:\n    humanID: added-{n}@fernhill.io\n  maxTrust: {}\n  allowedSideEffects: [read, write]\n  policyVersion: v1\n",
                 TRUSTS[trust]
             );
             write(&dir.join(format!("teams/added-{n}.yaml")), &grant);
@@ -207,7 +215,8 @@ proptest! {
             common::git(dir, &[], &["commit", "-q", "--no-gpg-sign", "--allow-empty", "-m", &format!("{step:?}")]);
             // Against the commit before or one further back.
             let base = format!("HEAD~{}", bases[n] % (n + 1) + 1);
-            for format in ["json", "text"] {
+            // JSON first: a plan of a new tree validates it; text, then JSON again, take that from the cache.
+            for format in ["json", "text", "json"] {
                 let incremental = plan(dir, &base, format, true);
                 let full = plan(dir, &base, format, false);
                 prop_assert_eq!(&incremental, &full, "plan --base {} --format {} after {:?}", base, format, &steps[..=n]);

@@ -82,7 +82,8 @@ pub(super) fn plan_against_git(path: &Path, rev: &str, now: Timestamp, cache: &C
     if partial::declared_twice(&record, &touched, &base) {
         return Ok(None);
     }
-    let changed = DesiredState { objects: desired.objects(&touched, now, cache), ..DesiredState::default() };
+    // The same configuration as the base's: the file is the same.
+    let changed = DesiredState { objects: desired.objects(&touched, now, cache), config: base.config.clone(), ..DesiredState::default() };
     let reached = partial::reached(&record, &touched, &base, &changed, now);
     let shared = desired.objects(&reached, now, cache);
     let mut desired = desired.state(&record, changed.objects.into_iter().chain(shared.iter().cloned()));

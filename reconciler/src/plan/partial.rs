@@ -126,14 +126,17 @@ pub fn declared_twice(desired: &Record, touched: &BTreeSet<String>, base: &Desir
 /// is), and, when a changed grant expires later, each server a grant expiring by then targets
 /// (the plan shows what its expiry takes away: every grant expired by then counts).
 pub fn reached(desired_record: &Record, touched: &BTreeSet<String>, base: &DesiredState, desired: &DesiredState, now: Timestamp) -> BTreeSet<String> {
-    let mut servers: HashSet<(String, String)> = super::changed_servers(base, desired).unwrap_or_default();
+    let objects = || desired_record.files.iter().flat_map(|f| f.objects.iter().map(move |o| (f, o)));
+    let Some(mut servers) = super::changed_servers(base, desired) else {
+        // Another cluster name: every policy changes.
+        return objects().filter(|(f, _)| !touched.contains(&f.path)).map(|(f, _)| f.path.clone()).collect();
+    };
     let pointer = expiry_pointer();
     let latest = desired
         .of_kind(Kind::Grant)
         .filter_map(|o| o.body.pointer(&pointer)?.as_str()?.parse::<Timestamp>().ok())
         .filter(|at| *at > now)
         .max();
-    let objects = || desired_record.files.iter().flat_map(|f| f.objects.iter().map(move |o| (f, o)));
     if let Some(latest) = latest {
         let expiring = |o: &ObjectRecord| o.expires.as_deref().and_then(|at| at.parse::<Timestamp>().ok()).is_some_and(|at| at > now && at <= latest);
         servers.extend(objects().filter(|(_, o)| expiring(o)).filter_map(|(_, o)| o.target.clone()));
