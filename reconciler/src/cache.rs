@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// The first line of every pack: a pack of another format or version is not read.
 const STAMP: &str = concat!("mcp-gitops cache 1 ", env!("CARGO_PKG_VERSION"), "\n");
@@ -49,22 +49,61 @@ impl Key {
     }
 }
 
-/// The entries of one kind: those read from the pack on disk and those made by this run.
+/// The entries of one kind: those read from the pack on disk and those made by this run. The
+/// pack on disk is read at the first lookup: a run that looks nothing up in it neither reads
+/// nor writes it.
 #[derive(Default)]
 pub struct Pack {
-    bytes: Vec<u8>,
-    index: HashMap<Key, Range<usize>>,
+    /// The file the entries are read from at the first lookup (`None`: there are none to read).
+    file: Option<PathBuf>,
+    read: OnceLock<Entries>,
     used: Mutex<HashSet<Key>>,
     made: Mutex<Vec<(Key, Vec<u8>)>>,
     /// Whether entries are looked up and kept at all (`Cache::off` has packs that never hit).
     on: bool,
 }
 
+/// The entries of a pack as read.
+#[derive(Default)]
+struct Entries {
+    bytes: Vec<u8>,
+    index: HashMap<Key, Range<usize>>,
+}
+
+impl Entries {
+    /// Anything but a sound pack of this version has no entries.
+    fn of(bytes: Vec<u8>) -> Entries {
+        let mut entries = Entries::default();
+        let Some(body) = bytes.len().checked_sub(32).filter(|&end| end >= STAMP.len()) else { return entries };
+        if !bytes.starts_with(STAMP.as_bytes()) || Sha256::digest(&bytes[..body])[..] != bytes[body..] {
+            return entries;
+        }
+        let mut at = STAMP.len();
+        while at < body {
+            let Some(header) = bytes.get(at..at + 36) else { return entries };
+            let key = Key(header[..32].try_into().unwrap_or_default());
+            let len = u32::from_le_bytes(header[32..].try_into().unwrap_or_default()) as usize;
+            let range = at + 36..at + 36 + len;
+            if range.end > body {
+                return Entries::default();
+            }
+            entries.index.insert(key, range.clone());
+            at = range.end;
+        }
+        entries.bytes = bytes;
+        entries
+    }
+}
+
 impl Pack {
     /// The entry under `key`, if the pack has one that decodes.
     pub fn get<T: DeserializeOwned>(&self, key: &Key) -> Option<T> {
-        let range = self.index.get(key)?;
-        let value = serde_json::from_slice(&self.bytes[range.clone()]).ok()?;
+        if !self.on {
+            return None;
+        }
+        let entries = self.entries();
+        let range = entries.index.get(key)?;
+        let value = serde_json::from_slice(&entries.bytes[range.clone()]).ok()?;
         self.used.lock().unwrap_or_else(|p| p.into_inner()).insert(*key);
         Some(value)
     }
@@ -82,48 +121,35 @@ impl Pack {
         self.on
     }
 
-    /// Keeps every entry for the next run, as if this run had used them all.
-    pub fn keep_all(&self) {
-        self.used.lock().unwrap_or_else(|p| p.into_inner()).extend(self.index.keys().copied());
+    fn entries(&self) -> &Entries {
+        self.read.get_or_init(|| Entries::of(self.file.as_ref().and_then(|file| std::fs::read(file).ok()).unwrap_or_default()))
     }
 
-    /// Whether the pack to write back differs from the one read: entries were made, or some
-    /// were not used.
+    /// The pack in `file`, read when first used.
+    fn at(file: PathBuf) -> Pack {
+        Pack { file: Some(file), on: true, ..Pack::default() }
+    }
+
+    /// The pack of `bytes`.
+    fn read(bytes: Vec<u8>) -> Pack {
+        Pack { read: OnceLock::from(Entries::of(bytes)), on: true, ..Pack::default() }
+    }
+
+    /// Whether the pack to write back differs from the one on disk: entries were made, or some
+    /// that were read were not used. A pack never read is unchanged unless entries were made.
     fn changed(&self) -> bool {
         let used = self.used.lock().unwrap_or_else(|p| p.into_inner()).len();
-        !self.made.lock().unwrap_or_else(|p| p.into_inner()).is_empty() || used != self.index.len()
-    }
-
-    /// Reads a pack; anything but a sound pack of this version is an empty one.
-    fn read(bytes: Vec<u8>) -> Pack {
-        let mut pack = Pack { on: true, ..Pack::default() };
-        let Some(body) = bytes.len().checked_sub(32).filter(|&end| end >= STAMP.len()) else { return pack };
-        if !bytes.starts_with(STAMP.as_bytes()) || Sha256::digest(&bytes[..body])[..] != bytes[body..] {
-            return pack;
-        }
-        let mut at = STAMP.len();
-        while at < body {
-            let Some(header) = bytes.get(at..at + 36) else { return pack };
-            let key = Key(header[..32].try_into().unwrap_or_default());
-            let len = u32::from_le_bytes(header[32..].try_into().unwrap_or_default()) as usize;
-            let range = at + 36..at + 36 + len;
-            if range.end > body {
-                return Pack { on: true, ..Pack::default() };
-            }
-            pack.index.insert(key, range.clone());
-            at = range.end;
-        }
-        pack.bytes = bytes;
-        pack
+        !self.made.lock().unwrap_or_else(|p| p.into_inner()).is_empty() || self.read.get().is_some_and(|entries| used != entries.index.len())
     }
 
     /// The pack to write back: the entries this run used and made, stamped and sealed.
     fn written(self) -> Vec<u8> {
         let used = self.used.into_inner().unwrap_or_else(|p| p.into_inner());
         let made = self.made.into_inner().unwrap_or_else(|p| p.into_inner());
+        let entries = self.read.into_inner().unwrap_or_default();
         let mut out = STAMP.as_bytes().to_vec();
         let mut seen = HashSet::new();
-        let kept = used.iter().filter_map(|key| Some((*key, &self.bytes[self.index.get(key)?.clone()])));
+        let kept = used.iter().filter_map(|key| Some((*key, &entries.bytes[entries.index.get(key)?.clone()])));
         for (key, bytes) in kept.chain(made.iter().map(|(key, bytes)| (*key, bytes.as_slice()))) {
             let Ok(len) = u32::try_from(bytes.len()) else { continue };
             if seen.insert(key) {
@@ -184,8 +210,8 @@ impl Cache {
         let place = std::fs::canonicalize(repository).unwrap_or_else(|_| repository.to_path_buf());
         let name = format!("{FOLDER}{}", hex::encode(&Key::of(&[place.as_os_str().as_encoded_bytes()]).0[..8]));
         let dir = dir.join(name);
-        let read = |file: &str| Pack::read(std::fs::read(dir.join(file)).unwrap_or_default());
-        Cache { files: read(FILES), findings: read(FINDINGS), trees: read(TREES), blobs: read(BLOBS), dir: Some(dir) }
+        let at = |file: &str| Pack::at(dir.join(file));
+        Cache { files: at(FILES), findings: at(FINDINGS), trees: at(TREES), blobs: at(BLOBS), dir: Some(dir) }
     }
 
     /// The default place: `$XDG_CACHE_HOME/mcp-gitops`, else `~/.cache/mcp-gitops`.
@@ -269,6 +295,23 @@ mod tests {
         foreign.extend_from_slice(&seal);
         assert_eq!(Pack::read(foreign).get::<String>(&key), None, "another version's pack");
         assert_eq!(Pack::read(sound).get::<String>(&key).as_deref(), Some("one"));
+    }
+
+    #[test]
+    fn a_pack_a_run_did_not_look_into_is_left_as_it_is() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repository = Path::new("repository");
+        let cache = Cache::open(dir.path(), repository);
+        cache.files.put(Key::of(&[b"a"]), &"one");
+        cache.findings.put(Key::of(&[b"b"]), &"two");
+        cache.save().expect("saved");
+        // A run that looks into the findings alone and finds nothing there.
+        let cache = Cache::open(dir.path(), repository);
+        assert_eq!(cache.findings.get::<String>(&Key::of(&[b"c"])), None);
+        cache.save().expect("saved");
+        let cache = Cache::open(dir.path(), repository);
+        assert_eq!(cache.files.get::<String>(&Key::of(&[b"a"])).as_deref(), Some("one"), "not read, so kept");
+        assert_eq!(cache.findings.get::<String>(&Key::of(&[b"b"])), None, "read and not used, so dropped");
     }
 
     #[test]

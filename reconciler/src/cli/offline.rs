@@ -39,8 +39,6 @@ enum Desired {
 /// have could not be loaded.
 pub(super) fn plan_against_git(path: &Path, rev: &str, now: Timestamp, cache: &Cache) -> Result<Option<Planned>, CliError> {
     let snapshot = source::from_dir(path)?;
-    let keys: Vec<(String, Key)> =
-        crate::parallel::ordered_map(&snapshot.files, 64, |f| (f.path.clone(), Key::file(&f.path, &f.bytes)));
     let config = snapshot.files.iter().find(|f| f.path == CONFIG_FILE).and_then(|f| std::str::from_utf8(&f.bytes).ok());
     let config = config.map(|text| load::config(text).0).unwrap_or_default();
     let policies = super::commands::policy_snapshots(path, &config.policies.directories, source::from_dir)?;
@@ -49,13 +47,10 @@ pub(super) fn plan_against_git(path: &Path, rev: &str, now: Timestamp, cache: &C
     parts.extend(policies.iter().flat_map(|(dir, s)| [dir.as_bytes(), s.revision.as_bytes()]));
     let tree = Key::of(&parts);
     let (record, desired) = match cache.trees.get::<Record>(&tree) {
-        Some(record) => {
-            // Taken as a whole: what made it stays for the next tree.
-            cache.files.keep_all();
-            cache.findings.keep_all();
-            (record, Desired::Recorded { snapshot, policies, config })
-        }
+        Some(record) => (record, Desired::Recorded { snapshot, policies, config }),
         None => {
+            let keys: Vec<(String, Key)> =
+                crate::parallel::ordered_map(&snapshot.files, 64, |f| (f.path.clone(), Key::file(&f.path, &f.bytes)));
             let mut repository = load::load_cached(snapshot, cache);
             let load_errors =
                 repository.state.diagnostics.iter().filter(|d| d.is_error() && d.file != CONFIG_FILE).map(|d| d.file.clone()).collect();
@@ -76,16 +71,19 @@ pub(super) fn plan_against_git(path: &Path, rev: &str, now: Timestamp, cache: &C
     if touched.contains(CONFIG_FILE) || record.load_errors_in(unchanged) {
         return Ok(None);
     }
-    let mut base = load::load_cached(listing.read(|p| p == CONFIG_FILE || touched.contains(p))?, cache).state;
+    // With a recorded validation the few files to load are parsed: the files pack is not even read.
+    let off = Cache::off();
+    let parsing = if matches!(desired, Desired::Validated(_)) { cache } else { &off };
+    let mut base = load::load_cached(listing.read(|p| p == CONFIG_FILE || touched.contains(p))?, parsing).state;
     // Compared at the same time as the desired state (as a full plan does).
     validate::expiry::expire(&mut base, now);
     if partial::declared_twice(&record, &touched, &base) {
         return Ok(None);
     }
     // The same configuration as the base's: the file is the same.
-    let changed = DesiredState { objects: desired.objects(&touched, now, cache), config: base.config.clone(), ..DesiredState::default() };
+    let changed = DesiredState { objects: desired.objects(&touched, now, parsing), config: base.config.clone(), ..DesiredState::default() };
     let reached = partial::reached(&record, &touched, &base, &changed, now);
-    let shared = desired.objects(&reached, now, cache);
+    let shared = desired.objects(&reached, now, parsing);
     let mut desired = desired.state(&record, changed.objects.into_iter().chain(shared.iter().cloned()));
     base.objects.extend(shared);
     for state in [&mut base, &mut desired] {
@@ -135,33 +133,36 @@ impl Desired {
         }
     }
 
-    /// The desired state of `objects`, with every diagnostic and file text.
+    /// The desired state of `objects`, with every diagnostic. Its file texts are those of the
+    /// files with a diagnostic or an object of `objects`: a plan's renderers read no other (the
+    /// other files loaded are listed, without their text).
     fn state(self, record: &Record, objects: impl Iterator<Item = Object>) -> DesiredState {
+        let objects: Vec<Object> = objects.collect();
         match self {
             Desired::Validated(mut state) => {
-                state.objects = objects.collect();
+                // The other objects are left to the OS with the rest of the process.
+                std::mem::forget(std::mem::replace(&mut state.objects, objects));
                 state
             }
             Desired::Recorded { snapshot, policies, config } => {
-                let loaded: HashSet<&str> = record.sources.iter().map(String::as_str).collect();
+                let diagnostics = record.diagnostics();
+                let shown: HashSet<&str> =
+                    diagnostics.iter().map(|d| d.file.as_str()).chain(objects.iter().map(|o| o.origin.file.as_str())).collect();
                 let policy_files = policies.iter().flat_map(|(dir, s)| {
                     s.files.iter().map(move |f| (format!("{}/{}", dir.trim_end_matches('/'), f.path), &f.bytes))
                 });
-                let sources = snapshot
-                    .files
-                    .iter()
-                    .map(|f| (f.path.clone(), &f.bytes))
-                    .chain(policy_files)
-                    .filter(|(path, _)| loaded.contains(path.as_str()))
-                    .filter_map(|(path, bytes)| Some((path, Arc::from(std::str::from_utf8(bytes).ok()?))))
-                    .collect();
+                let mut texts: HashMap<String, &Vec<u8>> =
+                    snapshot.files.iter().map(|f| (f.path.clone(), &f.bytes)).chain(policy_files).filter(|(path, _)| shown.contains(path.as_str())).collect();
+                let none: Arc<str> = Arc::from("");
+                let mut text = |path: &String| texts.remove(path).and_then(|bytes| Some(Arc::from(std::str::from_utf8(bytes).ok()?)));
+                let sources = record.sources.iter().map(|path| (path.clone(), text(path).unwrap_or_else(|| none.clone()))).collect();
                 DesiredState {
                     source: snapshot.label,
                     revision: snapshot.revision,
                     config,
-                    objects: objects.collect(),
+                    objects,
                     sources,
-                    diagnostics: record.diagnostics(),
+                    diagnostics,
                 }
             }
         }

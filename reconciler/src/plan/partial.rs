@@ -16,13 +16,15 @@ use crate::model::{DesiredState, Diagnostic, Kind, ObjectId};
 use crate::validate::expiry::EXPIRES_AT;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// What a plan needs of a validated tree without its objects.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Record {
     /// Every file read (the ignored ones and `mcp-gitops.yaml` too), in path order.
     pub files: Vec<FileRecord>,
+    /// Every object, by id (one declared twice comes twice, side by side).
+    objects: Vec<ObjectRecord>,
     /// The paths of the state's `sources`: the files loaded, policy directories' included.
     pub sources: Vec<String>,
     /// The validated state's diagnostics, in order.
@@ -38,12 +40,13 @@ pub struct FileRecord {
     pub path: String,
     /// `Key::file` of its path and bytes, in hex.
     key: String,
-    objects: Vec<ObjectRecord>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct ObjectRecord {
     id: ObjectId,
+    /// Its file, in `Record::files`.
+    file: usize,
     /// The server a grant or session targets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     target: Option<(String, String)>,
@@ -57,24 +60,28 @@ impl Record {
     /// of `load_errors` could not be loaded in full.
     pub fn of(state: &DesiredState, keys: &[(String, Key)], load_errors: BTreeSet<String>) -> Record {
         let pointer = expiry_pointer();
-        let mut objects: HashMap<&str, Vec<ObjectRecord>> = HashMap::new();
-        for object in &state.objects {
-            objects.entry(object.origin.file.as_str()).or_default().push(ObjectRecord {
+        let file: HashMap<&str, usize> = keys.iter().enumerate().map(|(i, (path, _))| (path.as_str(), i)).collect();
+        let mut objects: Vec<ObjectRecord> = state
+            .objects
+            .iter()
+            .map(|object| ObjectRecord {
                 id: object.id.clone(),
+                file: file.get(object.origin.file.as_str()).copied().unwrap_or(usize::MAX),
                 target: targets(object).map(|(namespace, name)| (namespace.to_string(), name.to_string())),
                 expires: object.body.pointer(&pointer).and_then(|v| v.as_str()).map(str::to_string),
-            });
-        }
-        let files = keys
-            .iter()
-            .map(|(path, key)| FileRecord {
-                path: path.clone(),
-                key: hex::encode(key.bytes()),
-                objects: objects.remove(path.as_str()).unwrap_or_default(),
             })
             .collect();
+        objects.sort_by(|a, b| a.id.cmp(&b.id));
+        let files = keys.iter().map(|(path, key)| FileRecord { path: path.clone(), key: hex::encode(key.bytes()) }).collect();
         let redacted = state.diagnostics.iter().enumerate().filter(|(_, d)| d.redact_source).map(|(i, _)| i).collect();
-        Record { files, sources: state.sources.keys().cloned().collect(), diagnostics: state.diagnostics.clone(), redacted, load_errors }
+        Record {
+            files,
+            objects,
+            sources: state.sources.keys().cloned().collect(),
+            diagnostics: state.diagnostics.clone(),
+            redacted,
+            load_errors,
+        }
     }
 
     /// The validated state's diagnostics.
@@ -98,6 +105,17 @@ impl Record {
     pub fn load_errors_in<'a>(&self, mut paths: impl Iterator<Item = &'a str>) -> bool {
         paths.any(|path| self.load_errors.contains(path))
     }
+
+    /// Whether each file is one of `paths`.
+    fn marks(&self, paths: &BTreeSet<String>) -> Vec<bool> {
+        self.files.iter().map(|f| paths.contains(&f.path)).collect()
+    }
+
+    /// The objects, each with whether its file is one of `paths`.
+    fn objects_in<'a>(&'a self, paths: &BTreeSet<String>) -> impl Iterator<Item = (&'a ObjectRecord, bool)> {
+        let marks = self.marks(paths);
+        self.objects.iter().map(move |o| (o, marks.get(o.file).copied().unwrap_or(false)))
+    }
 }
 
 /// The files that differ between the desired tree and the base: each path either side has whose
@@ -108,16 +126,22 @@ pub fn touched(desired: &HashMap<&str, Key>, base: &HashMap<String, Option<Key>>
 }
 
 /// Whether an object is declared twice on either side: the desired record's, and the base's
-/// (the record's objects of the files not `touched`, and the base's objects of those).
+/// (the record's objects of the files not `touched`, and `base`, the base's objects of those).
 pub fn declared_twice(desired: &Record, touched: &BTreeSet<String>, base: &DesiredState) -> bool {
-    let mut ids = HashSet::new();
-    let all = desired.files.iter().flat_map(|f| &f.objects).map(|o| &o.id);
-    if !all.into_iter().all(|id| ids.insert(id)) {
+    if desired.objects.windows(2).any(|pair| pair[0].id == pair[1].id) {
         return true;
     }
-    let mut ids = HashSet::new();
-    let kept = desired.files.iter().filter(|f| !touched.contains(&f.path)).flat_map(|f| &f.objects).map(|o| &o.id);
-    !kept.chain(base.objects.iter().map(|o| &o.id)).all(|id| ids.insert(id))
+    let mut ids: Vec<&ObjectId> = base.objects.iter().map(|o| &o.id).collect();
+    ids.sort();
+    if ids.windows(2).any(|pair| pair[0] == pair[1]) {
+        return true;
+    }
+    let marks = desired.marks(touched);
+    let kept = |id: &ObjectId| {
+        let at = desired.objects.partition_point(|o| o.id < *id);
+        desired.objects.get(at).is_some_and(|o| o.id == *id && !marks.get(o.file).copied().unwrap_or(false))
+    };
+    ids.into_iter().any(kept)
 }
 
 /// The files beyond the changed ones that a plan of `base` and `desired` (the objects of the
@@ -126,10 +150,11 @@ pub fn declared_twice(desired: &Record, touched: &BTreeSet<String>, base: &Desir
 /// is), and, when a changed grant expires later, each server a grant expiring by then targets
 /// (the plan shows what its expiry takes away: every grant expired by then counts).
 pub fn reached(desired_record: &Record, touched: &BTreeSet<String>, base: &DesiredState, desired: &DesiredState, now: Timestamp) -> BTreeSet<String> {
-    let objects = || desired_record.files.iter().flat_map(|f| f.objects.iter().map(move |o| (f, o)));
+    let path = |o: &ObjectRecord| desired_record.files.get(o.file).map(|f| f.path.clone());
+    let untouched = || desired_record.objects_in(touched).filter(|(_, touched)| !touched).map(|(o, _)| o);
     let Some(mut servers) = super::changed_servers(base, desired) else {
         // Another cluster name: every policy changes.
-        return objects().filter(|(f, _)| !touched.contains(&f.path)).map(|(f, _)| f.path.clone()).collect();
+        return untouched().filter_map(path).collect();
     };
     let pointer = expiry_pointer();
     let latest = desired
@@ -139,29 +164,34 @@ pub fn reached(desired_record: &Record, touched: &BTreeSet<String>, base: &Desir
         .max();
     if let Some(latest) = latest {
         let expiring = |o: &ObjectRecord| o.expires.as_deref().and_then(|at| at.parse::<Timestamp>().ok()).is_some_and(|at| at > now && at <= latest);
-        servers.extend(objects().filter(|(_, o)| expiring(o)).filter_map(|(_, o)| o.target.clone()));
+        servers.extend(desired_record.objects.iter().filter(|o| expiring(o)).filter_map(|o| o.target.clone()));
     }
-    let reaches = |o: &ObjectRecord| match &o.target {
+    let reaches = |o: &&ObjectRecord| match &o.target {
         Some(target) => servers.contains(target),
         None => o.id.kind == Kind::Server && servers.contains(&(o.id.namespace.clone(), o.id.name.clone())),
     };
-    objects().filter(|(f, o)| !touched.contains(&f.path) && reaches(o)).map(|(f, _)| f.path.clone()).collect()
+    untouched().filter(reaches).filter_map(path).collect()
 }
 
 /// Completes a plan made from the objects of some files of the desired tree (`desired`) with
-/// a no-op for each object of the others, in the order a plan of every object has.
+/// a no-op for each object of the others, in the order a plan of every object has (by id, then
+/// the deletes). No id is declared twice (`declared_twice`).
 pub fn complete(plan: &mut Plan, desired_record: &Record, desired: &DesiredState) {
     let planned: HashSet<&ObjectId> = desired.objects.iter().map(|o| &o.id).collect();
-    let mut kept: Vec<&ObjectId> = desired_record.files.iter().flat_map(|f| &f.objects).map(|o| &o.id).filter(|id| !planned.contains(id)).collect();
-    kept.sort();
     let split = plan.changes.iter().position(|c| c.action == Action::Delete).unwrap_or(plan.changes.len());
     let deletes = plan.changes.split_off(split);
-    let made: BTreeMap<ObjectId, super::Change> = std::mem::take(&mut plan.changes).into_iter().map(|c| (c.id(), c)).collect();
-    plan.summary.no_op += kept.len();
-    let no_ops = kept.into_iter().map(|id| (id.clone(), change(id, Action::NoOp, String::new())));
-    let mut all: Vec<(ObjectId, super::Change)> = made.into_iter().chain(no_ops).collect();
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    plan.changes = all.into_iter().map(|(_, c)| c).chain(deletes).collect();
+    let mut made = std::mem::take(&mut plan.changes).into_iter().peekable();
+    let mut changes = Vec::with_capacity(desired_record.objects.len() + deletes.len());
+    for id in desired_record.objects.iter().map(|o| &o.id).filter(|id| !planned.contains(id)) {
+        while let Some(change) = made.next_if(|c| (c.kind, &c.namespace, &c.name) < (id.kind, &id.namespace, &id.name)) {
+            changes.push(change);
+        }
+        changes.push(change(id, Action::NoOp, String::new()));
+        plan.summary.no_op += 1;
+    }
+    changes.extend(made);
+    changes.extend(deletes);
+    plan.changes = changes;
 }
 
 fn expiry_pointer() -> String {

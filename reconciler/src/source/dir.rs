@@ -4,6 +4,7 @@ use super::{MAX_FILE_SIZE, Snapshot, SourceError, SourceFile, content_digest, is
 use crate::model::{Code, Diagnostic, Pos};
 use std::collections::HashSet;
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub fn from_dir(root: &Path) -> Result<Snapshot, SourceError> {
@@ -12,9 +13,20 @@ pub fn from_dir(root: &Path) -> Result<Snapshot, SourceError> {
     if !canonical_root.is_dir() {
         return Err(SourceError::NotADirectory { path: root.display().to_string() });
     }
-    let mut walk = Walk { root: canonical_root.clone(), snapshot: Snapshot::default(), visited: HashSet::new() };
+    let mut walk = Walk { root: canonical_root.clone(), found: Vec::new(), visited: HashSet::new() };
     walk.dir(&canonical_root, "")?;
-    let mut snapshot = walk.snapshot;
+    // Read on every core; the problems stay in the order the walk met them.
+    let read = crate::parallel::ordered_map(&walk.found, 16, |found| match found {
+        Found::File(path, rel_path) => read(path, rel_path),
+        Found::Problem(d) => Err(d.clone()),
+    });
+    let mut snapshot = Snapshot::default();
+    for item in read {
+        match item {
+            Ok(file) => snapshot.files.push(file),
+            Err(d) => snapshot.diagnostics.push(d),
+        }
+    }
     snapshot.files.sort_by(|a, b| a.path.cmp(&b.path));
     snapshot.label = root.display().to_string();
     snapshot.revision = content_digest(&snapshot.files);
@@ -23,7 +35,8 @@ pub fn from_dir(root: &Path) -> Result<Snapshot, SourceError> {
 
 struct Walk {
     root: PathBuf,
-    snapshot: Snapshot,
+    /// The files to read and the problems met, in the walk's order.
+    found: Vec<Found>,
     /// Canonical directories already walked, so that symlinked directories cannot loop.
     visited: HashSet<PathBuf>,
 }
@@ -52,54 +65,51 @@ impl Walk {
                     Ok(target) if target.starts_with(&self.root) => path = target,
                     Ok(target) => {
                         if target.is_dir() || is_manifest(&name) {
-                            self.snapshot.diagnostics.push(outside(&rel_path, &target.display().to_string()));
+                            self.found.push(Found::Problem(outside(&rel_path, &target.display().to_string())));
                         }
                         continue;
                     }
                     Err(_) => {
                         if is_manifest(&name) {
                             let target = fs::read_link(&path).map(|t| t.display().to_string()).unwrap_or_default();
-                            self.snapshot.diagnostics.push(Diagnostic::warning(
+                            self.found.push(Found::Problem(Diagnostic::warning(
                                 Code::PathOutsideRepo,
                                 &rel_path,
                                 Pos { line: 1, column: 1 },
                                 format!("dangling symlink to {target}; skipped"),
-                            ));
+                            )));
                         }
                         continue;
                     }
                 }
             }
-            if path.is_dir() {
+            // The kind the directory entry gives, but a link's target's.
+            if if meta.is_symlink() { path.is_dir() } else { meta.is_dir() } {
                 self.dir(&path, &rel_path)?;
             } else if is_manifest(&name) {
-                self.file(&path, rel_path);
+                self.found.push(Found::File(path, rel_path));
             }
         }
         Ok(())
     }
-
-    fn file(&mut self, path: &Path, rel_path: String) {
-        let size = match fs::metadata(path) {
-            Ok(m) => m.len(),
-            Err(e) => return self.unreadable(rel_path, e),
-        };
-        if size > MAX_FILE_SIZE {
-            self.snapshot.diagnostics.push(oversize(&rel_path, size));
-            return;
-        }
-        match fs::read(path) {
-            Ok(bytes) => self.snapshot.files.push(SourceFile { path: rel_path, bytes }),
-            Err(e) => self.unreadable(rel_path, e),
-        }
-    }
-
-    fn unreadable(&mut self, rel_path: String, e: std::io::Error) {
-        self.snapshot.diagnostics.push(Diagnostic::error(
-            Code::YamlSyntax,
-            &rel_path,
-            Pos { line: 1, column: 1 },
-            format!("cannot read file: {e}"),
-        ));
-    }
 }
+
+/// What the walk meets: a file to read, or a problem.
+enum Found {
+    File(PathBuf, String),
+    Problem(Diagnostic),
+}
+
+/// The file at `path`, or why it is not read (too big, unreadable).
+fn read(path: &Path, rel_path: &str) -> Result<SourceFile, Diagnostic> {
+    let unreadable = |e: std::io::Error| Diagnostic::error(Code::YamlSyntax, rel_path, Pos { line: 1, column: 1 }, format!("cannot read file: {e}"));
+    let mut file = fs::File::open(path).map_err(unreadable)?;
+    let size = file.metadata().map_err(unreadable)?.len();
+    if size > MAX_FILE_SIZE {
+        return Err(oversize(rel_path, size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.read_to_end(&mut bytes).map_err(unreadable)?;
+    Ok(SourceFile { path: rel_path.to_string(), bytes })
+}
+
