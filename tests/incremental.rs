@@ -196,7 +196,11 @@ fn plan(dir: &Path, base: &str, format: &str, incremental: bool) -> (i32, String
 fn platform(dir: &Path) {
     common::copy_dir(&common::root().join("examples/platform"), dir);
     let grant = std::fs::read_to_string(dir.join("teams/support/grants/support-leads.yaml")).expect("grant");
-    std::fs::write(dir.join("teams/default.yaml"), grant.replace("name: support-leads", "name: default").replace("  namespace: mcp-team-support\n", "")).expect("write");
+    std::fs::write(
+        dir.join("teams/default.yaml"),
+        grant.replace("name: support-leads", "name: default").replace("  namespace: mcp-team-support\n", ""),
+    )
+    .expect("write");
     common::git(dir, &[], &["init", "-q", "-b", "main"]);
     commit(dir, "platform");
 }

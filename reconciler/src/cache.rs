@@ -139,7 +139,8 @@ impl Pack {
     /// that were read were not used. A pack never read is unchanged unless entries were made.
     fn changed(&self) -> bool {
         let used = self.used.lock().unwrap_or_else(|p| p.into_inner()).len();
-        !self.made.lock().unwrap_or_else(|p| p.into_inner()).is_empty() || self.read.get().is_some_and(|entries| used != entries.index.len())
+        !self.made.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+            || self.read.get().is_some_and(|entries| used != entries.index.len())
     }
 
     /// The pack to write back: the entries this run used and made, stamped and sealed.
@@ -201,7 +202,13 @@ impl Cache {
     /// would write it and `open` read it back.
     pub fn renewed(self) -> Cache {
         let renew = |pack: Pack| Pack::read(pack.written());
-        Cache { files: renew(self.files), findings: renew(self.findings), trees: renew(self.trees), blobs: renew(self.blobs), dir: self.dir }
+        Cache {
+            files: renew(self.files),
+            findings: renew(self.findings),
+            trees: renew(self.trees),
+            blobs: renew(self.blobs),
+            dir: self.dir,
+        }
     }
 
     /// The cache of the repository at `repository` under `dir`: a folder per repository, so

@@ -152,7 +152,8 @@ pub(super) fn policy_snapshots(
     directories: &[String],
     read: impl Fn(&Path) -> Result<source::Snapshot, source::SourceError>,
 ) -> Result<Vec<(String, source::Snapshot)>, CliError> {
-    let read = |dir: &String| read(&path.join(dir)).map_err(|e| CliError::Failed(format!("policy directory {dir} (from mcp-gitops.yaml): {e}")));
+    let read =
+        |dir: &String| read(&path.join(dir)).map_err(|e| CliError::Failed(format!("policy directory {dir} (from mcp-gitops.yaml): {e}")));
     directories.iter().map(|dir| Ok((dir.clone(), read(dir)?))).collect()
 }
 
@@ -282,7 +283,12 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
 /// A plan of every object of the desired state: against a directory, a cluster, or a git
 /// revision when `plan::partial` cannot plan it (or `--no-incremental`). With the desired state
 /// and the base's file texts, kept when its problems are shown with their lines.
-fn full_plan(args: &PlanArgs, now: Timestamp, work: Work, cache: &Cache) -> Result<(DesiredState, Plan, BTreeMap<String, Arc<str>>), CliError> {
+fn full_plan(
+    args: &PlanArgs,
+    now: Timestamp,
+    work: Work,
+    cache: &Cache,
+) -> Result<(DesiredState, Plan, BTreeMap<String, Arc<str>>), CliError> {
     let mut loaded = DesiredState::default();
     let desired = desired_from(&args.path, None, now, (args.base.is_some() && work == Work::Changed).then_some(&mut loaded), cache)?;
     let mut base_sources = BTreeMap::new();

@@ -38,34 +38,17 @@ enum Desired {
 /// (`plan::partial`): `mcp-gitops.yaml` differs, an object is declared twice, or a file both
 /// have could not be loaded.
 pub(super) fn plan_against_git(path: &Path, rev: &str, now: Timestamp, cache: &Cache) -> Result<Option<Planned>, CliError> {
-    let snapshot = source::from_dir(path)?;
-    let config = snapshot.files.iter().find(|f| f.path == CONFIG_FILE).and_then(|f| std::str::from_utf8(&f.bytes).ok());
-    let config = config.map(|text| load::config(text).0).unwrap_or_default();
-    let policies = super::commands::policy_snapshots(path, &config.policies.directories, source::from_dir)?;
-    let now_text = now.to_string();
-    let mut parts: Vec<&[u8]> = vec![b"tree", snapshot.revision.as_bytes(), now_text.as_bytes()];
-    parts.extend(policies.iter().flat_map(|(dir, s)| [dir.as_bytes(), s.revision.as_bytes()]));
-    let tree = Key::of(&parts);
-    let (record, desired) = match cache.trees.get::<Record>(&tree) {
-        Some(record) => (record, Desired::Recorded { snapshot, policies, config }),
-        None => {
-            let keys: Vec<(String, Key)> =
-                crate::parallel::ordered_map(&snapshot.files, 64, |f| (f.path.clone(), Key::file(&f.path, &f.bytes)));
-            let mut repository = load::load_cached(snapshot, cache);
-            let load_errors =
-                repository.state.diagnostics.iter().filter(|d| d.is_error() && d.file != CONFIG_FILE).map(|d| d.file.clone()).collect();
-            for (dir, snapshot) in policies {
-                load::add_policies(&mut repository, &dir, snapshot);
-            }
-            let state = validate::validate_cached(repository, now, cache);
-            let record = Record::of(&state, &keys, load_errors);
-            cache.trees.put(tree, &record);
-            (record, Desired::Validated(state))
-        }
-    };
-
-    let listing = source::list_git(path, rev)?;
-    let base_keys = base_keys(&listing, cache)?;
+    // The base is listed and compared while the work tree is validated: neither needs the other.
+    let (desired, base) = std::thread::scope(|scope| {
+        let base = scope.spawn(|| -> Result<_, CliError> {
+            let listing = source::list_git(path, rev)?;
+            let keys = base_keys(&listing, cache)?;
+            Ok((listing, keys))
+        });
+        (desired_tree(path, now, cache), base.join())
+    });
+    let (record, desired) = desired?;
+    let (listing, base_keys) = base.unwrap_or_else(|_| Err(CliError::Failed(format!("reading {rev} failed"))))?;
     let touched = partial::touched(&record.keys(), &base_keys);
     let unchanged = base_keys.keys().map(String::as_str).filter(|p| !touched.contains(*p));
     if touched.contains(CONFIG_FILE) || record.load_errors_in(unchanged) {
@@ -92,6 +75,33 @@ pub(super) fn plan_against_git(path: &Path, rev: &str, now: Timestamp, cache: &C
     let mut plan = plan::plan(&base, "git", &desired, now, Work::Changed);
     partial::complete(&mut plan, &record, &desired);
     Ok(Some(Planned { plan, desired, base_sources: base.sources }))
+}
+
+/// The work tree's validation: recorded by an earlier run (the same files, policy directories
+/// and time), or made now and recorded.
+fn desired_tree(path: &Path, now: Timestamp, cache: &Cache) -> Result<(Record, Desired), CliError> {
+    let snapshot = source::from_dir(path)?;
+    let config = snapshot.files.iter().find(|f| f.path == CONFIG_FILE).and_then(|f| std::str::from_utf8(&f.bytes).ok());
+    let config = config.map(|text| load::config(text).0).unwrap_or_default();
+    let policies = super::commands::policy_snapshots(path, &config.policies.directories, source::from_dir)?;
+    let now_text = now.to_string();
+    let mut parts: Vec<&[u8]> = vec![b"tree", snapshot.revision.as_bytes(), now_text.as_bytes()];
+    parts.extend(policies.iter().flat_map(|(dir, s)| [dir.as_bytes(), s.revision.as_bytes()]));
+    let tree = Key::of(&parts);
+    if let Some(record) = cache.trees.get::<Record>(&tree) {
+        return Ok((record, Desired::Recorded { snapshot, policies, config }));
+    }
+    let keys: Vec<(String, Key)> = crate::parallel::ordered_map(&snapshot.files, 64, |f| (f.path.clone(), Key::file(&f.path, &f.bytes)));
+    let mut repository = load::load_cached(snapshot, cache);
+    let load_errors =
+        repository.state.diagnostics.iter().filter(|d| d.is_error() && d.file != CONFIG_FILE).map(|d| d.file.clone()).collect();
+    for (dir, snapshot) in policies {
+        load::add_policies(&mut repository, &dir, snapshot);
+    }
+    let state = validate::validate_cached(repository, now, cache);
+    let record = Record::of(&state, &keys, load_errors);
+    cache.trees.put(tree, &record);
+    Ok((record, Desired::Validated(state)))
 }
 
 /// The key of each file of the base; `None` for those not compared (symbolic links, files too
@@ -148,22 +158,20 @@ impl Desired {
                 let diagnostics = record.diagnostics();
                 let shown: HashSet<&str> =
                     diagnostics.iter().map(|d| d.file.as_str()).chain(objects.iter().map(|o| o.origin.file.as_str())).collect();
-                let policy_files = policies.iter().flat_map(|(dir, s)| {
-                    s.files.iter().map(move |f| (format!("{}/{}", dir.trim_end_matches('/'), f.path), &f.bytes))
-                });
-                let mut texts: HashMap<String, &Vec<u8>> =
-                    snapshot.files.iter().map(|f| (f.path.clone(), &f.bytes)).chain(policy_files).filter(|(path, _)| shown.contains(path.as_str())).collect();
+                let policy_files = policies
+                    .iter()
+                    .flat_map(|(dir, s)| s.files.iter().map(move |f| (format!("{}/{}", dir.trim_end_matches('/'), f.path), &f.bytes)));
+                let mut texts: HashMap<String, &Vec<u8>> = snapshot
+                    .files
+                    .iter()
+                    .map(|f| (f.path.clone(), &f.bytes))
+                    .chain(policy_files)
+                    .filter(|(path, _)| shown.contains(path.as_str()))
+                    .collect();
                 let none: Arc<str> = Arc::from("");
                 let mut text = |path: &String| texts.remove(path).and_then(|bytes| Some(Arc::from(std::str::from_utf8(bytes).ok()?)));
                 let sources = record.sources.iter().map(|path| (path.clone(), text(path).unwrap_or_else(|| none.clone()))).collect();
-                DesiredState {
-                    source: snapshot.label,
-                    revision: snapshot.revision,
-                    config,
-                    objects,
-                    sources,
-                    diagnostics,
-                }
+                DesiredState { source: snapshot.label, revision: snapshot.revision, config, objects, sources, diagnostics }
             }
         }
     }

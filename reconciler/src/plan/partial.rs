@@ -121,7 +121,8 @@ impl Record {
 /// The files that differ between the desired tree and the base: each path either side has whose
 /// key differs or is not known (`None`: a base file not compared, such as a symbolic link).
 pub fn touched(desired: &HashMap<&str, Key>, base: &HashMap<String, Option<Key>>) -> BTreeSet<String> {
-    let differs = |path: &str| desired.get(path).copied() != base.get(path).copied().flatten() || base.get(path).is_some_and(Option::is_none);
+    let differs =
+        |path: &str| desired.get(path).copied() != base.get(path).copied().flatten() || base.get(path).is_some_and(Option::is_none);
     desired.keys().copied().chain(base.keys().map(String::as_str)).filter(|path| differs(path)).map(str::to_string).collect()
 }
 
@@ -149,7 +150,13 @@ pub fn declared_twice(desired: &Record, touched: &BTreeSet<String>, base: &Desir
 /// targets, a server whose policy may change. That is a server a changed object targets (or
 /// is), and, when a changed grant expires later, each server a grant expiring by then targets
 /// (the plan shows what its expiry takes away: every grant expired by then counts).
-pub fn reached(desired_record: &Record, touched: &BTreeSet<String>, base: &DesiredState, desired: &DesiredState, now: Timestamp) -> BTreeSet<String> {
+pub fn reached(
+    desired_record: &Record,
+    touched: &BTreeSet<String>,
+    base: &DesiredState,
+    desired: &DesiredState,
+    now: Timestamp,
+) -> BTreeSet<String> {
     let path = |o: &ObjectRecord| desired_record.files.get(o.file).map(|f| f.path.clone());
     let untouched = || desired_record.objects_in(touched).filter(|(_, touched)| !touched).map(|(o, _)| o);
     let Some(mut servers) = super::changed_servers(base, desired) else {
@@ -163,7 +170,8 @@ pub fn reached(desired_record: &Record, touched: &BTreeSet<String>, base: &Desir
         .filter(|at| *at > now)
         .max();
     if let Some(latest) = latest {
-        let expiring = |o: &ObjectRecord| o.expires.as_deref().and_then(|at| at.parse::<Timestamp>().ok()).is_some_and(|at| at > now && at <= latest);
+        let expiring =
+            |o: &ObjectRecord| o.expires.as_deref().and_then(|at| at.parse::<Timestamp>().ok()).is_some_and(|at| at > now && at <= latest);
         servers.extend(desired_record.objects.iter().filter(|o| expiring(o)).filter_map(|o| o.target.clone()));
     }
     let reaches = |o: &&ObjectRecord| match &o.target {

@@ -102,7 +102,8 @@ enum Found {
 
 /// The file at `path`, or why it is not read (too big, unreadable).
 fn read(path: &Path, rel_path: &str) -> Result<SourceFile, Diagnostic> {
-    let unreadable = |e: std::io::Error| Diagnostic::error(Code::YamlSyntax, rel_path, Pos { line: 1, column: 1 }, format!("cannot read file: {e}"));
+    let unreadable =
+        |e: std::io::Error| Diagnostic::error(Code::YamlSyntax, rel_path, Pos { line: 1, column: 1 }, format!("cannot read file: {e}"));
     let mut file = fs::File::open(path).map_err(unreadable)?;
     let size = file.metadata().map_err(unreadable)?.len();
     if size > MAX_FILE_SIZE {
@@ -112,4 +113,3 @@ fn read(path: &Path, rel_path: &str) -> Result<SourceFile, Diagnostic> {
     file.read_to_end(&mut bytes).map_err(unreadable)?;
     Ok(SourceFile { path: rel_path.to_string(), bytes })
 }
-

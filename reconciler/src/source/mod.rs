@@ -10,7 +10,9 @@ pub mod mirror;
 mod remote;
 
 pub use dir::from_dir;
-pub use git::{Change, LastChange, Listing, checkout_revision, from_git, last_change, list_git, path_in_repository, resolve_revision_in, snapshot_of};
+pub use git::{
+    Change, LastChange, Listing, checkout_revision, from_git, last_change, list_git, path_in_repository, resolve_revision_in, snapshot_of,
+};
 
 use crate::model::{Code, Diagnostic, Pos};
 use sha2::{Digest, Sha256};
