@@ -33,11 +33,6 @@ impl Key {
         self.0
     }
 
-    /// The key written as `hex::encode(key.bytes())`.
-    pub fn from_hex(text: &str) -> Option<Key> {
-        hex::decode(text).ok()?.try_into().ok().map(Key)
-    }
-
     /// The sha256 of `parts`, each length-prefixed so that no two lists of parts run together.
     pub fn of(parts: &[&[u8]]) -> Key {
         let mut hasher = Sha256::new();
@@ -176,15 +171,11 @@ pub struct Cache {
     /// What a plan needs of a validated tree (`plan::partial::Record`), by the tree's content
     /// and the time it was validated at.
     pub trees: Pack,
-    /// The key of a file of a git tree, by its path and blob id: a file of the base of a plan
-    /// is compared without reading it.
-    pub blobs: Pack,
 }
 
 const FILES: &str = "files.pack";
 const FINDINGS: &str = "findings.pack";
 const TREES: &str = "trees.pack";
-const BLOBS: &str = "blobs.pack";
 
 impl Cache {
     /// No cache: every lookup misses and nothing is kept.
@@ -195,20 +186,14 @@ impl Cache {
     /// A cache in memory alone (the daemon's, from one reconcile to the next): see `renewed`.
     pub fn in_memory() -> Cache {
         let on = || Pack { on: true, ..Pack::default() };
-        Cache { files: on(), findings: on(), trees: on(), blobs: on(), dir: None }
+        Cache { files: on(), findings: on(), trees: on(), dir: None }
     }
 
     /// The cache for the next run in this process: what this one used and made, as `save`
     /// would write it and `open` read it back.
     pub fn renewed(self) -> Cache {
         let renew = |pack: Pack| Pack::read(pack.written());
-        Cache {
-            files: renew(self.files),
-            findings: renew(self.findings),
-            trees: renew(self.trees),
-            blobs: renew(self.blobs),
-            dir: self.dir,
-        }
+        Cache { files: renew(self.files), findings: renew(self.findings), trees: renew(self.trees), dir: self.dir }
     }
 
     /// The cache of the repository at `repository` under `dir`: a folder per repository, so
@@ -218,7 +203,7 @@ impl Cache {
         let name = format!("{FOLDER}{}", hex::encode(&Key::of(&[place.as_os_str().as_encoded_bytes()]).0[..8]));
         let dir = dir.join(name);
         let at = |file: &str| Pack::at(dir.join(file));
-        Cache { files: at(FILES), findings: at(FINDINGS), trees: at(TREES), blobs: at(BLOBS), dir: Some(dir) }
+        Cache { files: at(FILES), findings: at(FINDINGS), trees: at(TREES), dir: Some(dir) }
     }
 
     /// The default place: `$XDG_CACHE_HOME/mcp-gitops`, else `~/.cache/mcp-gitops`.
@@ -234,7 +219,7 @@ impl Cache {
     pub fn save(self) -> std::io::Result<()> {
         let Some(dir) = self.dir else { return Ok(()) };
         std::fs::create_dir_all(&dir)?;
-        for (file, pack) in [(FILES, self.files), (FINDINGS, self.findings), (TREES, self.trees), (BLOBS, self.blobs)] {
+        for (file, pack) in [(FILES, self.files), (FINDINGS, self.findings), (TREES, self.trees)] {
             if !pack.changed() && dir.join(file).exists() {
                 continue;
             }

@@ -1,7 +1,8 @@
 //! One function per command: source -> load -> validate -> (plan | gateway) -> renderer.
 
 use super::args::*;
-use super::{CliError, EXIT_CHANGES, EXIT_ERROR, EXIT_OK, offline};
+use super::offline::{self, Planned};
+use super::{CliError, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::apply::{self, Outcome, Status, wait::Expectation};
 use crate::cache::Cache;
 use crate::cluster::Cluster;
@@ -240,9 +241,8 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
         }
         _ => None,
     };
-    // The base's file texts, kept only when its problems are shown with their lines.
-    let (desired, plan, base_sources) = match planned {
-        Some(planned) => (planned.desired, planned.plan, planned.base_sources),
+    let Planned { plan, desired, base_sources } = match planned {
+        Some(planned) => planned,
         None => full_plan(&args, now, work, &cache)?,
     };
     save(cache);
@@ -283,12 +283,7 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
 /// A plan of every object of the desired state: against a directory, a cluster, or a git
 /// revision when `plan::partial` cannot plan it (or `--no-incremental`). With the desired state
 /// and the base's file texts, kept when its problems are shown with their lines.
-fn full_plan(
-    args: &PlanArgs,
-    now: Timestamp,
-    work: Work,
-    cache: &Cache,
-) -> Result<(DesiredState, Plan, BTreeMap<String, Arc<str>>), CliError> {
+fn full_plan(args: &PlanArgs, now: Timestamp, work: Work, cache: &Cache) -> Result<Planned, CliError> {
     let mut loaded = DesiredState::default();
     let desired = desired_from(&args.path, None, now, (args.base.is_some() && work == Work::Changed).then_some(&mut loaded), cache)?;
     let mut base_sources = BTreeMap::new();
@@ -329,7 +324,7 @@ fn full_plan(
             Ok::<_, CliError>(plan)
         })?,
     };
-    Ok((desired, plan, base_sources))
+    Ok(Planned { plan, desired, base_sources })
 }
 
 fn parse_duration(text: &str, flag: &str) -> Result<std::time::Duration, CliError> {

@@ -1,8 +1,8 @@
 //! `plan --base REV` of a work tree against a git revision, doing the work the change needs
-//! (`plan::partial`): the base's files are compared by key, known from the cache by blob id
-//! (`Cache::blobs`), and only the changed ones are read; the work tree's validation is taken
-//! from the cache when the same files were validated at the same time before (`Cache::trees`);
-//! only the objects the change can reach are loaded.
+//! (`plan::partial`): the work tree's files are compared with the base's by git blob id, and
+//! only the changed ones are read from git; the work tree's validation is taken from the cache
+//! when the same files were validated at the same time before (`Cache::trees`); only the
+//! objects the change can reach are loaded.
 
 use super::CliError;
 use crate::cache::{Cache, Key};
@@ -17,12 +17,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
+/// A plan with what its renderers read.
 pub(super) struct Planned {
     pub plan: Plan,
-    /// The desired state the plan was made of: its objects are those the change reaches alone,
-    /// its diagnostics and file texts are all of them.
+    /// The desired state the plan was made of: every diagnostic and file text; its objects are
+    /// those the change reaches alone when the plan is partial.
     pub desired: DesiredState,
-    /// The texts of the base's files that were read.
+    /// The texts of the base's files, kept when its problems are shown with their lines.
     pub base_sources: BTreeMap<String, Arc<str>>,
 }
 
@@ -38,19 +39,12 @@ enum Desired {
 /// (`plan::partial`): `mcp-gitops.yaml` differs, an object is declared twice, or a file both
 /// have could not be loaded.
 pub(super) fn plan_against_git(path: &Path, rev: &str, now: Timestamp, cache: &Cache) -> Result<Option<Planned>, CliError> {
-    // The base is listed and compared while the work tree is validated: neither needs the other.
-    let (desired, base) = std::thread::scope(|scope| {
-        let base = scope.spawn(|| -> Result<_, CliError> {
-            let listing = source::list_git(path, rev)?;
-            let keys = base_keys(&listing, cache)?;
-            Ok((listing, keys))
-        });
-        (desired_tree(path, now, cache), base.join())
-    });
-    let (record, desired) = desired?;
-    let (listing, base_keys) = base.unwrap_or_else(|_| Err(CliError::Failed(format!("reading {rev} failed"))))?;
-    let touched = partial::touched(&record.keys(), &base_keys);
-    let unchanged = base_keys.keys().map(String::as_str).filter(|p| !touched.contains(*p));
+    let (record, desired) = desired_tree(path, now, cache)?;
+    let listing = source::list_git(path, rev)?;
+    let base_ids: HashMap<String, Option<String>> =
+        listing.blob_ids().map(|(path, id)| (path.to_string(), id.map(|id| id.to_string()))).collect();
+    let touched = partial::touched(&record, &base_ids);
+    let unchanged = base_ids.keys().map(String::as_str).filter(|p| !touched.contains(*p));
     if touched.contains(CONFIG_FILE) || record.load_errors_in(unchanged) {
         return Ok(None);
     }
@@ -91,7 +85,7 @@ fn desired_tree(path: &Path, now: Timestamp, cache: &Cache) -> Result<(Record, D
     if let Some(record) = cache.trees.get::<Record>(&tree) {
         return Ok((record, Desired::Recorded { snapshot, policies, config }));
     }
-    let keys: Vec<(String, Key)> = crate::parallel::ordered_map(&snapshot.files, 64, |f| (f.path.clone(), Key::file(&f.path, &f.bytes)));
+    let blobs = crate::parallel::ordered_map(&snapshot.files, 64, |f| (f.path.clone(), source::blob_id(&f.bytes).map(|id| id.to_string())));
     let mut repository = load::load_cached(snapshot, cache);
     let load_errors =
         repository.state.diagnostics.iter().filter(|d| d.is_error() && d.file != CONFIG_FILE).map(|d| d.file.clone()).collect();
@@ -99,34 +93,9 @@ fn desired_tree(path: &Path, now: Timestamp, cache: &Cache) -> Result<(Record, D
         load::add_policies(&mut repository, &dir, snapshot);
     }
     let state = validate::validate_cached(repository, now, cache);
-    let record = Record::of(&state, &keys, load_errors);
+    let record = Record::of(&state, blobs, load_errors);
     cache.trees.put(tree, &record);
     Ok((record, Desired::Validated(state)))
-}
-
-/// The key of each file of the base; `None` for those not compared (symbolic links, files too
-/// big to read). A file the cache has no key for under its blob id is read for it.
-fn base_keys(listing: &source::Listing, cache: &Cache) -> Result<HashMap<String, Option<Key>>, CliError> {
-    let blob = |path: &str, id: &git2::Oid| Key::of(&[b"blob", path.as_bytes(), id.as_bytes()]);
-    let mut keys: HashMap<String, Option<Key>> = listing.links().map(|path| (path.to_string(), None)).collect();
-    let mut unknown = HashMap::new();
-    for (path, id) in &listing.files {
-        let key = cache.blobs.get::<String>(&blob(path, id)).and_then(|key| Key::from_hex(&key));
-        if key.is_none() {
-            unknown.insert(path.as_str(), id);
-        }
-        keys.insert(path.clone(), key);
-    }
-    if !unknown.is_empty() {
-        for file in listing.read(|path| unknown.contains_key(path))?.files {
-            let key = Key::file(&file.path, &file.bytes);
-            if let Some(id) = unknown.get(file.path.as_str()) {
-                cache.blobs.put(blob(&file.path, id), &hex::encode(key.bytes()));
-            }
-            keys.insert(file.path, Some(key));
-        }
-    }
-    Ok(keys)
 }
 
 impl Desired {

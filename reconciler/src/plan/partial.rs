@@ -1,16 +1,18 @@
 //! A plan against a base that shares most files with the desired state, made from the objects a
 //! change can reach alone. What a plan needs of a validated tree is kept as a `Record` (each
-//! file's key and the objects it declares, the diagnostics); the changed files are found by their
-//! keys; the objects of the changed files and of every file that declares or targets a server
-//! they touch are loaded on both sides; the objects of the other files, the same in both, join
-//! the plan as no-ops (`complete`). Pure: the CLI reads the trees and the cache.
+//! file's git blob id and the objects it declares, the diagnostics); the changed files are found
+//! by their blob ids; the objects of the changed files and of every file that declares or
+//! targets a server they touch are loaded on both sides; the objects of the other files, the
+//! same in both, join the plan as no-ops (`complete`). Pure: the CLI reads the trees and the
+//! cache.
 //!
 //! Exact only when each unchanged file means the same on both sides: the CLI falls back to a
 //! full plan when `mcp-gitops.yaml` differs, when an object is declared twice, or when an
-//! unchanged file could not be loaded (`Record::load_errors`).
+//! unchanged file could not be loaded (`Record::load_errors`). A file whose work-tree bytes are
+//! not its blob's (line endings converted on checkout) counts as changed: loaded on both sides,
+//! it costs time, not exactness.
 
 use super::{Action, Plan, change};
-use crate::cache::Key;
 use crate::gateway::render::targets;
 use crate::model::{DesiredState, Diagnostic, Kind, ObjectId};
 use crate::validate::expiry::EXPIRES_AT;
@@ -38,8 +40,8 @@ pub struct Record {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FileRecord {
     pub path: String,
-    /// `Key::file` of its path and bytes, in hex.
-    key: String,
+    /// The git blob id of its bytes, in hex (`None`: bytes git refuses, made to collide).
+    blob: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -56,11 +58,11 @@ struct ObjectRecord {
 }
 
 impl Record {
-    /// The record of `state`, validated from files with the keys `keys` (path order); the files
-    /// of `load_errors` could not be loaded in full.
-    pub fn of(state: &DesiredState, keys: &[(String, Key)], load_errors: BTreeSet<String>) -> Record {
+    /// The record of `state`, validated from files with the blob ids `blobs` (path order); the
+    /// files of `load_errors` could not be loaded in full.
+    pub fn of(state: &DesiredState, blobs: Vec<(String, Option<String>)>, load_errors: BTreeSet<String>) -> Record {
         let pointer = expiry_pointer();
-        let file: HashMap<&str, usize> = keys.iter().enumerate().map(|(i, (path, _))| (path.as_str(), i)).collect();
+        let file: HashMap<&str, usize> = blobs.iter().enumerate().map(|(i, (path, _))| (path.as_str(), i)).collect();
         let mut objects: Vec<ObjectRecord> = state
             .objects
             .iter()
@@ -72,10 +74,9 @@ impl Record {
             })
             .collect();
         objects.sort_by(|a, b| a.id.cmp(&b.id));
-        let files = keys.iter().map(|(path, key)| FileRecord { path: path.clone(), key: hex::encode(key.bytes()) }).collect();
         let redacted = state.diagnostics.iter().enumerate().filter(|(_, d)| d.redact_source).map(|(i, _)| i).collect();
         Record {
-            files,
+            files: blobs.into_iter().map(|(path, blob)| FileRecord { path, blob }).collect(),
             objects,
             sources: state.sources.keys().cloned().collect(),
             diagnostics: state.diagnostics.clone(),
@@ -93,11 +94,6 @@ impl Record {
             }
         }
         diagnostics
-    }
-
-    /// The key of each file.
-    pub fn keys(&self) -> HashMap<&str, Key> {
-        self.files.iter().filter_map(|f| Some((f.path.as_str(), Key::from_hex(&f.key)?))).collect()
     }
 
     /// Whether a file of `paths` (files the base has as they are here) could not be loaded in
@@ -118,12 +114,13 @@ impl Record {
     }
 }
 
-/// The files that differ between the desired tree and the base: each path either side has whose
-/// key differs or is not known (`None`: a base file not compared, such as a symbolic link).
-pub fn touched(desired: &HashMap<&str, Key>, base: &HashMap<String, Option<Key>>) -> BTreeSet<String> {
-    let differs =
-        |path: &str| desired.get(path).copied() != base.get(path).copied().flatten() || base.get(path).is_some_and(Option::is_none);
-    desired.keys().copied().chain(base.keys().map(String::as_str)).filter(|path| differs(path)).map(str::to_string).collect()
+/// The files that differ between the desired tree and the base (each path's blob id): each path
+/// either side has whose blob id differs or is not known (`None`: a symbolic link, whose file is
+/// another, or bytes git refuses).
+pub fn touched(desired: &Record, base: &HashMap<String, Option<String>>) -> BTreeSet<String> {
+    let ids: HashMap<&str, Option<&str>> = desired.files.iter().map(|f| (f.path.as_str(), f.blob.as_deref())).collect();
+    let same = |path: &str| matches!((ids.get(path), base.get(path)), (Some(Some(a)), Some(Some(b))) if a == b);
+    ids.keys().copied().chain(base.keys().map(String::as_str)).filter(|path| !same(path)).map(str::to_string).collect()
 }
 
 /// Whether an object is declared twice on either side: the desired record's, and the base's

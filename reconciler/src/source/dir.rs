@@ -18,13 +18,13 @@ pub fn from_dir(root: &Path) -> Result<Snapshot, SourceError> {
     // Read on every core; the problems stay in the order the walk met them.
     let read = crate::parallel::ordered_map(&walk.found, 16, |found| match found {
         Found::File(path, rel_path) => read(path, rel_path),
-        Found::Problem(d) => Err(d.clone()),
+        Found::Problem(d) => Err(Box::new(d.clone())),
     });
     let mut snapshot = Snapshot::default();
     for item in read {
         match item {
             Ok(file) => snapshot.files.push(file),
-            Err(d) => snapshot.diagnostics.push(d),
+            Err(d) => snapshot.diagnostics.push(*d),
         }
     }
     snapshot.files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -101,13 +101,14 @@ enum Found {
 }
 
 /// The file at `path`, or why it is not read (too big, unreadable).
-fn read(path: &Path, rel_path: &str) -> Result<SourceFile, Diagnostic> {
-    let unreadable =
-        |e: std::io::Error| Diagnostic::error(Code::YamlSyntax, rel_path, Pos { line: 1, column: 1 }, format!("cannot read file: {e}"));
+fn read(path: &Path, rel_path: &str) -> Result<SourceFile, Box<Diagnostic>> {
+    let unreadable = |e: std::io::Error| {
+        Box::new(Diagnostic::error(Code::YamlSyntax, rel_path, Pos { line: 1, column: 1 }, format!("cannot read file: {e}")))
+    };
     let mut file = fs::File::open(path).map_err(unreadable)?;
     let size = file.metadata().map_err(unreadable)?.len();
     if size > MAX_FILE_SIZE {
-        return Err(oversize(rel_path, size));
+        return Err(Box::new(oversize(rel_path, size)));
     }
     let mut bytes = Vec::with_capacity(size as usize);
     file.read_to_end(&mut bytes).map_err(unreadable)?;

@@ -189,8 +189,6 @@ pub struct Listing {
     pub label: String,
     /// The commit id.
     pub revision: String,
-    /// `(path, blob id)` of each manifest that is a file, not a symbolic link.
-    pub files: Vec<(String, git2::Oid)>,
     entries: Vec<(String, git2::Oid, i32)>,
 }
 
@@ -209,8 +207,7 @@ pub fn list_git(dir: &Path, rev: &str) -> Result<Listing, SourceError> {
         let entries = tree.as_ref().map(list).transpose()?.unwrap_or_default();
         (commit.id().to_string(), tree.map(|t| t.id()), entries)
     };
-    let files = entries.iter().filter(|(_, _, mode)| *mode != LINK).map(|(path, id, _)| (path.clone(), *id)).collect();
-    Ok(Listing { repo, tree, label: format!("{}@{rev}", dir.display()), revision, files, entries })
+    Ok(Listing { repo, tree, label: format!("{}@{rev}", dir.display()), revision, entries })
 }
 
 impl Listing {
@@ -224,10 +221,17 @@ impl Listing {
         Ok(snapshot)
     }
 
-    /// The paths of the entries that are symbolic links: read (`read`) to be compared.
-    pub fn links(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().filter(|(_, _, mode)| *mode == LINK).map(|(path, _, _)| path.as_str())
+    /// The path of each entry, with its blob id when it is a file (a symbolic link is `None`:
+    /// what it reads is another file's).
+    pub fn blob_ids(&self) -> impl Iterator<Item = (&str, Option<git2::Oid>)> {
+        self.entries.iter().map(|(path, id, mode)| (path.as_str(), (*mode != LINK).then_some(*id)))
     }
+}
+
+/// The id git gives a file of `bytes` (`git hash-object`), with git's detection of SHA-1
+/// collision attacks: `None` for bytes made to collide, which then match no blob.
+pub fn blob_id(bytes: &[u8]) -> Option<git2::Oid> {
+    git2::Oid::hash_object(git2::ObjectType::Blob, bytes).ok()
 }
 
 fn push_blob(snapshot: &mut Snapshot, path: String, content: &[u8], size: usize) {
@@ -260,7 +264,14 @@ fn resolve_link(link: &str, target: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::resolve_link;
+    use super::{blob_id, resolve_link};
+
+    #[test]
+    fn a_blob_id_is_the_one_git_gives_the_bytes() {
+        // `printf 'hello\n' | git hash-object --stdin`, and the empty blob every git knows.
+        assert_eq!(blob_id(b"hello\n").map(|id| id.to_string()).as_deref(), Some("ce013625030ba8dba906f756967f9e9ca394464a"));
+        assert_eq!(blob_id(b"").map(|id| id.to_string()).as_deref(), Some("e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"));
+    }
 
     #[test]
     fn links_that_climb_out_are_refused() {
