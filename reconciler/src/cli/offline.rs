@@ -39,8 +39,13 @@ enum Desired {
 /// (`plan::partial`): `mcp-gitops.yaml` differs, an object is declared twice, or a file both
 /// have could not be loaded.
 pub(super) fn plan_against_git(path: &Path, rev: &str, now: Timestamp, cache: &Cache) -> Result<Option<Planned>, CliError> {
-    let (record, desired) = desired_tree(path, now, cache)?;
-    let listing = source::list_git(path, rev)?;
+    // The base is listed (and libgit2 started) on another core while the work tree is validated.
+    let (desired, listing) = std::thread::scope(|scope| {
+        let listing = scope.spawn(|| source::list_git(path, rev));
+        (desired_tree(path, now, cache), listing.join())
+    });
+    let (record, desired) = desired?;
+    let listing = listing.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
     let base_ids: HashMap<String, Option<String>> =
         listing.blob_ids().map(|(path, id)| (path.to_string(), id.map(|id| id.to_string()))).collect();
     let touched = partial::touched(&record, &base_ids);

@@ -636,7 +636,8 @@ fn cache_keys(loaded: &Loaded, policies: &[Policy], servers: &Map<String, Value>
             )
         })
         .collect();
-    let policies = described.join("\n");
+    // Hashed once: the policies' text is kilobytes, and there is a key per object.
+    let policies = Key::of(&[described.join("\n").as_bytes()]).bytes();
     let namespace = loaded.state.config.default_namespace();
     let entries: HashMap<&str, Vec<u8>> =
         servers.iter().filter_map(|(key, entry)| Some((key.as_str(), serde_json::to_vec(entry).ok()?))).collect();
@@ -647,7 +648,7 @@ fn cache_keys(loaded: &Loaded, policies: &[Policy], servers: &Map<String, Value>
             let server = entries.get(server_key(object).as_str()).map_or(&b"null"[..], Vec::as_slice);
             Some(Key::of(&[
                 b"findings",
-                policies.as_bytes(),
+                &policies,
                 &file.bytes(),
                 &object.origin.line.to_le_bytes(),
                 object.origin.prefix.as_bytes(),

@@ -25,11 +25,20 @@ pub fn validate(loaded: Loaded, now: Timestamp) -> DesiredState {
 /// `validate`, taking from `cache` what the guardrail policies found on unchanged objects in an
 /// earlier run (and keeping there what they find now).
 pub fn validate_cached(mut loaded: Loaded, now: Timestamp, cache: &Cache) -> DesiredState {
-    let mut found = Vec::new();
-    schema::check(&loaded, &mut found);
-    identity::check(&loaded.state, &mut found);
-    reference::check(&loaded.state, now, &mut found);
-    secrets::check(&loaded, &cache.findings, &mut found);
+    // The credential scan runs on another core while the checks before it in the order run.
+    let (mut found, scanned) = std::thread::scope(|scope| {
+        let scan = scope.spawn(|| {
+            let mut found = Vec::new();
+            secrets::check(&loaded, &cache.findings, &mut found);
+            found
+        });
+        let mut found = Vec::new();
+        schema::check(&loaded, &mut found);
+        identity::check(&loaded.state, &mut found);
+        reference::check(&loaded.state, now, &mut found);
+        (found, scan.join())
+    });
+    found.extend(scanned.unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
     let malformed = found.iter().filter(|d| d.code == crate::model::Code::SchemaViolation).map(|d| d.object.clone()).collect();
     guardrails::check(&loaded, now, &malformed, &cache.findings, &mut found);
     // Last: the checks see the grant as written; what is planned and applied is the grant as
