@@ -110,10 +110,25 @@ fn cache_of(args: &CacheArgs, path: &Path) -> Cache {
     }
 }
 
-/// Keeps what this run made for the next one; a cache that cannot be written costs speed only.
-fn save(cache: Cache) {
-    if let Err(e) = cache.save() {
-        eprintln!("warning: cannot write the cache ({e}); the next run will do all the work again (--no-cache to skip it)");
+/// Keeps what this run made for the next one, written on another core while the command renders
+/// its report; the command waits for it when the value returned is dropped. A cache that cannot
+/// be written costs speed only.
+fn save(cache: Cache) -> Saving {
+    Saving(Some(std::thread::spawn(move || {
+        if let Err(e) = cache.save() {
+            eprintln!("warning: cannot write the cache ({e}); the next run will do all the work again (--no-cache to skip it)");
+        }
+    })))
+}
+
+/// The cache being written (`save`).
+struct Saving(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Saving {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -168,7 +183,7 @@ fn validate_command(args: ValidateArgs, palette: Palette) -> Result<i32, CliErro
     let now = parse_time(args.now.as_deref(), "--now")?;
     let cache = cache_of(&args.cache, &args.path);
     let mut state = desired_from(&args.path, None, now, None, &cache)?;
-    save(cache);
+    let _saving = save(cache);
     if let Some(url) = &args.from_server {
         let server = live_check_server(&state, args.server.as_deref())?;
         let timeout = parse_duration(&args.from_server_timeout, "--from-server-timeout")?;
@@ -236,16 +251,14 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
     let work = if args.no_incremental { Work::All } else { Work::Changed };
     let cache = if work == Work::All { Cache::off() } else { cache_of(&args.cache, &args.path) };
     let planned = match &args.base {
-        Some(base) if work == Work::Changed && !Path::new(base).is_dir() && source::resolve_revision_in(&args.path, base) => {
-            offline::plan_against_git(&args.path, base, now, &cache)?
-        }
+        Some(base) if work == Work::Changed && !Path::new(base).is_dir() => offline::plan_against_git(&args.path, base, now, &cache)?,
         _ => None,
     };
     let Planned { plan, desired, base_sources } = match planned {
         Some(planned) => planned,
         None => full_plan(&args, now, work, &cache)?,
     };
-    save(cache);
+    let _saving = save(cache);
     if let Some(out) = &args.out {
         let text = serde_json::to_string_pretty(&plan).map_err(|e| CliError::Failed(e.to_string()))?;
         std::fs::write(out, text + "\n").map_err(|e| CliError::Failed(format!("cannot write {}: {e}", out.display())))?;
@@ -280,6 +293,11 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
     Ok(code)
 }
 
+/// `--base` names neither a directory nor a commit of the repository at `path`.
+pub(super) fn not_a_base(base: &str, path: &Path) -> CliError {
+    CliError::Failed(format!("--base {base:?} is neither a directory nor a git revision of the repository that holds {}", path.display()))
+}
+
 /// A plan of every object of the desired state: against a directory, a cluster, or a git
 /// revision when `plan::partial` cannot plan it (or `--no-incremental`). With the desired state
 /// and the base's file texts, kept when its problems are shown with their lines.
@@ -294,10 +312,7 @@ fn full_plan(args: &PlanArgs, now: Timestamp, work: Work, cache: &Cache) -> Resu
             } else if source::resolve_revision_in(&args.path, base) {
                 (source::from_git(&args.path, base)?, "git")
             } else {
-                return Err(CliError::Failed(format!(
-                    "--base {base:?} is neither a directory nor a git revision of the repository that holds {}",
-                    args.path.display()
-                )));
+                return Err(not_a_base(base, &args.path));
             };
             // The base's own problems are not this change's: load it, do not validate it. What
             // it could not load is reported apart (`base_diagnostics`).

@@ -35,17 +35,18 @@ enum Desired {
     Recorded { snapshot: Snapshot, policies: Vec<(String, Snapshot)>, config: RepoConfig },
 }
 
-/// The plan of the work tree at `path` against `rev`, or `None` when it needs a full plan
-/// (`plan::partial`): `mcp-gitops.yaml` differs, an object is declared twice, or a file both
-/// have could not be loaded.
+/// The plan of the work tree at `path` against `rev` (an error when `rev` is not a commit of its
+/// repository), or `None` when it needs a full plan (`plan::partial`): `mcp-gitops.yaml`
+/// differs, an object is declared twice, or a file both have could not be loaded.
 pub(super) fn plan_against_git(path: &Path, rev: &str, now: Timestamp, cache: &Cache) -> Result<Option<Planned>, CliError> {
-    // The base is listed (and libgit2 started) on another core while the work tree is validated.
+    // The base is found and listed (and libgit2 started) on another core while the work tree is validated.
     let (desired, listing) = std::thread::scope(|scope| {
-        let listing = scope.spawn(|| source::list_git(path, rev));
+        let listing = scope.spawn(|| source::resolve_revision_in(path, rev).then(|| source::list_git(path, rev)));
         (desired_tree(path, now, cache), listing.join())
     });
+    let listing = listing.unwrap_or_else(|panic| std::panic::resume_unwind(panic)).ok_or_else(|| super::commands::not_a_base(rev, path))?;
     let (record, desired) = desired?;
-    let listing = listing.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+    let listing = listing?;
     let base_ids: HashMap<String, Option<String>> =
         listing.blob_ids().map(|(path, id)| (path.to_string(), id.map(|id| id.to_string()))).collect();
     let touched = partial::touched(&record, &base_ids);
