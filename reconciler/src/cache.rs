@@ -143,10 +143,14 @@ impl Pack {
         let used = self.used.into_inner().unwrap_or_else(|p| p.into_inner());
         let made = self.made.into_inner().unwrap_or_else(|p| p.into_inner());
         let entries = self.read.into_inner().unwrap_or_default();
-        let mut out = STAMP.as_bytes().to_vec();
+        let kept: Vec<(Key, &[u8])> = used.iter().filter_map(|key| Some((*key, &entries.bytes[entries.index.get(key)?.clone()]))).collect();
+        let made: Vec<(Key, &[u8])> = made.iter().map(|(key, bytes)| (*key, bytes.as_slice())).collect();
+        // Sized at once: a files pack is megabytes, and growing it would copy it several times.
+        let size: usize = kept.iter().chain(&made).map(|(_, bytes)| 36 + bytes.len()).sum();
+        let mut out = Vec::with_capacity(STAMP.len() + size + 32);
+        out.extend_from_slice(STAMP.as_bytes());
         let mut seen = HashSet::new();
-        let kept = used.iter().filter_map(|key| Some((*key, &entries.bytes[entries.index.get(key)?.clone()])));
-        for (key, bytes) in kept.chain(made.iter().map(|(key, bytes)| (*key, bytes.as_slice()))) {
+        for (key, bytes) in kept.into_iter().chain(made) {
             let Ok(len) = u32::try_from(bytes.len()) else { continue };
             if seen.insert(key) {
                 out.extend_from_slice(&key.0);
@@ -219,14 +223,21 @@ impl Cache {
     pub fn save(self) -> std::io::Result<()> {
         let Some(dir) = self.dir else { return Ok(()) };
         std::fs::create_dir_all(&dir)?;
-        for (file, pack) in [(FILES, self.files), (FINDINGS, self.findings), (TREES, self.trees)] {
+        let write = |file: &str, pack: Pack| -> std::io::Result<()> {
             if !pack.changed() && dir.join(file).exists() {
-                continue;
+                return Ok(());
             }
             let temporary = dir.join(format!("{file}.{}.tmp", std::process::id()));
             std::fs::write(&temporary, pack.written())?;
-            std::fs::rename(&temporary, dir.join(file))?;
-        }
+            std::fs::rename(&temporary, dir.join(file))
+        };
+        // The files pack (megabytes) is written on another core beside the others.
+        let (findings, trees) = (self.findings, self.trees);
+        std::thread::scope(|scope| {
+            let files = scope.spawn(|| write(FILES, self.files));
+            let others = write(FINDINGS, findings).and_then(|()| write(TREES, trees));
+            files.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)).and(others)
+        })?;
         // The age of the files pack says when a run last used the folder.
         std::fs::File::options().append(true).open(dir.join(FILES))?.set_modified(std::time::SystemTime::now())?;
         for folder in dir.parent().and_then(|parent| std::fs::read_dir(parent).ok()).into_iter().flatten().flatten() {

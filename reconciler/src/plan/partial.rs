@@ -63,16 +63,12 @@ impl Record {
     pub fn of(state: &DesiredState, blobs: Vec<(String, Option<String>)>, load_errors: BTreeSet<String>) -> Record {
         let pointer = expiry_pointer();
         let file: HashMap<&str, usize> = blobs.iter().enumerate().map(|(i, (path, _))| (path.as_str(), i)).collect();
-        let mut objects: Vec<ObjectRecord> = state
-            .objects
-            .iter()
-            .map(|object| ObjectRecord {
-                id: object.id.clone(),
-                file: file.get(object.origin.file.as_str()).copied().unwrap_or(usize::MAX),
-                target: targets(object).map(|(namespace, name)| (namespace.to_string(), name.to_string())),
-                expires: object.body.pointer(&pointer).and_then(|v| v.as_str()).map(str::to_string),
-            })
-            .collect();
+        let mut objects: Vec<ObjectRecord> = crate::parallel::ordered_map(&state.objects, 1024, |object| ObjectRecord {
+            id: object.id.clone(),
+            file: file.get(object.origin.file.as_str()).copied().unwrap_or(usize::MAX),
+            target: targets(object).map(|(namespace, name)| (namespace.to_string(), name.to_string())),
+            expires: object.body.pointer(&pointer).and_then(|v| v.as_str()).map(str::to_string),
+        });
         objects.sort_by(|a, b| a.id.cmp(&b.id));
         let redacted = state.diagnostics.iter().enumerate().filter(|(_, d)| d.redact_source).map(|(i, _)| i).collect();
         Record {
