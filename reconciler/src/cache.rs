@@ -6,8 +6,9 @@
 //! one per kind of entry and repository, each stamped with the tool's version and sealed with a
 //! sha256 of its bytes: another version's pack, a damaged one or an entry that does not decode is
 //! ignored (the work is done again), never trusted. A run writes back the entries it used and
-//! made, so a pack holds what the last run needed. Only `open` and `save` touch the disk; the
-//! stages read and add entries through `&Pack`, from any thread.
+//! made, so a pack holds what the last run needed. Only `open`, `save` and `Pack::write_now` (a
+//! pack a run is done with, written before the run ends) touch the disk; the stages read and add
+//! entries through `&Pack`, from any thread.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -15,6 +16,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// The first line of every pack: a pack of another format or version is not read.
@@ -56,6 +58,8 @@ pub struct Pack {
     made: Mutex<Vec<(Key, Vec<u8>)>>,
     /// Whether entries are looked up and kept at all (`Cache::off` has packs that never hit).
     on: bool,
+    /// Written already by `write_now`: nothing more is looked up or kept.
+    closed: AtomicBool,
 }
 
 /// The entries of a pack as read.
@@ -93,7 +97,7 @@ impl Entries {
 impl Pack {
     /// The entry under `key`, if the pack has one that decodes.
     pub fn get<T: DeserializeOwned>(&self, key: &Key) -> Option<T> {
-        if !self.on {
+        if !self.is_on() {
             return None;
         }
         let entries = self.entries();
@@ -104,7 +108,7 @@ impl Pack {
     }
 
     pub fn put<T: Serialize>(&self, key: Key, value: &T) {
-        if !self.on {
+        if !self.is_on() {
             return;
         }
         if let Ok(bytes) = serde_json::to_vec(value) {
@@ -113,7 +117,23 @@ impl Pack {
     }
 
     pub fn is_on(&self) -> bool {
-        self.on
+        self.on && !self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Writes the pack to its file now, for a run done with it (the files pack once the
+    /// repository is loaded: it is written beside the checks instead of after them), and closes
+    /// it: nothing more is looked up or kept, and `Cache::save` leaves it as written.
+    pub fn write_now(&self) -> std::io::Result<()> {
+        let Some(file) = self.file.as_ref().filter(|_| self.is_on()) else { return Ok(()) };
+        self.closed.store(true, Ordering::Relaxed);
+        if !self.changed() && file.exists() {
+            return Ok(());
+        }
+        let mut temporary = file.clone().into_os_string();
+        temporary.push(format!(".{}.tmp", std::process::id()));
+        std::fs::create_dir_all(file.parent().unwrap_or(Path::new(".")))?;
+        std::fs::write(&temporary, self.written())?;
+        std::fs::rename(&temporary, file)
     }
 
     fn entries(&self) -> &Entries {
@@ -139,10 +159,11 @@ impl Pack {
     }
 
     /// The pack to write back: the entries this run used and made, stamped and sealed.
-    fn written(self) -> Vec<u8> {
-        let used = self.used.into_inner().unwrap_or_else(|p| p.into_inner());
-        let made = self.made.into_inner().unwrap_or_else(|p| p.into_inner());
-        let entries = self.read.into_inner().unwrap_or_default();
+    fn written(&self) -> Vec<u8> {
+        let used = std::mem::take(&mut *self.used.lock().unwrap_or_else(|p| p.into_inner()));
+        let made = std::mem::take(&mut *self.made.lock().unwrap_or_else(|p| p.into_inner()));
+        let none = Entries::default();
+        let entries = self.read.get().unwrap_or(&none);
         let kept: Vec<(Key, &[u8])> = used.iter().filter_map(|key| Some((*key, &entries.bytes[entries.index.get(key)?.clone()]))).collect();
         let made: Vec<(Key, &[u8])> = made.iter().map(|(key, bytes)| (*key, bytes.as_slice())).collect();
         // Sized at once: a files pack is megabytes, and growing it would copy it several times.
@@ -223,19 +244,11 @@ impl Cache {
     pub fn save(self) -> std::io::Result<()> {
         let Some(dir) = self.dir else { return Ok(()) };
         std::fs::create_dir_all(&dir)?;
-        let write = |file: &str, pack: Pack| -> std::io::Result<()> {
-            if !pack.changed() && dir.join(file).exists() {
-                return Ok(());
-            }
-            let temporary = dir.join(format!("{file}.{}.tmp", std::process::id()));
-            std::fs::write(&temporary, pack.written())?;
-            std::fs::rename(&temporary, dir.join(file))
-        };
         // The files pack (megabytes) is written on another core beside the others.
-        let (findings, trees) = (self.findings, self.trees);
+        let (files, findings, trees) = (self.files, self.findings, self.trees);
         std::thread::scope(|scope| {
-            let files = scope.spawn(|| write(FILES, self.files));
-            let others = write(FINDINGS, findings).and_then(|()| write(TREES, trees));
+            let files = scope.spawn(|| files.write_now());
+            let others = findings.write_now().and_then(|()| trees.write_now());
             files.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)).and(others)
         })?;
         // The age of the files pack says when a run last used the folder.
@@ -315,6 +328,22 @@ mod tests {
         let cache = Cache::open(dir.path(), repository);
         assert_eq!(cache.files.get::<String>(&Key::of(&[b"a"])).as_deref(), Some("one"), "not read, so kept");
         assert_eq!(cache.findings.get::<String>(&Key::of(&[b"b"])), None, "read and not used, so dropped");
+    }
+
+    #[test]
+    fn a_pack_written_early_is_closed_and_saved_as_it_was() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repository = Path::new("repository");
+        let cache = Cache::open(dir.path(), repository);
+        cache.files.put(Key::of(&[b"a"]), &"one");
+        cache.files.write_now().expect("written");
+        assert!(!cache.files.is_on(), "closed");
+        cache.files.put(Key::of(&[b"b"]), &"two");
+        assert_eq!(cache.files.get::<String>(&Key::of(&[b"a"])), None, "nothing looked up once written");
+        cache.save().expect("saved");
+        let cache = Cache::open(dir.path(), repository);
+        assert_eq!(cache.files.get::<String>(&Key::of(&[b"a"])).as_deref(), Some("one"));
+        assert_eq!(cache.files.get::<String>(&Key::of(&[b"b"])), None, "put after the pack was written");
     }
 
     #[test]

@@ -641,22 +641,19 @@ fn cache_keys(loaded: &Loaded, policies: &[Policy], servers: &Map<String, Value>
     let namespace = loaded.state.config.default_namespace();
     let entries: HashMap<&str, Vec<u8>> =
         servers.iter().filter_map(|(key, entry)| Some((key.as_str(), serde_json::to_vec(entry).ok()?))).collect();
-    objects
-        .iter()
-        .map(|object| {
-            let file = loaded.keys.get(&object.origin.file)?;
-            let server = entries.get(server_key(object).as_str()).map_or(&b"null"[..], Vec::as_slice);
-            Some(Key::of(&[
-                b"findings",
-                &policies,
-                &file.bytes(),
-                &object.origin.line.to_le_bytes(),
-                object.origin.prefix.as_bytes(),
-                namespace.as_bytes(),
-                server,
-            ]))
-        })
-        .collect()
+    crate::parallel::ordered_map(objects, 1024, |object| {
+        let file = loaded.keys.get(&object.origin.file)?;
+        let server = entries.get(server_key(object).as_str()).map_or(&b"null"[..], Vec::as_slice);
+        Some(Key::of(&[
+            b"findings",
+            &policies,
+            &file.bytes(),
+            &object.origin.line.to_le_bytes(),
+            object.origin.prefix.as_bytes(),
+            namespace.as_bytes(),
+            server,
+        ]))
+    })
 }
 
 /// CEL's `matches`, with each pattern compiled once rather than on every call (the same regex
