@@ -8,7 +8,8 @@
 //! ignored (the work is done again), never trusted. A run writes back the entries it used and
 //! made, so a pack holds what the last run needed. Only `open`, `save` and `Pack::write_now` (a
 //! pack a run is done with, written before the run ends) touch the disk; the stages read and add
-//! entries through `&Pack`, from any thread.
+//! entries through `&Pack`, from any thread, and `load` has the files pack written once it has
+//! parsed every file.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -60,6 +61,8 @@ pub struct Pack {
     on: bool,
     /// Written already by `write_now`: nothing more is looked up or kept.
     closed: AtomicBool,
+    /// Why `write_now` could not write the pack, for `Cache::save` to report.
+    failed: Mutex<Option<std::io::Error>>,
 }
 
 /// The entries of a pack as read.
@@ -120,10 +123,17 @@ impl Pack {
         self.on && !self.closed.load(Ordering::Relaxed)
     }
 
-    /// Writes the pack to its file now, for a run done with it (the files pack once the
-    /// repository is loaded: it is written beside the checks instead of after them), and closes
-    /// it: nothing more is looked up or kept, and `Cache::save` leaves it as written.
-    pub fn write_now(&self) -> std::io::Result<()> {
+    /// Writes the pack to its file now, for a run done with it (the files pack once every file
+    /// is parsed: it is written while the run goes on instead of after it), and closes it:
+    /// nothing more is looked up or kept, and `Cache::save` leaves it as written and reports
+    /// what failed.
+    pub fn write_now(&self) {
+        if let Err(e) = self.write() {
+            *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        }
+    }
+
+    fn write(&self) -> std::io::Result<()> {
         let Some(file) = self.file.as_ref().filter(|_| self.is_on()) else { return Ok(()) };
         self.closed.store(true, Ordering::Relaxed);
         if !self.changed() && file.exists() {
@@ -244,13 +254,16 @@ impl Cache {
     pub fn save(self) -> std::io::Result<()> {
         let Some(dir) = self.dir else { return Ok(()) };
         std::fs::create_dir_all(&dir)?;
+        let packs = [self.files, self.findings, self.trees];
         // The files pack (megabytes) is written on another core beside the others.
-        let (files, findings, trees) = (self.files, self.findings, self.trees);
         std::thread::scope(|scope| {
-            let files = scope.spawn(|| files.write_now());
-            let others = findings.write_now().and_then(|()| trees.write_now());
-            files.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)).and(others)
-        })?;
+            let [files, others @ ..] = &packs;
+            scope.spawn(|| files.write_now());
+            others.iter().for_each(Pack::write_now);
+        });
+        if let Some(failed) = packs.into_iter().find_map(|pack| pack.failed.into_inner().unwrap_or_else(|p| p.into_inner())) {
+            return Err(failed);
+        }
         // The age of the files pack says when a run last used the folder.
         std::fs::File::options().append(true).open(dir.join(FILES))?.set_modified(std::time::SystemTime::now())?;
         for folder in dir.parent().and_then(|parent| std::fs::read_dir(parent).ok()).into_iter().flatten().flatten() {
@@ -336,7 +349,7 @@ mod tests {
         let repository = Path::new("repository");
         let cache = Cache::open(dir.path(), repository);
         cache.files.put(Key::of(&[b"a"]), &"one");
-        cache.files.write_now().expect("written");
+        cache.files.write_now();
         assert!(!cache.files.is_on(), "closed");
         cache.files.put(Key::of(&[b"b"]), &"two");
         assert_eq!(cache.files.get::<String>(&Key::of(&[b"a"])), None, "nothing looked up once written");

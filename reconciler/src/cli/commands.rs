@@ -114,20 +114,11 @@ fn cache_of(args: &CacheArgs, path: &Path) -> Cache {
 /// its report; the command waits for it when the value returned is dropped. A cache that cannot
 /// be written costs speed only.
 fn save(cache: Cache) -> Saving {
-    Saving(Some(std::thread::spawn(move || cache.save().unwrap_or_else(unsaved))))
-}
-
-fn unsaved(e: std::io::Error) {
-    eprintln!("warning: cannot write the cache ({e}); the next run will do all the work again (--no-cache to skip it)");
-}
-
-/// `validate::validate_cached`, with the files pack written on another core meanwhile: the
-/// repository is loaded, and nothing else parses files into it.
-pub(super) fn validated(repository: load::Loaded, now: Timestamp, cache: &Cache) -> DesiredState {
-    std::thread::scope(|scope| {
-        scope.spawn(|| cache.files.write_now().unwrap_or_else(unsaved));
-        validate::validate_cached(repository, now, cache)
-    })
+    Saving(Some(std::thread::spawn(move || {
+        if let Err(e) = cache.save() {
+            eprintln!("warning: cannot write the cache ({e}); the next run will do all the work again (--no-cache to skip it)");
+        }
+    })))
 }
 
 /// The cache being written (`save`).
@@ -168,7 +159,7 @@ fn desired_from(
     for (dir, snapshot) in policy_snapshots(path, &repository.state.config.policies.directories, read)? {
         load::add_policies(&mut repository, &dir, snapshot);
     }
-    Ok(validated(repository, now, cache))
+    Ok(validate::validate_cached(repository, now, cache))
 }
 
 /// The policy directories `directories` (from `mcp-gitops.yaml`) of the repository at `path`, each read with `read`.

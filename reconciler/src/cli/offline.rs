@@ -98,7 +98,7 @@ fn desired_tree(path: &Path, now: Timestamp, cache: &Cache) -> Result<(Record, D
     for (dir, snapshot) in policies {
         load::add_policies(&mut repository, &dir, snapshot);
     }
-    let state = super::commands::validated(repository, now, cache);
+    let state = validate::validate_cached(repository, now, cache);
     let record = Record::of(&state, blobs, load_errors);
     cache.trees.put(tree, &record);
     Ok((record, Desired::Validated(state)))

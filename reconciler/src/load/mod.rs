@@ -97,25 +97,30 @@ fn load_sharing(snapshot: Snapshot, previous: Option<&DesiredState>, cache: &Cac
     }
     // Parsing is most of the loading and needs nothing but the file: spread it over the cores.
     let parsed = crate::parallel::ordered_map(&new, FILES_PER_CHUNK, |(path, text)| parse(path, text, &cache.files));
-    for ((path, text), (key, Parsed { documents, mut diagnostics })) in new.into_iter().zip(parsed) {
-        if let Some(key) = key {
-            loaded.keys.insert(path.clone(), key);
-        }
-        if holds_secret(&text) {
-            // A syntax problem in a Secret would otherwise show its data line by line.
-            diagnostics.iter_mut().for_each(|d| d.redact_source = true);
-        }
-        loaded.state.diagnostics.extend(diagnostics);
-        for Document { value, pos, items, spans } in documents {
-            let spans = Arc::new(spans);
-            if is_metadata(&path) {
-                load_metadata(&mut loaded, &path, value, spans, &items);
-            } else {
-                load_manifest(&mut loaded, &path, value, spans, pos);
+    // Every file is parsed: the files pack is complete, and is written on another core while the
+    // documents become objects here (`Cache::save` reports a failure).
+    std::thread::scope(|scope| {
+        scope.spawn(|| cache.files.write_now());
+        for ((path, text), (key, Parsed { documents, mut diagnostics })) in new.into_iter().zip(parsed) {
+            if let Some(key) = key {
+                loaded.keys.insert(path.clone(), key);
             }
+            if holds_secret(&text) {
+                // A syntax problem in a Secret would otherwise show its data line by line.
+                diagnostics.iter_mut().for_each(|d| d.redact_source = true);
+            }
+            loaded.state.diagnostics.extend(diagnostics);
+            for Document { value, pos, items, spans } in documents {
+                let spans = Arc::new(spans);
+                if is_metadata(&path) {
+                    load_metadata(&mut loaded, &path, value, spans, &items);
+                } else {
+                    load_manifest(&mut loaded, &path, value, spans, pos);
+                }
+            }
+            loaded.state.sources.insert(path, text);
         }
-        loaded.state.sources.insert(path, text);
-    }
+    });
     if previous.is_some() {
         // By file, then as each file has them.
         let of = |file: &str| rank.get(file).copied().unwrap_or(usize::MAX);
