@@ -123,6 +123,11 @@ impl Pack {
         self.on && !self.closed.load(Ordering::Relaxed)
     }
 
+    /// Whether the pack is on and kept in a file (`write_now` has nothing to do otherwise).
+    pub fn is_on_disk(&self) -> bool {
+        self.is_on() && self.file.is_some()
+    }
+
     /// Writes the pack to its file now, for a run done with it (the files pack once every file
     /// is parsed: it is written while the run goes on instead of after it), and closes it:
     /// nothing more is looked up or kept, and `Cache::save` leaves it as written and reports
@@ -134,7 +139,7 @@ impl Pack {
     }
 
     fn write(&self) -> std::io::Result<()> {
-        let Some(file) = self.file.as_ref().filter(|_| self.is_on()) else { return Ok(()) };
+        let Some(file) = self.file.as_ref().filter(|_| self.is_on_disk()) else { return Ok(()) };
         self.closed.store(true, Ordering::Relaxed);
         if !self.changed() && file.exists() {
             return Ok(());

@@ -98,9 +98,11 @@ fn load_sharing(snapshot: Snapshot, previous: Option<&DesiredState>, cache: &Cac
     // Parsing is most of the loading and needs nothing but the file: spread it over the cores.
     let parsed = crate::parallel::ordered_map(&new, FILES_PER_CHUNK, |(path, text)| parse(path, text, &cache.files));
     // Every file is parsed: the files pack is complete, and is written on another core while the
-    // documents become objects here (`Cache::save` reports a failure).
+    // documents become objects here (`Cache::save` reports a failure). No thread without a file.
     std::thread::scope(|scope| {
-        scope.spawn(|| cache.files.write_now());
+        if cache.files.is_on_disk() {
+            scope.spawn(|| cache.files.write_now());
+        }
         for ((path, text), (key, Parsed { documents, mut diagnostics })) in new.into_iter().zip(parsed) {
             if let Some(key) = key {
                 loaded.keys.insert(path.clone(), key);
