@@ -252,6 +252,16 @@ impl Cache {
         var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|home| home.join(".cache"))).map(|dir| dir.join("mcp-gitops"))
     }
 
+    /// `save` on another thread, while the caller goes on; `failed` is told why it could not. The
+    /// caller waits for it when the value returned is dropped.
+    pub fn save_beside(self, failed: impl FnOnce(std::io::Error) + Send + 'static) -> Saving {
+        Saving(Some(std::thread::spawn(move || {
+            if let Err(e) = self.save() {
+                failed(e);
+            }
+        })))
+    }
+
     /// Writes back the packs that changed (each to a temporary file renamed into place: a reader
     /// never sees half a pack, and of two runs at once the last one's packs stay).
     /// The folders of repositories no run has saved for `UNUSED` are removed (temporary
@@ -286,6 +296,17 @@ impl Cache {
 const FOLDER: &str = "repository-";
 /// How long a repository's folder is kept after the last run that saved it.
 const UNUSED: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+/// A cache being written (`Cache::save_beside`): dropping it waits for the write to end.
+pub struct Saving(Option<std::thread::JoinHandle<()>>);
+
+impl Drop for Saving {
+    fn drop(&mut self) {
+        if let Some(thread) = self.0.take() {
+            let _ = thread.join();
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,12 +1,18 @@
 //! mcp-gitops: a GitOps reconciler for the MCP runtime platform.
 //!
-//! The pipeline, one module per stage: `source` (files from a directory or a git revision) ->
-//! `load` (YAML with positions, typed objects) -> `validate` (schemas, identity, cross-reference
-//! against the gateway metadata) -> `plan` (desired vs base, object and access changes, renderers).
-//! `gateway` is the gateway's decision model and the operator's policy rendering. `cli` parses
-//! arguments and wires the stages; only it and the binary print. `parallel` spreads the pure
-//! per-file and per-object work of `load` and `validate` over the cores, in a fixed order;
-//! `cache` keeps what that work made between runs.
+//! The pipeline, one module per stage: `source` (files from a directory, a git revision or the
+//! daemon's mirror) -> `load` (YAML with positions, typed objects) -> `validate` (schemas,
+//! identity, cross-reference against the gateway metadata, guardrails) -> `plan` (desired vs a
+//! base or the live cluster: object and access changes) -> `apply` (server-side apply, prune, the
+//! inventory, waiting for the operator). `trust` verifies the signatures and signers of commits.
+//! Beside the stages: `model` holds the shared plain data types, `schema` the JSON Schemas,
+//! `gateway` the gateway's decision model and the operator's policy rendering, `cluster` is the
+//! only code that talks to Kubernetes, and `render` turns plans and answers into text, JSON,
+//! Markdown and the forges' formats. `pipeline` is what every front end does with the stages,
+//! written once; the front ends are `cli` (arguments, rendering, exit codes; only it and the
+//! binary print) and `daemon` (triggers, leadership, status). `parallel` spreads the pure
+//! per-file and per-object work over the cores in a fixed order; `cache` keeps what that work
+//! made between runs.
 
 pub mod apply;
 pub mod cache;
@@ -17,6 +23,7 @@ pub mod gateway;
 pub mod load;
 pub mod model;
 pub mod parallel;
+pub mod pipeline;
 pub mod plan;
 pub mod render;
 pub mod schema;

@@ -65,25 +65,66 @@ impl Report {
     pub fn count(&self, action: Action, status: &Status) -> usize {
         self.outcomes.iter().filter(|o| o.action == action && &o.status == status).count()
     }
+
+    pub fn counts(&self) -> Counts {
+        let done = |action| self.count(action, &Status::Done);
+        let with = |status: fn(&Status) -> bool| self.outcomes.iter().filter(|o| status(&o.status)).count();
+        Counts {
+            created: done(Action::Create),
+            updated: done(Action::Update),
+            deleted: done(Action::Delete),
+            unchanged: self.count(Action::NoOp, &Status::Unchanged),
+            failed: with(|s| matches!(s, Status::Failed(_))),
+            not_attempted: with(|s| *s == Status::NotAttempted),
+        }
+    }
+}
+
+/// The tally of an apply's outcomes, one for every front end. A change that was sent and failed
+/// is `failed`; one never sent because the API server stopped answering is `not_attempted`:
+/// neither was applied, and a run with either did not succeed.
+#[derive(Debug, Clone, Default, serde::Serialize, PartialEq, Eq)]
+pub struct Counts {
+    pub created: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    pub not_attempted: usize,
+}
+
+impl Counts {
+    /// Objects created, updated or deleted.
+    pub fn written(&self) -> usize {
+        self.created + self.updated + self.deleted
+    }
+}
+
+/// Why an apply refuses before any write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "refusing to prune: the repository yields no objects, so every one of the {deletes} objects mcp-gitops manages would be deleted (is the path right?)"
+    )]
+    EmptySet { deletes: usize },
+    #[error(
+        "refusing to prune {deletes} objects: more than --max-deletes {max_deletes}; review the plan, then raise --max-deletes if it is intended"
+    )]
+    OverBudget { deletes: usize, max_deletes: usize },
 }
 
 /// Refusals that come before any write: the deletion budget and the empty-set guard.
-pub fn check_guards(plan: &Plan, options: &Options) -> Result<(), String> {
+pub fn check_guards(plan: &Plan, options: &Options) -> Result<(), Refusal> {
     if !options.prune {
         return Ok(());
     }
     let deletes = plan.changes.iter().filter(|c| c.action == Action::Delete).count();
     let kept = plan.changes.iter().filter(|c| c.action != Action::Delete).count();
     if kept == 0 && deletes > 0 {
-        return Err(format!(
-            "refusing to prune: the repository yields no objects, so every one of the {deletes} objects mcp-gitops manages would be deleted (is the path right?)"
-        ));
+        return Err(Refusal::EmptySet { deletes });
     }
     if deletes > options.max_deletes {
-        return Err(format!(
-            "refusing to prune {deletes} objects: more than --max-deletes {}; review the plan, then raise --max-deletes if it is intended",
-            options.max_deletes
-        ));
+        return Err(Refusal::OverBudget { deletes, max_deletes: options.max_deletes });
     }
     Ok(())
 }

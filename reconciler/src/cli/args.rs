@@ -302,39 +302,6 @@ pub enum AnswerFormat {
     Json,
 }
 
-/// The formats a forge reads diagnostics in, shared by `validate` and `plan`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ForgeFormat {
-    Github,
-    Sarif,
-    Gitlab,
-    Junit,
-}
-
-impl DiagnosticsFormat {
-    pub fn forge(self) -> Option<ForgeFormat> {
-        match self {
-            DiagnosticsFormat::Github => Some(ForgeFormat::Github),
-            DiagnosticsFormat::Sarif => Some(ForgeFormat::Sarif),
-            DiagnosticsFormat::Gitlab => Some(ForgeFormat::Gitlab),
-            DiagnosticsFormat::Junit => Some(ForgeFormat::Junit),
-            DiagnosticsFormat::Text | DiagnosticsFormat::Json => None,
-        }
-    }
-}
-
-impl PlanFormat {
-    pub fn forge(self) -> Option<ForgeFormat> {
-        match self {
-            PlanFormat::Github => Some(ForgeFormat::Github),
-            PlanFormat::Sarif => Some(ForgeFormat::Sarif),
-            PlanFormat::Gitlab => Some(ForgeFormat::Gitlab),
-            PlanFormat::Junit => Some(ForgeFormat::Junit),
-            PlanFormat::Text | PlanFormat::Json | PlanFormat::Markdown => None,
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// The repository directory.

@@ -1,9 +1,9 @@
-//! The command line: parses arguments, runs the pipeline stages a command needs, picks a
-//! renderer and maps the outcome to an exit code (0 ok, 1 error, 2 changes, 64 usage).
+//! The command line: parses arguments, runs what the command needs of the pipeline
+//! (`crate::pipeline`), picks a renderer and maps the outcome to an exit code (0 ok, 1 error,
+//! 2 changes, 64 usage).
 
 pub mod args;
 mod commands;
-mod offline;
 
 use args::{Cli, Color};
 use clap::Parser;
@@ -23,9 +23,33 @@ pub enum CliError {
     Failed(String),
 }
 
-impl From<crate::source::SourceError> for CliError {
-    fn from(e: crate::source::SourceError) -> Self {
-        CliError::Failed(e.to_string())
+/// The library's failures to run are printed as they say themselves.
+macro_rules! failed_from {
+    ($($error:ty),*) => {$(
+        impl From<$error> for CliError {
+            fn from(e: $error) -> Self {
+                CliError::Failed(e.to_string())
+            }
+        }
+    )*};
+}
+
+failed_from!(
+    crate::source::SourceError,
+    crate::pipeline::Error,
+    crate::pipeline::apply::ReviewError,
+    crate::pipeline::plan::SavedPlanError,
+    crate::apply::Refusal,
+    crate::daemon::DaemonError
+);
+
+impl From<crate::pipeline::access::AccessError> for CliError {
+    fn from(e: crate::pipeline::access::AccessError) -> Self {
+        use crate::pipeline::access::AccessError::{NoServerNamed, SeveralServers};
+        match e {
+            NoServerNamed { .. } | SeveralServers { .. } => CliError::Usage(e.to_string()),
+            e => CliError::Failed(e.to_string()),
+        }
     }
 }
 

@@ -23,7 +23,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
 }
 
 async fn hook(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
-    let Some(secret) = &shared.options.webhook_secret else {
+    let Some(secret) = &shared.webhook_secret else {
         return (StatusCode::NOT_FOUND, "the webhook is off: start the daemon with --webhook-secret-file\n");
     };
     match webhook::verify_request(secret, &headers, &body) {

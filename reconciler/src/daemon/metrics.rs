@@ -1,6 +1,7 @@
 //! The daemon's Prometheus metrics. Labels are low-cardinality: an action, a result, and the one
 //! current revision.
 
+use super::Reconciled;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -53,7 +54,7 @@ impl Default for Metrics {
         );
         registry.register(
             "reconciles",
-            "Reconciles by result: applied, unchanged, invalid, unverified, refused, failed, fetch_failed",
+            format!("Reconciles by result: {}", Reconciled::ALL.map(Reconciled::as_str).join(", ")),
             metrics.reconciles.clone(),
         );
         registry.register(

@@ -12,19 +12,22 @@ mod http;
 mod live;
 pub mod metrics;
 mod reconcile;
+mod reconciled;
 mod triggers;
 pub mod webhook;
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, ClusterError};
 use crate::model::ObjectId;
 use crate::model::live::{ApplySet, LEADER_LEASE, Members};
+use crate::source::SourceError;
 use crate::source::mirror::{Credentials, Mirror, redact};
 use metrics::Metrics;
-pub use reconcile::{Counts, DiagnosticsSummary, Report};
+pub use reconcile::{DiagnosticsSummary, Report};
+pub use reconciled::Reconciled;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -62,7 +65,8 @@ pub struct Options {
     /// How often a reconcile reads the whole live state rather than what the watches say changed.
     pub resync: Duration,
     pub listen: SocketAddr,
-    pub webhook_secret: Option<Vec<u8>>,
+    /// The file of the webhook's shared secret; without one /hook is off.
+    pub webhook_secret_file: Option<PathBuf>,
     pub kubeconfig: Option<PathBuf>,
     pub context: Option<String>,
     pub inventory_namespace: String,
@@ -84,6 +88,8 @@ pub struct Verification {
 
 struct Shared {
     options: Options,
+    /// The webhook's shared secret, never empty (`webhook_secret`).
+    webhook_secret: Option<Vec<u8>>,
     /// This replica's name in the Lease and in its Events.
     identity: String,
     trigger: Notify,
@@ -160,14 +166,46 @@ impl Shared {
     }
 }
 
-pub async fn run(options: Options) -> Result<(), String> {
-    let cluster = Cluster::connect(options.kubeconfig.as_deref(), options.context.as_deref()).await.map_err(|e| e.to_string())?;
-    let mut mirror = Mirror::open(&options.repo, &options.branch, &options.path, &options.cache, options.credentials.clone())
-        .map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind(options.listen).await.map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
+/// Why the daemon could not start, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("cannot read --webhook-secret-file {}: {source}", file.display())]
+    ReadWebhookSecret { file: PathBuf, source: std::io::Error },
+    #[error(
+        "--webhook-secret-file {} is empty: anyone could sign a webhook with an empty key; put the shared secret in it, or leave the flag out to turn /hook off",
+        .0.display()
+    )]
+    EmptyWebhookSecret(PathBuf),
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: SocketAddr, source: std::io::Error },
+    #[error("lost the leader lease; stopping so that only the new leader applies (the pod restarts as standby)")]
+    LostLease,
+}
+
+/// The shared secret in `file` (surrounding whitespace is not part of it); an empty one is refused.
+fn webhook_secret(file: &Path) -> Result<Vec<u8>, DaemonError> {
+    let secret = std::fs::read(file).map_err(|source| DaemonError::ReadWebhookSecret { file: file.into(), source })?;
+    let secret = secret.trim_ascii();
+    if secret.is_empty() {
+        return Err(DaemonError::EmptyWebhookSecret(file.into()));
+    }
+    Ok(secret.to_vec())
+}
+
+pub async fn run(options: Options) -> Result<(), DaemonError> {
+    let webhook_secret = options.webhook_secret_file.as_deref().map(webhook_secret).transpose()?;
+    let cluster = Cluster::connect(options.kubeconfig.as_deref(), options.context.as_deref()).await?;
+    let mut mirror = Mirror::open(&options.repo, &options.branch, &options.path, &options.cache, options.credentials.clone())?;
+    let listener =
+        tokio::net::TcpListener::bind(options.listen).await.map_err(|source| DaemonError::Listen { address: options.listen, source })?;
     let applyset = ApplySet::new(&options.inventory_namespace);
     let shared = Arc::new(Shared {
         options,
+        webhook_secret,
         identity: identity(),
         trigger: Notify::new(),
         ready: AtomicBool::new(false),
@@ -196,10 +234,10 @@ pub async fn run(options: Options) -> Result<(), String> {
     if let Some(duration) = options.leader_elect {
         shared.report().role = Role::Standby;
         let identity = &shared.identity;
-        let mut lease = cluster.elect_leader(&applyset.namespace, LEADER_LEASE, identity, duration).await.map_err(|e| e.to_string())?;
+        let mut lease = cluster.elect_leader(&applyset.namespace, LEADER_LEASE, identity, duration).await?;
         tracing::info!(identity, lease = LEADER_LEASE, namespace = %applyset.namespace, "standby: waiting for the leader lease");
         tokio::select! {
-            acquired = lease.acquired() => acquired.map_err(|e| e.to_string())?,
+            acquired = lease.acquired() => acquired?,
             _ = triggers::stopped(&shared) => {}
         }
         if !shared.stopping() {
@@ -237,7 +275,7 @@ pub async fn run(options: Options) -> Result<(), String> {
     }
     let _ = server.await;
     if lost.load(Ordering::Relaxed) {
-        return Err("lost the leader lease; stopping so that only the new leader applies (the pod restarts as standby)".into());
+        return Err(DaemonError::LostLease);
     }
     tracing::info!("daemon stopped");
     Ok(())

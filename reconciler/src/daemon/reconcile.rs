@@ -5,16 +5,16 @@
 //! that a daemon with nothing to do writes nothing.
 
 use super::live::{self, Ledger};
+use super::reconciled::Reconciled;
 use super::{DriftMode, Shared};
-use crate::apply::{self, Status};
+use crate::apply::{self, Counts, Status};
 use crate::cache::Cache;
 use crate::cluster::Cluster;
 use crate::model::DesiredState;
 use crate::model::live::{ApplySet, LAST_ATTEMPTED_REVISION, LAST_COUNTS, LAST_MESSAGE, LAST_RESULT, LAST_RESULT_TIME, Provenance};
+use crate::pipeline;
 use crate::plan::Action;
-use crate::source::Snapshot;
 use crate::source::mirror::{Mirror, redact};
-use crate::{load, validate};
 use jiff::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -33,8 +33,9 @@ pub struct Report {
     pub revision: String,
     /// The revision of the last reconcile attempt.
     pub attempted_revision: String,
-    /// `applied`, `unchanged`, `invalid`, `unverified`, `refused`, `failed` or `fetch_failed`.
-    pub last_result: String,
+    /// The result of the last reconcile (`""` before the first one).
+    #[serde(serialize_with = "result_or_empty")]
+    pub last_result: Option<Reconciled>,
     pub last_message: String,
     pub last_reconcile: String,
     pub last_success: String,
@@ -43,19 +44,8 @@ pub struct Report {
     pub drifted: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
-pub struct Counts {
-    pub created: usize,
-    pub updated: usize,
-    pub deleted: usize,
-    pub unchanged: usize,
-    pub failed: usize,
-}
-
-impl Counts {
-    fn written(&self) -> usize {
-        self.created + self.updated + self.deleted
-    }
+fn result_or_empty<S: serde::Serializer>(result: &Option<Reconciled>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(result.map(Reconciled::as_str).unwrap_or_default())
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -81,19 +71,19 @@ impl Default for Memory {
     }
 }
 
-/// The outcome of one pass, named the way /status and the metrics name it.
+/// The outcome of one pass: its result and what to tell about it.
 struct Outcome {
-    result: &'static str,
+    result: Reconciled,
     message: String,
 }
 
 impl Outcome {
-    fn new(result: &'static str, message: String) -> Outcome {
+    fn new(result: Reconciled, message: String) -> Outcome {
         Outcome { result, message }
     }
 
     fn succeeded(&self) -> bool {
-        matches!(self.result, "applied" | "unchanged")
+        self.result.succeeded()
     }
 }
 
@@ -103,13 +93,13 @@ pub async fn reconcile(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, 
     let outcome = pipeline(shared, cluster, applyset, mirror, memory).await;
     let seconds = started.elapsed().as_secs_f64();
     let metrics = &shared.metrics;
-    let result = outcome.result;
+    let result = outcome.result.as_str();
     metrics.reconcile_duration.get_or_create(&super::metrics::Metrics::label("result", result)).observe(seconds);
     metrics.reconciles.get_or_create(&super::metrics::Metrics::label("result", result)).inc();
     let now = Timestamp::now();
     {
         let mut report = shared.report();
-        report.last_result = result.to_string();
+        report.last_result = Some(outcome.result);
         report.last_message = outcome.message.clone();
         report.last_reconcile = now.to_string();
         if outcome.succeeded() {
@@ -137,7 +127,10 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
         Ok(poll) => poll,
         Err(e) => {
             shared.metrics.git_fetch_failures.inc();
-            return Outcome::new("fetch_failed", format!("cannot read {}: {e}; the last good revision stays live", redact(&options.repo)));
+            return Outcome::new(
+                Reconciled::FetchFailed,
+                format!("cannot read {}: {e}; the last good revision stays live", redact(&options.repo)),
+            );
         }
     };
     if poll.force_pushed {
@@ -161,18 +154,18 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
         let mut report = shared.report();
         // The branch did not move and nothing changed in the cluster since the last success:
         // a webhook or file event for a commit already live needs no LIST of every object.
-        if !full && report.revision == revision && matches!(report.last_result.as_str(), "applied" | "unchanged") {
-            return Outcome::new("unchanged", format!("revision {revision} is live; the branch did not move"));
+        if !full && report.revision == revision && report.last_result.is_some_and(Reconciled::succeeded) {
+            return Outcome::new(Reconciled::Unchanged, format!("revision {revision} is live; the branch did not move"));
         }
         report.attempted_revision = revision.clone();
     }
     // load + validate (unchanged files cost a cache lookup)
     let now = Timestamp::now();
-    let validated = load_and_validate(mirror, poll.snapshot, now, &memory.cache);
+    let validated = pipeline::desired::of_snapshot(poll.snapshot, |dir| mirror.read_beside(dir), now, None, &memory.cache);
     memory.cache = std::mem::take(&mut memory.cache).renewed();
     let desired = match validated {
         Ok(desired) => desired,
-        Err(why) => return Outcome::new("invalid", format!("revision {revision}: {why}; the last good revision stays live")),
+        Err(why) => return Outcome::new(Reconciled::Invalid, format!("revision {revision}: {why}; the last good revision stays live")),
     };
     let next_expiry = crate::validate::expiry::next_expiry(&desired, now);
     let outcome = plan_and_apply(shared, cluster, applyset, desired, provenance.as_ref(), &revision, &mut memory.ledger).await;
@@ -194,7 +187,7 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
 /// unless `--allow-non-fast-forward`. The trust files are read on every pass. Returns the tip's
 /// signer (principals).
 fn verify_new_commits(shared: &Shared, mirror: &Mirror, verification: &super::Verification, tip: &str) -> Result<String, Outcome> {
-    let refuse = |why: String| Outcome::new("unverified", format!("{why}; the last good revision stays live"));
+    let refuse = |why: String| Outcome::new(Reconciled::Unverified, format!("{why}; the last good revision stays live"));
     let repo = mirror.repository().ok_or_else(|| refuse("--verify-signatures needs a git repository, not a directory".into()))?;
     let keys = crate::trust::Keys::read(verification.allowed_signers.as_deref(), &verification.pgp_keys).map_err(refuse)?;
     let live = shared.report().revision.clone();
@@ -226,17 +219,6 @@ fn verify_new_commits(shared: &Shared, mirror: &Mirror, verification: &super::Ve
     Err(refuse(format!("unverified commit(s): {}", named.join("; "))))
 }
 
-/// Reads the policy directories `mcp-gitops.yaml` names beside the snapshot, and validates,
-/// taking from `cache` what it has.
-fn load_and_validate(mirror: &Mirror, snapshot: Snapshot, now: Timestamp, cache: &Cache) -> Result<DesiredState, String> {
-    let mut loaded = load::load_cached(snapshot, cache);
-    for dir in loaded.state.config.policies.directories.clone() {
-        let snapshot = mirror.read_beside(&dir).map_err(|e| format!("policy directory {dir} (from mcp-gitops.yaml): {e}"))?;
-        load::add_policies(&mut loaded, &dir, snapshot);
-    }
-    Ok(validate::validate_cached(loaded, now, cache))
-}
-
 /// The rest of a reconcile, once the revision is loaded and validated. The desired state is
 /// taken: its objects become the plan's documents, so that a first apply of 21,000 objects does
 /// not hold each body twice.
@@ -250,12 +232,8 @@ async fn plan_and_apply(
     ledger: &mut Ledger,
 ) -> Outcome {
     let options = &shared.options;
-    let errors: Vec<String> = desired
-        .diagnostics
-        .iter()
-        .filter(|d| d.is_error())
-        .map(|d| format!("{}:{}:{}: [{}] {}", d.file, d.line, d.column, d.code, d.message))
-        .collect();
+    let errors: Vec<String> =
+        pipeline::apply::gate(&desired).iter().map(|d| format!("{}:{}:{}: [{}] {}", d.file, d.line, d.column, d.code, d.message)).collect();
     shared.report().diagnostics = DiagnosticsSummary {
         errors: errors.len(),
         warnings: desired.diagnostics.len() - errors.len(),
@@ -263,14 +241,14 @@ async fn plan_and_apply(
     };
     if !errors.is_empty() {
         return Outcome::new(
-            "invalid",
+            Reconciled::Invalid,
             format!("revision {revision} has {} error(s) and is not applied; the last good revision stays live", errors.len()),
         );
     }
     // plan against the live cluster: all of it now and then, else what the watches say changed
     let mut planned = match live::plan(cluster, applyset, &shared.members, ledger, desired, provenance, options.resync).await {
         Ok(planned) => planned,
-        Err(e) => return Outcome::new("failed", format!("cannot read the cluster: {}", apply::describe(&e))),
+        Err(e) => return Outcome::new(Reconciled::Failed, format!("cannot read the cluster: {}", apply::describe(&e))),
     };
     let how = if planned.listed { "list" } else { "watch" };
     shared.metrics.live_reads.get_or_create(&super::metrics::Metrics::label("how", how)).inc();
@@ -298,33 +276,34 @@ async fn plan_and_apply(
         adopt: false,
         concurrency: 8,
     };
-    if let Err(refusal) = apply::check_guards(plan, &apply_options) {
-        return Outcome::new("refused", refusal);
-    }
-    *shared.pruning.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
-        plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.id()).collect();
-    let report = apply::apply(cluster, plan, applyset, planned.inventory.as_ref(), &apply_options, |outcome| {
+    let noting_prunes = || {
+        *shared.pruning.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            plan.changes.iter().filter(|c| c.action == Action::Delete).map(|c| c.id()).collect();
+    };
+    let applied = pipeline::apply::apply(cluster, plan, applyset, planned.inventory.as_ref(), &apply_options, noting_prunes, |outcome| {
         if let Status::Failed(why) = &outcome.status {
             tracing::warn!(object = %outcome.id, "{why}");
         }
     })
     .await;
-    ledger.record(planned, &report);
-    let done = |action| report.count(action, &Status::Done);
-    let counts = Counts {
-        created: done(Action::Create),
-        updated: done(Action::Update),
-        deleted: done(Action::Delete),
-        unchanged: report.count(Action::NoOp, &Status::Unchanged),
-        failed: report.outcomes.iter().filter(|o| matches!(o.status, Status::Failed(_) | Status::NotAttempted)).count(),
+    let report = match applied {
+        Ok(report) => report,
+        Err(refusal) => return Outcome::new(Reconciled::Refused, refusal.to_string()),
     };
+    ledger.record(planned, &report);
+    let counts = report.counts();
     for (action, count) in [("create", counts.created), ("update", counts.updated), ("delete", counts.deleted)] {
         shared.metrics.objects_applied.get_or_create(&super::metrics::Metrics::label("action", action)).inc_by(count as u64);
     }
     let written = counts.written();
     let mut summary = format!(
-        "revision {revision}: {} created, {} updated, {} deleted, {} unchanged, {} failed",
-        counts.created, counts.updated, counts.deleted, counts.unchanged, counts.failed
+        "revision {revision}: {} created, {} updated, {} deleted, {} unchanged, {} failed{}",
+        counts.created,
+        counts.updated,
+        counts.deleted,
+        counts.unchanged,
+        counts.failed,
+        if counts.not_attempted > 0 { format!(", {} not attempted", counts.not_attempted) } else { String::new() }
     );
     // The change set, for the log line and the Event (which cuts what does not fit).
     let changed: Vec<String> =
@@ -340,10 +319,10 @@ async fn plan_and_apply(
     let succeeded = report.succeeded();
     shared.report().counts = counts;
     if !succeeded {
-        return Outcome::new("failed", summary);
+        return Outcome::new(Reconciled::Failed, summary);
     }
     shared.metrics.set_revision(revision);
-    Outcome::new(if written == 0 { "unchanged" } else { "applied" }, summary)
+    Outcome::new(if written == 0 { Reconciled::Unchanged } else { Reconciled::Applied }, summary)
 }
 
 /// Events and status annotations, for people who look at the cluster rather than at /status.
@@ -354,20 +333,26 @@ async fn record(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, outcome
         (report.attempted_revision.clone(), report.counts.clone(), report.drifted.clone(), report.diagnostics.first.clone())
     };
     let counts_text = format!(
-        "created={} updated={} deleted={} unchanged={} failed={}",
-        counts.created, counts.updated, counts.deleted, counts.unchanged, counts.failed
+        "created={} updated={} deleted={} unchanged={} failed={}{}",
+        counts.created,
+        counts.updated,
+        counts.deleted,
+        counts.unchanged,
+        counts.failed,
+        if counts.not_attempted > 0 { format!(" not_attempted={}", counts.not_attempted) } else { String::new() }
     );
-    let key = format!("{} {attempted} {counts_text} {}", outcome.result, drifted.join(","));
+    let result = outcome.result.as_str();
+    let key = format!("{result} {attempted} {counts_text} {}", drifted.join(","));
     {
         let mut last = shared.last_recorded.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let repeated = *last == key && !(outcome.result == "applied" && counts.written() > 0);
+        let repeated = *last == key && !(outcome.result == Reconciled::Applied && counts.written() > 0);
         if repeated {
             return;
         }
         *last = key;
     }
     let annotations = BTreeMap::from([
-        (LAST_RESULT.to_string(), outcome.result.to_string()),
+        (LAST_RESULT.to_string(), result.to_string()),
         (LAST_RESULT_TIME.to_string(), now.to_string()),
         (LAST_COUNTS.to_string(), counts_text),
         (LAST_MESSAGE.to_string(), outcome.message.clone()),
@@ -377,14 +362,12 @@ async fn record(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, outcome
         tracing::warn!("cannot write the status annotations of the inventory: {}", apply::describe(&e));
     }
     let mut events = Vec::new();
-    match outcome.result {
-        "applied" => events.push((false, "Applied", outcome.message.clone())),
-        "unchanged" => {}
-        "invalid" => events.push((true, "InvalidRevision", format!("{}: {}", outcome.message, first_errors.join("; ")))),
-        "refused" => events.push((true, "PruneRefused", outcome.message.clone())),
-        "fetch_failed" => events.push((true, "FetchFailed", outcome.message.clone())),
-        "unverified" => events.push((true, "UnverifiedCommit", outcome.message.clone())),
-        _ => events.push((true, "ApplyFailed", outcome.message.clone())),
+    if let Some((warning, reason)) = outcome.result.event() {
+        let note = match outcome.result {
+            Reconciled::Invalid => format!("{}: {}", outcome.message, first_errors.join("; ")),
+            _ => outcome.message.clone(),
+        };
+        events.push((warning, reason, note));
     }
     if !drifted.is_empty() {
         let (warning, reason) = match shared.options.drift {

@@ -52,6 +52,21 @@ pub fn canonical_bytes(document: &PolicyDocument) -> Vec<u8> {
     out
 }
 
+/// The `<server>-gateway-policy` ConfigMap the operator writes the document into.
+pub fn configmap(document: &PolicyDocument) -> serde_json::Value {
+    let name = &document.server.name;
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": format!("{name}-gateway-policy"),
+            "namespace": document.server.namespace,
+            "labels": {"app": name, "app.kubernetes.io/managed-by": "mcp-runtime"},
+        },
+        "data": {"policy.json": indented_json(document)},
+    })
+}
+
 /// The document as the operator writes it into the ConfigMap: 2-space indented, HTML-safe escaped.
 pub fn indented_json(document: &PolicyDocument) -> String {
     // `<`, `>`, `&`, U+2028 and U+2029 only occur inside strings, so escaping the text is exact.

@@ -1,7 +1,8 @@
 //! Load: a source snapshot -> the desired state. Decodes files, parses YAML with positions,
 //! recognises `.mcp` metadata (converted to MCPServer), the three kinds anywhere (multi-document
 //! files included) and `mcp-gitops.yaml`. Reports what it cannot load and goes on with the rest.
-//! Never performs I/O: the snapshot already holds the bytes.
+//! Reads nothing: the snapshot already holds the bytes; its only I/O is writing what it parsed to
+//! the cache (`Pack::write_now`), beside the work.
 
 pub mod metadata;
 pub mod yaml;

@@ -1,4 +1,4 @@
-//! Plan: desired state vs a base (another revision or directory today; live state later) ->
+//! Plan: desired state vs a base (another revision or directory, or the live state: `live`) ->
 //! one `Plan` value: object changes with field-level diffs, the access diff in the gateway's own
 //! terms, and the predicted policy revision per affected server. `Plan` is the contract (its JSON
 //! is `format_version` 1); renderers in `crate::render` are pure functions of it. No I/O here.

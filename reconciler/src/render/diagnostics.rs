@@ -62,3 +62,16 @@ pub fn counts(diagnostics: &[Diagnostic]) -> String {
     let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     format!("{}, {}", plural(errors, "error"), plural(warnings, "warning"))
 }
+
+/// `validate`'s closing line: what the repository at `path` declares, and its diagnostics.
+pub fn summary(path: &str, state: &crate::model::DesiredState) -> String {
+    let objects = |kind| state.of_kind(kind).count();
+    format!(
+        "{path}: {} servers, {} grants, {} sessions in {} files; {}\n",
+        objects(crate::model::Kind::Server),
+        objects(crate::model::Kind::Grant),
+        objects(crate::model::Kind::Session),
+        state.sources.len(),
+        counts(&state.diagnostics)
+    )
+}

@@ -9,6 +9,30 @@ pub mod markdown;
 pub mod sarif;
 pub mod text;
 
+use crate::model::Diagnostic;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The formats a forge reads diagnostics in, shared by `validate` and `plan`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forge {
+    Github,
+    Sarif,
+    Gitlab,
+    Junit,
+}
+
+/// `diagnostics` in a forge's format, with paths under `root` (the repository's place in its git
+/// repository); `files` are the files checked (JUnit lists each).
+pub fn forge(format: Forge, diagnostics: &[Diagnostic], files: &BTreeMap<String, Arc<str>>, root: &str) -> String {
+    match format {
+        Forge::Github => github::render(diagnostics, root),
+        Forge::Sarif => sarif::render(diagnostics, root),
+        Forge::Gitlab => gitlab::render(diagnostics, root),
+        Forge::Junit => junit::render(diagnostics, files.keys().map(String::as_str), root),
+    }
+}
+
 /// ANSI colour, used only when writing to a terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Palette {

@@ -1,10 +1,29 @@
 //! The plan for a terminal: object changes with their diffs, access changes, policy revisions,
-//! then the summary line.
+//! then the summary line. Also the other commands' answers for a terminal, and apply's progress.
 
 use super::Palette;
+use crate::apply::{Outcome, Report, Status};
+use crate::model::DesiredState;
 use crate::plan::{Action, Direction, Plan};
 use std::collections::BTreeMap;
 use std::fmt::Write;
+
+/// The plan after its diagnostics and those of its base, each with its lines from `sources` and
+/// `base_sources`.
+pub fn with_diagnostics(plan: &Plan, sources: &Files, base_sources: &Files, palette: Palette) -> String {
+    let mut out = String::new();
+    if !plan.diagnostics.is_empty() {
+        out += &super::diagnostics::render(&plan.diagnostics, sources, palette);
+    }
+    if !plan.base_diagnostics.is_empty() {
+        let _ = writeln!(out, "Problems in the base ({}):", plan.base.source);
+        out += &super::diagnostics::render(&plan.base_diagnostics, base_sources, palette);
+    }
+    out + &render(plan, palette)
+}
+
+/// File texts by path.
+type Files = BTreeMap<String, std::sync::Arc<str>>;
 
 pub fn render(plan: &Plan, palette: Palette) -> String {
     let mut out = String::new();
@@ -321,4 +340,62 @@ pub fn last_changed(provenance: &BTreeMap<String, String>) -> String {
         let _ = write!(out, ", signed by {signer}");
     }
     out
+}
+
+/// One line of `apply`'s progress: what was done to an object, or why not (nothing for an
+/// unchanged one). A failure names the field the API server blamed at its place in the repository.
+pub fn apply_outcome(outcome: &Outcome, desired: &DesiredState, dry_run: bool, palette: Palette) -> String {
+    let done = match outcome.action {
+        Action::Create => "created",
+        Action::Update => "updated",
+        Action::Delete => "deleted",
+        Action::NoOp => "unchanged",
+    };
+    let suffix = if dry_run && outcome.status == Status::Done { " (dry run)" } else { "" };
+    match &outcome.status {
+        Status::Done => format!("  {} {}{suffix}\n", palette.green(done), outcome.id),
+        Status::Unchanged => String::new(),
+        Status::Skipped(why) => format!("  {} {}: {why}\n", palette.yellow("skipped"), outcome.id),
+        Status::Failed(why) => format!("  {} {}: {}{why}\n", palette.red("failed"), outcome.id, blamed_position(outcome, desired)),
+        Status::NotAttempted => format!("  {} {}\n", palette.red("not attempted"), outcome.id),
+    }
+}
+
+/// `file:line:column: ` of the field the API server blamed, in the repository.
+fn blamed_position(outcome: &Outcome, desired: &DesiredState) -> String {
+    let Some(field) = &outcome.field else { return String::new() };
+    let Some(object) = desired.objects.iter().find(|o| o.id == outcome.id) else { return String::new() };
+    let pointer: String = field.split('.').map(|segment| format!("/{}", crate::model::object::pointer_segment(segment))).collect();
+    let pos = object.pos(&pointer);
+    format!("{}:{}:{}: ", object.origin.file, pos.line, pos.column)
+}
+
+/// `apply`'s summary line.
+pub fn apply_summary(report: &Report) -> String {
+    let counts = report.counts();
+    format!(
+        "Apply {}: {} created, {} updated, {} deleted, {} unchanged (no request){}{}\n",
+        if report.succeeded() { "complete" } else { "incomplete" },
+        counts.created,
+        counts.updated,
+        counts.deleted,
+        counts.unchanged,
+        if counts.failed > 0 { format!(", {} failed", counts.failed) } else { String::new() },
+        if counts.not_attempted > 0 { format!(", {} not attempted", counts.not_attempted) } else { String::new() },
+    )
+}
+
+/// What an apply that the API server stopped answering did not attempt, for stderr: the full list
+/// is on stdout, one line each; a few names say enough here.
+pub fn not_attempted(report: &Report) -> Option<String> {
+    let ids: Vec<String> = report.outcomes.iter().filter(|o| o.status == Status::NotAttempted).map(|o| o.id.to_string()).collect();
+    if ids.is_empty() {
+        return None;
+    }
+    let more = ids.len().saturating_sub(10);
+    Some(format!(
+        "the API server stopped answering; not applied: {}{}. Run apply again: it picks up where this run stopped.",
+        ids[..ids.len().min(10)].join(", "),
+        if more > 0 { format!(" and {more} more") } else { String::new() }
+    ))
 }

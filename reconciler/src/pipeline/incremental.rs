@@ -1,31 +1,23 @@
-//! `plan --base REV` of a work tree against a git revision, doing the work the change needs
+//! The plan of a work tree against a git revision that does only the work the change needs
 //! (`plan::partial`): the work tree's files are compared with the base's by git blob id, and
 //! only the changed ones are read from git; the work tree's validation is taken from the cache
 //! when the same files were validated at the same time before (`Cache::trees`); only the
 //! objects the change can reach are loaded.
 
-use super::CliError;
+use super::Error;
+use super::desired;
+use super::plan::Planned;
 use crate::cache::{Cache, Key};
 use crate::load::{self, CONFIG_FILE};
 use crate::model::{DesiredState, Object, RepoConfig};
 use crate::plan::partial::{self, Record};
-use crate::plan::{self, Plan, Work};
+use crate::plan::{self, Work};
 use crate::source::{self, Snapshot};
 use crate::validate;
 use jiff::Timestamp;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
-
-/// A plan with what its renderers read.
-pub(super) struct Planned {
-    pub plan: Plan,
-    /// The desired state the plan was made of: every diagnostic and file text; its objects are
-    /// those the change reaches alone when the plan is partial.
-    pub desired: DesiredState,
-    /// The texts of the base's files, kept when its problems are shown with their lines.
-    pub base_sources: BTreeMap<String, Arc<str>>,
-}
 
 /// The work tree, validated now or as the cache recorded it.
 enum Desired {
@@ -38,13 +30,15 @@ enum Desired {
 /// The plan of the work tree at `path` against `rev` (an error when `rev` is not a commit of its
 /// repository), or `None` when it needs a full plan (`plan::partial`): `mcp-gitops.yaml`
 /// differs, an object is declared twice, or a file both have could not be loaded.
-pub(super) fn plan_against_git(path: &Path, rev: &str, now: Timestamp, cache: &Cache) -> Result<Option<Planned>, CliError> {
+pub(super) fn against_git(path: &Path, rev: &str, now: Timestamp, cache: &Cache) -> Result<Option<Planned>, Error> {
     // The base is found and listed (and libgit2 started) on another core while the work tree is validated.
     let (desired, listing) = std::thread::scope(|scope| {
         let listing = scope.spawn(|| source::resolve_revision_in(path, rev).then(|| source::list_git(path, rev)));
         (desired_tree(path, now, cache), listing.join())
     });
-    let listing = listing.unwrap_or_else(|panic| std::panic::resume_unwind(panic)).ok_or_else(|| super::commands::not_a_base(rev, path))?;
+    let listing = listing
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        .ok_or_else(|| Error::NotABase { base: rev.to_string(), path: path.to_path_buf() })?;
     let (record, desired) = desired?;
     let listing = listing?;
     let base_ids: HashMap<String, Option<String>> =
@@ -79,11 +73,11 @@ pub(super) fn plan_against_git(path: &Path, rev: &str, now: Timestamp, cache: &C
 
 /// The work tree's validation: recorded by an earlier run (the same files, policy directories
 /// and time), or made now and recorded.
-fn desired_tree(path: &Path, now: Timestamp, cache: &Cache) -> Result<(Record, Desired), CliError> {
+fn desired_tree(path: &Path, now: Timestamp, cache: &Cache) -> Result<(Record, Desired), Error> {
     let snapshot = source::from_dir(path)?;
     let config = snapshot.files.iter().find(|f| f.path == CONFIG_FILE).and_then(|f| std::str::from_utf8(&f.bytes).ok());
     let config = config.map(|text| load::config(text).0).unwrap_or_default();
-    let policies = super::commands::policy_snapshots(path, &config.policies.directories, source::from_dir)?;
+    let policies = desired::policy_directories(&config.policies.directories, |dir| source::from_dir(&path.join(dir)))?;
     let now_text = now.to_string();
     let mut parts: Vec<&[u8]> = vec![b"tree", snapshot.revision.as_bytes(), now_text.as_bytes()];
     parts.extend(policies.iter().flat_map(|(dir, s)| [dir.as_bytes(), s.revision.as_bytes()]));
@@ -92,13 +86,10 @@ fn desired_tree(path: &Path, now: Timestamp, cache: &Cache) -> Result<(Record, D
         return Ok((record, Desired::Recorded { snapshot, policies, config }));
     }
     let blobs = crate::parallel::ordered_map(&snapshot.files, 64, |f| (f.path.clone(), source::blob_id(&f.bytes).map(|id| id.to_string())));
-    let mut repository = load::load_cached(snapshot, cache);
+    let repository = load::load_cached(snapshot, cache);
     let load_errors =
         repository.state.diagnostics.iter().filter(|d| d.is_error() && d.file != CONFIG_FILE).map(|d| d.file.clone()).collect();
-    for (dir, snapshot) in policies {
-        load::add_policies(&mut repository, &dir, snapshot);
-    }
-    let state = validate::validate_cached(repository, now, cache);
+    let state = desired::validated(repository, policies, now, cache);
     let record = Record::of(&state, blobs, load_errors);
     cache.trees.put(tree, &record);
     Ok((record, Desired::Validated(state)))

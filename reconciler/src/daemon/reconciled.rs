@@ -1,0 +1,67 @@
+//! How a reconcile ends: a closed set of results, each named once for /status, the metrics, the
+//! logs, the inventory's status annotations and Events.
+
+use serde::Serialize;
+
+/// How one reconcile ended, named the same way in /status, the metrics, the logs, the inventory's
+/// status annotations and Events: a new case cannot go unnamed in any of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reconciled {
+    /// The revision is live, and this pass wrote to the cluster.
+    Applied,
+    /// The revision is live; nothing needed writing.
+    Unchanged,
+    /// The revision has errors and is not applied.
+    Invalid,
+    /// A commit is not signed by an allowed signer.
+    Unverified,
+    /// A guard refused before anything was written.
+    Refused,
+    /// The cluster could not be read, or a change could not be applied.
+    Failed,
+    /// The repository could not be read.
+    FetchFailed,
+}
+
+impl Reconciled {
+    pub const ALL: [Reconciled; 7] = [
+        Reconciled::Applied,
+        Reconciled::Unchanged,
+        Reconciled::Invalid,
+        Reconciled::Unverified,
+        Reconciled::Refused,
+        Reconciled::Failed,
+        Reconciled::FetchFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reconciled::Applied => "applied",
+            Reconciled::Unchanged => "unchanged",
+            Reconciled::Invalid => "invalid",
+            Reconciled::Unverified => "unverified",
+            Reconciled::Refused => "refused",
+            Reconciled::Failed => "failed",
+            Reconciled::FetchFailed => "fetch_failed",
+        }
+    }
+
+    /// Whether the revision attempted is live.
+    pub fn succeeded(self) -> bool {
+        matches!(self, Reconciled::Applied | Reconciled::Unchanged)
+    }
+
+    /// The Event that says so (whether a warning, and its reason); none for a pass with nothing to tell.
+    pub fn event(self) -> Option<(bool, &'static str)> {
+        match self {
+            Reconciled::Applied => Some((false, "Applied")),
+            Reconciled::Unchanged => None,
+            Reconciled::Invalid => Some((true, "InvalidRevision")),
+            Reconciled::Unverified => Some((true, "UnverifiedCommit")),
+            Reconciled::Refused => Some((true, "PruneRefused")),
+            Reconciled::Failed => Some((true, "ApplyFailed")),
+            Reconciled::FetchFailed => Some((true, "FetchFailed")),
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! Questions about one server's access: its rendered policy, checked as the operator and the
+//! gateway check it, from a repository or from a policy document; and where the grant and the
+//! session that decided a call come from in git.
+
+use crate::gateway::{self, Decision, PolicyDocument, check::check};
+use crate::load;
+use crate::model::{DesiredState, Kind, Object, ObjectId};
+use crate::source::{self, SourceError};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Why a question about a server's access cannot be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("no server {server} in {}; servers: {}", path.display(), known.join(", "))]
+    NoSuchServer { server: String, path: PathBuf, known: Vec<String> },
+    #[error("server {0} has its gateway disabled (or an invalid spec): no policy is rendered and tool calls are not governed")]
+    GatewayDisabled(String),
+    #[error("the operator would refuse to render the policy of {server} ({reason}): the server goes to Error and keeps its old policy")]
+    OperatorRefuses { server: String, reason: String },
+    #[error("--server {wanted}: no such server; servers: {}", known.join(", "))]
+    NoServerNamed { wanted: String, known: Vec<String> },
+    #[error("the repository declares several servers ({}); say which one runs at the URL with --server", known.join(", "))]
+    SeveralServers { known: Vec<String> },
+    #[error("cannot read policy {file}: {source}")]
+    ReadPolicy { file: String, source: std::io::Error },
+    #[error("policy {file} is not a policy document: {source}")]
+    NotAPolicy { file: String, source: serde_json::Error },
+    #[error("policy {file} refused, as the gateway would refuse it: {reason}")]
+    GatewayRefuses { file: String, reason: String },
+    #[error(transparent)]
+    Source(#[from] SourceError),
+}
+
+/// An error unless `state` (read from `path`) declares the server `id`.
+pub fn server_in(state: &DesiredState, path: &Path, id: &ObjectId) -> Result<(), AccessError> {
+    if state.objects.iter().any(|o| o.id == *id) {
+        return Ok(());
+    }
+    let known = state.of_kind(Kind::Server).map(|o| format!("{}/{}", o.id.namespace, o.id.name)).collect();
+    Err(AccessError::NoSuchServer { server: format!("{}/{}", id.namespace, id.name), path: path.to_path_buf(), known })
+}
+
+/// The server named `wanted` (NAME or NAMESPACE/NAME), or the only one when none is named.
+pub fn server_named<'a>(state: &'a DesiredState, wanted: Option<&str>) -> Result<&'a Object, AccessError> {
+    let servers: Vec<&Object> = state.of_kind(Kind::Server).collect();
+    let matches = |o: &&Object| match wanted {
+        Some(w) if w.contains('/') => format!("{}/{}", o.id.namespace, o.id.name) == w,
+        Some(w) => o.id.name == w,
+        None => true,
+    };
+    let found: Vec<&Object> = servers.iter().copied().filter(matches).collect();
+    let known = || servers.iter().map(|o| format!("{}/{}", o.id.namespace, o.id.name)).collect();
+    match found.as_slice() {
+        [one] => Ok(one),
+        [] => Err(AccessError::NoServerNamed { wanted: wanted.unwrap_or_default().to_string(), known: known() }),
+        _ => Err(AccessError::SeveralServers { known: known() }),
+    }
+}
+
+/// The rendered policy of the server `id` of a repository, as the operator would write it.
+pub fn policy_of(state: &DesiredState, path: &Path, id: &ObjectId) -> Result<PolicyDocument, AccessError> {
+    server_in(state, path, id)?;
+    let server = format!("{}/{}", id.namespace, id.name);
+    let document = gateway::render_all(state)
+        .into_iter()
+        .find(|(found, _)| found == id)
+        .map(|(_, document)| document)
+        .ok_or_else(|| AccessError::GatewayDisabled(server.clone()))?;
+    check(&document).map_err(|reason| AccessError::OperatorRefuses { server, reason: reason.to_string() })?;
+    Ok(document)
+}
+
+/// The policy document in `file` (`-`: standard input), checked as the gateway checks a document
+/// before activating it, with the gateway's defaults.
+pub fn read_policy(file: &str) -> Result<PolicyDocument, AccessError> {
+    let mut text = String::new();
+    let read =
+        if file == "-" { std::io::stdin().read_to_string(&mut text).map(|_| ()) } else { std::fs::read_to_string(file).map(|t| text = t) };
+    read.map_err(|source| AccessError::ReadPolicy { file: file.to_string(), source })?;
+    let document: PolicyDocument =
+        serde_json::from_str(&text).map_err(|source| AccessError::NotAPolicy { file: file.to_string(), source })?;
+    check(&document).map_err(|reason| AccessError::GatewayRefuses { file: file.to_string(), reason: reason.to_string() })?;
+    Ok(gateway::check::with_gateway_defaults(document))
+}
+
+/// Where the grant and the session that decided come from, at `rev` of the repository that
+/// holds `path`: the commit that last changed each one's content (an edit elsewhere in its file
+/// does not count).
+pub fn last_changes(state: &DesiredState, path: &Path, rev: &str, decision: &Decision) -> Result<Vec<source::LastChange>, AccessError> {
+    let prefix = source::path_in_repository(path);
+    let decided = [
+        (Kind::Grant, &decision.matched_grant_namespace, &decision.matched_grant),
+        (Kind::Session, &decision.matched_session_namespace, &decision.matched_session),
+    ];
+    let mut history = Vec::new();
+    for (kind, namespace, name) in decided.into_iter().filter(|(_, _, name)| !name.is_empty()) {
+        let id = ObjectId { kind, namespace: namespace.clone(), name: name.clone() };
+        let Some(object) = state.objects.iter().find(|o| o.id == id) else { continue };
+        let file = &object.origin.file;
+        let content = |bytes: &[u8]| {
+            let snapshot =
+                source::Snapshot { files: vec![source::SourceFile { path: file.clone(), bytes: bytes.to_vec() }], ..Default::default() };
+            load::load(snapshot).state.objects.into_iter().find(|o| o.id == id).map(|o| o.body)
+        };
+        let change = source::last_change(path, rev, file, |older, newer| content(older) == content(newer))?;
+        history.push(source::LastChange { object: id.to_string(), source: format!("{prefix}{file}:{}", object.origin.line), change });
+    }
+    Ok(history)
+}

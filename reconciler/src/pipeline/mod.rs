@@ -1,0 +1,46 @@
+//! The pipeline as a use: what the CLI and the daemon both do with the stages, written once.
+//! `desired` builds the desired state from any reader (a directory, a git revision, the
+//! daemon's mirror); `plan` plans it against a base (a directory or a git revision, with
+//! `incremental` doing only the work a change needs) or against the live cluster; `apply` is
+//! the apply checklist (gate on errors, guards, apply, tally); `access` answers questions about
+//! one server's rendered policy. Front ends add only what is their own: arguments, rendering and
+//! exit codes (cli); triggers, leadership and status (daemon). Nothing here prints.
+
+pub mod access;
+pub mod apply;
+pub mod desired;
+mod incremental;
+pub mod plan;
+
+use crate::model::live::Provenance;
+use crate::source::{self, SourceError};
+use std::path::{Path, PathBuf};
+
+/// A failure to run the pipeline (not a finding about the repository, which is a diagnostic).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("policy directory {dir} (from mcp-gitops.yaml): {source}")]
+    PolicyDirectory { dir: String, source: SourceError },
+    #[error("--revision {rev:?} is not a commit of the git repository that holds {}", path.display())]
+    NotARevision { rev: String, path: PathBuf },
+    #[error("--base {base:?} is neither a directory nor a git revision of the repository that holds {}", path.display())]
+    NotABase { base: String, path: PathBuf },
+    #[error("{0}")]
+    Cluster(String),
+    #[error("cannot read the cluster: {0}")]
+    ClusterRead(String),
+}
+
+/// The provenance of what is applied from `path`, when it is in a git work tree.
+pub fn checkout_provenance(path: &Path) -> Option<Provenance> {
+    source::checkout_revision(path).map(|revision| Provenance { revision, root: source::path_in_repository(path), signer: String::new() })
+}
+
+/// A one-shot command's process exits right after it: its repository-sized values are left to
+/// the OS, which takes the memory back at once, instead of being freed one allocation at a time
+/// (a tenth of a `validate` or `plan` of 21,000 objects). Never on the daemon's paths.
+pub fn left_to_the_os<T>(value: T) {
+    std::mem::forget(value);
+}

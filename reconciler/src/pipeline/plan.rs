@@ -1,0 +1,112 @@
+//! Plans of the desired state: against a base (a directory, or a git revision with the work the
+//! change needs, else every object) and against the live cluster.
+
+use super::{Error, checkout_provenance, desired, incremental};
+use crate::apply;
+use crate::cache::Cache;
+use crate::cluster::Cluster;
+use crate::load;
+use crate::model::DesiredState;
+use crate::model::live::{ApplySet, LiveState};
+use crate::plan::{self, Plan, Work};
+use crate::source;
+use crate::validate;
+use jiff::Timestamp;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A plan with what its renderers read.
+pub struct Planned {
+    pub plan: Plan,
+    /// The desired state the plan was made of: every diagnostic and file text; its objects are
+    /// those the change reaches alone when the plan is partial.
+    pub desired: DesiredState,
+    /// The texts of the base's files, kept when its problems are shown with their lines.
+    pub base_sources: BTreeMap<String, Arc<str>>,
+}
+
+/// The cluster a plan or an apply reads: where to connect, and the inventory's namespace.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+    pub inventory_namespace: String,
+}
+
+/// The plan of the work tree at `path` against `base`, a directory or a git revision of its
+/// repository. With `Work::Changed` a git base is planned with the work the change needs when
+/// `plan::partial` can (`incremental`). With `keep_base_sources` the base's file texts are kept
+/// when it has problems. For one-shot commands: the values it is done with are left to the OS.
+pub fn against_base(path: &Path, base: &str, now: Timestamp, work: Work, cache: &Cache, keep_base_sources: bool) -> Result<Planned, Error> {
+    if work == Work::Changed
+        && !Path::new(base).is_dir()
+        && let Some(planned) = incremental::against_git(path, base, now, cache)?
+    {
+        return Ok(planned);
+    }
+    let mut loaded = DesiredState::default();
+    let desired = desired::of_path(path, None, now, (work == Work::Changed).then_some(&mut loaded), cache)?;
+    let (base_snapshot, base_kind) = if Path::new(base).is_dir() {
+        (source::from_dir(Path::new(base))?, "directory")
+    } else if source::resolve_revision_in(path, base) {
+        (source::from_git(path, base)?, "git")
+    } else {
+        return Err(Error::NotABase { base: base.to_string(), path: path.to_path_buf() });
+    };
+    // The base's own problems are not this change's: load it, do not validate it. What it could
+    // not load is reported apart (`base_diagnostics`). It shares most files with the desired
+    // state: those are taken, not parsed again.
+    let mut base = match work {
+        Work::Changed => load::state_sharing(base_snapshot, &loaded, cache),
+        Work::All => load::load(base_snapshot).state,
+    };
+    super::left_to_the_os(loaded);
+    // Compared at the same time as the desired state: a grant that expired in both is disabled
+    // in both, not an update.
+    validate::expiry::expire(&mut base, now);
+    let plan = plan::plan(&base, base_kind, &desired, now, work);
+    let base_sources = if !plan.base_diagnostics.is_empty() && keep_base_sources { base.sources.clone() } else { BTreeMap::new() };
+    super::left_to_the_os(base);
+    Ok(Planned { plan, desired, base_sources })
+}
+
+/// Connects to `target` and reads the live state of the three kinds and the inventory.
+pub async fn live(target: &Target) -> Result<(Cluster, ApplySet, LiveState), Error> {
+    let cluster =
+        Cluster::connect(target.kubeconfig.as_deref(), target.context.as_deref()).await.map_err(|e| Error::Cluster(e.to_string()))?;
+    let applyset = ApplySet::new(&target.inventory_namespace);
+    let state = cluster.live_state(&applyset).await.map_err(|e| Error::ClusterRead(apply::describe(&e)))?;
+    Ok((cluster, applyset, state))
+}
+
+/// The plan of `desired` (read from the work tree at `path`) against the live state of `target`.
+pub async fn against_cluster(target: &Target, path: &Path, desired: &DesiredState, now: Timestamp) -> Result<Plan, Error> {
+    let (_, applyset, state) = live(target).await?;
+    let plan = plan::live::plan(&state, desired, &applyset, checkout_provenance(path).as_ref(), now);
+    super::left_to_the_os(state);
+    Ok(plan)
+}
+
+/// Why the approvals of a saved plan cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SavedPlanError {
+    #[error("cannot read {}: {source}", file.display())]
+    Read { file: PathBuf, source: std::io::Error },
+    #[error("{} is not a JSON plan: {source}", file.display())]
+    NotJson { file: PathBuf, source: serde_json::Error },
+    #[error("{} is not a format_version {} plan", file.display(), plan::FORMAT_VERSION)]
+    FormatVersion { file: PathBuf },
+    #[error("{} has no approvals (a plan made by an older mcp-gitops): make it again", file.display())]
+    NoApprovals { file: PathBuf },
+}
+
+/// The approvals the JSON plan saved in `file` (`plan --out`) requires.
+pub fn saved_approvals(file: &Path) -> Result<plan::Approvals, SavedPlanError> {
+    let text = std::fs::read_to_string(file).map_err(|source| SavedPlanError::Read { file: file.into(), source })?;
+    let saved: serde_json::Value = serde_json::from_str(&text).map_err(|source| SavedPlanError::NotJson { file: file.into(), source })?;
+    if saved["format_version"] != plan::FORMAT_VERSION {
+        return Err(SavedPlanError::FormatVersion { file: file.into() });
+    }
+    serde_json::from_value(saved["approvals"].clone()).map_err(|_| SavedPlanError::NoApprovals { file: file.into() })
+}
