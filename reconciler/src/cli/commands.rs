@@ -269,12 +269,12 @@ fn what_can_command(args: WhatCanArgs) -> Result<i32, CliError> {
 }
 
 fn verify_command(args: VerifyArgs) -> Result<i32, CliError> {
-    let keys = crate::trust::Keys::read(args.allowed_signers.as_deref(), &args.pgp_keys).map_err(CliError::Failed)?;
+    let keys = crate::trust::Keys::read(args.allowed_signers.as_deref(), &args.pgp_keys).map_err(|e| CliError::Failed(e.to_string()))?;
     let repo = git2::Repository::discover(&args.path)
         .map_err(|e| CliError::Failed(format!("{} is not in a git repository: {}", args.path.display(), e.message())))?;
     let root = source::path_in_repository(&args.path);
-    let verdicts =
-        crate::trust::verify_range(&repo, args.from.as_deref(), &args.to, args.first_parent, &keys, &root).map_err(CliError::Failed)?;
+    let verdicts = crate::trust::verify_range(&repo, args.from.as_deref(), &args.to, args.first_parent, &keys, &root)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
     let ok = verdicts.iter().all(|v| v.verified);
     match args.format {
         AnswerFormat::Json => print_json(&json!({"ok": ok, "commits": verdicts}))?,
@@ -356,7 +356,7 @@ fn apply_command(args: ApplyArgs, palette: Palette) -> Result<i32, CliError> {
             let expectations = pipeline::apply::expectations(&plan, &desired, &state, &report);
             if !expectations.is_empty() {
                 eprintln!("Waiting for the operator ({} server(s), timeout {}s)...", expectations.len(), timeout.as_secs());
-                apply::wait::wait(&cluster, &expectations, timeout).await.map_err(CliError::Failed)?;
+                apply::wait::wait(&cluster, &expectations, timeout).await.map_err(|e| CliError::Failed(e.to_string()))?;
                 write_stdout(&format!(
                     "The operator has taken the change: {} server(s) Ready with the predicted policy.\n",
                     expectations.len()

@@ -189,10 +189,12 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
 fn verify_new_commits(shared: &Shared, mirror: &Mirror, verification: &super::Verification, tip: &str) -> Result<String, Outcome> {
     let refuse = |why: String| Outcome::new(Reconciled::Unverified, format!("{why}; the last good revision stays live"));
     let repo = mirror.repository().ok_or_else(|| refuse("--verify-signatures needs a git repository, not a directory".into()))?;
-    let keys = crate::trust::Keys::read(verification.allowed_signers.as_deref(), &verification.pgp_keys).map_err(refuse)?;
+    let keys =
+        crate::trust::Keys::read(verification.allowed_signers.as_deref(), &verification.pgp_keys).map_err(|e| refuse(e.to_string()))?;
     let live = shared.report().revision.clone();
     let from = (!live.is_empty() && live != tip).then_some(live.as_str());
-    let verify = |from: Option<&str>| crate::trust::verify_range(repo, from, tip, false, &keys, &mirror.prefix()).map_err(refuse);
+    let verify =
+        |from: Option<&str>| crate::trust::verify_range(repo, from, tip, false, &keys, &mirror.prefix()).map_err(|e| refuse(e.to_string()));
     let mut verdicts = verify(from)?;
     let rewritten = verdicts.first().is_some_and(|v| v.reason == Some(crate::trust::Failure::NotADescendant));
     if rewritten && verification.allow_non_fast_forward {

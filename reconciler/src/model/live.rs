@@ -95,15 +95,18 @@ impl Inventory {
 
     /// Reads either stored form; compressed bytes that do not decompress are an error (an
     /// empty list would make the next write forget every object).
-    pub fn decode_objects(plain: Option<&str>, gzip: Option<&[u8]>) -> Result<BTreeSet<ObjectId>, String> {
+    pub fn decode_objects(plain: Option<&str>, gzip: Option<&[u8]>) -> Result<BTreeSet<ObjectId>, CorruptInventory> {
         let Some(bytes) = gzip else { return Ok(Self::parse_objects(plain.unwrap_or_default())) };
         let mut text = String::new();
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_string(&mut text)
-            .map_err(|e| format!("{INVENTORY_GZ_KEY} does not decompress: {e}"))?;
+        flate2::read::GzDecoder::new(bytes).read_to_string(&mut text).map_err(CorruptInventory)?;
         Ok(Self::parse_objects(&text))
     }
 }
+
+/// The inventory's compressed object list (`objects.gz`) does not decompress to text.
+#[derive(Debug, thiserror::Error)]
+#[error("{key} does not decompress: {0}", key = INVENTORY_GZ_KEY)]
+pub struct CorruptInventory(#[source] pub std::io::Error);
 
 /// The object list of the inventory in the form it is stored in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,8 +310,9 @@ mod tests {
             .collect();
         let StoredObjects::Gzip(bytes) = Inventory::encode_objects(&ids) else { panic!("21,000 objects are stored compressed") };
         assert!(bytes.len() < 512 * 1024, "{} bytes do not fit a ConfigMap with room to spare", bytes.len());
-        assert_eq!(Inventory::decode_objects(None, Some(&bytes)), Ok(ids));
-        assert!(Inventory::decode_objects(None, Some(b"not gzip")).is_err());
+        assert_eq!(Inventory::decode_objects(None, Some(&bytes)).ok(), Some(ids));
+        let broken = Inventory::decode_objects(None, Some(b"not gzip")).expect_err("not gzip");
+        assert!(broken.to_string().starts_with("objects.gz does not decompress: "), "{broken}");
         let small: BTreeSet<ObjectId> = [ObjectId { kind: Kind::Server, namespace: "a".into(), name: "s".into() }].into();
         assert_eq!(Inventory::encode_objects(&small), StoredObjects::Plain("MCPServer/a/s\n".into()));
     }

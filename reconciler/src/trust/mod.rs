@@ -20,6 +20,43 @@ use signers::AllowedSigner;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+/// A failure to check commits at all (the trust files or the repository cannot be read), as
+/// opposed to a commit that is not trusted (a `Verdict`).
+#[derive(Debug, thiserror::Error)]
+pub enum TrustError {
+    /// A trust file or directory cannot be read.
+    #[error("cannot read {path}: {source}")]
+    ReadKeys { path: String, source: std::io::Error },
+    /// A line of the allowed_signers file cannot be read.
+    #[error("{file}:{line}: {why}")]
+    AllowedSigners { file: String, line: usize, why: signers::LineError },
+    /// A `--pgp-keys` file is not OpenPGP.
+    #[error("{file}: not an OpenPGP public key ({source})")]
+    NotAPgpKey { file: String, source: pgp::errors::Error },
+    /// A `--pgp-keys` file is OpenPGP but holds no public key.
+    #[error("{file}: holds no OpenPGP public key")]
+    NoPgpKey { file: String },
+    /// A revision of the range names no commit.
+    #[error("cannot read the commits: {}", .source.message())]
+    NotACommit { rev: String, source: git2::Error },
+    /// The commits of the range cannot be read.
+    #[error("cannot read the commits: {}", .0.message())]
+    Git(#[from] git2::Error),
+    /// `mcp-gitops.yaml` at the base cannot be read from the repository.
+    #[error("cannot read {at}: {}", .source.message())]
+    ReadRules { at: String, source: git2::Error },
+    #[error("{at} is not UTF-8: the signing rules cannot be read")]
+    RulesNotUtf8 { at: String },
+    /// `mcp-gitops.yaml` at the base has an error: rules must not fail open.
+    #[error("{file}:{line}:{column} at {commit}: {message}: the signing rules cannot be read")]
+    InvalidRules { file: String, line: usize, column: usize, commit: String, message: String },
+    /// A glob of `trust.signers[N].paths` (`rule`) is not valid.
+    #[error("{at}: {rule}: {glob:?} is not a valid glob: {source}")]
+    InvalidGlob { at: String, rule: String, glob: String, source: globset::Error },
+    #[error("{at}: {rule}: {source}")]
+    Globs { at: String, rule: String, source: globset::Error },
+}
+
 /// The keys commits may be signed with: git's allowed_signers lines and OpenPGP public keys.
 #[derive(Debug, Clone, Default)]
 pub struct Keys {
@@ -29,11 +66,11 @@ pub struct Keys {
 
 impl Keys {
     /// Reads the trust files: an allowed_signers file and OpenPGP key files or directories.
-    pub fn read(allowed_signers: Option<&Path>, pgp_keys: &[PathBuf]) -> Result<Keys, String> {
+    pub fn read(allowed_signers: Option<&Path>, pgp_keys: &[PathBuf]) -> Result<Keys, TrustError> {
         let ssh = match allowed_signers {
             Some(path) => {
                 let file = path.display().to_string();
-                let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {file}: {e}"))?;
+                let text = std::fs::read_to_string(path).map_err(|source| TrustError::ReadKeys { path: file.clone(), source })?;
                 signers::parse(&text, &file)?
             }
             None => Vec::new(),
@@ -71,7 +108,20 @@ impl Failure {
 
 /// Why a commit is refused: the failure, the signing key's fingerprint when it is known, and
 /// the detail.
-pub type Refusal = (Failure, String, String);
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct Refusal {
+    pub failure: Failure,
+    /// The signing key's fingerprint, empty when it is not known.
+    pub key: String,
+    pub detail: String,
+}
+
+impl Refusal {
+    pub fn new(failure: Failure, key: impl Into<String>, detail: impl Into<String>) -> Refusal {
+        Refusal { failure, key: key.into(), detail: detail.into() }
+    }
+}
 
 /// One commit's verdict.
 #[derive(Debug, Clone, Serialize)]
@@ -95,7 +145,7 @@ pub struct Verdict {
 /// files it changes (`changed`, paths in the repository; needed only when the rules scope
 /// paths). `Ok((principals, fingerprint))`, or the failure with what is known of the key.
 pub fn check(parts: &commit::SignedParts, keys: &Keys, rules: &Rules, changed: &[String]) -> Result<(String, String), Refusal> {
-    let Some(armored) = &parts.signature else { return Err((Failure::Unsigned, String::new(), "the commit carries no signature".into())) };
+    let Some(armored) = &parts.signature else { return Err(Refusal::new(Failure::Unsigned, "", "the commit carries no signature")) };
     let (lines, fingerprint) = if armored.contains("BEGIN PGP SIGNATURE") {
         let signed = openpgp::check(armored, &parts.payload, &keys.pgp)?;
         (vec![signed.principals.to_vec()], signed.fingerprint)
@@ -104,9 +154,9 @@ pub fn check(parts: &commit::SignedParts, keys: &Keys, rules: &Rules, changed: &
     };
     let principals = rules
         .principals(&lines, &parts.committer_email, &parts.author_email)
-        .map_err(|why| (Failure::PrincipalMismatch, fingerprint.clone(), why))?;
+        .map_err(|why| Refusal::new(Failure::PrincipalMismatch, fingerprint.clone(), why.to_string()))?;
     if let Some(why) = rules.refusal(changed, &principals) {
-        return Err((Failure::PathNotAllowed, fingerprint, why));
+        return Err(Refusal::new(Failure::PathNotAllowed, fingerprint, why));
     }
     Ok((principals.join(","), fingerprint))
 }
@@ -122,35 +172,37 @@ pub fn verify_range(
     first_parent: bool,
     keys: &Keys,
     root: &str,
-) -> Result<Vec<Verdict>, String> {
-    let git = |e: git2::Error| format!("cannot read the commits: {}", e.message());
-    let commit_of = |rev: &str| repo.revparse_single(rev).and_then(|o| o.peel_to_commit()).map(|c| c.id()).map_err(git);
+) -> Result<Vec<Verdict>, TrustError> {
+    let commit_of = |rev: &str| {
+        let commit = repo.revparse_single(rev).and_then(|o| o.peel_to_commit());
+        commit.map(|c| c.id()).map_err(|source| TrustError::NotACommit { rev: rev.to_string(), source })
+    };
     let to_id = commit_of(to)?;
     let from_id = from.map(commit_of).transpose()?;
     let base = match from_id {
         Some(id) => id,
-        None => repo.find_commit(to_id).map_err(git)?.parent_ids().next().unwrap_or(to_id),
+        None => repo.find_commit(to_id)?.parent_ids().next().unwrap_or(to_id),
     };
     let rules = Rules::at(repo, base, root)?;
     let mut ids: Vec<Oid> = vec![to_id];
     if let (Some(from), Some(from_id)) = (from, from_id) {
-        if from_id != to_id && !repo.graph_descendant_of(to_id, from_id).map_err(git)? {
-            let mut verdict = verdict_of(repo, to_id, keys, &rules, first_parent).map_err(git)?;
+        if from_id != to_id && !repo.graph_descendant_of(to_id, from_id)? {
+            let mut verdict = verdict_of(repo, to_id, keys, &rules, first_parent)?;
             verdict.verified = false;
             verdict.reason = Some(Failure::NotADescendant);
             verdict.detail = format!("{to} does not descend from {from} ({}): history was rewritten", short(from_id));
             return Ok(vec![verdict]);
         }
-        let mut walk = repo.revwalk().map_err(git)?;
-        walk.push(to_id).map_err(git)?;
-        walk.hide(from_id).map_err(git)?;
+        let mut walk = repo.revwalk()?;
+        walk.push(to_id)?;
+        walk.hide(from_id)?;
         if first_parent {
-            walk.simplify_first_parent().map_err(git)?;
+            walk.simplify_first_parent()?;
         }
-        walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE).map_err(git)?;
-        ids = walk.collect::<Result<_, _>>().map_err(git)?;
+        walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
+        ids = walk.collect::<Result<_, _>>()?;
     }
-    ids.into_iter().map(|id| verdict_of(repo, id, keys, &rules, first_parent).map_err(git)).collect()
+    ids.into_iter().map(|id| Ok(verdict_of(repo, id, keys, &rules, first_parent)?)).collect()
 }
 
 fn verdict_of(repo: &Repository, id: Oid, keys: &Keys, rules: &Rules, first_parent: bool) -> Result<Verdict, git2::Error> {
@@ -165,8 +217,8 @@ fn verdict_of(repo: &Repository, id: Oid, keys: &Keys, rules: &Rules, first_pare
         Ok((principal, key)) => {
             Verdict { commit: id.to_string(), summary, verified: true, reason: None, principal, key, detail: String::new() }
         }
-        Err((reason, key, detail)) => {
-            Verdict { commit: id.to_string(), summary, verified: false, reason: Some(reason), principal: String::new(), key, detail }
+        Err(Refusal { failure, key, detail }) => {
+            Verdict { commit: id.to_string(), summary, verified: false, reason: Some(failure), principal: String::new(), key, detail }
         }
     })
 }

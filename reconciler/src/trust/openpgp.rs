@@ -12,7 +12,7 @@
 //! self-signature: they meet identity binding and path-scoped signers as an allowed_signers
 //! line's principals do.
 
-use super::{Failure, Refusal};
+use super::{Failure, Refusal, TrustError};
 use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};
 use pgp::packet::{RevocationCode, Signature, SignatureType};
 use pgp::types::{KeyDetails, Tag};
@@ -34,11 +34,11 @@ const KEY_FILE_ENDINGS: [&str; 4] = [".asc", ".gpg", ".pgp", ".key"];
 
 /// Reads every key of `paths` (files, or directories of `*.asc`, `*.gpg`, `*.pgp`, `*.key`).
 /// A file that holds no readable public key is an error naming it.
-pub fn read(paths: &[PathBuf]) -> Result<Vec<Certificate>, String> {
+pub fn read(paths: &[PathBuf]) -> Result<Vec<Certificate>, TrustError> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let entries = std::fs::read_dir(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let entries = std::fs::read_dir(path).map_err(|source| TrustError::ReadKeys { path: path.display().to_string(), source })?;
             let mut found: Vec<PathBuf> = entries
                 .filter_map(|entry| entry.ok().map(|e| e.path()))
                 .filter(|p| p.is_file() && KEY_FILE_ENDINGS.iter().any(|end| p.to_string_lossy().ends_with(end)))
@@ -56,19 +56,19 @@ pub fn read(paths: &[PathBuf]) -> Result<Vec<Certificate>, String> {
     Ok(certificates)
 }
 
-fn read_file(file: &Path) -> Result<Vec<Certificate>, String> {
+fn read_file(file: &Path) -> Result<Vec<Certificate>, TrustError> {
     let at = file.display().to_string();
-    let bytes = std::fs::read(file).map_err(|e| format!("cannot read {at}: {e}"))?;
+    let bytes = std::fs::read(file).map_err(|source| TrustError::ReadKeys { path: at.clone(), source })?;
     parse(&bytes, &at)
 }
 
 /// The keys of one file's bytes (armored or binary); `at` names the file in messages.
-pub fn parse(bytes: &[u8], at: &str) -> Result<Vec<Certificate>, String> {
-    let unreadable = |e: pgp::errors::Error| format!("{at}: not an OpenPGP public key ({e})");
+pub fn parse(bytes: &[u8], at: &str) -> Result<Vec<Certificate>, TrustError> {
+    let unreadable = |source: pgp::errors::Error| TrustError::NotAPgpKey { file: at.to_string(), source };
     let (keys, _) = SignedPublicKey::from_reader_many(bytes).map_err(unreadable)?;
     let keys: Vec<SignedPublicKey> = keys.collect::<Result<_, _>>().map_err(unreadable)?;
     if keys.is_empty() {
-        return Err(format!("{at}: holds no OpenPGP public key"));
+        return Err(TrustError::NoPgpKey { file: at.to_string() });
     }
     Ok(keys.into_iter().map(|key| Certificate { at: at.to_string(), principals: principals(&key), key }).collect())
 }
@@ -99,7 +99,7 @@ pub struct Signed<'a> {
 /// Checks an armored OpenPGP signature over `payload` against `certificates`.
 pub fn check<'a>(armored: &str, payload: &[u8], certificates: &'a [Certificate]) -> Result<Signed<'a>, Refusal> {
     let (detached, _) = DetachedSignature::from_armor_single(armored.as_bytes())
-        .map_err(|e| (Failure::BadSignature, String::new(), format!("the signature block is not an OpenPGP signature ({e})")))?;
+        .map_err(|e| Refusal::new(Failure::BadSignature, "", format!("the signature block is not an OpenPGP signature ({e})")))?;
     let signature = &detached.signature;
     let issuer = signature
         .issuer_fingerprint()
@@ -113,14 +113,14 @@ pub fn check<'a>(armored: &str, payload: &[u8], certificates: &'a [Certificate])
         } else {
             format!("OpenPGP key {issuer} is in no --pgp-keys file")
         };
-        return Err((Failure::UnknownKey, issuer, detail));
+        return Err(Refusal::new(Failure::UnknownKey, issuer, detail));
     };
     let primary = &certificate.key.primary_key;
     let fingerprint = match subkey {
         Some(i) => format!("{:X}", certificate.key.public_subkeys[i].key.fingerprint()),
         None => format!("{:X}", primary.fingerprint()),
     };
-    let fail = |failure: Failure, detail: String| (failure, fingerprint.clone(), detail);
+    let fail = |failure: Failure, detail: String| Refusal::new(failure, fingerprint.clone(), detail);
     let verified = match subkey {
         Some(i) => detached.verify(&certificate.key.public_subkeys[i].key, payload),
         None => detached.verify(primary, payload),
@@ -150,8 +150,48 @@ fn find_signer<'a>(signature: &Signature, certificates: &'a [Certificate]) -> Op
     })
 }
 
+/// Why a signing key was not good for signing when the signature was made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Unusable {
+    #[error("the primary key carries no valid self-signature")]
+    NoSelfSignature,
+    #[error("the primary key is not allowed to sign (key flags)")]
+    PrimaryCannotSign,
+    /// The subkey (its fingerprint) has no valid binding for signing.
+    #[error("subkey {0} is not bound to the key for signing")]
+    SubkeyNotBound(String),
+    #[error("subkey {0} is not allowed to sign (key flags)")]
+    SubkeyCannotSign(String),
+    /// A hard revocation (key compromised, or no reason given).
+    #[error("{0} is revoked (at any time)")]
+    Revoked(Which),
+    /// A soft revocation (superseded, retired), from `since` (seconds since the epoch) on.
+    #[error("{key} is revoked (since {})", date(*.since))]
+    RevokedSince { key: Which, since: i64 },
+    #[error("{key} was created after the signature ({})", date(*.created))]
+    CreatedAfter { key: Which, created: i64 },
+    #[error("{key} expired on {}", date(*.on))]
+    Expired { key: Which, on: i64 },
+}
+
+/// The primary key, or a subkey (its fingerprint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Which {
+    Primary,
+    Subkey(String),
+}
+
+impl std::fmt::Display for Which {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Which::Primary => f.write_str("the key"),
+            Which::Subkey(fingerprint) => write!(f, "subkey {fingerprint}"),
+        }
+    }
+}
+
 /// Whether the signing key was good for signing at `time` (seconds since the epoch).
-fn valid_at(certificate: &Certificate, subkey: Option<usize>, time: i64) -> Result<(), String> {
+fn valid_at(certificate: &Certificate, subkey: Option<usize>, time: i64) -> Result<(), Unusable> {
     let key = &certificate.key;
     let primary = &key.primary_key;
     let self_signatures = key
@@ -161,12 +201,12 @@ fn valid_at(certificate: &Certificate, subkey: Option<usize>, time: i64) -> Resu
         .flat_map(|user| user.signatures.iter().filter(|sig| sig.verify_certification(primary, Tag::UserId, &user.id).is_ok()))
         .chain(key.details.direct_signatures.iter().filter(|sig| sig.verify_key(primary).is_ok()));
     let Some(newest) = self_signatures.max_by_key(|sig| sig.created()) else {
-        return Err("the primary key carries no valid self-signature".into());
+        return Err(Unusable::NoSelfSignature);
     };
     let revocations = key.details.revocation_signatures.iter().filter(|sig| sig.verify_key(primary).is_ok());
-    usable(revocations, newest, i64::from(primary.created_at().as_secs()), time, "the key")?;
+    usable(revocations, newest, i64::from(primary.created_at().as_secs()), time, Which::Primary)?;
     let Some(i) = subkey else {
-        return if newest.key_flags().sign() { Ok(()) } else { Err("the primary key is not allowed to sign (key flags)".into()) };
+        return if newest.key_flags().sign() { Ok(()) } else { Err(Unusable::PrimaryCannotSign) };
     };
     let subkey = &key.public_subkeys[i];
     let bound = |sig: &&Signature| {
@@ -175,17 +215,18 @@ fn valid_at(certificate: &Certificate, subkey: Option<usize>, time: i64) -> Resu
             // A signing subkey signs back: no one can claim another's subkey as theirs.
             && sig.embedded_signature().is_some_and(|back| back.verify_primary_key_binding(&subkey.key, primary).is_ok())
     };
+    let fingerprint = format!("{:X}", subkey.key.fingerprint());
     let Some(binding) = subkey.signatures.iter().filter(bound).max_by_key(|sig| sig.created()) else {
-        return Err(format!("subkey {:X} is not bound to the key for signing", subkey.key.fingerprint()));
+        return Err(Unusable::SubkeyNotBound(fingerprint));
     };
     if !binding.key_flags().sign() {
-        return Err(format!("subkey {:X} is not allowed to sign (key flags)", subkey.key.fingerprint()));
+        return Err(Unusable::SubkeyCannotSign(fingerprint));
     }
     let revocations = subkey
         .signatures
         .iter()
         .filter(|sig| sig.typ() == Some(SignatureType::SubkeyRevocation) && sig.verify_subkey_binding(primary, &subkey.key).is_ok());
-    usable(revocations, binding, i64::from(subkey.key.created_at().as_secs()), time, &format!("subkey {:X}", subkey.key.fingerprint()))
+    usable(revocations, binding, i64::from(subkey.key.created_at().as_secs()), time, Which::Subkey(fingerprint))
 }
 
 /// A key (created at `created`, with its newest self-signature or binding `newest`) is neither
@@ -195,20 +236,23 @@ fn usable<'s>(
     newest: &Signature,
     created: i64,
     time: i64,
-    what: &str,
-) -> Result<(), String> {
+    key: Which,
+) -> Result<(), Unusable> {
     for revocation in revocations {
         let at = revocation.created().map(|t| i64::from(t.as_secs())).unwrap_or(0);
         let soft = matches!(revocation.revocation_reason_code(), Some(RevocationCode::KeySuperseded | RevocationCode::KeyRetired));
-        if !soft || time >= at {
-            return Err(format!("{what} is revoked ({})", if soft { format!("since {}", date(at)) } else { "at any time".into() }));
+        if !soft {
+            return Err(Unusable::Revoked(key));
+        }
+        if time >= at {
+            return Err(Unusable::RevokedSince { key, since: at });
         }
     }
     if time < created {
-        return Err(format!("{what} was created after the signature ({})", date(created)));
+        return Err(Unusable::CreatedAfter { key, created });
     }
     match newest.key_expiration_time().map(|d| i64::from(d.as_secs())) {
-        Some(lifetime) if lifetime > 0 && time >= created + lifetime => Err(format!("{what} expired on {}", date(created + lifetime))),
+        Some(lifetime) if lifetime > 0 && time >= created + lifetime => Err(Unusable::Expired { key, on: created + lifetime }),
         _ => Ok(()),
     }
 }
@@ -221,6 +265,22 @@ fn date(seconds: i64) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn why_a_key_is_unusable_reads_as_before() {
+        let subkey = || Which::Subkey("0AB1".into());
+        assert_eq!(Unusable::Revoked(Which::Primary).to_string(), "the key is revoked (at any time)");
+        assert_eq!(
+            Unusable::RevokedSince { key: subkey(), since: 86400 }.to_string(),
+            "subkey 0AB1 is revoked (since 1970-01-02T00:00:00Z)"
+        );
+        assert_eq!(
+            Unusable::CreatedAfter { key: Which::Primary, created: 0 }.to_string(),
+            "the key was created after the signature (1970-01-01T00:00:00Z)"
+        );
+        assert_eq!(Unusable::Expired { key: subkey(), on: 0 }.to_string(), "subkey 0AB1 expired on 1970-01-01T00:00:00Z");
+        assert_eq!(Unusable::SubkeyNotBound("0AB1".into()).to_string(), "subkey 0AB1 is not bound to the key for signing");
+    }
+
     /// The fuzz target's key and seed: the seed verifies with the subkey, and only as signed.
     #[test]
     fn a_subkey_signature_verifies_and_nothing_else_does() {
@@ -228,12 +288,13 @@ mod tests {
         assert_eq!(keys[0].principals, ["fuzz@mcp-gitops.io"]);
         let parts = super::super::commit::split(include_bytes!("../../fuzz/corpus/commit_signature/seed-openpgp-signed"));
         let signature = parts.signature.as_deref().expect("signed");
-        let signed = check(signature, &parts.payload, &keys).map_err(|e| e.2).expect("verifies");
+        let signed = check(signature, &parts.payload, &keys).map_err(|e| e.detail).expect("verifies");
         assert_ne!(signed.fingerprint, format!("{:X}", keys[0].key.primary_key.fingerprint()), "the subkey signed");
         let mut changed = parts.payload.clone();
         changed.push(b'!');
-        assert_eq!(check(signature, &changed, &keys).err().map(|e| e.0), Some(Failure::BadSignature));
-        assert_eq!(check(signature, &parts.payload, &[]).err().map(|e| e.0), Some(Failure::UnknownKey));
-        assert!(parse(b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot a key\n-----END PGP PUBLIC KEY BLOCK-----\n", "x").is_err());
+        assert_eq!(check(signature, &changed, &keys).err().map(|e| e.failure), Some(Failure::BadSignature));
+        assert_eq!(check(signature, &parts.payload, &[]).err().map(|e| e.failure), Some(Failure::UnknownKey));
+        let garbage = parse(b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot a key\n-----END PGP PUBLIC KEY BLOCK-----\n", "x");
+        assert!(matches!(garbage, Err(TrustError::NotAPgpKey { .. } | TrustError::NoPgpKey { .. })), "{garbage:?}");
     }
 }

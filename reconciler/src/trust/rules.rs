@@ -1,6 +1,7 @@
 //! The signing rules of `trust:` in `mcp-gitops.yaml` (identity binding, path-scoped signers),
 //! read at the trusted base of a range: a commit never judges itself by rules it brings.
 
+use super::TrustError;
 use super::signers::principal_matches;
 use crate::model::{IdentityBinding, Severity, TrustSettings};
 use git2::{Oid, Repository};
@@ -19,6 +20,20 @@ pub struct Rules {
     pub read_at: String,
 }
 
+/// A signer whose identity binding fails: the allowed_signers lines of its key do not name the
+/// committer's (or author's) email.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the key is allowed for {}, the {role} is {email:?} (trust.identity in {read_at})", .allowed.join(","))]
+pub struct IdentityMismatch {
+    /// The principals of the lines that hold the key.
+    pub allowed: Vec<String>,
+    /// `committer` or `author`.
+    pub role: &'static str,
+    pub email: String,
+    /// Where the rules were read (`mcp-gitops.yaml at 1a2b3c4`).
+    pub read_at: String,
+}
+
 #[derive(Debug)]
 pub struct PathRule {
     /// `trust.signers[N]`, for messages.
@@ -30,36 +45,42 @@ pub struct PathRule {
 impl Rules {
     /// The rules of `mcp-gitops.yaml` in `root` at `commit` (none when there is no such file).
     /// A file with errors is refused rather than read as no rules: rules must not fail open.
-    pub fn at(repo: &Repository, commit: Oid, root: &str) -> Result<Rules, String> {
+    pub fn at(repo: &Repository, commit: Oid, root: &str) -> Result<Rules, TrustError> {
         let path = format!("{root}{}", crate::load::CONFIG_FILE);
         let read_at = format!("{path} at {}", super::short(commit));
-        let git = |e: git2::Error| format!("cannot read {read_at}: {}", e.message());
+        let git = |source: git2::Error| TrustError::ReadRules { at: read_at.clone(), source };
         let tree = repo.find_commit(commit).and_then(|c| c.tree()).map_err(git)?;
         let Ok(entry) = tree.get_path(Path::new(&path)) else { return Ok(Rules { root: root.to_string(), read_at, ..Rules::default() }) };
         let blob = entry.to_object(repo).and_then(|o| o.peel_to_blob()).map_err(git)?;
-        let text = std::str::from_utf8(blob.content()).map_err(|_| format!("{read_at} is not UTF-8: the signing rules cannot be read"))?;
+        let text = std::str::from_utf8(blob.content()).map_err(|_| TrustError::RulesNotUtf8 { at: read_at.clone() })?;
         let (config, problems) = crate::load::config(text);
-        if let Some(problem) = problems.iter().find(|d| d.severity == Severity::Error) {
-            return Err(format!(
-                "{path}:{}:{} at {}: {}: the signing rules cannot be read",
-                problem.line,
-                problem.column,
-                super::short(commit),
-                problem.message
-            ));
+        if let Some(problem) = problems.into_iter().find(|d| d.severity == Severity::Error) {
+            return Err(TrustError::InvalidRules {
+                file: path,
+                line: problem.line,
+                column: problem.column,
+                commit: super::short(commit),
+                message: problem.message,
+            });
         }
         Rules::new(&config.trust, root, read_at)
     }
 
-    pub fn new(settings: &TrustSettings, root: &str, read_at: String) -> Result<Rules, String> {
+    pub fn new(settings: &TrustSettings, root: &str, read_at: String) -> Result<Rules, TrustError> {
         let mut paths = Vec::new();
         for (i, rule) in settings.signers.iter().enumerate() {
             let at = format!("trust.signers[{i}]");
             let mut globs = GlobSetBuilder::new();
             for glob in &rule.paths {
-                globs.add(Glob::new(glob).map_err(|e| format!("{read_at}: {at}: {glob:?} is not a valid glob: {e}"))?);
+                let glob = Glob::new(glob).map_err(|source| TrustError::InvalidGlob {
+                    at: read_at.clone(),
+                    rule: at.clone(),
+                    glob: glob.clone(),
+                    source,
+                })?;
+                globs.add(glob);
             }
-            let globs = globs.build().map_err(|e| format!("{read_at}: {at}: {e}"))?;
+            let globs = globs.build().map_err(|source| TrustError::Globs { at: read_at.clone(), rule: at.clone(), source })?;
             paths.push(PathRule { at, globs, principals: rule.principals.clone() });
         }
         Ok(Rules { identity: settings.identity, paths, root: root.to_string(), read_at })
@@ -68,7 +89,7 @@ impl Rules {
     /// The principals a signer stands for. Without identity binding, every principal of the
     /// allowed_signers lines that hold the key; with it, the committer's (or author's) email,
     /// when one of those lines names it.
-    pub fn principals(&self, lines: &[Vec<String>], committer: &str, author: &str) -> Result<Vec<String>, String> {
+    pub fn principals(&self, lines: &[Vec<String>], committer: &str, author: &str) -> Result<Vec<String>, IdentityMismatch> {
         let (role, email) = match self.identity {
             IdentityBinding::None => return Ok(lines.iter().flat_map(|l| l.iter().cloned()).collect()),
             IdentityBinding::Committer => ("committer", committer),
@@ -77,8 +98,8 @@ impl Rules {
         if lines.iter().flat_map(|l| l.iter()).any(|pattern| principal_matches(pattern, email)) {
             return Ok(vec![email.to_string()]);
         }
-        let allowed: Vec<&str> = lines.iter().flat_map(|l| l.iter().map(String::as_str)).collect();
-        Err(format!("the key is allowed for {}, the {role} is {email:?} (trust.identity in {})", allowed.join(","), self.read_at))
+        let allowed = lines.iter().flat_map(|l| l.iter().cloned()).collect();
+        Err(IdentityMismatch { allowed, role, email: email.to_string(), read_at: self.read_at.clone() })
     }
 
     /// Why `principals` may not make this change: the first changed file (paths in the
@@ -132,12 +153,29 @@ mod tests {
     }
 
     #[test]
+    fn an_invalid_glob_names_the_rule_and_the_glob() {
+        let settings = TrustSettings {
+            signers: vec![SignerRule { paths: vec!["teams/[".into()], principals: vec!["*@fernhill.io".into()] }],
+            ..TrustSettings::default()
+        };
+        let refused = Rules::new(&settings, "", "mcp-gitops.yaml at 1234567".into()).unwrap_err();
+        assert!(matches!(&refused, TrustError::InvalidGlob { rule, glob, .. } if rule == "trust.signers[0]" && glob == "teams/["));
+        let text = refused.to_string();
+        assert!(text.starts_with("mcp-gitops.yaml at 1234567: trust.signers[0]: \"teams/[\" is not a valid glob: "), "{text}");
+    }
+
+    #[test]
     fn identity_binding_takes_the_email_the_key_line_names() {
         let line = ["dana@fernhill.io".to_string(), "*@ops.fernhill.io".to_string()];
         let lines = [line.to_vec()];
         assert_eq!(rules(IdentityBinding::None).principals(&lines, "x@y.io", "").unwrap(), line.to_vec());
         assert_eq!(rules(IdentityBinding::Committer).principals(&lines, "sam@ops.fernhill.io", "").unwrap(), ["sam@ops.fernhill.io"]);
-        assert!(rules(IdentityBinding::Committer).principals(&lines, "eve@evil.io", "dana@fernhill.io").is_err());
+        let mismatch = rules(IdentityBinding::Committer).principals(&lines, "eve@evil.io", "dana@fernhill.io").unwrap_err();
+        assert_eq!((mismatch.role, mismatch.email.as_str()), ("committer", "eve@evil.io"));
+        assert_eq!(
+            mismatch.to_string(),
+            "the key is allowed for dana@fernhill.io,*@ops.fernhill.io, the committer is \"eve@evil.io\" (trust.identity in mcp-gitops.yaml at 1234567)"
+        );
         assert!(rules(IdentityBinding::Author).principals(&lines, "eve@evil.io", "dana@fernhill.io").is_ok());
     }
 }

@@ -3,6 +3,7 @@
 //! (`*` and `?`); options are `namespaces="git,file"`, `valid-after=`, `valid-before=` (times as
 //! `YYYYMMDD[HHMM[SS]][Z]`) and `cert-authority`. Blank lines and `#` comments are skipped.
 
+use super::TrustError;
 use ssh_key::PublicKey;
 
 #[derive(Debug, Clone)]
@@ -18,8 +19,26 @@ pub struct AllowedSigner {
     pub key: PublicKey,
 }
 
+/// Why a line of an allowed_signers file cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    #[error("no principals")]
+    NoPrincipals,
+    #[error("no key")]
+    NoKey,
+    #[error("no key data after the key type")]
+    NoKeyData,
+    #[error("unknown option {0:?}")]
+    UnknownOption(String),
+    /// A `valid-after` or `valid-before` that is not a time.
+    #[error("{0:?} is not a time like 20260101 or 202601011200")]
+    NotATime(String),
+    #[error("unreadable {key_type} key: {source}")]
+    UnreadableKey { key_type: String, source: ssh_key::Error },
+}
+
 /// Parses an allowed_signers file; a line that cannot be read is an error naming it.
-pub fn parse(text: &str, file: &str) -> Result<Vec<AllowedSigner>, String> {
+pub fn parse(text: &str, file: &str) -> Result<Vec<AllowedSigner>, TrustError> {
     let mut signers = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -27,16 +46,16 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<AllowedSigner>, String> {
             continue;
         }
         let at = format!("{file}:{}", n + 1);
-        signers.push(parse_line(line, &at).map_err(|why| format!("{at}: {why}"))?);
+        signers.push(parse_line(line, &at).map_err(|why| TrustError::AllowedSigners { file: file.to_string(), line: n + 1, why })?);
     }
     Ok(signers)
 }
 
-fn parse_line(line: &str, at: &str) -> Result<AllowedSigner, String> {
+fn parse_line(line: &str, at: &str) -> Result<AllowedSigner, LineError> {
     let mut words = split_words(line).into_iter();
-    let principals: Vec<String> = unquote(&words.next().ok_or("no principals")?).split(',').map(str::to_string).collect();
+    let principals: Vec<String> = unquote(&words.next().ok_or(LineError::NoPrincipals)?).split(',').map(str::to_string).collect();
     let (mut namespaces, mut valid_after, mut valid_before, mut cert_authority) = (None, None, None, false);
-    let mut key_type = words.next().ok_or("no key")?;
+    let mut key_type = words.next().ok_or(LineError::NoKey)?;
     // Options come before the key type, which is the first word that looks like one.
     if !is_key_type(&key_type) {
         for option in split_options(&key_type) {
@@ -49,13 +68,13 @@ fn parse_line(line: &str, at: &str) -> Result<AllowedSigner, String> {
                 "valid-after" => valid_after = Some(parse_time(&value)?),
                 "valid-before" => valid_before = Some(parse_time(&value)?),
                 "cert-authority" => cert_authority = true,
-                other => return Err(format!("unknown option {other:?}")),
+                _ => return Err(LineError::UnknownOption(name)),
             }
         }
-        key_type = words.next().ok_or("no key")?;
+        key_type = words.next().ok_or(LineError::NoKey)?;
     }
-    let data = words.next().ok_or("no key data after the key type")?;
-    let key = PublicKey::from_openssh(&format!("{key_type} {data}")).map_err(|e| format!("unreadable {key_type} key: {e}"))?;
+    let data = words.next().ok_or(LineError::NoKeyData)?;
+    let key = PublicKey::from_openssh(&format!("{key_type} {data}")).map_err(|source| LineError::UnreadableKey { key_type, source })?;
     Ok(AllowedSigner { at: at.to_string(), principals, namespaces, valid_after, valid_before, cert_authority, key })
 }
 
@@ -112,9 +131,9 @@ fn unquote(text: &str) -> String {
 }
 
 /// `YYYYMMDD`, `YYYYMMDDHHMM` or `YYYYMMDDHHMMSS`, with an optional `Z`; read as UTC.
-fn parse_time(text: &str) -> Result<i64, String> {
+fn parse_time(text: &str) -> Result<i64, LineError> {
     let digits = text.trim_end_matches(['Z', 'z']);
-    let bad = || format!("{text:?} is not a time like 20260101 or 202601011200");
+    let bad = || LineError::NotATime(text.to_string());
     if !digits.chars().all(|c| c.is_ascii_digit()) || ![8, 12, 14].contains(&digits.len()) {
         return Err(bad());
     }
@@ -186,10 +205,13 @@ mod tests {
         assert_eq!(signers[1].valid_after, Some(1767225600));
         assert_eq!(signers[1].valid_before, Some(1798761540));
         assert!(signers[2].cert_authority);
-        assert!(parse("alice@x.io nonsense=1 ssh-ed25519 AAAA", "f").is_err_and(|e| e.starts_with("f:1: unknown option")));
-        assert!(parse("alice@x.io ssh-ed25519 !!!", "f").is_err());
+        let unknown = parse("alice@x.io nonsense=1 ssh-ed25519 AAAA", "f").expect_err("an unknown option");
+        assert_eq!(unknown.to_string(), "f:1: unknown option \"nonsense\"");
+        assert!(matches!(unknown, TrustError::AllowedSigners { line: 1, why: LineError::UnknownOption(_), .. }));
+        assert!(parse("alice@x.io ssh-ed25519 !!!", "f").is_err_and(|e| e.to_string().starts_with("f:1: unreadable ssh-ed25519 key: ")));
         // Found by the commit_signature fuzz target: an impossible date is an error, not a panic.
-        assert!(parse(&format!("a@x.io valid-before=\"10150050560000Z\" {KEY}"), "f").is_err_and(|e| e.contains("is not a time")));
+        let impossible = parse(&format!("a@x.io valid-before=\"10150050560000Z\" {KEY}"), "f").expect_err("an impossible date");
+        assert_eq!(impossible.to_string(), "f:1: \"10150050560000Z\" is not a time like 20260101 or 202601011200");
     }
 
     #[test]

@@ -14,13 +14,13 @@ pub fn check(parts: &commit::SignedParts, armored: &str, signers: &[AllowedSigne
         Ok(signature) => (signature, None),
         Err(e) => match certified_signature(armored) {
             Ok(Some((signature, certificate))) => (signature, Some(certificate)),
-            Ok(None) => return Err((Failure::BadSignature, String::new(), format!("the signature block is not an SSH signature ({e})"))),
-            Err(why) => return Err((Failure::KeyNotValid, String::new(), why)),
+            Ok(None) => return Err(Refusal::new(Failure::BadSignature, "", format!("the signature block is not an SSH signature ({e})"))),
+            Err(why) => return Err(Refusal::new(Failure::KeyNotValid, "", why.to_string())),
         },
     };
     let key = ssh_key::PublicKey::from(signature.public_key().clone());
     let fingerprint = key.fingerprint(ssh_key::HashAlg::Sha256).to_string();
-    let fail = |failure: Failure, detail: String| (failure, fingerprint.clone(), detail);
+    let fail = |failure: Failure, detail: String| Refusal::new(failure, fingerprint.clone(), detail);
     // The lines that hold the key, or the certificate's authority.
     let lines: Vec<&AllowedSigner> = signers
         .iter()
@@ -54,7 +54,8 @@ pub fn check(parts: &commit::SignedParts, armored: &str, signers: &[AllowedSigne
         return Err(fail(Failure::KeyNotValid, format!("{}: the key is not valid at the commit time ({time})", line.at)));
     }
     if let Some(certificate) = &certificate {
-        valid = certified_principals(certificate, valid, time, &line.at).map_err(|(failure, why)| fail(failure, why))?;
+        valid =
+            certified_principals(certificate, valid, time, &line.at).map_err(|refused| Refusal { key: fingerprint.clone(), ..refused })?;
     }
     key.verify("git", &parts.payload, &signature)
         .map_err(|e| fail(Failure::BadSignature, format!("the signature does not match the commit ({e})")))?;
@@ -69,17 +70,22 @@ fn certified_principals(
     lines: Vec<Vec<String>>,
     time: i64,
     at: &str,
-) -> Result<Vec<Vec<String>>, (Failure, String)> {
+) -> Result<Vec<Vec<String>>, Refusal> {
     let id = certificate.key_id();
+    // The caller knows the key's fingerprint.
+    let refuse = |failure: Failure, detail: String| Refusal::new(failure, "", detail);
     certificate
         .verify_signature()
-        .map_err(|_| (Failure::BadSignature, format!("certificate {id:?}: the CA's signature does not verify")))?;
+        .map_err(|_| refuse(Failure::BadSignature, format!("certificate {id:?}: the CA's signature does not verify")))?;
     if certificate.cert_type() != ssh_key::certificate::CertType::User {
-        return Err((Failure::PrincipalMismatch, format!("certificate {id:?} is a host certificate")));
+        return Err(refuse(Failure::PrincipalMismatch, format!("certificate {id:?} is a host certificate")));
     }
     let (after, before) = (certificate.valid_after(), certificate.valid_before());
     if !u64::try_from(time).is_ok_and(|t| after <= t && t < before) {
-        return Err((Failure::KeyNotValid, format!("certificate {id:?} is valid from {after} to {before}, the commit time is {time}")));
+        return Err(refuse(
+            Failure::KeyNotValid,
+            format!("certificate {id:?} is valid from {after} to {before}, the commit time is {time}"),
+        ));
     }
     let matched: Vec<Vec<String>> = lines
         .iter()
@@ -90,7 +96,7 @@ fn certified_principals(
         .filter(|principals| !principals.is_empty())
         .collect();
     if matched.is_empty() {
-        return Err((
+        return Err(refuse(
             Failure::PrincipalMismatch,
             format!("{at}: certificate {id:?} is for {}, which the line does not allow", certificate.valid_principals().join(",")),
         ));
@@ -103,7 +109,7 @@ fn certified_principals(
 /// `ssh-key` crate does not decode; returned as the signature by the certified key, and the
 /// certificate. `Ok(None)` when it is no such thing; an error for a certificate that cannot be
 /// read.
-fn certified_signature(armored: &str) -> Result<Option<(SshSig, ssh_key::Certificate)>, String> {
+fn certified_signature(armored: &str) -> Result<Option<(SshSig, ssh_key::Certificate)>, ValidForever> {
     use base64::Engine;
     let body: String = armored.lines().filter(|l| !l.starts_with("-----")).map(str::trim).collect();
     let Ok(blob) = base64::engine::general_purpose::STANDARD.decode(body) else { return Ok(None) };
@@ -112,9 +118,7 @@ fn certified_signature(armored: &str) -> Result<Option<(SshSig, ssh_key::Certifi
         Ok(certificate) => certificate,
         // ssh-key 0.6 reads no time past i64::MAX, and a certificate issued without `-V`
         // is valid until 2^64-1.
-        Err(ssh_key::Error::Time) => {
-            return Err("the certificate is valid forever (issued without -V), which mcp-gitops cannot read: issue it with an end (ssh-keygen -s ... -V +52w)".into());
-        }
+        Err(ssh_key::Error::Time) => return Err(ValidForever),
         Err(_) => return Ok(None),
     };
     let parts = (std::str::from_utf8(hash).ok().and_then(|h| ssh_key::HashAlg::new(h).ok()), ssh_key::Signature::try_from(signature).ok());
@@ -122,6 +126,13 @@ fn certified_signature(armored: &str) -> Result<Option<(SshSig, ssh_key::Certifi
     let namespace = String::from_utf8_lossy(namespace).into_owned();
     Ok(SshSig::new(certificate.public_key().clone(), namespace, hash, signature).ok().map(|signature| (signature, certificate)))
 }
+
+/// A certificate issued without an end: `ssh-key` cannot read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the certificate is valid forever (issued without -V), which mcp-gitops cannot read: issue it with an end (ssh-keygen -s ... -V +52w)"
+)]
+struct ValidForever;
 
 /// The five length-prefixed fields of an SSHSIG blob, after its magic and version.
 fn sshsig_fields(blob: &[u8]) -> Option<[&[u8]; 5]> {

@@ -2,9 +2,10 @@
 //! (`validate --from-server`). Pure: the discovery itself is `source::live_tools`.
 
 use crate::model::{Code, Diagnostic, Object};
+use crate::source::live_tools::DiscoveryError;
 
 /// Diagnostics for `server` given what discovery at `url` found (or why it failed).
-pub fn compare(server: &Object, url: &str, live: &Result<Vec<String>, String>) -> Vec<Diagnostic> {
+pub fn compare(server: &Object, url: &str, live: &Result<Vec<String>, DiscoveryError>) -> Vec<Diagnostic> {
     let Some(spec) = server.server() else { return Vec::new() };
     let file = &server.origin.file;
     let live = match live {
