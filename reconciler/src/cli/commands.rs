@@ -97,7 +97,7 @@ fn save(cache: Cache) -> Saving {
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Failed(e.to_string()))?;
+    let text = serde_json::to_string_pretty(value)?;
     write_stdout(&format!("{text}\n"));
     Ok(())
 }
@@ -149,7 +149,7 @@ fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
     };
     let _saving = save(cache);
     if let Some(out) = &args.out {
-        let text = serde_json::to_string_pretty(&plan).map_err(|e| CliError::Failed(e.to_string()))?;
+        let text = serde_json::to_string_pretty(&plan)?;
         std::fs::write(out, text + "\n").map_err(|e| CliError::Failed(format!("cannot write {}: {e}", out.display())))?;
     }
     append_step_summary(&markdown::render(&plan));
@@ -208,8 +208,8 @@ fn explain_command(args: ExplainArgs) -> Result<i32, CliError> {
     };
     match args.format {
         AnswerFormat::Json if args.revision.is_some() => {
-            let mut value = serde_json::to_value(&decision).map_err(|e| CliError::Failed(e.to_string()))?;
-            value["provenance"] = serde_json::to_value(&history).map_err(|e| CliError::Failed(e.to_string()))?;
+            let mut value = serde_json::to_value(&decision)?;
+            value["provenance"] = serde_json::to_value(&history)?;
             print_json(&value)?
         }
         AnswerFormat::Json => print_json(&decision)?,
@@ -269,12 +269,11 @@ fn what_can_command(args: WhatCanArgs) -> Result<i32, CliError> {
 }
 
 fn verify_command(args: VerifyArgs) -> Result<i32, CliError> {
-    let keys = crate::trust::Keys::read(args.allowed_signers.as_deref(), &args.pgp_keys).map_err(|e| CliError::Failed(e.to_string()))?;
+    let keys = crate::trust::Keys::read(args.allowed_signers.as_deref(), &args.pgp_keys)?;
     let repo = git2::Repository::discover(&args.path)
         .map_err(|e| CliError::Failed(format!("{} is not in a git repository: {}", args.path.display(), e.message())))?;
     let root = source::path_in_repository(&args.path);
-    let verdicts = crate::trust::verify_range(&repo, args.from.as_deref(), &args.to, args.first_parent, &keys, &root)
-        .map_err(|e| CliError::Failed(e.to_string()))?;
+    let verdicts = crate::trust::verify_range(&repo, args.from.as_deref(), &args.to, args.first_parent, &keys, &root)?;
     let ok = verdicts.iter().all(|v| v.verified);
     match args.format {
         AnswerFormat::Json => print_json(&json!({"ok": ok, "commits": verdicts}))?,
@@ -356,7 +355,7 @@ fn apply_command(args: ApplyArgs, palette: Palette) -> Result<i32, CliError> {
             let expectations = pipeline::apply::expectations(&plan, &desired, &state, &report);
             if !expectations.is_empty() {
                 eprintln!("Waiting for the operator ({} server(s), timeout {}s)...", expectations.len(), timeout.as_secs());
-                apply::wait::wait(&cluster, &expectations, timeout).await.map_err(|e| CliError::Failed(e.to_string()))?;
+                apply::wait::wait(&cluster, &expectations, timeout).await?;
                 write_stdout(&format!(
                     "The operator has taken the change: {} server(s) Ready with the predicted policy.\n",
                     expectations.len()

@@ -5,6 +5,11 @@
 pub mod args;
 mod commands;
 
+use crate::apply::{Refusal, wait::TimedOut};
+use crate::daemon::DaemonError;
+use crate::pipeline::{self, access::AccessError, apply::ReviewError, plan::SavedPlanError};
+use crate::source::SourceError;
+use crate::trust::TrustError;
 use args::{Cli, Color};
 use clap::Parser;
 use std::io::IsTerminal;
@@ -34,20 +39,12 @@ macro_rules! failed_from {
     )*};
 }
 
-failed_from!(
-    crate::source::SourceError,
-    crate::pipeline::Error,
-    crate::pipeline::apply::ReviewError,
-    crate::pipeline::plan::SavedPlanError,
-    crate::apply::Refusal,
-    crate::daemon::DaemonError
-);
+failed_from!(SourceError, pipeline::Error, ReviewError, SavedPlanError, Refusal, TimedOut, TrustError, serde_json::Error, DaemonError);
 
-impl From<crate::pipeline::access::AccessError> for CliError {
-    fn from(e: crate::pipeline::access::AccessError) -> Self {
-        use crate::pipeline::access::AccessError::{NoServerNamed, SeveralServers};
+impl From<AccessError> for CliError {
+    fn from(e: AccessError) -> Self {
         match e {
-            NoServerNamed { .. } | SeveralServers { .. } => CliError::Usage(e.to_string()),
+            AccessError::NoServerNamed { .. } | AccessError::SeveralServers { .. } => CliError::Usage(e.to_string()),
             e => CliError::Failed(e.to_string()),
         }
     }
