@@ -164,6 +164,27 @@ fn usage_errors_exit_64() {
     assert!(missing.stderr.contains("neither a directory nor a git revision"), "{}", missing.stderr);
 }
 
+/// An empty shared secret would let anyone sign a webhook (an HMAC with the empty key, or an
+/// empty GitLab token): the daemon refuses to start with one, before it reads or serves anything.
+#[test]
+fn an_empty_webhook_secret_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, secret) in [("empty", ""), ("blank", " \n\t\n")] {
+        let file = dir.path().join(name);
+        fs::write(&file, secret).expect("write");
+        let out = common::mcp_gitops()
+            .args(["daemon", "--repo", "examples/platform", "--listen", "127.0.0.1:0", "--webhook-secret-file"])
+            .arg(&file)
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains("is empty: anyone could sign a webhook with an empty key"), "{name}: {stderr}");
+    }
+}
+
 const PAYMENTS: &str = "mcp-team-payments/payments-mcp";
 
 /// Marcus at the refund desk, with his copilot and its session.
