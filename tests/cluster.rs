@@ -178,6 +178,56 @@ fn objects_we_do_not_own_are_neither_adopted_nor_deleted() {
     assert_eq!(env.grant("copied-label")["metadata"]["name"], "copied-label", "never deleted");
 }
 
+/// The attack: a grant the repository declares belongs to another team; apply rightly refuses
+/// it. Then the other team copies our ownership labels onto it, and the name leaves the
+/// repository: a prune must not delete it. Only what mcp-gitops applied is recorded in the
+/// inventory, and even an inventory that lists it (an interrupted run records names before it
+/// creates them) does not make it ours: prune needs our field manager's apply in managedFields.
+#[test]
+fn a_refused_object_is_never_recorded_nor_pruned_even_with_our_labels() {
+    let _serial = serial();
+    let env = Env::new();
+    let repo = env.repo("examples/platform");
+    let theirs = |labels: &str| {
+        format!(
+            "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata:\n  name: refund-desk\n  namespace: {}\n  labels: {{{labels}}}\nspec:\n  serverRef: {{name: payments-mcp}}\n  subject: {{agentID: someone-else}}\n",
+            env.payments
+        )
+    };
+    let other_team = ["apply", "--server-side", "--field-manager", "other-team"];
+    assert!(env.kubectl.apply_stdin(&other_team, &theirs("")).status.success());
+    let refused = env.mcp("apply", repo.path(), &[]);
+    assert_eq!(refused.code, 1, "{}", refused.stdout);
+    let inventory = || env.kubectl.json(&["get", "configmap", "mcp-gitops-inventory", "-n", &env.inventory]);
+    let recorded = inventory()["data"]["objects"].as_str().unwrap_or_default().to_string();
+    let line = format!("MCPAccessGrant/{}/refund-desk", env.payments);
+    assert!(recorded.contains(&format!("MCPAccessGrant/{}/payments-team-read", env.payments)), "{recorded}");
+    assert!(!recorded.lines().any(|l| l == line), "a refused object is not recorded as ours:\n{recorded}");
+
+    let ours = env.grant("payments-team-read")["metadata"]["labels"].clone();
+    let copied = format!(
+        "app.kubernetes.io/managed-by: mcp-gitops, applyset.kubernetes.io/part-of: {}",
+        ours["applyset.kubernetes.io/part-of"].as_str().unwrap_or_default()
+    );
+    assert!(env.kubectl.apply_stdin(&other_team, &theirs(&copied)).status.success());
+    std::fs::remove_file(repo.path().join("teams/payments/grants/refund-desk.yaml")).expect("remove");
+    let pruned = env.mcp("apply", repo.path(), &["--prune"]);
+    assert_eq!(pruned.code, 0, "{}\n{}", pruned.stdout, pruned.stderr);
+    assert_eq!(env.grant("refund-desk")["spec"]["subject"]["agentID"], "someone-else", "not deleted:\n{}", pruned.stdout);
+
+    // Listed by the inventory (as an interrupted run leaves it), still not ours to delete.
+    let listed = format!("{}{line}\n", inventory()["data"]["objects"].as_str().unwrap_or_default());
+    let patch = serde_json::json!({"data": {"objects": listed}}).to_string();
+    env.kubectl.ok(&["patch", "configmap", "mcp-gitops-inventory", "-n", &env.inventory, "--type", "merge", "-p", &patch]);
+    let plan = env.mcp("plan", repo.path(), &["--format", "json"]);
+    let planned = json(&plan.stdout);
+    let deletes: Vec<&serde_json::Value> =
+        planned["changes"].as_array().into_iter().flatten().filter(|c| c["action"] == "delete").collect();
+    assert!(deletes.is_empty(), "{deletes:?}");
+    assert_eq!(env.mcp("apply", repo.path(), &["--prune"]).code, 0);
+    assert_eq!(env.grant("refund-desk")["spec"]["subject"]["agentID"], "someone-else");
+}
+
 #[test]
 fn restricted_credentials_get_a_clear_permission_error() {
     let _serial = serial();
@@ -248,6 +298,36 @@ fn a_reviewed_plan_applies_exactly_or_is_refused_as_stale() {
 
     let applied = env.mcp("apply", change.path(), &["--plan", &plan_file]);
     assert_eq!(applied.code, 0, "{}\n{}", applied.stdout, applied.stderr);
+    assert_eq!(env.grant("refund-desk")["spec"]["maxTrust"], "high");
+}
+
+/// The attack: the plan a reviewer reads is edited to show `maxTrust: low` (the document, its
+/// diff) while the repository says `high`. Applying it must not make the grant `high`.
+#[test]
+fn a_reviewed_plan_that_says_something_else_than_the_repository_is_refused() {
+    let _serial = serial();
+    let env = Env::new();
+    assert_eq!(env.mcp("apply", env.repo("examples/platform").path(), &[]).code, 0);
+    let change = env.repo("examples/pr-change");
+    let plan_file = change.path().join("plan.json");
+    let plan_path = plan_file.to_string_lossy().into_owned();
+    assert_eq!(env.mcp("plan", change.path(), &["--out", &plan_path]).code, 0);
+    let saved = std::fs::read_to_string(&plan_file).expect("read");
+    let edited = saved.replace("maxTrust: high", "maxTrust: low").replace("\"maxTrust\": \"high\"", "\"maxTrust\": \"low\"");
+    assert_ne!(edited, saved, "the plan shows the grant's maxTrust");
+    std::fs::write(&plan_file, edited).expect("write");
+
+    let refused = env.mcp("apply", change.path(), &["--plan", &plan_path]);
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains("the plan does not say what applying does") && refused.stderr.contains("its changes"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(env.grant("refund-desk")["spec"]["maxTrust"], "medium", "nothing applied");
+
+    std::fs::write(&plan_file, saved).expect("restore");
+    assert_eq!(env.mcp("apply", change.path(), &["--plan", &plan_path]).code, 0);
     assert_eq!(env.grant("refund-desk")["spec"]["maxTrust"], "high");
 }
 

@@ -1,8 +1,10 @@
 //! Apply: carries out a plan's object changes with server-side apply — servers, then grants,
 //! then sessions, each kind concurrently (bounded); deletes last, in reverse — and keeps the
 //! inventory a superset of what exists, so that an interrupted run loses nothing and the next
-//! one converges. Unchanged objects get no request at all. Guards (deletion budget, empty set,
-//! adoption) refuse before anything is written.
+//! one converges. Only what this run or an earlier one applied stays in the inventory (an object
+//! someone else manages, refused without --adopt, is not recorded). Unchanged objects get no
+//! request at all. Guards (deletion budget, empty set, adoption) refuse before anything is
+//! written.
 
 pub mod wait;
 
@@ -47,6 +49,10 @@ pub struct Outcome {
     pub field: Option<String>,
     /// The resourceVersion of what an apply stored: the object as applied is live at it.
     pub resource_version: Option<String>,
+    /// Nothing was written, for sure: the API server rejected the request, or it was refused
+    /// before being sent (an object someone else manages, without --adopt). Such an object is
+    /// not recorded as ours.
+    pub rejected: bool,
 }
 
 #[derive(Debug, Default)]
@@ -151,8 +157,14 @@ pub async fn apply(
         if let Err(e) = cluster.write_inventory(applyset, &superset, &plan.desired_revision, None).await {
             report.inventory_error = Some(describe(&e));
             for change in &plan.changes {
-                let outcome =
-                    Outcome { id: change.id(), action: change.action, status: Status::NotAttempted, field: None, resource_version: None };
+                let outcome = Outcome {
+                    id: change.id(),
+                    action: change.action,
+                    status: Status::NotAttempted,
+                    field: None,
+                    resource_version: None,
+                    rejected: false,
+                };
                 progress(&outcome);
                 report.outcomes.push(outcome);
             }
@@ -188,13 +200,15 @@ pub async fn apply(
                 Err(e) => failure(&e, &available, "it changed since the plan was made; not deleted"),
             }
         };
-        let outcome = Outcome { id: change.id(), action: Action::Delete, status, field: None, resource_version: None };
+        let outcome = Outcome { id: change.id(), action: Action::Delete, status, field: None, resource_version: None, rejected: false };
         progress(&outcome);
         report.outcomes.push(outcome);
     }
     let reachable = available.load(Ordering::Relaxed);
     if !options.dry_run && reachable {
-        let mut remaining = kept;
+        // What this run could not write is not ours, unless an earlier run applied it.
+        let rejected: BTreeSet<&ObjectId> = report.outcomes.iter().filter(|o| o.rejected).map(|o| &o.id).collect();
+        let mut remaining: BTreeSet<ObjectId> = kept.into_iter().filter(|id| listed.contains(id) || !rejected.contains(id)).collect();
         remaining.extend(report.outcomes.iter().filter(|o| o.action == Action::Delete && o.status != Status::Done).map(|o| o.id.clone()));
         let applied = report.succeeded().then_some(plan.desired_revision.as_str());
         // A run that changed nothing writes nothing, the inventory included.
@@ -208,7 +222,7 @@ pub async fn apply(
 
 async fn apply_one(cluster: &Cluster, change: &Change, options: &Options, available: &AtomicBool) -> Outcome {
     let id = change.id();
-    let (mut field, mut resource_version) = (None, None);
+    let (mut field, mut resource_version, mut rejected) = (None, None, true);
     let status = match (&change.object, change.action) {
         (_, Action::NoOp) => Status::Unchanged,
         _ if !available.load(Ordering::Relaxed) => Status::NotAttempted,
@@ -227,13 +241,15 @@ async fn apply_one(cluster: &Cluster, change: &Change, options: &Options, availa
                     if let ClusterError::Api { causes, .. } = &e {
                         field = causes.iter().map(|(f, _)| f.trim_start_matches('.').to_string()).find(|f| !f.is_empty());
                     }
+                    rejected = e.is_permanent();
                     failure(&e, available, "")
                 }
             }
         }
         (None, _) => Status::Failed("the plan holds no document for it".into()),
     };
-    Outcome { id, action: change.action, status, field, resource_version }
+    let rejected = rejected && matches!(status, Status::Failed(_));
+    Outcome { id, action: change.action, status, field, resource_version, rejected }
 }
 
 /// The status of a failed request; one that says the server cannot take requests now stops the

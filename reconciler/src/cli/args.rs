@@ -54,7 +54,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  mcp-gitops daemon --repo /srv/platform.git --branch main --webhook-secret-file /etc/mcp-gitops/webhook-secret\n  mcp-gitops daemon --repo ./platform --interval 30s --drift report --kubeconfig ~/.kube/config\n\nEndpoints on --listen: POST /hook (GitHub X-Hub-Signature-256 or GitLab X-Gitlab-Token), GET /status, /healthz, /readyz, /metrics.\nSee docs/daemon.md."
     )]
-    Daemon(DaemonArgs),
+    Daemon(Box<DaemonArgs>),
     /// Check that every commit of a range is signed by an allowed signer (SSH: git's allowed_signers; OpenPGP: --pgp-keys).
     #[command(
         after_help = "Examples:\n  mcp-gitops verify . --allowed-signers .mcp-gitops/allowed_signers --from origin/main --to HEAD\n  mcp-gitops verify --allowed-signers allowed_signers --format json\n  mcp-gitops verify . --pgp-keys .mcp-gitops/keys/ --from origin/main\n\nEach failing commit is named with a reason: unsigned, unknown_key, bad_signature, key_not_valid,\nprincipal_mismatch, path_not_allowed, not_a_descendant. The signing rules (trust: in mcp-gitops.yaml:\nidentity binding, path-scoped signers) are read at --from, or at --to's parent. See docs/trust.md.\nExit codes: 0 every commit verified, 1 a commit failed (or the repository or file could not be read), 64 usage error."
@@ -164,6 +164,10 @@ pub struct DaemonArgs {
     /// Refuse to prune more than N objects in one reconcile.
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub max_deletes: usize,
+    /// Apply nothing of a revision that puts an object in (or points a grant at a server in) a namespace not
+    /// listed here; the repository cannot widen this fence. Default: any namespace.
+    #[arg(long, value_name = "NS,...", value_delimiter = ',')]
+    pub allowed_namespaces: Vec<String>,
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Where the git repository is fetched to.

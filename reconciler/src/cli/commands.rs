@@ -304,8 +304,7 @@ fn apply_command(args: ApplyArgs, palette: Palette) -> Result<i32, CliError> {
     let reviewed = args.plan.as_deref().map(Reviewed::read).transpose()?;
     let now = Timestamp::now();
     let desired = desired_from_dir(&args.path, now)?;
-    let errors = pipeline::apply::gate(&desired);
-    if !errors.is_empty() {
+    if !pipeline::apply::gate(&desired, &[]).is_empty() {
         write_stdout(&diagnostics::render(&desired.diagnostics, &desired.sources, palette));
         eprintln!("error: {} has errors ({}); nothing was applied", args.path.display(), diagnostics::counts(&desired.diagnostics));
         return Ok(EXIT_ERROR);
@@ -371,7 +370,7 @@ fn target(args: &ClusterArgs) -> Target {
     Target { kubeconfig: args.kubeconfig.clone(), context: args.context.clone(), inventory_namespace: args.inventory_namespace.clone() }
 }
 
-fn daemon_command(args: DaemonArgs) -> Result<i32, CliError> {
+fn daemon_command(args: Box<DaemonArgs>) -> Result<i32, CliError> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match args.log_format {
@@ -391,6 +390,7 @@ fn daemon_command(args: DaemonArgs) -> Result<i32, CliError> {
         inventory_namespace: args.cluster.inventory_namespace,
         drift: args.drift,
         max_deletes: args.max_deletes,
+        allowed_namespaces: args.allowed_namespaces,
         cache: args.cache_dir,
         credentials: crate::source::mirror::Credentials {
             username: args.git.git_username,

@@ -72,6 +72,8 @@ pub struct Options {
     pub inventory_namespace: String,
     pub drift: DriftMode,
     pub max_deletes: usize,
+    /// The only namespaces the repository may put objects in (empty: any); it cannot widen them.
+    pub allowed_namespaces: Vec<String>,
     pub cache: PathBuf,
     /// `Some(lease duration)` with `--leader-elect`.
     pub leader_elect: Option<Duration>,

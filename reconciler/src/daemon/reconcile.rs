@@ -234,11 +234,13 @@ async fn plan_and_apply(
     ledger: &mut Ledger,
 ) -> Outcome {
     let options = &shared.options;
-    let errors: Vec<String> =
-        pipeline::apply::gate(&desired).iter().map(|d| format!("{}:{}:{}: [{}] {}", d.file, d.line, d.column, d.code, d.message)).collect();
+    let errors: Vec<String> = pipeline::apply::gate(&desired, &options.allowed_namespaces)
+        .iter()
+        .map(|d| format!("{}:{}:{}: [{}] {}", d.file, d.line, d.column, d.code, d.message))
+        .collect();
     shared.report().diagnostics = DiagnosticsSummary {
         errors: errors.len(),
-        warnings: desired.diagnostics.len() - errors.len(),
+        warnings: desired.diagnostics.iter().filter(|d| !d.is_error()).count(),
         first: errors.iter().take(10).cloned().collect(),
     };
     if !errors.is_empty() {

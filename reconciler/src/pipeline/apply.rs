@@ -1,5 +1,5 @@
-//! The apply checklist, one for the CLI and the daemon: gate on errors (an invalid repository is
-//! never applied), then — once the front end has planned against the live state — the guards
+//! The apply checklist, one for the CLI and the daemon: gate on errors (an invalid repository, or
+//! one reaching outside the namespaces allowed, is never applied), then — once the front end has planned against the live state — the guards
 //! refuse before anything is written, the changes are applied and the outcomes tallied. Also
 //! what `apply --plan` checks of a reviewed plan, and what `--wait` expects of the operator.
 
@@ -12,9 +12,11 @@ use crate::plan::{self, Action, Plan};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// The errors that keep `desired` from being applied (none: it may be).
-pub fn gate(desired: &DesiredState) -> Vec<&Diagnostic> {
-    desired.diagnostics.iter().filter(|d| d.is_error()).collect()
+/// The errors that keep `desired` from being applied (none: it may be): its own, and each object
+/// outside `fence`, the namespaces whoever runs the apply allows (empty: any).
+pub fn gate(desired: &DesiredState, fence: &[String]) -> Vec<Diagnostic> {
+    let errors = desired.diagnostics.iter().filter(|d| d.is_error()).cloned();
+    errors.chain(crate::validate::fence(desired, fence)).collect()
 }
 
 /// The guards, then the apply of `plan` (made against the live state whose inventory is
@@ -34,13 +36,19 @@ pub async fn apply(
     Ok(apply::apply(cluster, plan, applyset, inventory, options, progress).await)
 }
 
-/// The parts of a saved JSON plan that `apply --plan` checks.
+/// A saved JSON plan, as `apply --plan` checks it: every part that says what applying does.
 #[derive(serde::Deserialize)]
 pub struct Reviewed {
     format_version: String,
     desired_revision: String,
     changes: Vec<ReviewedChange>,
+    /// The plan as saved, every part of it.
+    #[serde(skip)]
+    saved: serde_json::Value,
 }
+
+/// The parts of a plan that say what applying it does, which a reviewer judges it by.
+const REVIEWED_PARTS: [&str; 5] = ["changes", "access_changes", "policy_revisions", "approvals", "expiring"];
 
 #[derive(serde::Deserialize)]
 struct ReviewedChange {
@@ -68,13 +76,21 @@ pub enum ReviewError {
     FormatVersion { file: PathBuf, found: String },
     #[error("plan is stale, nothing was applied: {}; make a new plan", .0.join("; "))]
     Stale(Vec<String>),
+    #[error(
+        "the plan does not say what applying does, nothing was applied: {}; the plan file was edited, or made from other files: make a new plan and review it",
+        .0.join("; ")
+    )]
+    NotWhatWasReviewed(Vec<String>),
 }
 
 impl Reviewed {
     /// The reviewed plan saved in `file` (`plan --out`).
     pub fn read(file: &Path) -> Result<Reviewed, ReviewError> {
         let text = std::fs::read_to_string(file).map_err(|source| ReviewError::Read { file: file.into(), source })?;
-        let reviewed: Reviewed = serde_json::from_str(&text).map_err(|source| ReviewError::NotAPlan { file: file.into(), source })?;
+        let not_a_plan = |source| ReviewError::NotAPlan { file: file.into(), source };
+        let saved: serde_json::Value = serde_json::from_str(&text).map_err(not_a_plan)?;
+        let mut reviewed: Reviewed = serde_json::from_value(saved.clone()).map_err(not_a_plan)?;
+        reviewed.saved = saved;
         if reviewed.format_version != plan::FORMAT_VERSION {
             return Err(ReviewError::FormatVersion { file: file.into(), found: reviewed.format_version });
         }
@@ -104,7 +120,23 @@ impl Reviewed {
         }
         let planned: BTreeSet<ObjectId> = self.changes.iter().map(ReviewedChange::id).collect();
         moved.extend(current.changes.iter().filter(|c| !planned.contains(&c.id())).map(|c| format!("{} appeared since the plan", c.id())));
-        if moved.is_empty() { Ok(()) } else { Err(ReviewError::Stale(moved)) }
+        if !moved.is_empty() {
+            return Err(ReviewError::Stale(moved));
+        }
+        let edited = self.edits(current);
+        if edited.is_empty() { Ok(()) } else { Err(ReviewError::NotWhatWasReviewed(edited)) }
+    }
+
+    /// The parts of this plan that differ from `current` (the plan applying makes) once both are
+    /// written out: the changes with their documents and diffs, the access changes, the
+    /// approvals. Empty when the plan says what applying does.
+    fn edits(&self, current: &Plan) -> Vec<String> {
+        let Ok(made) = serde_json::to_value(current) else { return vec!["the plan cannot be written out".into()] };
+        REVIEWED_PARTS
+            .iter()
+            .filter(|part| self.saved.get(**part) != made.get(**part))
+            .map(|part| format!("its {}", part.replace('_', " ")))
+            .collect()
     }
 }
 

@@ -14,6 +14,12 @@ fn fields_of<'a>(live: &'a Value, manager: &str, operation: Option<&str>) -> imp
         .filter_map(|e| e.get("fieldsV1"))
 }
 
+/// Whether `manager` has applied (server-side apply) any field of the live object: what makes an
+/// object ours to prune, beyond labels anyone can copy.
+pub fn applied_by(live: &Value, manager: &str) -> bool {
+    fields_of(live, manager, Some("Apply")).next().is_some()
+}
+
 /// The live object as mcp-gitops sees it: the fields it owns, and the fields the desired object
 /// names (with their live values). Fields only other managers care about are left out, since a
 /// server-side apply leaves them alone.

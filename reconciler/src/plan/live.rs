@@ -2,7 +2,7 @@
 //! what the API server holds, seen through the fields mcp-gitops owns. Deletes are proposed only
 //! for objects that carry our ApplySet label AND are listed in the inventory.
 
-use super::fields::{changed_paths, other_managers, view};
+use super::fields::{applied_by, changed_paths, other_managers, view};
 use super::{Action, Base, Change, Drift, Plan, assemble, change, diff};
 use crate::model::live::{ApplySet, FIELD_MANAGER, LiveObject, LiveState, Provenance};
 use crate::model::object::Origin;
@@ -104,7 +104,7 @@ pub fn changes(
     let mut deletes: Vec<Change> = live
         .objects
         .iter()
-        .filter(|o| !wanted.contains_key(&o.id) && applyset.owns(o) && inventory.contains(&o.id))
+        .filter(|o| !wanted.contains_key(&o.id) && applyset.owns(o) && inventory.contains(&o.id) && applied_by(&o.body, FIELD_MANAGER))
         .map(|o| {
             let mut change = change(&o.id, Action::Delete, text(Some(&diff::normalize(&o.body)), None));
             change.expected_resource_version = Some(o.resource_version.clone());

@@ -10,6 +10,7 @@ mod reference;
 mod schema;
 pub mod secrets;
 
+pub use reference::fence;
 pub use secrets::credential_kind;
 
 use crate::cache::Cache;

@@ -211,9 +211,21 @@ fn check_expiry(object: &Object, expires_at: &str, now: Timestamp, diagnostics: 
 }
 
 fn check_namespace(state: &DesiredState, object: &Object, diagnostics: &mut Vec<Diagnostic>) {
-    let allowed = &state.config.allowed_namespaces;
+    diagnostics.extend(outside(object, &state.config.allowed_namespaces, "allowedNamespaces of mcp-gitops.yaml"));
+}
+
+/// `namespace_not_allowed` for each of `state`'s objects in a namespace (or targeting a server in
+/// one) that `allowed` does not list: the fence of whoever runs mcp-gitops (the daemon's
+/// `--allowed-namespaces`), which the repository cannot widen. Empty: no fence.
+pub fn fence(state: &DesiredState, allowed: &[String]) -> Vec<Diagnostic> {
+    state.objects.iter().flat_map(|object| outside(object, allowed, "the daemon's --allowed-namespaces")).collect()
+}
+
+/// The namespaces of `object` (its own, its server's) that `allowed` (named by `fence`) does not
+/// list; none when `allowed` is empty.
+fn outside(object: &Object, allowed: &[String], fence: &str) -> Vec<Diagnostic> {
     if allowed.is_empty() {
-        return;
+        return Vec::new();
     }
     let mut targets = vec![("/metadata/namespace", object.id.namespace.as_str())];
     if let Some(server_ref) = object.grant().map(|g| &g.server_ref).or(object.session().map(|s| &s.server_ref))
@@ -221,21 +233,21 @@ fn check_namespace(state: &DesiredState, object: &Object, diagnostics: &mut Vec<
     {
         targets.push(("/spec/serverRef/namespace", target_namespace(server_ref, &object.id.namespace)));
     }
-    for (pointer, namespace) in targets {
-        if !allowed.iter().any(|a| a == namespace) {
-            diagnostics.push(
-                Diagnostic::error(
-                    Code::NamespaceNotAllowed,
-                    &object.origin.file,
-                    object.pos(pointer),
-                    format!("namespace {namespace} is not in allowedNamespaces of mcp-gitops.yaml"),
-                )
-                .object(&object.id)
-                .path(crate::model::object::pointer_to_path(pointer))
-                .hint(format!("use one of: {}", allowed.join(", "))),
-            );
-        }
-    }
+    targets
+        .into_iter()
+        .filter(|(_, namespace)| !allowed.iter().any(|a| a == namespace))
+        .map(|(pointer, namespace)| {
+            Diagnostic::error(
+                Code::NamespaceNotAllowed,
+                &object.origin.file,
+                object.pos(pointer),
+                format!("namespace {namespace} is not in {fence}"),
+            )
+            .object(&object.id)
+            .path(crate::model::object::pointer_to_path(pointer))
+            .hint(format!("use one of: {}", allowed.join(", ")))
+        })
+        .collect()
 }
 
 /// `trust_capped`: a session consents to more than any enabled grant matching it allows.
