@@ -32,6 +32,11 @@ fn session(name: &str, spec: &str) -> String {
 /// Validates a repository of the server above plus `files`; returns the guardrail findings as
 /// (policy or code, object name, line).
 fn findings(files: &[(&str, &str)]) -> Vec<(String, String, u64)> {
+    findings_with(files, &[])
+}
+
+/// A repository of the servers and `files`.
+fn repository(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     fs::create_dir_all(dir.path().join(".mcp")).expect("mkdir");
     fs::write(dir.path().join(".mcp/servers.yaml"), SERVERS).expect("write");
@@ -40,7 +45,13 @@ fn findings(files: &[(&str, &str)]) -> Vec<(String, String, u64)> {
         fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         fs::write(path, text).expect("write");
     }
-    let out = run(&["validate", &dir.path().to_string_lossy(), "--format", "json", "--now", NOW]);
+    dir
+}
+
+/// `findings`, validating with `extra` arguments.
+fn findings_with(files: &[(&str, &str)], extra: &[&str]) -> Vec<(String, String, u64)> {
+    let dir = repository(files);
+    let out = run(&[&["validate", &dir.path().to_string_lossy(), "--format", "json", "--now", NOW][..], extra].concat());
     let report = json(&out.stdout);
     report["diagnostics"]
         .as_array()
@@ -227,9 +238,33 @@ fn repository_and_directory_policies_are_found_and_positions_point_at_the_field(
 
     let org = tempfile::tempdir().expect("org policies");
     fs::write(org.path().join("owner.yaml"), CUSTOM).expect("write");
-    let config = format!("policies:\n  directories: [{:?}]\n", org.path().to_string_lossy());
-    let from_dir = findings(&[("grants.yaml", &grants), ("mcp-gitops.yaml", &config)]);
+    let org_path = org.path().to_string_lossy().into_owned();
+    let config = format!("policies:\n  directories: [{org_path:?}]\n");
+    let from_dir = findings_with(&[("grants.yaml", &grants), ("mcp-gitops.yaml", &config)], &["--allow-policy-dir", &org_path]);
     assert!(from_dir.iter().any(|(p, o, _)| p == "grants-name-an-owner" && o == "unowned"), "{from_dir:?}");
+}
+
+/// The attack: a repository's own mcp-gitops.yaml names a directory anywhere on the machine, and
+/// a YAML file there with a syntax error has its lines printed in the diagnostic (in CI, into a
+/// pull-request comment). The repository alone can never make mcp-gitops read outside itself,
+/// and the lines of files outside it are never shown.
+#[test]
+fn a_repository_cannot_make_mcp_gitops_read_outside_itself() {
+    let outside = tempfile::tempdir().expect("outside");
+    fs::write(outside.path().join("notes.yaml"), "password: hunter2-OUTSIDE-LINE\n  bad: [indent\n").expect("write");
+    let outside_path = outside.path().to_string_lossy().into_owned();
+    for named in [outside_path.clone(), "../../../../../../../../..".to_string() + &outside_path] {
+        let repo = repository(&[("mcp-gitops.yaml", &format!("policies:\n  directories: [{named:?}]\n"))]);
+        let out = run(&["validate", &repo.path().to_string_lossy(), "--now", NOW]);
+        assert_eq!(out.code, 1, "{named}: {}{}", out.stdout, out.stderr);
+        assert!(out.stderr.contains("outside the repository") && out.stderr.contains("--allow-policy-dir"), "{}", out.stderr);
+        assert!(!out.stdout.contains("OUTSIDE-LINE") && !out.stderr.contains("OUTSIDE-LINE"), "{}{}", out.stdout, out.stderr);
+
+        // Allowed by whoever runs mcp-gitops: read, its problems reported without its lines.
+        let allowed = run(&["validate", &repo.path().to_string_lossy(), "--now", NOW, "--allow-policy-dir", &outside_path]);
+        assert!(allowed.stdout.contains("notes.yaml"), "{}{}", allowed.stdout, allowed.stderr);
+        assert!(!allowed.stdout.contains("OUTSIDE-LINE") && !allowed.stderr.contains("OUTSIDE-LINE"), "{}", allowed.stdout);
+    }
 }
 
 #[test]

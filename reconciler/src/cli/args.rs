@@ -17,6 +17,10 @@ pub struct Cli {
     /// When to colour output: auto (only on a terminal, and not when NO_COLOR is set), always, never.
     #[arg(long, global = true, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
+    /// A directory outside the repository that its mcp-gitops.yaml may name in policies.directories
+    /// (repeatable); a repository alone never makes mcp-gitops read outside itself.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub allow_policy_dir: Vec<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }

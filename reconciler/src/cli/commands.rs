@@ -7,8 +7,9 @@ use crate::cache::{Cache, Saving};
 use crate::gateway::{self, authorize};
 use crate::model::{DesiredState, Diagnostic, Kind, ObjectId};
 use crate::pipeline::apply::Reviewed;
+use crate::pipeline::desired::{self, Allowed};
 use crate::pipeline::plan::{Planned, Target};
-use crate::pipeline::{self, access, desired, left_to_the_os};
+use crate::pipeline::{self, access, left_to_the_os};
 use crate::plan::Work;
 use crate::render::{self, Forge, Palette, diagnostics, markdown, text};
 use crate::{plan, source, validate};
@@ -24,17 +25,18 @@ fn write_stdout(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
-pub fn dispatch(command: Command, palette: Palette) -> Result<i32, CliError> {
+/// `allowed`: the directories outside the repository its `mcp-gitops.yaml` may name (`--allow-policy-dir`).
+pub fn dispatch(command: Command, palette: Palette, allowed: &Allowed) -> Result<i32, CliError> {
     match command {
-        Command::Validate(args) => validate_command(args, palette),
-        Command::Plan(args) => plan_command(args, palette),
-        Command::Access(AccessCommand::Explain(args)) => explain_command(args),
-        Command::Access(AccessCommand::Matrix(args)) => matrix_command(args),
-        Command::Access(AccessCommand::WhoCan(args)) => who_can_command(args),
-        Command::Access(AccessCommand::WhatCan(args)) => what_can_command(args),
-        Command::Render(args) => render_command(args),
-        Command::Apply(args) => apply_command(args, palette),
-        Command::Daemon(args) => daemon_command(args),
+        Command::Validate(args) => validate_command(args, allowed, palette),
+        Command::Plan(args) => plan_command(args, allowed, palette),
+        Command::Access(AccessCommand::Explain(args)) => explain_command(args, allowed),
+        Command::Access(AccessCommand::Matrix(args)) => matrix_command(args, allowed),
+        Command::Access(AccessCommand::WhoCan(args)) => who_can_command(args, allowed),
+        Command::Access(AccessCommand::WhatCan(args)) => what_can_command(args, allowed),
+        Command::Render(args) => render_command(args, allowed),
+        Command::Apply(args) => apply_command(args, allowed, palette),
+        Command::Daemon(args) => daemon_command(args, allowed),
         Command::Approvals(ApprovalsCommand::Check(args)) => approvals_check_command(args),
         Command::Verify(args) => verify_command(args),
         Command::Completion(args) => {
@@ -76,8 +78,8 @@ fn parse_time(value: Option<&str>, flag: &str) -> Result<Timestamp, CliError> {
 
 /// Loads and validates the repository in a directory, with the policy directories its
 /// `mcp-gitops.yaml` adds.
-fn desired_from_dir(path: &Path, now: Timestamp) -> Result<DesiredState, CliError> {
-    Ok(desired::of_path(path, None, now, None, &Cache::off())?)
+fn desired_from_dir(path: &Path, allowed: &Allowed, now: Timestamp) -> Result<DesiredState, CliError> {
+    Ok(desired::of_path(path, None, allowed, now, None, &Cache::off())?)
 }
 
 /// The cache `--cache-dir`/`--no-cache` ask for, for the repository at `path`.
@@ -102,10 +104,10 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     Ok(())
 }
 
-fn validate_command(args: ValidateArgs, palette: Palette) -> Result<i32, CliError> {
+fn validate_command(args: ValidateArgs, allowed: &Allowed, palette: Palette) -> Result<i32, CliError> {
     let now = parse_time(args.now.as_deref(), "--now")?;
     let cache = cache_of(&args.cache, &args.path);
-    let mut state = desired::of_path(&args.path, None, now, None, &cache)?;
+    let mut state = desired::of_path(&args.path, None, allowed, now, None, &cache)?;
     let _saving = save(cache);
     if let Some(url) = &args.from_server {
         let server = access::server_named(&state, args.server.as_deref())?;
@@ -134,14 +136,14 @@ fn validate_command(args: ValidateArgs, palette: Palette) -> Result<i32, CliErro
     Ok(code)
 }
 
-fn plan_command(args: PlanArgs, palette: Palette) -> Result<i32, CliError> {
+fn plan_command(args: PlanArgs, allowed: &Allowed, palette: Palette) -> Result<i32, CliError> {
     let now = parse_time(args.now.as_deref(), "--now")?;
     let work = if args.no_incremental { Work::All } else { Work::Changed };
     let cache = if work == Work::All { Cache::off() } else { cache_of(&args.cache, &args.path) };
     let Planned { plan, desired, base_sources } = match &args.base {
-        Some(base) => pipeline::plan::against_base(&args.path, base, now, work, &cache, args.format == PlanFormat::Text)?,
+        Some(base) => pipeline::plan::against_base(&args.path, base, allowed, now, work, &cache, args.format == PlanFormat::Text)?,
         None => {
-            let desired = desired::of_path(&args.path, None, now, None, &cache)?;
+            let desired = desired::of_path(&args.path, None, allowed, now, None, &cache)?;
             let target = target(&args.cluster);
             let plan = runtime()?.block_on(pipeline::plan::against_cluster(&target, &args.path, &desired, now))?;
             Planned { plan, desired, base_sources: Default::default() }
@@ -190,12 +192,12 @@ fn parse_server(text: &str) -> Result<ObjectId, CliError> {
     }
 }
 
-fn explain_command(args: ExplainArgs) -> Result<i32, CliError> {
+fn explain_command(args: ExplainArgs, allowed: &Allowed) -> Result<i32, CliError> {
     let at = parse_time(args.at.as_deref(), "--at")?;
     let (document, state) = match (&args.policy, &args.server) {
         (Some(file), _) => (access::read_policy(file)?, None),
         (None, Some(server)) => {
-            let state = desired::of_path(&args.path, args.revision.as_deref(), at, None, &Cache::off())?;
+            let state = desired::of_path(&args.path, args.revision.as_deref(), allowed, at, None, &Cache::off())?;
             (access::policy_of(&state, &args.path, &parse_server(server)?)?, Some(state))
         }
         (None, None) => return Err(CliError::Usage("give --server NAMESPACE/NAME (or --policy FILE)".into())),
@@ -218,10 +220,10 @@ fn explain_command(args: ExplainArgs) -> Result<i32, CliError> {
     Ok(EXIT_OK)
 }
 
-fn matrix_command(args: MatrixArgs) -> Result<i32, CliError> {
+fn matrix_command(args: MatrixArgs, allowed: &Allowed) -> Result<i32, CliError> {
     let at = parse_time(args.at.as_deref(), "--at")?;
     let only = args.server.as_deref().map(parse_server).transpose()?;
-    let state = desired_from_dir(&args.path, at)?;
+    let state = desired_from_dir(&args.path, allowed, at)?;
     if let Some(only) = &only {
         access::server_in(&state, &args.path, only)?;
     }
@@ -237,10 +239,10 @@ fn matrix_command(args: MatrixArgs) -> Result<i32, CliError> {
     Ok(if state.has_errors() { EXIT_ERROR } else { EXIT_OK })
 }
 
-fn who_can_command(args: WhoCanArgs) -> Result<i32, CliError> {
+fn who_can_command(args: WhoCanArgs, allowed: &Allowed) -> Result<i32, CliError> {
     let at = parse_time(args.at.as_deref(), "--at")?;
     let server = parse_server(&args.server)?;
-    let document = access::policy_of(&desired_from_dir(&args.path, at)?, &args.path, &server)?;
+    let document = access::policy_of(&desired_from_dir(&args.path, allowed, at)?, &args.path, &server)?;
     let callers = gateway::who_can(&server, &document, &args.tool, at);
     let anyone = gateway::anyone_can(&document, &args.tool, at);
     match args.format {
@@ -252,13 +254,13 @@ fn who_can_command(args: WhoCanArgs) -> Result<i32, CliError> {
     Ok(EXIT_OK)
 }
 
-fn what_can_command(args: WhatCanArgs) -> Result<i32, CliError> {
+fn what_can_command(args: WhatCanArgs, allowed: &Allowed) -> Result<i32, CliError> {
     let at = parse_time(args.at.as_deref(), "--at")?;
     let identity = args.caller.identity();
     if identity.human.is_empty() && identity.agent.is_empty() && identity.team.is_empty() {
         return Err(CliError::Usage("name the caller with --agent, --human or --team (a session id alone is no identity)".into()));
     }
-    let state = desired_from_dir(&args.path, at)?;
+    let state = desired_from_dir(&args.path, allowed, at)?;
     let cells: Vec<gateway::Access> =
         gateway::render_all(&state).into_iter().flat_map(|(id, document)| gateway::what_can(&id, &document, &identity, at)).collect();
     match args.format {
@@ -289,8 +291,8 @@ fn approvals_check_command(args: ApprovalsCheckArgs) -> Result<i32, CliError> {
     Ok(if unmet.is_empty() { EXIT_OK } else { EXIT_ERROR })
 }
 
-fn render_command(args: RenderArgs) -> Result<i32, CliError> {
-    let document = access::policy_of(&desired_from_dir(&args.path, Timestamp::now())?, &args.path, &parse_server(&args.server)?)?;
+fn render_command(args: RenderArgs, allowed: &Allowed) -> Result<i32, CliError> {
+    let document = access::policy_of(&desired_from_dir(&args.path, allowed, Timestamp::now())?, &args.path, &parse_server(&args.server)?)?;
     match args.format {
         RenderFormat::Json => write_stdout(&format!("{}\n", gateway::revision::indented_json(&document))),
         RenderFormat::Configmap => write_stdout(&plan::diff::to_yaml(&gateway::revision::configmap(&document))),
@@ -299,11 +301,11 @@ fn render_command(args: RenderArgs) -> Result<i32, CliError> {
     Ok(EXIT_OK)
 }
 
-fn apply_command(args: ApplyArgs, palette: Palette) -> Result<i32, CliError> {
+fn apply_command(args: ApplyArgs, allowed: &Allowed, palette: Palette) -> Result<i32, CliError> {
     let timeout = parse_duration(&args.timeout, "--timeout")?;
     let reviewed = args.plan.as_deref().map(Reviewed::read).transpose()?;
     let now = Timestamp::now();
-    let desired = desired_from_dir(&args.path, now)?;
+    let desired = desired_from_dir(&args.path, allowed, now)?;
     if !pipeline::apply::gate(&desired, &[]).is_empty() {
         write_stdout(&diagnostics::render(&desired.diagnostics, &desired.sources, palette));
         eprintln!("error: {} has errors ({}); nothing was applied", args.path.display(), diagnostics::counts(&desired.diagnostics));
@@ -370,7 +372,7 @@ fn target(args: &ClusterArgs) -> Target {
     Target { kubeconfig: args.kubeconfig.clone(), context: args.context.clone(), inventory_namespace: args.inventory_namespace.clone() }
 }
 
-fn daemon_command(args: Box<DaemonArgs>) -> Result<i32, CliError> {
+fn daemon_command(args: Box<DaemonArgs>, allowed: &Allowed) -> Result<i32, CliError> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match args.log_format {
@@ -391,6 +393,7 @@ fn daemon_command(args: Box<DaemonArgs>) -> Result<i32, CliError> {
         drift: args.drift,
         max_deletes: args.max_deletes,
         allowed_namespaces: args.allowed_namespaces,
+        allowed_policy_dirs: allowed.clone(),
         cache: args.cache_dir,
         credentials: crate::source::mirror::Credentials {
             username: args.git.git_username,

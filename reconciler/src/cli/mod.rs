@@ -64,7 +64,8 @@ pub fn run() -> i32 {
         Color::Never => false,
         Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
-    match commands::dispatch(cli.command, crate::render::Palette { color }) {
+    let allowed = pipeline::desired::Allowed::new(&cli.allow_policy_dir);
+    match commands::dispatch(cli.command, crate::render::Palette { color }, &allowed) {
         Ok(code) => code,
         Err(CliError::Usage(message)) => {
             eprintln!("error: {message}");

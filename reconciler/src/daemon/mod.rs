@@ -74,6 +74,8 @@ pub struct Options {
     pub max_deletes: usize,
     /// The only namespaces the repository may put objects in (empty: any); it cannot widen them.
     pub allowed_namespaces: Vec<String>,
+    /// The directories outside the repository its `mcp-gitops.yaml` may name as policy directories.
+    pub allowed_policy_dirs: crate::pipeline::desired::Allowed,
     pub cache: PathBuf,
     /// `Some(lease duration)` with `--leader-elect`.
     pub leader_elect: Option<Duration>,

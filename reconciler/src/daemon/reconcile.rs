@@ -161,7 +161,7 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
     }
     // load + validate (unchanged files cost a cache lookup)
     let now = Timestamp::now();
-    let validated = pipeline::desired::of_snapshot(poll.snapshot, |dir| mirror.read_beside(dir), now, None, &memory.cache);
+    let validated = pipeline::desired::of_snapshot(poll.snapshot, mirror, &options.allowed_policy_dirs, now, None, &memory.cache);
     memory.cache = std::mem::take(&mut memory.cache).renewed();
     let desired = match validated {
         Ok(desired) => desired,

@@ -343,8 +343,9 @@ fn load_manifest(loaded: &mut Loaded, path: &str, mut value: Value, spans: Arc<S
 }
 
 /// Adds the GuardrailPolicy documents of `snapshot` (a policy directory) to `loaded`; other
-/// documents there are ignored. File paths are reported as `<dir>/<file>`.
-pub fn add_policies(loaded: &mut Loaded, dir: &str, snapshot: Snapshot) {
+/// documents there are ignored. File paths are reported as `<dir>/<file>`; their texts are kept
+/// (for diagnostics to show lines of) only with `show_lines`.
+pub fn add_policies(loaded: &mut Loaded, dir: &str, snapshot: Snapshot, show_lines: bool) {
     loaded.state.diagnostics.extend(snapshot.diagnostics);
     for file in snapshot.files {
         let path = format!("{}/{}", dir.trim_end_matches('/'), file.path);
@@ -354,7 +355,7 @@ pub fn add_policies(loaded: &mut Loaded, dir: &str, snapshot: Snapshot) {
         for document in documents.into_iter().filter(|d| d.value.get("kind").and_then(Value::as_str) == Some(POLICY_KIND)) {
             loaded.policies.push(RawDocument { file: path.clone(), value: document.value, spans: Arc::new(Spans::Made(document.spans)) });
         }
-        loaded.state.sources.insert(path, Arc::from(text));
+        loaded.state.sources.insert(path, Arc::from(if show_lines { text.as_str() } else { "" }));
     }
 }
 

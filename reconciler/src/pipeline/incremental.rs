@@ -5,7 +5,7 @@
 //! objects the change can reach are loaded.
 
 use super::Error;
-use super::desired;
+use super::desired::{self, Allowed, PolicyDirectory, WorkTree};
 use super::plan::Planned;
 use crate::cache::{Cache, Key};
 use crate::load::{self, CONFIG_FILE};
@@ -24,17 +24,17 @@ enum Desired {
     /// Validated by this run: every object.
     Validated(DesiredState),
     /// Recorded by an earlier run: the files, to load the objects of some.
-    Recorded { snapshot: Snapshot, policies: Vec<(String, Snapshot)>, config: RepoConfig },
+    Recorded { snapshot: Snapshot, policies: Vec<PolicyDirectory>, config: RepoConfig },
 }
 
 /// The plan of the work tree at `path` against `rev` (an error when `rev` is not a commit of its
 /// repository), or `None` when it needs a full plan (`plan::partial`): `mcp-gitops.yaml`
 /// differs, an object is declared twice, or a file both have could not be loaded.
-pub(super) fn against_git(path: &Path, rev: &str, now: Timestamp, cache: &Cache) -> Result<Option<Planned>, Error> {
+pub(super) fn against_git(path: &Path, rev: &str, allowed: &Allowed, now: Timestamp, cache: &Cache) -> Result<Option<Planned>, Error> {
     // The base is found and listed (and libgit2 started) on another core while the work tree is validated.
     let (desired, listing) = std::thread::scope(|scope| {
         let listing = scope.spawn(|| source::resolve_revision_in(path, rev).then(|| source::list_git(path, rev)));
-        (desired_tree(path, now, cache), listing.join())
+        (desired_tree(path, allowed, now, cache), listing.join())
     });
     let listing = listing
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
@@ -73,14 +73,14 @@ pub(super) fn against_git(path: &Path, rev: &str, now: Timestamp, cache: &Cache)
 
 /// The work tree's validation: recorded by an earlier run (the same files, policy directories
 /// and time), or made now and recorded.
-fn desired_tree(path: &Path, now: Timestamp, cache: &Cache) -> Result<(Record, Desired), Error> {
+fn desired_tree(path: &Path, allowed: &Allowed, now: Timestamp, cache: &Cache) -> Result<(Record, Desired), Error> {
     let snapshot = source::from_dir(path)?;
     let config = snapshot.files.iter().find(|f| f.path == CONFIG_FILE).and_then(|f| std::str::from_utf8(&f.bytes).ok());
     let config = config.map(|text| load::config(text).0).unwrap_or_default();
-    let policies = desired::policy_directories(&config.policies.directories, |dir| source::from_dir(&path.join(dir)))?;
+    let policies = desired::policy_directories(&config.policies.directories, &WorkTree { path, rev: None }, allowed)?;
     let now_text = now.to_string();
     let mut parts: Vec<&[u8]> = vec![b"tree", snapshot.revision.as_bytes(), now_text.as_bytes()];
-    parts.extend(policies.iter().flat_map(|(dir, s)| [dir.as_bytes(), s.revision.as_bytes()]));
+    parts.extend(policies.iter().flat_map(|p| [p.dir.as_bytes(), p.snapshot.revision.as_bytes()]));
     let tree = Key::of(&parts);
     if let Some(record) = cache.trees.get::<Record>(&tree) {
         return Ok((record, Desired::Recorded { snapshot, policies, config }));
@@ -124,9 +124,11 @@ impl Desired {
                 let diagnostics = record.diagnostics();
                 let shown: HashSet<&str> =
                     diagnostics.iter().map(|d| d.file.as_str()).chain(objects.iter().map(|o| o.origin.file.as_str())).collect();
+                // The lines of a policy directory outside the repository are never shown.
                 let policy_files = policies
                     .iter()
-                    .flat_map(|(dir, s)| s.files.iter().map(move |f| (format!("{}/{}", dir.trim_end_matches('/'), f.path), &f.bytes)));
+                    .filter(|p| !p.outside)
+                    .flat_map(|p| p.snapshot.files.iter().map(move |f| (format!("{}/{}", p.dir.trim_end_matches('/'), f.path), &f.bytes)));
                 let mut texts: HashMap<String, &Vec<u8>> = snapshot
                     .files
                     .iter()

@@ -23,6 +23,11 @@ pub enum Error {
     Source(#[from] SourceError),
     #[error("policy directory {dir} (from mcp-gitops.yaml): {source}")]
     PolicyDirectory { dir: String, source: SourceError },
+    #[error(
+        "policy directory {dir} (from mcp-gitops.yaml) is {}, outside the repository: a repository cannot make mcp-gitops read outside itself; to allow it, pass --allow-policy-dir {}",
+        place.display(), place.display()
+    )]
+    PolicyDirectoryOutside { dir: String, place: PathBuf },
     #[error("--revision {rev:?} is not a commit of the git repository that holds {}", path.display())]
     NotARevision { rev: String, path: PathBuf },
     #[error("--base {base:?} is neither a directory nor a git revision of the repository that holds {}", path.display())]

@@ -1,7 +1,8 @@
 //! Plans of the desired state: against a base (a directory, or a git revision with the work the
 //! change needs, else every object) and against the live cluster.
 
-use super::{Error, checkout_provenance, desired, incremental};
+use super::desired::{self, Allowed};
+use super::{Error, checkout_provenance, incremental};
 use crate::apply;
 use crate::cache::Cache;
 use crate::cluster::Cluster;
@@ -37,16 +38,25 @@ pub struct Target {
 /// The plan of the work tree at `path` against `base`, a directory or a git revision of its
 /// repository. With `Work::Changed` a git base is planned with the work the change needs when
 /// `plan::partial` can (`incremental`). With `keep_base_sources` the base's file texts are kept
-/// when it has problems. For one-shot commands: the values it is done with are left to the OS.
-pub fn against_base(path: &Path, base: &str, now: Timestamp, work: Work, cache: &Cache, keep_base_sources: bool) -> Result<Planned, Error> {
+/// when it has problems; `allowed` as `desired::of_path`. For one-shot commands: the values it
+/// is done with are left to the OS.
+pub fn against_base(
+    path: &Path,
+    base: &str,
+    allowed: &Allowed,
+    now: Timestamp,
+    work: Work,
+    cache: &Cache,
+    keep_base_sources: bool,
+) -> Result<Planned, Error> {
     if work == Work::Changed
         && !Path::new(base).is_dir()
-        && let Some(planned) = incremental::against_git(path, base, now, cache)?
+        && let Some(planned) = incremental::against_git(path, base, allowed, now, cache)?
     {
         return Ok(planned);
     }
     let mut loaded = DesiredState::default();
-    let desired = desired::of_path(path, None, now, (work == Work::Changed).then_some(&mut loaded), cache)?;
+    let desired = desired::of_path(path, None, allowed, now, (work == Work::Changed).then_some(&mut loaded), cache)?;
     let (base_snapshot, base_kind) = if Path::new(base).is_dir() {
         (source::from_dir(Path::new(base))?, "directory")
     } else if source::resolve_revision_in(path, base) {

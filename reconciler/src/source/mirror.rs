@@ -73,6 +73,18 @@ impl Mirror {
         }
     }
 
+    /// Where the directory `dir`, named as `read_beside` takes it, lies: a relative one of a git
+    /// source is read from the commit and never leads out of the repository.
+    pub fn place_beside(&self, dir: &str) -> super::Place {
+        match self {
+            Mirror::Directory { path } => super::place_beside(path, dir),
+            Mirror::Git { .. } if Path::new(dir).is_absolute() => {
+                super::Place::Outside(std::fs::canonicalize(dir).unwrap_or_else(|_| PathBuf::from(dir)))
+            }
+            Mirror::Git { .. } => super::Place::Inside,
+        }
+    }
+
     /// The files of another directory of the revision last polled, named as `mcp-gitops.yaml`
     /// names its policy directories: relative to the platform directory (it may lead out of it,
     /// not out of the repository), or absolute (a directory on this machine, such as a mounted

@@ -18,6 +18,28 @@ pub use git::{
 use crate::model::{Code, Diagnostic, Pos};
 use sha2::{Digest, Sha256};
 
+/// Where a directory named by the repository (a policy directory) lies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// In the repository: the repository may name it.
+    Inside,
+    /// On this machine, outside the repository (canonical path): read only when whoever runs
+    /// mcp-gitops allows it.
+    Outside(std::path::PathBuf),
+}
+
+/// Where `dir`, as the repository at `path` names it, lies: inside the git work tree that holds
+/// `path` (else inside `path` itself), or outside. A directory that does not exist is inside:
+/// reading it fails as usual.
+pub fn place_beside(path: &std::path::Path, dir: &str) -> Place {
+    let root = git2::Repository::discover(path).ok().and_then(|repo| repo.workdir().map(std::path::Path::to_path_buf));
+    let root = root.unwrap_or_else(|| path.to_path_buf());
+    match (std::fs::canonicalize(root), std::fs::canonicalize(path.join(dir))) {
+        (Ok(root), Ok(target)) if !target.starts_with(&root) => Place::Outside(target),
+        _ => Place::Inside,
+    }
+}
+
 /// Files over this size are refused with a diagnostic instead of being read.
 pub const MAX_FILE_SIZE: u64 = 8 * 1024 * 1024;
 
