@@ -440,3 +440,37 @@ fn with_verify_signatures_an_unsigned_push_is_not_applied_and_a_signed_fix_is() 
     daemon.wait_until(Duration::from_secs(30), |_| teams.max_trust("refund-desk") == "medium");
     assert_eq!(annotations("refund-desk")["mcp-gitops.io/signed-by"], "sam.okafor@fernhill.io");
 }
+
+/// The attack: the repository itself removes the namespace limits it sets (its
+/// `allowedNamespaces`, the guardrail) and puts objects where the daemon was never meant to
+/// write. The daemon's `--allowed-namespaces` is a fence the repository cannot widen: a revision
+/// that reaches outside it is refused whole, as an invalid one is.
+#[test]
+fn the_daemon_applies_nothing_outside_its_namespace_fence() {
+    let teams = Teams::new("f");
+    let repo = teams.repo("examples/platform");
+    let config = repo.path().join("mcp-gitops.yaml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let unfenced: String = text.lines().filter(|l| !l.starts_with("allowedNamespaces:")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&config, unfenced).expect("config");
+    let upstream = Upstream::new();
+    upstream.commit(repo.path(), "platform, with no namespace limit of its own");
+
+    let fenced = Daemon::spawn(&upstream.bare_path(), &teams.kubeconfig, &teams.inventory, &["--allowed-namespaces", &teams.payments]);
+    let status = fenced.wait_for(Duration::from_secs(60), "the revision to be refused", |s| s["last_result"] == "invalid");
+    let first = status["diagnostics"]["first"].to_string();
+    assert!(
+        first.contains("[namespace_not_allowed]") && first.contains(&teams.support) && first.contains("--allowed-namespaces"),
+        "{status}"
+    );
+    assert_eq!(status["revision"], "", "nothing is live: {status}");
+    for namespace in [&teams.payments, &teams.support] {
+        let grants = teams.kubectl.json(&["get", "mcpaccessgrants", "-n", namespace]);
+        assert_eq!(grants["items"].as_array().map(Vec::len), Some(0), "nothing applied in {namespace}");
+    }
+    drop(fenced);
+
+    let both = format!("{},{}", teams.payments, teams.support);
+    let allowed = teams.daemon(&upstream, &["--allowed-namespaces", &both]);
+    assert_eq!(allowed.status()["last_result"], "applied");
+}
