@@ -210,6 +210,103 @@ fn merges_and_rewritten_history() {
     assert_eq!(reasons(&report)[0].1, "not_a_descendant");
 }
 
+/// An empty commit dated `date` (author and committer), with the git configuration `config`
+/// (a signing key); returns its id. Anyone can date a commit as they like.
+fn backdated(repo: &Repo, config: &[String], date: &str, message: &str) -> String {
+    let mut command = Command::new("git");
+    command.arg("-C").arg(repo.dir.path()).args([
+        "-c",
+        "user.name=Departed",
+        "-c",
+        "user.email=departed@fernhill.io",
+        "-c",
+        "gpg.format=ssh",
+    ]);
+    for pair in config {
+        command.arg("-c").arg(pair);
+    }
+    let out = command
+        .args(["commit", "-q", "--allow-empty", "-S", "-m", message])
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_DATE", date)
+        .env("GIT_COMMITTER_DATE", date)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    repo.git(&["rev-parse", "HEAD"])
+}
+
+/// The attack: a departed engineer's key (its allowed_signers line ended in 2020), an expired SSH
+/// certificate and an expired OpenPGP key each sign a new commit dated back into their validity.
+/// A commit new to the verifier is judged at the verifier's clock (`--at`, default now), never at
+/// the date it claims; and a commit dated before its parent is noted.
+#[test]
+fn a_backdated_commit_is_judged_at_the_time_of_verification() {
+    let repo = Repo::new();
+    let (departed, ca, holder) =
+        (repo.key("departed", &["-t", "ed25519"]), repo.key("ca", &["-t", "ed25519"]), repo.key("holder", &["-t", "ed25519"]));
+    let certificate = repo.certify(&ca, &holder, &["-n", "holder@fernhill.io", "-V", "20190101:20200101"]);
+    let gpg = Gpg::new(repo.keys.path());
+    let expired = gpg.key("Gone <gone@fernhill.io>", "ed25519", "sign", Some("20190101T000000"));
+    gpg.run(&["--faked-system-time", "20190102T000000", "--quick-set-expire", &expired, "300d"]);
+    let keys = repo.keys.path().join("pgp");
+    std::fs::create_dir(&keys).expect("mkdir");
+    gpg.export(&expired, &keys, "gone.asc");
+    let keys = keys.to_string_lossy().into_owned();
+    let base = repo.commit("base", None);
+    let at = "2019-06-01T12:00:00Z";
+    let signing = |key: &Path| vec![format!("user.signingkey={}", key.display())];
+    backdated(&repo, &signing(&departed), at, "departed key, dated back");
+    backdated(&repo, &signing(&certificate), at, "expired certificate, dated back");
+    backdated(&repo, &gpg.signing_at(&expired, "gone@fernhill.io", "20190601T120000"), at, "expired OpenPGP key, dated back");
+    let signers = repo.signers(&[
+        format!("departed@fernhill.io valid-before=\"20200101\" {}", repo.public(&departed)),
+        format!("*@fernhill.io cert-authority {}", repo.public(&ca)),
+    ]);
+
+    let (code, report) = verify(&repo, &signers, &["--pgp-keys", &keys, "--from", &base]);
+    assert_eq!(code, 1, "{report}");
+    assert!(reasons(&report).iter().all(|(_, reason)| reason == "key_not_valid"), "{report}");
+    assert!(report["commits"][0]["notes"][0].as_str().is_some_and(|n| n.contains("before its parent")), "{report}");
+    // Verified as of a time the verifier chooses (history as it stood then): all three pass.
+    let (code, report) = verify(&repo, &signers, &["--pgp-keys", &keys, "--from", &base, "--at", "2019-06-02T00:00:00Z"]);
+    assert_eq!(code, 0, "{report}");
+}
+
+/// The attack: the base revoked a grant (its file removed); a signed merge whose other parent is
+/// an old, trusted commit from before the revocation takes that commit's version of the file. Each
+/// commit verifies on its own; what the merge brings back comes from no commit new to the
+/// verifier, so it is the merger's own change, judged against the merger's rights.
+#[test]
+fn a_merge_cannot_bring_back_what_the_base_removed() {
+    let repo = Repo::new();
+    let (security, contractor) = (repo.key("security", &["-t", "ed25519"]), repo.key("contractor", &["-t", "ed25519"]));
+    let signers =
+        repo.signers(&[format!("security@fernhill.io {}", repo.public(&security)), format!("kim@agency.io {}", repo.public(&contractor))]);
+    let rules = "trust:\n  signers:\n    - paths: [\"teams/payments/**\", \"mcp-gitops.yaml\"]\n      principals: [security@fernhill.io]\n";
+    let grant = "teams/payments/grants/standing-refunds.yaml";
+    let granted =
+        repo.change(&[("mcp-gitops.yaml", rules), (grant, "# a standing destructive grant\n")], "grant", &security, "security@fernhill.io");
+    std::fs::remove_file(repo.dir.path().join(grant)).expect("revoke");
+    let base = repo.change(&[], "revoke the standing grant", &security, "security@fernhill.io");
+    // The contractor merges the old commit back in, taking its side for the grant.
+    let config = [format!("user.signingkey={}", contractor.display()), "user.email=kim@agency.io".to_string()];
+    // (git merge refuses an ancestor, so the merge commit is written with commit-tree.)
+    common::git(repo.dir.path(), &config, &["checkout", &granted, "--", grant]);
+    let tree = repo.git(&["write-tree"]);
+    let merge =
+        common::git(repo.dir.path(), &config, &["commit-tree", "-S", "-p", "HEAD", "-p", &granted, "-m", "merge an old branch", &tree]);
+    repo.git(&["reset", "-q", "--hard", &merge]);
+    assert_eq!(repo.git(&["rev-list", "--parents", "-n", "1", "HEAD"]).split(' ').count(), 3, "a merge");
+    assert!(repo.dir.path().join(grant).exists(), "the merge brought the grant back");
+
+    let (code, report) = verify(&repo, &signers, &["--from", &base]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(reasons(&report), [("merge an old branch".to_string(), "path_not_allowed".to_string())], "{report}");
+    assert!(report["commits"][0]["detail"].as_str().is_some_and(|d| d.contains(grant)), "{report}");
+}
+
 /// `trust:` in the base's mcp-gitops.yaml (in a subdirectory of the repository, as `verify
 /// platform/` finds it): path-scoped signers and identity binding.
 const TRUST_RULES: &str = "trust:

@@ -47,6 +47,18 @@ impl Gpg {
         ]
     }
 
+    /// `signing`, with gpg's clock set to `time` (`20190601T000000`): the signature claims that
+    /// creation time, as anyone holding the key can make it claim.
+    pub fn signing_at(&self, fingerprint: &str, email: &str, time: &str) -> Vec<String> {
+        let program = self.program.with_file_name(format!("gpg-at-{time}"));
+        std::fs::write(&program, format!("#!/bin/sh\nexec '{}' --faked-system-time {time} \"$@\"\n", self.program.display()))
+            .expect("write");
+        std::fs::set_permissions(&program, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let mut config = self.signing(fingerprint, email);
+        config[1] = format!("gpg.program={}", program.display());
+        config
+    }
+
     /// An empty commit in the work tree `dir`, signed by `fingerprint`'s key as `email`; returns its id.
     pub fn commit(&self, dir: &Path, message: &str, fingerprint: &str, email: &str) -> String {
         super::git(dir, &self.signing(fingerprint, email), &["commit", "-q", "--allow-empty", "-S", "-m", message]);

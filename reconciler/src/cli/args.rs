@@ -96,6 +96,9 @@ pub struct VerifyArgs {
     /// Follow only first parents: trust the merger of a merge, not each commit it brings in.
     #[arg(long)]
     pub first_parent: bool,
+    /// The time of verification (RFC 3339), at which every key must be valid; default: the clock.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
     #[arg(long, value_enum, default_value_t = AnswerFormat::Text)]
     pub format: AnswerFormat,
 }

@@ -275,7 +275,8 @@ fn verify_command(args: VerifyArgs) -> Result<i32, CliError> {
     let repo = git2::Repository::discover(&args.path)
         .map_err(|e| CliError::Failed(format!("{} is not in a git repository: {}", args.path.display(), e.message())))?;
     let root = source::path_in_repository(&args.path);
-    let verdicts = crate::trust::verify_range(&repo, args.from.as_deref(), &args.to, args.first_parent, &keys, &root)?;
+    let at = parse_time(args.at.as_deref(), "--at")?.as_second();
+    let verdicts = crate::trust::verify_range(&repo, args.from.as_deref(), &args.to, args.first_parent, &keys, &root, at)?;
     let ok = verdicts.iter().all(|v| v.verified);
     match args.format {
         AnswerFormat::Json => print_json(&json!({"ok": ok, "commits": verdicts}))?,

@@ -193,8 +193,11 @@ fn verify_new_commits(shared: &Shared, mirror: &Mirror, verification: &super::Ve
         crate::trust::Keys::read(verification.allowed_signers.as_deref(), &verification.pgp_keys).map_err(|e| refuse(e.to_string()))?;
     let live = shared.report().revision.clone();
     let from = (!live.is_empty() && live != tip).then_some(live.as_str());
-    let verify =
-        |from: Option<&str>| crate::trust::verify_range(repo, from, tip, false, &keys, &mirror.prefix()).map_err(|e| refuse(e.to_string()));
+    // The commits not yet applied are judged at this daemon's clock, never at the dates they carry.
+    let now = jiff::Timestamp::now().as_second();
+    let verify = |from: Option<&str>| {
+        crate::trust::verify_range(repo, from, tip, false, &keys, &mirror.prefix(), now).map_err(|e| refuse(e.to_string()))
+    };
     let mut verdicts = verify(from)?;
     let rewritten = verdicts.first().is_some_and(|v| v.reason == Some(crate::trust::Failure::NotADescendant));
     if rewritten && verification.allow_non_fast_forward {

@@ -319,6 +319,9 @@ pub fn verdicts(verdicts: &[crate::trust::Verdict]) -> String {
                 let _ = writeln!(out, "✗ {short} {}{key}: {} — {}", reason.as_str(), v.detail, v.summary);
             }
         }
+        for note in &v.notes {
+            let _ = writeln!(out, "  note: {note}");
+        }
     }
     let failed = verdicts.iter().filter(|v| !v.verified).count();
     let _ = writeln!(out, "{} commit(s): {} verified, {failed} failed", verdicts.len(), verdicts.len() - failed);

@@ -1,7 +1,8 @@
 //! Trust: who signed each commit of a range. An SSH signature is checked against git's
-//! `allowed_signers`, the way `git verify-commit` checks it (SSHSIG, namespace `git`, the
-//! signer's key valid at the commit time); an OpenPGP signature against the `--pgp-keys`
-//! (`openpgp`). The signer then meets the signing rules of `mcp-gitops.yaml` at the range's
+//! `allowed_signers`, the way `git verify-commit` checks it (SSHSIG, namespace `git`); an
+//! OpenPGP signature against the `--pgp-keys` (`openpgp`). Every commit of the range is new to the
+//! verifier, so its key must be valid at the time of verification: the times a commit or a
+//! signature carries are their author's word, and a commit dated before its parents is noted. The signer then meets the signing rules of `mcp-gitops.yaml` at the range's
 //! base (identity binding, path-scoped signers). Reads commits and that one file from the
 //! repository, and runs before anything of a revision is loaded.
 //!
@@ -17,7 +18,7 @@ use git2::{Oid, Repository, Sort};
 use rules::Rules;
 use serde::Serialize;
 use signers::AllowedSigner;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 /// A failure to check commits at all (the trust files or the repository cannot be read), as
@@ -139,18 +140,22 @@ pub struct Verdict {
     #[serde(skip_serializing_if = "String::is_empty")]
     pub key: String,
     pub detail: String,
+    /// What a reviewer should know that does not refuse it (a commit dated before its parent).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Checks one commit: its signature against the keys, then the signer against the rules for the
 /// files it changes (`changed`, paths in the repository; needed only when the rules scope
 /// paths). `Ok((principals, fingerprint))`, or the failure with what is known of the key.
-pub fn check(parts: &commit::SignedParts, keys: &Keys, rules: &Rules, changed: &[String]) -> Result<(String, String), Refusal> {
+/// `at` is the time of verification (seconds since the epoch), at which the key must be valid.
+pub fn check(parts: &commit::SignedParts, keys: &Keys, rules: &Rules, changed: &[String], at: i64) -> Result<(String, String), Refusal> {
     let Some(armored) = &parts.signature else { return Err(Refusal::new(Failure::Unsigned, "", "the commit carries no signature")) };
     let (lines, fingerprint) = if armored.contains("BEGIN PGP SIGNATURE") {
-        let signed = openpgp::check(armored, &parts.payload, &keys.pgp)?;
+        let signed = openpgp::check(armored, &parts.payload, &keys.pgp, at)?;
         (vec![signed.principals.to_vec()], signed.fingerprint)
     } else {
-        ssh::check(parts, armored, &keys.ssh)?
+        ssh::check(parts, armored, &keys.ssh, at)?
     };
     let principals = rules
         .principals(&lines, &parts.committer_email, &parts.author_email)
@@ -161,7 +166,8 @@ pub fn check(parts: &commit::SignedParts, keys: &Keys, rules: &Rules, changed: &
     Ok((principals.join(","), fingerprint))
 }
 
-/// Verifies every commit in `(from, to]` (only `to` without `from`), oldest first. With
+/// Verifies every commit in `(from, to]` (only `to` without `from`), oldest first, at `at` (the
+/// time of verification, seconds since the epoch: every key must be valid then). With
 /// `first_parent`, only the first-parent chain: the merges, not the commits they bring in.
 /// The signing rules are those of `mcp-gitops.yaml` in `root` (`""` or `"platform/"`) at
 /// `from`, or without it at `to`'s first parent (at `to` itself for a first commit).
@@ -172,6 +178,7 @@ pub fn verify_range(
     first_parent: bool,
     keys: &Keys,
     root: &str,
+    at: i64,
 ) -> Result<Vec<Verdict>, TrustError> {
     let commit_of = |rev: &str| {
         let commit = repo.revparse_single(rev).and_then(|o| o.peel_to_commit());
@@ -184,10 +191,11 @@ pub fn verify_range(
         None => repo.find_commit(to_id)?.parent_ids().next().unwrap_or(to_id),
     };
     let rules = Rules::at(repo, base, root)?;
+    let range = Range { keys, rules: &rules, first_parent, at };
     let mut ids: Vec<Oid> = vec![to_id];
     if let (Some(from), Some(from_id)) = (from, from_id) {
         if from_id != to_id && !repo.graph_descendant_of(to_id, from_id)? {
-            let mut verdict = verdict_of(repo, to_id, keys, &rules, first_parent)?;
+            let mut verdict = range.verdict(repo, to_id, &HashSet::new())?;
             verdict.verified = false;
             verdict.reason = Some(Failure::NotADescendant);
             verdict.detail = format!("{to} does not descend from {from} ({}): history was rewritten", short(from_id));
@@ -202,55 +210,72 @@ pub fn verify_range(
         walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
         ids = walk.collect::<Result<_, _>>()?;
     }
-    ids.into_iter().map(|id| Ok(verdict_of(repo, id, keys, &rules, first_parent)?)).collect()
+    // The commits new to the verifier: what a merge takes from one of them, that commit accounts for.
+    let new: HashSet<Oid> = ids.iter().copied().collect();
+    ids.into_iter().map(|id| Ok(range.verdict(repo, id, &new)?)).collect()
 }
 
-fn verdict_of(repo: &Repository, id: Oid, keys: &Keys, rules: &Rules, first_parent: bool) -> Result<Verdict, git2::Error> {
-    let odb = repo.odb()?;
-    let parts = commit::split(odb.read(id)?.data());
-    let found = repo.find_commit(id)?;
-    let summary = found.summary_bytes().map(String::from_utf8_lossy).unwrap_or_default().into_owned();
-    // The files it changes matter only to rules that scope paths.
-    let changed = if rules.paths.is_empty() { Vec::new() } else { changed_files(repo, &found, first_parent)? };
-    let checked = check(&parts, keys, rules, &changed);
-    Ok(match checked {
-        Ok((principal, key)) => {
-            Verdict { commit: id.to_string(), summary, verified: true, reason: None, principal, key, detail: String::new() }
-        }
-        Err(Refusal { failure, key, detail }) => {
-            Verdict { commit: id.to_string(), summary, verified: false, reason: Some(failure), principal: String::new(), key, detail }
-        }
+/// What every commit of one range is judged by.
+struct Range<'a> {
+    keys: &'a Keys,
+    rules: &'a Rules,
+    first_parent: bool,
+    at: i64,
+}
+
+impl Range<'_> {
+    fn verdict(&self, repo: &Repository, id: Oid, new: &HashSet<Oid>) -> Result<Verdict, git2::Error> {
+        let odb = repo.odb()?;
+        let parts = commit::split(odb.read(id)?.data());
+        let found = repo.find_commit(id)?;
+        let summary = found.summary_bytes().map(String::from_utf8_lossy).unwrap_or_default().into_owned();
+        // The files it changes matter only to rules that scope paths.
+        let changed = if self.rules.paths.is_empty() { Vec::new() } else { changed_files(repo, &found, self.first_parent, new)? };
+        let notes = backdated(&found).into_iter().collect();
+        let checked = check(&parts, self.keys, self.rules, &changed, self.at);
+        let (verified, reason, principal, key, detail) = match checked {
+            Ok((principal, key)) => (true, None, principal, key, String::new()),
+            Err(Refusal { failure, key, detail }) => (false, Some(failure), String::new(), key, detail),
+        };
+        Ok(Verdict { commit: id.to_string(), summary, verified, reason, principal, key, detail, notes })
+    }
+}
+
+/// A note when `commit` is dated before one of its parents: its time is its author's word (the
+/// commit is judged at the time of verification all the same).
+fn backdated(commit: &git2::Commit) -> Option<String> {
+    let time = commit.committer().when().seconds();
+    let parent = commit.parents().map(|p| p.committer().when().seconds()).max()?;
+    (time < parent).then(|| {
+        let date = |t: i64| jiff::Timestamp::from_second(t).map(|t| t.to_string()).unwrap_or_else(|_| t.to_string());
+        format!("dated {}, before its parent ({}): a commit's date is its author's word", date(time), date(parent))
     })
 }
 
-/// The files (paths in the repository) a commit changes, added, deleted or modified. A first
-/// commit changes every file it has. A merge is judged on what it changes against its first
-/// parent when it is trusted with what it brings in (`first_parent`); otherwise the commits it
-/// brings in are judged on their own, and the merge on the files it leaves unlike every parent
-/// (its own resolution of conflicts).
-fn changed_files(repo: &Repository, commit: &git2::Commit, first_parent: bool) -> Result<Vec<String>, git2::Error> {
+/// The files (paths in the repository) a commit changes, added, deleted or modified: against its
+/// first parent, or every file of a first commit. A merge trusted with what it brings in
+/// (`first_parent`) is judged on all of it. Otherwise a file a merge takes as one of its other
+/// parents has it is accounted for by that parent when the parent is `new` (verified in the same
+/// range); content taken from a commit the verifier already had (the base contains it) is the
+/// merger's own change: a merge cannot bring back what the base removed unnoticed.
+fn changed_files(repo: &Repository, commit: &git2::Commit, first_parent: bool, new: &HashSet<Oid>) -> Result<Vec<String>, git2::Error> {
     let tree = commit.tree()?;
     let parents: Vec<git2::Commit> = commit.parents().collect();
-    let against: Vec<Option<git2::Tree>> = match parents.first() {
-        None => vec![None],
-        Some(first) if first_parent || parents.len() == 1 => vec![Some(first.tree()?)],
-        Some(_) => parents.iter().map(|p| p.tree().map(Some)).collect::<Result<_, _>>()?,
-    };
-    let mut changed: Option<BTreeSet<String>> = None;
-    for old in &against {
-        let diff = repo.diff_tree_to_tree(old.as_ref(), Some(&tree), None)?;
-        let files: BTreeSet<String> = diff
-            .deltas()
-            .flat_map(|d| [d.old_file().path(), d.new_file().path()])
-            .flatten()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
-        changed = Some(match changed {
-            None => files,
-            Some(before) => before.intersection(&files).cloned().collect(),
-        });
+    let first = parents.first().map(git2::Commit::tree).transpose()?;
+    let diff = repo.diff_tree_to_tree(first.as_ref(), Some(&tree), None)?;
+    let files: BTreeSet<String> = diff
+        .deltas()
+        .flat_map(|d| [d.old_file().path(), d.new_file().path()])
+        .flatten()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    if first_parent {
+        return Ok(files.into_iter().collect());
     }
-    Ok(changed.unwrap_or_default().into_iter().collect())
+    let others: Vec<git2::Tree> =
+        parents.iter().skip(1).filter(|p| new.contains(&p.id())).map(git2::Commit::tree).collect::<Result<_, _>>()?;
+    let entry = |tree: &git2::Tree, file: &str| tree.get_path(Path::new(file)).ok().map(|e| (e.id(), e.filemode()));
+    Ok(files.into_iter().filter(|file| !others.iter().any(|other| entry(other, file) == entry(&tree, file))).collect())
 }
 
 pub fn short(id: Oid) -> String {

@@ -97,7 +97,9 @@ pub struct Signed<'a> {
 }
 
 /// Checks an armored OpenPGP signature over `payload` against `certificates`.
-pub fn check<'a>(armored: &str, payload: &[u8], certificates: &'a [Certificate]) -> Result<Signed<'a>, Refusal> {
+/// The key must be good for signing at `at`, the time of verification: the creation time a
+/// signature carries is its signer's word.
+pub fn check<'a>(armored: &str, payload: &[u8], certificates: &'a [Certificate], at: i64) -> Result<Signed<'a>, Refusal> {
     let (detached, _) = DetachedSignature::from_armor_single(armored.as_bytes())
         .map_err(|e| Refusal::new(Failure::BadSignature, "", format!("the signature block is not an OpenPGP signature ({e})")))?;
     let signature = &detached.signature;
@@ -126,11 +128,10 @@ pub fn check<'a>(armored: &str, payload: &[u8], certificates: &'a [Certificate])
         None => detached.verify(primary, payload),
     };
     verified.map_err(|e| fail(Failure::BadSignature, format!("the signature does not match the commit ({e})")))?;
-    // The creation time is hashed, so it can be trusted once the signature verifies.
-    let Some(made) = signature.created().map(|t| i64::from(t.as_secs())) else {
+    if signature.created().is_none() {
         return Err(fail(Failure::BadSignature, "the signature carries no creation time".into()));
-    };
-    valid_at(certificate, subkey, made).map_err(|why| fail(Failure::KeyNotValid, format!("{}: {why}", certificate.at)))?;
+    }
+    valid_at(certificate, subkey, at).map_err(|why| fail(Failure::KeyNotValid, format!("{}: {why}", certificate.at)))?;
     Ok(Signed { principals: &certificate.principals, fingerprint })
 }
 
@@ -288,12 +289,14 @@ mod tests {
         assert_eq!(keys[0].principals, ["fuzz@mcp-gitops.io"]);
         let parts = super::super::commit::split(include_bytes!("../../fuzz/corpus/commit_signature/seed-openpgp-signed"));
         let signature = parts.signature.as_deref().expect("signed");
-        let signed = check(signature, &parts.payload, &keys).map_err(|e| e.detail).expect("verifies");
+        // Judged at the seed's own date: a fixed time, inside the key's validity whatever the clock says.
+        let at = parts.committer_time;
+        let signed = check(signature, &parts.payload, &keys, at).map_err(|e| e.detail).expect("verifies");
         assert_ne!(signed.fingerprint, format!("{:X}", keys[0].key.primary_key.fingerprint()), "the subkey signed");
         let mut changed = parts.payload.clone();
         changed.push(b'!');
-        assert_eq!(check(signature, &changed, &keys).err().map(|e| e.failure), Some(Failure::BadSignature));
-        assert_eq!(check(signature, &parts.payload, &[]).err().map(|e| e.failure), Some(Failure::UnknownKey));
+        assert_eq!(check(signature, &changed, &keys, at).err().map(|e| e.failure), Some(Failure::BadSignature));
+        assert_eq!(check(signature, &parts.payload, &[], at).err().map(|e| e.failure), Some(Failure::UnknownKey));
         let garbage = parse(b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nnot a key\n-----END PGP PUBLIC KEY BLOCK-----\n", "x");
         assert!(matches!(garbage, Err(TrustError::NotAPgpKey { .. } | TrustError::NoPgpKey { .. })), "{garbage:?}");
     }

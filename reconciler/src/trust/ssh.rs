@@ -1,15 +1,22 @@
 //! SSH commit signatures (SSHSIG, namespace `git`, what git makes with `gpg.format=ssh`)
 //! against git's `allowed_signers` lines, the way `ssh-keygen -Y verify` checks them: the key
-//! in a line valid at the commit time, or a certificate signed by a `cert-authority` line's key.
+//! in a line valid at the time of verification (never at the commit time, which its author
+//! chooses), or a certificate signed by a `cert-authority` line's key.
 
 use super::signers::{self, AllowedSigner};
 use super::{Failure, Refusal, commit};
 use ssh_key::SshSig;
 
 /// An SSH signature (SSHSIG) against the allowed_signers lines: the principals of the lines that
-/// allow its key at the commit time, and the key's fingerprint. A signature made with a
-/// certificate is checked against the `cert-authority` lines instead.
-pub fn check(parts: &commit::SignedParts, armored: &str, signers: &[AllowedSigner]) -> Result<(Vec<Vec<String>>, String), Refusal> {
+/// allow its key at `at` (the time of verification, seconds since the epoch), and the key's
+/// fingerprint. A signature made with a certificate is checked against the `cert-authority`
+/// lines instead.
+pub fn check(
+    parts: &commit::SignedParts,
+    armored: &str,
+    signers: &[AllowedSigner],
+    at: i64,
+) -> Result<(Vec<Vec<String>>, String), Refusal> {
     let (signature, certificate) = match SshSig::from_pem(armored.as_bytes()) {
         Ok(signature) => (signature, None),
         Err(e) => match certified_signature(armored) {
@@ -42,8 +49,8 @@ pub fn check(parts: &commit::SignedParts, armored: &str, signers: &[AllowedSigne
             },
         ));
     };
-    // The lines that allow this key to sign commits at the commit time.
-    let time = parts.committer_time;
+    // The lines that allow this key to sign commits now.
+    let time = at;
     let in_git = |line: &&&AllowedSigner| line.namespaces.as_ref().is_none_or(|ns| ns.iter().any(|n| n == "git"));
     let in_time = |line: &&&AllowedSigner| !(line.valid_after.is_some_and(|t| time < t) || line.valid_before.is_some_and(|t| time >= t));
     let Some(line) = lines.iter().find(in_git) else {
@@ -51,7 +58,7 @@ pub fn check(parts: &commit::SignedParts, armored: &str, signers: &[AllowedSigne
     };
     let mut valid: Vec<Vec<String>> = lines.iter().filter(in_git).filter(in_time).map(|line| line.principals.clone()).collect();
     if valid.is_empty() {
-        return Err(fail(Failure::KeyNotValid, format!("{}: the key is not valid at the commit time ({time})", line.at)));
+        return Err(fail(Failure::KeyNotValid, format!("{}: the key is not valid at the time of verification ({time})", line.at)));
     }
     if let Some(certificate) = &certificate {
         valid =
@@ -63,7 +70,7 @@ pub fn check(parts: &commit::SignedParts, armored: &str, signers: &[AllowedSigne
 }
 
 /// A certificate a `cert-authority` line trusts, as `ssh-keygen -Y verify` takes it: signed by
-/// the authority, a user certificate, valid at the commit time; its principals are those the
+/// the authority, a user certificate, valid at `time` (of verification); its principals are those the
 /// lines' patterns match (a certificate with none stands for nobody).
 fn certified_principals(
     certificate: &ssh_key::Certificate,
@@ -84,7 +91,7 @@ fn certified_principals(
     if !u64::try_from(time).is_ok_and(|t| after <= t && t < before) {
         return Err(refuse(
             Failure::KeyNotValid,
-            format!("certificate {id:?} is valid from {after} to {before}, the commit time is {time}"),
+            format!("certificate {id:?} is valid from {after} to {before}, the time of verification is {time}"),
         ));
     }
     let matched: Vec<Vec<String>> = lines
