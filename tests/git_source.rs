@@ -80,10 +80,44 @@ fn symlinks_in_a_commit_that_leave_the_tree_are_refused() {
     commit_example(&repo, "keep", "tests/fixtures/valid-minimal", "add links");
     let root = dir.path().to_string_lossy().into_owned();
     let snapshot = mcp_gitops::source::from_git(dir.path(), "HEAD").expect("snapshot");
-    assert!(snapshot.files.iter().any(|f| f.path == "inside.yaml"), "links inside the tree are followed");
+    assert!(snapshot.files.iter().all(|f| f.path != "inside.yaml"), "no link is followed, even inside the tree");
+    assert!(snapshot.diagnostics.iter().any(|d| d.file == "inside.yaml" && d.code == mcp_gitops::model::Code::SymlinkNotFollowed));
     assert!(snapshot.diagnostics.iter().any(|d| d.file == "escape.yaml" && d.code == mcp_gitops::model::Code::PathOutsideRepo));
     let out = run(&["plan", &root, "--base", "HEAD~1", "--now", NOW]);
     assert!(out.stdout.contains("path_outside_repo"), "{}", out.stdout);
+}
+
+/// The attack: a file in a guarded folder is a link to a file elsewhere (here a chain of two
+/// links), so an edit where the signers' path rules do not look changes the guarded object; and
+/// the work tree and a revision read the chain differently. One rule for both readers: no link
+/// is followed, each is an error naming it and its target, and nothing is declared through it.
+#[test]
+fn a_symlink_is_refused_alike_in_the_work_tree_and_at_a_revision() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = Repository::init(dir.path()).expect("init");
+    commit_example(&repo, "", "tests/fixtures/valid-minimal", "initial");
+    fs::create_dir_all(dir.path().join("teams/payments")).expect("mkdir");
+    fs::create_dir_all(dir.path().join("scratch")).expect("mkdir");
+    let grant = "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata: {name: through-a-link, namespace: mcp-team-a}\nspec:\n  serverRef: {name: tickets}\n  subject: {agentID: bot}\n  allowedSideEffects: [read]\n";
+    fs::write(dir.path().join("scratch/notes.txt"), grant).expect("write");
+    std::os::unix::fs::symlink("notes.txt", dir.path().join("scratch/hop.txt")).expect("symlink");
+    std::os::unix::fs::symlink("../../scratch/hop.txt", dir.path().join("teams/payments/grants.yaml")).expect("symlink");
+    std::os::unix::fs::symlink("../scratch", dir.path().join("teams/linked")).expect("symlink");
+    commit_example(&repo, "keep", "tests/fixtures/valid-minimal", "guarded links");
+    let root = dir.path().to_string_lossy().into_owned();
+
+    let work_tree = json(&run(&["validate", &root, "--format", "json", "--now", NOW]).stdout);
+    let snapshot = mcp_gitops::source::from_git(dir.path(), "HEAD").expect("snapshot");
+    let at_revision: Vec<(String, String)> = snapshot.diagnostics.iter().map(|d| (d.file.clone(), d.code.to_string())).collect();
+    for link in ["teams/payments/grants.yaml", "teams/linked"] {
+        let found =
+            work_tree["diagnostics"].as_array().into_iter().flatten().any(|d| d["file"] == link && d["code"] == "symlink_not_followed");
+        assert!(found, "work tree, {link}: {work_tree}");
+        assert!(at_revision.contains(&(link.to_string(), "symlink_not_followed".to_string())), "revision, {link}: {at_revision:?}");
+    }
+    assert!(!work_tree.to_string().contains("through-a-link"), "nothing is declared through a link: {work_tree}");
+    assert!(snapshot.files.iter().all(|f| !String::from_utf8_lossy(&f.bytes).contains("through-a-link")));
+    assert_eq!(work_tree["ok"], false);
 }
 
 #[test]

@@ -38,6 +38,7 @@ pub enum Code {
     TrustCapped,
     SecretInRepo,
     PathOutsideRepo,
+    SymlinkNotFollowed,
     NamespaceNotAllowed,
     PolicyViolation,
     PolicyError,
@@ -49,7 +50,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in the order of docs/diagnostics.md.
-    pub const ALL: [Code; 21] = [
+    pub const ALL: [Code; 22] = [
         Code::YamlSyntax,
         Code::SchemaViolation,
         Code::UnknownKind,
@@ -64,6 +65,7 @@ impl Code {
         Code::TrustCapped,
         Code::SecretInRepo,
         Code::PathOutsideRepo,
+        Code::SymlinkNotFollowed,
         Code::NamespaceNotAllowed,
         Code::PolicyViolation,
         Code::PolicyError,
@@ -89,6 +91,7 @@ impl Code {
             Code::TrustCapped => "trust_capped",
             Code::SecretInRepo => "secret_in_repo",
             Code::PathOutsideRepo => "path_outside_repo",
+            Code::SymlinkNotFollowed => "symlink_not_followed",
             Code::NamespaceNotAllowed => "namespace_not_allowed",
             Code::PolicyViolation => "policy_violation",
             Code::PolicyError => "policy_error",

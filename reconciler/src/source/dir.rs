@@ -1,8 +1,7 @@
 //! A snapshot of a directory on disk.
 
-use super::{MAX_FILE_SIZE, Snapshot, SourceError, SourceFile, content_digest, is_manifest, outside, oversize};
+use super::{MAX_FILE_SIZE, Snapshot, SourceError, SourceFile, content_digest, is_manifest, outside, oversize, symlink};
 use crate::model::{Code, Diagnostic, Pos};
-use std::collections::HashSet;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -13,7 +12,7 @@ pub fn from_dir(root: &Path) -> Result<Snapshot, SourceError> {
     if !canonical_root.is_dir() {
         return Err(SourceError::NotADirectory { path: root.display().to_string() });
     }
-    let mut walk = Walk { root: canonical_root.clone(), found: Vec::new(), visited: HashSet::new() };
+    let mut walk = Walk { root: canonical_root.clone(), found: Vec::new() };
     walk.dir(&canonical_root, "")?;
     // Read on every core; the problems stay in the order the walk met them.
     let read = crate::parallel::ordered_map(&walk.found, 16, |found| match found {
@@ -37,15 +36,10 @@ struct Walk {
     root: PathBuf,
     /// The files to read and the problems met, in the walk's order.
     found: Vec<Found>,
-    /// Canonical directories already walked, so that symlinked directories cannot loop.
-    visited: HashSet<PathBuf>,
 }
 
 impl Walk {
     fn dir(&mut self, dir: &Path, rel: &str) -> Result<(), SourceError> {
-        if !self.visited.insert(dir.to_path_buf()) {
-            return Ok(());
-        }
         let io = |source| SourceError::Io { path: dir.display().to_string(), source };
         let mut entries: Vec<_> = fs::read_dir(dir).map_err(io)?.filter_map(Result::ok).collect();
         entries.sort_by_key(|e| e.file_name());
@@ -56,19 +50,20 @@ impl Walk {
             }
             let rel_path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
             let Ok(meta) = entry.file_type() else { continue };
-            let mut path = entry.path();
+            let path = entry.path();
             if meta.is_symlink() {
                 match fs::canonicalize(&path) {
-                    // A link to a directory or manifest inside the repository: the target is read
-                    // at its own path already, so reading it twice would only declare it twice.
-                    Ok(target) if target.starts_with(&self.root) && (target.is_dir() || is_manifest(&target.to_string_lossy())) => continue,
-                    Ok(target) if target.starts_with(&self.root) => path = target,
-                    Ok(target) => {
-                        if target.is_dir() || is_manifest(&name) {
-                            self.found.push(Found::Problem(outside(&rel_path, &target.display().to_string())));
-                        }
+                    // A link that would be read (a directory, or a manifest by its name or its
+                    // target's) is refused, wherever it points: no link is followed.
+                    Ok(target) if target.is_dir() || is_manifest(&name) || is_manifest(&target.to_string_lossy()) => {
+                        let problem = match target.strip_prefix(&self.root) {
+                            Ok(inside) => symlink(&rel_path, &inside.to_string_lossy()),
+                            Err(_) => outside(&rel_path, &target.display().to_string()),
+                        };
+                        self.found.push(Found::Problem(problem));
                         continue;
                     }
+                    Ok(_) => continue,
                     Err(_) => {
                         if is_manifest(&name) {
                             let target = fs::read_link(&path).map(|t| t.display().to_string()).unwrap_or_default();
@@ -83,8 +78,7 @@ impl Walk {
                     }
                 }
             }
-            // The kind the directory entry gives, but a link's target's.
-            if if meta.is_symlink() { path.is_dir() } else { meta.is_dir() } {
+            if meta.is_dir() {
                 self.dir(&path, &rel_path)?;
             } else if is_manifest(&name) {
                 self.found.push(Found::File(path, rel_path));

@@ -1,6 +1,6 @@
 //! A snapshot of the tree of one git revision, read from the object database (no checkout).
 
-use super::{MAX_FILE_SIZE, Snapshot, SourceError, SourceFile, is_manifest, outside, oversize};
+use super::{MAX_FILE_SIZE, Snapshot, SourceError, SourceFile, is_manifest, outside, oversize, symlink};
 use git2::{ObjectType, Repository, Tree, TreeWalkMode, TreeWalkResult};
 use std::path::{Component, Path, PathBuf};
 
@@ -137,7 +137,8 @@ fn list(tree: &Tree) -> Result<Vec<(String, git2::Oid, i32)>, SourceError> {
     let mut found = Vec::new();
     tree.walk(TreeWalkMode::PreOrder, |parent, entry| {
         let name = entry.name().unwrap_or_default();
-        if entry.kind() == Some(ObjectType::Blob) && is_manifest(name) {
+        // Every link is listed: one to a directory has any name, and is refused all the same.
+        if entry.kind() == Some(ObjectType::Blob) && (is_manifest(name) || entry.filemode() == LINK) {
             found.push((format!("{parent}{name}"), entry.id(), entry.filemode()));
         }
         TreeWalkResult::Ok
@@ -156,19 +157,16 @@ fn read_entries(repo: &Repository, tree: &Tree, entries: &[(String, git2::Oid, i
         }
         let blob = repo.find_blob(id)?;
         if mode == LINK {
+            // As the directory reader: a link that would be read (a directory, or a manifest by
+            // its name or its target's) is refused, and none is followed.
             let target = String::from_utf8_lossy(blob.content()).into_owned();
+            let read = is_manifest(&path) || is_manifest(&target);
             match resolve_link(&path, &target) {
-                // The target is read at its own path (as for a directory); directory links are not followed.
-                Some(resolved) if is_manifest(&resolved) => {}
-                Some(resolved) => match tree.get_path(Path::new(&resolved)).ok().filter(|e| e.kind() == Some(ObjectType::Blob)) {
-                    Some(entry) if size(entry.id())? > MAX_FILE_SIZE => snapshot.diagnostics.push(oversize(&path, size(entry.id())?)),
-                    Some(entry) => {
-                        let target_blob = repo.find_blob(entry.id())?;
-                        push_blob(snapshot, path, target_blob.content(), target_blob.size());
-                    }
-                    None => snapshot.diagnostics.push(outside(&path, &target)),
-                },
-                None => snapshot.diagnostics.push(outside(&path, &target)),
+                Some(resolved) if read || tree.get_path(Path::new(&resolved)).is_ok_and(|e| e.kind() == Some(ObjectType::Tree)) => {
+                    snapshot.diagnostics.push(symlink(&path, &resolved))
+                }
+                None if read => snapshot.diagnostics.push(outside(&path, &target)),
+                _ => {}
             }
             continue;
         }

@@ -1,5 +1,6 @@
 //! Source: the YAML files of a repository snapshot, read from a directory or from the tree of a
-//! git revision (no checkout). Owns file discovery, the size cap and the symlink rule; knows
+//! git revision (no checkout). Owns file discovery, the size cap and the symlink rule (both
+//! readers refuse every symlink that would be read, and follow none); knows
 //! nothing about YAML. Problems with single files become diagnostics; failing to open the source
 //! at all is an error.
 
@@ -92,6 +93,18 @@ fn outside(path: &str, target: &str) -> Diagnostic {
         format!("symlink points outside the repository ({target}); it was not followed"),
     )
     .hint("replace the symlink with the file itself, or point it at a file inside the repository")
+}
+
+fn symlink(path: &str, target: &str) -> Diagnostic {
+    Diagnostic::error(
+        Code::SymlinkNotFollowed,
+        path,
+        Pos { line: 1, column: 1 },
+        format!(
+            "symlink to {target}; mcp-gitops follows no symlinks: through a link, an edit of one file changes what another path declares, out of sight of the signers who guard that path"
+        ),
+    )
+    .hint("replace the symlink with the file itself, or remove it")
 }
 
 /// A digest of the snapshot's files, used as the revision of a directory source.
