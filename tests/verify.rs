@@ -307,6 +307,72 @@ fn a_merge_cannot_bring_back_what_the_base_removed() {
     assert!(report["commits"][0]["detail"].as_str().is_some_and(|d| d.contains(grant)), "{report}");
 }
 
+/// A payments grant, as a file anywhere in the tree.
+const PAYMENTS_GRANT: &str = "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata: {name: standing-refunds, namespace: mcp-team-payments}\nspec:\n  serverRef: {name: payments-mcp}\n  subject: {agentID: refund-bot}\n  maxTrust: high\n  allowedSideEffects: [read, write, destructive]\n";
+
+/// The attack: signers guard the payments folder by path, and a contractor writes a grant for the
+/// payments namespace into an unguarded folder (objects are found by content anywhere). A rule
+/// that scopes what a commit means — the namespaces of the objects it adds, changes or removes —
+/// guards them wherever they are written; a rule by path alone is reported by validate.
+#[test]
+fn signers_guard_objects_by_what_they_are_not_where_they_are_written() {
+    let repo = Repo::new();
+    let (security, contractor) = (repo.key("security", &["-t", "ed25519"]), repo.key("contractor", &["-t", "ed25519"]));
+    let signers =
+        repo.signers(&[format!("security@fernhill.io {}", repo.public(&security)), format!("kim@agency.io {}", repo.public(&contractor))]);
+    let by_path = "trust:\n  signers:\n    - paths: [\"teams/payments/**\"]\n      principals: [security@fernhill.io]\n";
+    let by_meaning = "trust:\n  signers:\n    - paths: [\"teams/payments/**\"]\n      namespaces: [mcp-team-payments]\n      principals: [security@fernhill.io]\n";
+    let kim = |files: &[(&str, &str)], message: &str| repo.change(files, message, &contractor, "kim@agency.io");
+
+    // By path alone the grant in scratch/ is accepted, and validate says the rule can be walked around.
+    let path_base = repo.change(
+        &[("mcp-gitops.yaml", by_path), ("teams/payments/grants.yaml", PAYMENTS_GRANT)],
+        "rules by path",
+        &security,
+        "security@fernhill.io",
+    );
+    let warned = json(&run(&["validate", &repo.path(), "--format", "json"]).stdout);
+    let found = warned["diagnostics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|d| d["code"] == "trust_scoped_by_path" && d["file"] == "mcp-gitops.yaml");
+    assert!(found, "{warned}");
+    kim(&[("scratch/widen.yaml", &PAYMENTS_GRANT.replace("standing-refunds", "kims-refunds"))], "a payments grant outside the folder");
+    assert_eq!(verify(&repo, &signers, &["--from", &path_base]).0, 0, "path rules alone are walked around");
+
+    // Scoped by namespace: adding, changing or removing a payments object anywhere needs security.
+    let base = repo.change(&[("mcp-gitops.yaml", by_meaning)], "rules by meaning", &security, "security@fernhill.io");
+    kim(&[("scratch/other.yaml", &PAYMENTS_GRANT.replace("standing-refunds", "more-refunds"))], "add one outside");
+    kim(
+        &[("scratch/widen.yaml", &PAYMENTS_GRANT.replace("standing-refunds", "kims-refunds").replace("high", "medium"))],
+        "change one outside",
+    );
+    std::fs::remove_file(repo.dir.path().join("scratch/widen.yaml")).expect("remove");
+    kim(&[], "remove one outside");
+    kim(&[("scratch/notes.yaml", "# notes, no object\n")], "an unrelated file");
+    let (code, report) = verify(&repo, &signers, &["--from", &base]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        reasons(&report),
+        [
+            ("add one outside", "path_not_allowed"),
+            ("change one outside", "path_not_allowed"),
+            ("remove one outside", "path_not_allowed"),
+            ("an unrelated file", "verified")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string())),
+        "{report}"
+    );
+    let detail = report["commits"][0]["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("MCPAccessGrant/mcp-team-payments/more-refunds (scratch/other.yaml)") && detail.contains("trust.signers[0]"),
+        "{detail}"
+    );
+    let clean = json(&run(&["validate", &repo.path(), "--format", "json"]).stdout);
+    assert!(!clean.to_string().contains("trust_scoped_by_path"), "{clean}");
+}
+
 /// `trust:` in the base's mcp-gitops.yaml (in a subdirectory of the repository, as `verify
 /// platform/` finds it): path-scoped signers and identity binding.
 const TRUST_RULES: &str = "trust:

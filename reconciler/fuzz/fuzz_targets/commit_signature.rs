@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(again.payload, parts.payload, "the payload is not a fixed point");
     // Without the private keys, nothing verifies but the very bytes they signed (judged at the
     // commit's own time, inside the fuzz key's validity, so that any forgery would show).
-    if trust::check(&parts, &keys, &trust::rules::Rules::default(), &[], parts.committer_time).is_ok() {
+    if trust::check(&parts, &keys, &trust::rules::Rules::default(), (&[], &[]), parts.committer_time).is_ok() {
         assert_eq!(parts.payload, SIGNED_PAYLOAD, "a commit verified that the key never signed");
     }
     // The same bytes as an allowed_signers file: an error or signers, never a panic.

@@ -46,11 +46,12 @@ pub enum Code {
     ToolUngoverned,
     ServerUnreachable,
     ServerWithoutOwner,
+    TrustScopedByPath,
 }
 
 impl Code {
     /// Every code, in the order of docs/diagnostics.md.
-    pub const ALL: [Code; 22] = [
+    pub const ALL: [Code; 23] = [
         Code::YamlSyntax,
         Code::SchemaViolation,
         Code::UnknownKind,
@@ -73,6 +74,7 @@ impl Code {
         Code::ToolUngoverned,
         Code::ServerUnreachable,
         Code::ServerWithoutOwner,
+        Code::TrustScopedByPath,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,6 +101,7 @@ impl Code {
             Code::ToolUngoverned => "tool_ungoverned",
             Code::ServerUnreachable => "server_unreachable",
             Code::ServerWithoutOwner => "server_without_owner",
+            Code::TrustScopedByPath => "trust_scoped_by_path",
         }
     }
 }

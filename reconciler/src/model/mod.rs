@@ -52,12 +52,19 @@ pub enum IdentityBinding {
     Author,
 }
 
-/// A change to a file matching one of `paths` (globs from the directory of `mcp-gitops.yaml`)
-/// needs a signer whose principal matches one of `principals` (`*` and `?`).
+/// A change to a file matching one of `paths` (globs from the directory of `mcp-gitops.yaml`), or
+/// to an object matching `namespaces`, `servers` or `kinds` wherever its file is, needs a signer
+/// whose principal matches one of `principals` (`*` and `?`).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct SignerRule {
     pub paths: Vec<String>,
+    /// Globs over the namespaces of the objects a commit adds, changes or removes.
+    pub namespaces: Vec<String>,
+    /// Globs over `NAMESPACE/NAME` of the server an object is or targets.
+    pub servers: Vec<String>,
+    /// The kinds of object the rule guards (alone: every object of these kinds).
+    pub kinds: Vec<Kind>,
     pub principals: Vec<String>,
 }
 

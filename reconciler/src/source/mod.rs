@@ -71,7 +71,7 @@ pub enum SourceError {
     Git(#[from] git2::Error),
 }
 
-fn is_manifest(path: &str) -> bool {
+pub fn is_manifest(path: &str) -> bool {
     path.ends_with(".yaml") || path.ends_with(".yml")
 }
 

@@ -14,11 +14,15 @@ pub mod rules;
 pub mod signers;
 pub mod ssh;
 
+use crate::load::CONFIG_FILE;
+use crate::model::{Kind, Object, ObjectId};
+use crate::source::{Snapshot, SourceFile};
 use git2::{Oid, Repository, Sort};
+use rules::ChangedObject;
 use rules::Rules;
 use serde::Serialize;
 use signers::AllowedSigner;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// A failure to check commits at all (the trust files or the repository cannot be read), as
@@ -146,10 +150,17 @@ pub struct Verdict {
 }
 
 /// Checks one commit: its signature against the keys, then the signer against the rules for the
-/// files it changes (`changed`, paths in the repository; needed only when the rules scope
-/// paths). `Ok((principals, fingerprint))`, or the failure with what is known of the key.
-/// `at` is the time of verification (seconds since the epoch), at which the key must be valid.
-pub fn check(parts: &commit::SignedParts, keys: &Keys, rules: &Rules, changed: &[String], at: i64) -> Result<(String, String), Refusal> {
+/// files it changes (`changed`, paths in the repository) and the objects it adds, changes or
+/// removes (`objects`; both needed only when rules scope them). `at` is the time of verification
+/// (seconds since the epoch), at which the key must be valid. `Ok((principals, fingerprint))`,
+/// or the failure with what is known of the key.
+pub fn check(
+    parts: &commit::SignedParts,
+    keys: &Keys,
+    rules: &Rules,
+    changes: (&[String], &[ChangedObject]),
+    at: i64,
+) -> Result<(String, String), Refusal> {
     let Some(armored) = &parts.signature else { return Err(Refusal::new(Failure::Unsigned, "", "the commit carries no signature")) };
     let (lines, fingerprint) = if armored.contains("BEGIN PGP SIGNATURE") {
         let signed = openpgp::check(armored, &parts.payload, &keys.pgp, at)?;
@@ -160,7 +171,7 @@ pub fn check(parts: &commit::SignedParts, keys: &Keys, rules: &Rules, changed: &
     let principals = rules
         .principals(&lines, &parts.committer_email, &parts.author_email)
         .map_err(|why| Refusal::new(Failure::PrincipalMismatch, fingerprint.clone(), why.to_string()))?;
-    if let Some(why) = rules.refusal(changed, &principals) {
+    if let Some(why) = rules.refusal(changes.0, changes.1, &principals) {
         return Err(Refusal::new(Failure::PathNotAllowed, fingerprint, why));
     }
     Ok((principals.join(","), fingerprint))
@@ -229,10 +240,11 @@ impl Range<'_> {
         let parts = commit::split(odb.read(id)?.data());
         let found = repo.find_commit(id)?;
         let summary = found.summary_bytes().map(String::from_utf8_lossy).unwrap_or_default().into_owned();
-        // The files it changes matter only to rules that scope paths.
-        let changed = if self.rules.paths.is_empty() { Vec::new() } else { changed_files(repo, &found, self.first_parent, new)? };
+        // What it changes matters only to scoped signer rules.
+        let changed = if self.rules.signers.is_empty() { Vec::new() } else { changed_files(repo, &found, self.first_parent, new)? };
+        let objects = if self.rules.scopes_objects() { changed_objects(repo, &found, &changed, self.rules)? } else { Vec::new() };
         let notes = backdated(&found).into_iter().collect();
-        let checked = check(&parts, self.keys, self.rules, &changed, self.at);
+        let checked = check(&parts, self.keys, self.rules, (&changed, &objects), self.at);
         let (verified, reason, principal, key, detail) = match checked {
             Ok((principal, key)) => (true, None, principal, key, String::new()),
             Err(Refusal { failure, key, detail }) => (false, Some(failure), String::new(), key, detail),
@@ -276,6 +288,47 @@ fn changed_files(repo: &Repository, commit: &git2::Commit, first_parent: bool, n
         parents.iter().skip(1).filter(|p| new.contains(&p.id())).map(git2::Commit::tree).collect::<Result<_, _>>()?;
     let entry = |tree: &git2::Tree, file: &str| tree.get_path(Path::new(file)).ok().map(|e| (e.id(), e.filemode()));
     Ok(files.into_iter().filter(|file| !others.iter().any(|other| entry(other, file) == entry(&tree, file))).collect())
+}
+
+/// The objects a commit adds, changes or removes in the files `changed` (paths in the
+/// repository): each of those under the rules' directory loaded at the commit and at its first
+/// parent, as the repository declares them (with the rules' `mcp-gitops.yaml`), and compared.
+fn changed_objects(repo: &Repository, commit: &git2::Commit, changed: &[String], rules: &Rules) -> Result<Vec<ChangedObject>, git2::Error> {
+    let load = |tree: Option<git2::Tree>| -> Result<HashMap<ObjectId, Object>, git2::Error> {
+        let mut snapshot = Snapshot::default();
+        snapshot.files.push(SourceFile { path: CONFIG_FILE.to_string(), bytes: rules.config.as_bytes().to_vec() });
+        for file in changed {
+            let Some(relative) = file.strip_prefix(&rules.root) else { continue };
+            // Symlinks are never read (`source`), nor is anything but a manifest.
+            let entry = tree.as_ref().and_then(|tree| tree.get_path(Path::new(file)).ok());
+            if let Some(entry) =
+                entry.filter(|e| e.filemode() != 0o120000 && relative != CONFIG_FILE && crate::source::is_manifest(relative))
+            {
+                let blob = entry.to_object(repo)?.peel_to_blob()?;
+                snapshot.files.push(SourceFile { path: relative.to_string(), bytes: blob.content().to_vec() });
+            }
+        }
+        Ok(crate::load::load(snapshot).state.objects.into_iter().map(|o| (o.id.clone(), o)).collect())
+    };
+    let after = load(Some(commit.tree()?))?;
+    let before = load(commit.parents().next().map(|p| p.tree()).transpose()?)?;
+    let ids: BTreeSet<&ObjectId> = before.keys().chain(after.keys()).collect();
+    let changed_object = |id: &&ObjectId| match (before.get(*id), after.get(*id)) {
+        (Some(old), Some(new)) => old.body != new.body,
+        _ => true,
+    };
+    Ok(ids
+        .into_iter()
+        .filter(changed_object)
+        .filter_map(|id| {
+            let object = after.get(id).or_else(|| before.get(id))?;
+            let server = match crate::gateway::render::targets(object) {
+                Some((namespace, name)) => Some(format!("{namespace}/{name}")),
+                None => (id.kind == Kind::Server).then(|| format!("{}/{}", id.namespace, id.name)),
+            };
+            Some(ChangedObject { id: id.clone(), server, file: format!("{}{}", rules.root, object.origin.file) })
+        })
+        .collect())
 }
 
 pub fn short(id: Oid) -> String {

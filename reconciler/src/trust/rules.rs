@@ -1,9 +1,11 @@
-//! The signing rules of `trust:` in `mcp-gitops.yaml` (identity binding, path-scoped signers),
-//! read at the trusted base of a range: a commit never judges itself by rules it brings.
+//! The signing rules of `trust:` in `mcp-gitops.yaml` (identity binding, scoped signers), read at
+//! the trusted base of a range: a commit never judges itself by rules it brings. A signer rule
+//! guards files by path, and objects by what they are (namespace, server, kind) wherever they are
+//! written: a grant for a guarded namespace put in an unguarded folder is still guarded.
 
 use super::TrustError;
 use super::signers::principal_matches;
-use crate::model::{IdentityBinding, Severity, TrustSettings};
+use crate::model::{IdentityBinding, Kind, ObjectId, Severity, TrustSettings};
 use git2::{Oid, Repository};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use std::path::Path;
@@ -12,7 +14,10 @@ use std::path::Path;
 #[derive(Debug, Default)]
 pub struct Rules {
     pub identity: IdentityBinding,
-    pub paths: Vec<PathRule>,
+    pub signers: Vec<SignerScope>,
+    /// The text of `mcp-gitops.yaml` the rules were read from: the objects of a commit are loaded
+    /// as the repository declares them (its default namespace).
+    pub config: String,
     /// Where `mcp-gitops.yaml` sits in the repository (`""` or `"platform/"`): the rules' globs
     /// are relative to it, and files outside it match none.
     pub root: String,
@@ -34,12 +39,40 @@ pub struct IdentityMismatch {
     pub read_at: String,
 }
 
+/// One rule of `trust.signers`: what it guards, and who may change that.
 #[derive(Debug)]
-pub struct PathRule {
+pub struct SignerScope {
     /// `trust.signers[N]`, for messages.
     pub at: String,
-    pub globs: GlobSet,
+    pub paths: GlobSet,
+    pub namespaces: GlobSet,
+    pub servers: GlobSet,
+    pub kinds: Vec<Kind>,
     pub principals: Vec<String>,
+}
+
+/// An object a commit adds, changes or removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedObject {
+    pub id: ObjectId,
+    /// `NAMESPACE/NAME` of the server it is, or targets.
+    pub server: Option<String>,
+    /// Where it is written (a path in the repository).
+    pub file: String,
+}
+
+impl SignerScope {
+    /// Whether the rule scopes objects at all (else only paths).
+    pub fn scopes_objects(&self) -> bool {
+        !self.namespaces.is_empty() || !self.servers.is_empty() || !self.kinds.is_empty()
+    }
+
+    fn guards(&self, object: &ChangedObject) -> bool {
+        let kind = self.kinds.is_empty() || self.kinds.contains(&object.id.kind);
+        let anywhere = self.namespaces.is_empty() && self.servers.is_empty();
+        let server = object.server.as_deref().is_some_and(|s| self.servers.is_match(s));
+        self.scopes_objects() && kind && (anywhere || self.namespaces.is_match(&object.id.namespace) || server)
+    }
 }
 
 impl Rules {
@@ -63,27 +96,30 @@ impl Rules {
                 message: problem.message,
             });
         }
-        Rules::new(&config.trust, root, read_at)
+        Ok(Rules { config: text.to_string(), ..Rules::new(&config.trust, root, read_at)? })
     }
 
     pub fn new(settings: &TrustSettings, root: &str, read_at: String) -> Result<Rules, TrustError> {
-        let mut paths = Vec::new();
+        let mut signers = Vec::new();
         for (i, rule) in settings.signers.iter().enumerate() {
             let at = format!("trust.signers[{i}]");
-            let mut globs = GlobSetBuilder::new();
-            for glob in &rule.paths {
-                let glob = Glob::new(glob).map_err(|source| TrustError::InvalidGlob {
-                    at: read_at.clone(),
-                    rule: at.clone(),
-                    glob: glob.clone(),
-                    source,
-                })?;
-                globs.add(glob);
-            }
-            let globs = globs.build().map_err(|source| TrustError::Globs { at: read_at.clone(), rule: at.clone(), source })?;
-            paths.push(PathRule { at, globs, principals: rule.principals.clone() });
+            let set = |globs: &[String]| {
+                let mut set = GlobSetBuilder::new();
+                for glob in globs {
+                    let invalid = |source| TrustError::InvalidGlob { at: read_at.clone(), rule: at.clone(), glob: glob.clone(), source };
+                    set.add(Glob::new(glob).map_err(invalid)?);
+                }
+                set.build().map_err(|source| TrustError::Globs { at: read_at.clone(), rule: at.clone(), source })
+            };
+            let (paths, namespaces, servers) = (set(&rule.paths)?, set(&rule.namespaces)?, set(&rule.servers)?);
+            signers.push(SignerScope { paths, namespaces, servers, kinds: rule.kinds.clone(), principals: rule.principals.clone(), at });
         }
-        Ok(Rules { identity: settings.identity, paths, root: root.to_string(), read_at })
+        Ok(Rules { identity: settings.identity, signers, root: root.to_string(), read_at, config: String::new() })
+    }
+
+    /// Whether a rule scopes objects: a commit's objects must then be read.
+    pub fn scopes_objects(&self) -> bool {
+        self.signers.iter().any(SignerScope::scopes_objects)
     }
 
     /// The principals a signer stands for. Without identity binding, every principal of the
@@ -103,20 +139,22 @@ impl Rules {
     }
 
     /// Why `principals` may not make this change: the first changed file (paths in the
-    /// repository) under a rule that none of them matches.
-    pub fn refusal(&self, changed: &[String], principals: &[String]) -> Option<String> {
+    /// repository), then the first changed object, under a rule that none of them matches.
+    pub fn refusal(&self, changed: &[String], objects: &[ChangedObject], principals: &[String]) -> Option<String> {
+        let signed = |rule: &SignerScope| principals.iter().any(|p| rule.principals.iter().any(|pattern| principal_matches(pattern, p)));
+        let why = |what: String, rule: &SignerScope| {
+            let signer = if principals.is_empty() { "nobody".to_string() } else { principals.join(",") };
+            format!("{what} may be changed only by {} ({} in {}); signed as {signer}", rule.principals.join(", "), rule.at, self.read_at)
+        };
         for file in changed {
             let Some(relative) = file.strip_prefix(&self.root) else { continue };
-            for rule in self.paths.iter().filter(|rule| rule.globs.is_match(relative)) {
-                if !principals.iter().any(|p| rule.principals.iter().any(|pattern| principal_matches(pattern, p))) {
-                    return Some(format!(
-                        "{file} may be changed only by {} ({} in {}); signed as {}",
-                        rule.principals.join(", "),
-                        rule.at,
-                        self.read_at,
-                        if principals.is_empty() { "nobody".to_string() } else { principals.join(",") }
-                    ));
-                }
+            if let Some(rule) = self.signers.iter().find(|rule| rule.paths.is_match(relative) && !signed(rule)) {
+                return Some(why(file.clone(), rule));
+            }
+        }
+        for object in objects {
+            if let Some(rule) = self.signers.iter().find(|rule| rule.guards(object) && !signed(rule)) {
+                return Some(why(format!("{} ({})", object.id, object.file), rule));
             }
         }
         None
@@ -132,8 +170,12 @@ mod tests {
         let settings = TrustSettings {
             identity,
             signers: vec![
-                SignerRule { paths: vec!["teams/payments/**".into()], principals: vec!["*@fernhill.io".into()] },
-                SignerRule { paths: vec!["mcp-gitops.yaml".into()], principals: vec!["security@fernhill.io".into()] },
+                SignerRule { paths: vec!["teams/payments/**".into()], principals: vec!["*@fernhill.io".into()], ..SignerRule::default() },
+                SignerRule {
+                    paths: vec!["mcp-gitops.yaml".into()],
+                    principals: vec!["security@fernhill.io".into()],
+                    ..SignerRule::default()
+                },
             ],
         };
         Rules::new(&settings, "platform/", "mcp-gitops.yaml at 1234567".into()).expect("valid rules")
@@ -143,19 +185,19 @@ mod tests {
     fn every_rule_over_a_changed_file_must_be_met() {
         let rules = rules(IdentityBinding::None);
         let dana = ["dana@fernhill.io".to_string()];
-        assert_eq!(rules.refusal(&["platform/teams/payments/grants.yaml".into()], &dana), None);
-        assert!(rules.refusal(&["platform/mcp-gitops.yaml".into()], &dana).is_some_and(|why| why.contains("security@fernhill.io")));
+        assert_eq!(rules.refusal(&["platform/teams/payments/grants.yaml".into()], &[], &dana), None);
+        assert!(rules.refusal(&["platform/mcp-gitops.yaml".into()], &[], &dana).is_some_and(|why| why.contains("security@fernhill.io")));
         let eve = ["eve@evil.io".to_string()];
-        let why = rules.refusal(&["platform/other.yaml".into(), "platform/teams/payments/a.yaml".into()], &eve).expect("refused");
+        let why = rules.refusal(&["platform/other.yaml".into(), "platform/teams/payments/a.yaml".into()], &[], &eve).expect("refused");
         assert!(why.starts_with("platform/teams/payments/a.yaml may be changed only by *@fernhill.io (trust.signers[0]"), "{why}");
         // Outside the directory of mcp-gitops.yaml no rule applies.
-        assert_eq!(rules.refusal(&["teams/payments/a.yaml".into()], &eve), None);
+        assert_eq!(rules.refusal(&["teams/payments/a.yaml".into()], &[], &eve), None);
     }
 
     #[test]
     fn an_invalid_glob_names_the_rule_and_the_glob() {
         let settings = TrustSettings {
-            signers: vec![SignerRule { paths: vec!["teams/[".into()], principals: vec!["*@fernhill.io".into()] }],
+            signers: vec![SignerRule { paths: vec!["teams/[".into()], principals: vec!["*@fernhill.io".into()], ..SignerRule::default() }],
             ..TrustSettings::default()
         };
         let refused = Rules::new(&settings, "", "mcp-gitops.yaml at 1234567".into()).unwrap_err();

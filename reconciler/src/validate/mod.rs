@@ -9,6 +9,7 @@ pub mod live_tools;
 mod reference;
 mod schema;
 pub mod secrets;
+mod signers;
 
 pub use reference::fence;
 pub use secrets::credential_kind;
@@ -37,6 +38,7 @@ pub fn validate_cached(mut loaded: Loaded, now: Timestamp, cache: &Cache) -> Des
         schema::check(&loaded, &mut found);
         identity::check(&loaded.state, &mut found);
         reference::check(&loaded.state, now, &mut found);
+        signers::check(&loaded.state, &mut found);
         (found, scan.join())
     });
     found.extend(scanned.unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
