@@ -131,12 +131,6 @@ pub struct CompletionArgs {
     pub shell: clap_complete::Shell,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("trust_files").multiple(true).args(["allowed_signers", "pgp_keys"]))]
 pub struct DaemonArgs {
@@ -175,8 +169,8 @@ pub struct DaemonArgs {
     /// listed here; the repository cannot widen this fence. Default: any namespace.
     #[arg(long, value_name = "NS,...", value_delimiter = ',')]
     pub allowed_namespaces: Vec<String>,
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    #[arg(long, value_enum, default_value_t = crate::daemon::LogFormat::Text)]
+    pub log_format: crate::daemon::LogFormat,
     /// Where the git repository is fetched to.
     #[arg(long, value_name = "DIR", default_value = "/tmp/mcp-gitops-cache")]
     pub cache_dir: PathBuf,

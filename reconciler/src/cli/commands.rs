@@ -1,4 +1,5 @@
-//! One function per command: source -> load -> validate -> (plan | gateway) -> renderer.
+//! One function per command: what it needs of the pipeline (`crate::pipeline`), then a renderer
+//! and an exit code.
 
 use super::args::*;
 use super::{CliError, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
@@ -6,10 +7,7 @@ use crate::apply;
 use crate::cache::{Cache, Saving};
 use crate::gateway::{self, authorize};
 use crate::model::{DesiredState, Diagnostic, Kind, ObjectId};
-use crate::pipeline::apply::Reviewed;
-use crate::pipeline::desired::{self, Allowed};
-use crate::pipeline::plan::{Planned, Target};
-use crate::pipeline::{self, access, left_to_the_os};
+use crate::pipeline::{self, Planned, access, apply::Reviewed, desired, desired::Allowed, left_to_the_os, plan::Target};
 use crate::plan::Work;
 use crate::render::{self, Forge, Palette, diagnostics, markdown, text};
 use crate::{plan, source, validate};
@@ -374,12 +372,7 @@ fn target(args: &ClusterArgs) -> Target {
 }
 
 fn daemon_command(args: Box<DaemonArgs>, allowed: &Allowed) -> Result<i32, CliError> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match args.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
+    crate::daemon::log_to_stderr(args.log_format);
     let options = crate::daemon::Options {
         repo: args.repo,
         branch: args.branch,

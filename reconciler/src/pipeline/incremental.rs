@@ -5,8 +5,8 @@
 //! objects the change can reach are loaded.
 
 use super::Error;
+use super::Planned;
 use super::desired::{self, Allowed, PolicyDirectory, WorkTree};
-use super::plan::Planned;
 use crate::cache::{Cache, Key};
 use crate::load::{self, CONFIG_FILE};
 use crate::model::{DesiredState, Object, RepoConfig};

@@ -12,9 +12,23 @@ pub mod desired;
 mod incremental;
 pub mod plan;
 
+use crate::model::DesiredState;
 use crate::model::live::Provenance;
+use crate::plan::Plan;
 use crate::source::{self, SourceError};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A plan with what its renderers read.
+pub struct Planned {
+    pub plan: Plan,
+    /// The desired state the plan was made of: every diagnostic and file text; its objects are
+    /// those the change reaches alone when the plan is partial.
+    pub desired: DesiredState,
+    /// The texts of the base's files, kept when its problems are shown with their lines.
+    pub base_sources: BTreeMap<String, Arc<str>>,
+}
 
 /// A failure to run the pipeline (not a finding about the repository, which is a diagnostic).
 #[derive(Debug, thiserror::Error)]

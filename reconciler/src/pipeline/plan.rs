@@ -2,7 +2,7 @@
 //! change needs, else every object) and against the live cluster.
 
 use super::desired::{self, Allowed};
-use super::{Error, checkout_provenance, incremental};
+use super::{Error, Planned, checkout_provenance, incremental};
 use crate::apply;
 use crate::cache::Cache;
 use crate::cluster::Cluster;
@@ -15,17 +15,6 @@ use crate::validate;
 use jiff::Timestamp;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-/// A plan with what its renderers read.
-pub struct Planned {
-    pub plan: Plan,
-    /// The desired state the plan was made of: every diagnostic and file text; its objects are
-    /// those the change reaches alone when the plan is partial.
-    pub desired: DesiredState,
-    /// The texts of the base's files, kept when its problems are shown with their lines.
-    pub base_sources: BTreeMap<String, Arc<str>>,
-}
 
 /// The cluster a plan or an apply reads: where to connect, and the inventory's namespace.
 #[derive(Debug, Clone)]
