@@ -33,8 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// Webhook bodies larger than this are refused.
-pub const MAX_HOOK_BODY: usize = 1024 * 1024;
+pub use http::{HEADER_TIMEOUT, MAX_CONNECTION_BUFFER, MAX_CONNECTIONS, MAX_HOOK_BODY, REQUEST_TIMEOUT};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DriftMode {
@@ -224,10 +223,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     tracing::info!(repo = %redact(&options.repo), branch = %options.branch, path = %options.path, listen = %options.listen, cluster = %cluster.label, "daemon starting");
 
     let server_shared = shared.clone();
-    let server = tokio::spawn(async move {
-        let router = http::router(server_shared.clone());
-        axum::serve(listener, router).with_graceful_shutdown(async move { triggers::stopped(&server_shared).await }).await
-    });
+    let server = tokio::spawn(http::serve(listener, server_shared));
     triggers::on_signal(shared.clone());
 
     let mut leadership = None;
