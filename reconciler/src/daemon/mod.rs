@@ -197,8 +197,9 @@ fn webhook_secret(file: &Path) -> Result<Vec<u8>, DaemonError> {
 
 pub async fn run(options: Options) -> Result<(), DaemonError> {
     let webhook_secret = options.webhook_secret_file.as_deref().map(webhook_secret).transpose()?;
-    let cluster = Cluster::connect(options.kubeconfig.as_deref(), options.context.as_deref()).await?;
+    // The source first: a refused one (credentials over http://) is reported before anything else.
     let mut mirror = Mirror::open(&options.repo, &options.branch, &options.path, &options.cache, options.credentials.clone())?;
+    let cluster = Cluster::connect(options.kubeconfig.as_deref(), options.context.as_deref()).await?;
     let listener =
         tokio::net::TcpListener::bind(options.listen).await.map_err(|source| DaemonError::Listen { address: options.listen, source })?;
     let applyset = ApplySet::new(&options.inventory_namespace);
