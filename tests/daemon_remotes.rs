@@ -2,7 +2,8 @@
 //! git http-backend, a self-signed CA trusted through SSL_CERT_FILE) and SSH with a key and a
 //! known_hosts file (OpenSSH's sshd). Wrong credentials, an unknown host key, a force-push and
 //! a deleted branch are reported, not crashed on; a rotated token file is picked up without a
-//! restart; credentials never reach the logs or /status.
+//! restart; credentials never reach the logs, /status, /metrics or Events, wherever the URL
+//! carries them; credentials over plain http:// are refused unless allowed.
 
 mod common;
 
@@ -125,4 +126,70 @@ fn ssh_with_a_key_and_known_hosts() {
     refused.wait_until(Duration::from_secs(30), |d| d.status()["last_result"] == "fetch_failed");
     let message = refused.status()["last_message"].as_str().unwrap_or_default().to_string();
     assert!(message.contains("host key") && message.contains("is not in"), "{message}");
+}
+
+/// #32.3: a token in a URL without a path, or in its query, never reaches /status, /metrics, the
+/// logs or the `FetchFailed` Event.
+#[test]
+fn credentials_in_the_repository_url_are_never_shown() {
+    let kubectl = Kubectl { kubeconfig: kubeconfig() };
+    for (url, secrets) in [
+        ("https://user:URLTOKEN-5f2a9c@127.0.0.1:1", vec!["URLTOKEN-5f2a9c"]),
+        ("https://127.0.0.1:1/platform.git?private_token=QUERYTOKEN-81be&access_token=OTHER-77d1", vec!["QUERYTOKEN-81be", "OTHER-77d1"]),
+    ] {
+        let inventory = unique("redactinv");
+        kubectl.create_namespace(&inventory);
+        let daemon = Daemon::spawn(url, &kubeconfig(), &inventory, &[]);
+        daemon.wait_until(Duration::from_secs(30), |d| d.status()["last_result"] == "fetch_failed");
+        let status = daemon.status();
+        eprintln!("{url}: {}", status["last_message"]);
+        assert!(status["last_message"].as_str().is_some_and(|m| m.contains("https://") && m.contains("***")), "{status}");
+        let events =
+            || String::from_utf8_lossy(&kubectl.run(&["get", "events.events.k8s.io", "-n", &inventory, "-o", "json"]).stdout).into_owned();
+        daemon.wait_until(Duration::from_secs(10), |_| events().contains("FetchFailed"));
+        let events = events();
+        for secret in secrets {
+            assert_no_secret(&daemon, secret);
+            assert!(!events.contains(secret), "a credential is in an Event:\n{events}");
+        }
+    }
+}
+
+/// #32.3: a token over plain http:// is readable by anyone on the way: refused at start, before
+/// the cluster is contacted, unless --allow-insecure-http says so.
+#[test]
+fn credentials_over_plain_http_are_refused_unless_allowed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = dir.path().join("token");
+    std::fs::write(&token, "HTTPTOKEN-0c41\n").expect("token");
+    let run = |repo: &str, extra: &[&str]| {
+        let out = common::mcp_gitops()
+            .args(["daemon", "--repo", repo, "--listen", "127.0.0.1:0", "--cache-dir"])
+            .arg(dir.path().join("cache"))
+            .args(extra)
+            .env("KUBECONFIG", "/nonexistent/kubeconfig")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .expect("runs");
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let token_arg = ["--git-token-file", token.to_str().expect("utf-8 path")];
+    for (repo, extra) in
+        [("http://127.0.0.1:1/platform.git", &token_arg[..]), ("http://user:HTTPTOKEN-0c41@127.0.0.1:1/platform.git", &[][..])]
+    {
+        let (code, stderr) = run(repo, extra);
+        assert_eq!(code, Some(1), "{repo}: {stderr}");
+        assert!(
+            stderr.contains("credentials would be sent over plain http://") && stderr.contains("--allow-insecure-http"),
+            "{repo}: {stderr}"
+        );
+        assert!(!stderr.contains("HTTPTOKEN-0c41"), "{stderr}");
+    }
+    // Allowed: past the source, it goes on to the (here missing) cluster.
+    let (code, stderr) = run("http://127.0.0.1:1/platform.git", &[&token_arg[..], &["--allow-insecure-http"]].concat());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(!stderr.contains("plain http://") && stderr.to_lowercase().contains("kubeconfig"), "{stderr}");
+    // Without credentials, or over https://, nothing is refused.
+    let (_, stderr) = run("http://127.0.0.1:1/platform.git", &[]);
+    assert!(!stderr.contains("plain http://"), "{stderr}");
 }

@@ -217,6 +217,10 @@ pub struct GitArgs {
     /// SSH: a known_hosts file that must list the server's host key (default: ~/.ssh/known_hosts).
     #[arg(long, value_name = "FILE")]
     pub git_known_hosts_file: Option<PathBuf>,
+    /// Allow credentials (--git-token-file, or user-info in --repo) over plain http://, where anyone
+    /// on the way can read them; refused by default. Only for a server on a network you trust.
+    #[arg(long)]
+    pub allow_insecure_http: bool,
 }
 
 /// How to reach the cluster and where the inventory lives.

@@ -394,6 +394,7 @@ fn daemon_command(args: Box<DaemonArgs>, allowed: &Allowed) -> Result<i32, CliEr
             token_file: args.git.git_token_file,
             ssh_key_file: args.git.git_ssh_key_file,
             known_hosts_file: args.git.git_known_hosts_file,
+            allow_insecure_http: args.git.allow_insecure_http,
         },
         leader_elect: if args.leader_elect { Some(parse_duration(&args.lease_duration, "--lease-duration")?) } else { None },
         verification: args.verify_signatures.then_some(crate::daemon::Verification {

@@ -33,8 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-/// Webhook bodies larger than this are refused.
-pub const MAX_HOOK_BODY: usize = 1024 * 1024;
+pub use http::{HEADER_TIMEOUT, MAX_CONNECTION_BUFFER, MAX_CONNECTIONS, MAX_HOOK_BODY, REQUEST_TIMEOUT};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DriftMode {
@@ -219,8 +218,9 @@ fn webhook_secret(file: &Path) -> Result<Vec<u8>, DaemonError> {
 
 pub async fn run(options: Options) -> Result<(), DaemonError> {
     let webhook_secret = options.webhook_secret_file.as_deref().map(webhook_secret).transpose()?;
-    let cluster = Cluster::connect(options.kubeconfig.as_deref(), options.context.as_deref()).await?;
+    // The source first: a refused one (credentials over http://) is reported before anything else.
     let mut mirror = Mirror::open(&options.repo, &options.branch, &options.path, &options.cache, options.credentials.clone())?;
+    let cluster = Cluster::connect(options.kubeconfig.as_deref(), options.context.as_deref()).await?;
     let listener =
         tokio::net::TcpListener::bind(options.listen).await.map_err(|source| DaemonError::Listen { address: options.listen, source })?;
     let applyset = ApplySet::new(&options.inventory_namespace);
@@ -245,10 +245,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     tracing::info!(repo = %redact(&options.repo), branch = %options.branch, path = %options.path, listen = %options.listen, cluster = %cluster.label, "daemon starting");
 
     let server_shared = shared.clone();
-    let server = tokio::spawn(async move {
-        let router = http::router(server_shared.clone());
-        axum::serve(listener, router).with_graceful_shutdown(async move { triggers::stopped(&server_shared).await }).await
-    });
+    let server = tokio::spawn(http::serve(listener, server_shared));
     triggers::on_signal(shared.clone());
 
     let mut leadership = None;

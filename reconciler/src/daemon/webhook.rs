@@ -1,5 +1,6 @@
 //! Webhook authentication: GitHub's `X-Hub-Signature-256` (HMAC-SHA256 of the body) and
-//! GitLab's `X-Gitlab-Token`, both compared in constant time.
+//! GitLab's `X-Gitlab-Token`, both compared in constant time. The headers are checked first, so
+//! that a request without a usable signature is refused before any of its body is read.
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
@@ -14,30 +15,73 @@ pub enum Verdict {
     Rejected(&'static str),
 }
 
-/// Checks one webhook request. `headers` is a lookup of (lower-case) header names.
-pub fn verify(secret: &[u8], headers: impl Fn(&str) -> Option<String>, body: &[u8]) -> Verdict {
-    let valid = if let Some(signature) = headers("x-hub-signature-256") {
-        let Some(hex_digest) = signature.strip_prefix("sha256=") else { return Verdict::Rejected("malformed X-Hub-Signature-256") };
-        let Ok(expected) = hex::decode(hex_digest.trim()) else { return Verdict::Rejected("malformed X-Hub-Signature-256") };
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else { return Verdict::Rejected("unusable secret") };
-        mac.update(body);
-        mac.verify_slice(&expected).is_ok()
-    } else if let Some(token) = headers("x-gitlab-token") {
-        constant_time_eq(token.as_bytes(), secret)
-    } else {
-        return Verdict::Rejected("no X-Hub-Signature-256 or X-Gitlab-Token header");
-    };
-    match (valid, headers("x-github-event").as_deref()) {
-        (false, _) => Verdict::Rejected("signature does not match"),
-        (true, Some("ping")) => Verdict::Ping,
-        (true, _) => Verdict::Accepted,
+/// A webhook request being checked: first its headers, then, only when its signature needs it,
+/// its body, which is fed through the HMAC as it arrives and never kept.
+pub enum Check {
+    /// Decided by the headers alone: a GitLab token, or a missing or malformed signature.
+    Decided(Verdict),
+    /// A GitHub signature: the body decides (`Signed::update`, then `Signed::finish`).
+    Signed(Signed),
+}
+
+pub struct Signed {
+    mac: Hmac<Sha256>,
+    expected: Vec<u8>,
+    ping: bool,
+}
+
+impl Signed {
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.mac.update(chunk);
+    }
+
+    pub fn finish(self) -> Verdict {
+        verdict(self.mac.verify_slice(&self.expected).is_ok(), self.ping)
     }
 }
 
-/// Checks a `POST /hook` request as the HTTP server hands it over. A header value that is not
-/// visible ASCII counts as absent; of a repeated header, the first counts.
-pub fn verify_request(secret: &[u8], headers: &axum::http::HeaderMap, body: &[u8]) -> Verdict {
-    verify(secret, |name| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from), body)
+/// What the headers of a request say. `headers` is a lookup of (lower-case) header names.
+pub fn check(secret: &[u8], headers: impl Fn(&str) -> Option<String>) -> Check {
+    let ping = headers("x-github-event").as_deref() == Some("ping");
+    if let Some(signature) = headers("x-hub-signature-256") {
+        let Some(hex_digest) = signature.strip_prefix("sha256=") else {
+            return Check::Decided(Verdict::Rejected("malformed X-Hub-Signature-256"));
+        };
+        let Ok(expected) = hex::decode(hex_digest.trim()) else {
+            return Check::Decided(Verdict::Rejected("malformed X-Hub-Signature-256"));
+        };
+        let Ok(mac) = Hmac::<Sha256>::new_from_slice(secret) else { return Check::Decided(Verdict::Rejected("unusable secret")) };
+        Check::Signed(Signed { mac, expected, ping })
+    } else if let Some(token) = headers("x-gitlab-token") {
+        Check::Decided(verdict(constant_time_eq(token.as_bytes(), secret), ping))
+    } else {
+        Check::Decided(Verdict::Rejected("no X-Hub-Signature-256 or X-Gitlab-Token header"))
+    }
+}
+
+/// [`check`] for a `POST /hook` request as the HTTP server hands it over. A header value that is
+/// not visible ASCII counts as absent; of a repeated header, the first counts.
+pub fn check_request(secret: &[u8], headers: &axum::http::HeaderMap) -> Check {
+    check(secret, |name| headers.get(name).and_then(|v| v.to_str().ok()).map(String::from))
+}
+
+/// Checks one whole webhook request.
+pub fn verify(secret: &[u8], headers: impl Fn(&str) -> Option<String>, body: &[u8]) -> Verdict {
+    match check(secret, headers) {
+        Check::Decided(verdict) => verdict,
+        Check::Signed(mut signed) => {
+            signed.update(body);
+            signed.finish()
+        }
+    }
+}
+
+fn verdict(valid: bool, ping: bool) -> Verdict {
+    match (valid, ping) {
+        (false, _) => Verdict::Rejected("signature does not match"),
+        (true, true) => Verdict::Ping,
+        (true, false) => Verdict::Accepted,
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -85,5 +129,18 @@ mod tests {
         let pairs: &'static [(&'static str, &'static str)] =
             Box::leak(vec![("x-hub-signature-256", signature), ("x-github-event", "ping")].into_boxed_slice());
         assert_eq!(verify(b"k", headers(pairs), body), Verdict::Ping);
+    }
+
+    #[test]
+    fn only_a_github_signature_needs_the_body_and_it_may_come_in_pieces() {
+        assert!(matches!(check(b"tok", headers(&[("x-gitlab-token", "tok")])), Check::Decided(Verdict::Accepted)));
+        assert!(matches!(check(b"s", headers(&[])), Check::Decided(Verdict::Rejected(_))));
+        assert!(matches!(check(b"s", headers(&[("x-hub-signature-256", "sha256=zz")])), Check::Decided(Verdict::Rejected(_))));
+        let signature: &'static str = Box::leak(sign(b"k", b"Hello, World!").into_boxed_str());
+        let pairs: &'static [(&'static str, &'static str)] = Box::leak(vec![("x-hub-signature-256", signature)].into_boxed_slice());
+        let Check::Signed(mut signed) = check(b"k", headers(pairs)) else { panic!("a signature needs the body") };
+        signed.update(b"Hello, ");
+        signed.update(b"World!");
+        assert_eq!(signed.finish(), Verdict::Accepted);
     }
 }

@@ -3,6 +3,8 @@
 //! `poll` returns the snapshot of the branch tip and what happened to the branch (new commit,
 //! force-push, deleted).
 
+pub use super::redact::redact;
+use super::redact::redact_in;
 pub use super::remote::Credentials;
 use super::{Snapshot, SourceError, from_dir, snapshot_of};
 use git2::{FetchOptions, Oid, Repository};
@@ -23,8 +25,12 @@ pub enum Mirror {
 
 impl Mirror {
     /// `repo` is a git URL (https://, ssh://, `user@host:path`, file://, a local repository
-    /// path) or a plain directory; git repositories are fetched into `cache`.
+    /// path) or a plain directory; git repositories are fetched into `cache`. Credentials for
+    /// a plain http:// URL are refused unless `credentials.allow_insecure_http`.
     pub fn open(repo: &str, branch: &str, path: &str, cache: &Path, credentials: Credentials) -> Result<Mirror, SourceError> {
+        if !credentials.allow_insecure_http && super::remote::sends_secrets_in_clear(repo, &credentials) {
+            return Err(SourceError::InsecureHttp { url: redact(repo) });
+        }
         let local = Path::new(repo);
         if local.is_dir() && Repository::open(local).is_err() {
             return Ok(Mirror::Directory { path: local.join(path) });
@@ -121,13 +127,13 @@ impl Mirror {
             Mirror::Directory { path } => Ok(Poll { snapshot: from_dir(path)?, force_pushed: false }),
             Mirror::Git { repo, url, branch, path, tip, credentials } => {
                 let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
-                let mut remote = repo.remote_anonymous(url)?;
+                let mut remote = repo.remote_anonymous(url).map_err(|e| git2::Error::from_str(&redact_in(e.message(), url)))?;
                 let refusal = super::remote::Refusal::default();
                 let mut options = FetchOptions::new();
                 options.prune(git2::FetchPrune::On).remote_callbacks(super::remote::callbacks(url, credentials, &refusal)?);
                 remote.fetch(&[refspec.as_str()], Some(&mut options), None).map_err(|e| {
                     // libgit2 may quote the URL, and a URL may carry credentials.
-                    let message = refusal.take().unwrap_or_else(|| e.message().replace(url.as_str(), &redact(url)));
+                    let message = refusal.take().unwrap_or_else(|| redact_in(e.message(), url));
                     SourceError::Git(git2::Error::from_str(&format!("fetching branch {branch}: {message}")))
                 })?;
                 let reference = repo.find_reference(&format!("refs/remotes/origin/{branch}")).map_err(|_| {
@@ -143,30 +149,5 @@ impl Mirror {
                 Ok(Poll { snapshot, force_pushed })
             }
         }
-    }
-}
-
-/// A URL without credentials, for logs and status.
-pub fn redact(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((_, host)) if !rest.split('/').next().unwrap_or_default().is_empty() && rest.find('@') < rest.find('/') => {
-                format!("{scheme}://***@{host}")
-            }
-            _ => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn credentials_never_reach_logs() {
-        assert_eq!(redact("https://user:token@git.example.com/org/repo.git"), "https://***@git.example.com/org/repo.git");
-        assert_eq!(redact("https://git.example.com/org/repo.git"), "https://git.example.com/org/repo.git");
-        assert_eq!(redact("/srv/repo.git"), "/srv/repo.git");
     }
 }

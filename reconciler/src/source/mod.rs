@@ -8,6 +8,7 @@ mod dir;
 mod git;
 pub mod live_tools;
 pub mod mirror;
+mod redact;
 mod remote;
 
 pub use dir::from_dir;
@@ -69,6 +70,10 @@ pub enum SourceError {
     NotADirectory { path: String },
     #[error("git: {0}")]
     Git(#[from] git2::Error),
+    #[error(
+        "{url}: credentials would be sent over plain http://, readable by anyone on the way; use https://, or pass --allow-insecure-http for a server on a network you trust"
+    )]
+    InsecureHttp { url: String },
 }
 
 pub fn is_manifest(path: &str) -> bool {

@@ -20,6 +20,15 @@ pub struct Credentials {
     /// SSH: the server's host key must be listed here (plain `ssh-keyscan` lines, not hashed).
     /// Without it libgit2 checks `~/.ssh/known_hosts`.
     pub known_hosts_file: Option<PathBuf>,
+    /// Send credentials over plain http:// (refused otherwise: anyone on the way could read them).
+    pub allow_insecure_http: bool,
+}
+
+/// Whether fetching `url` would send a secret unencrypted: a token file, or user-info in the URL
+/// (a token may be the user name alone), for an http:// URL.
+pub fn sends_secrets_in_clear(url: &str, credentials: &Credentials) -> bool {
+    let Ok(parsed) = url::Url::parse(url) else { return false };
+    parsed.scheme() == "http" && (credentials.token_file.is_some() || !parsed.username().is_empty() || parsed.password().is_some())
 }
 
 /// Why a fetch was refused by our own checks. libgit2 replaces the message of an error that a
