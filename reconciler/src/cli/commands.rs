@@ -6,17 +6,15 @@ use super::{CliError, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::apply;
 use crate::cache::{Cache, Saving};
 use crate::gateway::{self, authorize};
-use crate::model::{DesiredState, Diagnostic, Kind, ObjectId};
+use crate::model::{DesiredState, Kind, ObjectId};
 use crate::pipeline::{self, Planned, access, apply::Reviewed, desired, desired::Allowed, left_to_the_os, plan::Target};
 use crate::plan::Work;
 use crate::render::{self, Forge, Palette, diagnostics, markdown, text};
 use crate::{plan, source, validate};
 use jiff::Timestamp;
 use serde_json::json;
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::sync::Arc;
 
 /// Writes to stdout; a closed pipe (`mcp-gitops ... | head`) ends the output quietly.
 fn write_stdout(text: &str) {
@@ -44,11 +42,6 @@ pub fn dispatch(command: Command, palette: Palette, allowed: &Allowed) -> Result
             Ok(EXIT_OK)
         }
     }
-}
-
-/// Diagnostics in a forge's format, paths relative to the git repository that holds `dir`.
-fn forge_report(format: Forge, diagnostics: &[Diagnostic], files: &BTreeMap<String, Arc<str>>, dir: &Path) -> String {
-    render::forge(format, diagnostics, files, &source::path_in_repository(dir))
 }
 
 /// Appends Markdown to the GitHub Actions job summary when the job has one. A failure to
@@ -117,7 +110,8 @@ fn validate_command(args: ValidateArgs, allowed: &Allowed, palette: Palette) -> 
     if args.format == DiagnosticsFormat::Github {
         append_step_summary(&markdown::validation_report(&args.path.display().to_string(), &state.diagnostics));
     }
-    let forge = |format| write_stdout(&forge_report(format, &state.diagnostics, &state.sources, &args.path));
+    // Paths relative to the git repository that holds the repository.
+    let forge = |format| write_stdout(&render::forge(format, &state.diagnostics, &state.sources, &source::path_in_repository(&args.path)));
     match args.format {
         DiagnosticsFormat::Json => print_json(&json!({"ok": !state.has_errors(), "diagnostics": state.diagnostics}))?,
         DiagnosticsFormat::Github => forge(Forge::Github),
@@ -153,7 +147,7 @@ fn plan_command(args: PlanArgs, allowed: &Allowed, palette: Palette) -> Result<i
         std::fs::write(out, text + "\n").map_err(|e| CliError::Failed(format!("cannot write {}: {e}", out.display())))?;
     }
     append_step_summary(&markdown::render(&plan));
-    let forge = |format| write_stdout(&forge_report(format, &plan.diagnostics, &desired.sources, &args.path));
+    let forge = |format| write_stdout(&render::forge(format, &plan.diagnostics, &desired.sources, &source::path_in_repository(&args.path)));
     match args.format {
         PlanFormat::Json => print_json(&plan)?,
         PlanFormat::Markdown => write_stdout(&markdown::render(&plan)),
@@ -381,9 +375,7 @@ fn daemon_command(args: Box<DaemonArgs>, allowed: &Allowed) -> Result<i32, CliEr
         resync: parse_duration(&args.resync_interval, "--resync-interval")?,
         listen: args.listen,
         webhook_secret_file: args.webhook_secret_file,
-        kubeconfig: args.cluster.kubeconfig,
-        context: args.cluster.context,
-        inventory_namespace: args.cluster.inventory_namespace,
+        cluster: target(&args.cluster),
         drift: args.drift,
         max_deletes: args.max_deletes,
         allowed_namespaces: args.allowed_namespaces,

@@ -83,9 +83,8 @@ pub struct Options {
     pub listen: SocketAddr,
     /// The file of the webhook's shared secret; without one /hook is off.
     pub webhook_secret_file: Option<PathBuf>,
-    pub kubeconfig: Option<PathBuf>,
-    pub context: Option<String>,
-    pub inventory_namespace: String,
+    /// The cluster, and the namespace of the inventory, the Lease and the Events.
+    pub cluster: crate::pipeline::plan::Target,
     pub drift: DriftMode,
     pub max_deletes: usize,
     /// The only namespaces the repository may put objects in (empty: any); it cannot widen them.
@@ -220,10 +219,10 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     let webhook_secret = options.webhook_secret_file.as_deref().map(webhook_secret).transpose()?;
     // The source first: a refused one (credentials over http://) is reported before anything else.
     let mut mirror = Mirror::open(&options.repo, &options.branch, &options.path, &options.cache, options.credentials.clone())?;
-    let cluster = Cluster::connect(options.kubeconfig.as_deref(), options.context.as_deref()).await?;
+    let cluster = Cluster::connect(options.cluster.kubeconfig.as_deref(), options.cluster.context.as_deref()).await?;
     let listener =
         tokio::net::TcpListener::bind(options.listen).await.map_err(|source| DaemonError::Listen { address: options.listen, source })?;
-    let applyset = ApplySet::new(&options.inventory_namespace);
+    let applyset = ApplySet::new(&options.cluster.inventory_namespace);
     let shared = Arc::new(Shared {
         options,
         webhook_secret,
