@@ -12,20 +12,26 @@ for kind in mcpservers mcpaccessgrants mcpagentsessions; do
     || { echo "cluster-smoke: CRD $kind.mcpruntime.org is not established" >&2; exit 1; }
 done
 
+passed=0
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
 accepted=0
 while IFS= read -r file; do
   kubectl apply --server-side --dry-run=server --field-manager=mcp-gitops-smoke -f "$file" >/dev/null
   accepted=$((accepted + 1))
 done < <(find examples/platform/teams -path '*/.mcp' -prune -o -name '*.yaml' -print | sort)
 echo "cluster-smoke: the API server accepts all $accepted example grant and session files"
+passed=$((passed + 1))
 
 # The first document of the schema-violation fixture (maxTrust: ultra), moved to a namespace that exists.
 invalid=$(sed -n '1,/^---/p' tests/fixtures/schema-violation/grants/invalid.yaml | sed '/^---/d; s/namespace: mcp-team-a$/namespace: mcp-team-payments/')
 grep -q 'maxTrust: ultra' <<<"$invalid" || { echo "cluster-smoke: fixture changed; update this script" >&2; exit 1; }
-if kubectl apply --server-side --dry-run=server -f - <<<"$invalid" >/tmp/cluster-smoke.out 2>&1; then
+if kubectl apply --server-side --dry-run=server -f - <<<"$invalid" >"$out" 2>&1; then
   echo "cluster-smoke: the API server accepted a grant that mcp-gitops reports as a schema violation" >&2
   exit 1
 fi
-grep -q 'Unsupported value: "ultra"' /tmp/cluster-smoke.out \
-  || { echo "cluster-smoke: unexpected refusal:" >&2; cat /tmp/cluster-smoke.out >&2; exit 1; }
+grep -q 'Unsupported value: "ultra"' "$out" \
+  || { echo "cluster-smoke: unexpected refusal:" >&2; cat "$out" >&2; exit 1; }
 echo "cluster-smoke: the API server refuses maxTrust: ultra, as mcp-gitops validate does"
+passed=$((passed + 1))
+echo "cluster-smoke: $passed checks passed"
