@@ -16,17 +16,6 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// docs/daemon.md: connections served at once.
 const MAX_CONNECTIONS: usize = 512;
 
-fn platform(namespace: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("repo");
-    std::fs::create_dir_all(dir.path().join(".mcp")).expect("mkdir");
-    std::fs::write(
-        dir.path().join(".mcp/servers.yaml"),
-        format!("servers:\n  - name: docs\n    namespace: {namespace}\n    gateway: {{enabled: true}}\n    tools: [{{name: search, sideEffect: read}}]\n"),
-    )
-    .expect("write");
-    dir
-}
-
 /// The daemon's open sockets (the listener, the API server's connections and the clients').
 fn sockets(daemon: &Daemon) -> usize {
     let fds = std::fs::read_dir(format!("/proc/{}/fd", daemon.child.id())).expect("fds");
@@ -76,7 +65,7 @@ fn closed(stream: &mut TcpStream) -> Option<String> {
 fn daemon(prefix: &str) -> (Daemon, tempfile::TempDir) {
     let namespace = unique(prefix);
     common::cluster::Kubectl { kubeconfig: kubeconfig() }.create_namespace(&namespace);
-    let repo = platform(&namespace);
+    let repo = common::daemon::one_server_platform(&namespace);
     let daemon = Daemon::start(&repo.path().to_string_lossy(), &kubeconfig(), &unique(&format!("{prefix}inv")), &[]);
     (daemon, repo)
 }

@@ -15,19 +15,8 @@ use std::time::Duration;
 
 const TOKEN: &str = "glpat-7Qm2xV9sLk4Rz8Wd";
 
-fn platform(namespace: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("repo");
-    std::fs::create_dir_all(dir.path().join(".mcp")).expect("mkdir");
-    std::fs::write(
-        dir.path().join(".mcp/servers.yaml"),
-        format!("servers:\n  - name: docs\n    namespace: {namespace}\n    gateway: {{enabled: true}}\n    tools: [{{name: search, sideEffect: read}}]\n"),
-    )
-    .expect("write");
-    dir
-}
-
 fn with_grant(namespace: &str, trust: &str) -> tempfile::TempDir {
-    let dir = platform(namespace);
+    let dir = common::daemon::one_server_platform(namespace);
     std::fs::write(
         dir.path().join("grant.yaml"),
         format!("apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata: {{name: readers, namespace: {namespace}}}\nspec:\n  serverRef: {{name: docs}}\n  subject: {{agentID: doc-bot}}\n  maxTrust: {trust}\n  allowedSideEffects: [read]\n"),

@@ -223,3 +223,16 @@ impl Daemon {
         }
     }
 }
+
+/// A platform of one server (`docs`, one read tool) in `namespace`: what a daemon test that is not
+/// about the repository follows.
+pub fn one_server_platform(namespace: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("repo");
+    std::fs::create_dir_all(dir.path().join(".mcp")).expect("mkdir");
+    std::fs::write(
+        dir.path().join(".mcp/servers.yaml"),
+        format!("servers:\n  - name: docs\n    namespace: {namespace}\n    gateway: {{enabled: true}}\n    tools: [{{name: search, sideEffect: read}}]\n"),
+    )
+    .expect("write");
+    dir
+}
