@@ -336,6 +336,16 @@ fn yaml_that_kubectl_reads_differently_is_refused_in_objects() {
     write("access/revoked.yaml", &grant("revoked", "  policyVersion: v1\n  disabled: true\n  <<: {disabled: false}\n"));
     write("access/binary.yaml", &grant("binary", "  policyVersion: !!binary djE=\n"));
     write("access/custom.yaml", &grant("custom", "  policyVersion: !v v1\n"));
+    // `kind` and `apiVersion` as kubectl reads them (base64), unseen by a plain reading.
+    write(
+        "access/hidden.yaml",
+        "? !!binary YXBpVmVyc2lvbg==\n: mcpruntime.org/v1alpha1\n? !!binary a2luZA==\n: MCPAccessGrant\nmetadata: {name: hidden}\n",
+    );
+    // A label key that YAML 1.1 reads as the boolean true.
+    write(
+        "access/label.yaml",
+        &grant("label", "  policyVersion: v1\n").replace("  name: label\n", "  name: label\n  labels: {y: team-a}\n"),
+    );
     // YAML that is not cluster state keeps its merge keys and tags.
     write(
         "ci/workflow.yml",
@@ -353,6 +363,8 @@ fn yaml_that_kubectl_reads_differently_is_refused_in_objects() {
     assert_eq!(ambiguous("access/revoked.yaml"), [(16, 3)], "{report}");
     assert_eq!(ambiguous("access/binary.yaml"), [(14, 18)], "{report}");
     assert_eq!(ambiguous("access/custom.yaml"), [(14, 18)], "{report}");
+    assert_eq!(ambiguous("access/hidden.yaml"), [(1, 3), (3, 3)], "{report}");
+    assert_eq!(ambiguous("access/label.yaml"), [(5, 12)], "{report}");
     assert!(ambiguous("ci/workflow.yml").is_empty(), "{report}");
     assert!(found(&report, "access/ops.yaml").is_empty(), "the ordinary file is unchanged: {report}");
 }

@@ -30,6 +30,9 @@ pub struct YamlDocument {
     /// `yaml_ambiguous`: what in this document YAML readers read differently (the value holds
     /// mcp-gitops' reading).
     pub ambiguous: Vec<Diagnostic>,
+    /// Whether a key is tagged: `!!binary a2luZA==` is the key `kind` to kubectl, so such a
+    /// document may be an object to kubectl whatever its keys are here.
+    pub tagged_key: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +93,7 @@ fn parse_with(file: &str, text: &str, spans: bool) -> (Vec<YamlDocument>, Vec<Di
     }
     let mut diagnostics = builder.diagnostics;
     let mut ambiguous = builder.ambiguous;
+    let tagged_keys = builder.tagged_keys;
     let documents = builder
         .documents
         .into_iter()
@@ -99,7 +103,7 @@ fn parse_with(file: &str, text: &str, spans: bool) -> (Vec<YamlDocument>, Vec<Di
             let mut map = SpanMap::default();
             let value = to_json(&node, spans.then(String::new), &mut map, file, &mut diagnostics);
             let ambiguous = ambiguous.remove(&i).unwrap_or_default();
-            YamlDocument { value, spans: map, pos: node.pos, ambiguous }
+            YamlDocument { value, spans: map, pos: node.pos, ambiguous, tagged_key: tagged_keys.contains(&i) }
         })
         .collect();
     (documents, diagnostics)
@@ -128,6 +132,8 @@ struct Builder<'f> {
     diagnostics: Vec<Diagnostic>,
     /// `yaml_ambiguous` notes, by document (its index in `documents`).
     ambiguous: HashMap<usize, Vec<Diagnostic>>,
+    /// The documents with a tagged key.
+    tagged_keys: HashSet<usize>,
 }
 
 impl Builder<'_> {
@@ -204,16 +210,38 @@ impl Builder<'_> {
         }
     }
 
-    /// A merge key `<<` of a mapping: kubectl's reader (sigs.k8s.io/yaml, goyaml.v2) lets it
-    /// override the keys written before it, mcp-gitops and yaml.v3 keep explicit keys, and YAML
-    /// 1.2 has no merge keys at all.
-    fn merge_key(&mut self, text: &str, style: ScalarStyle, span: &Span) {
-        let is_key = matches!(self.stack.last(), Some((Node { kind: NodeKind::Mapping(_), .. }, _, None, _)));
-        if is_key && text == "<<" && style == ScalarStyle::Plain {
-            self.ambiguous(
+    /// Whether the next node is a mapping's key.
+    fn at_key(&self) -> bool {
+        matches!(self.stack.last(), Some((Node { kind: NodeKind::Mapping(_), .. }, _, None, _)))
+    }
+
+    /// A plain key that readers read differently. A merge key `<<`: kubectl's reader
+    /// (sigs.k8s.io/yaml, goyaml.v2) lets it override the keys written before it, mcp-gitops and
+    /// yaml.v3 keep explicit keys, and YAML 1.2 has no merge keys at all. A key that YAML 1.1
+    /// resolves to another value (`yes`, `0644`, `~`): kubectl makes the key `true`, `420`,
+    /// `null`, mcp-gitops keeps the text.
+    fn plain_key(&mut self, text: &str, style: ScalarStyle, span: &Span) {
+        if style != ScalarStyle::Plain || !self.at_key() {
+            return;
+        }
+        if text == "<<" {
+            return self.ambiguous(
                 self.pos(&span.start),
                 "merge key <<: YAML readers disagree on what it means (kubectl lets a later << override the keys before it, mcp-gitops keeps the keys written out, YAML 1.2 has no merge keys)".into(),
                 "write the keys out instead of merging them; anchors and aliases (&name, *name) alone are fine",
+            );
+        }
+        let read = resolve_scalar(text, style, None);
+        let same = match &read {
+            Value::String(s) => s == text,
+            Value::Number(n) => n.is_i64() && n.to_string() == text,
+            _ => false,
+        };
+        if !same {
+            self.ambiguous(
+                self.pos(&span.start),
+                format!("the key {text} is {read} to kubectl (YAML 1.1) and the text {text:?} to mcp-gitops"),
+                "quote the key",
             );
         }
     }
@@ -257,8 +285,11 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
         match event {
             Event::DocumentStart(_) => self.anchors.clear(),
             Event::Scalar(text, style, anchor, tag) => {
+                if tag.is_some() && self.at_key() {
+                    self.tagged_keys.insert(self.documents.len());
+                }
                 self.tagged(tag.as_deref(), &span);
-                self.merge_key(&text, style, &span);
+                self.plain_key(&text, style, &span);
                 let node = Node {
                     kind: NodeKind::Scalar { text: text.into_owned(), style, tag: tag.map(Cow::into_owned) },
                     pos: self.pos(&span.start),
@@ -581,15 +612,19 @@ mod tests {
 
     #[test]
     fn what_yaml_readers_read_differently_is_noted_on_its_document() {
-        let text = "kind: A\n---\nkind: B\nspec:\n  disabled: true\n  <<: {disabled: false}\n  blob: !!binary aGVsbG8=\n  n: !custom 5\n  s: !!str yes\n  m: !!map {a: 1}\n";
+        let text = "kind: A\n---\nkind: B\nspec:\n  disabled: true\n  <<: {disabled: false}\n  blob: !!binary aGVsbG8=\n  num: !custom 5\n  s: !!str yes\n  m: !!map {a: 1}\n";
         let (docs, diagnostics) = parse("t.yaml", text);
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
         assert!(docs[0].ambiguous.is_empty());
         let found: Vec<(usize, usize, bool)> =
             docs[1].ambiguous.iter().map(|d| (d.line, d.column, d.code == Code::YamlAmbiguous && !d.hint.is_empty())).collect();
-        assert_eq!(found, [(6, 3, true), (7, 9, true), (8, 6, true), (9, 6, true), (10, 6, true)]);
+        assert_eq!(found, [(6, 3, true), (7, 9, true), (8, 8, true), (9, 6, true), (10, 6, true)]);
         assert!(docs[1].ambiguous[1].message.contains("!!binary"), "{}", docs[1].ambiguous[1].message);
         assert_eq!(docs[1].value["spec"]["s"], json!("yes"), "!!str keeps the text");
+        // Keys that YAML 1.1 reads as other values; an integer key is its own text.
+        let keys = parse("t.yaml", "yes: 1\n0644: 2\n~: 3\n8080: 4\nname: 5\n").0;
+        assert_eq!(keys[0].ambiguous.iter().map(|d| d.line).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(!keys[0].tagged_key && parse("t.yaml", "? !!binary a2luZA==\n: X\n").0[0].tagged_key);
         // A quoted "<<" is a key like any other, to every reader.
         assert!(parse("t.yaml", "'<<': quoted\n").0[0].ambiguous.is_empty());
         // An anchor and an alias alone mean one thing to every reader.
