@@ -531,3 +531,40 @@ fn an_openpgp_user_id_is_a_name_not_a_pattern() {
     assert_eq!(out.code, 1, "{report}");
     assert_eq!(reasons(&report), [("wild as security".to_string(), "principal_mismatch".to_string())]);
 }
+
+/// #25.7, the line's side: `*@fernhill.io,!contractor@fernhill.io` admits everyone at fernhill.io
+/// but the contractor, as `ssh-keygen -Y verify` reads the list; a certificate the CA issued to the
+/// contractor does not sign for them, nor does a key whose own line excludes its committer.
+#[test]
+fn a_negated_principal_in_an_allowed_signers_line_refuses() {
+    let repo = Repo::new();
+    let ca = repo.key("ca", &["-t", "ed25519"]);
+    let (dana, contractor, team) =
+        (repo.key("dana", &["-t", "ed25519"]), repo.key("contractor", &["-t", "ed25519"]), repo.key("team", &["-t", "ed25519"]));
+    let year = ["-V", "20200101:29990101"];
+    let dana = repo.certify(&ca, &dana, &[&["-n", "dana@fernhill.io"][..], &year].concat());
+    let contractor = repo.certify(&ca, &contractor, &[&["-n", "contractor@fernhill.io"][..], &year].concat());
+    let signers = repo.signers(&[
+        format!("\"*@fernhill.io,!contractor@fernhill.io\" cert-authority {}", repo.public(&ca)),
+        format!("\"*@fernhill.io,!contractor@fernhill.io\" {}", repo.public(&team)),
+    ]);
+    std::fs::write(repo.dir.path().join("mcp-gitops.yaml"), "trust:\n  identity: committer\n").expect("write");
+    repo.git(&["add", "mcp-gitops.yaml"]);
+    let base = repo.commit("trust rules", None);
+    repo.change(&[("a.yaml", "# a\n")], "dana", &dana, "dana@fernhill.io");
+    repo.change(&[("b.yaml", "# b\n")], "contractor's certificate", &contractor, "contractor@fernhill.io");
+    repo.change(&[("c.yaml", "# c\n")], "team key as sam", &team, "sam@fernhill.io");
+    repo.change(&[("d.yaml", "# d\n")], "team key as the contractor", &team, "contractor@fernhill.io");
+    let (code, report) = verify(&repo, &signers, &["--from", &base]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(
+        reasons(&report),
+        [
+            ("dana", "verified"),
+            ("contractor's certificate", "principal_mismatch"),
+            ("team key as sam", "verified"),
+            ("team key as the contractor", "principal_mismatch"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+}

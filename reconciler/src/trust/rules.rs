@@ -2,7 +2,7 @@
 //! read at the trusted base of a range: a commit never judges itself by rules it brings.
 
 use super::TrustError;
-use super::signers::principal_matches;
+use super::signers::{list_matches, principal_matches};
 use crate::model::{IdentityBinding, Severity, TrustSettings};
 use git2::{Oid, Repository};
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -49,7 +49,8 @@ pub enum Principals {
 impl Principals {
     fn all(&self) -> Vec<String> {
         match self {
-            Principals::Patterns(lines) => lines.iter().flatten().cloned().collect(),
+            // A negated pattern stands for nobody.
+            Principals::Patterns(lines) => lines.iter().flatten().filter(|p| !p.starts_with('!')).cloned().collect(),
             Principals::Names(names) => names.clone(),
         }
     }
@@ -57,7 +58,7 @@ impl Principals {
     /// Whether they stand for `email`: a pattern matching it, or a name equal to it.
     fn include(&self, email: &str) -> bool {
         match self {
-            Principals::Patterns(lines) => lines.iter().flatten().any(|pattern| principal_matches(pattern, email)),
+            Principals::Patterns(lines) => lines.iter().any(|patterns| list_matches(patterns, email)),
             Principals::Names(names) => names.iter().any(|name| name == email),
         }
     }

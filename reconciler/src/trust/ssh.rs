@@ -90,7 +90,7 @@ fn certified_principals(certificate: &ssh_key::Certificate, lines: Vec<Vec<Strin
     let matched: Vec<String> = certificate
         .valid_principals()
         .iter()
-        .filter(|p| lines.iter().flatten().any(|pattern| signers::principal_matches(pattern, p)))
+        .filter(|p| lines.iter().any(|patterns| signers::list_matches(patterns, p)))
         .cloned()
         .collect();
     if matched.is_empty() {
