@@ -532,6 +532,27 @@ fn approvals_follow_what_the_change_does_to_access() {
     assert_eq!(narrowing["approvals"]["required"].as_array().map(Vec::is_empty), Some(widened == 0), "{}", narrowing["approvals"]);
 }
 
+/// #25.6: the author approves their own change under another spelling of their handle, which
+/// the forge takes for the same person.
+#[test]
+fn the_author_cannot_approve_their_own_change_by_spelling_their_handle_differently() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let plan_path = dir.path().join("plan.json").to_string_lossy().into_owned();
+    let out = run(&["plan", "examples/pr-change", "--base", "examples/platform", "--out", &plan_path, "--now", NOW]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let check = |by: &str, author: &str| run(&["approvals", "check", &plan_path, "--approved-by", by, "--author", author]);
+    assert_eq!(check("dana.whitfield,security-team", "marcus").code, 0, "the owner and security approve");
+    for author in ["Dana.Whitfield", " dana.whitfield", "@dana.whitfield", "DANA.WHITFIELD"] {
+        let own = check("dana.whitfield,security-team", author);
+        assert_eq!(own.code, 1, "author {author:?} approved their own change: {}", own.stdout);
+        assert!(own.stdout.contains("1 more approval(s) needed"), "{}", own.stdout);
+    }
+    // And an approval given in the forge's other spelling counts, as the forge counts it.
+    assert_eq!(check("Dana.Whitfield, Security-Team", "marcus").code, 0);
+    // One person named twice is one approval.
+    assert_eq!(check("dana.whitfield,Dana.Whitfield", "marcus").code, 1);
+}
+
 #[test]
 fn a_change_on_a_server_without_owner_is_reported_by_the_base_rules() {
     let base = common::cluster::repo_copy("examples/platform", &[]);

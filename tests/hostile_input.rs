@@ -302,3 +302,108 @@ fn a_runaway_guardrail_policy_does_not_hang_the_daemon() {
     // revision (or, on a new one, remembers the policy ran away "on an earlier run").
     assert!(first_error(&again).contains("did not finish within 2s"), "{again}");
 }
+
+/// A grant as `tests/fixtures/valid-minimal` has it, for another subject, ending with `tail`
+/// (more lines of its spec).
+fn grant(name: &str, tail: &str) -> String {
+    format!(
+        "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata:\n  name: {name}\n  namespace: mcp-team-a\nspec:\n  serverRef:\n    name: payments-mcp\n  subject:\n    humanID: user-2@example.com\n    agentID: ops-agent\n  maxTrust: high\n  allowedSideEffects: [read]\n{tail}"
+    )
+}
+
+/// (code, line, column, hint) of each diagnostic of `file`.
+fn found(report: &serde_json::Value, file: &str) -> Vec<(String, u64, u64, String)> {
+    let diagnostics = report["diagnostics"].as_array().into_iter().flatten().filter(|d| d["file"] == file);
+    diagnostics
+        .map(|d| {
+            let text = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+            (text("code"), d["line"].as_u64().unwrap_or(0), d["column"].as_u64().unwrap_or(0), text("hint"))
+        })
+        .collect()
+}
+
+/// #25.8: a grant revoked with `disabled: true` and brought back by a merge key after it, which
+/// kubectl's reader (sigs.k8s.io/yaml) applies in order and mcp-gitops does not; and a
+/// `!!binary` value, which kubectl decodes and mcp-gitops would not. Each is refused where it is.
+#[test]
+fn yaml_that_kubectl_reads_differently_is_refused_in_objects() {
+    let dir = repo_with_valid_minimal();
+    let write = |path: &str, text: &str| {
+        let path = dir.path().join(path);
+        fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        fs::write(path, text).expect("write");
+    };
+    write("access/revoked.yaml", &grant("revoked", "  policyVersion: v1\n  disabled: true\n  <<: {disabled: false}\n"));
+    write("access/binary.yaml", &grant("binary", "  policyVersion: !!binary djE=\n"));
+    write("access/custom.yaml", &grant("custom", "  policyVersion: !v v1\n"));
+    // `kind` and `apiVersion` as kubectl reads them (base64), unseen by a plain reading.
+    write(
+        "access/hidden.yaml",
+        "? !!binary YXBpVmVyc2lvbg==\n: mcpruntime.org/v1alpha1\n? !!binary a2luZA==\n: MCPAccessGrant\nmetadata: {name: hidden}\n",
+    );
+    // A label key that YAML 1.1 reads as the boolean true.
+    write(
+        "access/label.yaml",
+        &grant("label", "  policyVersion: v1\n").replace("  name: label\n", "  name: label\n  labels: {y: team-a}\n"),
+    );
+    // YAML that is not cluster state keeps its merge keys and tags.
+    write(
+        "ci/workflow.yml",
+        "defaults: &defaults {runs-on: ubuntu-latest}\njobs:\n  plan:\n    <<: *defaults\n    steps: !reference [.setup, script]\n",
+    );
+
+    let out = run(&["validate", &dir.path().to_string_lossy(), "--format", "json", "--now", NOW]);
+    let report = json(&out.stdout);
+    assert_eq!(out.code, 1, "{report}");
+    let ambiguous = |file: &str| -> Vec<(u64, u64)> {
+        let found = found(&report, file);
+        assert!(found.iter().all(|(code, _, _, hint)| code != "yaml_ambiguous" || !hint.is_empty()), "{found:?}");
+        found.into_iter().filter(|(code, ..)| code == "yaml_ambiguous").map(|(_, line, column, _)| (line, column)).collect()
+    };
+    assert_eq!(ambiguous("access/revoked.yaml"), [(16, 3)], "{report}");
+    assert_eq!(ambiguous("access/binary.yaml"), [(14, 18)], "{report}");
+    assert_eq!(ambiguous("access/custom.yaml"), [(14, 18)], "{report}");
+    assert_eq!(ambiguous("access/hidden.yaml"), [(1, 3), (3, 3)], "{report}");
+    assert_eq!(ambiguous("access/label.yaml"), [(5, 12)], "{report}");
+    assert!(ambiguous("ci/workflow.yml").is_empty(), "{report}");
+    assert!(found(&report, "access/ops.yaml").is_empty(), "the ordinary file is unchanged: {report}");
+}
+
+/// #25.8: an expiry written where nothing reads it (on a session, which has spec.expiresAt; with
+/// the key in another case) would leave the access on for good: each is a warning at the key.
+#[test]
+fn an_expiry_that_nothing_reads_is_a_warning() {
+    let dir = repo_with_valid_minimal();
+    let annotated = |kind: &str, name: &str, key: &str, spec: &str| {
+        format!(
+            "apiVersion: mcpruntime.org/v1alpha1\nkind: {kind}\nmetadata:\n  name: {name}\n  namespace: mcp-team-a\n  annotations:\n    {key}: \"2026-11-20T18:00:00Z\"\nspec:\n  serverRef:\n    name: payments-mcp\n  subject:\n    humanID: user-2@example.com\n    agentID: ops-agent\n{spec}"
+        )
+    };
+    let grant_spec = "  maxTrust: high\n  allowedSideEffects: [read]\n  policyVersion: v1\n";
+    let session_spec = "  consentedTrust: medium\n  expiresAt: \"2099-01-01T00:00:00Z\"\n  policyVersion: v1\n";
+    let files = [
+        ("access/session.yaml", annotated("MCPAgentSession", "oncall", "mcp-gitops.io/expires-at", session_spec)),
+        ("access/cased.yaml", annotated("MCPAccessGrant", "cased", "mcp-gitops.io/Expires-At", grant_spec)),
+        ("access/underscored.yaml", annotated("MCPAccessGrant", "underscored", "mcp-gitops.io/expires_at", grant_spec)),
+        ("access/exact.yaml", annotated("MCPAccessGrant", "exact", "mcp-gitops.io/expires-at", grant_spec)),
+        ("access/foreign.yaml", annotated("MCPAccessGrant", "foreign", "example.com/expires-at", grant_spec)),
+    ];
+    for (path, text) in &files {
+        fs::write(dir.path().join(path), text).expect("write");
+    }
+    let out = run(&["validate", &dir.path().to_string_lossy(), "--format", "json", "--now", NOW]);
+    let report = json(&out.stdout);
+    assert_eq!(out.code, 0, "warnings only: {report}");
+    let ignored = |file: &str| -> Vec<(u64, u64)> {
+        let found = found(&report, file);
+        found.into_iter().filter(|(code, ..)| code == "annotation_ignored").map(|(_, line, column, _)| (line, column)).collect()
+    };
+    assert_eq!(ignored("access/session.yaml"), [(7, 5)], "{report}");
+    assert_eq!(ignored("access/cased.yaml"), [(7, 5)], "{report}");
+    assert_eq!(ignored("access/underscored.yaml"), [(7, 5)], "{report}");
+    assert!(ignored("access/exact.yaml").is_empty(), "the grant's own expiry is read: {report}");
+    assert!(found(&report, "access/exact.yaml").iter().any(|(code, ..)| code == "grant_expired"), "{report}");
+    assert!(ignored("access/foreign.yaml").is_empty(), "another tool's annotation is its own: {report}");
+    let session = report["diagnostics"].as_array().into_iter().flatten().find(|d| d["file"] == "access/session.yaml");
+    assert!(session.is_some_and(|d| d["hint"].as_str().is_some_and(|h| h.contains("spec.expiresAt"))), "{report}");
+}

@@ -632,3 +632,102 @@ fn ssh_certificates_are_trusted_through_their_cert_authority_line() {
     assert!(report["commits"][3]["detail"].as_str().is_some_and(|d| d.contains("no cert-authority line")), "{}", report["commits"][3]);
     assert!(report["commits"][5]["detail"].as_str().is_some_and(|d| d.contains("-V")), "{}", report["commits"][5]);
 }
+
+/// #25.7: a certificate authority issues a certificate whose principal is the text
+/// `*@fernhill.io` (a principal is whatever the request names). That certificate stands for that
+/// one name, not for everyone at fernhill.io: committed as security@fernhill.io, it may not change
+/// the file only security may change.
+#[test]
+fn a_certificate_principal_is_a_name_not_a_pattern() {
+    let repo = Repo::new();
+    let ca = repo.key("ca", &["-t", "ed25519"]);
+    let (dana, mallory) = (repo.key("dana", &["-t", "ed25519"]), repo.key("mallory", &["-t", "ed25519"]));
+    let year = ["-V", "20200101:29990101"];
+    let dana = repo.certify(&ca, &dana, &[&["-n", "dana@fernhill.io"][..], &year].concat());
+    let wildcard = repo.certify(&ca, &mallory, &[&["-n", "*@fernhill.io"][..], &year].concat());
+    let signers = repo.signers(&[format!("*@fernhill.io cert-authority,namespaces=\"git\" {}", repo.public(&ca))]);
+    let base = repo.change(&[("mcp-gitops.yaml", TRUST_RULES)], "trust rules", &dana, "dana@fernhill.io");
+    repo.change(&[("teams/payments/grants.yaml", "# dana\n")], "dana on payments", &dana, "dana@fernhill.io");
+    repo.change(&[("mcp-gitops.yaml", "{}\n")], "wildcard as security drops the rules", &wildcard, "security@fernhill.io");
+    repo.change(&[("teams/payments/grants.yaml", "# widened\n")], "wildcard as dana on payments", &wildcard, "dana@fernhill.io");
+
+    let (code, report) = verify(&repo, &signers, &["--from", &base]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(
+        reasons(&report),
+        [
+            ("dana on payments", "verified"),
+            ("wildcard as security drops the rules", "principal_mismatch"),
+            ("wildcard as dana on payments", "principal_mismatch"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    let detail = report["commits"][1]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("the committer is \"security@fernhill.io\""), "{detail}");
+
+    // Committed under the very name the certificate holds, it is that name: no rule's pattern
+    // is met by it except one that matches the text itself.
+    repo.git(&["reset", "-q", "--hard", &base]);
+    repo.change(&[("teams/search/grants.yaml", "# search\n")], "wildcard as itself", &wildcard, "*@fernhill.io");
+    let (code, report) = verify(&repo, &signers, &["--from", &base]);
+    assert_eq!((code, reasons(&report)[0].1.as_str()), (0, "verified"), "{report}");
+    assert_eq!(report["commits"][0]["principal"], "*@fernhill.io");
+}
+
+/// #25.7, OpenPGP: a key whose user ID is `Wild <*@fernhill.io>` (a user ID is whatever its
+/// maker writes) stands for that one name, not for everyone at fernhill.io.
+#[test]
+fn an_openpgp_user_id_is_a_name_not_a_pattern() {
+    let repo = Repo::new();
+    let gpg = Gpg::new(repo.keys.path());
+    let wild = gpg.key("Wild <*@fernhill.io>", "ed25519", "sign", None);
+    let keys = repo.keys.path().join("pgp");
+    std::fs::create_dir(&keys).expect("mkdir");
+    gpg.export(&wild, &keys, "wild.asc");
+    let keys = keys.to_string_lossy().into_owned();
+    std::fs::write(repo.dir.path().join("mcp-gitops.yaml"), "trust:\n  identity: committer\n").expect("write");
+    repo.git(&["add", "mcp-gitops.yaml"]);
+    let base = repo.commit("trust rules", None);
+    gpg.commit(repo.dir.path(), "wild as security", &wild, "security@fernhill.io");
+    let out = run(&["verify", &repo.path(), "--pgp-keys", &keys, "--from", &base, "--format", "json"]);
+    let report = json(&out.stdout);
+    assert_eq!(out.code, 1, "{report}");
+    assert_eq!(reasons(&report), [("wild as security".to_string(), "principal_mismatch".to_string())]);
+}
+
+/// #25.7, the line's side: `*@fernhill.io,!contractor@fernhill.io` admits everyone at fernhill.io
+/// but the contractor, as `ssh-keygen -Y verify` reads the list; a certificate the CA issued to the
+/// contractor does not sign for them, nor does a key whose own line excludes its committer.
+#[test]
+fn a_negated_principal_in_an_allowed_signers_line_refuses() {
+    let repo = Repo::new();
+    let ca = repo.key("ca", &["-t", "ed25519"]);
+    let (dana, contractor, team) =
+        (repo.key("dana", &["-t", "ed25519"]), repo.key("contractor", &["-t", "ed25519"]), repo.key("team", &["-t", "ed25519"]));
+    let year = ["-V", "20200101:29990101"];
+    let dana = repo.certify(&ca, &dana, &[&["-n", "dana@fernhill.io"][..], &year].concat());
+    let contractor = repo.certify(&ca, &contractor, &[&["-n", "contractor@fernhill.io"][..], &year].concat());
+    let signers = repo.signers(&[
+        format!("\"*@fernhill.io,!contractor@fernhill.io\" cert-authority {}", repo.public(&ca)),
+        format!("\"*@fernhill.io,!contractor@fernhill.io\" {}", repo.public(&team)),
+    ]);
+    std::fs::write(repo.dir.path().join("mcp-gitops.yaml"), "trust:\n  identity: committer\n").expect("write");
+    repo.git(&["add", "mcp-gitops.yaml"]);
+    let base = repo.commit("trust rules", None);
+    repo.change(&[("a.yaml", "# a\n")], "dana", &dana, "dana@fernhill.io");
+    repo.change(&[("b.yaml", "# b\n")], "contractor's certificate", &contractor, "contractor@fernhill.io");
+    repo.change(&[("c.yaml", "# c\n")], "team key as sam", &team, "sam@fernhill.io");
+    repo.change(&[("d.yaml", "# d\n")], "team key as the contractor", &team, "contractor@fernhill.io");
+    let (code, report) = verify(&repo, &signers, &["--from", &base]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(
+        reasons(&report),
+        [
+            ("dana", "verified"),
+            ("contractor's certificate", "principal_mismatch"),
+            ("team key as sam", "verified"),
+            ("team key as the contractor", "principal_mismatch"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+}

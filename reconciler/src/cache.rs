@@ -20,8 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-/// The first line of every pack: a pack of another format or version is not read.
-const STAMP: &str = concat!("mcp-gitops cache 1 ", env!("CARGO_PKG_VERSION"), "\n");
+/// The first line of every pack: a pack of another format or version is not read. (Format 2:
+/// a parsed document carries its `yaml_ambiguous` notes.)
+const STAMP: &str = concat!("mcp-gitops cache 2 ", env!("CARGO_PKG_VERSION"), "\n");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key([u8; 32]);

@@ -107,7 +107,7 @@ pub struct VerifyArgs {
 pub enum ApprovalsCommand {
     /// Exit 0 when every approval the plan requires is given, 1 (saying what is missing) when not.
     #[command(
-        after_help = "Example, in a pull request's CI:\n  mcp-gitops plan . --base origin/main --out plan.json --format markdown > comment.md\n  mcp-gitops approvals check plan.json --approved-by alice,payments-leads --author bob\n\nApprovers are matched as written (handles or team names): resolving a person's teams is the CI's job.\nThe author never counts as an approver of their own change.\nExit codes: 0 every requirement met, 1 not met (or unreadable plan), 64 usage error."
+        after_help = "Example, in a pull request's CI:\n  mcp-gitops plan . --base origin/main --out plan.json --format markdown > comment.md\n  mcp-gitops approvals check plan.json --approved-by alice,payments-leads --author bob\n\nApprovers are matched as the forges match them: trimmed, a leading @ dropped, case-insensitive\n(Dana.Whitfield, @dana.whitfield and dana.whitfield are one person). Resolving a person's teams is the CI's job.\nThe author never counts as an approver of their own change.\nExit codes: 0 every requirement met, 1 not met (or unreadable plan), 64 usage error."
     )]
     Check(ApprovalsCheckArgs),
 }

@@ -113,7 +113,16 @@ fn load_sharing(snapshot: Snapshot, previous: Option<&DesiredState>, cache: &Cac
                 diagnostics.iter_mut().for_each(|d| d.redact_source = true);
             }
             loaded.state.diagnostics.extend(diagnostics);
-            for Document { value, pos, items, spans } in documents {
+            for Document { value, pos, items, spans, mut ambiguous, tagged_key } in documents {
+                // What YAML readers read differently is refused where it becomes cluster state:
+                // objects (and anything that names a kind) and `.mcp` metadata. A CI workflow's
+                // merge keys or GitLab's `!reference` tags are not ours to refuse.
+                if is_metadata(&path) || tagged_key || value.get("kind").is_some() || value.get("apiVersion").is_some() {
+                    if holds_secret(&text) {
+                        ambiguous.iter_mut().for_each(|d| d.redact_source = true);
+                    }
+                    loaded.state.diagnostics.extend(ambiguous);
+                }
                 let spans = Arc::new(spans);
                 if is_metadata(&path) {
                     load_metadata(&mut loaded, &path, value, spans, &items);
@@ -146,6 +155,12 @@ struct Document {
     items: Vec<usize>,
     #[serde(skip)]
     spans: Spans,
+    /// `yaml_ambiguous`: what in this document YAML readers read differently.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    ambiguous: Vec<Diagnostic>,
+    /// A key of it is tagged: it may be an object to kubectl whatever its keys are here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    tagged_key: bool,
 }
 
 /// What parsing a file made: its documents and its syntax problems.
@@ -180,7 +195,7 @@ fn parse(path: &str, text: &Arc<str>, cache: &Pack) -> (Option<Key>, Parsed) {
         .map(|d| {
             let items = if metadata { d.value.get("servers").and_then(Value::as_array).map_or(0, Vec::len) } else { 0 };
             let items = (0..items).map(|i| d.spans.values.get(&format!("/servers/{i}")).map_or(1, |pos| pos.line)).collect();
-            Document { value: d.value, pos: d.pos, items, spans: Spans::Made(d.spans) }
+            Document { value: d.value, pos: d.pos, items, spans: Spans::Made(d.spans), ambiguous: d.ambiguous, tagged_key: d.tagged_key }
         })
         .collect();
     let mut parsed = Parsed { documents, diagnostics };

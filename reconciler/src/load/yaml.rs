@@ -4,6 +4,10 @@
 //! plain scalars the way kubectl does (sigs.k8s.io/yaml, YAML 1.1: `yes` is true, `0644` is
 //! octal), so that a document means here what it means to the API server. Duplicate keys, alias
 //! expansion past a budget and nesting past a depth limit are reported, never fatal to the run.
+//!
+//! Constructs that YAML readers read differently (merge keys `<<`, tags such as `!!binary`) are
+//! noted on their document as `yaml_ambiguous`: the loader refuses them in the documents it
+//! applies, where kubectl would read another object than the one reviewed.
 
 use crate::model::object::{SpanMap, pointer_segment};
 use crate::model::{Code, Diagnostic, Pos};
@@ -23,6 +27,12 @@ pub struct YamlDocument {
     pub value: Value,
     pub spans: SpanMap,
     pub pos: Pos,
+    /// `yaml_ambiguous`: what in this document YAML readers read differently (the value holds
+    /// mcp-gitops' reading).
+    pub ambiguous: Vec<Diagnostic>,
+    /// Whether a key is tagged: `!!binary a2luZA==` is the key `kind` to kubectl, so such a
+    /// document may be an object to kubectl whatever its keys are here.
+    pub tagged_key: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -82,14 +92,18 @@ fn parse_with(file: &str, text: &str, spans: bool) -> (Vec<YamlDocument>, Vec<Di
         }
     }
     let mut diagnostics = builder.diagnostics;
+    let mut ambiguous = builder.ambiguous;
+    let tagged_keys = builder.tagged_keys;
     let documents = builder
         .documents
         .into_iter()
-        .filter(|node| !matches!(&node.kind, NodeKind::Scalar { text, style: ScalarStyle::Plain, .. } if is_null(text)))
-        .map(|node| {
+        .enumerate()
+        .filter(|(_, node)| !matches!(&node.kind, NodeKind::Scalar { text, style: ScalarStyle::Plain, .. } if is_null(text)))
+        .map(|(i, node)| {
             let mut map = SpanMap::default();
             let value = to_json(&node, spans.then(String::new), &mut map, file, &mut diagnostics);
-            YamlDocument { value, spans: map, pos: node.pos }
+            let ambiguous = ambiguous.remove(&i).unwrap_or_default();
+            YamlDocument { value, spans: map, pos: node.pos, ambiguous, tagged_key: tagged_keys.contains(&i) }
         })
         .collect();
     (documents, diagnostics)
@@ -116,6 +130,10 @@ struct Builder<'f> {
     alias_nodes: usize,
     failed: bool,
     diagnostics: Vec<Diagnostic>,
+    /// `yaml_ambiguous` notes, by document (its index in `documents`).
+    ambiguous: HashMap<usize, Vec<Diagnostic>>,
+    /// The documents with a tagged key.
+    tagged_keys: HashSet<usize>,
 }
 
 impl Builder<'_> {
@@ -173,6 +191,61 @@ impl Builder<'_> {
         }
     }
 
+    /// Notes a construct YAML readers disagree on, on the document being read.
+    fn ambiguous(&mut self, pos: Pos, message: String, hint: &str) {
+        let document = self.documents.len();
+        self.ambiguous.entry(document).or_default().push(Diagnostic::error(Code::YamlAmbiguous, self.file, pos, message).hint(hint));
+    }
+
+    /// A tag on a node: kubectl's reader (sigs.k8s.io/yaml) decodes `!!binary` from base64,
+    /// resolves `!!int "5"` to a number and reads custom tags as strings; mcp-gitops resolves
+    /// the text as if untagged. No tag is needed in a manifest.
+    fn tagged(&mut self, tag: Option<&Tag>, span: &Span) {
+        if let Some(tag) = tag {
+            let shown = if tag.is_yaml_core_schema() { format!("!!{}", tag.suffix) } else { tag.to_string() };
+            let message = format!(
+                "the tag {shown} is read differently by YAML readers (kubectl decodes !!binary from base64 and resolves other tags by their own rules; mcp-gitops would read the text as if untagged)"
+            );
+            self.ambiguous(self.pos(&span.start), message, "remove the tag: write the value itself, quoted if it must stay a string");
+        }
+    }
+
+    /// Whether the next node is a mapping's key.
+    fn at_key(&self) -> bool {
+        matches!(self.stack.last(), Some((Node { kind: NodeKind::Mapping(_), .. }, _, None, _)))
+    }
+
+    /// A plain key that readers read differently. A merge key `<<`: kubectl's reader
+    /// (sigs.k8s.io/yaml, goyaml.v2) lets it override the keys written before it, mcp-gitops and
+    /// yaml.v3 keep explicit keys, and YAML 1.2 has no merge keys at all. A key that YAML 1.1
+    /// resolves to another value (`yes`, `0644`, `~`): kubectl makes the key `true`, `420`,
+    /// `null`, mcp-gitops keeps the text.
+    fn plain_key(&mut self, text: &str, style: ScalarStyle, span: &Span) {
+        if style != ScalarStyle::Plain || !self.at_key() {
+            return;
+        }
+        if text == "<<" {
+            return self.ambiguous(
+                self.pos(&span.start),
+                "merge key <<: YAML readers disagree on what it means (kubectl lets a later << override the keys before it, mcp-gitops keeps the keys written out, YAML 1.2 has no merge keys)".into(),
+                "write the keys out instead of merging them; anchors and aliases (&name, *name) alone are fine",
+            );
+        }
+        let read = resolve_scalar(text, style, None);
+        let same = match &read {
+            Value::String(s) => s == text,
+            Value::Number(n) => n.is_i64() && n.to_string() == text,
+            _ => false,
+        };
+        if !same {
+            self.ambiguous(
+                self.pos(&span.start),
+                format!("the key {text} is {read} to kubectl (YAML 1.1) and the text {text:?} to mcp-gitops"),
+                "quote the key",
+            );
+        }
+    }
+
     fn complete(&mut self, node: Node, anchor: usize) {
         if anchor != 0 {
             self.anchors.insert(anchor, node.clone());
@@ -212,6 +285,11 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
         match event {
             Event::DocumentStart(_) => self.anchors.clear(),
             Event::Scalar(text, style, anchor, tag) => {
+                if tag.is_some() && self.at_key() {
+                    self.tagged_keys.insert(self.documents.len());
+                }
+                self.tagged(tag.as_deref(), &span);
+                self.plain_key(&text, style, &span);
                 let node = Node {
                     kind: NodeKind::Scalar { text: text.into_owned(), style, tag: tag.map(Cow::into_owned) },
                     pos: self.pos(&span.start),
@@ -219,8 +297,14 @@ impl<'input> SpannedEventReceiver<'input> for Builder<'_> {
                 };
                 self.complete(node, anchor);
             }
-            Event::SequenceStart(anchor, _) => self.open(NodeKind::Sequence(Vec::new()), anchor, &span),
-            Event::MappingStart(anchor, _) => self.open(NodeKind::Mapping(Vec::new()), anchor, &span),
+            Event::SequenceStart(anchor, tag) => {
+                self.tagged(tag.as_deref(), &span);
+                self.open(NodeKind::Sequence(Vec::new()), anchor, &span)
+            }
+            Event::MappingStart(anchor, tag) => {
+                self.tagged(tag.as_deref(), &span);
+                self.open(NodeKind::Mapping(Vec::new()), anchor, &span)
+            }
             Event::SequenceEnd | Event::MappingEnd => self.close(),
             Event::Alias(id) => {
                 let Some(mut node) = self.anchors.get(&id).cloned() else {
@@ -306,7 +390,7 @@ fn is_null(text: &str) -> bool {
 /// Resolves a scalar as sigs.k8s.io/yaml (goyaml.v2, YAML 1.1) would. As there, only a plain
 /// scalar that starts with a digit, a sign or a dot can be a number or a date.
 fn resolve_scalar(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Value {
-    if style != ScalarStyle::Plain || tag.is_some_and(|t| t.handle == "!!" && t.suffix == "str") {
+    if style != ScalarStyle::Plain || tag.is_some_and(|t| t.is_yaml_core_schema() && t.suffix == "str") {
         return Value::String(text.to_string());
     }
     if is_null(text) {
@@ -524,6 +608,27 @@ mod tests {
         assert!(diagnostics[0].message.contains("first defined at line 1"), "{}", diagnostics[0].message);
         assert_eq!(docs[0].value.as_object().map(|m| m.len()), Some(50_000));
         assert_eq!(docs[0].value["k7"], json!(7));
+    }
+
+    #[test]
+    fn what_yaml_readers_read_differently_is_noted_on_its_document() {
+        let text = "kind: A\n---\nkind: B\nspec:\n  disabled: true\n  <<: {disabled: false}\n  blob: !!binary aGVsbG8=\n  num: !custom 5\n  s: !!str yes\n  m: !!map {a: 1}\n";
+        let (docs, diagnostics) = parse("t.yaml", text);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        assert!(docs[0].ambiguous.is_empty());
+        let found: Vec<(usize, usize, bool)> =
+            docs[1].ambiguous.iter().map(|d| (d.line, d.column, d.code == Code::YamlAmbiguous && !d.hint.is_empty())).collect();
+        assert_eq!(found, [(6, 3, true), (7, 9, true), (8, 8, true), (9, 6, true), (10, 6, true)]);
+        assert!(docs[1].ambiguous[1].message.contains("!!binary"), "{}", docs[1].ambiguous[1].message);
+        assert_eq!(docs[1].value["spec"]["s"], json!("yes"), "!!str keeps the text");
+        // Keys that YAML 1.1 reads as other values; an integer key is its own text.
+        let keys = parse("t.yaml", "yes: 1\n0644: 2\n~: 3\n8080: 4\nname: 5\n").0;
+        assert_eq!(keys[0].ambiguous.iter().map(|d| d.line).collect::<Vec<_>>(), [1, 2, 3]);
+        assert!(!keys[0].tagged_key && parse("t.yaml", "? !!binary a2luZA==\n: X\n").0[0].tagged_key);
+        // A quoted "<<" is a key like any other, to every reader.
+        assert!(parse("t.yaml", "'<<': quoted\n").0[0].ambiguous.is_empty());
+        // An anchor and an alias alone mean one thing to every reader.
+        assert!(parse("t.yaml", "a: &x {b: 1}\nc: *x\n").0[0].ambiguous.is_empty());
     }
 
     #[test]

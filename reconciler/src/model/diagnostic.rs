@@ -25,6 +25,7 @@ impl fmt::Display for Severity {
 #[serde(rename_all = "snake_case")]
 pub enum Code {
     YamlSyntax,
+    YamlAmbiguous,
     SchemaViolation,
     UnknownKind,
     DuplicateObject,
@@ -35,6 +36,7 @@ pub enum Code {
     SubjectNeverMatches,
     SessionExpired,
     GrantExpired,
+    AnnotationIgnored,
     TrustCapped,
     SecretInRepo,
     PathOutsideRepo,
@@ -51,8 +53,9 @@ pub enum Code {
 
 impl Code {
     /// Every code, in the order of docs/diagnostics.md.
-    pub const ALL: [Code; 23] = [
+    pub const ALL: [Code; 25] = [
         Code::YamlSyntax,
+        Code::YamlAmbiguous,
         Code::SchemaViolation,
         Code::UnknownKind,
         Code::DuplicateObject,
@@ -63,6 +66,7 @@ impl Code {
         Code::SubjectNeverMatches,
         Code::SessionExpired,
         Code::GrantExpired,
+        Code::AnnotationIgnored,
         Code::TrustCapped,
         Code::SecretInRepo,
         Code::PathOutsideRepo,
@@ -80,6 +84,7 @@ impl Code {
     pub fn as_str(self) -> &'static str {
         match self {
             Code::YamlSyntax => "yaml_syntax",
+            Code::YamlAmbiguous => "yaml_ambiguous",
             Code::SchemaViolation => "schema_violation",
             Code::UnknownKind => "unknown_kind",
             Code::DuplicateObject => "duplicate_object",
@@ -90,6 +95,7 @@ impl Code {
             Code::SubjectNeverMatches => "subject_never_matches",
             Code::SessionExpired => "session_expired",
             Code::GrantExpired => "grant_expired",
+            Code::AnnotationIgnored => "annotation_ignored",
             Code::TrustCapped => "trust_capped",
             Code::SecretInRepo => "secret_in_repo",
             Code::PathOutsideRepo => "path_outside_repo",

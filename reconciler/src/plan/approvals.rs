@@ -63,12 +63,17 @@ pub fn required(owners: &Owners, access_changes: &[AccessChange]) -> Approvals {
     let mut needed: BTreeMap<(usize, Vec<String>), (BTreeSet<String>, usize)> = BTreeMap::new();
     for change in access_changes {
         for (i, rule) in rules.iter().enumerate().filter(|(_, rule)| covers(&rule.on, change)) {
-            let approvers: BTreeSet<String> = rule
+            // One entry per person or team, however often and in whatever case it is listed.
+            let approvers: BTreeMap<String, String> = rule
                 .approvers
                 .iter()
                 .flat_map(|a| if a == "owners" { map.of(&change.server).into_iter().collect() } else { vec![a.clone()] })
+                .rev()
+                .map(|a| (identity(&a), a))
                 .collect();
-            let entry = needed.entry((i, approvers.into_iter().collect())).or_default();
+            let mut approvers: Vec<String> = approvers.into_values().collect();
+            approvers.sort();
+            let entry = needed.entry((i, approvers)).or_default();
             entry.0.insert(change.server.clone());
             entry.1 += 1;
         }
@@ -137,15 +142,27 @@ pub fn unowned(owners: &Owners, desired: &DesiredState, base: &DesiredState, cha
     found
 }
 
+/// A handle or team name as the forges compare them: GitHub and GitLab logins and team slugs
+/// are case-insensitive, and a mention's `@` is not part of the name. So `Dana.Whitfield`,
+/// ` dana.whitfield ` and `@dana.whitfield` are one person.
+pub fn identity(name: &str) -> String {
+    let name = name.trim();
+    name.strip_prefix('@').unwrap_or(name).trim().to_lowercase()
+}
+
 /// Whether `approved_by` (less the author, who never approves their own change) meets each
-/// requirement: the unmet ones, each with the approvals still missing.
+/// requirement: the unmet ones, each with the approvals still missing. Names are compared as
+/// `identity` says, and each person or team counts once.
 pub fn unmet<'a>(approvals: &'a Approvals, approved_by: &[String], author: Option<&str>) -> Vec<(&'a Requirement, usize)> {
-    let approved: BTreeSet<&str> = approved_by.iter().map(String::as_str).filter(|a| Some(*a) != author && !a.is_empty()).collect();
+    let author = author.map(identity);
+    let approved: BTreeSet<String> =
+        approved_by.iter().map(|a| identity(a)).filter(|a| !a.is_empty() && Some(a) != author.as_ref()).collect();
     approvals
         .required
         .iter()
         .filter_map(|r| {
-            let have = r.approvers.iter().filter(|a| approved.contains(a.as_str())).count();
+            let approvers: BTreeSet<String> = r.approvers.iter().map(|a| identity(a)).collect();
+            let have = approvers.intersection(&approved).count();
             (have < r.count).then_some((r, r.count - have))
         })
         .collect()
@@ -232,5 +249,28 @@ mod tests {
         assert!(unmet(&approvals, &by(&["pay-leads", "security"]), None).is_empty());
         assert_eq!(unmet(&approvals, &by(&["pay-leads", "security"]), Some("pay-leads"))[0].1, 1);
         assert_eq!(unmet(&approvals, &by(&["someone-else"]), None)[0].1, 2);
+    }
+
+    #[test]
+    fn identities_are_compared_as_the_forges_compare_them() {
+        let approvals = required(&owners(&[("widened", &["owners", "Security"], 2)]), &[change(Direction::Widened, "pay/p", "read")]);
+        let by = |who: &[&str]| who.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        assert!(unmet(&approvals, &by(&["PAY-LEADS", " security "]), None).is_empty());
+        assert!(unmet(&approvals, &by(&["@pay-leads", "@Security"]), None).is_empty());
+        // The author in another spelling is still the author.
+        assert_eq!(unmet(&approvals, &by(&["pay-leads", "security"]), Some(" Pay-Leads"))[0].1, 1);
+        assert_eq!(unmet(&approvals, &by(&["pay-leads", "security"]), Some("@pay-leads"))[0].1, 1);
+        // One person listed twice in two spellings is one approver, and one approval.
+        let twice = required(&owners(&[("widened", &["owners", "Pay-Leads"], 2)]), &[change(Direction::Widened, "pay/p", "read")]);
+        assert_eq!(twice.required[0].approvers.len(), 1, "{twice:?}");
+        let listed_twice = Approvals {
+            required: vec![Requirement {
+                approvers: by(&["dana", "Dana"]),
+                count: 2,
+                servers: vec!["pay/p".into()],
+                reason: String::new(),
+            }],
+        };
+        assert_eq!(unmet(&listed_twice, &by(&["dana"]), None)[0].1, 1);
     }
 }

@@ -164,7 +164,7 @@ pub fn check(
     let Some(armored) = &parts.signature else { return Err(Refusal::new(Failure::Unsigned, "", "the commit carries no signature")) };
     let (lines, fingerprint) = if armored.contains("BEGIN PGP SIGNATURE") {
         let signed = openpgp::check(armored, &parts.payload, &keys.pgp, at)?;
-        (vec![signed.principals.to_vec()], signed.fingerprint)
+        (rules::Principals::Names(signed.principals.to_vec()), signed.fingerprint)
     } else {
         ssh::check(parts, armored, &keys.ssh, at)?
     };

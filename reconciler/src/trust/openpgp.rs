@@ -9,8 +9,8 @@
 //! - allowed to sign: the key flags of that self-signature or binding say so.
 //!
 //! A key's principals are the email addresses of its user IDs that carry a valid
-//! self-signature: they meet identity binding and path-scoped signers as an allowed_signers
-//! line's principals do.
+//! self-signature: they meet identity binding and path-scoped signers as names (whoever makes
+//! the key writes them), never as the patterns an allowed_signers line holds.
 
 use super::{Failure, Refusal, TrustError};
 use pgp::composed::{Deserializable, DetachedSignature, SignedPublicKey};

@@ -4,7 +4,7 @@
 //! written: a grant for a guarded namespace put in an unguarded folder is still guarded.
 
 use super::TrustError;
-use super::signers::principal_matches;
+use super::signers::{list_matches, principal_matches};
 use crate::model::{IdentityBinding, Kind, ObjectId, Severity, TrustSettings};
 use git2::{Oid, Repository};
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -37,6 +37,36 @@ pub struct IdentityMismatch {
     pub email: String,
     /// Where the rules were read (`mcp-gitops.yaml at 1a2b3c4`).
     pub read_at: String,
+}
+
+/// Whom a verified signature stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principals {
+    /// The principals of the allowed_signers lines that hold the key, one list per line:
+    /// patterns the trust file's owner wrote (`*@fernhill.io` is anyone at fernhill.io).
+    Patterns(Vec<Vec<String>>),
+    /// Names the key or its certificate states (a certificate's principals, an OpenPGP key's
+    /// user-ID emails): each stands for itself alone, whatever characters it holds, since
+    /// whoever has the certificate issued or makes the key chooses them.
+    Names(Vec<String>),
+}
+
+impl Principals {
+    fn all(&self) -> Vec<String> {
+        match self {
+            // A negated pattern stands for nobody.
+            Principals::Patterns(lines) => lines.iter().flatten().filter(|p| !p.starts_with('!')).cloned().collect(),
+            Principals::Names(names) => names.clone(),
+        }
+    }
+
+    /// Whether they stand for `email`: a pattern matching it, or a name equal to it.
+    fn include(&self, email: &str) -> bool {
+        match self {
+            Principals::Patterns(lines) => lines.iter().any(|patterns| list_matches(patterns, email)),
+            Principals::Names(names) => names.iter().any(|name| name == email),
+        }
+    }
 }
 
 /// One rule of `trust.signers`: what it guards, and who may change that.
@@ -123,19 +153,19 @@ impl Rules {
     }
 
     /// The principals a signer stands for. Without identity binding, every principal of the
-    /// allowed_signers lines that hold the key; with it, the committer's (or author's) email,
-    /// when one of those lines names it.
-    pub fn principals(&self, lines: &[Vec<String>], committer: &str, author: &str) -> Result<Vec<String>, IdentityMismatch> {
+    /// allowed_signers lines that hold the key (or every name of its certificate or OpenPGP
+    /// key); with it, the committer's (or author's) email, when a line's pattern matches it or
+    /// a name is it.
+    pub fn principals(&self, signed: &Principals, committer: &str, author: &str) -> Result<Vec<String>, IdentityMismatch> {
         let (role, email) = match self.identity {
-            IdentityBinding::None => return Ok(lines.iter().flat_map(|l| l.iter().cloned()).collect()),
+            IdentityBinding::None => return Ok(signed.all()),
             IdentityBinding::Committer => ("committer", committer),
             IdentityBinding::Author => ("author", author),
         };
-        if lines.iter().flat_map(|l| l.iter()).any(|pattern| principal_matches(pattern, email)) {
+        if signed.include(email) {
             return Ok(vec![email.to_string()]);
         }
-        let allowed = lines.iter().flat_map(|l| l.iter().cloned()).collect();
-        Err(IdentityMismatch { allowed, role, email: email.to_string(), read_at: self.read_at.clone() })
+        Err(IdentityMismatch { allowed: signed.all(), role, email: email.to_string(), read_at: self.read_at.clone() })
     }
 
     /// Why `principals` may not make this change: the first changed file (paths in the
@@ -209,7 +239,7 @@ mod tests {
     #[test]
     fn identity_binding_takes_the_email_the_key_line_names() {
         let line = ["dana@fernhill.io".to_string(), "*@ops.fernhill.io".to_string()];
-        let lines = [line.to_vec()];
+        let lines = Principals::Patterns(vec![line.to_vec()]);
         assert_eq!(rules(IdentityBinding::None).principals(&lines, "x@y.io", "").unwrap(), line.to_vec());
         assert_eq!(rules(IdentityBinding::Committer).principals(&lines, "sam@ops.fernhill.io", "").unwrap(), ["sam@ops.fernhill.io"]);
         let mismatch = rules(IdentityBinding::Committer).principals(&lines, "eve@evil.io", "dana@fernhill.io").unwrap_err();
@@ -219,5 +249,15 @@ mod tests {
             "the key is allowed for dana@fernhill.io,*@ops.fernhill.io, the committer is \"eve@evil.io\" (trust.identity in mcp-gitops.yaml at 1234567)"
         );
         assert!(rules(IdentityBinding::Author).principals(&lines, "eve@evil.io", "dana@fernhill.io").is_ok());
+    }
+
+    #[test]
+    fn a_certificate_or_key_names_its_principals_and_a_name_is_no_pattern() {
+        let names = Principals::Names(vec!["*@fernhill.io".to_string(), "dana@fernhill.io".to_string()]);
+        let committer = rules(IdentityBinding::Committer);
+        assert!(committer.principals(&names, "security@fernhill.io", "").is_err(), "a name with a star is not a pattern");
+        assert_eq!(committer.principals(&names, "dana@fernhill.io", "").unwrap(), ["dana@fernhill.io"]);
+        assert_eq!(committer.principals(&names, "*@fernhill.io", "").unwrap(), ["*@fernhill.io"]);
+        assert_eq!(rules(IdentityBinding::None).principals(&names, "x@y.io", "").unwrap(), ["*@fernhill.io", "dana@fernhill.io"]);
     }
 }

@@ -1,6 +1,6 @@
 //! git's `allowed_signers` file (ssh-keygen's ALLOWED SIGNERS format): one key per line,
 //! `principals [options] keytype base64-key [comment]`. Principals are comma-separated patterns
-//! (`*` and `?`); options are `namespaces="git,file"`, `valid-after=`, `valid-before=` (times as
+//! (`*` and `?`, a leading `!` excluding what it matches); options are `namespaces="git,file"`, `valid-after=`, `valid-before=` (times as
 //! `YYYYMMDD[HHMM[SS]][Z]`) and `cert-authority`. Blank lines and `#` comments are skipped.
 
 use super::TrustError;
@@ -153,6 +153,21 @@ fn parse_time(text: &str) -> Result<i64, LineError> {
     civil.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp().as_second()).map_err(|_| bad())
 }
 
+/// Whether a line's principals, a pattern list, admit `principal`, as OpenSSH's
+/// `match_pattern_list` decides for `ssh-keygen -Y verify`: a pattern matches, and no negated
+/// pattern (`!contractor@fernhill.io`) does, wherever it stands in the list.
+pub fn list_matches(patterns: &[String], principal: &str) -> bool {
+    let mut matched = false;
+    for pattern in patterns {
+        match pattern.strip_prefix('!') {
+            Some(negated) if principal_matches(negated, principal) => return false,
+            Some(_) => {}
+            None => matched |= principal_matches(pattern, principal),
+        }
+    }
+    matched
+}
+
 /// Whether `principal` matches a pattern with `*` and `?` (and a leading `!` never matches).
 /// Linear in practice: on a mismatch only the last `*` takes one more character, so a hostile
 /// pattern such as `*a*a*a*a*b` cannot make it exponential.
@@ -222,6 +237,9 @@ mod tests {
         assert!(!principal_matches("!dana@fernhill.io", "dana@fernhill.io"));
         assert!(principal_matches("*", "") && principal_matches("a*b*c", "axxbyyc") && !principal_matches("a*b*c", "axxbyy"));
         assert!(principal_matches("*@*.fernhill.io", "sam@ops.fernhill.io") && !principal_matches("?", ""));
+        let list = ["*@fernhill.io".to_string(), "!contractor@fernhill.io".to_string()];
+        assert!(list_matches(&list, "dana@fernhill.io") && !list_matches(&list, "contractor@fernhill.io"));
+        assert!(!list_matches(&list[1..], "dana@fernhill.io"), "a negation alone admits nobody");
         let hostile = format!("{}b", "*a".repeat(40));
         assert!(!principal_matches(&hostile, &"a".repeat(200)));
     }

@@ -3,20 +3,17 @@
 //! in a line valid at the time of verification (never at the commit time, which its author
 //! chooses), or a certificate signed by a `cert-authority` line's key.
 
+use super::rules::Principals;
 use super::signers::{self, AllowedSigner};
 use super::{Failure, Refusal, commit};
 use ssh_key::SshSig;
 
 /// An SSH signature (SSHSIG) against the allowed_signers lines: the principals of the lines that
-/// allow its key at `at` (the time of verification, seconds since the epoch), and the key's
-/// fingerprint. A signature made with a certificate is checked against the `cert-authority`
-/// lines instead.
-pub fn check(
-    parts: &commit::SignedParts,
-    armored: &str,
-    signers: &[AllowedSigner],
-    at: i64,
-) -> Result<(Vec<Vec<String>>, String), Refusal> {
+/// allow its key at `at` (the time of verification, seconds since the epoch; patterns), and the
+/// key's fingerprint. A signature made with a certificate is checked against the
+/// `cert-authority` lines instead, and stands for the certificate's principals that those lines
+/// allow (names).
+pub fn check(parts: &commit::SignedParts, armored: &str, signers: &[AllowedSigner], at: i64) -> Result<(Principals, String), Refusal> {
     let (signature, certificate) = match SshSig::from_pem(armored.as_bytes()) {
         Ok(signature) => (signature, None),
         Err(e) => match certified_signature(armored) {
@@ -56,28 +53,26 @@ pub fn check(
     let Some(line) = lines.iter().find(in_git) else {
         return Err(fail(Failure::PrincipalMismatch, format!("{}: the key is not allowed to sign in namespace git", first.at)));
     };
-    let mut valid: Vec<Vec<String>> = lines.iter().filter(in_git).filter(in_time).map(|line| line.principals.clone()).collect();
+    let valid: Vec<Vec<String>> = lines.iter().filter(in_git).filter(in_time).map(|line| line.principals.clone()).collect();
     if valid.is_empty() {
         return Err(fail(Failure::KeyNotValid, format!("{}: the key is not valid at the time of verification ({time})", line.at)));
     }
-    if let Some(certificate) = &certificate {
-        valid =
-            certified_principals(certificate, valid, time, &line.at).map_err(|refused| Refusal { key: fingerprint.clone(), ..refused })?;
-    }
+    let principals = match &certificate {
+        None => Principals::Patterns(valid),
+        Some(certificate) => Principals::Names(
+            certified_principals(certificate, valid, time, &line.at).map_err(|refused| Refusal { key: fingerprint.clone(), ..refused })?,
+        ),
+    };
     key.verify("git", &parts.payload, &signature)
         .map_err(|e| fail(Failure::BadSignature, format!("the signature does not match the commit ({e})")))?;
-    Ok((valid, fingerprint))
+    Ok((principals, fingerprint))
 }
 
 /// A certificate a `cert-authority` line trusts, as `ssh-keygen -Y verify` takes it: signed by
-/// the authority, a user certificate, valid at `time` (of verification); its principals are those the
-/// lines' patterns match (a certificate with none stands for nobody).
-fn certified_principals(
-    certificate: &ssh_key::Certificate,
-    lines: Vec<Vec<String>>,
-    time: i64,
-    at: &str,
-) -> Result<Vec<Vec<String>>, Refusal> {
+/// the authority, a user certificate, valid at `time` (of verification); its principals are those
+/// the lines' patterns match (a certificate with none stands for nobody). Each is a name: a
+/// certificate issued for the text `*@fernhill.io` stands for that text, not for everyone.
+fn certified_principals(certificate: &ssh_key::Certificate, lines: Vec<Vec<String>>, time: i64, at: &str) -> Result<Vec<String>, Refusal> {
     let id = certificate.key_id();
     // The caller knows the key's fingerprint.
     let refuse = |failure: Failure, detail: String| Refusal::new(failure, "", detail);
@@ -94,13 +89,11 @@ fn certified_principals(
             format!("certificate {id:?} is valid from {after} to {before}, the time of verification is {time}"),
         ));
     }
-    let matched: Vec<Vec<String>> = lines
+    let matched: Vec<String> = certificate
+        .valid_principals()
         .iter()
-        .map(|patterns| {
-            let cert = certificate.valid_principals().iter();
-            cert.filter(|p| patterns.iter().any(|pattern| signers::principal_matches(pattern, p))).cloned().collect::<Vec<String>>()
-        })
-        .filter(|principals| !principals.is_empty())
+        .filter(|p| lines.iter().any(|patterns| signers::list_matches(patterns, p)))
+        .cloned()
         .collect();
     if matched.is_empty() {
         return Err(refuse(

@@ -4,11 +4,67 @@
 //! (validate --now, plan, apply, access --at, render) sees the grant as it is at that time.
 
 use crate::model::Spec;
-use crate::model::{Code, DesiredState, Diagnostic, Kind};
+use crate::model::object::pointer_segment;
+use crate::model::{Code, DesiredState, Diagnostic, Kind, Object};
 use jiff::Timestamp;
 use std::sync::Arc;
 
 pub const EXPIRES_AT: &str = "mcp-gitops.io/expires-at";
+
+/// `annotation_ignored` for an expiry mcp-gitops would not read: `mcp-gitops.io/expires-at` on
+/// a session or a server (only grants expire by it; a session has `spec.expiresAt`), or an
+/// annotation that differs from it only in case or punctuation (`mcp-gitops.io/Expires-At`:
+/// annotation keys are case-sensitive). Without the warning the access silently never ends.
+pub fn ignored(state: &DesiredState) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    for object in &state.objects {
+        let Some(annotations) = object.body.pointer("/metadata/annotations").and_then(|a| a.as_object()) else { continue };
+        for key in annotations.keys() {
+            let why = if key == EXPIRES_AT {
+                match object.id.kind {
+                    Kind::Grant => continue,
+                    Kind::Session => {
+                        format!("{EXPIRES_AT} is read on MCPAccessGrant only: this session does not expire by it")
+                    }
+                    Kind::Server => format!("{EXPIRES_AT} is read on MCPAccessGrant only: a server does not expire"),
+                }
+            } else if meant_as_expiry(key) {
+                format!(
+                    "annotation {key:?} is not {EXPIRES_AT} (annotation keys are case-sensitive): it is ignored and nothing expires by it"
+                )
+            } else {
+                continue;
+            };
+            found.push(annotation_ignored(object, key, why));
+        }
+    }
+    found
+}
+
+fn annotation_ignored(object: &Object, key: &str, why: String) -> Diagnostic {
+    let pointer = format!("/metadata/annotations/{}", pointer_segment(key));
+    let hint = match object.id.kind {
+        Kind::Session => "set spec.expiresAt on the session (RFC 3339): the gateway refuses the session from then on",
+        Kind::Server => "remove the annotation; put the expiry on the grants that give access to the server",
+        Kind::Grant => "write the key as mcp-gitops.io/expires-at",
+    };
+    Diagnostic::warning(Code::AnnotationIgnored, &object.origin.file, object.origin.key_pos(&pointer), why)
+        .object(&object.id)
+        .path(format!("metadata.annotations[{key}]"))
+        .hint(hint)
+}
+
+/// `mcp-gitops.io/Expires-At`, `MCP-GitOps.io/expires_at`, `expires-at`: our expiry in another
+/// spelling (another tool's `example.com/expires-at` is its own).
+fn meant_as_expiry(key: &str) -> bool {
+    let (prefix, name) = key.rsplit_once('/').unwrap_or(("", key));
+    squashed(name) == "expiresat" && (prefix.is_empty() || squashed(prefix).starts_with("mcpgitops"))
+}
+
+/// Letters and digits, lowercased: `Expires_At` and `expiresAt` are `expiresat`.
+fn squashed(name: &str) -> String {
+    name.chars().filter(char::is_ascii_alphanumeric).map(|c| c.to_ascii_lowercase()).collect()
+}
 
 /// The next instant after `now` at which a grant of `state` expires: when the desired state
 /// changes without a commit.

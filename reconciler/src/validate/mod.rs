@@ -46,6 +46,7 @@ pub fn validate_cached(mut loaded: Loaded, now: Timestamp, cache: &Cache) -> Des
     guardrails::check(&loaded, now, &malformed, &cache.findings, &mut found);
     // Last: the checks see the grant as written; what is planned and applied is the grant as
     // it is at `now`.
+    found.extend(expiry::ignored(&loaded.state));
     found.extend(expiry::expire(&mut loaded.state, now));
     loaded.state.diagnostics.extend(found);
     diagnostic::sort(&mut loaded.state.diagnostics);
