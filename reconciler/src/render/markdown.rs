@@ -54,8 +54,7 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
         for r in &plan.approvals.required {
             let who = if r.approvers.is_empty() { "nobody: the server has no owner".to_string() } else { text(&r.approvers.join(", ")) };
             let servers: Vec<String> = r.servers.iter().map(|s| code(s)).collect();
-            // The reason is ours: it names a rule only when `on` is one of the values we know.
-            let _ = writeln!(head, "| {} | {} | {} | {} |", r.count, cell(&who), cell(&servers.join(", ")), cell(&r.reason));
+            let _ = writeln!(head, "| {} | {} | {} | {} |", r.count, cell(&who), cell(&servers.join(", ")), cell(&reason(&r.reason)));
         }
         head.push('\n');
     }
@@ -209,6 +208,13 @@ pub fn validation_report(path: &str, diagnostics: &[Diagnostic]) -> String {
     }
     out.push('\n');
     out
+}
+
+/// An approval's reason: ours, with the rule's `on:` in one code span, shown as it is; but the
+/// rule comes from the repository, so a reason with anything more is shown as plain text.
+fn reason(reason: &str) -> String {
+    let ordinary = reason.matches('`').count() == 2 && text(&reason.replace('`', "")) == reason.replace('`', "");
+    if ordinary { reason.to_string() } else { text(reason) }
 }
 
 fn short(revision: &str) -> &str {
