@@ -7,9 +7,10 @@ use std::fmt::Write;
 
 /// A character that makes a terminal, or a Markdown or XML reader, do something rather than
 /// show it: C0 and C1 controls, DEL, the Unicode line and paragraph separators and the
-/// bidirectional overrides that reorder what a reader sees.
+/// bidirectional overrides that reorder what a reader sees. A tab only moves to the next stop:
+/// it stays, as it always did.
 fn is_control(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    (c.is_control() && c != '\t') || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A control character as text: `\x1b`, `\u{2028}`.
@@ -47,7 +48,7 @@ pub fn terminal_lines(text: &str) -> String {
 /// name included); this catches any path that forgot.
 pub fn terminal_report(text: &str, color: bool) -> String {
     const PALETTE: [&str; 6] = ["\x1b[0m", "\x1b[1m", "\x1b[2m", "\x1b[31m", "\x1b[32m", "\x1b[33m"];
-    if !text.chars().any(|c| is_control(c) && c != '\n' && c != '\t') {
+    if !text.chars().any(|c| is_control(c) && c != '\n') {
         return text.to_string();
     }
     let mut out = String::with_capacity(text.len() + 8);
@@ -58,7 +59,7 @@ pub fn terminal_report(text: &str, color: bool) -> String {
             rest = &rest[code.len()..];
             continue;
         }
-        if is_control(c) && c != '\n' && c != '\t' {
+        if is_control(c) && c != '\n' {
             push_visible(&mut out, c)
         } else {
             out.push(c)
@@ -224,7 +225,7 @@ mod tests {
 
     #[test]
     fn ordinary_names_come_out_unchanged() {
-        for name in ["payments-mcp/refund_invoice", "dana.whitfield@fernhill.io", "teams/payments/grants.yaml", "A & B"] {
+        for name in ["payments-mcp/refund_invoice", "dana.whitfield@fernhill.io", "teams/payments/grants.yaml", "A & B", "a\tb"] {
             assert_eq!(terminal(name), name);
             assert_eq!(markdown(name), name);
             assert_eq!(markdown_code(name), format!("`{name}`"));
