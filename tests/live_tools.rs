@@ -231,3 +231,24 @@ fn an_endless_next_cursor_is_cut_at_the_cap_in_bounded_memory() {
     assert!(message.contains("still had a nextCursor after 1000 pages of tools/list"), "{message}");
     assert!(elapsed < std::time::Duration::from_secs(15), "took {elapsed:?}");
 }
+
+#[test]
+fn tool_names_from_a_live_server_reach_the_summary_and_terminal_as_text() {
+    let hostile = "x\n<img src=x onerror=alert(1)> @octocat #1 <!-- mcp-gitops-plan --> \u{1b}]0;pwned\u{7}\u{1b}[2J";
+    let url = serve(Catalog { tools: vec!["list_invoices", "create_invoice", "refund_invoice", hostile], page: 10 });
+    let dir = repo();
+    let path = dir.path().to_string_lossy().into_owned();
+    let summary = dir.path().join("summary.md");
+    let out = common::mcp_gitops()
+        .args(["validate", &path, "--from-server", &url, "--format", "github", "--now", NOW])
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .expect("runs");
+    let report = std::fs::read_to_string(&summary).expect("summary");
+    assert!(report.contains("tool_ungoverned"), "{report}\n{}", String::from_utf8_lossy(&out.stderr));
+    for raw in ["<img", "<!--", "@octocat", "#1", "\u{1b}", "\n<"] {
+        assert!(!report.contains(raw), "{raw:?} reached the job summary:\n{report}");
+    }
+    let text = run(&["--color", "never", "validate", &path, "--from-server", &url, "--now", NOW]).stdout;
+    assert!(text.contains("tool_ungoverned") && !text.contains('\u{1b}') && !text.contains('\u{7}'), "{text}");
+}
