@@ -138,3 +138,117 @@ fn several_servers_need_a_name() {
     assert_eq!(out.code, 64);
     assert!(out.stderr.contains("--server"), "{}", out.stderr);
 }
+
+/// A hostile MCP server (#33.5): `per_page` fresh tools on every page, and a `nextCursor` after
+/// each of the first `pages` pages (`usize::MAX`: never ending).
+#[derive(Clone)]
+struct Hostile {
+    per_page: usize,
+    pages: usize,
+}
+
+impl ServerHandler for Hostile {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let page: usize = request.and_then(|r| r.cursor).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let schema = Arc::new(JsonObject::new());
+        let tools = (0..self.per_page).map(|i| Tool::new(format!("tool_{page}_{i}"), "a hostile tool", schema.clone())).collect();
+        let mut result = ListToolsResult::with_all_items(tools);
+        result.next_cursor = (page + 1 < self.pages).then(|| (page + 1).to_string());
+        Ok(result)
+    }
+}
+
+/// Serves a hostile server like `serve` does a catalog.
+fn serve_hostile(hostile: Hostile) -> String {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async move {
+            let service = StreamableHttpService::new(
+                move || Ok(hostile.clone()),
+                Arc::new(LocalSessionManager::default()),
+                StreamableHttpServerConfig::default(),
+            );
+            let router = axum::Router::new().nest_service("/mcp", service);
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            sender.send(listener.local_addr().expect("address")).expect("send");
+            let _ = axum::serve(listener, router).await;
+        });
+    });
+    format!("http://127.0.0.1:{}", receiver.recv().expect("server started").port())
+}
+
+/// `validate --from-server` against a hostile server, bounded in time and memory; the one
+/// diagnostic it gives.
+fn check_hostile(url: &str, timeout: &str, limit: std::time::Duration) -> (i32, String, std::time::Duration) {
+    let dir = repo();
+    let path = dir.path().to_string_lossy().into_owned();
+    let started = std::time::Instant::now();
+    let args = ["validate", path.as_str(), "--from-server", url, "--from-server-timeout", timeout, "--format", "json", "--now", NOW];
+    let out = common::run_bounded(&args, &[], 2048, limit);
+    let elapsed = started.elapsed();
+    let report = json(&out.stdout);
+    let unreachable: Vec<String> = report["diagnostics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["code"] == "server_unreachable")
+        .map(|d| d["message"].as_str().unwrap_or_default().to_string())
+        .collect();
+    (out.code, unreachable.join("\n"), elapsed)
+}
+
+#[test]
+fn a_server_listing_200000_tools_is_cut_at_the_cap_within_the_timeout() {
+    let url = serve_hostile(Hostile { per_page: 200_000, pages: 1 });
+    let (code, message, elapsed) = check_hostile(&url, "5s", std::time::Duration::from_secs(30));
+    assert_eq!(code, 1);
+    assert!(message.contains("lists more than 10000 tools (the most mcp-gitops reads from one server)"), "{message}");
+    assert!(elapsed < std::time::Duration::from_secs(12), "took {elapsed:?} with a 5s timeout");
+}
+
+#[test]
+fn an_endless_next_cursor_is_cut_at_the_cap_in_bounded_memory() {
+    // Fresh tools on every page, forever: the tools cap ends it.
+    let url = serve_hostile(Hostile { per_page: 1_000, pages: usize::MAX });
+    let (code, message, elapsed) = check_hostile(&url, "20s", std::time::Duration::from_secs(40));
+    assert_eq!(code, 1);
+    assert!(message.contains("more than 10000 tools"), "{message}");
+    assert!(elapsed < std::time::Duration::from_secs(25), "took {elapsed:?}");
+
+    // Empty pages, forever: the pages cap ends it.
+    let url = serve_hostile(Hostile { per_page: 0, pages: usize::MAX });
+    let (code, message, elapsed) = check_hostile(&url, "10s", std::time::Duration::from_secs(30));
+    assert_eq!(code, 1);
+    assert!(message.contains("still had a nextCursor after 1000 pages of tools/list"), "{message}");
+    assert!(elapsed < std::time::Duration::from_secs(15), "took {elapsed:?}");
+}
+
+#[test]
+fn tool_names_from_a_live_server_reach_the_summary_and_terminal_as_text() {
+    let hostile = "x\n<img src=x onerror=alert(1)> @octocat #1 <!-- mcp-gitops-plan --> \u{1b}]0;pwned\u{7}\u{1b}[2J";
+    let url = serve(Catalog { tools: vec!["list_invoices", "create_invoice", "refund_invoice", hostile], page: 10 });
+    let dir = repo();
+    let path = dir.path().to_string_lossy().into_owned();
+    let summary = dir.path().join("summary.md");
+    let out = common::mcp_gitops()
+        .args(["validate", &path, "--from-server", &url, "--format", "github", "--now", NOW])
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .expect("runs");
+    let report = std::fs::read_to_string(&summary).expect("summary");
+    assert!(report.contains("tool_ungoverned"), "{report}\n{}", String::from_utf8_lossy(&out.stderr));
+    for raw in ["<img", "<!--", "@octocat", "#1", "\u{1b}", "\n<"] {
+        assert!(!report.contains(raw), "{raw:?} reached the job summary:\n{report}");
+    }
+    let text = run(&["--color", "never", "validate", &path, "--from-server", &url, "--now", NOW]).stdout;
+    assert!(text.contains("tool_ungoverned") && !text.contains('\u{1b}') && !text.contains('\u{7}'), "{text}");
+}

@@ -21,7 +21,12 @@ fn write_stdout(text: &str) {
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
-/// `allowed`: the directories outside the repository its `mcp-gitops.yaml` may name (`--allow-policy-dir`).
+/// A report for a person: no control character from the repository reaches the terminal, only
+/// the palette's own colours (`render::escape::terminal_report`).
+fn write_report(text: &str, palette: Palette) {
+    write_stdout(&render::escape::terminal_report(text, palette.color));
+}
+
 pub fn dispatch(command: Command, palette: Palette, allowed: &Allowed) -> Result<i32, CliError> {
     match command {
         Command::Validate(args) => validate_command(args, allowed, palette),
@@ -119,8 +124,8 @@ fn validate_command(args: ValidateArgs, allowed: &Allowed, palette: Palette) -> 
         DiagnosticsFormat::Gitlab => forge(Forge::Gitlab),
         DiagnosticsFormat::Junit => forge(Forge::Junit),
         DiagnosticsFormat::Text => {
-            write_stdout(&diagnostics::render(&state.diagnostics, &state.sources, palette));
-            write_stdout(&diagnostics::summary(&args.path.display().to_string(), &state));
+            write_report(&diagnostics::render(&state.diagnostics, &state.sources, palette), palette);
+            write_report(&diagnostics::summary(&args.path.display().to_string(), &state), palette);
         }
     }
     let code = if state.has_errors() { EXIT_ERROR } else { EXIT_OK };
@@ -155,7 +160,7 @@ fn plan_command(args: PlanArgs, allowed: &Allowed, palette: Palette) -> Result<i
         PlanFormat::Sarif => forge(Forge::Sarif),
         PlanFormat::Gitlab => forge(Forge::Gitlab),
         PlanFormat::Junit => forge(Forge::Junit),
-        PlanFormat::Text => write_stdout(&text::with_diagnostics(&plan, &desired.sources, &base_sources, palette)),
+        PlanFormat::Text => write_report(&text::with_diagnostics(&plan, &desired.sources, &base_sources, palette), palette),
     }
     let code = if plan.summary.errors > 0 {
         EXIT_ERROR
@@ -207,7 +212,7 @@ fn explain_command(args: ExplainArgs, allowed: &Allowed) -> Result<i32, CliError
             print_json(&value)?
         }
         AnswerFormat::Json => print_json(&decision)?,
-        AnswerFormat::Text => write_stdout(&text::explain(&document, &identity, &args.tool, &decision, &history)),
+        AnswerFormat::Text => write_report(&text::explain(&document, &identity, &args.tool, &decision, &history), Palette::PLAIN),
     }
     Ok(EXIT_OK)
 }
@@ -226,7 +231,7 @@ fn matrix_command(args: MatrixArgs, allowed: &Allowed) -> Result<i32, CliError> 
         .collect();
     match args.format {
         AnswerFormat::Json => print_json(&cells)?,
-        AnswerFormat::Text => write_stdout(&text::matrix(&cells)),
+        AnswerFormat::Text => write_report(&text::matrix(&cells), Palette::PLAIN),
     }
     Ok(if state.has_errors() { EXIT_ERROR } else { EXIT_OK })
 }
@@ -241,7 +246,7 @@ fn who_can_command(args: WhoCanArgs, allowed: &Allowed) -> Result<i32, CliError>
         AnswerFormat::Json => print_json(&json!({
             "server": args.server, "tool": args.tool, "at": at.to_string(), "anyone": anyone, "callers": callers,
         }))?,
-        AnswerFormat::Text => write_stdout(&text::who_can(&args.server, &args.tool, &callers, anyone.as_ref())),
+        AnswerFormat::Text => write_report(&text::who_can(&args.server, &args.tool, &callers, anyone.as_ref()), Palette::PLAIN),
     }
     Ok(EXIT_OK)
 }
@@ -257,7 +262,7 @@ fn what_can_command(args: WhatCanArgs, allowed: &Allowed) -> Result<i32, CliErro
         gateway::render_all(&state).into_iter().flat_map(|(id, document)| gateway::what_can(&id, &document, &identity, at)).collect();
     match args.format {
         AnswerFormat::Json => print_json(&cells)?,
-        AnswerFormat::Text => write_stdout(&text::what_can(&identity, &cells)),
+        AnswerFormat::Text => write_report(&text::what_can(&identity, &cells), Palette::PLAIN),
     }
     Ok(if state.has_errors() { EXIT_ERROR } else { EXIT_OK })
 }
@@ -272,7 +277,7 @@ fn verify_command(args: VerifyArgs) -> Result<i32, CliError> {
     let ok = verdicts.iter().all(|v| v.verified);
     match args.format {
         AnswerFormat::Json => print_json(&json!({"ok": ok, "commits": verdicts}))?,
-        AnswerFormat::Text => write_stdout(&text::verdicts(&verdicts)),
+        AnswerFormat::Text => write_report(&text::verdicts(&verdicts), Palette::PLAIN),
     }
     Ok(if ok { EXIT_OK } else { EXIT_ERROR })
 }
@@ -280,7 +285,7 @@ fn verify_command(args: VerifyArgs) -> Result<i32, CliError> {
 fn approvals_check_command(args: ApprovalsCheckArgs) -> Result<i32, CliError> {
     let approvals = pipeline::plan::saved_approvals(&args.plan)?;
     let unmet = plan::approvals::unmet(&approvals, &args.approved_by, args.author.as_deref());
-    write_stdout(&text::approvals_check(&approvals, &unmet, args.author.as_deref()));
+    write_report(&text::approvals_check(&approvals, &unmet, args.author.as_deref()), Palette::PLAIN);
     Ok(if unmet.is_empty() { EXIT_OK } else { EXIT_ERROR })
 }
 
@@ -300,7 +305,7 @@ fn apply_command(args: ApplyArgs, allowed: &Allowed, palette: Palette) -> Result
     let now = Timestamp::now();
     let desired = desired_from_dir(&args.path, allowed, now)?;
     if !pipeline::apply::gate(&desired, &[]).is_empty() {
-        write_stdout(&diagnostics::render(&desired.diagnostics, &desired.sources, palette));
+        write_report(&diagnostics::render(&desired.diagnostics, &desired.sources, palette), palette);
         eprintln!("error: {} has errors ({}); nothing was applied", args.path.display(), diagnostics::counts(&desired.diagnostics));
         return Ok(EXIT_ERROR);
     }
@@ -326,7 +331,7 @@ fn apply_command(args: ApplyArgs, allowed: &Allowed, palette: Palette) -> Result
         let tty = std::io::stderr().is_terminal();
         let report = pipeline::apply::apply(&cluster, &plan, &applyset, state.inventory.as_ref(), &options, applying, |outcome| {
             seen += 1;
-            write_stdout(&text::apply_outcome(outcome, &desired, options.dry_run, palette));
+            write_report(&text::apply_outcome(outcome, &desired, options.dry_run, palette), palette);
             if tty {
                 eprint!("\r[{seen}/{total}] {}", outcome.id.kind);
             }
@@ -335,7 +340,7 @@ fn apply_command(args: ApplyArgs, allowed: &Allowed, palette: Palette) -> Result
         if tty {
             eprint!("\r\x1b[K");
         }
-        write_stdout(&text::apply_summary(&report));
+        write_report(&text::apply_summary(&report), palette);
         if let Some(error) = &report.inventory_error {
             eprintln!("error: cannot write the inventory {}/{}: {error}", applyset.namespace, applyset.name);
         }

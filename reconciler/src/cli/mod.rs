@@ -68,11 +68,11 @@ pub fn run() -> i32 {
     match commands::dispatch(cli.command, crate::render::Palette { color }, &allowed) {
         Ok(code) => code,
         Err(CliError::Usage(message)) => {
-            eprintln!("error: {message}");
+            eprintln!("error: {}", crate::render::escape::terminal_report(&message, false));
             EXIT_USAGE
         }
         Err(CliError::Failed(message)) => {
-            eprintln!("error: {message}");
+            eprintln!("error: {}", crate::render::escape::terminal_report(&message, false));
             EXIT_ERROR
         }
     }

@@ -135,30 +135,51 @@ pub fn diff(
     changes
 }
 
+/// How a sentence shows what the repository wrote, for the place it is read: names quoted (in
+/// backticks for a terminal, as a code span for Markdown) and other words escaped. The plan does
+/// not know its readers; each renderer brings its own.
+pub struct Quoting<'a> {
+    pub name: &'a dyn Fn(&str) -> String,
+    pub text: &'a dyn Fn(&str) -> String,
+}
+
+impl Quoting<'_> {
+    /// Names in plain backticks, words as they are: for a reader that interprets nothing.
+    pub const PLAIN: Quoting<'static> = Quoting { name: &|name| format!("`{name}`"), text: &|text| text.to_string() };
+}
+
 impl AccessChange {
     /// One sentence in the gateway's terms, e.g. "agent `cursor` may now call
     /// `payments/refund_invoice` (destructive) at trust high — was `tool_not_granted`".
     pub fn sentence(&self) -> String {
-        format!("{} {}", subject_words(&self.subject), self.predicate())
+        self.sentence_in(&Quoting::PLAIN)
+    }
+
+    pub fn sentence_in(&self, quoting: &Quoting) -> String {
+        format!("{} {}", subject_words(&self.subject, quoting), self.predicate_in(quoting))
     }
 
     /// The sentence without its subject: "may now call `payments/refund_invoice` ...".
     pub fn predicate(&self) -> String {
-        let tool = format!("`{}/{}`", self.server.rsplit('/').next().unwrap_or(&self.server), self.tool);
-        let effect = if self.side_effect.is_empty() { String::new() } else { format!(" ({})", self.side_effect) };
+        self.predicate_in(&Quoting::PLAIN)
+    }
+
+    pub fn predicate_in(&self, quoting: &Quoting) -> String {
+        let (name, text) = (quoting.name, quoting.text);
+        let tool = name(&format!("{}/{}", self.server.rsplit('/').next().unwrap_or(&self.server), self.tool));
+        let effect = if self.side_effect.is_empty() { String::new() } else { format!(" ({})", text(&self.side_effect)) };
+        let (after_trust, before_trust) = (text(&self.after.effective_trust), text(&self.before.effective_trust));
+        let (after_reason, before_reason) = (name(&self.after.reason), name(&self.before.reason));
         match self.direction {
             Direction::Widened => {
-                let trust =
-                    if self.after.effective_trust.is_empty() { String::new() } else { format!(" at trust {}", self.after.effective_trust) };
-                format!("may now call {tool}{effect}{trust} — was `{}`", self.before.reason)
+                let trust = if after_trust.is_empty() { String::new() } else { format!(" at trust {after_trust}") };
+                format!("may now call {tool}{effect}{trust} — was {before_reason}")
             }
-            Direction::Narrowed => format!("may no longer call {tool}{effect}: `{}` — was `{}`", self.after.reason, self.before.reason),
-            Direction::Changed if self.after.allowed => format!(
-                "still may call {tool}{effect}, now at trust {} — was {}",
-                or_none(&self.after.effective_trust),
-                or_none(&self.before.effective_trust)
-            ),
-            Direction::Changed => format!("calling {tool}{effect}: `{}` — was `{}`", self.after.reason, self.before.reason),
+            Direction::Narrowed => format!("may no longer call {tool}{effect}: {after_reason} — was {before_reason}"),
+            Direction::Changed if self.after.allowed => {
+                format!("still may call {tool}{effect}, now at trust {} — was {}", or_none(&after_trust), or_none(&before_trust))
+            }
+            Direction::Changed => format!("calling {tool}{effect}: {after_reason} — was {before_reason}"),
         }
     }
 }
@@ -166,7 +187,7 @@ impl AccessChange {
 /// Access changes grouped for a reviewer: one group per subject (in subject order), and in each
 /// the most dangerous first: destructive, write, read, then the rest; then by direction, server
 /// and tool.
-pub fn by_subject<'a>(changes: impl IntoIterator<Item = &'a AccessChange>) -> Vec<(String, Vec<&'a AccessChange>)> {
+pub fn by_subject<'a>(changes: impl IntoIterator<Item = &'a AccessChange>, quoting: &Quoting) -> Vec<(String, Vec<&'a AccessChange>)> {
     let mut groups: BTreeMap<&Identity, Vec<&AccessChange>> = BTreeMap::new();
     for change in changes {
         groups.entry(&change.subject).or_default().push(change);
@@ -183,7 +204,7 @@ pub fn by_subject<'a>(changes: impl IntoIterator<Item = &'a AccessChange>) -> Ve
             changes.sort_by(|a, b| {
                 (danger(&a.side_effect), a.direction, &a.server, &a.tool).cmp(&(danger(&b.side_effect), b.direction, &b.server, &b.tool))
             });
-            (subject_words(subject), changes)
+            (subject_words(subject, quoting), changes)
         })
         .collect()
 }
@@ -192,12 +213,12 @@ fn or_none(trust: &str) -> &str {
     if trust.is_empty() { "none" } else { trust }
 }
 
-fn subject_words(identity: &Identity) -> String {
+fn subject_words(identity: &Identity, quoting: &Quoting) -> String {
     let mut parts = Vec::new();
     for (word, value) in [("human", &identity.human), ("agent", &identity.agent), ("team", &identity.team), ("session", &identity.session)]
     {
         if !value.is_empty() {
-            parts.push(format!("{word} `{value}`"));
+            parts.push(format!("{word} {}", (quoting.name)(value)));
         }
     }
     parts.join(" + ")

@@ -2,6 +2,7 @@
 //! the object and field path, and a hint. Lines flagged as holding credentials are not shown.
 
 use super::Palette;
+use super::escape::terminal;
 use crate::model::{Diagnostic, Severity};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -21,9 +22,9 @@ fn render_one(out: &mut String, d: &Diagnostic, source: Option<&str>, palette: P
         Severity::Error => palette.red(&head),
         Severity::Warning => palette.yellow(&head),
     };
-    let _ = writeln!(out, "{}{} {}", head, palette.bold(":"), palette.bold(&d.message));
+    let _ = writeln!(out, "{}{} {}", head, palette.bold(":"), palette.bold(&terminal(&d.message)));
     let gutter = " ".repeat(d.line.to_string().len());
-    let _ = writeln!(out, "{gutter}{} {}:{}:{}", palette.dim("-->"), d.file, d.line, d.column);
+    let _ = writeln!(out, "{gutter}{} {}:{}:{}", palette.dim("-->"), terminal(&d.file), d.line, d.column);
     let line = source.and_then(|s| s.lines().nth(d.line.saturating_sub(1)));
     match line {
         Some(_) if d.redact_source => {
@@ -31,8 +32,10 @@ fn render_one(out: &mut String, d: &Diagnostic, source: Option<&str>, palette: P
             let _ = writeln!(out, "{} {} {}", d.line, palette.dim("|"), palette.dim("(line hidden: it holds credential material)"));
         }
         Some(text) => {
+            // The caret stands under the character it points at, as the line is shown.
             let text = text.replace('\t', " ");
-            let caret_at: usize = text.chars().take(d.column.saturating_sub(1)).map(|_| 1).sum();
+            let caret_at: usize = text.chars().take(d.column.saturating_sub(1)).map(|c| terminal(&c.to_string()).chars().count()).sum();
+            let text = terminal(&text);
             let _ = writeln!(out, "{gutter} {}", palette.dim("|"));
             let _ = writeln!(out, "{} {} {}", d.line, palette.dim("|"), text);
             let _ = writeln!(out, "{gutter} {} {}{}", palette.dim("|"), " ".repeat(caret_at), palette.red("^"));
@@ -41,16 +44,16 @@ fn render_one(out: &mut String, d: &Diagnostic, source: Option<&str>, palette: P
     }
     let mut notes = Vec::new();
     if !d.object.is_empty() {
-        notes.push(format!("object: {}", d.object));
+        notes.push(format!("object: {}", terminal(&d.object)));
     }
     if !d.path.is_empty() {
-        notes.push(format!("field: {}", d.path));
+        notes.push(format!("field: {}", terminal(&d.path)));
     }
     if !notes.is_empty() {
         let _ = writeln!(out, "{gutter} = {}", notes.join(", "));
     }
     if !d.hint.is_empty() {
-        let _ = writeln!(out, "{gutter} = {} {}", palette.bold("hint:"), d.hint);
+        let _ = writeln!(out, "{gutter} = {} {}", palette.bold("hint:"), terminal(&d.hint));
     }
     out.push('\n');
 }
@@ -67,7 +70,8 @@ pub fn counts(diagnostics: &[Diagnostic]) -> String {
 pub fn summary(path: &str, state: &crate::model::DesiredState) -> String {
     let objects = |kind| state.of_kind(kind).count();
     format!(
-        "{path}: {} servers, {} grants, {} sessions in {} files; {}\n",
+        "{}: {} servers, {} grants, {} sessions in {} files; {}\n",
+        terminal(path),
         objects(crate::model::Kind::Server),
         objects(crate::model::Kind::Grant),
         objects(crate::model::Kind::Session),

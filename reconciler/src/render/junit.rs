@@ -2,6 +2,7 @@
 //! one suite, one passing test case per file without errors, one failing test case per error
 //! (named by code and place, its class the file), warnings as output of their file's case.
 
+use super::escape::xml;
 use crate::model::Diagnostic;
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 use std::collections::BTreeMap;
@@ -15,21 +16,22 @@ pub fn render<'a>(diagnostics: &[Diagnostic], files: impl IntoIterator<Item = &'
     }
     let mut suite = TestSuite::new("mcp-gitops validate");
     for (file, found) in by_file {
-        let path = format!("{root}{file}");
+        // XML 1.0 cannot hold every character a file name or a message may have.
+        let path = xml(&format!("{root}{file}"));
         let (errors, warnings): (Vec<&Diagnostic>, Vec<&Diagnostic>) = found.into_iter().partition(|d| d.is_error());
         if errors.is_empty() {
             let mut case = TestCase::new(path.clone(), TestCaseStatus::success());
             case.set_classname(path.clone());
             if !warnings.is_empty() {
-                case.set_system_out(warnings.iter().map(|d| format!("{}\n", one_line(d, &path))).collect::<String>());
+                case.set_system_out(warnings.iter().map(|d| format!("{}\n", xml(&one_line(d, &path)))).collect::<String>());
             }
             suite.add_test_case(case);
         }
         for d in errors {
             let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
             status.set_type(d.code.as_str());
-            status.set_message(d.message.clone());
-            status.set_description(one_line(d, &path));
+            status.set_message(xml(&d.message));
+            status.set_description(xml(&one_line(d, &path)));
             let mut case = TestCase::new(format!("{} {path}:{}:{}", d.code, d.line, d.column), status);
             case.set_classname(path.clone());
             suite.add_test_case(case);

@@ -2,9 +2,14 @@
 //! decide on) before the object changes, one collapsible block per object. Kept under
 //! `MAX_COMMENT` characters; what does not fit is cut with a notice.
 
+use super::escape::{html, markdown as text, markdown_cell as cell, markdown_code as code, markdown_fenced};
 use crate::model::{Diagnostic, Severity};
+use crate::plan::access::Quoting;
 use crate::plan::{Action, Direction, Plan};
 use std::fmt::Write;
+
+/// Names as code spans and words as inline text, in the sentences of access changes.
+const QUOTING: Quoting<'static> = Quoting { name: &code, text: &text };
 
 /// GitHub rejects comments over 65,536 characters; stay clear of it.
 pub const MAX_COMMENT: usize = 60_000;
@@ -26,8 +31,8 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
     let _ = writeln!(head, "**{}**\n", plan.summary);
     let _ = writeln!(
         head,
-        "Base: `{}` ({}) · desired revision `{}`\n",
-        plan.base.source,
+        "Base: {} ({}) · desired revision `{}`\n",
+        code(&plan.base.source),
         short(&plan.base.revision),
         short(&plan.desired_revision)
     );
@@ -47,8 +52,9 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
     if !plan.approvals.required.is_empty() {
         let _ = writeln!(head, "#### Approvals needed\n\n| approvals | from | servers | why |\n|---|---|---|---|");
         for r in &plan.approvals.required {
-            let who = if r.approvers.is_empty() { "nobody: the server has no owner".to_string() } else { r.approvers.join(", ") };
-            let _ = writeln!(head, "| {} | {} | `{}` | {} |", r.count, escape_cell(&who), r.servers.join("`, `"), escape_cell(&r.reason));
+            let who = if r.approvers.is_empty() { "nobody: the server has no owner".to_string() } else { text(&r.approvers.join(", ")) };
+            let servers: Vec<String> = r.servers.iter().map(|s| code(s)).collect();
+            let _ = writeln!(head, "| {} | {} | {} | {} |", r.count, cell(&who), cell(&servers.join(", ")), cell(&reason(&r.reason)));
         }
         head.push('\n');
     }
@@ -66,15 +72,15 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
     if !decisive.is_empty() {
         // One group of rows per subject, its name in the first row only; destructive first.
         let mut s = String::from("#### Access changes\n\n| subject | | change |\n|---|---|---|\n");
-        for (subject, changes) in crate::plan::access::by_subject(decisive) {
+        for (subject, changes) in crate::plan::access::by_subject(decisive, &QUOTING) {
             for (i, change) in changes.into_iter().enumerate() {
                 let mark = match change.direction {
                     Direction::Widened => "🟢 widened",
                     Direction::Narrowed => "🔴 narrowed",
                     Direction::Changed => "🟡 changed",
                 };
-                let who = if i == 0 { escape_cell(&subject) } else { String::new() };
-                let _ = writeln!(s, "| {who} | {mark} | {} |", escape_cell(&change.predicate()));
+                let who = if i == 0 { cell(&subject) } else { String::new() };
+                let _ = writeln!(s, "| {who} | {mark} | {} |", cell(&change.predicate_in(&QUOTING)));
             }
         }
         sections.push(s);
@@ -83,7 +89,7 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
         let mut s =
             format!("<details><summary>{} call(s) still denied, for another reason</summary>\n\n| change |\n|---|\n", reasons.len());
         for change in reasons {
-            let _ = writeln!(s, "| {} |", escape_cell(&change.sentence()));
+            let _ = writeln!(s, "| {} |", cell(&change.sentence_in(&QUOTING)));
         }
         s.push_str("\n</details>\n");
         sections.push(s);
@@ -91,8 +97,15 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
     if !plan.expiring.is_empty() {
         let mut s = String::from("#### Time-bound grants\n\n| grant | expires | then |\n|---|---|---|\n");
         for grant in &plan.expiring {
-            let then: Vec<String> = grant.access_changes.iter().map(|c| escape_cell(&c.sentence())).collect();
-            let _ = writeln!(s, "| `{}` | in {} day(s), {} | {} |", grant.grant, grant.in_days, grant.expires_at, then.join("<br>"));
+            let then: Vec<String> = grant.access_changes.iter().map(|c| cell(&c.sentence_in(&QUOTING))).collect();
+            let _ = writeln!(
+                s,
+                "| {} | in {} day(s), {} | {} |",
+                cell(&code(&grant.grant)),
+                grant.in_days,
+                grant.expires_at,
+                then.join("<br>")
+            );
         }
         sections.push(s);
     }
@@ -101,8 +114,8 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
             "#### Predicted gateway policy revisions\n\nRevisions of the rendering sorted by namespace/name: the operator's may differ for a server with several grants or sessions (it renders them in its cache's list order).\n\n| server | before | after |\n|---|---|---|\n",
         );
         for r in &plan.policy_revisions {
-            let show = |r: &Option<String>| r.as_deref().map(|r| format!("`{}`", short(r))).unwrap_or_else(|| "—".into());
-            let _ = writeln!(s, "| `{}` | {} | {} |", r.server, show(&r.before), show(&r.after));
+            let show = |r: &Option<String>| r.as_deref().map(|r| cell(&code(short(r)))).unwrap_or_else(|| "—".into());
+            let _ = writeln!(s, "| {} | {} | {} |", cell(&code(&r.server)), show(&r.before), show(&r.after));
         }
         sections.push(s);
     }
@@ -118,20 +131,18 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
             };
             let body: String =
                 change.diff.lines().filter(|l| !l.starts_with("---") && !l.starts_with("+++")).map(|l| format!("{l}\n")).collect();
-            let uncertain = change.uncertain.as_deref().map(|why| format!("> ⚠️ uncertain: {}\n\n", escape_cell(why))).unwrap_or_default();
+            let uncertain = change.uncertain.as_deref().map(|why| format!("> ⚠️ uncertain: {}\n\n", text(why))).unwrap_or_default();
             let last_changed = if change.last_changed.is_empty() {
                 String::new()
             } else {
-                format!("Last changed {}.\n\n", escape_cell(&super::text::last_changed(&change.last_changed)))
+                format!("Last changed {}.\n\n", text(&super::text::last_changed(&change.last_changed)))
             };
+            let (fence, body) = markdown_fenced(&body);
             sections.push(format!(
-                "<details><summary>{mark} {} <code>{}/{}/{}</code>{}</summary>\n\n{uncertain}{last_changed}```diff\n{}```\n\n</details>\n",
+                "<details><summary>{mark} {} <code>{}</code>{}</summary>\n\n{uncertain}{last_changed}{fence}diff\n{body}{fence}\n\n</details>\n",
                 change.action.as_str(),
-                change.kind,
-                change.namespace,
-                change.name,
+                html(&format!("{}/{}/{}", change.kind, change.namespace, change.name)),
                 if uncertain.is_empty() { "" } else { " ⚠️ uncertain" },
-                body.replace("```", "`\u{200b}``")
             ));
         }
     }
@@ -169,7 +180,8 @@ fn diagnostics_table(diagnostics: &[Diagnostic]) -> String {
     let mut s = String::from("| | code | where | message |\n|---|---|---|---|\n");
     for d in diagnostics {
         let icon = if d.severity == Severity::Error { "❌" } else { "⚠️" };
-        let _ = writeln!(s, "| {icon} | `{}` | `{}:{}:{}` | {} |", d.code, d.file, d.line, d.column, escape_cell(&d.message));
+        let place = code(&format!("{}:{}:{}", d.file, d.line, d.column));
+        let _ = writeln!(s, "| {icon} | `{}` | {} | {} |", d.code, cell(&place), cell(&text(&d.message)));
     }
     s
 }
@@ -177,7 +189,7 @@ fn diagnostics_table(diagnostics: &[Diagnostic]) -> String {
 /// `validate`'s report for a job summary: counts, then every diagnostic, cut with a notice
 /// where the summary's size limit would be passed.
 pub fn validation_report(path: &str, diagnostics: &[Diagnostic]) -> String {
-    let mut out = format!("### mcp-gitops validate\n\n**{}** in `{path}`\n\n", crate::render::diagnostics::counts(diagnostics));
+    let mut out = format!("### mcp-gitops validate\n\n**{}** in {}\n\n", crate::render::diagnostics::counts(diagnostics), code(path));
     if diagnostics.is_empty() {
         return out;
     }
@@ -198,11 +210,14 @@ pub fn validation_report(path: &str, diagnostics: &[Diagnostic]) -> String {
     out
 }
 
+/// An approval's reason: ours, with the rule's `on:` in one code span, shown as it is; but the
+/// rule comes from the repository, so a reason with anything more is shown as plain text.
+fn reason(reason: &str) -> String {
+    let ordinary = reason.matches('`').count() == 2 && text(&reason.replace('`', "")) == reason.replace('`', "");
+    if ordinary { reason.to_string() } else { text(reason) }
+}
+
 fn short(revision: &str) -> &str {
     let body = revision.strip_prefix("sha256:").unwrap_or(revision);
     &body[..body.len().min(12)]
-}
-
-fn escape_cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
 }

@@ -2,6 +2,7 @@
 //! never prints; the CLI chooses a renderer and writes its output.
 
 pub mod diagnostics;
+pub mod escape;
 pub mod github;
 pub mod gitlab;
 pub mod junit;

@@ -24,7 +24,7 @@ pub fn render(diagnostics: &[Diagnostic], root: &str) -> String {
                 "message": {"text": message},
                 "locations": [{
                     "physicalLocation": {
-                        "artifactLocation": {"uri": format!("{root}{}", d.file), "uriBaseId": "%SRCROOT%"},
+                        "artifactLocation": {"uri": super::escape::uri_path(&format!("{root}{}", d.file)), "uriBaseId": "%SRCROOT%"},
                         "region": {"startLine": d.line.max(1), "startColumn": d.column.max(1)},
                     },
                     "logicalLocations": if d.object.is_empty() { json!([]) } else { json!([{"fullyQualifiedName": d.object, "kind": "object"}]) },

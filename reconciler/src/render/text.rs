@@ -2,8 +2,10 @@
 //! then the summary line. Also the other commands' answers for a terminal, and apply's progress.
 
 use super::Palette;
+use super::escape::{terminal, terminal_lines};
 use crate::apply::{Outcome, Report, Status};
 use crate::model::DesiredState;
+use crate::plan::access::Quoting;
 use crate::plan::{Action, Direction, Plan};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -16,11 +18,14 @@ pub fn with_diagnostics(plan: &Plan, sources: &Files, base_sources: &Files, pale
         out += &super::diagnostics::render(&plan.diagnostics, sources, palette);
     }
     if !plan.base_diagnostics.is_empty() {
-        let _ = writeln!(out, "Problems in the base ({}):", plan.base.source);
+        let _ = writeln!(out, "Problems in the base ({}):", terminal(&plan.base.source));
         out += &super::diagnostics::render(&plan.base_diagnostics, base_sources, palette);
     }
     out + &render(plan, palette)
 }
+
+/// Names in backticks and words as they are, each with its control characters shown.
+const QUOTING: Quoting<'static> = Quoting { name: &|name| format!("`{}`", terminal(name)), text: &terminal };
 
 /// File texts by path.
 type Files = BTreeMap<String, std::sync::Arc<str>>;
@@ -32,7 +37,7 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
             out,
             "{} the base ({}) has {} problem(s) of its own: objects in the files it could not read are missing from it, so creates marked uncertain, deletions and access changes of those objects may be wrong.\n",
             palette.yellow("note:"),
-            plan.base.source,
+            terminal(&plan.base.source),
             plan.base_diagnostics.len()
         );
     }
@@ -56,20 +61,28 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
             Action::Delete => ("-", Palette::red),
             Action::NoOp => (" ", Palette::dim),
         };
-        let _ = writeln!(out, "  {} {} {}/{}/{}", paint(palette, mark), change.action.as_str(), change.kind, change.namespace, change.name);
+        let id = terminal(&format!("{}/{}/{}", change.kind, change.namespace, change.name));
+        let _ = writeln!(out, "  {} {} {id}", paint(palette, mark), change.action.as_str());
         for drift in &change.drift {
-            let _ = writeln!(out, "      {} {} changed by {}", palette.yellow("drift:"), drift.path, drift.managers.join(", "));
+            let _ = writeln!(
+                out,
+                "      {} {} changed by {}",
+                palette.yellow("drift:"),
+                terminal(&drift.path),
+                terminal(&drift.managers.join(", "))
+            );
         }
         if let Some(why) = &change.uncertain {
-            let _ = writeln!(out, "      {} {why}", palette.yellow("uncertain:"));
+            let _ = writeln!(out, "      {} {}", palette.yellow("uncertain:"), terminal(why));
         }
         if change.adopt {
             let _ = writeln!(out, "      {} it exists and is not managed by mcp-gitops; apply needs --adopt", palette.yellow("note:"));
         }
         if !change.last_changed.is_empty() {
-            let _ = writeln!(out, "      {} {}", palette.dim("last changed:"), last_changed(&change.last_changed));
+            let _ = writeln!(out, "      {} {}", palette.dim("last changed:"), terminal(&last_changed(&change.last_changed)));
         }
         for line in change.diff.lines().filter(|l| !l.starts_with("---") && !l.starts_with("+++")) {
+            let line = &terminal(line);
             let line = if line.starts_with('+') {
                 palette.green(line)
             } else if line.starts_with('-') {
@@ -84,7 +97,7 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
     }
     if !plan.access_changes.is_empty() {
         let _ = writeln!(out, "\n{}", palette.bold("Access changes:"));
-        for (subject, changes) in crate::plan::access::by_subject(&plan.access_changes) {
+        for (subject, changes) in crate::plan::access::by_subject(&plan.access_changes, &QUOTING) {
             let _ = writeln!(out, "  {subject}:");
             for change in changes {
                 let mark = match change.direction {
@@ -92,7 +105,7 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
                     Direction::Narrowed => palette.red("-"),
                     Direction::Changed => palette.yellow("~"),
                 };
-                let _ = writeln!(out, "    {mark} {}", change.predicate());
+                let _ = writeln!(out, "    {mark} {}", change.predicate_in(&QUOTING));
             }
         }
     }
@@ -101,20 +114,20 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
             out,
             "\n{} {} expires in {} day(s), at {}: then {} call(s) change",
             palette.bold("Expiring:"),
-            grant.grant,
+            terminal(&grant.grant),
             grant.in_days,
             grant.expires_at,
             grant.access_changes.len()
         );
         for change in &grant.access_changes {
-            let _ = writeln!(out, "  {} {}", palette.red("-"), change.sentence());
+            let _ = writeln!(out, "  {} {}", palette.red("-"), change.sentence_in(&QUOTING));
         }
     }
     if !plan.policy_revisions.is_empty() {
         let _ = writeln!(out, "\n{}", palette.bold("Predicted gateway policy revisions (of the rendering sorted by namespace/name):"));
         for revision in &plan.policy_revisions {
             let show = |r: &Option<String>| r.clone().unwrap_or_else(|| "(none)".into());
-            let _ = writeln!(out, "  {}: {} -> {}", revision.server, show(&revision.before), show(&revision.after));
+            let _ = writeln!(out, "  {}: {} -> {}", terminal(&revision.server), show(&revision.before), show(&revision.after));
         }
     }
     let _ = writeln!(out, "\n{}", palette.bold(&plan.summary.to_string()));
@@ -197,7 +210,7 @@ pub fn explain(
             );
         }
     }
-    out
+    terminal_lines(&out)
 }
 
 /// The access matrix: per server and identity, one line per tool.
@@ -217,7 +230,7 @@ pub fn matrix(cells: &[crate::gateway::Access]) -> String {
         let _ = writeln!(out, "    {} {:width$}  {}{}", if d.allowed { "✓" } else { "✗" }, cell.tool, d.reason, detail);
         last = Some((&cell.server, &cell.identity));
     }
-    out
+    terminal_lines(&out)
 }
 
 /// `who-can`: one line per caller, with its effective trust and the grant that allows it.
@@ -237,7 +250,7 @@ pub fn who_can(server: &str, tool: &str, callers: &[crate::gateway::Access], any
         callers.len(),
         if anyone.is_some() { ", and so may anyone else" } else { "" }
     );
-    out
+    terminal_lines(&out)
 }
 
 /// `what-can`: per server, every tool the caller may call.
@@ -254,7 +267,7 @@ pub fn what_can(identity: &crate::gateway::Identity, cells: &[crate::gateway::Ac
     }
     let servers = cells.iter().map(|c| c.server.as_str()).collect::<std::collections::BTreeSet<_>>().len();
     let _ = writeln!(out, "{} tool(s) on {servers} server(s).", cells.len());
-    out
+    terminal_lines(&out)
 }
 
 /// `  (destructive, trust high, grant ns/name)` for an allowing decision.
@@ -278,7 +291,7 @@ fn granted(d: &crate::gateway::Decision) -> String {
 /// `2 of [a, b] for ns/name: reason`
 pub fn requirement(r: &crate::plan::Requirement) -> String {
     let who = if r.approvers.is_empty() { "nobody (the server has no owner)".to_string() } else { r.approvers.join(", ") };
-    format!("{} of [{who}] for {}: {}", r.count, r.servers.join(", "), r.reason)
+    format!("{} of [{}] for {}: {}", r.count, terminal(&who), terminal(&r.servers.join(", ")), terminal(&r.reason))
 }
 
 /// `approvals check`: every requirement, met or with what is missing.
@@ -302,7 +315,7 @@ pub fn approvals_check(approvals: &crate::plan::Approvals, unmet: &[(&crate::pla
         let _ = writeln!(out, "({author} wrote the change and does not count as an approver.)");
     }
     let _ = writeln!(out, "{} of {} requirement(s) met.", approvals.required.len() - unmet.len(), approvals.required.len());
-    out
+    terminal_lines(&out)
 }
 
 /// `verify`: one line per commit, the failures with their reason.
@@ -325,7 +338,7 @@ pub fn verdicts(verdicts: &[crate::trust::Verdict]) -> String {
     }
     let failed = verdicts.iter().filter(|v| !v.verified).count();
     let _ = writeln!(out, "{} commit(s): {} verified, {failed} failed", verdicts.len(), verdicts.len() - failed);
-    out
+    terminal_lines(&out)
 }
 
 /// `at 1a2b3c4 (teams/payments/grants.yaml:3), signed by dana@fernhill.io`, from provenance
@@ -356,11 +369,17 @@ pub fn apply_outcome(outcome: &Outcome, desired: &DesiredState, dry_run: bool, p
     };
     let suffix = if dry_run && outcome.status == Status::Done { " (dry run)" } else { "" };
     match &outcome.status {
-        Status::Done => format!("  {} {}{suffix}\n", palette.green(done), outcome.id),
+        Status::Done => format!("  {} {}{suffix}\n", palette.green(done), terminal(&outcome.id.to_string())),
         Status::Unchanged => String::new(),
-        Status::Skipped(why) => format!("  {} {}: {why}\n", palette.yellow("skipped"), outcome.id),
-        Status::Failed(why) => format!("  {} {}: {}{why}\n", palette.red("failed"), outcome.id, blamed_position(outcome, desired)),
-        Status::NotAttempted => format!("  {} {}\n", palette.red("not attempted"), outcome.id),
+        Status::Skipped(why) => format!("  {} {}: {}\n", palette.yellow("skipped"), terminal(&outcome.id.to_string()), terminal(why)),
+        Status::Failed(why) => format!(
+            "  {} {}: {}{}\n",
+            palette.red("failed"),
+            terminal(&outcome.id.to_string()),
+            terminal(&blamed_position(outcome, desired)),
+            terminal(why)
+        ),
+        Status::NotAttempted => format!("  {} {}\n", palette.red("not attempted"), terminal(&outcome.id.to_string())),
     }
 }
 

@@ -1,10 +1,20 @@
 //! The tools a running MCP server offers: initialize -> notifications/initialized -> tools/list
 //! over streamable HTTP (following pagination), with the official MCP SDK. Network I/O only; the
-//! comparison with the metadata is `validate::live_tools`.
+//! comparison with the metadata is `validate::live_tools`. A server is not trusted to end its
+//! list: the tools and pages kept are capped, and the timeout covers the whole discovery.
 
 use rmcp::ServiceExt;
+use rmcp::model::PaginatedRequestParams;
 use rmcp::transport::StreamableHttpClientTransport;
+use std::collections::HashSet;
 use std::time::Duration;
+
+/// The most tools read from one server: far above any server a gateway governs tool by tool,
+/// far below what makes the check slow or large.
+pub const MAX_TOOLS: usize = 10_000;
+
+/// The most `tools/list` pages followed: a `nextCursor` that never ends stops here.
+pub const MAX_PAGES: usize = 1_000;
 
 /// Why the tools of a running server could not be listed.
 #[derive(Debug, thiserror::Error)]
@@ -20,6 +30,10 @@ pub enum DiscoveryError {
     ListTools { url: String, source: Box<rmcp::ServiceError> },
     #[error("{url} did not answer within {}s", .timeout.as_secs())]
     Timeout { url: String, timeout: Duration },
+    #[error("{url} lists more than {MAX_TOOLS} tools (the most mcp-gitops reads from one server); stopped there")]
+    TooManyTools { url: String },
+    #[error("{url} still had a nextCursor after {MAX_PAGES} pages of tools/list (the most mcp-gitops follows); stopped there")]
+    TooManyPages { url: String },
 }
 
 /// The URL as mcp-runtime's discovery uses it: trailing `/` trimmed, `/mcp` when there is no path.
@@ -32,25 +46,48 @@ pub fn endpoint(url: &str) -> Result<String, DiscoveryError> {
     Ok(if rest.contains('/') { trimmed.to_string() } else { format!("{trimmed}/mcp") })
 }
 
-/// The names of the tools the server at `url` lists, in its order, trimmed and de-duplicated.
+/// The names of the tools the server at `url` lists, in its order, trimmed and de-duplicated;
+/// all of it within `timeout`.
 pub async fn discover(url: &str, timeout: Duration) -> Result<Vec<String>, DiscoveryError> {
     let url = endpoint(url)?;
     let work = async {
         let transport = StreamableHttpClientTransport::from_uri(url.as_str());
         let client = ().serve(transport).await.map_err(|e| DiscoveryError::Initialize { url: url.clone(), source: Box::new(e) })?;
-        let tools = client.list_all_tools().await.map_err(|e| DiscoveryError::ListTools { url: url.clone(), source: Box::new(e) });
+        let names = list_names(&client, &url).await;
         let _ = client.cancel().await;
-        tools
+        names
     };
-    let tools = tokio::time::timeout(timeout, work).await.map_err(|_| DiscoveryError::Timeout { url: url.clone(), timeout })??;
+    tokio::time::timeout(timeout, work).await.map_err(|_| DiscoveryError::Timeout { url: url.clone(), timeout })?
+}
+
+/// Follows `nextCursor` page by page, keeping only the names (not the schemas), each once.
+async fn list_names(client: &rmcp::Peer<rmcp::RoleClient>, url: &str) -> Result<Vec<String>, DiscoveryError> {
     let mut names: Vec<String> = Vec::new();
-    for tool in tools {
-        let name = tool.name.trim().to_string();
-        if !name.is_empty() && !names.contains(&name) {
-            names.push(name);
+    let mut seen: HashSet<String> = HashSet::new();
+    let (mut listed, mut cursor) = (0usize, None);
+    for _ in 0..MAX_PAGES {
+        let page = client
+            .list_tools(Some(PaginatedRequestParams::default().with_cursor(cursor)))
+            .await
+            .map_err(|e| DiscoveryError::ListTools { url: url.to_string(), source: Box::new(e) })?;
+        listed += page.tools.len();
+        if listed > MAX_TOOLS {
+            return Err(DiscoveryError::TooManyTools { url: url.to_string() });
         }
+        for tool in page.tools {
+            let name = tool.name.trim();
+            if !name.is_empty() && seen.insert(name.to_string()) {
+                names.push(name.to_string());
+            }
+        }
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            return Ok(names);
+        }
+        // A server answering instantly must not keep the timeout from firing.
+        tokio::task::yield_now().await;
     }
-    Ok(names)
+    Err(DiscoveryError::TooManyPages { url: url.to_string() })
 }
 
 #[cfg(test)]

@@ -23,8 +23,11 @@ pub fn compare(server: &Object, url: &str, live: &Result<Vec<String>, DiscoveryE
             ];
         }
     };
+    // Sets, so that a server listing many tools costs linear time.
+    let offered: std::collections::HashSet<&str> = live.iter().map(String::as_str).collect();
+    let declared: std::collections::HashSet<&str> = spec.tools.iter().map(|t| t.name.as_str()).collect();
     let mut diagnostics = Vec::new();
-    for (i, tool) in spec.tools.iter().enumerate().filter(|(_, t)| !live.contains(&t.name)) {
+    for (i, tool) in spec.tools.iter().enumerate().filter(|(_, t)| !offered.contains(t.name.as_str())) {
         diagnostics.push(
             Diagnostic::error(
                 Code::ToolMissingOnServer,
@@ -37,7 +40,7 @@ pub fn compare(server: &Object, url: &str, live: &Result<Vec<String>, DiscoveryE
             .hint("remove the tool from the metadata, or deploy a server version that has it"),
         );
     }
-    for name in live.iter().filter(|name| spec.tool(name).is_none()) {
+    for name in live.iter().filter(|name| !declared.contains(name.as_str())) {
         diagnostics.push(
             Diagnostic::warning(
                 Code::ToolUngoverned,
