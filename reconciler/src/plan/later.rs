@@ -2,12 +2,13 @@
 //! `mcp-gitops.io/expires-at`, a session's `expiresAt`), so a change that extends or removes an
 //! expiry, or adds a grant that outlives one, changes nothing now and widens access from the old
 //! expiry on. The access diff of the two states is taken again at each expiry instant of a server
-//! the change touches; a widening (or a trust change of a call allowed in both) not found at an
+//! the change touches; a widening (or a call allowed in both at a higher trust) not found at an
 //! earlier instant joins the plan with the instant it holds from. Pure: no I/O.
 
 use super::access::{self, AccessChange, Direction};
 use super::{Work, changed_servers};
 use crate::gateway::Identity;
+use crate::gateway::authorize::trust_rank;
 use crate::gateway::render::targets;
 use crate::model::{DesiredState, Kind, Object};
 use crate::validate::expiry::{EXPIRES_AT, expire};
@@ -53,7 +54,11 @@ pub fn access_changes(
         for mut change in access::diff(&base_then, &before, &desired_then, &after, at) {
             let more = match change.direction {
                 Direction::Widened => true,
-                Direction::Changed => change.before.allowed && change.after.allowed,
+                Direction::Changed => {
+                    change.before.allowed
+                        && change.after.allowed
+                        && trust_rank(&change.after.effective_trust) > trust_rank(&change.before.effective_trust)
+                }
                 Direction::Narrowed => false,
             };
             if more && seen.insert(key(&change)) {
