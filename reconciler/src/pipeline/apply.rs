@@ -48,7 +48,7 @@ pub struct Reviewed {
 }
 
 /// The parts of a plan that say what applying it does, which a reviewer judges it by.
-const REVIEWED_PARTS: [&str; 5] = ["changes", "access_changes", "policy_revisions", "approvals", "expiring"];
+const REVIEWED_PARTS: [&str; 6] = ["changes", "access_changes", "reclassified", "policy_revisions", "approvals", "expiring"];
 
 #[derive(serde::Deserialize)]
 struct ReviewedChange {

@@ -1,11 +1,15 @@
-//! The access diff: for every identity named by a grant or session (and each server's team) x
-//! every tool, the gateway's decision before and after, keeping only what changed.
+//! The access diff: for every identity named by a grant or session (and each server's team),
+//! and anyone else, x every tool, the gateway's decision before and after, keeping only what
+//! changed. A change's side effect is the more dangerous of the tool's class before and after:
+//! a tool reclassified downward, or opened by a gateway switched off or observe mode (whose
+//! decisions name no side effect), is judged by what it could do.
 
+use crate::gateway::authorize::side_effect as normalized_effect;
 use crate::gateway::{Decision, Identity, PolicyDocument, authorize, identities, tools};
-use crate::model::{DesiredState, Kind, ObjectId};
+use crate::model::{DesiredState, Kind, Object, ObjectId};
 use jiff::Timestamp;
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -40,6 +44,34 @@ pub struct AccessChange {
     pub required_trust: String,
     pub before: Outcome,
     pub after: Outcome,
+    /// The instant from which the change holds, when later than the plan's time: an expiry
+    /// extended or removed widens access from the old expiry on (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The change is for any caller the repository names nowhere (`subject` is then empty):
+    /// a gateway switched off, observe mode, a default decision of allow.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub anyone: bool,
+}
+
+/// A caller no grant or session names (never a real header value).
+fn stranger() -> Identity {
+    Identity { human: "\u{0}anyone".into(), ..Identity::default() }
+}
+
+/// How much a side effect can do: destructive 3, write 2, read 1, unknown 0.
+pub fn danger(effect: &str) -> u8 {
+    match effect {
+        "destructive" => 3,
+        "write" => 2,
+        "read" => 1,
+        _ => 0,
+    }
+}
+
+/// The more dangerous of two side effects.
+fn worse(a: String, b: &str) -> String {
+    if danger(b) > danger(&a) { b.to_string() } else { a }
 }
 
 fn outcome(decision: &Decision) -> Outcome {
@@ -67,8 +99,27 @@ fn ungoverned(reason: &str, allowed: bool) -> Outcome {
 }
 
 /// What a call meets when the server has no rendered policy in a state.
-fn absent(declared: &HashSet<ObjectId>, server: &ObjectId) -> Outcome {
-    if declared.contains(server) { ungoverned("no_gateway", true) } else { ungoverned("no_server", false) }
+fn absent(declared: &HashMap<&ObjectId, &Object>, server: &ObjectId) -> Outcome {
+    if declared.contains_key(server) { ungoverned("no_gateway", true) } else { ungoverned("no_server", false) }
+}
+
+/// The side effect each tool declares in a state (normalized as the gateway does): from its
+/// policy, else from the server's spec (gateway off).
+fn declared_effects(document: Option<&PolicyDocument>, server: Option<&Object>) -> HashMap<String, String> {
+    match (document, server.and_then(Object::server)) {
+        (Some(document), _) => document.tools.iter().map(|t| (t.name.clone(), normalized_effect(&t.side_effect))).collect(),
+        (None, Some(spec)) => spec.tools.iter().map(|t| (t.name.clone(), normalized_effect(&t.side_effect))).collect(),
+        (None, None) => HashMap::new(),
+    }
+}
+
+/// The servers of either state, by id (the first of an id declared twice).
+fn servers_of(state: &DesiredState) -> HashMap<&ObjectId, &Object> {
+    let mut servers = HashMap::new();
+    for object in state.of_kind(Kind::Server) {
+        servers.entry(&object.id).or_insert(object);
+    }
+    servers
 }
 
 pub fn diff(
@@ -78,9 +129,16 @@ pub fn diff(
     after: &BTreeMap<ObjectId, PolicyDocument>,
     now: Timestamp,
 ) -> Vec<AccessChange> {
-    let servers: BTreeSet<&ObjectId> = before.keys().chain(after.keys()).filter(|id| id.kind == Kind::Server).collect();
-    let declared = |state: &'_ DesiredState| -> HashSet<ObjectId> { state.of_kind(Kind::Server).map(|o| o.id.clone()).collect() };
-    let (declared_before, declared_after) = (declared(base), declared(desired));
+    let (declared_before, declared_after) = (servers_of(base), servers_of(desired));
+    // The servers with a policy in either state, and those with none in both (gateway off, or
+    // not declared) whose object differs: a new server with its gateway off opens its tools.
+    let mut servers: BTreeSet<&ObjectId> = before.keys().chain(after.keys()).filter(|id| id.kind == Kind::Server).collect();
+    for (id, object) in declared_before.iter().chain(declared_after.iter()) {
+        let (was, is) = (declared_before.get(id), declared_after.get(id));
+        if !before.contains_key(*id) && !after.contains_key(*id) && !was.zip(is).is_some_and(|(a, b)| a.body == b.body) {
+            servers.insert(&object.id);
+        }
+    }
     let mut changes = Vec::new();
     for server in servers {
         let old = before.get(server);
@@ -92,25 +150,28 @@ pub fn diff(
         {
             continue;
         }
+        let effects_before = declared_effects(old, declared_before.get(server).copied());
+        let effects_after = declared_effects(new, declared_after.get(server).copied());
         let mut subjects = BTreeSet::new();
-        let mut tool_names = BTreeSet::new();
+        let mut tool_names: BTreeSet<String> = effects_before.keys().chain(effects_after.keys()).cloned().collect();
         for document in old.iter().chain(new.iter()) {
             subjects.extend(identities(document));
             tool_names.extend(tools(document));
         }
         let (absent_before, absent_after) = (absent(&declared_before, server), absent(&declared_after, server));
-        for subject in &subjects {
+        let named = subjects.into_iter().map(|subject| (subject, false));
+        for (subject, anyone) in named.chain([(stranger(), true)]) {
             for tool in &tool_names {
                 let decide = |document: Option<&&PolicyDocument>, absent: &Outcome| match document {
                     Some(document) => {
-                        let decision = authorize(document, subject, "tools/call", tool, now);
+                        let decision = authorize(document, &subject, "tools/call", tool, now);
                         (outcome(&decision), decision.required_side_effect, decision.required_trust)
                     }
                     None => (absent.clone(), String::new(), String::new()),
                 };
                 let (was, _, _) = decide(old.as_ref(), &absent_before);
-                let (now_is, effect, trust) = decide(new.as_ref(), &absent_after);
-                if was == now_is {
+                let (now_is, mut effect, trust) = decide(new.as_ref(), &absent_after);
+                if was == now_is || (anyone && was.allowed == now_is.allowed) {
                     continue;
                 }
                 let direction = match (was.allowed, now_is.allowed) {
@@ -118,15 +179,26 @@ pub fn diff(
                     (true, false) => Direction::Narrowed,
                     _ => Direction::Changed,
                 };
+                // Judged by the more dangerous class: a decision that names none (gateway off,
+                // observe, default allow) or a tool reclassified downward does not hide it.
+                let (class_before, class_after) = (effects_before.get(tool), effects_after.get(tool));
+                let reclassified = class_before.zip(class_after).is_some_and(|(a, b)| a != b);
+                if direction == Direction::Widened || reclassified {
+                    for class in class_before.into_iter().chain(class_after) {
+                        effect = worse(effect, class);
+                    }
+                }
                 changes.push(AccessChange {
                     direction,
                     server: format!("{}/{}", server.namespace, server.name),
-                    subject: subject.clone(),
+                    subject: if anyone { Identity::default() } else { subject.clone() },
                     tool: tool.clone(),
                     side_effect: effect,
                     required_trust: trust,
                     before: was,
                     after: now_is,
+                    from: None,
+                    anyone,
                 });
             }
         }
@@ -165,6 +237,14 @@ impl AccessChange {
     }
 
     pub fn predicate_in(&self, quoting: &Quoting) -> String {
+        let sentence = self.predicate_now(quoting);
+        match &self.from {
+            Some(from) => format!("{sentence} (from {} on)", (quoting.text)(from)),
+            None => sentence,
+        }
+    }
+
+    fn predicate_now(&self, quoting: &Quoting) -> String {
         let (name, text) = (quoting.name, quoting.text);
         let tool = name(&format!("{}/{}", self.server.rsplit('/').next().unwrap_or(&self.server), self.tool));
         let effect = if self.side_effect.is_empty() { String::new() } else { format!(" ({})", text(&self.side_effect)) };
@@ -214,6 +294,9 @@ fn or_none(trust: &str) -> &str {
 }
 
 fn subject_words(identity: &Identity, quoting: &Quoting) -> String {
+    if *identity == Identity::default() {
+        return "anyone (a caller no grant or session names)".to_string();
+    }
     let mut parts = Vec::new();
     for (word, value) in [("human", &identity.human), ("agent", &identity.agent), ("team", &identity.team), ("session", &identity.session)]
     {

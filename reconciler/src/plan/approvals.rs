@@ -1,14 +1,17 @@
 //! Required approvals, from what a change does to access: each access change of the plan is
 //! matched against the `owners.approvals` rules of `mcp-gitops.yaml`; the word `owners` in a
 //! rule stands for the owners of the server the access is on. A change that only narrows access
-//! needs none unless a rule says so. Pure: no I/O.
+//! needs none unless a rule says so. A tool whose side effect is lowered needs approval by
+//! itself, whoever it reaches today: the rules for a widening to its former class, and the
+//! server's owners. Pure: no I/O.
 
-use super::access::{AccessChange, Direction};
+use super::access::{AccessChange, Direction, danger};
 use super::{Change, Plan};
+use crate::gateway::authorize::side_effect as normalized_effect;
 use crate::model::{ApprovalRule, Code, DesiredState, Diagnostic, Kind, ObjectId, Owners, Severity};
 use globset::{Glob, GlobMatcher};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The plan's `approvals`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +26,46 @@ pub struct Requirement {
     pub count: usize,
     pub servers: Vec<String>,
     pub reason: String,
+}
+
+/// A tool whose declared side effect a change lowers, on a server both states declare.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Reclassification {
+    /// `NAMESPACE/NAME` of the server.
+    pub server: String,
+    pub tool: String,
+    /// The side effect before and after (as the gateway reads them: lower case).
+    pub before: String,
+    pub after: String,
+}
+
+/// The tools whose side effect `desired` lowers from `base`'s (to another known class: an
+/// unknown one fails closed), by server and tool.
+pub fn reclassified(base: &DesiredState, desired: &DesiredState) -> Vec<Reclassification> {
+    let mut old: HashMap<&ObjectId, &crate::model::Object> = HashMap::new();
+    for object in base.of_kind(Kind::Server) {
+        old.entry(&object.id).or_insert(object);
+    }
+    let mut found = Vec::new();
+    for object in desired.of_kind(Kind::Server) {
+        let Some(was) = old.get(&object.id).filter(|was| was.body != object.body) else { continue };
+        let (Some(before), Some(after)) = (was.server(), object.server()) else { continue };
+        for tool in &after.tools {
+            let Some(former) = before.tool(&tool.name) else { continue };
+            let (from, to) = (normalized_effect(&former.side_effect), normalized_effect(&tool.side_effect));
+            if danger(&to) > 0 && danger(&to) < danger(&from) {
+                found.push(Reclassification {
+                    server: format!("{}/{}", object.id.namespace, object.id.name),
+                    tool: tool.name.clone(),
+                    before: from,
+                    after: to,
+                });
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
 }
 
 /// The rule that applies when `owners.approvals` lists none: a widening needs one owner.
@@ -52,8 +95,9 @@ fn covers(on: &str, change: &AccessChange) -> bool {
     }
 }
 
-/// The approvals the access changes need under `owners`; none when no server has an owner.
-pub fn required(owners: &Owners, access_changes: &[AccessChange]) -> Approvals {
+/// The approvals the access changes and the reclassifications need under `owners`; none when
+/// no server has an owner.
+pub fn required(owners: &Owners, access_changes: &[AccessChange], reclassified: &[Reclassification]) -> Approvals {
     if owners.servers.is_empty() {
         return Approvals::default();
     }
@@ -90,9 +134,58 @@ pub fn required(owners: &Owners, access_changes: &[AccessChange]) -> Approvals {
             }
         })
         .collect();
+    required.extend(for_reclassifications(&map, &rules, reclassified));
     required.sort();
     required.dedup();
     Approvals { required }
+}
+
+/// A lowered side effect is judged as a widening to a tool of its former class (the rules
+/// `widened` and `widened-<former>`), and needs one of the server's owners besides, unless
+/// such a rule already asks exactly the owners.
+fn for_reclassifications(map: &OwnerMap, rules: &[ApprovalRule], reclassified: &[Reclassification]) -> Vec<Requirement> {
+    // (rule, or none for the owners' own; approvers) -> the servers and the tools.
+    type Ask = (Option<usize>, Vec<String>);
+    let mut needed: BTreeMap<Ask, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+    for r in reclassified {
+        let owners: Vec<String> = map.of(&r.server).into_iter().collect();
+        let covering: Vec<usize> = (0..rules.len())
+            .filter(|&i| rules[i].on == "widened" || rules[i].on.strip_prefix("widened-") == Some(r.before.as_str()))
+            .collect();
+        let mut asks: Vec<(Option<usize>, Vec<String>)> = covering
+            .iter()
+            .map(|&i| {
+                let approvers: BTreeSet<String> =
+                    rules[i].approvers.iter().flat_map(|a| if a == "owners" { owners.clone() } else { vec![a.clone()] }).collect();
+                (Some(i), approvers.into_iter().collect())
+            })
+            .collect();
+        if !covering.iter().any(|&i| rules[i].approvers == ["owners"]) {
+            asks.push((None, owners.clone()));
+        }
+        let tool = format!("`{}/{}` {} → {}", r.server.rsplit('/').next().unwrap_or(&r.server), r.tool, r.before, r.after);
+        for ask in asks {
+            let entry = needed.entry(ask).or_default();
+            entry.0.insert(r.server.clone());
+            entry.1.insert(tool.clone());
+        }
+    }
+    needed
+        .into_iter()
+        .map(|((rule, approvers), (servers, tools))| {
+            let tools = tools.into_iter().collect::<Vec<_>>().join(", ");
+            let (count, why) = match rule {
+                Some(i) => (rules[i].count.max(1), format!("rule `on: {}`", rules[i].on)),
+                None => (1, "the server's owners approve a reclassification".to_string()),
+            };
+            Requirement {
+                approvers,
+                count,
+                servers: servers.into_iter().collect(),
+                reason: format!("side effect lowered: {tools} ({why})"),
+            }
+        })
+        .collect()
 }
 
 fn words(on: &str) -> String {
@@ -170,7 +263,7 @@ pub fn unmet<'a>(approvals: &'a Approvals, approved_by: &[String], author: Optio
 
 /// The plan with its approvals and the `server_without_owner` diagnostics.
 pub(super) fn add_to(plan: &mut Plan, owners: &Owners, desired: &DesiredState, base: &DesiredState) {
-    plan.approvals = required(owners, &plan.access_changes);
+    plan.approvals = required(owners, &plan.access_changes, &plan.reclassified);
     let found = unowned(owners, desired, base, &plan.changes);
     plan.summary.errors += found.iter().filter(|d| d.is_error()).count();
     plan.summary.warnings += found.iter().filter(|d| !d.is_error()).count();
@@ -196,6 +289,8 @@ mod tests {
             required_trust: "low".into(),
             before: outcome(direction == Direction::Narrowed),
             after: outcome(direction == Direction::Widened),
+            from: None,
+            anyone: false,
         }
     }
 
@@ -216,12 +311,13 @@ mod tests {
 
     #[test]
     fn a_widening_needs_an_owner_by_default_and_narrowing_needs_nobody() {
-        let needed = required(&owners(&[]), &[change(Direction::Widened, "pay/p", "read"), change(Direction::Narrowed, "pay/p", "write")]);
+        let needed =
+            required(&owners(&[]), &[change(Direction::Widened, "pay/p", "read"), change(Direction::Narrowed, "pay/p", "write")], &[]);
         assert_eq!(needed.required.len(), 1);
         assert_eq!((needed.required[0].approvers.clone(), needed.required[0].count), (vec!["pay-leads".to_string()], 1));
-        assert!(required(&owners(&[]), &[change(Direction::Narrowed, "pay/p", "write")]).required.is_empty());
+        assert!(required(&owners(&[]), &[change(Direction::Narrowed, "pay/p", "write")], &[]).required.is_empty());
         assert!(
-            required(&Owners::default(), &[change(Direction::Widened, "pay/p", "read")]).required.is_empty(),
+            required(&Owners::default(), &[change(Direction::Widened, "pay/p", "read")], &[]).required.is_empty(),
             "no owners, no approvals"
         );
     }
@@ -234,7 +330,7 @@ mod tests {
             change(Direction::Widened, "other/o", "destructive"),
             change(Direction::Widened, "pay/p", "read"),
         ];
-        let needed = required(&rules, &changes).required;
+        let needed = required(&rules, &changes, &[]).required;
         assert_eq!(needed.len(), 2, "{needed:?}");
         let approvers: Vec<Vec<String>> = needed.iter().map(|r| r.approvers.clone()).collect();
         assert!(approvers.contains(&vec!["security".to_string()]), "an unowned server leaves only the named approvers: {approvers:?}");
@@ -243,8 +339,21 @@ mod tests {
     }
 
     #[test]
+    fn a_lowered_side_effect_needs_the_rules_of_its_former_class_and_an_owner() {
+        let lowered = Reclassification { server: "pay/p".into(), tool: "wipe".into(), before: "destructive".into(), after: "read".into() };
+        let rules = owners(&[("widened-destructive", &["security"], 1), ("widened-write", &["writers"], 1)]);
+        let needed = required(&rules, &[], std::slice::from_ref(&lowered)).required;
+        let asked: Vec<(Vec<String>, usize)> = needed.iter().map(|r| (r.approvers.clone(), r.count)).collect();
+        assert_eq!(asked, vec![(vec!["pay-leads".to_string()], 1), (vec!["security".to_string()], 1)], "{needed:?}");
+        assert!(needed.iter().all(|r| r.reason.contains("`p/wipe` destructive → read")), "{needed:?}");
+        // A rule that already asks the owners is the owners' approval.
+        let needed = required(&owners(&[]), &[], &[lowered]).required;
+        assert_eq!(needed.len(), 1, "{needed:?}");
+    }
+
+    #[test]
     fn the_author_never_approves_their_own_change() {
-        let approvals = required(&owners(&[("widened", &["owners", "security"], 2)]), &[change(Direction::Widened, "pay/p", "read")]);
+        let approvals = required(&owners(&[("widened", &["owners", "security"], 2)]), &[change(Direction::Widened, "pay/p", "read")], &[]);
         let by = |who: &[&str]| who.iter().map(|w| w.to_string()).collect::<Vec<_>>();
         assert!(unmet(&approvals, &by(&["pay-leads", "security"]), None).is_empty());
         assert_eq!(unmet(&approvals, &by(&["pay-leads", "security"]), Some("pay-leads"))[0].1, 1);
@@ -253,7 +362,7 @@ mod tests {
 
     #[test]
     fn identities_are_compared_as_the_forges_compare_them() {
-        let approvals = required(&owners(&[("widened", &["owners", "Security"], 2)]), &[change(Direction::Widened, "pay/p", "read")]);
+        let approvals = required(&owners(&[("widened", &["owners", "Security"], 2)]), &[change(Direction::Widened, "pay/p", "read")], &[]);
         let by = |who: &[&str]| who.iter().map(|w| w.to_string()).collect::<Vec<_>>();
         assert!(unmet(&approvals, &by(&["PAY-LEADS", " security "]), None).is_empty());
         assert!(unmet(&approvals, &by(&["@pay-leads", "@Security"]), None).is_empty());
@@ -261,7 +370,7 @@ mod tests {
         assert_eq!(unmet(&approvals, &by(&["pay-leads", "security"]), Some(" Pay-Leads"))[0].1, 1);
         assert_eq!(unmet(&approvals, &by(&["pay-leads", "security"]), Some("@pay-leads"))[0].1, 1);
         // One person listed twice in two spellings is one approver, and one approval.
-        let twice = required(&owners(&[("widened", &["owners", "Pay-Leads"], 2)]), &[change(Direction::Widened, "pay/p", "read")]);
+        let twice = required(&owners(&[("widened", &["owners", "Pay-Leads"], 2)]), &[change(Direction::Widened, "pay/p", "read")], &[]);
         assert_eq!(twice.required[0].approvers.len(), 1, "{twice:?}");
         let listed_twice = Approvals {
             required: vec![Requirement {

@@ -8,11 +8,12 @@ pub mod approvals;
 pub mod diff;
 pub mod expiring;
 pub mod fields;
+pub mod later;
 pub mod live;
 pub mod partial;
 
 pub use access::{AccessChange, Direction};
-pub use approvals::{Approvals, Requirement};
+pub use approvals::{Approvals, Reclassification, Requirement};
 
 use crate::gateway::{PolicyDocument, render, render_some};
 use crate::model::{DesiredState, Diagnostic, Kind, Object, ObjectId};
@@ -160,6 +161,11 @@ pub struct Plan {
     /// Who must approve the change, from what it does to access and `owners:` in
     /// `mcp-gitops.yaml` (the base's, when it has owners: a change cannot waive its own review).
     pub approvals: Approvals,
+    /// The tools whose declared side effect the change lowers (destructive to write or read,
+    /// write to read): grants that allow the lower class reach them, so the reclassification
+    /// itself needs approval. Absent when there is none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reclassified: Vec<Reclassification>,
     /// The time-bound grants the change creates or updates, soonest expiry first, each with the
     /// access it takes away then.
     pub expiring: Vec<expiring::Expiring>,
@@ -199,7 +205,10 @@ pub fn assemble(
     let base_diagnostics: Vec<Diagnostic> = base.diagnostics.iter().filter(|d| d.is_error()).cloned().collect();
     mark_uncertain(&mut changes, &base_diagnostics, desired);
     let (before, after) = render_changed(base, desired, work);
-    let access_changes = access::diff(base, &before, desired, &after, now);
+    let mut access_changes = access::diff(base, &before, desired, &after, now);
+    // What holds only later (an expiry extended or removed) is a change of this plan too.
+    let later = later::access_changes(base, desired, now, &access_changes, work);
+    access_changes.extend(later);
     let mut servers: Vec<&ObjectId> = before.keys().chain(after.keys()).collect();
     servers.sort();
     servers.dedup();
@@ -228,6 +237,7 @@ pub fn assemble(
         access_changes,
         policy_revisions,
         approvals: Approvals::default(),
+        reclassified: approvals::reclassified(base, desired),
         expiring: Vec::new(),
         diagnostics: desired.diagnostics.clone(),
         base_diagnostics,
@@ -251,6 +261,7 @@ pub fn of_changes(desired: &DesiredState, base: Base, changes: Vec<Change>) -> P
         access_changes: Vec::new(),
         policy_revisions: Vec::new(),
         approvals: Approvals::default(),
+        reclassified: Vec::new(),
         expiring: Vec::new(),
         diagnostics: desired.diagnostics.clone(),
         base_diagnostics: Vec::new(),
