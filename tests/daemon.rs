@@ -474,3 +474,35 @@ fn the_daemon_applies_nothing_outside_its_namespace_fence() {
     let allowed = teams.daemon(&upstream, &["--allowed-namespaces", &both]);
     assert_eq!(allowed.status()["last_result"], "applied");
 }
+
+/// The attack, against the daemon: the repository's own `mcp-gitops.yaml` names a directory
+/// anywhere on the daemon's machine as a policy directory. The daemon reads it only when its
+/// operator allows it (`--allow-policy-dir`), and what it reports never shows its files' lines.
+#[test]
+fn the_repository_cannot_make_the_daemon_read_outside_it() {
+    let teams = Teams::new("o");
+    let outside = tempfile::tempdir().expect("outside");
+    std::fs::write(outside.path().join("notes.yaml"), "password: hunter2-OUTSIDE-LINE\n  bad: [indent\n").expect("write");
+    let dir = outside.path().to_string_lossy().into_owned();
+    let repo = teams.repo("examples/platform");
+    let config = repo.path().join("mcp-gitops.yaml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, text.replace("policies:\n", &format!("policies:\n  directories: [{dir:?}]\n"))).expect("config");
+    let upstream = Upstream::new();
+    upstream.commit(repo.path(), "a policy directory outside the repository");
+
+    let daemon = Daemon::spawn(&upstream.bare_path(), &teams.kubeconfig, &teams.inventory, &[]);
+    let status = daemon.wait_for(Duration::from_secs(60), "the revision to be refused", |s| s["last_result"] == "invalid");
+    let message = status["last_message"].as_str().unwrap_or_default();
+    assert!(message.contains("outside the repository") && message.contains("--allow-policy-dir"), "{status}");
+    assert_eq!(teams.kubectl.json(&["get", "mcpaccessgrants", "-n", &teams.payments])["items"].as_array().map(Vec::len), Some(0));
+    drop(daemon);
+
+    // Allowed by the operator: read; its broken file makes the revision invalid, and no line of it is shown.
+    let allowed = Daemon::spawn(&upstream.bare_path(), &teams.kubeconfig, &teams.inventory, &["--allow-policy-dir", &dir]);
+    let status = allowed.wait_for(Duration::from_secs(60), "the revision to be judged", |s| s["last_result"] == "invalid");
+    assert!(status.to_string().contains("notes.yaml"), "{status}");
+    for shown in [status.to_string(), allowed.get("/metrics").1, allowed.logs()] {
+        assert!(!shown.contains("OUTSIDE-LINE"), "{shown}");
+    }
+}
