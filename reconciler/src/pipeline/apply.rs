@@ -1,7 +1,8 @@
 //! The apply checklist, one for the CLI and the daemon: gate on errors (an invalid repository, or
-//! one reaching outside the namespaces allowed, is never applied), then — once the front end has planned against the live state — the guards
-//! refuse before anything is written, the changes are applied and the outcomes tallied. Also
-//! what `apply --plan` checks of a reviewed plan, and what `--wait` expects of the operator.
+//! one reaching outside the namespaces allowed, is never applied), then — once the front end has
+//! planned against the live state — the guards refuse before anything is written, the changes
+//! are applied and the outcomes tallied. Also what `apply --plan` checks of a reviewed plan, and
+//! what `--wait` expects of the operator.
 
 use crate::apply::{self, Outcome, Refusal, Report, Status, wait::Expectation};
 use crate::cluster::Cluster;
