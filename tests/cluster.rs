@@ -95,8 +95,9 @@ fn apply_creates_then_writes_nothing_then_updates_and_prunes() {
 
     let change = env.repo("examples/pr-change");
     // Against the cluster (which holds other tests' servers too), the access diff is the one
-    // the offline plan of the same change shows.
-    let live = json(&env.mcp("plan", change.path(), &["--format", "json"]).stdout);
+    // the offline plan of the same change shows, both at one pinned time (the examples' sessions
+    // expire in 2030: a plan at the clock would differ from then on).
+    let live = json(&env.mcp("plan", change.path(), &["--format", "json", "--now", common::NOW]).stdout);
     let offline =
         json(&run(&["plan", "examples/pr-change", "--base", "examples/platform", "--format", "json", "--now", common::NOW]).stdout);
     for key in ["update", "delete", "access_widened", "access_narrowed", "access_changed"] {
