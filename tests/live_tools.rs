@@ -38,14 +38,15 @@ impl ServerHandler for Catalog {
     }
 }
 
-/// Serves `catalog` at http://127.0.0.1:<port>/mcp for the life of the test; returns the base URL.
-fn serve(catalog: Catalog) -> String {
+/// Serves `server` (a catalog, a hostile server) at http://127.0.0.1:<port>/mcp for the life of
+/// the test; returns the base URL.
+fn serve<S: ServerHandler + Clone + Send + Sync + 'static>(server: S) -> String {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         runtime.block_on(async move {
             let service = StreamableHttpService::new(
-                move || Ok(catalog.clone()),
+                move || Ok(server.clone()),
                 Arc::new(LocalSessionManager::default()),
                 StreamableHttpServerConfig::default(),
             );
@@ -166,26 +167,6 @@ impl ServerHandler for Hostile {
     }
 }
 
-/// Serves a hostile server like `serve` does a catalog.
-fn serve_hostile(hostile: Hostile) -> String {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        runtime.block_on(async move {
-            let service = StreamableHttpService::new(
-                move || Ok(hostile.clone()),
-                Arc::new(LocalSessionManager::default()),
-                StreamableHttpServerConfig::default(),
-            );
-            let router = axum::Router::new().nest_service("/mcp", service);
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            sender.send(listener.local_addr().expect("address")).expect("send");
-            let _ = axum::serve(listener, router).await;
-        });
-    });
-    format!("http://127.0.0.1:{}", receiver.recv().expect("server started").port())
-}
-
 /// `validate --from-server` against a hostile server, bounded in time and memory; the one
 /// diagnostic it gives.
 fn check_hostile(url: &str, timeout: &str, limit: std::time::Duration) -> (i32, String, std::time::Duration) {
@@ -208,7 +189,7 @@ fn check_hostile(url: &str, timeout: &str, limit: std::time::Duration) -> (i32, 
 
 #[test]
 fn a_server_listing_200000_tools_is_cut_at_the_cap_within_the_timeout() {
-    let url = serve_hostile(Hostile { per_page: 200_000, pages: 1 });
+    let url = serve(Hostile { per_page: 200_000, pages: 1 });
     let (code, message, elapsed) = check_hostile(&url, "5s", std::time::Duration::from_secs(30));
     assert_eq!(code, 1);
     assert!(message.contains("lists more than 10000 tools (the most mcp-gitops reads from one server)"), "{message}");
@@ -218,14 +199,14 @@ fn a_server_listing_200000_tools_is_cut_at_the_cap_within_the_timeout() {
 #[test]
 fn an_endless_next_cursor_is_cut_at_the_cap_in_bounded_memory() {
     // Fresh tools on every page, forever: the tools cap ends it.
-    let url = serve_hostile(Hostile { per_page: 1_000, pages: usize::MAX });
+    let url = serve(Hostile { per_page: 1_000, pages: usize::MAX });
     let (code, message, elapsed) = check_hostile(&url, "20s", std::time::Duration::from_secs(40));
     assert_eq!(code, 1);
     assert!(message.contains("more than 10000 tools"), "{message}");
     assert!(elapsed < std::time::Duration::from_secs(25), "took {elapsed:?}");
 
     // Empty pages, forever: the pages cap ends it.
-    let url = serve_hostile(Hostile { per_page: 0, pages: usize::MAX });
+    let url = serve(Hostile { per_page: 0, pages: usize::MAX });
     let (code, message, elapsed) = check_hostile(&url, "10s", std::time::Duration::from_secs(30));
     assert_eq!(code, 1);
     assert!(message.contains("still had a nextCursor after 1000 pages of tools/list"), "{message}");
