@@ -1,4 +1,6 @@
-//! Feeds a `POST /hook` request (header lines, a blank line, the body) to the daemon's webhook check, `webhook::verify_request`.
+//! Feeds a `POST /hook` request (header lines, a blank line, the body) to the daemon's webhook
+//! check as the daemon runs it: `webhook::check_request` on the headers, then, for a GitHub
+//! signature, the body fed through the HMAC in chunks as it arrives.
 #![no_main]
 
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -14,7 +16,13 @@ fuzz_target!(|data: &[u8]| {
     if body.len() > MAX_HOOK_BODY {
         return;
     }
-    let verdict = webhook::verify_request(SECRET, &headers, body);
+    let verdict = match webhook::check_request(SECRET, &headers) {
+        webhook::Check::Decided(verdict) => verdict,
+        webhook::Check::Signed(mut signed) => {
+            body.chunks(7).for_each(|chunk| signed.update(chunk));
+            signed.finish()
+        }
+    };
     if matches!(verdict, webhook::Verdict::Accepted | webhook::Verdict::Ping) {
         assert!(proves_secret(&headers, body), "a request that does not know the secret was accepted: {headers:?}");
     }
