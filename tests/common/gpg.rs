@@ -13,6 +13,7 @@ pub struct Gpg {
 impl Gpg {
     /// A GnuPG home under `dir` (kept short: gpg-agent's socket path is limited).
     pub fn new(dir: &Path) -> Gpg {
+        super::install(&["gpg", "gpg-agent"]);
         let home = dir.join("gnupg");
         std::fs::create_dir(&home).expect("mkdir");
         std::fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700)).expect("chmod");

@@ -13,6 +13,13 @@ use std::path::PathBuf;
 /// A fixed clock, so that expiry checks and access decisions do not move with the date.
 pub const NOW: &str = "2026-11-25T00:00:00Z";
 
+/// Installs the Debian packages a test needs when they are missing (`tests/packages.sh`, one
+/// installer at a time): `cargo test --workspace` alone must pass on a fresh machine.
+pub fn install(packages: &[&str]) {
+    let status = std::process::Command::new("bash").arg(root().join("tests/packages.sh")).args(packages).status();
+    assert!(status.is_ok_and(|s| s.success()), "tests/packages.sh {packages:?} failed");
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
