@@ -364,6 +364,7 @@ fn with_verify_signatures_an_unsigned_push_is_not_applied_and_a_signed_fix_is() 
     let teams = Teams::new("v");
     let keys = tempfile::tempdir().expect("keys");
     let key = keys.path().join("dana");
+    common::install(&["openssh-client"]);
     let made = std::process::Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "dana", "-f"]).arg(&key).status();
     assert!(made.is_ok_and(|s| s.success()));
     let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
