@@ -67,6 +67,16 @@ pub enum Command {
     /// Check the approvals a JSON plan requires against who approved the change.
     #[command(subcommand)]
     Approvals(ApprovalsCommand),
+    /// Start a platform repository: mcp-gitops.yaml with owner and trust stubs, and the CI recipe.
+    #[command(
+        after_help = "Never overwrites a file. Then: mcp-gitops import (what a cluster holds), validate, plan. See docs/getting-started.md."
+    )]
+    Init(InitArgs),
+    /// Write what a cluster already holds (MCPServers, grants, sessions) as the repository's files.
+    #[command(
+        after_help = "Writes NAMESPACE/.mcp/servers.yaml, NAMESPACE/grants/NAME.yaml and NAMESPACE/sessions/NAME.yaml; never\noverwrites a file; names what the files cannot say. Then `mcp-gitops plan DIR` shows no access change."
+    )]
+    Import(ImportArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Install, for example:\n  mcp-gitops completion bash > ~/.local/share/bash-completion/completions/mcp-gitops\n  mcp-gitops completion zsh > \"${fpath[1]}/_mcp-gitops\"\n  mcp-gitops completion fish > ~/.config/fish/completions/mcp-gitops.fish\n  mcp-gitops completion powershell >> $PROFILE"
@@ -122,6 +132,35 @@ pub struct ApprovalsCheckArgs {
     /// The change's author, who never counts as an approver.
     #[arg(long, value_name = "HANDLE")]
     pub author: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The directory to start the repository in (created when missing).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// The CI recipe to add (examples/ci/).
+    #[arg(long, value_enum, default_value = "github")]
+    pub ci: crate::scaffold::Ci,
+    /// A namespace the repository's objects may target (allowedNamespaces); repeatable.
+    #[arg(long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The directory to write the files in.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+    /// Import only this namespace; repeatable (default: every namespace).
+    #[arg(long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+    /// The kubeconfig file (default: KUBECONFIG, ~/.kube/config, then the in-cluster service account).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long)]
+    pub context: Option<String>,
 }
 
 #[derive(Debug, Args)]

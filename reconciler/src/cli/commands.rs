@@ -5,12 +5,13 @@ use super::args::*;
 use super::{CliError, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::apply;
 use crate::cache::{Cache, Saving};
+use crate::cluster::Cluster;
 use crate::gateway::{self, authorize};
 use crate::model::{DesiredState, Kind, ObjectId};
 use crate::pipeline::{self, Planned, access, apply::Reviewed, desired, desired::Allowed, left_to_the_os, plan::Target};
 use crate::plan::Work;
 use crate::render::{self, Forge, Palette, diagnostics, markdown, text};
-use crate::{plan, source, validate};
+use crate::{plan, scaffold, source, validate};
 use jiff::Timestamp;
 use serde_json::json;
 use std::io::{IsTerminal, Write};
@@ -40,6 +41,8 @@ pub fn dispatch(command: Command, palette: Palette, allowed: &Allowed) -> Result
         Command::Daemon(args) => daemon_command(args, allowed),
         Command::Approvals(ApprovalsCommand::Check(args)) => approvals_check_command(args),
         Command::Verify(args) => verify_command(args),
+        Command::Init(args) => init_command(args),
+        Command::Import(args) => import_command(args),
         Command::Completion(args) => {
             let mut out = Vec::new();
             clap_complete::generate(args.shell, &mut <Cli as clap::CommandFactory>::command(), "mcp-gitops", &mut out);
@@ -47,6 +50,37 @@ pub fn dispatch(command: Command, palette: Palette, allowed: &Allowed) -> Result
             Ok(EXIT_OK)
         }
     }
+}
+
+fn init_command(args: InitArgs) -> Result<i32, CliError> {
+    let written = scaffold::write_new(&args.dir, &scaffold::starting_files(&args.namespaces, args.ci))?;
+    println!("Started a platform repository in {}:", args.dir.display());
+    written.iter().for_each(|file| println!("  {}", file.display()));
+    println!(
+        "Next: fill in owners and trust in mcp-gitops.yaml, add servers, grants and sessions (or `mcp-gitops import`), then `mcp-gitops validate {}`.",
+        args.dir.display()
+    );
+    Ok(EXIT_OK)
+}
+
+fn import_command(args: ImportArgs) -> Result<i32, CliError> {
+    let objects = runtime()?.block_on(async {
+        let cluster = Cluster::connect(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+        scaffold::import::read(&cluster, &args.namespaces).await
+    });
+    let imported =
+        scaffold::import::files_of(&objects.map_err(|e| CliError::Failed(format!("cannot read the cluster: {}", apply::describe(&e))))?);
+    imported.left_out.iter().for_each(|line| eprintln!("note: {line}"));
+    let written = scaffold::write_new(&args.out, &imported.files)?;
+    println!(
+        "Imported {} server(s), {} grant(s) and {} session(s) into {} file(s) under {}.",
+        imported.servers,
+        imported.grants,
+        imported.sessions,
+        written.len(),
+        args.out.display()
+    );
+    Ok(EXIT_OK)
 }
 
 /// Appends Markdown to the GitHub Actions job summary when the job has one. A failure to

@@ -39,7 +39,18 @@ macro_rules! failed_from {
     )*};
 }
 
-failed_from!(SourceError, pipeline::Error, ReviewError, SavedPlanError, Refusal, TimedOut, TrustError, serde_json::Error, DaemonError);
+failed_from!(
+    SourceError,
+    pipeline::Error,
+    ReviewError,
+    SavedPlanError,
+    Refusal,
+    TimedOut,
+    TrustError,
+    serde_json::Error,
+    DaemonError,
+    crate::scaffold::ScaffoldError
+);
 
 impl From<AccessError> for CliError {
     fn from(e: AccessError) -> Self {
