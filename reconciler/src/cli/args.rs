@@ -58,6 +58,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  mcp-gitops daemon --repo /srv/platform.git --branch main --webhook-secret-file /etc/mcp-gitops/webhook-secret\n  mcp-gitops daemon --repo ./platform --interval 30s --drift report --kubeconfig ~/.kube/config\n\nEndpoints on --listen: POST /hook (GitHub X-Hub-Signature-256 or GitLab X-Gitlab-Token), GET /status, /healthz, /readyz, /metrics.\nSee docs/daemon.md."
     )]
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Daemon(Box<DaemonArgs>),
     /// Check that every commit of a range is signed by an allowed signer (SSH: git's allowed_signers; OpenPGP: --pgp-keys).
     #[command(
@@ -134,6 +135,36 @@ pub struct ApprovalsCheckArgs {
     pub author: Option<String>,
 }
 
+/// Tell the running daemons of an inventory what to do, through the inventory they all read.
+#[derive(Debug, Subcommand)]
+pub enum DaemonControl {
+    /// Stop applying: the daemons still fetch, verify, plan and report drift; revocations and expiries still apply unless --hard.
+    #[command(
+        after_help = "Takes effect at each daemon's next reconcile (poll, webhook or watch event) and holds across restarts.\nExit codes: 0 set, 1 the cluster could not be written, 64 usage error. See docs/daemon.md."
+    )]
+    Suspend(SuspendArgs),
+    /// Apply again: the held changes are applied at the next reconcile.
+    Resume(ResumeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SuspendArgs {
+    /// Apply nothing at all, not even what only takes access away (deleted or disabled grants and sessions, expiries).
+    #[arg(long)]
+    pub hard: bool,
+    /// Why: shown in /status, the Suspended Event and the inventory's annotation.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// The directory to start the repository in (created when missing).
@@ -173,10 +204,12 @@ pub struct CompletionArgs {
 #[derive(Debug, Args)]
 #[command(group = clap::ArgGroup::new("trust_files").multiple(true).args(["allowed_signers", "pgp_keys"]))]
 pub struct DaemonArgs {
+    #[command(subcommand)]
+    pub control: Option<DaemonControl>,
     /// The git repository to follow: https://, ssh:// or user@host:path, a local path or file:// URL
     /// (fetched into a cache, never checked out), or a plain directory.
-    #[arg(long, value_name = "URL|PATH")]
-    pub repo: String,
+    #[arg(long, value_name = "URL|PATH", required = true)]
+    pub repo: Option<String>,
     /// The branch to follow.
     #[arg(long, default_value = "main")]
     pub branch: String,

@@ -7,6 +7,7 @@ use crate::apply;
 use crate::cache::{Cache, Saving};
 use crate::cluster::Cluster;
 use crate::gateway::{self, authorize};
+use crate::model::live::Suspension;
 use crate::model::{DesiredState, Kind, ObjectId};
 use crate::pipeline::{self, Planned, access, apply::Reviewed, desired, desired::Allowed, left_to_the_os, plan::Target};
 use crate::plan::Work;
@@ -405,9 +406,47 @@ fn target(args: &ClusterArgs) -> Target {
 }
 
 fn daemon_command(args: Box<DaemonArgs>, allowed: &Allowed) -> Result<i32, CliError> {
+    let (cluster, suspension) = match args.control {
+        Some(DaemonControl::Suspend(control)) => (control.cluster, Some((control.hard, control.reason.unwrap_or_default()))),
+        Some(DaemonControl::Resume(control)) => (control.cluster, None),
+        None => return run_daemon(args, allowed),
+    };
+    let applyset = crate::model::live::ApplySet::new(&cluster.inventory_namespace);
+    let said = runtime()?.block_on(async {
+        let cluster = Cluster::connect(cluster.kubeconfig.as_deref(), cluster.context.as_deref()).await?;
+        let who = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "someone".into());
+        let note = suspension.as_ref().map(|(_, reason)| {
+            format!(
+                "by {who} at {}{}",
+                Timestamp::now().round(jiff::Unit::Second).unwrap_or_default(),
+                if reason.is_empty() { String::new() } else { format!(": {reason}") }
+            )
+        });
+        let mode = suspension.as_ref().map(|(hard, _)| if *hard { Suspension::Hard } else { Suspension::Soft });
+        cluster.suspend(&applyset, mode.zip(note.as_deref())).await
+    });
+    said.map_err(|e| {
+        CliError::Failed(format!("cannot write the inventory {}/{}: {}", applyset.namespace, applyset.name, apply::describe(&e)))
+    })?;
+    match suspension {
+        Some((hard, _)) => println!(
+            "Suspended ({}) the daemons of {}/{}: they apply {} from their next reconcile.",
+            if hard { "hard" } else { "soft" },
+            applyset.namespace,
+            applyset.name,
+            if hard { "nothing" } else { "only revocations and expiries" }
+        ),
+        None => {
+            println!("Resumed the daemons of {}/{}: held changes are applied at their next reconcile.", applyset.namespace, applyset.name)
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn run_daemon(args: Box<DaemonArgs>, allowed: &Allowed) -> Result<i32, CliError> {
     crate::daemon::log_to_stderr(args.log_format);
     let options = crate::daemon::Options {
-        repo: args.repo,
+        repo: args.repo.ok_or_else(|| CliError::Usage("daemon needs --repo".into()))?,
         branch: args.branch,
         path: args.path,
         interval: parse_duration(&args.interval, "--interval")?,

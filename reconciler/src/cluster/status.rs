@@ -3,7 +3,7 @@
 //! and Events (`events.k8s.io/v1`) regarding the inventory.
 
 use super::{Cluster, ClusterError};
-use crate::model::live::{ApplySet, FIELD_MANAGER, STATUS_MANAGER};
+use crate::model::live::{ApplySet, CONTROL_MANAGER, FIELD_MANAGER, STATUS_MANAGER, SUSPEND, SUSPEND_NOTE, Suspension};
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -24,6 +24,35 @@ impl Cluster {
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
             result => result.map(|_| ()).map_err(ClusterError::from),
         }
+    }
+
+    /// Suspends the daemons of `applyset` (`note`: who, when, why), or resumes them (`None`):
+    /// the control annotations on the inventory, applied by their own field manager (creating
+    /// the inventory, and its namespace, when the daemon has not written it yet).
+    pub async fn suspend(&self, applyset: &ApplySet, suspension: Option<(Suspension, &str)>) -> Result<(), ClusterError> {
+        let annotations = match suspension {
+            Some((suspension, note)) => json!({SUSPEND: suspension.as_str(), SUSPEND_NOTE: note}),
+            // Applying no annotations drops those this manager set.
+            None => json!({}),
+        };
+        let configmap = json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": applyset.name, "namespace": applyset.namespace, "annotations": annotations},
+        });
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &applyset.namespace);
+        let (params, patch) = (PatchParams::apply(CONTROL_MANAGER).force(), Patch::Apply(&configmap));
+        match super::patiently(|| api.patch(&applyset.name, &params, &patch)).await {
+            Err(kube::Error::Api(status)) if status.code == 404 && suspension.is_some() => {
+                self.create_namespace(&applyset.namespace).await?;
+                super::patiently(|| api.patch(&applyset.name, &params, &patch)).await?;
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            other => {
+                other?;
+            }
+        }
+        Ok(())
     }
 
     /// Publishes one Event regarding the inventory, from reporting instance `instance`.

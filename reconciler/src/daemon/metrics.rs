@@ -26,6 +26,8 @@ pub struct Metrics {
     pub unverified_commits: Counter,
     pub live_reads: Family<Labels, Counter>,
     pub live_objects_read: Counter,
+    pub suspended: Gauge,
+    pub held_changes: Gauge,
 }
 
 impl Default for Metrics {
@@ -45,6 +47,8 @@ impl Default for Metrics {
             unverified_commits: Counter::default(),
             live_reads: Family::default(),
             live_objects_read: Counter::default(),
+            suspended: Gauge::default(),
+            held_changes: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -94,6 +98,12 @@ impl Default for Metrics {
             "expiry_lag_seconds",
             "From the instant a time-bound grant expired to the end of the reconcile that applied it disabled",
             metrics.expiry_lag.clone(),
+        );
+        registry.register("suspended", "1 while mcp-gitops daemon suspend holds, as last seen by a reconcile", metrics.suspended.clone());
+        registry.register(
+            "held_changes",
+            "Changes of the revision that the suspension held back in the last reconcile",
+            metrics.held_changes.clone(),
         );
         Metrics { registry, ..metrics }
     }

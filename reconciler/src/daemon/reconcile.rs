@@ -10,8 +10,10 @@ use super::{DriftMode, Shared};
 use crate::apply::{self, Counts, Status};
 use crate::cache::Cache;
 use crate::cluster::Cluster;
-use crate::model::DesiredState;
-use crate::model::live::{ApplySet, LAST_ATTEMPTED_REVISION, LAST_COUNTS, LAST_MESSAGE, LAST_RESULT, LAST_RESULT_TIME, Provenance};
+use crate::model::live::{
+    ApplySet, LAST_ATTEMPTED_REVISION, LAST_COUNTS, LAST_MESSAGE, LAST_RESULT, LAST_RESULT_TIME, Provenance, Suspension,
+};
+use crate::model::{DesiredState, Kind};
 use crate::pipeline;
 use crate::plan::Action;
 use crate::source::mirror::{Mirror, redact};
@@ -42,6 +44,12 @@ pub struct Report {
     pub counts: Counts,
     pub diagnostics: DiagnosticsSummary,
     pub drifted: Vec<String>,
+    /// `soft` or `hard` while `mcp-gitops daemon suspend` holds, else `""`.
+    pub suspended: &'static str,
+    /// Who suspended, when and why.
+    pub suspension_note: String,
+    /// The changes the suspension holds back, as `action Kind/namespace/name`.
+    pub held: Vec<String>,
 }
 
 fn result_or_empty<S: serde::Serializer>(result: &Option<Reconciled>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -87,7 +95,7 @@ impl Outcome {
     }
 }
 
-/// One pass of the pipeline. Returns whether it succeeded (for the backoff).
+/// One pass of the pipeline. Returns whether it settled (else the loop backs off and retries).
 pub async fn reconcile(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirror: &mut Mirror, memory: &mut Memory) -> bool {
     let started = Instant::now();
     let outcome = pipeline(shared, cluster, applyset, mirror, memory).await;
@@ -113,11 +121,16 @@ pub async fn reconcile(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, 
         metrics.last_success.set(now.as_millisecond() as f64 / 1000.0);
         shared.ready.store(true, Ordering::Relaxed);
         tracing::info!(result, seconds, "{}", outcome.message);
-    } else {
+    } else if outcome.result != Reconciled::Suspended {
         tracing::warn!(result, seconds, "{}", outcome.message);
     }
+    if outcome.result == Reconciled::Suspended {
+        // Suspended on purpose: ready, as a rolling update needs, though the revision is not live.
+        shared.ready.store(true, Ordering::Relaxed);
+        tracing::info!(result, seconds, "{}", outcome.message);
+    }
     record(shared, cluster, applyset, &outcome, now).await;
-    outcome.succeeded()
+    outcome.result.settled()
 }
 
 async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirror: &mut Mirror, memory: &mut Memory) -> Outcome {
@@ -260,12 +273,11 @@ async fn plan_and_apply(
     let how = if planned.listed { "list" } else { "watch" };
     shared.metrics.live_reads.get_or_create(&super::metrics::Metrics::label("how", how)).inc();
     shared.metrics.live_objects_read.inc_by(planned.read as u64);
-    let plan = &mut planned.plan;
-    let drifted: Vec<String> = plan.changes.iter().filter(|c| !c.drift.is_empty()).map(|c| c.id().to_string()).collect();
+    let drifted: Vec<String> = planned.plan.changes.iter().filter(|c| !c.drift.is_empty()).map(|c| c.id().to_string()).collect();
     shared.metrics.drifted_objects.set(drifted.len() as i64);
     if options.drift == DriftMode::Report {
         // Leave out-of-band edits alone: changes that only undo someone else's edit are not sent.
-        for change in plan.changes.iter_mut().filter(|c| !c.drift.is_empty() && c.action == Action::Update) {
+        for change in planned.plan.changes.iter_mut().filter(|c| !c.drift.is_empty() && c.action == Action::Update) {
             change.action = Action::NoOp;
             change.object = None;
         }
@@ -274,6 +286,18 @@ async fn plan_and_apply(
     if !drifted.is_empty() {
         tracing::warn!(objects = %drifted.join(", "), mode = ?options.drift, "drift: fields changed outside git");
     }
+    // suspended: hold back what could give access
+    let suspension = planned.inventory.as_ref().and_then(|i| Some((i.suspension?, i.suspension_note.clone())));
+    let held = suspension.as_ref().map(|(suspension, _)| hold(&mut planned.plan, *suspension)).unwrap_or_default();
+    shared.metrics.suspended.set(i64::from(suspension.is_some()));
+    shared.metrics.held_changes.set(held.len() as i64);
+    {
+        let mut report = shared.report();
+        report.suspended = suspension.as_ref().map(|(s, _)| s.as_str()).unwrap_or_default();
+        report.suspension_note = suspension.as_ref().map(|(_, note)| note.clone()).unwrap_or_default();
+        report.held = held.clone();
+    }
+    let plan = &mut planned.plan;
     // guards, then apply
     let apply_options = apply::Options {
         dry_run: false,
@@ -328,8 +352,49 @@ async fn plan_and_apply(
     if !succeeded {
         return Outcome::new(Reconciled::Failed, summary);
     }
+    if let Some((suspension, note)) = suspension.filter(|_| !held.is_empty()) {
+        let more = held.len().saturating_sub(CHANGES_SHOWN);
+        let shown = held[..held.len() - more].join(", ");
+        let shown = if more == 0 { shown } else { format!("{shown} and {more} more") };
+        let note = if note.is_empty() { String::new() } else { format!(" ({note})") };
+        return Outcome::new(
+            Reconciled::Suspended,
+            format!("suspended {}{note}: revision {revision} is held back: {shown}; applied instead: {summary}", suspension.as_str()),
+        );
+    }
     shared.metrics.set_revision(revision);
     Outcome::new(if written == 0 { Reconciled::Unchanged } else { Reconciled::Applied }, summary)
+}
+
+/// What a suspension holds back of `plan`, as `action id`: under `Soft` every change but those
+/// that only take access away (a grant or session deleted, a grant updated to `disabled` — its
+/// expiry included — or a session to `revoked`), under `Hard` every change. Held changes become
+/// no-ops that the ledger does not count as in sync, so that a resume plans them again.
+fn hold(plan: &mut crate::plan::Plan, suspension: Suspension) -> Vec<String> {
+    let takes_away = |change: &crate::plan::Change| {
+        let kill_switch = |object: &serde_json::Value| match change.kind {
+            Kind::Grant => object.pointer("/spec/disabled") == Some(&true.into()),
+            Kind::Session => object.pointer("/spec/revoked") == Some(&true.into()),
+            Kind::Server => false,
+        };
+        change.kind != Kind::Server
+            && match change.action {
+                Action::Delete => true,
+                Action::Update => change.object.as_ref().is_some_and(kill_switch),
+                Action::Create | Action::NoOp => false,
+            }
+    };
+    let mut held = Vec::new();
+    for change in plan.changes.iter_mut().filter(|c| c.action != Action::NoOp) {
+        if suspension == Suspension::Soft && takes_away(change) {
+            continue;
+        }
+        held.push(format!("{} {}", change.action.as_str(), change.id()));
+        change.action = Action::NoOp;
+        change.object = None;
+        change.expected_resource_version = None;
+    }
+    held
 }
 
 /// Events and status annotations, for people who look at the cluster rather than at /status.

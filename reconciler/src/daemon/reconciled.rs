@@ -22,10 +22,13 @@ pub enum Reconciled {
     Failed,
     /// The repository could not be read.
     FetchFailed,
+    /// `mcp-gitops daemon suspend` holds back changes of the revision (what only takes access
+    /// away is applied under a soft suspension).
+    Suspended,
 }
 
 impl Reconciled {
-    pub const ALL: [Reconciled; 7] = [
+    pub const ALL: [Reconciled; 8] = [
         Reconciled::Applied,
         Reconciled::Unchanged,
         Reconciled::Invalid,
@@ -33,6 +36,7 @@ impl Reconciled {
         Reconciled::Refused,
         Reconciled::Failed,
         Reconciled::FetchFailed,
+        Reconciled::Suspended,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,12 +48,19 @@ impl Reconciled {
             Reconciled::Refused => "refused",
             Reconciled::Failed => "failed",
             Reconciled::FetchFailed => "fetch_failed",
+            Reconciled::Suspended => "suspended",
         }
     }
 
     /// Whether the revision attempted is live.
     pub fn succeeded(self) -> bool {
         matches!(self, Reconciled::Applied | Reconciled::Unchanged)
+    }
+
+    /// Whether the loop waits for the next trigger rather than backing off and trying again: a
+    /// suspended pass did what it was told.
+    pub fn settled(self) -> bool {
+        self.succeeded() || self == Reconciled::Suspended
     }
 
     /// The Event that says so (whether a warning, and its reason); none for a pass with nothing to tell.
@@ -62,6 +73,7 @@ impl Reconciled {
             Reconciled::Refused => Some((true, "PruneRefused")),
             Reconciled::Failed => Some((true, "ApplyFailed")),
             Reconciled::FetchFailed => Some((true, "FetchFailed")),
+            Reconciled::Suspended => Some((false, "Suspended")),
         }
     }
 }

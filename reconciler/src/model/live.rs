@@ -26,6 +26,12 @@ pub const LAST_MESSAGE: &str = "mcp-gitops.mcpruntime.org/last-message";
 pub const LAST_RESULT_TIME: &str = "mcp-gitops.mcpruntime.org/last-result-time";
 /// The field manager of the daemon's status annotations (kept apart from the applied fields).
 pub const STATUS_MANAGER: &str = "mcp-gitops-status";
+/// `mcp-gitops daemon suspend|resume`: the suspension on the inventory (`soft` or `hard`), who
+/// set it, when and why, written under their own field manager so that every replica reads
+/// the same and a restart keeps it.
+pub const SUSPEND: &str = "mcp-gitops.mcpruntime.org/suspend";
+pub const SUSPEND_NOTE: &str = "mcp-gitops.mcpruntime.org/suspend-note";
+pub const CONTROL_MANAGER: &str = "mcp-gitops-control";
 /// The Lease the daemon's replicas elect a leader with.
 pub const LEADER_LEASE: &str = "mcp-gitops-leader";
 /// The inventory's data key: one `Kind/namespace/name` per line.
@@ -63,6 +69,33 @@ pub struct Inventory {
     pub objects: BTreeSet<ObjectId>,
     pub last_applied_revision: String,
     pub resource_version: String,
+    pub suspension: Option<Suspension>,
+    /// Who suspended, when and why (`SUSPEND_NOTE`).
+    pub suspension_note: String,
+}
+
+/// A daemon told to apply nothing new: `Soft` still applies what only takes access away
+/// (deleted or disabled grants and sessions, expiries); `Hard` applies nothing at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Suspension {
+    Soft,
+    Hard,
+}
+
+impl Suspension {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Suspension::Soft => "soft",
+            Suspension::Hard => "hard",
+        }
+    }
+
+    /// The suspension an annotation value names; an unknown value suspends hard (whoever wrote
+    /// it meant to stop the daemon).
+    pub fn parse(value: &str) -> Suspension {
+        if value == "soft" { Suspension::Soft } else { Suspension::Hard }
+    }
 }
 
 impl Inventory {
