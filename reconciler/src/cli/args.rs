@@ -144,7 +144,25 @@ pub enum DaemonControl {
     )]
     Suspend(SuspendArgs),
     /// Apply again: the held changes are applied at the next reconcile.
-    Resume(ResumeArgs),
+    Resume(ControlArgs),
+    /// Apply this revision of the branch instead of its tip (roll back); it must verify under today's trust files.
+    #[command(
+        after_help = "Examples:\n  mcp-gitops daemon pin HEAD~2 --kubeconfig admin.kubeconfig     # resolved in the repository at --repo-dir\n  mcp-gitops daemon pin 3f2c9e1d4b5a6978... --kubeconfig admin.kubeconfig\n\nThe rollback is applied like any revision: an expired grant comes back disabled. See docs/daemon.md."
+    )]
+    Pin(PinArgs),
+    /// Follow the branch tip again.
+    Unpin(ControlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// The revision: a full commit id, or anything git names a commit by in the repository at --repo-dir.
+    pub rev: String,
+    /// A clone of the repository the daemons follow, to resolve REV in.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub repo_dir: PathBuf,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 }
 
 #[derive(Debug, Args)]
@@ -160,7 +178,7 @@ pub struct SuspendArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ResumeArgs {
+pub struct ControlArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
 }

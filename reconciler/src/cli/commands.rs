@@ -406,40 +406,64 @@ fn target(args: &ClusterArgs) -> Target {
 }
 
 fn daemon_command(args: Box<DaemonArgs>, allowed: &Allowed) -> Result<i32, CliError> {
-    let (cluster, suspension) = match args.control {
-        Some(DaemonControl::Suspend(control)) => (control.cluster, Some((control.hard, control.reason.unwrap_or_default()))),
-        Some(DaemonControl::Resume(control)) => (control.cluster, None),
-        None => return run_daemon(args, allowed),
-    };
+    match args.control {
+        Some(control) => control_command(control),
+        None => run_daemon(args, allowed),
+    }
+}
+
+/// `daemon suspend|resume|pin|unpin`: the inventory's control annotations, which every daemon
+/// of that inventory reads at its next reconcile.
+fn control_command(control: DaemonControl) -> Result<i32, CliError> {
+    use crate::model::live::{PIN, PIN_MANAGER, SUSPEND, SUSPEND_MANAGER, SUSPEND_NOTE};
+    let (DaemonControl::Suspend(SuspendArgs { cluster, .. })
+    | DaemonControl::Resume(ControlArgs { cluster })
+    | DaemonControl::Pin(PinArgs { cluster, .. })
+    | DaemonControl::Unpin(ControlArgs { cluster })) = &control;
     let applyset = crate::model::live::ApplySet::new(&cluster.inventory_namespace);
-    let said = runtime()?.block_on(async {
-        let cluster = Cluster::connect(cluster.kubeconfig.as_deref(), cluster.context.as_deref()).await?;
-        let who = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "someone".into());
-        let note = suspension.as_ref().map(|(_, reason)| {
-            format!(
-                "by {who} at {}{}",
-                Timestamp::now().round(jiff::Unit::Second).unwrap_or_default(),
-                if reason.is_empty() { String::new() } else { format!(": {reason}") }
-            )
-        });
-        let mode = suspension.as_ref().map(|(hard, _)| if *hard { Suspension::Hard } else { Suspension::Soft });
-        cluster.suspend(&applyset, mode.zip(note.as_deref())).await
+    let daemons = format!("the daemons of {}/{}", applyset.namespace, applyset.name);
+    let (manager, annotations, said) = match &control {
+        DaemonControl::Suspend(args) => {
+            let mode = if args.hard { Suspension::Hard } else { Suspension::Soft };
+            let who = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "someone".into());
+            let at = Timestamp::now().round(jiff::Unit::Second).unwrap_or_default();
+            let note = format!("by {who} at {at}{}", args.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default());
+            let applies = if args.hard { "nothing" } else { "only revocations and expiries" };
+            let said = format!("Suspended ({}) {daemons}: they apply {applies} from their next reconcile.", mode.as_str());
+            (SUSPEND_MANAGER, json!({SUSPEND: mode.as_str(), SUSPEND_NOTE: note}), said)
+        }
+        DaemonControl::Resume(_) => {
+            (SUSPEND_MANAGER, json!({}), format!("Resumed {daemons}: held changes are applied at their next reconcile."))
+        }
+        DaemonControl::Pin(args) => {
+            let is_id = args.rev.len() == 40 && args.rev.bytes().all(|b| b.is_ascii_hexdigit());
+            let rev = if is_id { Some(args.rev.to_ascii_lowercase()) } else { source::commit_id_in(&args.repo_dir, &args.rev) }
+                .ok_or_else(|| {
+                    CliError::Usage(format!(
+                        "{} names no commit in a git repository at {}; give a full commit id, or --repo-dir of a clone",
+                        args.rev,
+                        args.repo_dir.display()
+                    ))
+                })?;
+            let said = format!(
+                "Pinned {daemons} to {rev}: they apply it from their next reconcile, once it verifies and while it is on their branch."
+            );
+            (PIN_MANAGER, json!({PIN: rev}), said)
+        }
+        DaemonControl::Unpin(_) => {
+            (PIN_MANAGER, json!({}), format!("Unpinned {daemons}: they follow their branch again from their next reconcile."))
+        }
+    };
+    let written = runtime()?.block_on(async {
+        Cluster::connect(cluster.kubeconfig.as_deref(), cluster.context.as_deref())
+            .await?
+            .set_control(&applyset, manager, annotations)
+            .await
     });
-    said.map_err(|e| {
+    written.map_err(|e| {
         CliError::Failed(format!("cannot write the inventory {}/{}: {}", applyset.namespace, applyset.name, apply::describe(&e)))
     })?;
-    match suspension {
-        Some((hard, _)) => println!(
-            "Suspended ({}) the daemons of {}/{}: they apply {} from their next reconcile.",
-            if hard { "hard" } else { "soft" },
-            applyset.namespace,
-            applyset.name,
-            if hard { "nothing" } else { "only revocations and expiries" }
-        ),
-        None => {
-            println!("Resumed the daemons of {}/{}: held changes are applied at their next reconcile.", applyset.namespace, applyset.name)
-        }
-    }
+    println!("{said}");
     Ok(EXIT_OK)
 }
 

@@ -12,7 +12,7 @@ pub use watch::MemberChange;
 
 use crate::model::live::{
     ADDITIONAL_NAMESPACES, APPLYSET_ID, ApplySet, CONTAINS_GROUP_KINDS, FIELD_MANAGER, INVENTORY_GZ_KEY, INVENTORY_KEY, Inventory,
-    LAST_APPLIED_REVISION, LAST_ATTEMPTED_REVISION, LiveObject, LiveState, SUSPEND, SUSPEND_NOTE, StoredObjects, Suspension, TOOLING,
+    LAST_APPLIED_REVISION, LAST_ATTEMPTED_REVISION, LiveObject, LiveState, StoredObjects, TOOLING,
 };
 use crate::model::object::{API_VERSION, GROUP};
 use crate::model::{Kind, ObjectId};
@@ -201,8 +201,6 @@ impl Cluster {
             objects,
             last_applied_revision: annotations.get(LAST_APPLIED_REVISION).cloned().unwrap_or_default(),
             resource_version: configmap.metadata.resource_version.clone().unwrap_or_default(),
-            suspension: annotations.get(SUSPEND).map(|value| Suspension::parse(value)),
-            suspension_note: annotations.get(SUSPEND_NOTE).cloned().unwrap_or_default(),
         }))
     }
 

@@ -3,7 +3,7 @@
 //! and Events (`events.k8s.io/v1`) regarding the inventory.
 
 use super::{Cluster, ClusterError};
-use crate::model::live::{ApplySet, CONTROL_MANAGER, FIELD_MANAGER, STATUS_MANAGER, SUSPEND, SUSPEND_NOTE, Suspension};
+use crate::model::live::{ApplySet, Control, FIELD_MANAGER, STATUS_MANAGER};
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -26,24 +26,28 @@ impl Cluster {
         }
     }
 
-    /// Suspends the daemons of `applyset` (`note`: who, when, why), or resumes them (`None`):
-    /// the control annotations on the inventory, applied by their own field manager (creating
-    /// the inventory, and its namespace, when the daemon has not written it yet).
-    pub async fn suspend(&self, applyset: &ApplySet, suspension: Option<(Suspension, &str)>) -> Result<(), ClusterError> {
-        let annotations = match suspension {
-            Some((suspension, note)) => json!({SUSPEND: suspension.as_str(), SUSPEND_NOTE: note}),
-            // Applying no annotations drops those this manager set.
-            None => json!({}),
-        };
+    /// What `mcp-gitops daemon suspend|pin` told the daemons of `applyset` (nothing when there
+    /// is no inventory yet).
+    pub async fn control(&self, applyset: &ApplySet) -> Result<Control, ClusterError> {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &applyset.namespace);
+        let configmap = super::patiently(|| api.get_opt(&applyset.name)).await?;
+        Ok(configmap.map(|c| Control::of(&c.metadata.annotations.unwrap_or_default())).unwrap_or_default())
+    }
+
+    /// Sets the control annotations of one field manager (`SUSPEND_MANAGER`, `PIN_MANAGER`) on
+    /// the inventory: those given, and none of the others it set before (`{}` clears them).
+    /// Creates the inventory, and its namespace, when the daemon has not written them yet.
+    pub async fn set_control(&self, applyset: &ApplySet, manager: &str, annotations: serde_json::Value) -> Result<(), ClusterError> {
+        let clearing = annotations.as_object().is_none_or(|a| a.is_empty());
         let configmap = json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": applyset.name, "namespace": applyset.namespace, "annotations": annotations},
         });
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &applyset.namespace);
-        let (params, patch) = (PatchParams::apply(CONTROL_MANAGER).force(), Patch::Apply(&configmap));
+        let (params, patch) = (PatchParams::apply(manager).force(), Patch::Apply(&configmap));
         match super::patiently(|| api.patch(&applyset.name, &params, &patch)).await {
-            Err(kube::Error::Api(status)) if status.code == 404 && suspension.is_some() => {
+            Err(kube::Error::Api(status)) if status.code == 404 && !clearing => {
                 self.create_namespace(&applyset.namespace).await?;
                 super::patiently(|| api.patch(&applyset.name, &params, &patch)).await?;
             }

@@ -11,7 +11,7 @@ use crate::apply::{self, Counts, Status};
 use crate::cache::Cache;
 use crate::cluster::Cluster;
 use crate::model::live::{
-    ApplySet, LAST_ATTEMPTED_REVISION, LAST_COUNTS, LAST_MESSAGE, LAST_RESULT, LAST_RESULT_TIME, Provenance, Suspension,
+    ApplySet, Control, LAST_ATTEMPTED_REVISION, LAST_COUNTS, LAST_MESSAGE, LAST_RESULT, LAST_RESULT_TIME, Provenance, Suspension,
 };
 use crate::model::{DesiredState, Kind};
 use crate::pipeline;
@@ -50,6 +50,8 @@ pub struct Report {
     pub suspension_note: String,
     /// The changes the suspension holds back, as `action Kind/namespace/name`.
     pub held: Vec<String>,
+    /// The revision `mcp-gitops daemon pin` set, applied instead of the branch tip; `""` when none.
+    pub pinned: String,
 }
 
 fn result_or_empty<S: serde::Serializer>(result: &Option<Reconciled>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -135,9 +137,21 @@ pub async fn reconcile(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, 
 
 async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirror: &mut Mirror, memory: &mut Memory) -> Outcome {
     let options = &shared.options;
+    // what `daemon suspend|pin` said, read before anything is chosen
+    let control = match cluster.control(applyset).await {
+        Ok(control) => control,
+        Err(e) => return Outcome::new(Reconciled::Failed, format!("cannot read the cluster: {}", apply::describe(&e))),
+    };
+    shared.report().pinned = control.pin.clone().unwrap_or_default();
     // fetch
-    let poll = match tokio::task::block_in_place(|| mirror.poll()) {
+    let poll = match tokio::task::block_in_place(|| mirror.poll(control.pin.as_deref())) {
         Ok(poll) => poll,
+        Err(e @ crate::source::SourceError::PinNotOnBranch { .. }) => {
+            return Outcome::new(
+                Reconciled::Invalid,
+                format!("{e}; the last good revision stays live (mcp-gitops daemon unpin, or pin another)"),
+            );
+        }
         Err(e) => {
             shared.metrics.git_fetch_failures.inc();
             return Outcome::new(
@@ -152,7 +166,7 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
     let revision = poll.snapshot.revision.clone();
     let mut signer = String::new();
     if let Some(verification) = &options.verification {
-        match verify_new_commits(shared, mirror, verification, &revision) {
+        match verify_new_commits(shared, mirror, verification, &revision, control.pin.is_some()) {
             Ok(principal) => signer = principal,
             Err(outcome) => {
                 shared.report().attempted_revision = revision;
@@ -181,7 +195,18 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
         Err(why) => return Outcome::new(Reconciled::Invalid, format!("revision {revision}: {why}; the last good revision stays live")),
     };
     let next_expiry = crate::validate::expiry::next_expiry(&desired, now);
-    let outcome = plan_and_apply(shared, cluster, applyset, desired, provenance.as_ref(), &revision, &mut memory.ledger).await;
+    let mut outcome = plan_and_apply(
+        shared,
+        cluster,
+        applyset,
+        desired,
+        Applying { revision: &revision, provenance: provenance.as_ref(), control: &control },
+        &mut memory.ledger,
+    )
+    .await;
+    if control.pin.is_some() {
+        outcome.message = format!("pinned: {}", outcome.message);
+    }
     if outcome.succeeded() {
         shared.expire_next_at(next_expiry);
         let due = shared.expiry().due.take_if(|due| *due <= now);
@@ -197,15 +222,23 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
 /// `--verify-signatures`: every commit between the live revision and the new tip, and the tip
 /// itself (a key removed from the trust file stops its revision from being applied again), is
 /// signed by an allowed signer; a tip that does not descend from the live revision is refused
-/// unless `--allow-non-fast-forward`. The trust files are read on every pass. Returns the tip's
-/// signer (principals).
-fn verify_new_commits(shared: &Shared, mirror: &Mirror, verification: &super::Verification, tip: &str) -> Result<String, Outcome> {
+/// unless `--allow-non-fast-forward`. A `pinned` revision is verified alone: it goes back on
+/// purpose (never a rewritten history), and its own signature must hold under today's trust files. The trust files are read
+/// on every pass. Returns the tip's signer (principals).
+fn verify_new_commits(
+    shared: &Shared,
+    mirror: &Mirror,
+    verification: &super::Verification,
+    tip: &str,
+    pinned: bool,
+) -> Result<String, Outcome> {
     let refuse = |why: String| Outcome::new(Reconciled::Unverified, format!("{why}; the last good revision stays live"));
     let repo = mirror.repository().ok_or_else(|| refuse("--verify-signatures needs a git repository, not a directory".into()))?;
     let keys =
         crate::trust::Keys::read(verification.allowed_signers.as_deref(), &verification.pgp_keys).map_err(|e| refuse(e.to_string()))?;
     let live = shared.report().revision.clone();
-    let from = (!live.is_empty() && live != tip).then_some(live.as_str());
+    // Without `from`, the tip alone is verified.
+    let from = (!pinned && !live.is_empty() && live != tip).then_some(live.as_str());
     // The commits not yet applied are judged at this daemon's clock, never at the dates they carry.
     let now = jiff::Timestamp::now().as_second();
     let verify = |from: Option<&str>| {
@@ -237,6 +270,14 @@ fn verify_new_commits(shared: &Shared, mirror: &Mirror, verification: &super::Ve
     Err(refuse(format!("unverified commit(s): {}", named.join("; "))))
 }
 
+/// What a pass applies: the revision, where its objects' content comes from (a git source),
+/// and what `daemon suspend|pin` said.
+struct Applying<'a> {
+    revision: &'a str,
+    provenance: Option<&'a Provenance>,
+    control: &'a Control,
+}
+
 /// The rest of a reconcile, once the revision is loaded and validated. The desired state is
 /// taken: its objects become the plan's documents, so that a first apply of 21,000 objects does
 /// not hold each body twice.
@@ -245,10 +286,10 @@ async fn plan_and_apply(
     cluster: &Cluster,
     applyset: &ApplySet,
     desired: DesiredState,
-    provenance: Option<&Provenance>,
-    revision: &str,
+    applying: Applying<'_>,
     ledger: &mut Ledger,
 ) -> Outcome {
+    let Applying { revision, provenance, control } = applying;
     let options = &shared.options;
     let errors: Vec<String> = pipeline::apply::gate(&desired, &options.allowed_namespaces)
         .iter()
@@ -287,7 +328,7 @@ async fn plan_and_apply(
         tracing::warn!(objects = %drifted.join(", "), mode = ?options.drift, "drift: fields changed outside git");
     }
     // suspended: hold back what could give access
-    let suspension = planned.inventory.as_ref().and_then(|i| Some((i.suspension?, i.suspension_note.clone())));
+    let suspension = control.suspension.map(|s| (s, control.suspension_note.clone()));
     let held = suspension.as_ref().map(|(suspension, _)| hold(&mut planned.plan, *suspension)).unwrap_or_default();
     shared.metrics.suspended.set(i64::from(suspension.is_some()));
     shared.metrics.held_changes.set(held.len() as i64);

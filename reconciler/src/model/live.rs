@@ -26,12 +26,15 @@ pub const LAST_MESSAGE: &str = "mcp-gitops.mcpruntime.org/last-message";
 pub const LAST_RESULT_TIME: &str = "mcp-gitops.mcpruntime.org/last-result-time";
 /// The field manager of the daemon's status annotations (kept apart from the applied fields).
 pub const STATUS_MANAGER: &str = "mcp-gitops-status";
-/// `mcp-gitops daemon suspend|resume`: the suspension on the inventory (`soft` or `hard`), who
-/// set it, when and why, written under their own field manager so that every replica reads
-/// the same and a restart keeps it.
+/// `mcp-gitops daemon suspend|resume|pin|unpin`: annotations on the inventory that every
+/// replica reads and a restart keeps — the suspension (`soft` or `hard`) with who set it, when
+/// and why, and the pinned revision — each written under a field manager of its own, so that
+/// setting one never drops the other.
 pub const SUSPEND: &str = "mcp-gitops.mcpruntime.org/suspend";
 pub const SUSPEND_NOTE: &str = "mcp-gitops.mcpruntime.org/suspend-note";
-pub const CONTROL_MANAGER: &str = "mcp-gitops-control";
+pub const SUSPEND_MANAGER: &str = "mcp-gitops-suspend";
+pub const PIN: &str = "mcp-gitops.mcpruntime.org/pin";
+pub const PIN_MANAGER: &str = "mcp-gitops-pin";
 /// The Lease the daemon's replicas elect a leader with.
 pub const LEADER_LEASE: &str = "mcp-gitops-leader";
 /// The inventory's data key: one `Kind/namespace/name` per line.
@@ -69,9 +72,26 @@ pub struct Inventory {
     pub objects: BTreeSet<ObjectId>,
     pub last_applied_revision: String,
     pub resource_version: String,
+}
+
+/// What `mcp-gitops daemon suspend|pin` told the daemons of an inventory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Control {
     pub suspension: Option<Suspension>,
     /// Who suspended, when and why (`SUSPEND_NOTE`).
     pub suspension_note: String,
+    /// The revision to apply instead of the branch tip (`PIN`).
+    pub pin: Option<String>,
+}
+
+impl Control {
+    pub fn of(annotations: &BTreeMap<String, String>) -> Control {
+        Control {
+            suspension: annotations.get(SUSPEND).map(|value| Suspension::parse(value)),
+            suspension_note: annotations.get(SUSPEND_NOTE).cloned().unwrap_or_default(),
+            pin: annotations.get(PIN).filter(|pin| !pin.is_empty()).cloned(),
+        }
+    }
 }
 
 /// A daemon told to apply nothing new: `Soft` still applies what only takes access away

@@ -32,7 +32,13 @@ pub fn snapshot_of(repo: &Repository, commit: &git2::Commit, subdir: &Path, labe
 
 /// Whether `rev` names a commit in the repository that contains `dir`.
 pub fn resolve_revision_in(dir: &Path, rev: &str) -> bool {
-    Repository::discover(dir).ok().is_some_and(|repo| repo.revparse_single(rev).and_then(|o| o.peel_to_commit()).is_ok())
+    commit_id_in(dir, rev).is_some()
+}
+
+/// The full id of the commit `rev` names in the repository that contains `dir`.
+pub fn commit_id_in(dir: &Path, rev: &str) -> Option<String> {
+    let repo = Repository::discover(dir).ok()?;
+    repo.revparse_single(rev).and_then(|o| o.peel_to_commit()).ok().map(|c| c.id().to_string())
 }
 
 /// The commit a work tree's `dir` is at, for the provenance of what `apply` applies from it:

@@ -121,9 +121,13 @@ impl Mirror {
         }
     }
 
-    /// Fetches the branch and reads its tip.
-    pub fn poll(&mut self) -> Result<Poll, SourceError> {
+    /// Fetches the branch and reads its tip, or with `pin` that revision of the branch (the
+    /// tip or one of its ancestors; anything else is refused).
+    pub fn poll(&mut self, pin: Option<&str>) -> Result<Poll, SourceError> {
         match self {
+            Mirror::Directory { .. } if pin.is_some() => {
+                Err(SourceError::PinNotOnBranch { pin: pin.unwrap_or_default().into(), branch: String::new(), directory: true })
+            }
             Mirror::Directory { path } => Ok(Poll { snapshot: from_dir(path)?, force_pushed: false }),
             Mirror::Git { repo, url, branch, path, tip, credentials } => {
                 let refspec = format!("+refs/heads/{branch}:refs/remotes/origin/{branch}");
@@ -140,6 +144,17 @@ impl Mirror {
                     SourceError::Git(git2::Error::from_str(&format!("branch {branch} does not exist in the repository (deleted?)")))
                 })?;
                 let commit = reference.peel_to_commit()?;
+                if let Some(pin) = pin {
+                    let not_on_branch = || SourceError::PinNotOnBranch { pin: pin.into(), branch: branch.clone(), directory: false };
+                    let pinned = Oid::from_str(pin).ok().and_then(|id| repo.find_commit(id).ok()).ok_or_else(not_on_branch)?;
+                    if pinned.id() != commit.id() && !repo.graph_descendant_of(commit.id(), pinned.id()).unwrap_or(false) {
+                        return Err(not_on_branch());
+                    }
+                    // A pin goes back on purpose: not a rewritten branch.
+                    *tip = Some(pinned.id());
+                    let snapshot = snapshot_of(repo, &pinned, path, format!("{}@{}", redact(url), pinned.id()))?;
+                    return Ok(Poll { snapshot, force_pushed: false });
+                }
                 let force_pushed = match tip {
                     Some(previous) if *previous != commit.id() => !repo.graph_descendant_of(commit.id(), *previous).unwrap_or(false),
                     _ => false,

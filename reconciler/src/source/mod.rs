@@ -13,8 +13,8 @@ mod remote;
 
 pub use dir::from_dir;
 pub use git::{
-    Change, LastChange, Listing, blob_id, checkout_revision, from_git, last_change, list_git, path_in_repository, resolve_revision_in,
-    snapshot_of,
+    Change, LastChange, Listing, blob_id, checkout_revision, commit_id_in, from_git, last_change, list_git, path_in_repository,
+    resolve_revision_in, snapshot_of,
 };
 
 use crate::model::{Code, Diagnostic, Pos};
@@ -74,6 +74,8 @@ pub enum SourceError {
         "{url}: credentials would be sent over plain http://, readable by anyone on the way; use https://, or pass --allow-insecure-http for a server on a network you trust"
     )]
     InsecureHttp { url: String },
+    #[error("the pinned revision {pin} is not on branch {branch}{}", if *.directory { " (a directory source has no revisions to pin)" } else { "" })]
+    PinNotOnBranch { pin: String, branch: String, directory: bool },
 }
 
 pub fn is_manifest(path: &str) -> bool {
