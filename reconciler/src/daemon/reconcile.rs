@@ -445,3 +445,14 @@ fn first_of(items: &[String], shown: usize) -> String {
     let listed = items[..items.len() - more].join(", ");
     if more == 0 { listed } else { format!("{listed} and {more} more") }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_list_names_its_first_items_and_counts_the_rest() {
+        let items: Vec<String> = (1..=7).map(|i| format!("o{i}")).collect();
+        assert_eq!(super::first_of(&items, 5), "o1, o2, o3, o4, o5 and 2 more");
+        assert_eq!(super::first_of(&items[..2], 5), "o1, o2");
+        assert_eq!(super::first_of(&[], 5), "");
+    }
+}
