@@ -80,6 +80,39 @@ impl Gpg {
     }
 }
 
+/// Why a key is revoked, as gpg's `--gen-revoke` menu numbers the reasons.
+#[derive(Clone, Copy)]
+pub enum Reason {
+    Compromised = 1,
+    Superseded = 2,
+    Retired = 3,
+}
+
+impl Gpg {
+    /// Revokes the key with a certificate `gpg --gen-revoke` makes at `time` (`20210101T000000`)
+    /// with `reason` and `text`, imported as a user would.
+    pub fn revoke_for(&self, fingerprint: &str, reason: Reason, text: &str, time: &str) {
+        use std::io::Write;
+        let certificate = self.home.join(format!("{fingerprint}-{}.rev", reason as u8));
+        let mut child = Command::new(&self.program)
+            .args(["--no-tty", "--pinentry-mode", "loopback", "--passphrase", "", "--command-fd", "0", "--faked-system-time", time])
+            .args(["--armor", "--output"])
+            .arg(&certificate)
+            .args(["--gen-revoke", fingerprint])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("gpg runs");
+        // Create the certificate? The reason, its text (one line, then an empty one), and okay.
+        let answers = format!("y\n{}\n{text}\n\ny\n", reason as u8);
+        child.stdin.take().expect("stdin").write_all(answers.as_bytes()).expect("answer gpg");
+        let out = child.wait_with_output().expect("gpg exits");
+        assert!(out.status.success(), "gpg --gen-revoke: {}", String::from_utf8_lossy(&out.stderr));
+        self.run(&["--import", &certificate.to_string_lossy()]);
+    }
+}
+
 impl Drop for Gpg {
     fn drop(&mut self) {
         let _ = Command::new("gpgconf").args(["--kill", "gpg-agent"]).env("GNUPGHOME", &self.home).status();

@@ -25,6 +25,8 @@ use std::time::Instant;
 
 /// How many changed objects a reconcile's message names.
 const CHANGES_SHOWN: usize = 20;
+/// Failures named in a reconcile's message: each carries the API server's words.
+const FAILURES_SHOWN: usize = 5;
 
 /// What `GET /status` shows.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -166,7 +168,16 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
     let revision = poll.snapshot.revision.clone();
     let mut signer = String::new();
     if let Some(verification) = &options.verification {
-        match verify_new_commits(shared, mirror, verification, &revision, control.pin.is_some()) {
+        // A pinned revision goes back on purpose (never a rewritten history): it is verified
+        // alone, and its own signature must hold under today's trust files.
+        let live = match control.pin {
+            Some(_) => String::new(),
+            None => match live_revision(shared, cluster, applyset).await {
+                Ok(live) => live,
+                Err(outcome) => return outcome,
+            },
+        };
+        match verify_new_commits(shared, mirror, verification, &live, &revision) {
             Ok(principal) => signer = principal,
             Err(outcome) => {
                 shared.report().attempted_revision = revision;
@@ -219,35 +230,60 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
     outcome
 }
 
-/// `--verify-signatures`: every commit between the live revision and the new tip, and the tip
+/// The revision live in the cluster: this daemon's last success, else (the first reconcile
+/// since it started) the one the inventory records, so that a restart neither judges the branch
+/// by its tip alone nor misses a force-push over what is live.
+async fn live_revision(shared: &Shared, cluster: &Cluster, applyset: &ApplySet) -> Result<String, Outcome> {
+    let own = shared.report().revision.clone();
+    if !own.is_empty() {
+        return Ok(own);
+    }
+    match cluster.inventory(applyset).await {
+        Ok(inventory) => Ok(inventory.map(|i| i.last_applied_revision).unwrap_or_default()),
+        Err(e) => Err(Outcome::new(Reconciled::Failed, format!("cannot read the inventory: {}", apply::describe(&e)))),
+    }
+}
+
+/// `--verify-signatures`: every commit between the `live` revision and the new tip, and the tip
 /// itself (a key removed from the trust file stops its revision from being applied again), is
 /// signed by an allowed signer; a tip that does not descend from the live revision is refused
-/// unless `--allow-non-fast-forward`. A `pinned` revision is verified alone: it goes back on
-/// purpose (never a rewritten history), and its own signature must hold under today's trust files. The trust files are read
-/// on every pass. Returns the tip's signer (principals).
+/// unless `--allow-non-fast-forward`; without a `live` revision, the tip alone is verified. The
+/// trust files are read on every pass. Returns the tip's signer (principals).
 fn verify_new_commits(
     shared: &Shared,
     mirror: &Mirror,
     verification: &super::Verification,
+    live: &str,
     tip: &str,
-    pinned: bool,
 ) -> Result<String, Outcome> {
+    use crate::trust::Failure::NotADescendant;
     let refuse = |why: String| Outcome::new(Reconciled::Unverified, format!("{why}; the last good revision stays live"));
     let repo = mirror.repository().ok_or_else(|| refuse("--verify-signatures needs a git repository, not a directory".into()))?;
     let keys =
         crate::trust::Keys::read(verification.allowed_signers.as_deref(), &verification.pgp_keys).map_err(|e| refuse(e.to_string()))?;
-    let live = shared.report().revision.clone();
-    // Without `from`, the tip alone is verified.
-    let from = (!pinned && !live.is_empty() && live != tip).then_some(live.as_str());
+    let from = (!live.is_empty() && live != tip).then_some(live);
     // The commits not yet applied are judged at this daemon's clock, never at the dates they carry.
     let now = jiff::Timestamp::now().as_second();
     let verify = |from: Option<&str>| {
         crate::trust::verify_range(repo, from, tip, false, &keys, &mirror.prefix(), now).map_err(|e| refuse(e.to_string()))
     };
-    let mut verdicts = verify(from)?;
-    let rewritten = verdicts.first().is_some_and(|v| v.reason == Some(crate::trust::Failure::NotADescendant));
+    // The fetched branch holds every ancestor of its tip: a live revision it lacks is none of them.
+    let on_branch = |rev: &str| git2::Oid::from_str(rev).is_ok_and(|id| repo.find_commit(id).is_ok());
+    let mut verdicts = match from {
+        Some(live) if !on_branch(live) => {
+            let mut verdicts = verify(None)?;
+            for verdict in &mut verdicts {
+                verdict.verified = false;
+                verdict.reason = Some(NotADescendant);
+                verdict.detail = format!("{tip} does not descend from {live}, the live revision, which the branch no longer holds");
+            }
+            verdicts
+        }
+        _ => verify(from)?,
+    };
+    let rewritten = verdicts.first().is_some_and(|v| v.reason == Some(NotADescendant));
     if rewritten && verification.allow_non_fast_forward {
-        let base = git2::Oid::from_str(&live).and_then(|live| repo.merge_base(live, git2::Oid::from_str(tip)?)).ok().map(|b| b.to_string());
+        let base = git2::Oid::from_str(live).and_then(|live| repo.merge_base(live, git2::Oid::from_str(tip)?)).ok().map(|b| b.to_string());
         verdicts = verify(base.as_deref())?;
     }
     let failed: Vec<&crate::trust::Verdict> = verdicts.iter().filter(|v| !v.verified).collect();
@@ -377,13 +413,23 @@ async fn plan_and_apply(
         counts.failed,
         if counts.not_attempted > 0 { format!(", {} not attempted", counts.not_attempted) } else { String::new() }
     );
-    // The change set, for the log line and the Event (which cuts what does not fit).
+    // The change set, then what failed and why ("permission denied", a missing namespace), for
+    // the log line, /status and the Event (which cuts what does not fit).
     let changed: Vec<String> =
         report.outcomes.iter().filter(|o| o.status == Status::Done).map(|o| format!("{} {}", o.action.as_str(), o.id)).collect();
     if !changed.is_empty() {
-        let more = changed.len().saturating_sub(CHANGES_SHOWN);
-        let shown = changed[..changed.len() - more].join(", ");
-        summary = if more == 0 { format!("{summary}: {shown}") } else { format!("{summary}: {shown} and {more} more") };
+        summary = format!("{summary}: {}", first_of(&changed, CHANGES_SHOWN));
+    }
+    let failed: Vec<String> = report
+        .outcomes
+        .iter()
+        .filter_map(|o| match &o.status {
+            Status::Failed(why) => Some(format!("{} {}: {why}", o.action.as_str(), o.id)),
+            _ => None,
+        })
+        .collect();
+    if !failed.is_empty() {
+        summary = format!("{summary}; failed: {}", first_of(&failed, FAILURES_SHOWN));
     }
     if let Some(why) = &report.inventory_error {
         summary = format!("{summary}; the inventory could not be written: {why}");
@@ -493,5 +539,23 @@ async fn record(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, outcome
         if let Err(e) = cluster.publish_event(applyset, &shared.identity, warning, reason, &note).await {
             tracing::warn!(reason, "cannot publish the event: {}", apply::describe(&e));
         }
+    }
+}
+
+/// The first `shown` of `items`, and how many more there are.
+fn first_of(items: &[String], shown: usize) -> String {
+    let more = items.len().saturating_sub(shown);
+    let listed = items[..items.len() - more].join(", ");
+    if more == 0 { listed } else { format!("{listed} and {more} more") }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_list_names_its_first_items_and_counts_the_rest() {
+        let items: Vec<String> = (1..=7).map(|i| format!("o{i}")).collect();
+        assert_eq!(super::first_of(&items, 5), "o1, o2, o3, o4, o5 and 2 more");
+        assert_eq!(super::first_of(&items[..2], 5), "o1, o2");
+        assert_eq!(super::first_of(&[], 5), "");
     }
 }
