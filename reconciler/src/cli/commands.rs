@@ -6,7 +6,7 @@ use super::{CliError, EXIT_CHANGES, EXIT_ERROR, EXIT_OK};
 use crate::apply;
 use crate::cache::{Cache, Saving};
 use crate::gateway::{self, authorize};
-use crate::model::{DesiredState, Kind, ObjectId};
+use crate::model::DesiredState;
 use crate::pipeline::{self, Planned, access, apply::Reviewed, desired, desired::Allowed, left_to_the_os, plan::Target};
 use crate::plan::Work;
 use crate::render::{self, Forge, Palette, diagnostics, markdown, text};
@@ -101,7 +101,7 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
 }
 
 fn validate_command(args: ValidateArgs, allowed: &Allowed, palette: Palette) -> Result<i32, CliError> {
-    let now = parse_time(args.now.as_deref(), "--now")?;
+    let now = parse_time(args.at.as_deref(), "--at")?;
     let cache = cache_of(&args.cache, &args.path);
     let mut state = desired::of_path(&args.path, None, allowed, now, None, &cache)?;
     let _saving = save(cache);
@@ -134,7 +134,7 @@ fn validate_command(args: ValidateArgs, allowed: &Allowed, palette: Palette) -> 
 }
 
 fn plan_command(args: PlanArgs, allowed: &Allowed, palette: Palette) -> Result<i32, CliError> {
-    let now = parse_time(args.now.as_deref(), "--now")?;
+    let now = parse_time(args.at.as_deref(), "--at")?;
     let work = if args.no_incremental { Work::All } else { Work::Changed };
     let cache = if work == Work::All { Cache::off() } else { cache_of(&args.cache, &args.path) };
     let Planned { plan, desired, base_sources } = match &args.base {
@@ -180,22 +180,14 @@ fn parse_duration(text: &str, flag: &str) -> Result<std::time::Duration, CliErro
         .ok_or_else(|| CliError::Usage(format!("{flag} {text:?} is not a duration (e.g. 30s, 5m)")))
 }
 
-fn parse_server(text: &str) -> Result<ObjectId, CliError> {
-    match text.split_once('/') {
-        Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() && !name.contains('/') => {
-            Ok(ObjectId { kind: Kind::Server, namespace: namespace.into(), name: name.into() })
-        }
-        _ => Err(CliError::Usage(format!("--server {text:?} must be NAMESPACE/NAME"))),
-    }
-}
-
 fn explain_command(args: ExplainArgs, allowed: &Allowed) -> Result<i32, CliError> {
     let at = parse_time(args.at.as_deref(), "--at")?;
     let (document, state) = match (&args.policy, &args.server) {
         (Some(file), _) => (access::read_policy(file)?, None),
         (None, Some(server)) => {
             let state = desired::of_path(&args.path, args.revision.as_deref(), allowed, at, None, &Cache::off())?;
-            (access::policy_of(&state, &args.path, &parse_server(server)?)?, Some(state))
+            let id = access::server_id(&state, &args.path, server)?;
+            (access::policy_of(&state, &args.path, &id)?, Some(state))
         }
         (None, None) => return Err(CliError::Usage("give --server NAMESPACE/NAME (or --policy FILE)".into())),
     };
@@ -219,11 +211,8 @@ fn explain_command(args: ExplainArgs, allowed: &Allowed) -> Result<i32, CliError
 
 fn matrix_command(args: MatrixArgs, allowed: &Allowed) -> Result<i32, CliError> {
     let at = parse_time(args.at.as_deref(), "--at")?;
-    let only = args.server.as_deref().map(parse_server).transpose()?;
     let state = desired_from_dir(&args.path, allowed, at)?;
-    if let Some(only) = &only {
-        access::server_in(&state, &args.path, only)?;
-    }
+    let only = args.server.as_deref().map(|server| access::server_id(&state, &args.path, server)).transpose()?;
     let cells: Vec<gateway::Access> = gateway::render_all(&state)
         .into_iter()
         .filter(|(id, _)| only.as_ref().is_none_or(|o| o == id))
@@ -238,15 +227,17 @@ fn matrix_command(args: MatrixArgs, allowed: &Allowed) -> Result<i32, CliError> 
 
 fn who_can_command(args: WhoCanArgs, allowed: &Allowed) -> Result<i32, CliError> {
     let at = parse_time(args.at.as_deref(), "--at")?;
-    let server = parse_server(&args.server)?;
-    let document = access::policy_of(&desired_from_dir(&args.path, allowed, at)?, &args.path, &server)?;
+    let state = desired_from_dir(&args.path, allowed, at)?;
+    let server = access::server_id(&state, &args.path, &args.server)?;
+    let document = access::policy_of(&state, &args.path, &server)?;
     let callers = gateway::who_can(&server, &document, &args.tool, at);
     let anyone = gateway::anyone_can(&document, &args.tool, at);
+    let named = format!("{}/{}", server.namespace, server.name);
     match args.format {
         AnswerFormat::Json => print_json(&json!({
-            "server": args.server, "tool": args.tool, "at": at.to_string(), "anyone": anyone, "callers": callers,
+            "server": named, "tool": args.tool, "at": at.to_string(), "anyone": anyone, "callers": callers,
         }))?,
-        AnswerFormat::Text => write_report(&text::who_can(&args.server, &args.tool, &callers, anyone.as_ref()), Palette::PLAIN),
+        AnswerFormat::Text => write_report(&text::who_can(&named, &args.tool, &callers, anyone.as_ref()), Palette::PLAIN),
     }
     Ok(EXIT_OK)
 }
@@ -290,7 +281,8 @@ fn approvals_check_command(args: ApprovalsCheckArgs) -> Result<i32, CliError> {
 }
 
 fn render_command(args: RenderArgs, allowed: &Allowed) -> Result<i32, CliError> {
-    let document = access::policy_of(&desired_from_dir(&args.path, allowed, Timestamp::now())?, &args.path, &parse_server(&args.server)?)?;
+    let state = desired_from_dir(&args.path, allowed, Timestamp::now())?;
+    let document = access::policy_of(&state, &args.path, &access::server_id(&state, &args.path, &args.server)?)?;
     match args.format {
         RenderFormat::Json => write_stdout(&format!("{}\n", gateway::revision::indented_json(&document))),
         RenderFormat::Configmap => write_stdout(&plan::diff::to_yaml(&gateway::revision::configmap(&document))),
@@ -385,7 +377,7 @@ fn daemon_command(args: Box<DaemonArgs>, allowed: &Allowed) -> Result<i32, CliEr
         max_deletes: args.max_deletes,
         allowed_namespaces: args.allowed_namespaces,
         allowed_policy_dirs: allowed.clone(),
-        cache: args.cache_dir,
+        cache: args.mirror_dir,
         credentials: crate::source::mirror::Credentials {
             username: args.git.git_username,
             token_file: args.git.git_token_file,
