@@ -83,3 +83,97 @@ fn the_daemon_mirror_is_mirror_dir_and_cache_dir_still_works() {
         assert!(out.stderr.contains("--interval \"soon\" is not a duration"), "{flag}: {}", out.stderr);
     }
 }
+
+/// Runs the binary in `dir` instead of the workspace root.
+fn run_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> common::Run {
+    let output = common::mcp_gitops().current_dir(dir).envs(env.iter().copied()).args(args).output().expect("binary runs");
+    common::Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// #31.3: run in a directory of the repository, validate works on the repository its
+/// `mcp-gitops.yaml` belongs to (the example's switches off two default policies), and says so.
+#[test]
+fn validate_in_a_subdirectory_uses_the_configuration_above_it() {
+    let teams = common::root().join("examples/platform/teams");
+    let out = run_in(&teams, &["validate", "--at", NOW], &[]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.ends_with("..: 3 servers, 12 grants, 7 sessions in 13 files; 0 errors, 0 warnings\n"), "{}", out.stdout);
+    assert_eq!(
+        out.stderr,
+        "note: using ../mcp-gitops.yaml, found above .: the repository is .., and all of it is read (JSON names files relative to it)\n"
+    );
+    // The same from the workspace root, naming the subdirectory.
+    let named = run(&["validate", "examples/platform/teams/payments", "--at", NOW, "--format", "json"]);
+    assert_eq!(named.code, 0, "{}", named.stderr);
+    assert!(named.stderr.contains("using examples/platform/mcp-gitops.yaml, found above examples/platform/teams/payments"));
+    assert_eq!(named.stdout, run(&["validate", "examples/platform", "--at", NOW, "--format", "json"]).stdout);
+}
+
+/// A copy of the valid-minimal fixture whose configuration leaves the guardrail
+/// destructive-grants-expire on: its standing destructive grant breaks it.
+fn repository_breaking_a_built_in_policy() -> tempfile::TempDir {
+    let repo = tempfile::tempdir().expect("tempdir");
+    common::copy_dir(&common::root().join("tests/fixtures/valid-minimal"), repo.path());
+    std::fs::write(repo.path().join("mcp-gitops.yaml"), "policies:\n  disabled: [sessions-expire-within-a-day]\n").expect("write");
+    repo
+}
+
+/// #31.3 and #31.11: a finding of a built-in policy names no file the repository lacks, and text
+/// names files relative to the current directory (clickable), JSON relative to the repository.
+#[test]
+fn text_names_files_from_the_current_directory_and_built_in_policies_name_no_file() {
+    let repo = repository_breaking_a_built_in_policy();
+    let access = repo.path().join("access");
+    let out = run_in(&access, &["validate", "--at", NOW], &[]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("\n --> ops.yaml:4:3\n"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "= hint: built-in policy destructive-grants-expire (docs/policies.md); switch it off or override it under policies: in mcp-gitops.yaml"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("policies/destructive-grants-expire.yaml"), "{}", out.stdout);
+    let from_elsewhere = run_in(&repo.path().join(".mcp"), &["validate", "--at", NOW], &[]);
+    assert!(from_elsewhere.stdout.contains("\n --> ../access/ops.yaml:4:3\n"), "{}", from_elsewhere.stdout);
+    let json = json(&run_in(&access, &["validate", "--at", NOW, "--format", "json"], &[]).stdout);
+    assert_eq!(json["diagnostics"][0]["file"], "access/ops.yaml");
+
+    let fixture = run(&["validate", "tests/fixtures/schema-violation", "--at", NOW]);
+    assert!(fixture.stdout.contains("--> tests/fixtures/schema-violation/grants/invalid.yaml:12:13"), "{}", fixture.stdout);
+    let absolute = repo.path().to_string_lossy().into_owned();
+    let out = run(&["validate", &absolute, "--at", NOW]);
+    assert!(out.stdout.contains(&format!(" --> {absolute}/access/ops.yaml:4:3\n")), "{}", out.stdout);
+}
+
+/// #31.11: `--color auto` colours a terminal, but not one that says it cannot show colour
+/// (`TERM=dumb`), nor when NO_COLOR is set. The binary runs under `script`, on a terminal.
+#[test]
+fn a_dumb_terminal_gets_no_colour() {
+    common::install(&["bsdutils"]);
+    let repo = repository_breaking_a_built_in_policy();
+    let on_a_terminal = |env: &[(&str, &str)]| {
+        let command = format!("'{}' validate . --at {NOW}", env!("CARGO_BIN_EXE_mcp-gitops"));
+        let output = std::process::Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .current_dir(repo.path())
+            .env_remove("NO_COLOR")
+            .envs(env.iter().copied())
+            .output()
+            .expect("script runs");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let colour = "\u{1b}[31merror[policy_violation]";
+    let xterm = on_a_terminal(&[("TERM", "xterm-256color")]);
+    assert!(xterm.contains(colour), "no colour on a terminal: {xterm:?}");
+    for env in [&[("TERM", "dumb")][..], &[("TERM", "xterm-256color"), ("NO_COLOR", "1")]] {
+        let plain = on_a_terminal(env);
+        assert!(plain.contains("error[policy_violation]"), "{env:?}: {plain:?}");
+        assert!(!plain.contains('\u{1b}'), "{env:?} got colour: {plain:?}");
+    }
+}

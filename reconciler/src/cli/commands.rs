@@ -10,11 +10,12 @@ use crate::model::DesiredState;
 use crate::pipeline::{self, Planned, access, apply::Reviewed, desired, desired::Allowed, left_to_the_os, plan::Target};
 use crate::plan::Work;
 use crate::render::{self, Forge, Palette, diagnostics, markdown, text};
+use crate::source::root::Shown;
 use crate::{plan, source, validate};
 use jiff::Timestamp;
 use serde_json::json;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Writes to stdout; a closed pipe (`mcp-gitops ... | head`) ends the output quietly.
 fn write_stdout(text: &str) {
@@ -72,18 +73,24 @@ fn parse_time(value: Option<&str>, flag: &str) -> Result<Timestamp, CliError> {
     }
 }
 
-/// Loads and validates the repository in a directory, with the policy directories its
+/// The repository `path` belongs to (`source::root`); stderr says so when it is above `path`.
+fn repository(path: &Path) -> PathBuf {
+    let root = source::root::find(path);
+    if let Some(note) = root.note() {
+        eprintln!("note: {note}");
+    }
+    root.path
+}
+
+/// Loads and validates the repository `path` belongs to, with the policy directories its
 /// `mcp-gitops.yaml` adds.
 fn desired_from_dir(path: &Path, allowed: &Allowed, now: Timestamp) -> Result<DesiredState, CliError> {
-    Ok(desired::of_path(path, None, allowed, now, None, &Cache::off())?)
+    Ok(desired::of_path(&repository(path), None, allowed, now, None, &Cache::off())?)
 }
 
 /// The cache `--cache-dir`/`--no-cache` ask for, for the repository at `path`.
 fn cache_of(args: &CacheArgs, path: &Path) -> Cache {
-    match args.cache_dir.clone().or_else(Cache::default_dir) {
-        Some(dir) if !args.no_cache => Cache::open(&dir, path),
-        _ => Cache::off(),
-    }
+    Cache::chosen(args.cache_dir.as_deref(), args.no_cache, path)
 }
 
 /// Keeps what this run made for the next one, written on another core while the command renders
@@ -100,7 +107,8 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     Ok(())
 }
 
-fn validate_command(args: ValidateArgs, allowed: &Allowed, palette: Palette) -> Result<i32, CliError> {
+fn validate_command(mut args: ValidateArgs, allowed: &Allowed, palette: Palette) -> Result<i32, CliError> {
+    args.path = repository(&args.path);
     let now = parse_time(args.at.as_deref(), "--at")?;
     let cache = cache_of(&args.cache, &args.path);
     let mut state = desired::of_path(&args.path, None, allowed, now, None, &cache)?;
@@ -124,7 +132,7 @@ fn validate_command(args: ValidateArgs, allowed: &Allowed, palette: Palette) -> 
         DiagnosticsFormat::Gitlab => forge(Forge::Gitlab),
         DiagnosticsFormat::Junit => forge(Forge::Junit),
         DiagnosticsFormat::Text => {
-            write_report(&diagnostics::render(&state.diagnostics, &state.sources, palette), palette);
+            write_report(&diagnostics::render(&state.diagnostics, &state.sources, &Shown::from_cwd(&args.path), palette), palette);
             write_report(&diagnostics::summary(&args.path.display().to_string(), &state), palette);
         }
     }
@@ -133,7 +141,8 @@ fn validate_command(args: ValidateArgs, allowed: &Allowed, palette: Palette) -> 
     Ok(code)
 }
 
-fn plan_command(args: PlanArgs, allowed: &Allowed, palette: Palette) -> Result<i32, CliError> {
+fn plan_command(mut args: PlanArgs, allowed: &Allowed, palette: Palette) -> Result<i32, CliError> {
+    args.path = repository(&args.path);
     let now = parse_time(args.at.as_deref(), "--at")?;
     let work = if args.no_incremental { Work::All } else { Work::Changed };
     let cache = if work == Work::All { Cache::off() } else { cache_of(&args.cache, &args.path) };
@@ -160,7 +169,9 @@ fn plan_command(args: PlanArgs, allowed: &Allowed, palette: Palette) -> Result<i
         PlanFormat::Sarif => forge(Forge::Sarif),
         PlanFormat::Gitlab => forge(Forge::Gitlab),
         PlanFormat::Junit => forge(Forge::Junit),
-        PlanFormat::Text => write_report(&text::with_diagnostics(&plan, &desired.sources, &base_sources, palette), palette),
+        PlanFormat::Text => {
+            write_report(&text::with_diagnostics(&plan, &desired.sources, &base_sources, &Shown::from_cwd(&args.path), palette), palette)
+        }
     }
     let code = if plan.summary.errors > 0 {
         EXIT_ERROR
@@ -180,7 +191,10 @@ fn parse_duration(text: &str, flag: &str) -> Result<std::time::Duration, CliErro
         .ok_or_else(|| CliError::Usage(format!("{flag} {text:?} is not a duration (e.g. 30s, 5m)")))
 }
 
-fn explain_command(args: ExplainArgs, allowed: &Allowed) -> Result<i32, CliError> {
+fn explain_command(mut args: ExplainArgs, allowed: &Allowed) -> Result<i32, CliError> {
+    if args.policy.is_none() {
+        args.path = repository(&args.path);
+    }
     let at = parse_time(args.at.as_deref(), "--at")?;
     let (document, state) = match (&args.policy, &args.server) {
         (Some(file), _) => (access::read_policy(file)?, None),
@@ -291,13 +305,14 @@ fn render_command(args: RenderArgs, allowed: &Allowed) -> Result<i32, CliError> 
     Ok(EXIT_OK)
 }
 
-fn apply_command(args: ApplyArgs, allowed: &Allowed, palette: Palette) -> Result<i32, CliError> {
+fn apply_command(mut args: ApplyArgs, allowed: &Allowed, palette: Palette) -> Result<i32, CliError> {
+    args.path = repository(&args.path);
     let timeout = parse_duration(&args.timeout, "--timeout")?;
     let reviewed = args.plan.as_deref().map(Reviewed::read).transpose()?;
     let now = Timestamp::now();
     let desired = desired_from_dir(&args.path, allowed, now)?;
     if !pipeline::apply::gate(&desired, &[]).is_empty() {
-        write_report(&diagnostics::render(&desired.diagnostics, &desired.sources, palette), palette);
+        write_report(&diagnostics::render(&desired.diagnostics, &desired.sources, &Shown::from_cwd(&args.path), palette), palette);
         eprintln!("error: {} has errors ({}); nothing was applied", args.path.display(), diagnostics::counts(&desired.diagnostics));
         return Ok(EXIT_ERROR);
     }

@@ -43,13 +43,7 @@ failed_from!(SourceError, pipeline::Error, ReviewError, SavedPlanError, Refusal,
 
 impl From<AccessError> for CliError {
     fn from(e: AccessError) -> Self {
-        match e {
-            AccessError::NoServerNamed { .. }
-            | AccessError::SeveralServers { .. }
-            | AccessError::AmbiguousServer { .. }
-            | AccessError::BadServerName(_) => CliError::Usage(e.to_string()),
-            e => CliError::Failed(e.to_string()),
-        }
+        if e.is_usage() { CliError::Usage(e.to_string()) } else { CliError::Failed(e.to_string()) }
     }
 }
 
@@ -65,7 +59,9 @@ pub fn run() -> i32 {
     let color = match cli.color {
         Color::Always => true,
         Color::Never => false,
-        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        Color::Auto => {
+            crate::render::Palette::auto(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR"), std::env::var_os("TERM"))
+        }
     };
     let allowed = pipeline::desired::Allowed::new(&cli.allow_policy_dir);
     match commands::dispatch(cli.command, crate::render::Palette { color }, &allowed) {

@@ -36,6 +36,19 @@ pub enum AccessError {
     Source(#[from] SourceError),
 }
 
+impl AccessError {
+    /// A mistake in how the server was named (a usage error), not in the repository.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            AccessError::NoServerNamed { .. }
+                | AccessError::SeveralServers { .. }
+                | AccessError::AmbiguousServer { .. }
+                | AccessError::BadServerName(_)
+        )
+    }
+}
+
 /// An error unless `state` (read from `path`) declares the server `id`.
 pub fn server_in(state: &DesiredState, path: &Path, id: &ObjectId) -> Result<(), AccessError> {
     if state.objects.iter().any(|o| o.id == *id) {

@@ -7,19 +7,21 @@ use crate::apply::{Outcome, Report, Status};
 use crate::model::DesiredState;
 use crate::plan::access::Quoting;
 use crate::plan::{Action, Direction, Plan};
+use crate::source::root::Shown;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// The plan after its diagnostics and those of its base, each with its lines from `sources` and
 /// `base_sources`.
-pub fn with_diagnostics(plan: &Plan, sources: &Files, base_sources: &Files, palette: Palette) -> String {
+pub fn with_diagnostics(plan: &Plan, sources: &Files, base_sources: &Files, shown: &Shown, palette: Palette) -> String {
     let mut out = String::new();
     if !plan.diagnostics.is_empty() {
-        out += &super::diagnostics::render(&plan.diagnostics, sources, palette);
+        out += &super::diagnostics::render(&plan.diagnostics, sources, shown, palette);
     }
     if !plan.base_diagnostics.is_empty() {
+        // The base's files are named as in the base, which the heading names.
         let _ = writeln!(out, "Problems in the base ({}):", terminal(&plan.base.source));
-        out += &super::diagnostics::render(&plan.base_diagnostics, base_sources, palette);
+        out += &super::diagnostics::render(&plan.base_diagnostics, base_sources, &Shown::AS_IS, palette);
     }
     out + &render(plan, palette)
 }
