@@ -177,3 +177,78 @@ fn a_dumb_terminal_gets_no_colour() {
         assert!(!plain.contains('\u{1b}'), "{env:?} got colour: {plain:?}");
     }
 }
+
+/// A copy of the valid-minimal fixture with `file` written into it.
+fn repository_with(file: &str, text: &str) -> tempfile::TempDir {
+    let repo = tempfile::tempdir().expect("tempdir");
+    common::copy_dir(&common::root().join("tests/fixtures/valid-minimal"), repo.path());
+    std::fs::write(repo.path().join(file), text).expect("write");
+    repo
+}
+
+const GRANT_HEAD: &str = "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata:\n  name: readers\n  namespace: mcp-team-a\nspec:\n  serverRef:\n    name: payments-mcp\n  subject:\n    agentID: ops-agent\n";
+
+/// #31.6: an indentation mistake is named at its line, in words, with the fix; the parser's
+/// words come after, for whoever searches them.
+#[test]
+fn an_indentation_mistake_is_named_at_its_line() {
+    let cases = [
+        (
+            "  maxTrust: high\n   allowedSideEffects: [read]\n",
+            "access/readers.yaml:12:4",
+            "invalid YAML: `allowedSideEffects` (line 12) is indented further than `maxTrust` above it, whose value is already given, so YAML reads it as more of that value (the YAML parser says: mapping values are not allowed in this context)",
+            "indent `allowedSideEffects` by 2 spaces, as `maxTrust`, to make it a key beside it",
+        ),
+        (
+            "  maxTrust high\n  allowedSideEffects: [read]\n",
+            "access/readers.yaml:11:3",
+            "invalid YAML: line 11 has no \":\" after its key `maxTrust`",
+            "write `maxTrust: high`",
+        ),
+        (
+            "   maxTrust: high\n",
+            "access/readers.yaml:11:4",
+            "invalid YAML: `maxTrust` (line 11) is indented by 3 spaces, which lines up with no key above it",
+            "indent it as the key it belongs beside: 4 spaces beside `agentID`, 2 spaces beside `subject`, 0 spaces beside `spec`",
+        ),
+    ];
+    for (tail, at, message, hint) in cases {
+        let repo = repository_with("access/readers.yaml", &format!("{GRANT_HEAD}{tail}"));
+        let out = run(&["validate", &repo.path().to_string_lossy(), "--at", NOW, "--format", "json"]);
+        assert_eq!(out.code, 1, "{tail}");
+        let report = json(&out.stdout);
+        let found = &report["diagnostics"][0];
+        assert_eq!(found["code"], "yaml_syntax", "{found}");
+        assert_eq!(format!("{}:{}:{}", found["file"].as_str().unwrap_or_default(), found["line"], found["column"]), at, "{found}");
+        assert!(found["message"].as_str().unwrap_or_default().starts_with(message), "{found}");
+        assert_eq!(found["hint"], hint);
+    }
+}
+
+/// #31.6: a known field indented one level too far is not only "unknown": the hint names where
+/// it belongs.
+#[test]
+fn an_over_indented_known_field_says_where_it_belongs() {
+    let repo = repository_with(
+        "access/readers.yaml",
+        &format!("{GRANT_HEAD}    maxTrust: high\n  allowedSideEffects: [read]\n  policyVersion: v1\n"),
+    );
+    let out = run(&["validate", &repo.path().to_string_lossy(), "--at", NOW, "--format", "json"]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    let report = json(&out.stdout);
+    let unknown = report["diagnostics"].as_array().into_iter().flatten().find(|d| d["path"] == "spec.subject.maxTrust").expect("reported");
+    assert_eq!(unknown["message"], "unknown field \"maxTrust\"");
+    assert_eq!(unknown["hint"], "did you mean spec.maxTrust? it is one level up: indent this line as far as the fields of spec");
+
+    let under =
+        "  serverRef: {name: payments-mcp}\n  agentID: ops-agent\n  maxTrust: high\n  allowedSideEffects: [read]\n  policyVersion: v1\n";
+    let repo = repository_with(
+        "access/readers.yaml",
+        &format!(
+            "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata:\n  name: readers\n  namespace: mcp-team-a\nspec:\n{under}"
+        ),
+    );
+    let report = json(&run(&["validate", &repo.path().to_string_lossy(), "--at", NOW, "--format", "json"]).stdout);
+    let unknown = report["diagnostics"].as_array().into_iter().flatten().find(|d| d["path"] == "spec.agentID").expect("reported");
+    assert_eq!(unknown["hint"], "did you mean spec.subject.agentID? it is one level down: indent this line under spec.subject");
+}
