@@ -252,3 +252,47 @@ fn an_over_indented_known_field_says_where_it_belongs() {
     let unknown = report["diagnostics"].as_array().into_iter().flatten().find(|d| d["path"] == "spec.agentID").expect("reported");
     assert_eq!(unknown["hint"], "did you mean spec.subject.agentID? it is one level down: indent this line under spec.subject");
 }
+
+/// #31.9: a call still allowed, at the same trust, through another grant says which grant
+/// changed (it said "now at trust medium — was medium"); a denial that only changes its reason is
+/// set apart in the text as in the Markdown; a destructive widening is red, not green.
+#[test]
+fn the_access_diff_says_which_grant_changed_and_colours_widening_by_risk() {
+    let base = tempfile::tempdir().expect("tempdir");
+    common::copy_dir(&common::root().join("tests/fixtures/valid-minimal"), base.path());
+    let head = tempfile::tempdir().expect("tempdir");
+    common::copy_dir(base.path(), head.path());
+    let grants = std::fs::read_to_string(base.path().join("access/ops.yaml")).expect("fixture");
+    std::fs::write(head.path().join("access/ops.yaml"), grants.replacen("name: ops\n", "name: ops-v2\n", 1)).expect("write");
+    let (base, head) = (base.path().to_string_lossy().into_owned(), head.path().to_string_lossy().into_owned());
+    let plan = |format: &str| run(&["plan", &head, "--base", &base, "--at", NOW, "--format", format, "--color", "always"]);
+    let text = plan("text");
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(
+        text.stdout.contains(
+            "still may call `payments-mcp/list_invoices` (read) at trust medium, now through grant `mcp-team-a/ops-v2` — was grant `mcp-team-a/ops`"
+        ),
+        "{}",
+        text.stdout
+    );
+    assert!(!text.stdout.contains("now at trust medium — was medium"), "{}", text.stdout);
+
+    // The example change: a destructive widening, and denials whose reason alone changes.
+    let example = |format: &str| {
+        run(&["plan", "examples/pr-change", "--base", "examples/platform", "--at", NOW, "--format", format, "--color", "always"])
+    };
+    let (text, markdown) = (example("text").stdout, example("markdown").stdout);
+    let red_plus = "\u{1b}[31m+\u{1b}[0m may now call `payments-mcp/issue_refund` (destructive)";
+    assert!(text.contains(red_plus), "{text}");
+    assert!(markdown.contains("| 🔴 widened | may now call `payments-mcp/issue_refund` (destructive)"), "{markdown}");
+    assert!(text.contains("Approvals needed (every line must hold):"), "{text}");
+    assert!(markdown.contains("#### Approvals needed\n\nEvery line must hold: the change needs all of them."), "{markdown}");
+    // The same denials are set apart in both, and only they.
+    let (listed, apart) = text.split_once("5 call(s) still denied, for another reason:").expect("set apart in the text");
+    let (table, folded) = markdown.split_once("5 call(s) still denied, for another reason</summary>").expect("folded in the Markdown");
+    for tool in ["cancel_subscription", "issue_refund", "update_billing_address", "void_invoice", "write_off_invoice"] {
+        let denial = format!("calling `payments-mcp/{tool}`: `session_revoked`");
+        assert!(apart.contains(&denial) && folded.contains(&denial), "{denial}");
+        assert!(!listed.contains(&denial) && !table.contains(&denial), "{denial} listed with the decisive changes");
+    }
+}
