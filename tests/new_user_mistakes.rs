@@ -111,6 +111,12 @@ fn validate_in_a_subdirectory_uses_the_configuration_above_it() {
     assert_eq!(named.code, 0, "{}", named.stderr);
     assert!(named.stderr.contains("using examples/platform/mcp-gitops.yaml, found above examples/platform/teams/payments"));
     assert_eq!(named.stdout, run(&["validate", "examples/platform", "--at", NOW, "--format", "json"]).stdout);
+    // A plan of a subdirectory against a subdirectory plans the two repositories.
+    let plan = |head: &str, base: &str| run(&["plan", head, "--base", base, "--at", NOW, "--format", "json"]);
+    let whole = plan("examples/pr-change", "examples/platform");
+    let below = plan("examples/pr-change/teams", "examples/platform/teams");
+    assert_eq!(below.code, 0, "{}", below.stderr);
+    assert_eq!(below.stdout, whole.stdout);
 }
 
 /// A copy of the valid-minimal fixture whose configuration leaves the guardrail

@@ -203,7 +203,7 @@ fn explain_command(mut args: ExplainArgs, allowed: &Allowed) -> Result<i32, CliE
             let id = access::server_id(&state, &args.path, server)?;
             (access::policy_of(&state, &args.path, &id)?, Some(state))
         }
-        (None, None) => return Err(CliError::Usage("give --server NAMESPACE/NAME (or --policy FILE)".into())),
+        (None, None) => return Err(CliError::Usage("give --server [NAMESPACE/]NAME (or --policy FILE)".into())),
     };
     let identity = args.caller.identity();
     let decision = authorize(&document, &identity, &args.method, &args.tool, at);
