@@ -70,7 +70,7 @@ pub fn tell(text: &str, at: Pos, info: &str) -> Told {
         if info.contains("mapping values are not allowed") {
             colon_in_value(line, at).or_else(|| indented_under_a_value(line, above?))
         } else if info.contains("expected ':'") || info.contains("expect ':'") {
-            no_colon(above?).or_else(|| no_colon(line))
+            above.and_then(no_colon).or_else(|| no_colon(line))
         } else if info.contains("did not find expected key") || info.contains("did not find expected '-'") {
             lines_up_with_nothing(line, &lines[..i])
         } else {
