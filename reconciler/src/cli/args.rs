@@ -239,7 +239,7 @@ pub struct ClusterArgs {
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// The repository directory with the desired state.
+    /// The repository with the desired state: its directory, or one in it (the nearest mcp-gitops.yaml above marks it).
     #[arg(default_value = ".")]
     pub path: PathBuf,
     /// Apply exactly this reviewed plan (from `plan --out`); refused as stale when the repository or any object moved.
@@ -313,7 +313,7 @@ pub enum AnswerFormat {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// The repository directory.
+    /// The repository: its directory, or one in it (the nearest mcp-gitops.yaml above marks it).
     #[arg(default_value = ".")]
     pub path: PathBuf,
     #[arg(long, value_enum, default_value_t = DiagnosticsFormat::Text)]
@@ -349,7 +349,7 @@ pub struct CacheArgs {
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// The repository directory with the desired state.
+    /// The repository with the desired state: its directory, or one in it (the nearest mcp-gitops.yaml above marks it).
     #[arg(default_value = ".")]
     pub path: PathBuf,
     /// Compare against a directory, or a git revision (branch, tag, commit) of the repository that holds PATH,
@@ -402,7 +402,7 @@ pub enum AccessCommand {
 
 #[derive(Debug, Args)]
 pub struct WhoCanArgs {
-    /// The repository directory.
+    /// The repository: its directory, or one in it (the nearest mcp-gitops.yaml above marks it).
     #[arg(default_value = ".")]
     pub path: PathBuf,
     /// The server: NAMESPACE/NAME, or NAME when only one server has it.
@@ -439,7 +439,7 @@ impl CallerArgs {
 
 #[derive(Debug, Args)]
 pub struct WhatCanArgs {
-    /// The repository directory.
+    /// The repository: its directory, or one in it (the nearest mcp-gitops.yaml above marks it).
     #[arg(default_value = ".")]
     pub path: PathBuf,
     #[command(flatten)]
@@ -453,7 +453,7 @@ pub struct WhatCanArgs {
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    /// The repository directory (ignored with --policy).
+    /// The repository: its directory, or one in it (the nearest mcp-gitops.yaml above marks it); ignored with --policy.
     #[arg(default_value = ".")]
     pub path: PathBuf,
     /// A rendered policy document (policy.json of a <server>-gateway-policy ConfigMap); - reads stdin.
@@ -482,7 +482,7 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Args)]
 pub struct MatrixArgs {
-    /// The repository directory.
+    /// The repository: its directory, or one in it (the nearest mcp-gitops.yaml above marks it).
     #[arg(default_value = ".")]
     pub path: PathBuf,
     /// Only this server: NAMESPACE/NAME, or NAME when only one server has it.
@@ -505,7 +505,7 @@ pub enum RenderFormat {
 
 #[derive(Debug, Args)]
 pub struct RenderArgs {
-    /// The repository directory.
+    /// The repository: its directory, or one in it (the nearest mcp-gitops.yaml above marks it).
     #[arg(default_value = ".")]
     pub path: PathBuf,
     /// The server: NAMESPACE/NAME, or NAME when only one server has it.
