@@ -505,7 +505,7 @@ fn approvals_follow_what_the_change_does_to_access() {
     let plan_file = dir.path().join("plan.json");
     let plan_path = plan_file.to_string_lossy().into_owned();
     let out = run(&["plan", "examples/pr-change", "--base", "examples/platform", "--out", &plan_path, "--now", NOW]);
-    assert!(out.stdout.starts_with("Approvals needed:"), "near the top: {}", out.stdout);
+    assert!(out.stdout.starts_with("Approvals needed (every line must hold):"), "near the top: {}", out.stdout);
     let required = json(&fs::read_to_string(&plan_file).expect("plan"))["approvals"]["required"].clone();
     assert_eq!(required.as_array().map(Vec::len), Some(3), "{required}");
     assert!(required.as_array().is_some_and(|r| r.iter().any(|r| r["approvers"] == serde_json::json!(["security-team"]))));

@@ -21,8 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// The first line of every pack: a pack of another format or version is not read. (Format 2:
-/// a parsed document carries its `yaml_ambiguous` notes.)
-const STAMP: &str = concat!("mcp-gitops cache 2 ", env!("CARGO_PKG_VERSION"), "\n");
+/// a parsed document carries its `yaml_ambiguous` notes. Format 3: a built-in policy's finding
+/// names no repository file, a YAML syntax problem points at the mistake.)
+const STAMP: &str = concat!("mcp-gitops cache 3 ", env!("CARGO_PKG_VERSION"), "\n");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key([u8; 32]);
@@ -245,6 +246,15 @@ impl Cache {
         let dir = dir.join(name);
         let at = |file: &str| Pack::at(dir.join(file));
         Cache { files: at(FILES), findings: at(FINDINGS), trees: at(TREES), dir: Some(dir) }
+    }
+
+    /// The cache a run asks for: under `dir` (else the default place) for the repository at
+    /// `repository`, or none when `off`.
+    pub fn chosen(dir: Option<&Path>, off: bool, repository: &Path) -> Cache {
+        match dir.map(Path::to_path_buf).or_else(Cache::default_dir) {
+            Some(dir) if !off => Cache::open(&dir, repository),
+            _ => Cache::off(),
+        }
     }
 
     /// The default place: `$XDG_CACHE_HOME/mcp-gitops`, else `~/.cache/mcp-gitops`.

@@ -66,6 +66,24 @@ fn embedded_json(text: &str) -> Value {
     serde_json::from_str(text).expect("embedded schema is JSON")
 }
 
+/// The schema of the field at `pointer` (`/spec/maxTrust`; array indexes step into items) in
+/// the schema of `kind`, if it has that field: what a misplaced field could have meant.
+pub fn field(kind: Kind, pointer: &str) -> Option<&'static Value> {
+    static KINDS: OnceLock<[Value; 3]> = OnceLock::new();
+    let kinds = KINDS.get_or_init(|| [kind_schema(Kind::Server), kind_schema(Kind::Grant), kind_schema(Kind::Session)]);
+    let mut node = &kinds[match kind {
+        Kind::Server => 0,
+        Kind::Grant => 1,
+        Kind::Session => 2,
+    }];
+    for segment in pointer.split('/').skip(1) {
+        let segment = segment.replace("~1", "/").replace("~0", "~");
+        let item = node.get("items").filter(|_| segment.parse::<usize>().is_ok());
+        node = node["properties"].get(&segment).or(item)?;
+    }
+    Some(node)
+}
+
 /// The CRD manifest of a kind, as JSON.
 #[allow(clippy::expect_used)]
 pub fn crd(kind: Kind) -> Value {

@@ -108,7 +108,7 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub first_parent: bool,
     /// The time of verification (RFC 3339), at which every key must be valid; default: the clock.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", visible_alias = "now")]
     pub at: Option<String>,
     #[arg(long, value_enum, default_value_t = AnswerFormat::Text)]
     pub format: AnswerFormat,
@@ -261,9 +261,9 @@ pub struct DaemonArgs {
     pub allowed_namespaces: Vec<String>,
     #[arg(long, value_enum, default_value_t = crate::daemon::LogFormat::Text)]
     pub log_format: crate::daemon::LogFormat,
-    /// Where the git repository is fetched to.
-    #[arg(long, value_name = "DIR", default_value = "/tmp/mcp-gitops-cache")]
-    pub cache_dir: PathBuf,
+    /// Where the git repository is fetched to (a bare mirror). `--cache-dir`, its old name, still works.
+    #[arg(long, value_name = "DIR", default_value = "/tmp/mcp-gitops-cache", alias = "cache-dir")]
+    pub mirror_dir: PathBuf,
     /// Run as one of several replicas: only the holder of the Lease `mcp-gitops-leader` (in the
     /// inventory namespace) reconciles; the others wait as standby and are not ready.
     #[arg(long)]
@@ -329,7 +329,7 @@ pub struct ClusterArgs {
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// The repository directory with the desired state.
+    /// The repository with the desired state: its directory, or one in it (the nearest mcp-gitops.yaml above marks it).
     #[arg(default_value = ".")]
     pub path: PathBuf,
     /// Apply exactly this reviewed plan (from `plan --out`); refused as stale when the repository or any object moved.
@@ -403,19 +403,19 @@ pub enum AnswerFormat {
 
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
-    /// The repository directory.
+    /// The repository: its directory, or one in it (the nearest mcp-gitops.yaml above marks it).
     #[arg(default_value = ".")]
     pub path: PathBuf,
     #[arg(long, value_enum, default_value_t = DiagnosticsFormat::Text)]
     pub format: DiagnosticsFormat,
     /// The time sessions are checked against (RFC 3339), instead of the clock.
-    #[arg(long, value_name = "TIME")]
-    pub now: Option<String>,
+    #[arg(long, value_name = "TIME", visible_alias = "now")]
+    pub at: Option<String>,
     /// Also compare a server's metadata with the tools its running instance lists (MCP over streamable HTTP).
     #[arg(long, value_name = "URL")]
     pub from_server: Option<String>,
     /// The server the URL runs (NAME or NAMESPACE/NAME); needed when the repository declares several.
-    #[arg(long, value_name = "NAME", requires = "from_server")]
+    #[arg(long, value_name = "[NS/]NAME", requires = "from_server")]
     pub server: Option<String>,
     /// How long the tools/list exchange with --from-server may take.
     #[arg(long, value_name = "DURATION", default_value = "20s", requires = "from_server")]
@@ -439,7 +439,7 @@ pub struct CacheArgs {
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// The repository directory with the desired state.
+    /// The repository with the desired state: its directory, or one in it (the nearest mcp-gitops.yaml above marks it).
     #[arg(default_value = ".")]
     pub path: PathBuf,
     /// Compare against a directory, or a git revision (branch, tag, commit) of the repository that holds PATH,
@@ -457,8 +457,8 @@ pub struct PlanArgs {
     #[arg(long)]
     pub detailed_exitcode: bool,
     /// The time access decisions are evaluated at (RFC 3339), instead of the clock.
-    #[arg(long, value_name = "TIME")]
-    pub now: Option<String>,
+    #[arg(long, value_name = "TIME", visible_alias = "now")]
+    pub at: Option<String>,
     /// With --base, compute everything afresh: parse every file of the base (not only those that differ from
     /// PATH's) and render every server's policy (not only those the change can affect). The same plan, slower:
     /// the reference the incremental path is tested against. Implies --no-cache.
@@ -492,16 +492,16 @@ pub enum AccessCommand {
 
 #[derive(Debug, Args)]
 pub struct WhoCanArgs {
-    /// The repository directory.
+    /// The repository: its directory, or one in it (the nearest mcp-gitops.yaml above marks it).
     #[arg(default_value = ".")]
     pub path: PathBuf,
-    /// The server, as NAMESPACE/NAME.
-    #[arg(long, value_name = "NS/NAME")]
+    /// The server: NAMESPACE/NAME, or NAME when only one server has it.
+    #[arg(long, value_name = "[NS/]NAME")]
     pub server: String,
     #[arg(long)]
     pub tool: String,
     /// The time of the call (RFC 3339), instead of the clock.
-    #[arg(long, value_name = "RFC3339")]
+    #[arg(long, value_name = "TIME", visible_alias = "now")]
     pub at: Option<String>,
     #[arg(long, value_enum, default_value_t = AnswerFormat::Text)]
     pub format: AnswerFormat,
@@ -529,13 +529,13 @@ impl CallerArgs {
 
 #[derive(Debug, Args)]
 pub struct WhatCanArgs {
-    /// The repository directory.
+    /// The repository: its directory, or one in it (the nearest mcp-gitops.yaml above marks it).
     #[arg(default_value = ".")]
     pub path: PathBuf,
     #[command(flatten)]
     pub caller: CallerArgs,
     /// The time of the call (RFC 3339), instead of the clock.
-    #[arg(long, value_name = "RFC3339")]
+    #[arg(long, value_name = "TIME", visible_alias = "now")]
     pub at: Option<String>,
     #[arg(long, value_enum, default_value_t = AnswerFormat::Text)]
     pub format: AnswerFormat,
@@ -543,14 +543,14 @@ pub struct WhatCanArgs {
 
 #[derive(Debug, Args)]
 pub struct ExplainArgs {
-    /// The repository directory (ignored with --policy).
+    /// The repository: its directory, or one in it (the nearest mcp-gitops.yaml above marks it); ignored with --policy.
     #[arg(default_value = ".")]
     pub path: PathBuf,
     /// A rendered policy document (policy.json of a <server>-gateway-policy ConfigMap); - reads stdin.
     #[arg(long, value_name = "FILE|-")]
     pub policy: Option<String>,
-    /// The server, as NAMESPACE/NAME (required without --policy).
-    #[arg(long, value_name = "NS/NAME")]
+    /// The server: NAMESPACE/NAME, or NAME when only one server has it (required without --policy).
+    #[arg(long, value_name = "[NS/]NAME")]
     pub server: Option<String>,
     #[arg(long)]
     pub tool: String,
@@ -560,7 +560,7 @@ pub struct ExplainArgs {
     #[command(flatten)]
     pub caller: CallerArgs,
     /// The time of the call (RFC 3339), instead of the clock.
-    #[arg(long, value_name = "RFC3339")]
+    #[arg(long, value_name = "TIME", visible_alias = "now")]
     pub at: Option<String>,
     /// Read the repository at this git revision instead of the work tree, and show where the deciding grant and
     /// session come from: file:line and the commit that last changed each one's content.
@@ -572,13 +572,14 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Args)]
 pub struct MatrixArgs {
-    /// The repository directory.
+    /// The repository: its directory, or one in it (the nearest mcp-gitops.yaml above marks it).
     #[arg(default_value = ".")]
     pub path: PathBuf,
-    /// Only this server (NAMESPACE/NAME).
-    #[arg(long, value_name = "NS/NAME")]
+    /// Only this server: NAMESPACE/NAME, or NAME when only one server has it.
+    #[arg(long, value_name = "[NS/]NAME")]
     pub server: Option<String>,
-    #[arg(long, value_name = "RFC3339")]
+    /// The time of the calls (RFC 3339), instead of the clock.
+    #[arg(long, value_name = "TIME", visible_alias = "now")]
     pub at: Option<String>,
     #[arg(long, value_enum, default_value_t = AnswerFormat::Text)]
     pub format: AnswerFormat,
@@ -594,11 +595,11 @@ pub enum RenderFormat {
 
 #[derive(Debug, Args)]
 pub struct RenderArgs {
-    /// The repository directory.
+    /// The repository: its directory, or one in it (the nearest mcp-gitops.yaml above marks it).
     #[arg(default_value = ".")]
     pub path: PathBuf,
-    /// The server, as NAMESPACE/NAME.
-    #[arg(long, value_name = "NS/NAME")]
+    /// The server: NAMESPACE/NAME, or NAME when only one server has it.
+    #[arg(long, value_name = "[NS/]NAME")]
     pub server: String,
     #[arg(long, value_enum, default_value_t = RenderFormat::Json)]
     pub format: RenderFormat,

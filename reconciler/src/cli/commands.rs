@@ -8,15 +8,16 @@ use crate::cache::{Cache, Saving};
 use crate::cluster::Cluster;
 use crate::gateway::{self, authorize};
 use crate::model::live::Suspension;
-use crate::model::{DesiredState, Kind, ObjectId};
+use crate::model::DesiredState;
 use crate::pipeline::{self, Planned, access, apply::Reviewed, desired, desired::Allowed, left_to_the_os, plan::Target};
 use crate::plan::Work;
 use crate::render::{self, Forge, Palette, diagnostics, markdown, text};
+use crate::source::root::Shown;
 use crate::{plan, scaffold, source, validate};
 use jiff::Timestamp;
 use serde_json::json;
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Writes to stdout; a closed pipe (`mcp-gitops ... | head`) ends the output quietly.
 fn write_stdout(text: &str) {
@@ -107,18 +108,24 @@ fn parse_time(value: Option<&str>, flag: &str) -> Result<Timestamp, CliError> {
     }
 }
 
-/// Loads and validates the repository in a directory, with the policy directories its
+/// The repository `path` belongs to (`source::root`); stderr says so when it is above `path`.
+fn repository(path: &Path) -> PathBuf {
+    let root = source::root::find(path);
+    if let Some(note) = root.note() {
+        eprintln!("note: {note}");
+    }
+    root.path
+}
+
+/// Loads and validates the repository `path` belongs to, with the policy directories its
 /// `mcp-gitops.yaml` adds.
 fn desired_from_dir(path: &Path, allowed: &Allowed, now: Timestamp) -> Result<DesiredState, CliError> {
-    Ok(desired::of_path(path, None, allowed, now, None, &Cache::off())?)
+    Ok(desired::of_path(&repository(path), None, allowed, now, None, &Cache::off())?)
 }
 
 /// The cache `--cache-dir`/`--no-cache` ask for, for the repository at `path`.
 fn cache_of(args: &CacheArgs, path: &Path) -> Cache {
-    match args.cache_dir.clone().or_else(Cache::default_dir) {
-        Some(dir) if !args.no_cache => Cache::open(&dir, path),
-        _ => Cache::off(),
-    }
+    Cache::chosen(args.cache_dir.as_deref(), args.no_cache, path)
 }
 
 /// Keeps what this run made for the next one, written on another core while the command renders
@@ -135,8 +142,9 @@ fn print_json(value: &impl serde::Serialize) -> Result<(), CliError> {
     Ok(())
 }
 
-fn validate_command(args: ValidateArgs, allowed: &Allowed, palette: Palette) -> Result<i32, CliError> {
-    let now = parse_time(args.now.as_deref(), "--now")?;
+fn validate_command(mut args: ValidateArgs, allowed: &Allowed, palette: Palette) -> Result<i32, CliError> {
+    args.path = repository(&args.path);
+    let now = parse_time(args.at.as_deref(), "--at")?;
     let cache = cache_of(&args.cache, &args.path);
     let mut state = desired::of_path(&args.path, None, allowed, now, None, &cache)?;
     let _saving = save(cache);
@@ -159,7 +167,7 @@ fn validate_command(args: ValidateArgs, allowed: &Allowed, palette: Palette) -> 
         DiagnosticsFormat::Gitlab => forge(Forge::Gitlab),
         DiagnosticsFormat::Junit => forge(Forge::Junit),
         DiagnosticsFormat::Text => {
-            write_report(&diagnostics::render(&state.diagnostics, &state.sources, palette), palette);
+            write_report(&diagnostics::render(&state.diagnostics, &state.sources, &Shown::from_cwd(&args.path), palette), palette);
             write_report(&diagnostics::summary(&args.path.display().to_string(), &state), palette);
         }
     }
@@ -168,8 +176,9 @@ fn validate_command(args: ValidateArgs, allowed: &Allowed, palette: Palette) -> 
     Ok(code)
 }
 
-fn plan_command(args: PlanArgs, allowed: &Allowed, palette: Palette) -> Result<i32, CliError> {
-    let now = parse_time(args.now.as_deref(), "--now")?;
+fn plan_command(mut args: PlanArgs, allowed: &Allowed, palette: Palette) -> Result<i32, CliError> {
+    args.path = repository(&args.path);
+    let now = parse_time(args.at.as_deref(), "--at")?;
     let work = if args.no_incremental { Work::All } else { Work::Changed };
     let cache = if work == Work::All { Cache::off() } else { cache_of(&args.cache, &args.path) };
     let Planned { plan, desired, base_sources } = match &args.base {
@@ -195,7 +204,9 @@ fn plan_command(args: PlanArgs, allowed: &Allowed, palette: Palette) -> Result<i
         PlanFormat::Sarif => forge(Forge::Sarif),
         PlanFormat::Gitlab => forge(Forge::Gitlab),
         PlanFormat::Junit => forge(Forge::Junit),
-        PlanFormat::Text => write_report(&text::with_diagnostics(&plan, &desired.sources, &base_sources, palette), palette),
+        PlanFormat::Text => {
+            write_report(&text::with_diagnostics(&plan, &desired.sources, &base_sources, &Shown::from_cwd(&args.path), palette), palette)
+        }
     }
     let code = if plan.summary.errors > 0 {
         EXIT_ERROR
@@ -215,24 +226,19 @@ fn parse_duration(text: &str, flag: &str) -> Result<std::time::Duration, CliErro
         .ok_or_else(|| CliError::Usage(format!("{flag} {text:?} is not a duration (e.g. 30s, 5m)")))
 }
 
-fn parse_server(text: &str) -> Result<ObjectId, CliError> {
-    match text.split_once('/') {
-        Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() && !name.contains('/') => {
-            Ok(ObjectId { kind: Kind::Server, namespace: namespace.into(), name: name.into() })
-        }
-        _ => Err(CliError::Usage(format!("--server {text:?} must be NAMESPACE/NAME"))),
+fn explain_command(mut args: ExplainArgs, allowed: &Allowed) -> Result<i32, CliError> {
+    if args.policy.is_none() {
+        args.path = repository(&args.path);
     }
-}
-
-fn explain_command(args: ExplainArgs, allowed: &Allowed) -> Result<i32, CliError> {
     let at = parse_time(args.at.as_deref(), "--at")?;
     let (document, state) = match (&args.policy, &args.server) {
         (Some(file), _) => (access::read_policy(file)?, None),
         (None, Some(server)) => {
             let state = desired::of_path(&args.path, args.revision.as_deref(), allowed, at, None, &Cache::off())?;
-            (access::policy_of(&state, &args.path, &parse_server(server)?)?, Some(state))
+            let id = access::server_id(&state, &args.path, server)?;
+            (access::policy_of(&state, &args.path, &id)?, Some(state))
         }
-        (None, None) => return Err(CliError::Usage("give --server NAMESPACE/NAME (or --policy FILE)".into())),
+        (None, None) => return Err(CliError::Usage("give --server [NAMESPACE/]NAME (or --policy FILE)".into())),
     };
     let identity = args.caller.identity();
     let decision = authorize(&document, &identity, &args.method, &args.tool, at);
@@ -254,11 +260,8 @@ fn explain_command(args: ExplainArgs, allowed: &Allowed) -> Result<i32, CliError
 
 fn matrix_command(args: MatrixArgs, allowed: &Allowed) -> Result<i32, CliError> {
     let at = parse_time(args.at.as_deref(), "--at")?;
-    let only = args.server.as_deref().map(parse_server).transpose()?;
     let state = desired_from_dir(&args.path, allowed, at)?;
-    if let Some(only) = &only {
-        access::server_in(&state, &args.path, only)?;
-    }
+    let only = args.server.as_deref().map(|server| access::server_id(&state, &args.path, server)).transpose()?;
     let cells: Vec<gateway::Access> = gateway::render_all(&state)
         .into_iter()
         .filter(|(id, _)| only.as_ref().is_none_or(|o| o == id))
@@ -273,15 +276,17 @@ fn matrix_command(args: MatrixArgs, allowed: &Allowed) -> Result<i32, CliError> 
 
 fn who_can_command(args: WhoCanArgs, allowed: &Allowed) -> Result<i32, CliError> {
     let at = parse_time(args.at.as_deref(), "--at")?;
-    let server = parse_server(&args.server)?;
-    let document = access::policy_of(&desired_from_dir(&args.path, allowed, at)?, &args.path, &server)?;
+    let state = desired_from_dir(&args.path, allowed, at)?;
+    let server = access::server_id(&state, &args.path, &args.server)?;
+    let document = access::policy_of(&state, &args.path, &server)?;
     let callers = gateway::who_can(&server, &document, &args.tool, at);
     let anyone = gateway::anyone_can(&document, &args.tool, at);
+    let named = format!("{}/{}", server.namespace, server.name);
     match args.format {
         AnswerFormat::Json => print_json(&json!({
-            "server": args.server, "tool": args.tool, "at": at.to_string(), "anyone": anyone, "callers": callers,
+            "server": named, "tool": args.tool, "at": at.to_string(), "anyone": anyone, "callers": callers,
         }))?,
-        AnswerFormat::Text => write_report(&text::who_can(&args.server, &args.tool, &callers, anyone.as_ref()), Palette::PLAIN),
+        AnswerFormat::Text => write_report(&text::who_can(&named, &args.tool, &callers, anyone.as_ref()), Palette::PLAIN),
     }
     Ok(EXIT_OK)
 }
@@ -325,7 +330,8 @@ fn approvals_check_command(args: ApprovalsCheckArgs) -> Result<i32, CliError> {
 }
 
 fn render_command(args: RenderArgs, allowed: &Allowed) -> Result<i32, CliError> {
-    let document = access::policy_of(&desired_from_dir(&args.path, allowed, Timestamp::now())?, &args.path, &parse_server(&args.server)?)?;
+    let state = desired_from_dir(&args.path, allowed, Timestamp::now())?;
+    let document = access::policy_of(&state, &args.path, &access::server_id(&state, &args.path, &args.server)?)?;
     match args.format {
         RenderFormat::Json => write_stdout(&format!("{}\n", gateway::revision::indented_json(&document))),
         RenderFormat::Configmap => write_stdout(&plan::diff::to_yaml(&gateway::revision::configmap(&document))),
@@ -334,13 +340,14 @@ fn render_command(args: RenderArgs, allowed: &Allowed) -> Result<i32, CliError> 
     Ok(EXIT_OK)
 }
 
-fn apply_command(args: ApplyArgs, allowed: &Allowed, palette: Palette) -> Result<i32, CliError> {
+fn apply_command(mut args: ApplyArgs, allowed: &Allowed, palette: Palette) -> Result<i32, CliError> {
+    args.path = repository(&args.path);
     let timeout = parse_duration(&args.timeout, "--timeout")?;
     let reviewed = args.plan.as_deref().map(Reviewed::read).transpose()?;
     let now = Timestamp::now();
     let desired = desired_from_dir(&args.path, allowed, now)?;
     if !pipeline::apply::gate(&desired, &[]).is_empty() {
-        write_report(&diagnostics::render(&desired.diagnostics, &desired.sources, palette), palette);
+        write_report(&diagnostics::render(&desired.diagnostics, &desired.sources, &Shown::from_cwd(&args.path), palette), palette);
         eprintln!("error: {} has errors ({}); nothing was applied", args.path.display(), diagnostics::counts(&desired.diagnostics));
         return Ok(EXIT_ERROR);
     }
@@ -482,7 +489,7 @@ fn run_daemon(args: Box<DaemonArgs>, allowed: &Allowed) -> Result<i32, CliError>
         max_deletes: args.max_deletes,
         allowed_namespaces: args.allowed_namespaces,
         allowed_policy_dirs: allowed.clone(),
-        cache: args.cache_dir,
+        cache: args.mirror_dir,
         credentials: crate::source::mirror::Credentials {
             username: args.git.git_username,
             token_file: args.git.git_token_file,

@@ -54,10 +54,7 @@ failed_from!(
 
 impl From<AccessError> for CliError {
     fn from(e: AccessError) -> Self {
-        match e {
-            AccessError::NoServerNamed { .. } | AccessError::SeveralServers { .. } => CliError::Usage(e.to_string()),
-            e => CliError::Failed(e.to_string()),
-        }
+        if e.is_usage() { CliError::Usage(e.to_string()) } else { CliError::Failed(e.to_string()) }
     }
 }
 
@@ -73,7 +70,9 @@ pub fn run() -> i32 {
     let color = match cli.color {
         Color::Always => true,
         Color::Never => false,
-        Color::Auto => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        Color::Auto => {
+            crate::render::Palette::auto(std::io::stdout().is_terminal(), std::env::var_os("NO_COLOR"), std::env::var_os("TERM"))
+        }
     };
     let allowed = pipeline::desired::Allowed::new(&cli.allow_policy_dir);
     match commands::dispatch(cli.command, crate::render::Palette { color }, &allowed) {

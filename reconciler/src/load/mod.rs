@@ -5,6 +5,7 @@
 //! the cache (`Pack::write_now`), beside the work.
 
 pub mod metadata;
+mod mistake;
 pub mod yaml;
 
 use crate::cache::{Cache, Key, Pack};

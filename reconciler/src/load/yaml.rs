@@ -78,7 +78,7 @@ pub fn parse_values(file: &str, text: &str) -> (Vec<YamlDocument>, Vec<Diagnosti
 }
 
 fn parse_with(file: &str, text: &str, spans: bool) -> (Vec<YamlDocument>, Vec<Diagnostic>) {
-    let mut builder = Builder { file, end: end_of(text), ..Builder::default() };
+    let mut builder = Builder { file, text, end: end_of(text), ..Builder::default() };
     // Events one by one, not `Parser::load`: that one recurses once per nesting level and a few
     // thousand nested block mappings (a 7 MiB file) overflow the stack; here parsing stops at
     // the first problem the builder reports.
@@ -121,6 +121,8 @@ struct Keys {
 #[derive(Default)]
 struct Builder<'f> {
     file: &'f str,
+    /// The text parsed: a syntax error is told from its lines (`mistake`).
+    text: &'f str,
     /// Where the text ends: no position points past it.
     end: Pos,
     documents: Vec<Node>,
@@ -153,8 +155,8 @@ impl Builder<'_> {
         if self.failed {
             return;
         }
-        let pos = self.pos(e.marker());
-        self.fail(pos, format!("invalid YAML: {}", e.info()), "fix the syntax at this position; the other files are still checked");
+        let told = super::mistake::tell(self.text, self.pos(e.marker()), e.info());
+        self.fail(told.pos, told.message, &told.hint);
     }
 
     fn open(&mut self, kind: NodeKind, anchor: usize, span: &Span) {

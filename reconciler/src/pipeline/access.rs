@@ -18,6 +18,10 @@ pub enum AccessError {
     GatewayDisabled(String),
     #[error("the operator would refuse to render the policy of {server} ({reason}): the server goes to Error and keeps its old policy")]
     OperatorRefuses { server: String, reason: String },
+    #[error("--server {wanted} names several servers ({}); give NAMESPACE/NAME", known.join(", "))]
+    AmbiguousServer { wanted: String, known: Vec<String> },
+    #[error("--server {0:?} must be NAME or NAMESPACE/NAME")]
+    BadServerName(String),
     #[error("--server {wanted}: no such server; servers: {}", known.join(", "))]
     NoServerNamed { wanted: String, known: Vec<String> },
     #[error("the repository declares several servers ({}); say which one runs at the URL with --server", known.join(", "))]
@@ -32,13 +36,53 @@ pub enum AccessError {
     Source(#[from] SourceError),
 }
 
+impl AccessError {
+    /// A mistake in how the server was named (a usage error), not in the repository.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            AccessError::NoServerNamed { .. }
+                | AccessError::SeveralServers { .. }
+                | AccessError::AmbiguousServer { .. }
+                | AccessError::BadServerName(_)
+        )
+    }
+}
+
 /// An error unless `state` (read from `path`) declares the server `id`.
 pub fn server_in(state: &DesiredState, path: &Path, id: &ObjectId) -> Result<(), AccessError> {
     if state.objects.iter().any(|o| o.id == *id) {
         return Ok(());
     }
+    Err(no_such_server(state, path, format!("{}/{}", id.namespace, id.name)))
+}
+
+fn no_such_server(state: &DesiredState, path: &Path, server: String) -> AccessError {
     let known = state.of_kind(Kind::Server).map(|o| format!("{}/{}", o.id.namespace, o.id.name)).collect();
-    Err(AccessError::NoSuchServer { server: format!("{}/{}", id.namespace, id.name), path: path.to_path_buf(), known })
+    AccessError::NoSuchServer { server, path: path.to_path_buf(), known }
+}
+
+/// The server `wanted` names, as every command's `--server` takes it: NAMESPACE/NAME, or a NAME
+/// only one server of `state` (read from `path`) has.
+pub fn server_id(state: &DesiredState, path: &Path, wanted: &str) -> Result<ObjectId, AccessError> {
+    match wanted.split_once('/') {
+        Some((namespace, name)) if !namespace.is_empty() && !name.is_empty() && !name.contains('/') => {
+            let id = ObjectId { kind: Kind::Server, namespace: namespace.into(), name: name.into() };
+            server_in(state, path, &id).map(|()| id)
+        }
+        Some(_) => Err(AccessError::BadServerName(wanted.to_string())),
+        None => {
+            let named: Vec<&Object> = state.of_kind(Kind::Server).filter(|o| o.id.name == wanted).collect();
+            match named.as_slice() {
+                [one] => Ok(one.id.clone()),
+                [] => Err(no_such_server(state, path, wanted.to_string())),
+                several => {
+                    let known = several.iter().map(|o| format!("{}/{}", o.id.namespace, o.id.name)).collect();
+                    Err(AccessError::AmbiguousServer { wanted: wanted.to_string(), known })
+                }
+            }
+        }
+    }
 }
 
 /// The server named `wanted` (NAME or NAMESPACE/NAME), or the only one when none is named.

@@ -47,7 +47,8 @@ pub fn against_base(
     let mut loaded = DesiredState::default();
     let desired = desired::of_path(path, None, allowed, now, (work == Work::Changed).then_some(&mut loaded), cache)?;
     let (base_snapshot, base_kind) = if Path::new(base).is_dir() {
-        (source::from_dir(Path::new(base))?, "directory")
+        // A directory below a repository's mcp-gitops.yaml stands for that repository, as PATH does.
+        (source::from_dir(&source::root::find(Path::new(base)).path)?, "directory")
     } else if source::resolve_revision_in(path, base) {
         (source::from_git(path, base)?, "git")
     } else {

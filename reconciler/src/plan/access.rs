@@ -257,11 +257,48 @@ impl AccessChange {
             }
             Direction::Narrowed => format!("may no longer call {tool}{effect}: {after_reason} — was {before_reason}"),
             Direction::Changed if self.after.allowed => {
-                format!("still may call {tool}{effect}, now at trust {} — was {}", or_none(&after_trust), or_none(&before_trust))
+                let (after_grant, before_grant) = (&self.after.matched_grant, &self.before.matched_grant);
+                let through = |grant: &str| if grant.is_empty() { "no grant".to_string() } else { format!("grant {}", name(grant)) };
+                match (after_trust != before_trust, after_grant != before_grant) {
+                    (false, true) => format!(
+                        "still may call {tool}{effect} at trust {}, now through {} — was {}",
+                        or_none(&after_trust),
+                        through(after_grant),
+                        through(before_grant)
+                    ),
+                    (true, true) => format!(
+                        "still may call {tool}{effect}, now at trust {} through {} — was {} through {}",
+                        or_none(&after_trust),
+                        through(after_grant),
+                        or_none(&before_trust),
+                        through(before_grant)
+                    ),
+                    _ => format!("still may call {tool}{effect}, now at trust {} — was {}", or_none(&after_trust), or_none(&before_trust)),
+                }
             }
             Direction::Changed => format!("calling {tool}{effect}: {after_reason} — was {before_reason}"),
         }
     }
+}
+
+impl AccessChange {
+    /// Whether a reviewer decides on it: a call that becomes possible or impossible, or an
+    /// allowed call whose trust or grant changes. A denial that only changes its reason is not.
+    pub fn decisive(&self) -> bool {
+        self.direction != Direction::Changed || self.before.allowed || self.after.allowed
+    }
+
+    /// How risky a widening is, by the side effect it opens: destructive 3, write 2, read 1;
+    /// 0 for anything else, narrowing and changes included.
+    pub fn widening_risk(&self) -> u8 {
+        if self.direction == Direction::Widened { danger(&self.side_effect).max(1) } else { 0 }
+    }
+}
+
+/// The changes a reviewer decides on (`AccessChange::decisive`), then the denials that only
+/// changed their reason: every renderer shows the first and sets the second apart.
+pub fn decisive_first(changes: &[AccessChange]) -> (Vec<&AccessChange>, Vec<&AccessChange>) {
+    changes.iter().partition(|change| change.decisive())
 }
 
 /// Access changes grouped for a reviewer: one group per subject (in subject order), and in each

@@ -4,19 +4,21 @@
 use super::Palette;
 use super::escape::terminal;
 use crate::model::{Diagnostic, Severity};
+use crate::source::root::Shown;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
 
-pub fn render(diagnostics: &[Diagnostic], sources: &BTreeMap<String, Arc<str>>, palette: Palette) -> String {
+/// `diagnostics`, each file named as `shown` names it (relative to the current directory).
+pub fn render(diagnostics: &[Diagnostic], sources: &BTreeMap<String, Arc<str>>, shown: &Shown, palette: Palette) -> String {
     let mut out = String::new();
     for d in diagnostics {
-        render_one(&mut out, d, sources.get(&d.file).map(|s| &**s), palette);
+        render_one(&mut out, d, sources.get(&d.file).map(|s| &**s), shown, palette);
     }
     out
 }
 
-fn render_one(out: &mut String, d: &Diagnostic, source: Option<&str>, palette: Palette) {
+fn render_one(out: &mut String, d: &Diagnostic, source: Option<&str>, shown: &Shown, palette: Palette) {
     let head = format!("{}[{}]", d.severity, d.code);
     let head = match d.severity {
         Severity::Error => palette.red(&head),
@@ -24,7 +26,7 @@ fn render_one(out: &mut String, d: &Diagnostic, source: Option<&str>, palette: P
     };
     let _ = writeln!(out, "{}{} {}", head, palette.bold(":"), palette.bold(&terminal(&d.message)));
     let gutter = " ".repeat(d.line.to_string().len());
-    let _ = writeln!(out, "{gutter}{} {}:{}:{}", palette.dim("-->"), terminal(&d.file), d.line, d.column);
+    let _ = writeln!(out, "{gutter}{} {}:{}:{}", palette.dim("-->"), terminal(&shown.name(&d.file)), d.line, d.column);
     let line = source.and_then(|s| s.lines().nth(d.line.saturating_sub(1)));
     match line {
         Some(_) if d.redact_source => {

@@ -50,7 +50,10 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
     }
 
     if !plan.approvals.required.is_empty() {
-        let _ = writeln!(head, "#### Approvals needed\n\n| approvals | from | servers | why |\n|---|---|---|---|");
+        let _ = writeln!(
+            head,
+            "#### Approvals needed\n\nEvery line must hold: the change needs all of them.\n\n| approvals | from | servers | why |\n|---|---|---|---|"
+        );
         for r in &plan.approvals.required {
             let who = if r.approvers.is_empty() { "nobody: the server has no owner".to_string() } else { text(&r.approvers.join(", ")) };
             let servers: Vec<String> = r.servers.iter().map(|s| code(s)).collect();
@@ -65,19 +68,20 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
             sections.push(format!("#### {title}\n\n{}", diagnostics_table(diagnostics)));
         }
     }
-    // What reviewers decide on: calls that become possible or impossible, and trust changes.
-    // A denial that only changes its reason is listed apart, collapsed.
-    let (decisive, reasons): (Vec<_>, Vec<_>) =
-        plan.access_changes.iter().partition(|c| c.direction != Direction::Changed || c.before.allowed || c.after.allowed);
+    // What reviewers decide on first; a denial that only changes its reason apart, collapsed.
+    let (decisive, reasons) = crate::plan::access::decisive_first(&plan.access_changes);
     if !decisive.is_empty() {
         // One group of rows per subject, its name in the first row only; destructive first.
         let mut s = String::from("#### Access changes\n\n| subject | | change |\n|---|---|---|\n");
         for (subject, changes) in crate::plan::access::by_subject(decisive, &QUOTING) {
             for (i, change) in changes.into_iter().enumerate() {
-                let mark = match change.direction {
-                    Direction::Widened => "🟢 widened",
-                    Direction::Narrowed => "🔴 narrowed",
-                    Direction::Changed => "🟡 changed",
+                // A widening is coloured by what it opens; less access is no risk to review.
+                let mark = match (change.direction, change.widening_risk()) {
+                    (Direction::Widened, 3) => "🔴 widened",
+                    (Direction::Widened, 2) => "🟡 widened",
+                    (Direction::Widened, _) => "🟢 widened",
+                    (Direction::Narrowed, _) => "⚪ narrowed",
+                    (Direction::Changed, _) => "🔵 changed",
                 };
                 let who = if i == 0 { cell(&subject) } else { String::new() };
                 let _ = writeln!(s, "| {who} | {mark} | {} |", cell(&change.predicate_in(&QUOTING)));

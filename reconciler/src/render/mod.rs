@@ -43,6 +43,12 @@ pub struct Palette {
 impl Palette {
     pub const PLAIN: Palette = Palette { color: false };
 
+    /// Whether `--color auto` colours: only a terminal that shows colour (`TERM=dumb` does not),
+    /// and only when `NO_COLOR` is not set.
+    pub fn auto(terminal: bool, no_color: Option<std::ffi::OsString>, term: Option<std::ffi::OsString>) -> bool {
+        terminal && no_color.is_none() && term.is_none_or(|term| term != "dumb")
+    }
+
     fn paint(self, code: &str, text: &str) -> String {
         if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
     }
@@ -65,5 +71,20 @@ impl Palette {
 
     pub fn dim(self, text: &str) -> String {
         self.paint("2", text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_colours_only_a_terminal_that_shows_colour() {
+        let set = |value: &str| Some(std::ffi::OsString::from(value));
+        assert!(Palette::auto(true, None, set("xterm-256color")));
+        assert!(Palette::auto(true, None, None));
+        assert!(!Palette::auto(false, None, set("xterm")), "not a terminal");
+        assert!(!Palette::auto(true, set("1"), set("xterm")), "NO_COLOR");
+        assert!(!Palette::auto(true, None, set("dumb")), "TERM=dumb");
     }
 }

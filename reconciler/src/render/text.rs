@@ -7,19 +7,21 @@ use crate::apply::{Outcome, Report, Status};
 use crate::model::DesiredState;
 use crate::plan::access::Quoting;
 use crate::plan::{Action, Direction, Plan};
+use crate::source::root::Shown;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// The plan after its diagnostics and those of its base, each with its lines from `sources` and
 /// `base_sources`.
-pub fn with_diagnostics(plan: &Plan, sources: &Files, base_sources: &Files, palette: Palette) -> String {
+pub fn with_diagnostics(plan: &Plan, sources: &Files, base_sources: &Files, shown: &Shown, palette: Palette) -> String {
     let mut out = String::new();
     if !plan.diagnostics.is_empty() {
-        out += &super::diagnostics::render(&plan.diagnostics, sources, palette);
+        out += &super::diagnostics::render(&plan.diagnostics, sources, shown, palette);
     }
     if !plan.base_diagnostics.is_empty() {
+        // The base's files are named as in the base, which the heading names.
         let _ = writeln!(out, "Problems in the base ({}):", terminal(&plan.base.source));
-        out += &super::diagnostics::render(&plan.base_diagnostics, base_sources, palette);
+        out += &super::diagnostics::render(&plan.base_diagnostics, base_sources, &Shown::AS_IS, palette);
     }
     out + &render(plan, palette)
 }
@@ -42,7 +44,7 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
         );
     }
     if !plan.approvals.required.is_empty() {
-        let _ = writeln!(out, "{}", palette.bold("Approvals needed:"));
+        let _ = writeln!(out, "{}", palette.bold("Approvals needed (every line must hold):"));
         for r in &plan.approvals.required {
             let _ = writeln!(out, "  {}", requirement(r));
         }
@@ -95,18 +97,29 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
             let _ = writeln!(out, "      {line}");
         }
     }
-    if !plan.access_changes.is_empty() {
+    // What reviewers decide on, by subject; then, apart, the denials that only changed their reason.
+    let (decisive, reasons) = crate::plan::access::decisive_first(&plan.access_changes);
+    if !decisive.is_empty() {
         let _ = writeln!(out, "\n{}", palette.bold("Access changes:"));
-        for (subject, changes) in crate::plan::access::by_subject(&plan.access_changes, &QUOTING) {
+        for (subject, changes) in crate::plan::access::by_subject(decisive, &QUOTING) {
             let _ = writeln!(out, "  {subject}:");
             for change in changes {
-                let mark = match change.direction {
-                    Direction::Widened => palette.green("+"),
-                    Direction::Narrowed => palette.red("-"),
-                    Direction::Changed => palette.yellow("~"),
+                // A widening is coloured by what it opens; less access is no risk to review.
+                let mark = match (change.direction, change.widening_risk()) {
+                    (Direction::Widened, 3) => palette.red("+"),
+                    (Direction::Widened, 2) => palette.yellow("+"),
+                    (Direction::Widened, _) => palette.green("+"),
+                    (Direction::Narrowed, _) => "-".to_string(),
+                    (Direction::Changed, _) => palette.yellow("~"),
                 };
                 let _ = writeln!(out, "    {mark} {}", change.predicate_in(&QUOTING));
             }
+        }
+    }
+    if !reasons.is_empty() {
+        let _ = writeln!(out, "\n{}", palette.bold(&format!("{} call(s) still denied, for another reason:", reasons.len())));
+        for change in reasons {
+            let _ = writeln!(out, "  {} {}", palette.dim("~"), change.sentence_in(&QUOTING));
         }
     }
     for grant in &plan.expiring {

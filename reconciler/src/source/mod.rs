@@ -10,6 +10,7 @@ pub mod live_tools;
 pub mod mirror;
 mod redact;
 mod remote;
+pub mod root;
 
 pub use dir::from_dir;
 pub use git::{

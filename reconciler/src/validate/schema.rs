@@ -2,9 +2,9 @@
 //! `.mcp` metadata against `schema/servers.schema.json`.
 
 use crate::load::{Loaded, RawDocument};
-use crate::model::object::pointer_to_path;
-use crate::model::{Code, Diagnostic, Object};
-use crate::schema::schemas;
+use crate::model::object::{pointer_segment, pointer_to_path};
+use crate::model::{Code, Diagnostic, Kind, Object};
+use crate::schema::{self, schemas};
 use jsonschema::error::ValidationErrorKind;
 use jsonschema::{ValidationError, Validator};
 
@@ -21,13 +21,44 @@ fn check_object(object: &Object, validator: &Validator, diagnostics: &mut Vec<Di
     for error in validator.iter_errors(&object.body) {
         let (pointer, key) = location(&error);
         let pos = if key { object.origin.key_pos(&pointer) } else { object.origin.pos(&pointer) };
+        let misplaced = if key { misplaced(object.id.kind, &pointer) } else { None };
         diagnostics.push(
             Diagnostic::error(Code::SchemaViolation, &object.origin.file, pos, message(&error))
                 .object(&object.id)
                 .path(pointer_to_path(&pointer))
-                .hint(hint(&error, object.id.kind.as_str())),
+                .hint(misplaced.unwrap_or_else(|| hint(&error, object.id.kind.as_str()))),
         );
     }
+}
+
+/// An unknown field at `pointer` that the schema has elsewhere nearby: a level or more up (the
+/// line indented too far) or a level down (not indented far enough), said as a hint.
+fn misplaced(kind: Kind, pointer: &str) -> Option<String> {
+    let (parent, name) = pointer.rsplit_once('/')?;
+    let mut up = parent;
+    let mut levels = 0;
+    while let Some((above, _)) = up.rsplit_once('/') {
+        (up, levels) = (above, levels + 1);
+        let meant = format!("{up}/{name}");
+        if schema::field(kind, &meant).is_some() {
+            let how_far = if levels == 1 { "one level up".to_string() } else { format!("{levels} levels up") };
+            return Some(format!(
+                "did you mean {}? it is {how_far}: indent this line as far as the fields of {}",
+                pointer_to_path(&meant),
+                if up.is_empty() { "the object".to_string() } else { pointer_to_path(up) }
+            ));
+        }
+    }
+    let fields = schema::field(kind, parent)?["properties"].as_object()?;
+    let meant = fields
+        .keys()
+        .map(|child| format!("{parent}/{}/{name}", pointer_segment(child)))
+        .find(|meant| schema::field(kind, meant).is_some())?;
+    Some(format!(
+        "did you mean {}? it is one level down: indent this line under {}",
+        pointer_to_path(&meant),
+        pointer_to_path(meant.rsplit_once('/')?.0)
+    ))
 }
 
 fn check_metadata(document: &RawDocument, loaded: &Loaded, diagnostics: &mut Vec<Diagnostic>) {

@@ -29,14 +29,15 @@ pub(super) fn policies(loaded: &Loaded, diagnostics: &mut Vec<Diagnostic>) -> Ve
     let settings = &loaded.state.config.policies;
     let mut by_name: BTreeMap<String, Policy> = BTreeMap::new();
     let mut known: Vec<String> = Vec::new();
-    for document in documents.iter().chain(&loaded.policies) {
+    let defaults = documents.len();
+    for (index, document) in documents.iter().chain(&loaded.policies).enumerate() {
         let name = document.value["metadata"]["name"].as_str().unwrap_or_default().to_string();
         known.push(name.clone());
         if settings.disabled.contains(&name) {
             continue;
         }
         if let Some(policy) = compile(document, diagnostics) {
-            by_name.insert(policy.name.clone(), policy);
+            by_name.insert(policy.name.clone(), Policy { built_in: index < defaults, ..policy });
         }
     }
     // A misspelt name would leave the policy it meant running unchanged.
@@ -148,6 +149,7 @@ fn compile(document: &RawDocument, diagnostics: &mut Vec<Diagnostic>) -> Option<
         field: spec["field"].as_str().map(|f| f.split('.').map(|s| format!("/{}", pointer_segment(s))).collect()),
         params: spec["params"].as_object().cloned().unwrap_or_default(),
         file: document.file.clone(),
+        built_in: false,
         pos: pos(""),
         name,
     })

@@ -148,10 +148,7 @@ fn evaluate(policy: &Policy, object: &Object, context: &cel::Context) -> Option<
             let mut diagnostic =
                 Diagnostic::new(policy.severity, Code::PolicyViolation, &object.origin.file, object.pos(&pointer), message)
                     .object(&object.id)
-                    .hint(format!(
-                        "policy {} ({}); switch it off or override it under policies: in mcp-gitops.yaml",
-                        policy.name, policy.file
-                    ));
+                    .hint(origin_hint(policy));
             if !pointer.is_empty() {
                 diagnostic = diagnostic.path(pointer_to_path(&pointer));
             }
@@ -159,6 +156,16 @@ fn evaluate(policy: &Policy, object: &Object, context: &cel::Context) -> Option<
         }
         Ok(other) => Some(failed(format!("policy {} did not evaluate to a boolean on this object (got {})", policy.name, text_of(&other)))),
         Err(e) => Some(failed(format!("policy {} failed to evaluate on this object: {e}", policy.name))),
+    }
+}
+
+/// Where the policy comes from and how to switch it off: a built-in one is not a file of the repository.
+fn origin_hint(policy: &Policy) -> String {
+    let switch = "switch it off or override it under policies: in mcp-gitops.yaml";
+    if policy.built_in {
+        format!("built-in policy {} (docs/policies.md); {switch}", policy.name)
+    } else {
+        format!("policy {} ({}); {switch}", policy.name, policy.file)
     }
 }
 

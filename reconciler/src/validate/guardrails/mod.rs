@@ -152,6 +152,8 @@ struct Policy {
     field: Option<String>,
     params: Map<String, Value>,
     file: String,
+    /// One of the `DEFAULTS`, compiled into the binary: its `file` is not in the repository.
+    built_in: bool,
     pos: Pos,
 }
 
