@@ -200,6 +200,7 @@ fn explain_command(args: ExplainArgs, allowed: &Allowed) -> Result<i32, CliError
         (None, None) => return Err(CliError::Usage("give --server NAMESPACE/NAME (or --policy FILE)".into())),
     };
     let identity = args.caller.identity();
+    access::question_known(&document, state.as_ref().map(|s| (s, args.path.as_path())), &identity, &args.method, &args.tool)?;
     let decision = authorize(&document, &identity, &args.method, &args.tool, at);
     let history = match (&args.revision, &state) {
         (Some(rev), Some(state)) => access::last_changes(state, &args.path, rev, &decision)?,
@@ -240,6 +241,7 @@ fn who_can_command(args: WhoCanArgs, allowed: &Allowed) -> Result<i32, CliError>
     let at = parse_time(args.at.as_deref(), "--at")?;
     let server = parse_server(&args.server)?;
     let document = access::policy_of(&desired_from_dir(&args.path, allowed, at)?, &args.path, &server)?;
+    access::tool_known(&document, &args.tool)?;
     let callers = gateway::who_can(&server, &document, &args.tool, at);
     let anyone = gateway::anyone_can(&document, &args.tool, at);
     match args.format {
@@ -258,11 +260,13 @@ fn what_can_command(args: WhatCanArgs, allowed: &Allowed) -> Result<i32, CliErro
         return Err(CliError::Usage("name the caller with --agent, --human or --team (a session id alone is no identity)".into()));
     }
     let state = desired_from_dir(&args.path, allowed, at)?;
-    let cells: Vec<gateway::Access> =
-        gateway::render_all(&state).into_iter().flat_map(|(id, document)| gateway::what_can(&id, &document, &identity, at)).collect();
+    let found = access::what_can(&state, &args.path, &identity, at)?;
     match args.format {
-        AnswerFormat::Json => print_json(&cells)?,
-        AnswerFormat::Text => write_report(&text::what_can(&identity, &cells), Palette::PLAIN),
+        AnswerFormat::Json => {
+            print_json(&found.cells)?;
+            eprint!("{}", text::near_misses(&found.near_misses));
+        }
+        AnswerFormat::Text => write_report(&text::what_can(&identity, &found.cells, &found.near_misses), Palette::PLAIN),
     }
     Ok(if state.has_errors() { EXIT_ERROR } else { EXIT_OK })
 }

@@ -254,7 +254,7 @@ pub fn who_can(server: &str, tool: &str, callers: &[crate::gateway::Access], any
 }
 
 /// `what-can`: per server, every tool the caller may call.
-pub fn what_can(identity: &crate::gateway::Identity, cells: &[crate::gateway::Access]) -> String {
+pub fn what_can(identity: &crate::gateway::Identity, cells: &[crate::gateway::Access], misses: &[crate::gateway::NearMiss]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{identity}:");
     let mut last = "";
@@ -267,6 +267,22 @@ pub fn what_can(identity: &crate::gateway::Identity, cells: &[crate::gateway::Ac
     }
     let servers = cells.iter().map(|c| c.server.as_str()).collect::<std::collections::BTreeSet<_>>().len();
     let _ = writeln!(out, "{} tool(s) on {servers} server(s).", cells.len());
+    out.push_str(&near_misses(misses));
+    terminal_lines(&out)
+}
+
+/// The grants and sessions that name part of a caller who may call nothing on their server, and
+/// the flags that would complete the caller for each; nothing when there are none.
+pub fn near_misses(misses: &[crate::gateway::NearMiss]) -> String {
+    let mut out = String::new();
+    if misses.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "Grants and sessions that name this caller on a server it may call nothing on also require:");
+    for miss in misses {
+        let flags: Vec<String> = miss.requires.iter().map(|(flag, value)| format!("--{flag} {value}")).collect();
+        let _ = writeln!(out, "  {} ({}): {}", miss.object, miss.server, flags.join(" "));
+    }
     terminal_lines(&out)
 }
 
