@@ -80,3 +80,109 @@ fn what_can_finding_nothing_says_what_else_the_grants_naming_the_caller_require(
         run(&[&["access", "what-can", "examples/platform", "--at", NOW, "--session", "refund-copilot-marcus"][..], &whole].concat());
     assert!(session.stdout.contains("get_invoice") && !session.stdout.contains("also require"), "{}", session.stdout);
 }
+
+/// A copy of examples/platform with `edit` applied to the text of `file`.
+fn platform_with(file: &str, edit: impl Fn(&str) -> String) -> tempfile::TempDir {
+    let repo = common::cluster::repo_copy("examples/platform", &[]);
+    let path = repo.path().join(file);
+    let text = std::fs::read_to_string(&path).expect("example file");
+    std::fs::write(&path, edit(&text)).expect("write");
+    repo
+}
+
+#[test]
+fn a_misspelled_or_missing_kind_of_our_group_is_an_error_and_the_plan_says_so() {
+    let grant = "teams/payments/grants/refund-desk.yaml";
+    let misspelled = platform_with(grant, |text| text.replace("kind: MCPAccessGrant", "kind: MCPAccesGrant"));
+    let path = misspelled.path().to_string_lossy().into_owned();
+    let out = run(&["validate", &path, "--now", NOW]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout.starts_with(
+            "error[unknown_kind]: kind MCPAccesGrant is not a kind of the mcpruntime.org API group: ignored, it would leave the object out of every plan, and prune it from the cluster if applied before\n --> teams/payments/grants/refund-desk.yaml:4:7\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("= hint: did you mean MCPAccessGrant?"), "{}", out.stdout);
+    // The plan that would delete the live grant exits 1 instead of 0.
+    let plan = run(&["plan", &path, "--base", "examples/platform", "--format", "json", "--now", NOW]);
+    assert_eq!(plan.code, 1, "{}", plan.stderr);
+    assert_eq!(common::json(&plan.stdout)["summary"]["errors"], 1);
+
+    let missing = platform_with(grant, |text| text.replace("kind: MCPAccessGrant\n", ""));
+    let out = run(&["validate", &missing.path().to_string_lossy(), "--format", "json", "--now", NOW]);
+    assert_eq!(out.code, 1);
+    let report = common::json(&out.stdout);
+    let d = &report["diagnostics"][0];
+    assert_eq!(
+        (d["code"].as_str(), d["severity"].as_str(), d["line"].as_u64()),
+        (Some("unknown_kind"), Some("error"), Some(3)),
+        "{report}"
+    );
+    assert!(d["message"].as_str().is_some_and(|m| m.starts_with("a document of the mcpruntime.org API group has no kind")), "{d}");
+    assert_eq!(d["hint"], "the group's kinds are MCPServer, MCPAccessGrant, MCPAgentSession");
+
+    // Another group's unknown kind stays a warning, and a document without apiVersion or kind is data.
+    let other = platform_with(grant, |text| format!("{text}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\n---\nfoo: bar\n"));
+    let out = run(&["validate", &other.path().to_string_lossy(), "--format", "json", "--now", NOW]);
+    assert_eq!(out.code, 0, "{}", out.stdout);
+    let report = common::json(&out.stdout);
+    assert_eq!(report["diagnostics"].as_array().map(Vec::len), Some(1), "{report}");
+    assert_eq!(
+        (report["diagnostics"][0]["code"].as_str(), report["diagnostics"][0]["severity"].as_str()),
+        (Some("unknown_kind"), Some("warning"))
+    );
+}
+
+#[test]
+fn an_empty_repository_warns_and_a_plan_deleting_everything_says_so_in_every_format() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    let path = empty.path().to_string_lossy().into_owned();
+    let out = run(&["validate", &path, "--now", NOW]);
+    assert_eq!(out.code, 0, "a warning, not an error: {}", out.stdout);
+    assert!(
+        out.stdout.starts_with("warning[no_objects]: the repository declares no server, grant or session: planned or applied, it deletes every object applied before\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.ends_with("0 servers, 0 grants, 0 sessions in 0 files; 0 errors, 1 warning\n"), "{}", out.stdout);
+
+    let warning = "This plan deletes every object of the base (22 object(s)): the desired state declares no object. Check PATH and the ignore: globs of mcp-gitops.yaml before applying it.";
+    let plan = |format: &str| run(&["plan", &path, "--base", "examples/platform", "--format", format, "--now", NOW]);
+    let text = plan("text");
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert_eq!(
+        text.stdout.matches(&format!("WARNING: {warning}\n")).count(),
+        2,
+        "above the changes and under the summary: {}",
+        text.stdout
+    );
+    assert!(
+        text.stdout.ends_with(&format!("22 to delete; access: 0 widened, 87 narrowed, 85 changed\nWARNING: {warning}\n")),
+        "{}",
+        text.stdout
+    );
+    let markdown = plan("markdown").stdout;
+    assert!(markdown.contains(&format!("> [!CAUTION]\n> **{warning}**\n")), "{markdown}");
+    let json = common::json(&plan("json").stdout);
+    assert_eq!((json["summary"]["deletes_everything"].as_bool(), json["summary"]["delete"].as_u64()), (Some(true), Some(22)));
+
+    // A plan that keeps anything says nothing of the kind, and its JSON has no such field.
+    let json = common::json(&run(&["plan", "examples/pr-change", "--base", "examples/platform", "--format", "json", "--now", NOW]).stdout);
+    assert!(json["summary"].get("deletes_everything").is_none(), "{}", json["summary"]);
+    // Nor does one that only deletes, but keeps the files it did not touch (taken as they are by
+    // the incremental plan against a git revision, which counts their objects afterwards).
+    let repo = common::cluster::repo_copy("examples/platform", &[]);
+    common::git(repo.path(), &[], &["init", "-q", "-b", "main"]);
+    common::git(repo.path(), &[], &["add", "-A"]);
+    common::git(repo.path(), &[], &["commit", "-q", "-m", "platform"]);
+    std::fs::remove_dir_all(repo.path().join("teams/support")).expect("remove");
+    let path = repo.path().to_string_lossy().into_owned();
+    for incremental in [&[][..], &["--no-incremental", "--no-cache"][..]] {
+        let args = [&["plan", &path, "--base", "HEAD", "--format", "json", "--now", NOW][..], incremental].concat();
+        let json = common::json(&run(&args).stdout);
+        assert_eq!((json["summary"]["delete"].as_u64(), json["summary"]["create"].as_u64()), (Some(7), Some(0)), "{}", json["summary"]);
+        assert!(json["summary"].get("deletes_everything").is_none(), "{incremental:?}: {}", json["summary"]);
+    }
+}

@@ -21,8 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// The first line of every pack: a pack of another format or version is not read. (Format 2:
-/// a parsed document carries its `yaml_ambiguous` notes.)
-const STAMP: &str = concat!("mcp-gitops cache 2 ", env!("CARGO_PKG_VERSION"), "\n");
+/// a parsed document carries its `yaml_ambiguous` notes. Format 3: a recorded validation holds
+/// `unknown_kind` errors for the mcpruntime.org group and `no_objects`.)
+const STAMP: &str = concat!("mcp-gitops cache 3 ", env!("CARGO_PKG_VERSION"), "\n");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key([u8; 32]);

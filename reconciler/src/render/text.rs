@@ -32,6 +32,9 @@ type Files = BTreeMap<String, std::sync::Arc<str>>;
 
 pub fn render(plan: &Plan, palette: Palette) -> String {
     let mut out = String::new();
+    if let Some(warning) = plan.summary.deletes_everything_warning() {
+        let _ = writeln!(out, "{} {warning}\n", palette.red(&palette.bold("WARNING:")));
+    }
     if !plan.base_diagnostics.is_empty() {
         let _ = writeln!(
             out,
@@ -131,6 +134,10 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
         }
     }
     let _ = writeln!(out, "\n{}", palette.bold(&plan.summary.to_string()));
+    if let Some(warning) = plan.summary.deletes_everything_warning() {
+        // Said again under the summary: a plan of many deletions scrolls its top away.
+        let _ = writeln!(out, "{} {warning}", palette.red(&palette.bold("WARNING:")));
+    }
     out
 }
 
