@@ -186,3 +186,48 @@ fn an_empty_repository_warns_and_a_plan_deleting_everything_says_so_in_every_for
         assert!(json["summary"].get("deletes_everything").is_none(), "{incremental:?}: {}", json["summary"]);
     }
 }
+
+#[test]
+fn plan_without_a_cluster_or_with_a_wrong_base_says_what_to_do() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let output = common::mcp_gitops()
+        .args(["plan", "examples/platform", "--now", NOW])
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("HOME", home.path())
+        .output()
+        .expect("binary runs");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: no cluster configured (no --kubeconfig, no KUBECONFIG, no ~/.kube/config, not in a cluster) — to plan a pull request offline, pass --base DIR|REV\n"
+    );
+
+    // Outside any git repository a revision cannot be read.
+    let copy = common::cluster::repo_copy("examples/platform", &[]);
+    let path = copy.path().to_string_lossy().into_owned();
+    let out = run(&["plan", &path, "--base", "origin/main", "--now", NOW]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stderr,
+        format!("error: --base \"origin/main\" is not a directory, and {path} is in no git repository to read it as a revision of\n")
+    );
+
+    // In one, a misspelled branch is answered with the close one.
+    common::git(copy.path(), &[], &["init", "-q", "-b", "main"]);
+    common::git(copy.path(), &[], &["add", "-A"]);
+    common::git(copy.path(), &[], &["commit", "-q", "-m", "platform"]);
+    common::git(copy.path(), &[], &["tag", "release-1"]);
+    let base = |rev: &str| run(&["plan", &path, "--base", rev, "--now", NOW]);
+    let mian = base("mian");
+    assert_eq!(mian.code, 1);
+    assert_eq!(
+        mian.stderr,
+        format!(
+            "error: --base \"mian\" is neither a directory nor a git revision of the repository that holds {path}; did you mean main?\n"
+        )
+    );
+    assert!(base("relase-1").stderr.ends_with("; did you mean release-1?\n"));
+    assert!(base("feature/x").stderr.ends_with(&format!("holds {path}\n")), "nothing close, no suggestion");
+    assert_eq!(base("main").code, 0);
+}

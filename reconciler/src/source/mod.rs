@@ -13,8 +13,8 @@ mod remote;
 
 pub use dir::from_dir;
 pub use git::{
-    Change, LastChange, Listing, blob_id, checkout_revision, from_git, last_change, list_git, path_in_repository, resolve_revision_in,
-    snapshot_of,
+    Change, LastChange, Listing, blob_id, checkout_revision, from_git, last_change, list_git, path_in_repository, reference_names,
+    resolve_revision_in, snapshot_of,
 };
 
 use crate::model::{Code, Diagnostic, Pos};
