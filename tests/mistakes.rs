@@ -231,3 +231,51 @@ fn plan_without_a_cluster_or_with_a_wrong_base_says_what_to_do() {
     assert!(base("feature/x").stderr.ends_with(&format!("holds {path}\n")), "nothing close, no suggestion");
     assert_eq!(base("main").code, 0);
 }
+
+#[test]
+fn a_wrong_or_missing_server_ref_is_one_diagnostic_at_the_right_node_with_the_right_fix() {
+    let grant = "teams/payments/grants/refund-desk.yaml";
+    let diagnostics = |repo: &tempfile::TempDir| {
+        let out = run(&["validate", &repo.path().to_string_lossy(), "--format", "json", "--now", NOW]);
+        assert_eq!(out.code, 1, "{}", out.stdout);
+        common::json(&out.stdout)["diagnostics"].as_array().cloned().unwrap_or_default()
+    };
+    let at = |d: &serde_json::Value| {
+        (d["code"].as_str().map(String::from), d["line"].as_u64(), d["column"].as_u64(), d["path"].as_str().map(String::from))
+    };
+    let some = |s: &str| Some(s.to_string());
+
+    // A misspelled namespace: not also "not in allowedNamespaces" and "move the grant to that
+    // namespace" (the no-cross-namespace-server-ref policy), whose fixes contradict this one.
+    let wrong = platform_with(grant, |text| {
+        text.replacen("    namespace: mcp-team-payments\n  subject:", "    namespace: mcp-team-payment\n  subject:", 1)
+    });
+    let found = diagnostics(&wrong);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(at(&found[0]), (some("unknown_server"), Some(11), Some(16), some("spec.serverRef.namespace")));
+    assert_eq!(found[0]["hint"], "payments-mcp is in mcp-team-payments: set serverRef.namespace: mcp-team-payments");
+
+    // No namespace, and the object in another one than its server: at serverRef.
+    let defaulted = platform_with(grant, |text| {
+        text.replacen("    namespace: mcp-team-payments\n  subject:", "  subject:", 1)
+            .replace("  namespace: mcp-team-payments\n", "  namespace: mcp-team-support\n")
+    });
+    let found = diagnostics(&defaulted);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(at(&found[0]), (some("unknown_server"), Some(10), Some(5), some("spec.serverRef.namespace")));
+
+    // A misspelled name: at the name, with the close one in the same namespace.
+    let name = platform_with(grant, |text| text.replacen("name: payments-mcp", "name: payment-mcp", 1));
+    let found = diagnostics(&name);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(at(&found[0]), (some("unknown_server"), Some(10), Some(11), some("spec.serverRef.name")));
+    assert_eq!(found[0]["hint"], "did you mean payments-mcp? (a server of mcp-team-payments)");
+
+    // No serverRef at all: the schema's missing field, not also "matches no server" at the subject.
+    let missing =
+        platform_with(grant, |text| text.replacen("  serverRef:\n    name: payments-mcp\n    namespace: mcp-team-payments\n", "", 1));
+    let found = diagnostics(&missing);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert_eq!(at(&found[0]), (some("schema_violation"), Some(8), Some(1), some("spec")));
+    assert_eq!(found[0]["message"], "missing required field \"serverRef\"");
+}

@@ -44,6 +44,7 @@ pub fn validate_cached(mut loaded: Loaded, now: Timestamp, cache: &Cache) -> Des
     found.extend(scanned.unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
     let malformed = found.iter().filter(|d| d.code == crate::model::Code::SchemaViolation).map(|d| d.object.clone()).collect();
     guardrails::check(&loaded, now, &malformed, &cache.findings, &mut found);
+    reference::one_cause_per_reference(&mut found);
     // Last: the checks see the grant as written; what is planned and applied is the grant as
     // it is at `now`.
     if !found.iter().chain(&loaded.state.diagnostics).any(Diagnostic::is_error) {
