@@ -122,6 +122,8 @@ pub struct ApprovalsCheckArgs {
     /// The change's author, who never counts as an approver.
     #[arg(long, value_name = "HANDLE")]
     pub author: Option<String>,
+    #[arg(long, value_enum, default_value_t = AnswerFormat::Text)]
+    pub format: AnswerFormat,
 }
 
 #[derive(Debug, Args)]

@@ -256,16 +256,10 @@ fn who_can_command(args: WhoCanArgs, allowed: &Allowed) -> Result<i32, CliError>
 fn what_can_command(args: WhatCanArgs, allowed: &Allowed) -> Result<i32, CliError> {
     let at = parse_time(args.at.as_deref(), "--at")?;
     let identity = args.caller.identity();
-    if identity.human.is_empty() && identity.agent.is_empty() && identity.team.is_empty() {
-        return Err(CliError::Usage("name the caller with --agent, --human or --team (a session id alone is no identity)".into()));
-    }
     let state = desired_from_dir(&args.path, allowed, at)?;
     let found = access::what_can(&state, &args.path, &identity, at)?;
     match args.format {
-        AnswerFormat::Json => {
-            print_json(&found.cells)?;
-            eprint!("{}", text::near_misses(&found.near_misses));
-        }
+        AnswerFormat::Json => print_json(&found.cells).map(|()| eprint!("{}", text::near_misses(&found.near_misses)))?,
         AnswerFormat::Text => write_report(&text::what_can(&identity, &found.cells, &found.near_misses), Palette::PLAIN),
     }
     Ok(if state.has_errors() { EXIT_ERROR } else { EXIT_OK })
@@ -288,9 +282,12 @@ fn verify_command(args: VerifyArgs) -> Result<i32, CliError> {
 
 fn approvals_check_command(args: ApprovalsCheckArgs) -> Result<i32, CliError> {
     let approvals = pipeline::plan::saved_approvals(&args.plan)?;
-    let unmet = plan::approvals::unmet(&approvals, &args.approved_by, args.author.as_deref());
-    write_report(&text::approvals_check(&approvals, &unmet, args.author.as_deref()), Palette::PLAIN);
-    Ok(if unmet.is_empty() { EXIT_OK } else { EXIT_ERROR })
+    let check = plan::approvals::check(&approvals, &args.approved_by, args.author.as_deref());
+    match args.format {
+        AnswerFormat::Json => print_json(&check)?,
+        AnswerFormat::Text => write_report(&text::approvals_check(&check, args.author.as_deref()), Palette::PLAIN),
+    }
+    Ok(if check.ok { EXIT_OK } else { EXIT_ERROR })
 }
 
 fn render_command(args: RenderArgs, allowed: &Allowed) -> Result<i32, CliError> {

@@ -44,7 +44,7 @@ failed_from!(SourceError, pipeline::Error, ReviewError, SavedPlanError, Refusal,
 impl From<AccessError> for CliError {
     fn from(e: AccessError) -> Self {
         match e {
-            AccessError::NoServerNamed { .. } | AccessError::SeveralServers { .. } => CliError::Usage(e.to_string()),
+            e if e.is_usage() => CliError::Usage(e.to_string()),
             e => CliError::Failed(e.to_string()),
         }
     }

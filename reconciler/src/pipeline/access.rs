@@ -33,8 +33,17 @@ pub enum AccessError {
     UnknownTool { tool: String, server: String, hint: String },
     #[error("{part} {name:?} is named by no grant, session or server team of {place}{hint}")]
     UnknownCaller { part: &'static str, name: String, place: String, hint: String },
+    #[error("name the caller with --agent, --human or --team (a session id alone is no identity)")]
+    NoCaller,
     #[error(transparent)]
     Source(#[from] SourceError),
+}
+
+impl AccessError {
+    /// Whether the question was asked wrong (a usage error), rather than answered "no such thing".
+    pub fn is_usage(&self) -> bool {
+        matches!(self, AccessError::NoServerNamed { .. } | AccessError::SeveralServers { .. } | AccessError::NoCaller)
+    }
 }
 
 /// An error unless `state` (read from `path`) declares the server `id`.
@@ -146,8 +155,12 @@ pub struct CallerAccess {
     pub near_misses: Vec<gateway::NearMiss>,
 }
 
-/// `access what-can`: an error when the repository names the caller nowhere.
+/// `access what-can`: an error when no caller is named (a session id alone is none), or the
+/// repository names it nowhere.
 pub fn what_can(state: &DesiredState, path: &Path, identity: &Identity, at: jiff::Timestamp) -> Result<CallerAccess, AccessError> {
+    if identity.human.is_empty() && identity.agent.is_empty() && identity.team.is_empty() {
+        return Err(AccessError::NoCaller);
+    }
     let documents = gateway::render_all(state);
     caller_known(documents.iter().map(|(_, d)| d), identity, &path.display().to_string())?;
     let mut access = CallerAccess { cells: Vec::new(), near_misses: Vec::new() };

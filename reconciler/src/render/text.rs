@@ -317,27 +317,40 @@ pub fn requirement(r: &crate::plan::Requirement) -> String {
     format!("{} of [{}] for {}: {}", r.count, terminal(&who), terminal(&r.servers.join(", ")), terminal(&r.reason))
 }
 
-/// `approvals check`: every requirement, met or with what is missing.
-pub fn approvals_check(approvals: &crate::plan::Approvals, unmet: &[(&crate::plan::Requirement, usize)], author: Option<&str>) -> String {
+/// `approvals check`: every requirement, met or with what is missing, and the approvers that
+/// count for none.
+pub fn approvals_check(check: &crate::plan::approvals::Check, author: Option<&str>) -> String {
     let mut out = String::new();
-    if approvals.required.is_empty() {
+    if check.required.is_empty() {
         out.push_str("No approvals required: the change widens no access that a rule covers.\n");
         return out;
     }
-    for r in &approvals.required {
-        match unmet.iter().find(|(u, _)| *u == r) {
-            Some((_, missing)) => {
-                let _ = writeln!(out, "✗ {} — {missing} more approval(s) needed", requirement(r));
+    for c in &check.required {
+        match c.missing {
+            0 => {
+                let _ = writeln!(out, "✓ {}", requirement(&c.requirement));
             }
-            None => {
-                let _ = writeln!(out, "✓ {}", requirement(r));
+            missing => {
+                let _ = writeln!(out, "✗ {} — {missing} more approval(s) needed", requirement(&c.requirement));
             }
         }
+    }
+    let unmatched = &check.unmatched;
+    if !unmatched.is_empty() {
+        let named: Vec<String> = unmatched
+            .iter()
+            .map(|u| match &u.closest {
+                Some(close) => format!("{} (did you mean {close}?)", u.approver),
+                None => u.approver.clone(),
+            })
+            .collect();
+        let _ = writeln!(out, "Not counted, named by no requirement: {}", named.join(", "));
     }
     if let Some(author) = author {
         let _ = writeln!(out, "({author} wrote the change and does not count as an approver.)");
     }
-    let _ = writeln!(out, "{} of {} requirement(s) met.", approvals.required.len() - unmet.len(), approvals.required.len());
+    let met = check.required.iter().filter(|c| c.missing == 0).count();
+    let _ = writeln!(out, "{met} of {} requirement(s) met.", check.required.len());
     terminal_lines(&out)
 }
 
