@@ -226,3 +226,29 @@ fn a_new_server_without_gateway_needs_approval() {
     let text = run(&["plan", &changed.path().to_string_lossy(), "--base", &base.path().to_string_lossy(), "--now", NOW]).stdout;
     assert!(text.contains("anyone (a caller no grant or session names):"), "{text}");
 }
+
+/// The forge's spellings count (a space after a comma, `@team`), and an approver that counts for
+/// nothing is named, with the close name when there is one, in text and JSON.
+#[test]
+fn approvers_that_count_for_nothing_are_named() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let (file, _) = plan(&common::root().join("examples/pr-change"), &common::root().join("examples/platform"), out.path());
+    let spelled = run(&["approvals", "check", &file, "--approved-by", "@payments-leads, security-team", "--author", "bob"]);
+    assert_eq!(spelled.code, 0, "{}", spelled.stdout);
+    assert!(!spelled.stdout.contains("Not counted"), "{}", spelled.stdout);
+
+    let args = ["approvals", "check", &file, "--approved-by", "payments-lead, @Security-Team,alice,bob", "--author", "bob"];
+    let text = run(&args);
+    assert_eq!(text.code, 1, "{}", text.stdout);
+    assert!(
+        text.stdout
+            .contains("\nNot counted, named by no requirement: payments-lead (did you mean payments-leads?), alice\n(bob wrote the change"),
+        "{}",
+        text.stdout
+    );
+    let answer = json(&run(&[&args[..], &["--format", "json"]].concat()).stdout);
+    assert_eq!(answer["ok"], false);
+    assert_eq!(answer["unmatched"], serde_json::json!([{"approver": "payments-lead", "closest": "payments-leads"}, {"approver": "alice"}]));
+    let missing: Vec<u64> = answer["required"].as_array().into_iter().flatten().filter_map(|r| r["missing"].as_u64()).collect();
+    assert_eq!(missing, vec![1, 1, 0], "security-team met its own rule and half of the two-approval one: {answer}");
+}

@@ -21,9 +21,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 /// The first line of every pack: a pack of another format or version is not read. (Format 2:
-/// a parsed document carries its `yaml_ambiguous` notes. Format 3: a built-in policy's finding
-/// names no repository file, a YAML syntax problem points at the mistake.)
-const STAMP: &str = concat!("mcp-gitops cache 3 ", env!("CARGO_PKG_VERSION"), "\n");
+/// a parsed document carries its `yaml_ambiguous` notes. Format 4: a built-in policy's finding
+/// names no repository file, a YAML syntax problem points at the mistake, a recorded validation
+/// holds `unknown_kind` errors for the mcpruntime.org group and `no_objects`.)
+const STAMP: &str = concat!("mcp-gitops cache 4 ", env!("CARGO_PKG_VERSION"), "\n");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key([u8; 32]);

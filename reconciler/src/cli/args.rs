@@ -133,6 +133,8 @@ pub struct ApprovalsCheckArgs {
     /// The change's author, who never counts as an approver.
     #[arg(long, value_name = "HANDLE")]
     pub author: Option<String>,
+    #[arg(long, value_enum, default_value_t = AnswerFormat::Text)]
+    pub format: AnswerFormat,
 }
 
 /// Tell the running daemons of an inventory what to do, through the inventory they all read.

@@ -7,8 +7,8 @@ use crate::apply;
 use crate::cache::{Cache, Saving};
 use crate::cluster::Cluster;
 use crate::gateway::{self, authorize};
-use crate::model::live::Suspension;
 use crate::model::DesiredState;
+use crate::model::live::Suspension;
 use crate::pipeline::{self, Planned, access, apply::Reviewed, desired, desired::Allowed, left_to_the_os, plan::Target};
 use crate::plan::Work;
 use crate::render::{self, Forge, Palette, diagnostics, markdown, text};
@@ -241,6 +241,7 @@ fn explain_command(mut args: ExplainArgs, allowed: &Allowed) -> Result<i32, CliE
         (None, None) => return Err(CliError::Usage("give --server [NAMESPACE/]NAME (or --policy FILE)".into())),
     };
     let identity = args.caller.identity();
+    access::question_known(&document, state.as_ref().map(|s| (s, args.path.as_path())), &identity, &args.method, &args.tool)?;
     let decision = authorize(&document, &identity, &args.method, &args.tool, at);
     let history = match (&args.revision, &state) {
         (Some(rev), Some(state)) => access::last_changes(state, &args.path, rev, &decision)?,
@@ -279,6 +280,7 @@ fn who_can_command(args: WhoCanArgs, allowed: &Allowed) -> Result<i32, CliError>
     let state = desired_from_dir(&args.path, allowed, at)?;
     let server = access::server_id(&state, &args.path, &args.server)?;
     let document = access::policy_of(&state, &args.path, &server)?;
+    access::tool_known(&document, &args.tool)?;
     let callers = gateway::who_can(&server, &document, &args.tool, at);
     let anyone = gateway::anyone_can(&document, &args.tool, at);
     let named = format!("{}/{}", server.namespace, server.name);
@@ -294,15 +296,11 @@ fn who_can_command(args: WhoCanArgs, allowed: &Allowed) -> Result<i32, CliError>
 fn what_can_command(args: WhatCanArgs, allowed: &Allowed) -> Result<i32, CliError> {
     let at = parse_time(args.at.as_deref(), "--at")?;
     let identity = args.caller.identity();
-    if identity.human.is_empty() && identity.agent.is_empty() && identity.team.is_empty() {
-        return Err(CliError::Usage("name the caller with --agent, --human or --team (a session id alone is no identity)".into()));
-    }
     let state = desired_from_dir(&args.path, allowed, at)?;
-    let cells: Vec<gateway::Access> =
-        gateway::render_all(&state).into_iter().flat_map(|(id, document)| gateway::what_can(&id, &document, &identity, at)).collect();
+    let found = access::what_can(&state, &args.path, &identity, at)?;
     match args.format {
-        AnswerFormat::Json => print_json(&cells)?,
-        AnswerFormat::Text => write_report(&text::what_can(&identity, &cells), Palette::PLAIN),
+        AnswerFormat::Json => print_json(&found.cells).map(|()| eprint!("{}", text::near_misses(&found.near_misses)))?,
+        AnswerFormat::Text => write_report(&text::what_can(&identity, &found.cells, &found.near_misses), Palette::PLAIN),
     }
     Ok(if state.has_errors() { EXIT_ERROR } else { EXIT_OK })
 }
@@ -324,9 +322,12 @@ fn verify_command(args: VerifyArgs) -> Result<i32, CliError> {
 
 fn approvals_check_command(args: ApprovalsCheckArgs) -> Result<i32, CliError> {
     let approvals = pipeline::plan::saved_approvals(&args.plan)?;
-    let unmet = plan::approvals::unmet(&approvals, &args.approved_by, args.author.as_deref());
-    write_report(&text::approvals_check(&approvals, &unmet, args.author.as_deref()), Palette::PLAIN);
-    Ok(if unmet.is_empty() { EXIT_OK } else { EXIT_ERROR })
+    let check = plan::approvals::check(&approvals, &args.approved_by, args.author.as_deref());
+    match args.format {
+        AnswerFormat::Json => print_json(&check)?,
+        AnswerFormat::Text => write_report(&text::approvals_check(&check, args.author.as_deref()), Palette::PLAIN),
+    }
+    Ok(if check.ok { EXIT_OK } else { EXIT_ERROR })
 }
 
 fn render_command(args: RenderArgs, allowed: &Allowed) -> Result<i32, CliError> {

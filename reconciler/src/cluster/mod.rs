@@ -45,6 +45,9 @@ pub struct Cluster {
 pub enum ClusterError {
     #[error("cannot load the cluster configuration: {0}")]
     Config(String),
+    /// Nothing names a cluster: no kubeconfig file and no in-cluster service account.
+    #[error("no cluster configured (no --kubeconfig, no KUBECONFIG, no ~/.kube/config, not in a cluster)")]
+    NotConfigured,
     /// The server answered with an error status.
     #[error("{message}")]
     Api { code: u16, reason: String, message: String, causes: Vec<(String, String)> },
@@ -82,6 +85,15 @@ impl From<kube::Error> for ClusterError {
     }
 }
 
+/// Whether none of the places `Config::infer` looks in names a cluster: `KUBECONFIG` unset (or
+/// empty), no `~/.kube/config`, and no in-cluster service account (`KUBERNETES_SERVICE_HOST`).
+/// kube's own error for this case lists each attempt in its words.
+fn nothing_configured() -> bool {
+    let set = |name| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    let home_config = std::env::var_os("HOME").map(|home| Path::new(&home).join(".kube/config"));
+    !set("KUBECONFIG") && !set("KUBERNETES_SERVICE_HOST") && !home_config.is_some_and(|c| c.exists())
+}
+
 pub fn api_resource(kind: Kind) -> ApiResource {
     ApiResource {
         group: GROUP.into(),
@@ -104,6 +116,7 @@ impl Cluster {
                 Config::from_custom_kubeconfig(file, &options).await.map_err(|e| ClusterError::Config(e.to_string()))?
             }
             None if context.is_some() => Config::from_kubeconfig(&options).await.map_err(|e| ClusterError::Config(e.to_string()))?,
+            None if nothing_configured() => return Err(ClusterError::NotConfigured),
             None => Config::infer().await.map_err(|e| ClusterError::Config(e.to_string()))?,
         };
         let label = match context {

@@ -114,6 +114,55 @@ pub fn what_can(server: &ObjectId, document: &PolicyDocument, identity: &Identit
     cells
 }
 
+/// A grant or session of a server that names part of a caller but not all of it, or a session
+/// the caller would need: the flags that would complete the caller for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NearMiss {
+    pub server: String,
+    /// `grant NAMESPACE/NAME` or `session NAMESPACE/NAME`.
+    pub object: String,
+    /// (flag, value) pairs: `("human", "marcus@…")`, `("session", "refund-copilot-marcus")`.
+    pub requires: Vec<(&'static str, String)>,
+}
+
+/// Why `identity` may call nothing on this server although the policy names it: each grant or
+/// session that names the caller's human or agent (its team, for a caller named by team alone)
+/// and what else its subject requires; and, when the
+/// server requires a session and none was given, the sessions whose subject the caller matches.
+pub fn near_misses(server: &ObjectId, document: &PolicyDocument, identity: &Identity) -> Vec<NearMiss> {
+    let server = format!("{}/{}", server.namespace, server.name);
+    let given = [("human", &identity.human), ("agent", &identity.agent), ("team", &identity.team)];
+    let missing = |subject: (&str, &str, &str)| -> Option<Vec<(&'static str, String)>> {
+        let wanted = [subject.0, subject.1, subject.2];
+        // A team is shared by many: it makes a near miss only for a caller named by team alone.
+        let by_team = identity.human.is_empty() && identity.agent.is_empty();
+        let shares = given.iter().zip(wanted).any(|((flag, have), want)| (by_team || *flag != "team") && !have.is_empty() && *have == want);
+        let requires: Vec<(&'static str, String)> = given
+            .iter()
+            .zip(wanted)
+            .filter(|((_, have), want)| !want.is_empty() && *have != want)
+            .map(|((flag, _), want)| (*flag, want.to_string()))
+            .collect();
+        (shares && !requires.is_empty()).then_some(requires)
+    };
+    let mut found = Vec::new();
+    for grant in document.grants.iter().filter(|g| !g.disabled) {
+        if let Some(requires) = missing(grant.subject()) {
+            found.push(NearMiss { server: server.clone(), object: format!("grant {}/{}", grant.namespace, grant.name), requires });
+        }
+    }
+    let session_required = document.session.as_ref().is_some_and(|s| s.required) && identity.session.is_empty();
+    for session in document.sessions.iter().filter(|s| !s.revoked) {
+        let object = format!("session {}/{}", session.namespace, session.name);
+        if let Some(requires) = missing(session.subject()) {
+            found.push(NearMiss { server: server.clone(), object, requires });
+        } else if session_required && authorize::subject_matches(session, identity) {
+            found.push(NearMiss { server: server.clone(), object, requires: vec![("session", session.name.clone())] });
+        }
+    }
+    found
+}
+
 fn decisions(
     server: &ObjectId,
     document: &PolicyDocument,

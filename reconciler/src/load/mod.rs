@@ -9,8 +9,8 @@ mod mistake;
 pub mod yaml;
 
 use crate::cache::{Cache, Key, Pack};
-use crate::model::object::{LaterSpans, Spans, pointer_to_path};
-use crate::model::{Code, DesiredState, Diagnostic, Kind, Object, Origin, Pos, RepoConfig};
+use crate::model::object::{GROUP, LaterSpans, Spans, pointer_to_path};
+use crate::model::{Code, DesiredState, Diagnostic, Kind, Object, Origin, Pos, RepoConfig, spelling};
 use crate::schema::schemas;
 use crate::source::Snapshot;
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -314,6 +314,13 @@ fn load_metadata(loaded: &mut Loaded, path: &str, value: Value, spans: Arc<Spans
 
 fn load_manifest(loaded: &mut Loaded, path: &str, mut value: Value, spans: Arc<Spans>, pos: Pos) {
     let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+    let ours = value.get("apiVersion").and_then(Value::as_str).is_some_and(|v| v.split_once('/').is_some_and(|(group, _)| group == GROUP));
+    if ours && Kind::from_name(&kind).is_none() {
+        // A misspelled kind of our own group: ignoring it would delete the live object.
+        loaded.state.diagnostics.push(not_a_kind_of_ours(path, &kind, &spans, pos));
+        loaded.others.push(RawDocument { file: path.to_string(), value, spans });
+        return;
+    }
     if kind.is_empty() {
         // Not a Kubernetes object (CI config, data...): not ours to judge, but scanned for credentials.
         loaded.others.push(RawDocument { file: path.to_string(), value, spans });
@@ -356,6 +363,23 @@ fn load_manifest(loaded: &mut Loaded, path: &str, mut value: Value, spans: Arc<S
     if let Some(object) = Object::new(managed, value, origin) {
         loaded.state.objects.push(object);
     }
+}
+
+/// `unknown_kind`, as an error: a document of the `mcpruntime.org` group whose kind is missing or
+/// none of the group's, with the closest kind when one is near.
+fn not_a_kind_of_ours(path: &str, kind: &str, spans: &Spans, pos: Pos) -> Diagnostic {
+    let kinds = Kind::ALL.map(Kind::as_str);
+    let (at, message) = match kind {
+        "" => (spans.keys.get("/apiVersion").copied().unwrap_or(pos), "a document of the mcpruntime.org API group has no kind".to_string()),
+        kind => (spans.values.get("/kind").copied().unwrap_or(pos), format!("kind {kind} is not a kind of the mcpruntime.org API group")),
+    };
+    let hint = match spelling::closest(kind, kinds) {
+        Some(close) => format!("did you mean {close}?"),
+        None => format!("the group's kinds are {}", kinds.join(", ")),
+    };
+    let message =
+        format!("{message}: ignored, it would leave the object out of every plan, and prune it from the cluster if applied before");
+    Diagnostic::error(Code::UnknownKind, path, at, message).path("kind").hint(hint)
 }
 
 /// Adds the GuardrailPolicy documents of `snapshot` (a policy directory) to `loaded`; other

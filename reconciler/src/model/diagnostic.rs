@@ -49,11 +49,12 @@ pub enum Code {
     ServerUnreachable,
     ServerWithoutOwner,
     TrustScopedByPath,
+    NoObjects,
 }
 
 impl Code {
     /// Every code, in the order of docs/diagnostics.md.
-    pub const ALL: [Code; 25] = [
+    pub const ALL: [Code; 26] = [
         Code::YamlSyntax,
         Code::YamlAmbiguous,
         Code::SchemaViolation,
@@ -79,6 +80,7 @@ impl Code {
         Code::ServerUnreachable,
         Code::ServerWithoutOwner,
         Code::TrustScopedByPath,
+        Code::NoObjects,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -108,6 +110,7 @@ impl Code {
             Code::ServerUnreachable => "server_unreachable",
             Code::ServerWithoutOwner => "server_without_owner",
             Code::TrustScopedByPath => "trust_scoped_by_path",
+            Code::NoObjects => "no_objects",
         }
     }
 }

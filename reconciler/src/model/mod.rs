@@ -5,6 +5,7 @@ pub mod diagnostic;
 pub mod live;
 pub mod object;
 pub mod spec;
+pub mod spelling;
 
 pub use diagnostic::{Code, Diagnostic, Pos, Severity};
 pub use object::{Kind, Object, ObjectId, Origin, Spec};

@@ -44,10 +44,16 @@ pub enum Error {
     PolicyDirectoryOutside { dir: String, place: PathBuf },
     #[error("--revision {rev:?} is not a commit of the git repository that holds {}", path.display())]
     NotARevision { rev: String, path: PathBuf },
-    #[error("--base {base:?} is neither a directory nor a git revision of the repository that holds {}", path.display())]
-    NotABase { base: String, path: PathBuf },
+    #[error("--base {base:?} is neither a directory nor a git revision of the repository that holds {}{hint}", path.display())]
+    NotABase { base: String, path: PathBuf, hint: String },
+    #[error("--base {base:?} is not a directory, and {} is in no git repository to read it as a revision of", path.display())]
+    NoRepository { base: String, path: PathBuf },
     #[error("{0}")]
     Cluster(String),
+    #[error("{0}")]
+    NoCluster(String),
+    #[error("{0} — to plan a pull request offline, pass --base DIR|REV")]
+    NoClusterToPlan(String),
     #[error("cannot read the cluster: {0}")]
     ClusterRead(String),
 }

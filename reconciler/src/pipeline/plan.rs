@@ -5,10 +5,10 @@ use super::desired::{self, Allowed};
 use super::{Error, Planned, checkout_provenance, incremental};
 use crate::apply;
 use crate::cache::Cache;
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, ClusterError};
 use crate::load;
-use crate::model::DesiredState;
 use crate::model::live::{ApplySet, LiveState};
+use crate::model::{DesiredState, spelling};
 use crate::plan::{self, Plan, Work};
 use crate::source;
 use crate::validate;
@@ -52,7 +52,7 @@ pub fn against_base(
     } else if source::resolve_revision_in(path, base) {
         (source::from_git(path, base)?, "git")
     } else {
-        return Err(Error::NotABase { base: base.to_string(), path: path.to_path_buf() });
+        return Err(not_a_base(path, base));
     };
     // The base's own problems are not this change's: load it, do not validate it. What it could
     // not load is reported apart (`base_diagnostics`). It shares most files with the desired
@@ -71,10 +71,25 @@ pub fn against_base(
     Ok(Planned { plan, desired, base_sources })
 }
 
+/// Why `base`, not a directory, is no base for `path`: there is no repository to read it as a
+/// revision of, or it is none of its revisions (with the closest branch or tag name, if near).
+pub(super) fn not_a_base(path: &Path, base: &str) -> Error {
+    let (base, path) = (base.to_string(), path.to_path_buf());
+    match source::reference_names(&path) {
+        None => Error::NoRepository { base, path },
+        Some(names) => {
+            let hint = spelling::did_you_mean(&base, names.iter().map(String::as_str));
+            Error::NotABase { base, path, hint }
+        }
+    }
+}
+
 /// Connects to `target` and reads the live state of the three kinds and the inventory.
 pub async fn live(target: &Target) -> Result<(Cluster, ApplySet, LiveState), Error> {
-    let cluster =
-        Cluster::connect(target.kubeconfig.as_deref(), target.context.as_deref()).await.map_err(|e| Error::Cluster(e.to_string()))?;
+    let cluster = Cluster::connect(target.kubeconfig.as_deref(), target.context.as_deref()).await.map_err(|e| match e {
+        ClusterError::NotConfigured => Error::NoCluster(e.to_string()),
+        e => Error::Cluster(e.to_string()),
+    })?;
     let applyset = ApplySet::new(&target.inventory_namespace);
     let state = cluster.live_state(&applyset).await.map_err(|e| Error::ClusterRead(apply::describe(&e)))?;
     Ok((cluster, applyset, state))
@@ -82,7 +97,10 @@ pub async fn live(target: &Target) -> Result<(Cluster, ApplySet, LiveState), Err
 
 /// The plan of `desired` (read from the work tree at `path`) against the live state of `target`.
 pub async fn against_cluster(target: &Target, path: &Path, desired: &DesiredState, now: Timestamp) -> Result<Plan, Error> {
-    let (_, applyset, state) = live(target).await?;
+    let (_, applyset, state) = live(target).await.map_err(|e| match e {
+        Error::NoCluster(message) => Error::NoClusterToPlan(message),
+        e => e,
+    })?;
     let plan = plan::live::plan(&state, desired, &applyset, checkout_provenance(path).as_ref(), now);
     super::left_to_the_os(state);
     Ok(plan)

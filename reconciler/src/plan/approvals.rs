@@ -261,6 +261,62 @@ pub fn unmet<'a>(approvals: &'a Approvals, approved_by: &[String], author: Optio
         .collect()
 }
 
+/// An approver given to `approvals check` who meets no requirement: not the author, and named
+/// by no requirement's approvers (as `identity` compares them); with the closest approver some
+/// requirement names, when one is a slip of the keyboard away.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unmatched {
+    pub approver: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closest: Option<String>,
+}
+
+/// The approvers of `approved_by` that count for no requirement of `approvals` (the author
+/// is said apart), each once, in the order given.
+pub fn unmatched(approvals: &Approvals, approved_by: &[String], author: Option<&str>) -> Vec<Unmatched> {
+    let author = author.map(identity);
+    let wanted: BTreeMap<String, &str> = approvals.required.iter().flat_map(|r| &r.approvers).map(|a| (identity(a), a.as_str())).collect();
+    let mut seen = BTreeSet::new();
+    approved_by
+        .iter()
+        .filter(|a| {
+            let id = identity(a);
+            !id.is_empty() && Some(&id) != author.as_ref() && !wanted.contains_key(&id) && seen.insert(id)
+        })
+        .map(|a| {
+            let closest = crate::model::spelling::closest(&identity(a), wanted.keys().map(String::as_str));
+            Unmatched { approver: a.trim().to_string(), closest: closest.and_then(|c| wanted.get(c)).map(|c| c.to_string()) }
+        })
+        .collect()
+}
+
+/// `approvals check`'s answer: each requirement with the approvals it still misses, and the
+/// approvers that count for none.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub ok: bool,
+    pub required: Vec<Checked>,
+    pub unmatched: Vec<Unmatched>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Checked {
+    pub requirement: Requirement,
+    /// Approvals still needed; 0 when met.
+    pub missing: usize,
+}
+
+/// Checks `approved_by` (less the `author`) against the requirements of `approvals`.
+pub fn check(approvals: &Approvals, approved_by: &[String], author: Option<&str>) -> Check {
+    let unmet = unmet(approvals, approved_by, author);
+    let required = approvals
+        .required
+        .iter()
+        .map(|r| Checked { requirement: r.clone(), missing: unmet.iter().find(|(u, _)| *u == r).map_or(0, |(_, n)| *n) })
+        .collect();
+    Check { ok: unmet.is_empty(), required, unmatched: unmatched(approvals, approved_by, author) }
+}
+
 /// The plan with its approvals and the `server_without_owner` diagnostics.
 pub(super) fn add_to(plan: &mut Plan, owners: &Owners, desired: &DesiredState, base: &DesiredState) {
     plan.approvals = required(owners, &plan.access_changes, &plan.reclassified);
@@ -381,5 +437,14 @@ mod tests {
             }],
         };
         assert_eq!(unmet(&listed_twice, &by(&["dana"]), None)[0].1, 1);
+    }
+
+    #[test]
+    fn approvers_that_meet_no_requirement_are_named_with_the_close_name() {
+        let approvals = required(&owners(&[("widened", &["owners", "security"], 2)]), &[change(Direction::Widened, "pay/p", "read")], &[]);
+        let by = |who: &[&str]| who.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        let found = unmatched(&approvals, &by(&[" @pay-leads", "pay-lead", "alice", "", "Alice", "mallory"]), Some("mallory"));
+        let named: Vec<(&str, Option<&str>)> = found.iter().map(|u| (u.approver.as_str(), u.closest.as_deref())).collect();
+        assert_eq!(named, vec![("pay-lead", Some("pay-leads")), ("alice", None)]);
     }
 }

@@ -111,11 +111,31 @@ pub struct Summary {
     pub access_changed: usize,
     pub errors: usize,
     pub warnings: usize,
+    /// Every object of the base is deleted, none kept: more often a wrong path or an `ignore:`
+    /// glob than an intent. Absent when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deletes_everything: bool,
 }
 
 impl Summary {
     pub fn has_changes(&self) -> bool {
         self.create + self.update + self.delete > 0
+    }
+
+    /// Sets `deletes_everything` from the counts (again, when no-ops are added to a plan).
+    fn judge_deletions(&mut self) {
+        self.deletes_everything = self.delete > 0 && self.update == 0 && self.no_op == 0;
+    }
+
+    /// A warning line for a plan that deletes every object of its base; `None` for any other.
+    pub fn deletes_everything_warning(&self) -> Option<String> {
+        let kept = if self.create == 0 { "the desired state declares no object" } else { "every object the desired state declares is new" };
+        self.deletes_everything.then(|| {
+            format!(
+                "This plan deletes every object of the base ({} object(s)): {kept}. Check PATH and the ignore: globs of mcp-gitops.yaml before applying it.",
+                self.delete
+            )
+        })
     }
 
     /// The counts of the object changes and of `desired`'s diagnostics (access counts are zero).
@@ -129,6 +149,7 @@ impl Summary {
                 Action::NoOp => summary.no_op += 1,
             }
         }
+        summary.judge_deletions();
         summary.errors = desired.diagnostics.iter().filter(|d| d.is_error()).count();
         summary.warnings = desired.diagnostics.len() - summary.errors;
         summary

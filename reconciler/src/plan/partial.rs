@@ -193,6 +193,7 @@ pub fn complete(plan: &mut Plan, desired_record: &Record, desired: &DesiredState
     changes.extend(made);
     changes.extend(deletes);
     plan.changes = changes;
+    plan.summary.judge_deletions();
 }
 
 fn expiry_pointer() -> String {

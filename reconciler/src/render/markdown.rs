@@ -40,6 +40,9 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
         let _ =
             writeln!(head, "> [!CAUTION]\n> {} error(s) in the repository: this change cannot be applied as is.\n", plan.summary.errors);
     }
+    if let Some(warning) = plan.summary.deletes_everything_warning() {
+        let _ = writeln!(head, "> [!CAUTION]\n> **{}**\n", text(&warning));
+    }
 
     if !plan.base_diagnostics.is_empty() {
         let _ = writeln!(

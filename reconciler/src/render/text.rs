@@ -34,6 +34,9 @@ type Files = BTreeMap<String, std::sync::Arc<str>>;
 
 pub fn render(plan: &Plan, palette: Palette) -> String {
     let mut out = String::new();
+    if let Some(warning) = plan.summary.deletes_everything_warning() {
+        let _ = writeln!(out, "{} {warning}\n", palette.red(&palette.bold("WARNING:")));
+    }
     if !plan.base_diagnostics.is_empty() {
         let _ = writeln!(
             out,
@@ -144,6 +147,10 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
         }
     }
     let _ = writeln!(out, "\n{}", palette.bold(&plan.summary.to_string()));
+    if let Some(warning) = plan.summary.deletes_everything_warning() {
+        // Said again under the summary: a plan of many deletions scrolls its top away.
+        let _ = writeln!(out, "{} {warning}", palette.red(&palette.bold("WARNING:")));
+    }
     out
 }
 
@@ -267,7 +274,7 @@ pub fn who_can(server: &str, tool: &str, callers: &[crate::gateway::Access], any
 }
 
 /// `what-can`: per server, every tool the caller may call.
-pub fn what_can(identity: &crate::gateway::Identity, cells: &[crate::gateway::Access]) -> String {
+pub fn what_can(identity: &crate::gateway::Identity, cells: &[crate::gateway::Access], misses: &[crate::gateway::NearMiss]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{identity}:");
     let mut last = "";
@@ -280,6 +287,22 @@ pub fn what_can(identity: &crate::gateway::Identity, cells: &[crate::gateway::Ac
     }
     let servers = cells.iter().map(|c| c.server.as_str()).collect::<std::collections::BTreeSet<_>>().len();
     let _ = writeln!(out, "{} tool(s) on {servers} server(s).", cells.len());
+    out.push_str(&near_misses(misses));
+    terminal_lines(&out)
+}
+
+/// The grants and sessions that name part of a caller who may call nothing on their server, and
+/// the flags that would complete the caller for each; nothing when there are none.
+pub fn near_misses(misses: &[crate::gateway::NearMiss]) -> String {
+    let mut out = String::new();
+    if misses.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "Grants and sessions that name this caller on a server it may call nothing on also require:");
+    for miss in misses {
+        let flags: Vec<String> = miss.requires.iter().map(|(flag, value)| format!("--{flag} {value}")).collect();
+        let _ = writeln!(out, "  {} ({}): {}", miss.object, miss.server, flags.join(" "));
+    }
     terminal_lines(&out)
 }
 
@@ -307,27 +330,40 @@ pub fn requirement(r: &crate::plan::Requirement) -> String {
     format!("{} of [{}] for {}: {}", r.count, terminal(&who), terminal(&r.servers.join(", ")), terminal(&r.reason))
 }
 
-/// `approvals check`: every requirement, met or with what is missing.
-pub fn approvals_check(approvals: &crate::plan::Approvals, unmet: &[(&crate::plan::Requirement, usize)], author: Option<&str>) -> String {
+/// `approvals check`: every requirement, met or with what is missing, and the approvers that
+/// count for none.
+pub fn approvals_check(check: &crate::plan::approvals::Check, author: Option<&str>) -> String {
     let mut out = String::new();
-    if approvals.required.is_empty() {
+    if check.required.is_empty() {
         out.push_str("No approvals required: the change widens no access that a rule covers.\n");
         return out;
     }
-    for r in &approvals.required {
-        match unmet.iter().find(|(u, _)| *u == r) {
-            Some((_, missing)) => {
-                let _ = writeln!(out, "✗ {} — {missing} more approval(s) needed", requirement(r));
+    for c in &check.required {
+        match c.missing {
+            0 => {
+                let _ = writeln!(out, "✓ {}", requirement(&c.requirement));
             }
-            None => {
-                let _ = writeln!(out, "✓ {}", requirement(r));
+            missing => {
+                let _ = writeln!(out, "✗ {} — {missing} more approval(s) needed", requirement(&c.requirement));
             }
         }
+    }
+    let unmatched = &check.unmatched;
+    if !unmatched.is_empty() {
+        let named: Vec<String> = unmatched
+            .iter()
+            .map(|u| match &u.closest {
+                Some(close) => format!("{} (did you mean {close}?)", u.approver),
+                None => u.approver.clone(),
+            })
+            .collect();
+        let _ = writeln!(out, "Not counted, named by no requirement: {}", named.join(", "));
     }
     if let Some(author) = author {
         let _ = writeln!(out, "({author} wrote the change and does not count as an approver.)");
     }
-    let _ = writeln!(out, "{} of {} requirement(s) met.", approvals.required.len() - unmet.len(), approvals.required.len());
+    let met = check.required.iter().filter(|c| c.missing == 0).count();
+    let _ = writeln!(out, "{met} of {} requirement(s) met.", check.required.len());
     terminal_lines(&out)
 }
 

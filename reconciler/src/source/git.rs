@@ -41,6 +41,16 @@ pub fn commit_id_in(dir: &Path, rev: &str) -> Option<String> {
     repo.revparse_single(rev).and_then(|o| o.peel_to_commit()).ok().map(|c| c.id().to_string())
 }
 
+/// The branch and tag names of the repository that contains `dir` (`main`, `origin/main`,
+/// `v1.2`), for "did you mean" when a revision does not resolve; `None` when `dir` is in no git
+/// repository.
+pub fn reference_names(dir: &Path) -> Option<Vec<String>> {
+    let repo = Repository::discover(dir).ok()?;
+    let references = repo.references().ok()?;
+    let names = references.flatten().filter_map(|r| r.shorthand().ok().map(String::from)).collect();
+    Some(names)
+}
+
 /// The commit a work tree's `dir` is at, for the provenance of what `apply` applies from it:
 /// HEAD's id, with `-dirty` when files under `dir` differ from it (changed, added, untracked).
 /// `None` outside a git work tree, or on an unborn branch.

@@ -15,7 +15,7 @@ pub mod root;
 pub use dir::from_dir;
 pub use git::{
     Change, LastChange, Listing, blob_id, checkout_revision, commit_id_in, from_git, last_change, list_git, path_in_repository,
-    resolve_revision_in, snapshot_of,
+    reference_names, resolve_revision_in, snapshot_of,
 };
 
 use crate::model::{Code, Diagnostic, Pos};

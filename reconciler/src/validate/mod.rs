@@ -16,7 +16,7 @@ pub use secrets::credential_kind;
 
 use crate::cache::Cache;
 use crate::load::Loaded;
-use crate::model::{DesiredState, diagnostic};
+use crate::model::{Code, DesiredState, Diagnostic, Pos, diagnostic};
 use jiff::Timestamp;
 
 /// Runs every check and returns the desired state with all diagnostics, sorted.
@@ -44,11 +44,32 @@ pub fn validate_cached(mut loaded: Loaded, now: Timestamp, cache: &Cache) -> Des
     found.extend(scanned.unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
     let malformed = found.iter().filter(|d| d.code == crate::model::Code::SchemaViolation).map(|d| d.object.clone()).collect();
     guardrails::check(&loaded, now, &malformed, &cache.findings, &mut found);
+    reference::one_cause_per_reference(&mut found);
     // Last: the checks see the grant as written; what is planned and applied is the grant as
     // it is at `now`.
+    if !found.iter().chain(&loaded.state.diagnostics).any(Diagnostic::is_error) {
+        found.extend(no_objects(&loaded.state));
+    }
     found.extend(expiry::ignored(&loaded.state));
     found.extend(expiry::expire(&mut loaded.state, now));
     loaded.state.diagnostics.extend(found);
     diagnostic::sort(&mut loaded.state.diagnostics);
     loaded.state
+}
+
+/// `no_objects`: a repository that declares nothing is more often a wrong path or an `ignore:`
+/// glob that hides everything than an intent, and its plan deletes every object applied before.
+/// Not said when errors already explain it (files that do not load).
+fn no_objects(state: &DesiredState) -> Option<Diagnostic> {
+    let hint = "check PATH (a platform repository holds .mcp/servers.yaml files and MCPAccessGrant / MCPAgentSession manifests) \
+                and the ignore: globs of mcp-gitops.yaml";
+    state.objects.is_empty().then(|| {
+        Diagnostic::warning(
+            Code::NoObjects,
+            crate::load::CONFIG_FILE,
+            Pos { line: 1, column: 1 },
+            "the repository declares no server, grant or session: planned or applied, it deletes every object applied before",
+        )
+        .hint(hint)
+    })
 }

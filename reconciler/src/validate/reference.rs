@@ -5,7 +5,7 @@
 use crate::gateway::authorize::{Identity, side_effect, subject_matches, trust_name, trust_rank};
 use crate::gateway::{PolicyDocument, render_unstamped};
 use crate::model::spec::{ServerRef, ServerSpec, target_namespace};
-use crate::model::{Code, DesiredState, Diagnostic, Kind, Object, ObjectId};
+use crate::model::{Code, DesiredState, Diagnostic, Kind, Object, ObjectId, spelling};
 use jiff::Timestamp;
 use std::collections::HashMap;
 
@@ -57,27 +57,53 @@ fn find_server<'a>(
     if let Some(found) = servers.get(&(namespace, server_ref.name.as_str())) {
         return Some(*found);
     }
+    // No serverRef (or no name in it) is the schema's `schema_violation`, at the right node.
+    object.body.pointer("/spec/serverRef/name")?;
+    let message = format!("serverRef {namespace}/{} matches no server declared in the repository", server_ref.name);
     // Sorted: the map's order changes from run to run, and so would the hint.
-    let mut elsewhere: Vec<String> =
-        servers.keys().filter(|(_, name)| *name == server_ref.name).map(|(ns, name)| format!("{ns}/{name}")).collect();
+    let mut elsewhere: Vec<&str> = servers.keys().filter(|(_, name)| *name == server_ref.name).map(|(ns, _)| *ns).collect();
     elsewhere.sort();
-    let hint = if elsewhere.is_empty() {
-        "declare the server in a .mcp/servers.yaml (or an MCPServer manifest), or fix serverRef.name".to_string()
+    let diagnostic = if elsewhere.is_empty() {
+        let names: Vec<&str> = servers.keys().filter(|(ns, _)| *ns == namespace).map(|(_, name)| *name).collect();
+        let hint = match spelling::closest(&server_ref.name, names) {
+            Some(close) => format!("did you mean {close}? (a server of {namespace})"),
+            None => "declare the server in a .mcp/servers.yaml (or an MCPServer manifest), or fix serverRef.name".to_string(),
+        };
+        Diagnostic::error(Code::UnknownServer, &object.origin.file, object.pos("/spec/serverRef/name"), message)
+            .path("spec.serverRef.name")
+            .hint(hint)
     } else {
-        format!("a server of that name exists in {}: set serverRef.namespace", elsewhere.join(", "))
+        // The name is right and the namespace wrong (or left to default to the object's own).
+        let pointer = if server_ref.namespace.trim().is_empty() { "/spec/serverRef" } else { "/spec/serverRef/namespace" };
+        let hint = match elsewhere.as_slice() {
+            [one] => format!("{} is in {one}: set serverRef.namespace: {one}", server_ref.name),
+            several => format!("servers of that name are in {}: set serverRef.namespace to one of them", several.join(", ")),
+        };
+        Diagnostic::error(Code::UnknownServer, &object.origin.file, object.pos(pointer), message)
+            .path("spec.serverRef.namespace")
+            .hint(hint)
     };
-    diagnostics.push(
-        Diagnostic::error(
-            Code::UnknownServer,
-            &object.origin.file,
-            object.pos("/spec/serverRef/name"),
-            format!("serverRef {namespace}/{} matches no server declared in the repository", server_ref.name),
-        )
-        .object(&object.id)
-        .path("spec.serverRef.name")
-        .hint(hint),
-    );
+    diagnostics.push(diagnostic.object(&object.id));
     None
+}
+
+/// One mistake, one diagnostic: a serverRef that matches no server is the cause of what other
+/// checks find at `spec.serverRef` of the same object (a namespace outside `allowedNamespaces`, a
+/// guardrail policy on the reference), whose fixes would contradict its own ("move the grant" when
+/// the reference is misspelled). Those are dropped; the `unknown_server` error stays, and they are
+/// found again once the reference is fixed. The daemon's `--allowed-namespaces` fence is not
+/// a diagnostic of this check and is never dropped.
+pub fn one_cause_per_reference(diagnostics: &mut Vec<Diagnostic>) {
+    let unknown: std::collections::HashSet<String> =
+        diagnostics.iter().filter(|d| d.code == Code::UnknownServer).map(|d| d.object.clone()).collect();
+    if unknown.is_empty() {
+        return;
+    }
+    diagnostics.retain(|d| {
+        !(matches!(d.code, Code::NamespaceNotAllowed | Code::PolicyViolation)
+            && d.path.starts_with("spec.serverRef")
+            && unknown.contains(&d.object))
+    });
 }
 
 fn check_tools(object: &Object, spec: &ServerSpec, diagnostics: &mut Vec<Diagnostic>) {
