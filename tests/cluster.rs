@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::cluster::{Kubectl, cluster_script, kubeconfig, repo_copy, unique};
+use common::cluster::{Kubectl, PrivateCluster, kubeconfig, repo_copy, unique};
 use common::{Run, json, run};
 use mcp_gitops::gateway::PolicyDocument;
 use std::path::{Path, PathBuf};
@@ -434,10 +434,8 @@ fn wait_judges_the_operator_by_content_whatever_order_it_lists_grants_in() {
 #[test]
 fn the_api_server_dying_mid_apply_loses_nothing() {
     let _serial = serial();
-    let state = tempfile::tempdir().expect("state dir");
-    let dir = state.path().join("cluster");
-    let kubeconfig = common::cluster::up(Some(&dir));
-    let kubectl = Kubectl { kubeconfig: kubeconfig.clone() };
+    let cluster = PrivateCluster::up("");
+    let (kubeconfig, kubectl) = (&cluster.kubeconfig, &cluster.kubectl);
     kubectl.create_namespace("fault");
     let repo = tempfile::tempdir().expect("repo");
     std::fs::create_dir_all(repo.path().join(".mcp")).expect("mkdir");
@@ -464,7 +462,7 @@ fn the_api_server_dying_mid_apply_loses_nothing() {
         assert!(std::time::Instant::now() < deadline, "apply made no progress");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let pid = std::fs::read_to_string(dir.join("kube-apiserver.pid")).expect("pid");
+    let pid = std::fs::read_to_string(cluster.dir.join("kube-apiserver.pid")).expect("pid");
     assert!(std::process::Command::new("kill").args(["-9", pid.trim()]).status().expect("kill").success());
     let out = child.wait_with_output().expect("apply exits");
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -473,14 +471,13 @@ fn the_api_server_dying_mid_apply_loses_nothing() {
     assert!(stdout.contains("not attempted"), "what was not applied is listed:\n{stdout}");
     assert!(stderr.contains("Run apply again"), "{stderr}");
 
-    cluster_script(&dir, "restart-apiserver");
+    cluster.script("restart-apiserver");
     let again = run(&["apply", &repo_arg, "--kubeconfig", &kubeconfig_arg]);
     assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
     assert_eq!(kubectl.json(&["get", "mcpaccessgrants", "-n", "fault"])["items"].as_array().map(Vec::len), Some(1500));
     let inventory = kubectl.json(&["get", "configmap", "mcp-gitops-inventory", "-n", "mcp-gitops"]);
     assert_eq!(inventory["data"]["objects"].as_str().map(|o| o.lines().count()), Some(1501));
     assert_eq!(run(&["apply", &repo_arg, "--kubeconfig", &kubeconfig_arg, "--prune"]).code, 0);
-    cluster_script(&dir, "down");
 }
 
 #[test]
