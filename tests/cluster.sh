@@ -681,12 +681,16 @@ Commands:
            ${NAMESPACES[*]}, install schema/crds/*.yaml and wait until they are
            Established. Prints the admin kubeconfig path as the last line on stdout.
            If the cluster is already running and healthy, just prints the path again.
+  up --until-unused
+           The same, and a cluster it starts stops itself once no process has held a shared
+           flock on <state dir>.users for MCP_GITOPS_CLUSTER_IDLE s (the tests hold one).
   down     Stop the etcd and kube-apiserver this script started and delete the state dir.
   env      Print export lines: KUBECONFIG (admin), MCP_GITOPS_ADMIN_KUBECONFIG,
            MCP_GITOPS_RESTRICTED_KUBECONFIG.   Use: eval "\$($0 env)"
   status   Print the server URL and admin kubeconfig path; exit 1 if not running.
   crds     Re-apply schema/crds/*.yaml to the running cluster.
   build    Only build (or check) the cached kube-apiserver binary.
+  kubectl  Print the kubectl this script and the tests use (building it when there is none).
   restart-apiserver
            Restart kube-apiserver alone on the same etcd (data kept; the same port when it
            is free, else another one: the kubeconfigs are rewritten). For fault tests.
@@ -707,6 +711,8 @@ Environment:
   MCP_GITOPS_CRD_DIR      CRD directory (default <repo>/schema/crds)
   MCP_GITOPS_KUBECTL      kubectl used by this script (default: kubectl on PATH, else the
                           cached kubectl $KUBE_VERSION built alongside the server)
+  MCP_GITOPS_CLUSTER_IDLE seconds without users before an "up --until-unused" cluster stops
+                          (default 15)
   MCP_GITOPS_READY_TIMEOUT  seconds to wait for kube-apiserver readiness (default 60)
   MCP_GITOPS_APISERVER_ARGS extra kube-apiserver flags for up and restart-apiserver, split on
                           whitespace (e.g. "--max-mutating-requests-inflight=1")
