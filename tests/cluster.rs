@@ -480,6 +480,68 @@ fn the_api_server_dying_mid_apply_loses_nothing() {
     assert_eq!(run(&["apply", &repo_arg, "--kubeconfig", &kubeconfig_arg, "--prune"]).code, 0);
 }
 
+/// The pid in `<dir>/<name>.pid` while that process runs.
+fn running(dir: &Path, name: &str) -> Option<String> {
+    let pid = std::fs::read_to_string(dir.join(format!("{name}.pid"))).ok()?.trim().to_string();
+    alive(&pid, dir).then_some(pid)
+}
+
+/// Process `pid` runs with `dir` on its command line (and is not another process that took its pid).
+fn alive(pid: &str, dir: &Path) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(&*dir.to_string_lossy()))
+}
+
+const CLUSTER_PROCESSES: [&str; 3] = ["etcd", "kube-apiserver", "reaper"];
+
+/// A cluster started as the tests start theirs, with a 2 s idle time: its state (a temporary
+/// dir), its users' lock held by this test, and the pids of its processes.
+fn reaped_cluster() -> (tempfile::TempDir, PathBuf, std::fs::File, Vec<String>) {
+    let state = tempfile::tempdir().expect("state dir");
+    let dir = state.path().join("cluster");
+    let user = common::cluster::hold(&dir);
+    common::cluster::up(&dir, &[("MCP_GITOPS_CLUSTER_IDLE", "2")]);
+    let pids: Vec<Option<String>> = CLUSTER_PROCESSES.iter().map(|name| running(&dir, name)).collect();
+    assert!(pids.iter().all(Option::is_some), "{CLUSTER_PROCESSES:?}: {pids:?}");
+    (state, dir, user, pids.into_iter().flatten().collect())
+}
+
+/// Waits up to 30 s for every one of `pids` to end.
+fn assert_all_end(pids: &[String], dir: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while pids.iter().any(|pid| alive(pid, dir)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for (name, pid) in CLUSTER_PROCESSES.iter().zip(pids) {
+        assert!(!alive(pid, dir), "{name} (pid {pid}) still runs 30 s later");
+    }
+}
+
+#[test]
+fn a_cluster_the_tests_start_stops_once_its_last_user_is_gone() {
+    let _serial = serial();
+    let (_state, dir, user, pids) = reaped_cluster();
+
+    // Past the idle time, a cluster somebody holds keeps running.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let now: Vec<Option<String>> = CLUSTER_PROCESSES.iter().map(|name| running(&dir, name)).collect();
+    assert_eq!(now, pids.iter().cloned().map(Some).collect::<Vec<_>>(), "stopped under its user");
+    assert!(Kubectl { kubeconfig: dir.join("admin.kubeconfig") }.ok(&["get", "namespaces"]).contains("mcp-team-payments"));
+
+    // Its user gone (as when a test process ends or is killed), it stops: no process, no state.
+    drop(user);
+    assert_all_end(&pids, &dir);
+    assert!(!dir.exists(), "the state dir is left");
+}
+
+#[test]
+fn a_cluster_whose_state_dir_is_deleted_under_it_stops() {
+    let _serial = serial();
+    let (state, dir, _user, pids) = reaped_cluster();
+    // What a panicking test's temporary dir does while it still holds the cluster.
+    std::fs::remove_dir_all(state.path()).expect("delete the state");
+    assert_all_end(&pids, &dir);
+}
+
 #[test]
 fn provenance_follows_content_not_commits() {
     let _serial = serial();

@@ -228,8 +228,13 @@ ours() {
 read_pid() { if [[ -s $STATE_DIR/$1.pid ]]; then cat "$STATE_DIR/$1.pid"; fi; }
 
 stop_proc() { # stop_proc NAME: SIGTERM, wait up to 15 s, then SIGKILL
-  local name=$1 pid i
-  pid=$(read_pid "$name")
+  local name=$1
+  stop_pid "$name" "$(read_pid "$name")"
+  rm -f "$STATE_DIR/$name.pid"
+}
+
+stop_pid() { # stop_pid NAME PID: stop PID if it is ours
+  local name=$1 pid=$2 i
   [[ -n $pid ]] || return 0
   if ours "$pid"; then
     log "stopping $name (pid $pid)"
@@ -241,7 +246,6 @@ stop_proc() { # stop_proc NAME: SIGTERM, wait up to 15 s, then SIGKILL
       for ((i = 0; i < 50; i++)); do ours "$pid" || break; sleep 0.1; done
     fi
   fi
-  rm -f "$STATE_DIR/$name.pid"
 }
 
 # start_proc NAME CMD...: start detached (own session, survives this script, inherits no fd
@@ -496,9 +500,10 @@ stop_all() { stop_proc kube-apiserver; stop_proc etcd; }
 # the reaper of an `up --until-unused` cluster
 
 # start_reaper: a detached `reap` of this state dir (its dir on the command line, so that `ours`
-# and people can tell it apart)
+# and people can tell it apart), told what it watches now: the dir may be gone before it looks
 start_reaper() {
   start_proc reaper env MCP_GITOPS_CLUSTER_DIR="$STATE_DIR" MCP_GITOPS_CLUSTER_IDLE="$IDLE" \
+    MCP_GITOPS_REAP_MARKER="$(cat "$MARKER")" MCP_GITOPS_REAP_PIDS="$(read_pid kube-apiserver) $(read_pid etcd)" \
     bash "$SCRIPT_DIR/$SCRIPT_NAME" reap "$STATE_DIR/"
   log "the cluster stops itself once no process has held $USERS_LOCK for $IDLE s"
 }
@@ -506,25 +511,28 @@ start_reaper() {
 # Polls each second whether it can take the users lock exclusively: a user holds it shared. After
 # IDLE s without users it stops the cluster, still holding the lock, so that a user arriving
 # meanwhile waits and then starts a new cluster instead of finding this one half stopped. It
-# also ends when the cluster was stopped by other means (the marker is gone or another's).
+# also ends when the cluster was stopped by other means (the marker is gone or another's), then
+# stops what is left of the processes it was told of (a state dir deleted under a running cluster).
 cmd_reap() {
-  local marker idle=0 fd
-  marker=$(cat "$MARKER" 2>/dev/null) || return 0
-  exec {fd}>>"$USERS_LOCK"
-  while [[ $(cat "$MARKER" 2>/dev/null) == "$marker" ]]; do
-    sleep 1
-    if flock -n -x "$fd"; then
-      idle=$((idle + 1))
-      if ((idle >= IDLE)); then
-        log "no user for $IDLE s: stopping the cluster in $STATE_DIR"
-        cmd_down
-        return 0
+  local marker=${MCP_GITOPS_REAP_MARKER:-} pids idle=0 fd pid
+  read -r -a pids <<<"${MCP_GITOPS_REAP_PIDS:-}"
+  if [[ -d ${USERS_LOCK%/*} ]] && exec {fd}>>"$USERS_LOCK"; then
+    while [[ $(cat "$MARKER" 2>/dev/null) == "$marker" ]]; do
+      sleep 1
+      if flock -n -x "$fd"; then
+        idle=$((idle + 1))
+        if ((idle >= IDLE)); then
+          log "no user for $IDLE s: stopping the cluster in $STATE_DIR"
+          cmd_down
+          return 0
+        fi
+        flock -u "$fd"
+      else
+        idle=0
       fi
-      flock -u "$fd"
-    else
-      idle=0
-    fi
-  done
+    done
+  fi
+  for pid in "${pids[@]}"; do stop_pid "a process of the cluster" "$pid"; done
 }
 
 cmd_up() { # cmd_up [--until-unused]

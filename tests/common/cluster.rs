@@ -36,7 +36,7 @@ fn shared_dir() -> PathBuf {
 
 /// A shared lock on `<dir>.users`, held as long as the file is open (for the shared cluster:
 /// until the process ends), that keeps the cluster's reaper from stopping it.
-fn hold(dir: &Path) -> File {
+pub fn hold(dir: &Path) -> File {
     let mut path = dir.as_os_str().to_owned();
     path.push(".users");
     let path = PathBuf::from(path);
@@ -48,7 +48,7 @@ fn hold(dir: &Path) -> File {
 
 /// Starts (or finds) the cluster whose state lives in `dir`; one it starts stops itself once
 /// unused. `env`: more settings for `tests/cluster.sh` (`MCP_GITOPS_APISERVER_ARGS`).
-fn up(dir: &Path, env: &[(&str, &str)]) -> PathBuf {
+pub fn up(dir: &Path, env: &[(&str, &str)]) -> PathBuf {
     let stdout = cluster_script(dir, &["up", "--until-unused"], env);
     PathBuf::from(stdout.lines().last().expect("kubeconfig path").trim())
 }
