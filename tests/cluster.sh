@@ -257,7 +257,8 @@ start_proc() {
   setsid bash -c 'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] && eval "exec $f>&-"; done
     echo $$ >"$0"; exec "$@"' "$STATE_DIR/$name.pid" "$@" </dev/null >"$STATE_DIR/$name.log" 2>&1 &
   local i
-  for ((i = 0; i < 50; i++)); do [[ -s $STATE_DIR/$name.pid ]] && break; sleep 0.02; done
+  # (up to 10 s: a loaded machine may take seconds to run it)
+  for ((i = 0; i < 500; i++)); do [[ -s $STATE_DIR/$name.pid ]] && break; sleep 0.02; done
 }
 
 # pick_ports N: print N distinct free TCP ports (not bound in this network namespace, outside
