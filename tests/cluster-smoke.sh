@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KUBECONFIG=${KUBECONFIG:-$(bash tests/cluster.sh up | tail -n 1)}
-kubectl() { command "${KUBECTL:-$(command -v kubectl || echo "${MCP_GITOPS_CACHE:-$HOME/.cache/mcp-gitops}/kube-apiserver-v1.20.2/kubectl")}" "$@"; }
+KUBECTL=${KUBECTL:-$(bash tests/cluster.sh kubectl)}
+kubectl() { command "$KUBECTL" "$@"; }
 
 for kind in mcpservers mcpaccessgrants mcpagentsessions; do
   kubectl get crd "$kind.mcpruntime.org" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' | grep -qx True \

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::cluster::{Kubectl, cluster_script, kubeconfig, repo_copy, unique};
+use common::cluster::{Kubectl, PrivateCluster, kubeconfig, repo_copy, unique};
 use common::{Run, json, run};
 use mcp_gitops::gateway::PolicyDocument;
 use std::path::{Path, PathBuf};
@@ -434,10 +434,8 @@ fn wait_judges_the_operator_by_content_whatever_order_it_lists_grants_in() {
 #[test]
 fn the_api_server_dying_mid_apply_loses_nothing() {
     let _serial = serial();
-    let state = tempfile::tempdir().expect("state dir");
-    let dir = state.path().join("cluster");
-    let kubeconfig = common::cluster::up(Some(&dir));
-    let kubectl = Kubectl { kubeconfig: kubeconfig.clone() };
+    let cluster = PrivateCluster::up("");
+    let (kubeconfig, kubectl) = (&cluster.kubeconfig, &cluster.kubectl);
     kubectl.create_namespace("fault");
     let repo = tempfile::tempdir().expect("repo");
     std::fs::create_dir_all(repo.path().join(".mcp")).expect("mkdir");
@@ -464,7 +462,7 @@ fn the_api_server_dying_mid_apply_loses_nothing() {
         assert!(std::time::Instant::now() < deadline, "apply made no progress");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let pid = std::fs::read_to_string(dir.join("kube-apiserver.pid")).expect("pid");
+    let pid = std::fs::read_to_string(cluster.dir.join("kube-apiserver.pid")).expect("pid");
     assert!(std::process::Command::new("kill").args(["-9", pid.trim()]).status().expect("kill").success());
     let out = child.wait_with_output().expect("apply exits");
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -473,14 +471,75 @@ fn the_api_server_dying_mid_apply_loses_nothing() {
     assert!(stdout.contains("not attempted"), "what was not applied is listed:\n{stdout}");
     assert!(stderr.contains("Run apply again"), "{stderr}");
 
-    cluster_script(&dir, "restart-apiserver");
+    cluster.script("restart-apiserver");
     let again = run(&["apply", &repo_arg, "--kubeconfig", &kubeconfig_arg]);
     assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
     assert_eq!(kubectl.json(&["get", "mcpaccessgrants", "-n", "fault"])["items"].as_array().map(Vec::len), Some(1500));
     let inventory = kubectl.json(&["get", "configmap", "mcp-gitops-inventory", "-n", "mcp-gitops"]);
     assert_eq!(inventory["data"]["objects"].as_str().map(|o| o.lines().count()), Some(1501));
     assert_eq!(run(&["apply", &repo_arg, "--kubeconfig", &kubeconfig_arg, "--prune"]).code, 0);
-    cluster_script(&dir, "down");
+}
+
+/// The pid in `<dir>/<name>.pid` while that process runs.
+fn running(dir: &Path, name: &str) -> Option<String> {
+    let pid = std::fs::read_to_string(dir.join(format!("{name}.pid"))).ok()?.trim().to_string();
+    alive(&pid, dir).then_some(pid)
+}
+
+/// Process `pid` runs with `dir` on its command line (and is not another process that took its pid).
+fn alive(pid: &str, dir: &Path) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(&*dir.to_string_lossy()))
+}
+
+const CLUSTER_PROCESSES: [&str; 3] = ["etcd", "kube-apiserver", "reaper"];
+
+/// A cluster started as the tests start theirs, with a 2 s idle time: its state (a temporary
+/// dir), its users' lock held by this test, and the pids of its processes.
+fn reaped_cluster() -> (tempfile::TempDir, PathBuf, std::fs::File, Vec<String>) {
+    let state = tempfile::tempdir().expect("state dir");
+    let dir = state.path().join("cluster");
+    let user = common::cluster::hold(&dir);
+    common::cluster::up(&dir, &[("MCP_GITOPS_CLUSTER_IDLE", "2")]);
+    let pids: Vec<Option<String>> = CLUSTER_PROCESSES.iter().map(|name| running(&dir, name)).collect();
+    assert!(pids.iter().all(Option::is_some), "{CLUSTER_PROCESSES:?}: {pids:?}");
+    (state, dir, user, pids.into_iter().flatten().collect())
+}
+
+/// Waits up to 30 s for every one of `pids` to end.
+fn assert_all_end(pids: &[String], dir: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while pids.iter().any(|pid| alive(pid, dir)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    for (name, pid) in CLUSTER_PROCESSES.iter().zip(pids) {
+        assert!(!alive(pid, dir), "{name} (pid {pid}) still runs 30 s later");
+    }
+}
+
+#[test]
+fn a_cluster_the_tests_start_stops_once_its_last_user_is_gone() {
+    let _serial = serial();
+    let (_state, dir, user, pids) = reaped_cluster();
+
+    // Past the idle time, a cluster somebody holds keeps running.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let now: Vec<Option<String>> = CLUSTER_PROCESSES.iter().map(|name| running(&dir, name)).collect();
+    assert_eq!(now, pids.iter().cloned().map(Some).collect::<Vec<_>>(), "stopped under its user");
+    assert!(Kubectl { kubeconfig: dir.join("admin.kubeconfig") }.ok(&["get", "namespaces"]).contains("mcp-team-payments"));
+
+    // Its user gone (as when a test process ends or is killed), it stops: no process, no state.
+    drop(user);
+    assert_all_end(&pids, &dir);
+    assert!(!dir.exists(), "the state dir is left");
+}
+
+#[test]
+fn a_cluster_whose_state_dir_is_deleted_under_it_stops() {
+    let _serial = serial();
+    let (state, dir, _user, pids) = reaped_cluster();
+    // What a panicking test's temporary dir does while it still holds the cluster.
+    std::fs::remove_dir_all(state.path()).expect("delete the state");
+    assert_all_end(&pids, &dir);
 }
 
 #[test]

@@ -5,8 +5,12 @@
 #   tests/cluster.sh up      build (once) or reuse the cached kube-apiserver, start etcd +
 #                            kube-apiserver, create namespaces, install schema/crds/*.yaml;
 #                            the LAST line on stdout is the admin kubeconfig path
+#   tests/cluster.sh up --until-unused
+#                            the same, and a cluster it starts stops itself once no process has
+#                            held a shared lock on <state dir>.users for a while (the tests)
 #   tests/cluster.sh down    stop the processes this script started, remove the state dir
 #   tests/cluster.sh env     print `export KUBECONFIG=...` lines
+#   tests/cluster.sh kubectl print the kubectl the tests use (building it when there is none)
 #
 # Progress goes to stderr; stdout carries only results. Nothing here is part of the product.
 set -euo pipefail
@@ -31,6 +35,11 @@ STATE_DIR=${STATE_DIR%/}
 readonly STATE_DIR
 readonly STATE_LOCK=$STATE_DIR.lock
 readonly MARKER=$STATE_DIR/.mcp-gitops-cluster   # proves the dir is ours before rm -rf
+# Processes that use the cluster hold a shared flock on this file; the reaper of an
+# `up --until-unused` cluster stops it once it could take the lock exclusively for IDLE s.
+readonly USERS_LOCK=$STATE_DIR.users
+readonly IDLE=${MCP_GITOPS_CLUSTER_IDLE:-15}
+[[ $IDLE =~ ^[0-9]+$ ]] || { echo "$SCRIPT_NAME: MCP_GITOPS_CLUSTER_IDLE must be a number of seconds" >&2; exit 2; }
 readonly ADMIN_KUBECONFIG=$STATE_DIR/admin.kubeconfig
 readonly RESTRICTED_KUBECONFIG=$STATE_DIR/restricted.kubeconfig
 readonly CRD_DIR=${MCP_GITOPS_CRD_DIR:-$REPO_ROOT/schema/crds}
@@ -219,8 +228,13 @@ ours() {
 read_pid() { if [[ -s $STATE_DIR/$1.pid ]]; then cat "$STATE_DIR/$1.pid"; fi; }
 
 stop_proc() { # stop_proc NAME: SIGTERM, wait up to 15 s, then SIGKILL
-  local name=$1 pid i
-  pid=$(read_pid "$name")
+  local name=$1
+  stop_pid "$name" "$(read_pid "$name")"
+  rm -f "$STATE_DIR/$name.pid"
+}
+
+stop_pid() { # stop_pid NAME PID: stop PID if it is ours
+  local name=$1 pid=$2 i
   [[ -n $pid ]] || return 0
   if ours "$pid"; then
     log "stopping $name (pid $pid)"
@@ -232,7 +246,6 @@ stop_proc() { # stop_proc NAME: SIGTERM, wait up to 15 s, then SIGKILL
       for ((i = 0; i < 50; i++)); do ours "$pid" || break; sleep 0.1; done
     fi
   fi
-  rm -f "$STATE_DIR/$name.pid"
 }
 
 # start_proc NAME CMD...: start detached (own session, survives this script, inherits no fd
@@ -244,7 +257,8 @@ start_proc() {
   setsid bash -c 'for f in /proc/$$/fd/*; do f=${f##*/}; [ "$f" -gt 2 ] && eval "exec $f>&-"; done
     echo $$ >"$0"; exec "$@"' "$STATE_DIR/$name.pid" "$@" </dev/null >"$STATE_DIR/$name.log" 2>&1 &
   local i
-  for ((i = 0; i < 50; i++)); do [[ -s $STATE_DIR/$name.pid ]] && break; sleep 0.02; done
+  # (up to 10 s: a loaded machine may take seconds to run it)
+  for ((i = 0; i < 500; i++)); do [[ -s $STATE_DIR/$name.pid ]] && break; sleep 0.02; done
 }
 
 # pick_ports N: print N distinct free TCP ports (not bound in this network namespace, outside
@@ -424,8 +438,11 @@ KUBECTL=
 find_kubectl() {
   if [[ -n ${MCP_GITOPS_KUBECTL:-} ]]; then KUBECTL=$MCP_GITOPS_KUBECTL
   elif command -v kubectl >/dev/null 2>&1; then KUBECTL=$(command -v kubectl)
-  elif [[ -x $CACHED_KUBECTL ]]; then KUBECTL=$CACHED_KUBECTL
-  else die "no kubectl on PATH and none cached in $BIN_DIR (set MCP_GITOPS_KUBECTL)"
+  else
+    build_apiserver # builds kubectl $KUBE_VERSION alongside the server
+    [[ -x $CACHED_KUBECTL ]] \
+      || die "no kubectl on PATH and none in $BIN_DIR (delete that dir to build both again, or set MCP_GITOPS_KUBECTL)"
+    KUBECTL=$CACHED_KUBECTL
   fi
 }
 
@@ -480,10 +497,55 @@ remove_state_dir() {
 
 stop_all() { stop_proc kube-apiserver; stop_proc etcd; }
 
-cmd_up() {
-  local start=$SECONDS
+# ---------------------------------------------------------------------------------------------
+# the reaper of an `up --until-unused` cluster
+
+# start_reaper: a detached `reap` of this state dir (its dir on the command line, so that `ours`
+# and people can tell it apart), told what it watches now: the dir may be gone before it looks
+start_reaper() {
+  start_proc reaper env MCP_GITOPS_CLUSTER_DIR="$STATE_DIR" MCP_GITOPS_CLUSTER_IDLE="$IDLE" \
+    MCP_GITOPS_REAP_MARKER="$(cat "$MARKER")" MCP_GITOPS_REAP_PIDS="$(read_pid kube-apiserver) $(read_pid etcd)" \
+    bash "$SCRIPT_DIR/$SCRIPT_NAME" reap "$STATE_DIR/"
+  log "the cluster stops itself once no process has held $USERS_LOCK for $IDLE s"
+}
+
+# Polls each second whether it can take the users lock exclusively: a user holds it shared. After
+# IDLE s without users it stops the cluster, still holding the lock, so that a user arriving
+# meanwhile waits and then starts a new cluster instead of finding this one half stopped. It
+# also ends when the cluster was stopped by other means (the marker is gone or another's), then
+# stops what is left of the processes it was told of (a state dir deleted under a running cluster).
+cmd_reap() {
+  local marker=${MCP_GITOPS_REAP_MARKER:-} pids idle=0 fd pid
+  read -r -a pids <<<"${MCP_GITOPS_REAP_PIDS:-}"
+  if [[ -d ${USERS_LOCK%/*} ]] && exec {fd}>>"$USERS_LOCK"; then
+    while [[ $(cat "$MARKER" 2>/dev/null) == "$marker" ]]; do
+      sleep 1
+      if flock -n -x "$fd"; then
+        idle=$((idle + 1))
+        if ((idle >= IDLE)); then
+          log "no user for $IDLE s: stopping the cluster in $STATE_DIR"
+          cmd_down
+          return 0
+        fi
+        flock -u "$fd"
+      else
+        idle=0
+      fi
+    done
+  fi
+  for pid in "${pids[@]}"; do stop_pid "a process of the cluster" "$pid"; done
+}
+
+cmd_up() { # cmd_up [--until-unused]
+  local start=$SECONDS until_unused=0
+  case ${1:-} in
+    --until-unused) until_unused=1 ;;
+    "") ;;
+    *) echo "$SCRIPT_NAME: unknown option for up: '$1'" >&2; usage >&2; exit 2 ;;
+  esac
   lock "$STATE_LOCK" "cluster in $STATE_DIR"
   if healthy; then
+    # whoever started it stops it: its reaper, or the one who ran a plain `up`
     log "cluster already running in $STATE_DIR"
     echo "$ADMIN_KUBECONFIG"
     return 0
@@ -513,6 +575,7 @@ cmd_up() {
   write_kubeconfig "$RESTRICTED_KUBECONFIG" mcp-gitops-restricted restricted "$STATE_DIR/restricted.token"
   create_namespaces
   install_crds
+  if ((until_unused)); then start_reaper; fi
   UP_OK=1
   log "cluster up in $((SECONDS - start)) s: https://127.0.0.1:$(cat "$STATE_DIR/kube-apiserver.port") (state: $STATE_DIR)"
   log "admin: $ADMIN_KUBECONFIG, restricted: $RESTRICTED_KUBECONFIG; stop with: $0 down"
@@ -534,6 +597,8 @@ cmd_down() {
     [[ -f $MARKER ]] || [[ -d $STATE_DIR && -z $(ls -A "$STATE_DIR") ]] \
       || die "$STATE_DIR exists but was not created by $SCRIPT_NAME; not touching it"
     stop_all
+    # the reaper ends by itself once the marker is gone; it is the one calling down, or it is stopped here
+    [[ $(read_pid reaper) == "$$" ]] || stop_proc reaper
     remove_state_dir
     log "cluster in $STATE_DIR stopped and removed"
   fi
@@ -602,6 +667,11 @@ cmd_crds() {
   install_crds
 }
 
+cmd_kubectl() {
+  find_kubectl
+  echo "$KUBECTL"
+}
+
 cmd_build() {
   build_apiserver
   log "cached: $APISERVER_BIN ($("$APISERVER_BIN" --version))"
@@ -620,12 +690,16 @@ Commands:
            ${NAMESPACES[*]}, install schema/crds/*.yaml and wait until they are
            Established. Prints the admin kubeconfig path as the last line on stdout.
            If the cluster is already running and healthy, just prints the path again.
+  up --until-unused
+           The same, and a cluster it starts stops itself once no process has held a shared
+           flock on <state dir>.users for MCP_GITOPS_CLUSTER_IDLE s (the tests hold one).
   down     Stop the etcd and kube-apiserver this script started and delete the state dir.
   env      Print export lines: KUBECONFIG (admin), MCP_GITOPS_ADMIN_KUBECONFIG,
            MCP_GITOPS_RESTRICTED_KUBECONFIG.   Use: eval "\$($0 env)"
   status   Print the server URL and admin kubeconfig path; exit 1 if not running.
   crds     Re-apply schema/crds/*.yaml to the running cluster.
   build    Only build (or check) the cached kube-apiserver binary.
+  kubectl  Print the kubectl this script and the tests use (building it when there is none).
   restart-apiserver
            Restart kube-apiserver alone on the same etcd (data kept; the same port when it
            is free, else another one: the kubeconfigs are rewritten). For fault tests.
@@ -646,6 +720,8 @@ Environment:
   MCP_GITOPS_CRD_DIR      CRD directory (default <repo>/schema/crds)
   MCP_GITOPS_KUBECTL      kubectl used by this script (default: kubectl on PATH, else the
                           cached kubectl $KUBE_VERSION built alongside the server)
+  MCP_GITOPS_CLUSTER_IDLE seconds without users before an "up --until-unused" cluster stops
+                          (default 15)
   MCP_GITOPS_READY_TIMEOUT  seconds to wait for kube-apiserver readiness (default 60)
   MCP_GITOPS_APISERVER_ARGS extra kube-apiserver flags for up and restart-apiserver, split on
                           whitespace (e.g. "--max-mutating-requests-inflight=1")
@@ -656,7 +732,9 @@ EOF
 
 main() {
   case ${1:-} in
-    up) cmd_up ;;
+    up) cmd_up "${@:2}" ;;
+    reap) cmd_reap ;;
+    kubectl) cmd_kubectl ;;
     down) cmd_down ;;
     env) cmd_env ;;
     status) cmd_status ;;

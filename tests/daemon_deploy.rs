@@ -36,7 +36,7 @@ fn the_daemon_runs_with_exactly_the_permissions_of_deploy_rbac() {
     assert!(out.status.success(), "deploy/daemon.yaml is refused by the API server: {}", String::from_utf8_lossy(&out.stderr));
 
     // A kubeconfig with the ServiceAccount's own token.
-    let token = admin.ok(&["create", "token", &namespace, "-n", &namespace, "--duration", "1h"]);
+    let token = admin.token(&namespace, &namespace);
     let admin_token = std::fs::read_to_string(admin.kubeconfig.with_file_name("admin.token")).expect("admin token");
     let config = std::fs::read_to_string(&admin.kubeconfig).expect("kubeconfig");
     assert!(config.contains(admin_token.trim()));

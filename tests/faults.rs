@@ -9,10 +9,10 @@
 
 mod common;
 
-use common::cluster::{Kubectl, unique};
+use common::cluster::{Kubectl, PrivateCluster, unique};
 use common::daemon::{Daemon, Upstream};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -22,49 +22,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// A cluster of this test alone, stopped and removed when dropped (also when the test fails).
-struct PrivateCluster {
-    _state: tempfile::TempDir,
-    dir: PathBuf,
-    kubeconfig: PathBuf,
-    kubectl: Kubectl,
-}
-
-impl PrivateCluster {
-    /// `apiserver_args`: extra kube-apiserver flags (`MCP_GITOPS_APISERVER_ARGS`).
-    fn up(apiserver_args: &str) -> PrivateCluster {
-        let state = tempfile::tempdir().expect("state dir");
-        let dir = state.path().join("cluster");
-        let out = Command::new("bash")
-            .arg(common::root().join("tests/cluster.sh"))
-            .arg("up")
-            .env("MCP_GITOPS_CLUSTER_DIR", &dir)
-            .env("MCP_GITOPS_APISERVER_ARGS", apiserver_args)
-            .output()
-            .expect("tests/cluster.sh runs");
-        assert!(out.status.success(), "tests/cluster.sh up failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        let kubeconfig = PathBuf::from(String::from_utf8_lossy(&out.stdout).lines().last().expect("kubeconfig path").trim());
-        let kubectl = Kubectl { kubeconfig: kubeconfig.clone() };
-        PrivateCluster { _state: state, dir, kubeconfig, kubectl }
-    }
-
-    fn script(&self, command: &str) {
-        common::cluster::cluster_script(&self.dir, command);
-    }
-}
-
-impl Drop for PrivateCluster {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(common::root().join("tests/cluster.sh"))
-            .arg("down")
-            .env("MCP_GITOPS_CLUSTER_DIR", &self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
 }
 
 /// A repository of one server and `grants` grants in `namespace`, with the metadata file first.

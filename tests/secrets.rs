@@ -97,7 +97,7 @@ fn no_command_prints_a_secret_a_token_or_a_credential() {
     assert_eq!(validate.code, 1);
     assert!(validate.stdout.contains("secret_in_repo"), "{}", validate.stdout);
     assert_clean("validate", &output(&validate), &needles);
-    assert_clean("validate --format json", &output(&run(&["validate", &dirty_arg, "--format", "json"])), &needles);
+    assert_clean("validate --format json", &output(&run(&["validate", &dirty_arg, "--format", "json", "--now", common::NOW])), &needles);
     let plan_file = dirty.path().join("plan.json").to_string_lossy().into_owned();
     for format in ["text", "json", "markdown"] {
         let plan = run(&["plan", &dirty_arg, "--base", &clean_arg, "--format", format, "--out", &plan_file, "--now", common::NOW]);

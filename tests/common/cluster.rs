@@ -1,38 +1,112 @@
 //! The real test cluster for integration tests: `tests/cluster.sh up` (kube-apiserver v1.20.2 +
 //! etcd), per-test namespaces, kubectl as an independent reader and writer, and the API server's
 //! own request counters.
+//!
+//! Nothing is left running: a test process holds a shared lock on `<state dir>.users` while it
+//! uses a cluster, and a cluster the tests start stops itself once nobody has held that lock for
+//! `MCP_GITOPS_CLUSTER_IDLE` seconds (`tests/cluster.sh up --until-unused`), also when a test
+//! process is killed.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// The admin kubeconfig of the shared test cluster, started once per test process.
+/// The admin kubeconfig of the cluster the test binaries of one `cargo test` share, started by
+/// the first of them that needs it and stopped after the last.
 pub fn kubeconfig() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| up(None)).clone()
+    static SHARED: OnceLock<(File, PathBuf)> = OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            let dir = shared_dir();
+            let user = hold(&dir);
+            (user, up(&dir, &[]))
+        })
+        .1
+        .clone()
 }
 
-/// Starts (or finds) the cluster whose state lives in `dir` (`None`: the shared one).
-pub fn up(dir: Option<&Path>) -> PathBuf {
-    let mut cmd = Command::new("bash");
-    cmd.arg(super::root().join("tests/cluster.sh")).arg("up");
-    if let Some(dir) = dir {
-        cmd.env("MCP_GITOPS_CLUSTER_DIR", dir);
-    }
-    let out = cmd.output().expect("tests/cluster.sh runs");
-    assert!(out.status.success(), "tests/cluster.sh up failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).lines().last().expect("kubeconfig path").trim())
+/// `MCP_GITOPS_CLUSTER_DIR` when set (`.ci/run` sets one per run), else one per target
+/// directory: checkouts tested side by side do not share a cluster, nor its write counters.
+fn shared_dir() -> PathBuf {
+    std::env::var_os("MCP_GITOPS_CLUSTER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cluster"))
 }
 
-pub fn cluster_script(dir: &Path, command: &str) -> String {
+/// A shared lock on `<dir>.users`, held as long as the file is open (for the shared cluster:
+/// until the process ends), that keeps the cluster's reaper from stopping it.
+pub fn hold(dir: &Path) -> File {
+    let mut path = dir.as_os_str().to_owned();
+    path.push(".users");
+    let path = PathBuf::from(path);
+    std::fs::create_dir_all(path.parent().expect("the state dir has a parent")).expect("mkdir");
+    let file = File::options().create(true).append(true).open(&path).expect("open the users lock");
+    file.lock_shared().expect("lock the users lock");
+    file
+}
+
+/// Starts (or finds) the cluster whose state lives in `dir`; one it starts stops itself once
+/// unused. `env`: more settings for `tests/cluster.sh` (`MCP_GITOPS_APISERVER_ARGS`).
+pub fn up(dir: &Path, env: &[(&str, &str)]) -> PathBuf {
+    let stdout = cluster_script(dir, &["up", "--until-unused"], env);
+    PathBuf::from(stdout.lines().last().expect("kubeconfig path").trim())
+}
+
+fn cluster_script(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
     let out = Command::new("bash")
         .arg(super::root().join("tests/cluster.sh"))
-        .arg(command)
+        .args(args)
         .env("MCP_GITOPS_CLUSTER_DIR", dir)
+        .envs(env.iter().copied())
         .output()
         .expect("tests/cluster.sh runs");
-    assert!(out.status.success(), "tests/cluster.sh {command} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "tests/cluster.sh {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A cluster of one test alone (fault tests stop and restart its parts), stopped and removed
+/// when dropped, and by its reaper when the test process dies first.
+pub struct PrivateCluster {
+    pub dir: PathBuf,
+    pub kubeconfig: PathBuf,
+    pub kubectl: Kubectl,
+    _user: File,
+    _state: tempfile::TempDir,
+}
+
+impl PrivateCluster {
+    /// `apiserver_args`: extra kube-apiserver flags (`MCP_GITOPS_APISERVER_ARGS`).
+    pub fn up(apiserver_args: &str) -> PrivateCluster {
+        let state = tempfile::tempdir().expect("state dir");
+        let dir = state.path().join("cluster");
+        let user = hold(&dir);
+        let kubeconfig = up(&dir, &[("MCP_GITOPS_APISERVER_ARGS", apiserver_args)]);
+        PrivateCluster { kubectl: Kubectl { kubeconfig: kubeconfig.clone() }, dir, kubeconfig, _user: user, _state: state }
+    }
+
+    /// Runs `tests/cluster.sh COMMAND` on this cluster (`restart-apiserver`, `stop-etcd`, ...).
+    pub fn script(&self, command: &str) -> String {
+        cluster_script(&self.dir, &[command], &[])
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let _ =
+            Command::new("bash").arg(super::root().join("tests/cluster.sh")).arg("down").env("MCP_GITOPS_CLUSTER_DIR", &self.dir).output();
+    }
+}
+
+/// The kubectl of the tests: `MCP_GITOPS_KUBECTL`, else the one on `PATH`, else the v1.20.2 one
+/// `tests/cluster.sh` builds alongside the server (`tests/cluster.sh kubectl` decides).
+fn kubectl() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let out = Command::new("bash").arg(super::root().join("tests/cluster.sh")).arg("kubectl").output().expect("tests/cluster.sh runs");
+        assert!(out.status.success(), "tests/cluster.sh kubectl failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        PathBuf::from(String::from_utf8_lossy(&out.stdout).lines().last().expect("kubectl path").trim())
+    })
 }
 
 /// A name no other test (or earlier run) uses: namespaces cannot be deleted on this cluster
@@ -50,7 +124,7 @@ pub struct Kubectl {
 
 impl Kubectl {
     pub fn run(&self, args: &[&str]) -> std::process::Output {
-        Command::new("kubectl").arg("--kubeconfig").arg(&self.kubeconfig).args(args).output().expect("kubectl runs")
+        Command::new(kubectl()).arg("--kubeconfig").arg(&self.kubeconfig).args(args).output().expect("kubectl runs")
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
@@ -61,7 +135,7 @@ impl Kubectl {
 
     pub fn apply_stdin(&self, args: &[&str], manifest: &str) -> std::process::Output {
         use std::io::Write;
-        let mut child = Command::new("kubectl")
+        let mut child = Command::new(kubectl())
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
             .args(args)
@@ -82,6 +156,15 @@ impl Kubectl {
     /// An out-of-band edit of a grant by another field manager, as `kubectl edit` would make.
     pub fn edit_grant_as(&self, manager: &str, namespace: &str, name: &str, patch: &str) {
         self.ok(&["patch", "mcpaccessgrants", name, "-n", namespace, "--type", "merge", "--field-manager", manager, "-p", patch]);
+    }
+
+    /// A token of the ServiceAccount `name`, valid for an hour, through the TokenRequest API
+    /// (`kubectl create token` needs kubectl 1.24; this works with the cached 1.20 one too).
+    pub fn token(&self, namespace: &str, name: &str) -> String {
+        let request = r#"{"apiVersion":"authentication.k8s.io/v1","kind":"TokenRequest","spec":{"expirationSeconds":3600}}"#;
+        let out = self.apply_stdin(&["create", "--raw", &format!("/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token")], request);
+        assert!(out.status.success(), "TokenRequest for {namespace}/{name} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        super::json(&String::from_utf8_lossy(&out.stdout))["status"]["token"].as_str().expect("a token").to_string()
     }
 
     pub fn create_namespace(&self, namespace: &str) {

@@ -20,6 +20,14 @@ pub fn install(packages: &[&str]) {
     assert!(status.is_ok_and(|s| s.success()), "tests/packages.sh {packages:?} failed");
 }
 
+/// The tests' Python with the PyPI packages `pins` (`NAME==VERSION`) installed when missing: a
+/// virtual environment under the cache, made by `tests/packages.sh --pip`.
+pub fn python(pins: &[&str]) -> PathBuf {
+    let out = std::process::Command::new("bash").arg(root().join("tests/packages.sh")).arg("--pip").args(pins).output().expect("bash runs");
+    assert!(out.status.success(), "tests/packages.sh --pip {pins:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).lines().last().expect("the python path").trim())
+}
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
