@@ -208,7 +208,7 @@ fn the_same_hostile_files_in_a_git_revision_are_reported_within_bounds() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+    #![proptest_config(common::properties::config("hostile_input", 2_000))]
 
     #[test]
     fn the_loader_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
