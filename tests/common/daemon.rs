@@ -134,20 +134,7 @@ impl Daemon {
             .spawn()
             .expect("daemon starts");
         let mut daemon = Daemon { child, url: String::new(), http: reqwest::blocking::Client::new(), logs, _dir: dir };
-        // The system picks the port (no other process can take it between a test's choice and
-        // the daemon's bind); the daemon names it in its first log line.
-        let started = Instant::now();
-        let listen = loop {
-            if let Some(listen) = daemon.logs().lines().find_map(listening_on) {
-                break listen;
-            }
-            if let Ok(Some(status)) = daemon.child.try_wait() {
-                panic!("the daemon exited ({status}) before it listened:\n{}", daemon.logs());
-            }
-            assert!(started.elapsed() < Duration::from_secs(30), "the daemon did not say where it listens:\n{}", daemon.logs());
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        daemon.url = format!("http://{listen}");
+        daemon.url = format!("http://{}", listen_address(&mut daemon.child, &daemon.logs));
         daemon.wait_until(Duration::from_secs(30), |d| d.get("/healthz").0 == 200);
         daemon
     }
@@ -248,6 +235,24 @@ impl Daemon {
             assert!(started.elapsed() < limit, "the daemon did not stop within {limit:?}\nlogs:\n{}", self.logs());
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// Where a daemon started with `--listen 127.0.0.1:0 --log-format json`, logging to `log`,
+/// listens. The system picks the port, so no other process can take it between a test's choice
+/// and the daemon's bind; the daemon names it in its `daemon starting` log line.
+pub fn listen_address(child: &mut Child, log: &Path) -> String {
+    let started = Instant::now();
+    loop {
+        let logs = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(listen) = logs.lines().find_map(listening_on) {
+            return listen;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the daemon exited ({status}) before it listened:\n{logs}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the daemon did not say where it listens:\n{logs}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
