@@ -135,8 +135,11 @@ async fn reconcile(client: &kube::Client, namespaces: &[String], renderer: &mut 
         .into_iter()
         .filter(|s| namespaces.iter().any(|n| s["metadata"]["namespace"] == n.as_str()))
         .collect();
-    let mut grants = list(client, "MCPAccessGrant", "mcpaccessgrants").await?;
-    let mut sessions = list(client, "MCPAgentSession", "mcpagentsessions").await?;
+    // Only the objects that name one of these servers travel to operator.py (the shared test
+    // cluster holds thousands); which of them target a server is its to decide.
+    let named = |o: &Value| servers.iter().any(|s| s["metadata"]["name"] == o["spec"]["serverRef"]["name"]);
+    let mut grants: Vec<Value> = list(client, "MCPAccessGrant", "mcpaccessgrants").await?.into_iter().filter(named).collect();
+    let mut sessions: Vec<Value> = list(client, "MCPAgentSession", "mcpagentsessions").await?.into_iter().filter(named).collect();
     shuffle(&mut grants, order);
     shuffle(&mut sessions, order);
     let mut stored = serde_json::Map::new();
