@@ -28,11 +28,33 @@ fn every_fixture_reports_what_its_readme_promises() {
         assert_eq!(out.code, if has_errors { 1 } else { 0 }, "{name}: {}", out.stderr);
         let readme = fs::read_to_string(common::root().join(&path).join("README.md")).unwrap_or_default();
         for d in report["diagnostics"].as_array().into_iter().flatten() {
-            let code = d["code"].as_str().unwrap_or_default();
-            assert!(readme.contains(code), "{name}: {code} is not promised by its README");
+            let (code, file, line) =
+                (d["code"].as_str().unwrap_or_default(), d["file"].as_str().unwrap_or_default(), d["line"].as_u64().unwrap_or(0));
+            assert!(readme.contains(&format!("`{code}`")), "{name}: `{code}` is not promised by its README");
+            assert!(readme.contains(file), "{name}: {code} in {file}, which its README does not name");
+            assert!(
+                promised_lines(&readme).iter().any(|lines| lines.contains(&line)),
+                "{name}: {code} at {file} line {line}, which its README does not promise"
+            );
         }
         insta::assert_json_snapshot!(format!("validate-{name}"), report);
     }
+}
+
+/// The lines a fixture README names: "line 12", "lines 8-20".
+fn promised_lines(readme: &str) -> Vec<std::ops::RangeInclusive<u64>> {
+    let number = |text: &str| text.chars().take_while(char::is_ascii_digit).collect::<String>().parse::<u64>().ok();
+    let mut lines = Vec::new();
+    for (at, word) in readme.match_indices("line") {
+        let rest = &readme[at + word.len()..];
+        let rest = rest.strip_prefix('s').unwrap_or(rest);
+        let Some(rest) = rest.strip_prefix(' ') else { continue };
+        let Some(first) = number(rest) else { continue };
+        let after = &rest[first.to_string().len()..];
+        let last = after.strip_prefix('-').and_then(number).unwrap_or(first);
+        lines.push(first..=last);
+    }
+    lines
 }
 
 #[test]
@@ -108,8 +130,20 @@ fn plan_writes_the_json_plan_to_out_and_reports_changes_in_the_exit_code() {
 fn plan_of_an_invalid_repository_fails_but_still_shows_the_plan() {
     let out = run(&["plan", "tests/fixtures/unknown-server", "--base", "tests/fixtures/valid-minimal", "--now", NOW]);
     assert_eq!(out.code, 1);
-    assert!(out.stdout.contains("error[unknown_server]"));
     assert!(out.stdout.contains("Plan: "));
+    // Each diagnostic at its file:line:column (access/billing.yaml, both serverRef.name values),
+    // in the text (the line under the error) and in the Markdown table (docs/plan-format.md).
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let located: Vec<&str> = lines.windows(2).filter(|w| w[0].starts_with("error[unknown_server]: ")).map(|w| w[1].trim_start()).collect();
+    assert_eq!(located, ["--> access/billing.yaml:9:11", "--> access/billing.yaml:25:11"], "{}", out.stdout);
+    let markdown =
+        run(&["plan", "tests/fixtures/unknown-server", "--base", "tests/fixtures/valid-minimal", "--format", "markdown", "--now", NOW]);
+    assert_eq!(markdown.code, 1);
+    let rows: Vec<&str> = markdown.stdout.lines().filter(|l| l.contains("`unknown_server`")).collect();
+    assert_eq!(rows.len(), 2, "{}", markdown.stdout);
+    for (row, location) in rows.iter().zip(["`access/billing.yaml:9:11`", "`access/billing.yaml:25:11`"]) {
+        assert_eq!(row.split(" | ").nth(2), Some(location), "{row}");
+    }
 }
 
 #[test]

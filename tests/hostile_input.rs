@@ -208,7 +208,7 @@ fn the_same_hostile_files_in_a_git_revision_are_reported_within_bounds() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+    #![proptest_config(common::properties::config("hostile_input", 2_000))]
 
     #[test]
     fn the_loader_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
@@ -250,8 +250,8 @@ fn a_runaway_guardrail_policy_does_not_hang_the_daemon() {
     // Never contacted: an invalid commit stops before the cluster is read.
     let kubeconfig = work.path().join("unused.kubeconfig");
     fs::write(&kubeconfig, "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\ncurrent-context: c\n").expect("kubeconfig");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let cache = tempfile::tempdir().expect("cache");
+    let log = cache.path().join("daemon.log");
     // Killed on drop, a failed assertion included: a runaway policy keeps a core busy.
     struct Killed(std::process::Child);
     impl Drop for Killed {
@@ -260,20 +260,20 @@ fn a_runaway_guardrail_policy_does_not_hang_the_daemon() {
             let _ = self.0.wait();
         }
     }
-    let _daemon = Killed(
+    let mut daemon = Killed(
         std::process::Command::new(env!("CARGO_BIN_EXE_mcp-gitops"))
             .args(["daemon", "--repo", &work.path().to_string_lossy(), "--branch", "main", "--interval", "1s"])
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--kubeconfig", &kubeconfig.to_string_lossy()])
-            .args(["--cache-dir", &cache.path().to_string_lossy()])
+            .args(["--listen", "127.0.0.1:0", "--kubeconfig", &kubeconfig.to_string_lossy()])
+            .args(["--cache-dir", &cache.path().to_string_lossy(), "--log-format", "json"])
             .env("MCP_GITOPS_POLICY_TIMEOUT", "2")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .stderr(fs::File::create(&log).expect("log"))
             .spawn()
             .expect("daemon"),
     );
-    let status = || -> serde_json::Value {
-        reqwest::blocking::get(format!("http://127.0.0.1:{port}/status")).and_then(|r| r.json()).unwrap_or_default()
-    };
+    let address = common::daemon::listen_address(&mut daemon.0, &log);
+    let status =
+        || -> serde_json::Value { reqwest::blocking::get(format!("http://{address}/status")).and_then(|r| r.json()).unwrap_or_default() };
     let wait = |what: &str, done: &dyn Fn(&serde_json::Value) -> bool| {
         let started = Instant::now();
         loop {

@@ -232,7 +232,7 @@ fn the_expiry_of_a_new_grant_counts_the_grants_expiring_before_it() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(common::properties::config("incremental", cases()))]
 
     #[test]
     fn incremental_plans_are_byte_identical_to_full_ones(

@@ -111,9 +111,10 @@ fn missing_tools_are_errors_and_ungoverned_ones_warnings_across_pages() {
 
 #[test]
 fn an_unreachable_or_silent_server_is_a_diagnostic_not_a_hang() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = closed.local_addr().expect("address").port();
-    drop(closed);
+    // Bound and never listening: connections are refused, and the port stays ours meanwhile.
+    let closed = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    closed.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).expect("bind");
+    let port = closed.local_addr().expect("address").as_socket().expect("an IP address").port();
     let (code, found) = check(&format!("http://127.0.0.1:{port}"), &[]);
     assert_eq!(code, 1);
     assert_eq!(found.iter().map(|(c, _, _)| c.as_str()).collect::<Vec<_>>(), ["server_unreachable"], "{found:?}");

@@ -97,7 +97,9 @@ fn no_command_prints_a_secret_a_token_or_a_credential() {
     assert_eq!(validate.code, 1);
     assert!(validate.stdout.contains("secret_in_repo"), "{}", validate.stdout);
     assert_clean("validate", &output(&validate), &needles);
-    assert_clean("validate --format json", &output(&run(&["validate", &dirty_arg, "--format", "json", "--now", common::NOW])), &needles);
+    let validate_json = run(&["validate", &dirty_arg, "--format", "json", "--now", common::NOW]);
+    assert_eq!(validate_json.code, 1, "{}", validate_json.stderr);
+    assert_clean("validate --format json", &output(&validate_json), &needles);
     let plan_file = dirty.path().join("plan.json").to_string_lossy().into_owned();
     for format in ["text", "json", "markdown"] {
         let plan = run(&["plan", &dirty_arg, "--base", &clean_arg, "--format", format, "--out", &plan_file, "--now", common::NOW]);
@@ -110,6 +112,7 @@ fn no_command_prints_a_secret_a_token_or_a_credential() {
     // Against the cluster: plan, apply (refused: the repository has errors), then the clean one.
     for format in ["text", "json"] {
         let plan = cluster("plan", &dirty_arg, &["--format", format]);
+        assert_eq!(plan.code, 1, "the repository has errors:\n{}", plan.stderr);
         assert_clean(&format!("plan against the cluster ({format})"), &output(&plan), &needles);
     }
     let refused = cluster("apply", &dirty_arg, &[]);
@@ -119,10 +122,14 @@ fn no_command_prints_a_secret_a_token_or_a_credential() {
     let dry = cluster("apply", &clean_arg, &["--dry-run"]);
     assert_eq!(dry.code, 0, "{}", dry.stderr);
     assert_clean("apply --dry-run", &output(&dry), &needles);
+    // No operator runs here: the objects are created, then the wait times out (exit 1).
     let applied = cluster("apply", &clean_arg, &["--wait", "--timeout", "1s"]);
+    assert_eq!(applied.code, 1, "{}\n{}", applied.stdout, applied.stderr);
     assert!(applied.stdout.contains("created"), "{}", applied.stdout);
+    assert!(applied.stderr.contains("timed out after 1s"), "{}", applied.stderr);
     assert_clean("apply --wait", &output(&applied), &needles);
     let live = cluster("plan", &clean_arg, &["--format", "json"]);
+    assert_eq!(live.code, 0, "{}", live.stderr);
     assert_clean("plan of the applied repository", &output(&live), &needles);
 
     // The daemon on a bare repository: the commit with the Secret, then the clean one.

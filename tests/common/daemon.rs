@@ -118,14 +118,13 @@ impl Daemon {
     }
 
     pub fn spawn_with_env(repo: &str, kubeconfig: &Path, inventory: &str, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
         let dir = tempfile::tempdir().expect("daemon dir");
         let secret = dir.path().join(unique("secret"));
         std::fs::write(&secret, format!("{SECRET}\n")).expect("secret");
         let logs = dir.path().join("daemon.log");
         let child = Command::new(env!("CARGO_BIN_EXE_mcp-gitops"))
             .args(["daemon", "--repo", repo, "--branch", "main", "--interval", "1h"])
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--webhook-secret-file", &secret.to_string_lossy()])
+            .args(["--listen", "127.0.0.1:0", "--webhook-secret-file", &secret.to_string_lossy()])
             .args(["--kubeconfig", &kubeconfig.to_string_lossy(), "--inventory-namespace", inventory])
             .args(["--cache-dir", &dir.path().join("cache").to_string_lossy(), "--log-format", "json"])
             .args(extra)
@@ -134,7 +133,8 @@ impl Daemon {
             .stderr(std::fs::File::create(&logs).expect("log file"))
             .spawn()
             .expect("daemon starts");
-        let daemon = Daemon { child, url: format!("http://127.0.0.1:{port}"), http: reqwest::blocking::Client::new(), logs, _dir: dir };
+        let mut daemon = Daemon { child, url: String::new(), http: reqwest::blocking::Client::new(), logs, _dir: dir };
+        daemon.url = format!("http://{}", listen_address(&mut daemon.child, &daemon.logs));
         daemon.wait_until(Duration::from_secs(30), |d| d.get("/healthz").0 == 200);
         daemon
     }
@@ -156,15 +156,29 @@ impl Daemon {
     }
 
     pub fn hook(&self, body: &str, signature: Option<&str>) -> u16 {
+        self.hook_answer(body, signature).0
+    }
+
+    /// The status and body of the answer to a push event.
+    pub fn hook_answer(&self, body: &str, signature: Option<&str>) -> (u16, String) {
         let mut request = self.http.post(format!("{}/hook", self.url)).header("x-github-event", "push").body(body.to_string());
         if let Some(signature) = signature {
             request = request.header("x-hub-signature-256", signature);
         }
-        request.send().map(|r| r.status().as_u16()).unwrap_or(0)
+        match request.send() {
+            Ok(response) => (response.status().as_u16(), response.text().unwrap_or_default()),
+            Err(_) => (0, String::new()),
+        }
     }
 
     pub fn signed_hook(&self) -> u16 {
-        self.hook_signed_with(SECRET)
+        self.signed_hook_answer().0
+    }
+
+    /// A push event signed with the daemon's secret: the status and body of the answer.
+    pub fn signed_hook_answer(&self) -> (u16, String) {
+        let body = r#"{"ref":"refs/heads/main"}"#;
+        self.hook_answer(body, Some(&mcp_gitops::daemon::webhook::sign(SECRET.as_bytes(), body.as_bytes())))
     }
 
     /// A push event signed with `secret` (GitHub's signature).
@@ -222,6 +236,31 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Where a daemon started with `--listen 127.0.0.1:0 --log-format json`, logging to `log`,
+/// listens. The system picks the port, so no other process can take it between a test's choice
+/// and the daemon's bind; the daemon names it in its `daemon starting` log line.
+pub fn listen_address(child: &mut Child, log: &Path) -> String {
+    let started = Instant::now();
+    loop {
+        let logs = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(listen) = logs.lines().find_map(listening_on) {
+            return listen;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the daemon exited ({status}) before it listened:\n{logs}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the daemon did not say where it listens:\n{logs}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The address of the `daemon starting` JSON log line.
+fn listening_on(line: &str) -> Option<String> {
+    let line: serde_json::Value = serde_json::from_str(line).ok()?;
+    let fields = &line["fields"];
+    (fields["message"] == "daemon starting").then(|| fields["listen"].as_str().map(String::from))?
 }
 
 /// A platform of one server (`docs`, one read tool) in `namespace`: what a daemon test that is not

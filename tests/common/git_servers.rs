@@ -25,24 +25,34 @@ fn install() {
     assert!(status.success(), "tests/git-servers.sh install failed");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 fn run(command: &mut Command) {
     let out = command.output().expect("command runs");
     assert!(out.status.success(), "{command:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn wait_for_port(port: u16, child: &mut Child, log: &Path) {
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("the server exited ({status}):\n{}", std::fs::read_to_string(log).unwrap_or_default());
+/// Starts a server on a port of its own. lighttpd and sshd cannot be handed a bound socket or
+/// pick a port themselves, so a free port is chosen and may be taken by another process before
+/// the server binds it: then the server exits, and another port is tried. The server counts as
+/// listening when its own log says so (`listening`), not when a connect succeeds, which could
+/// reach the process that took the port.
+fn on_a_free_port(spawn: impl Fn(u16) -> Child, log: &Path, listening: &str) -> (Child, u16) {
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let _ = std::fs::remove_file(log);
+        let mut child = spawn(port);
+        let started = Instant::now();
+        loop {
+            if std::fs::read_to_string(log).unwrap_or_default().contains(listening) {
+                return (child, port);
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "the server did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "the server did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
     }
+    panic!("the server exited five times:\n{}", std::fs::read_to_string(log).unwrap_or_default());
 }
 
 impl GitServer {
@@ -65,10 +75,13 @@ impl GitServer {
         let pem = [std::fs::read(d.join("cert.pem")).expect("cert"), std::fs::read(d.join("key.pem")).expect("key")].concat();
         std::fs::write(d.join("server.pem"), pem).expect("pem");
         std::fs::write(d.join("users"), format!("{user}:{password}\n")).expect("users");
-        let port = free_port();
+        let config_file = dir.path().join("lighttpd.conf");
+        let log = dir.path().join("error.log");
         let (d, root) = (d.display(), root.display());
-        let config = format!(
-            r#"server.modules = ("mod_alias", "mod_auth", "mod_authn_file", "mod_cgi", "mod_setenv", "mod_openssl")
+        let (child, port) = on_a_free_port(
+            |port| {
+                let config = format!(
+                    r#"server.modules = ("mod_alias", "mod_auth", "mod_authn_file", "mod_cgi", "mod_setenv", "mod_openssl")
 server.bind = "127.0.0.1"
 server.port = {port}
 server.document-root = "{root}"
@@ -84,19 +97,20 @@ $HTTP["url"] =~ "^/git/" {{
   auth.require = ("" => ("method" => "basic", "realm" => "git", "require" => "valid-user"))
 }}
 "#
+                );
+                std::fs::write(&config_file, config).expect("config");
+                Command::new("/usr/sbin/lighttpd")
+                    .arg("-D")
+                    .arg("-f")
+                    .arg(&config_file)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("lighttpd starts")
+            },
+            &log,
+            "server started",
         );
-        let config_file = dir.path().join("lighttpd.conf");
-        std::fs::write(&config_file, config).expect("config");
-        let log = dir.path().join("error.log");
-        let mut child = Command::new("/usr/sbin/lighttpd")
-            .arg("-D")
-            .arg("-f")
-            .arg(&config_file)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("lighttpd starts");
-        wait_for_port(port, &mut child, &log);
         GitServer { child, dir, port }
     }
 
@@ -114,28 +128,32 @@ $HTTP["url"] =~ "^/git/" {{
             run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(d.join(key)));
         }
         std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).expect("authorized_keys");
-        let port = free_port();
         let host_key = std::fs::read_to_string(d.join("host_key.pub")).expect("host key");
         let key_fields: Vec<&str> = host_key.split_whitespace().take(2).collect();
-        std::fs::write(d.join("known_hosts"), format!("[127.0.0.1]:{port} {}\n", key_fields.join(" "))).expect("known_hosts");
-        let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
-             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
-             StrictModes no\nUsePAM no\n",
-            d = d.display()
-        );
-        std::fs::write(d.join("sshd_config"), config).expect("sshd_config");
         // sshd's privilege separation directory.
         let _ = std::fs::create_dir_all("/run/sshd");
         let log = d.join("sshd.log");
-        let mut child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("sshd starts");
-        wait_for_port(port, &mut child, &log);
+        let (child, port) = on_a_free_port(
+            |port| {
+                std::fs::write(d.join("known_hosts"), format!("[127.0.0.1]:{port} {}\n", key_fields.join(" "))).expect("known_hosts");
+                let config = format!(
+                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
+                     PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
+                     StrictModes no\nUsePAM no\n",
+                    d = d.display()
+                );
+                std::fs::write(d.join("sshd_config"), config).expect("sshd_config");
+                Command::new("/usr/sbin/sshd")
+                    .args(["-D", "-e", "-f"])
+                    .arg(d.join("sshd_config"))
+                    .stdout(Stdio::null())
+                    .stderr(std::fs::File::create(&log).expect("log"))
+                    .spawn()
+                    .expect("sshd starts")
+            },
+            &log,
+            "Server listening on 127.0.0.1 port",
+        );
         GitServer { child, dir, port }
     }
 

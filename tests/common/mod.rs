@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod git_servers;
 pub mod gpg;
 pub mod operator;
+pub mod properties;
 
 use assert_cmd::Command;
 use std::path::PathBuf;

@@ -241,7 +241,9 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
         metrics: Metrics::default(),
     });
     let options = &shared.options;
-    tracing::info!(repo = %redact(&options.repo), branch = %options.branch, path = %options.path, listen = %options.listen, cluster = %cluster.label, "daemon starting");
+    // The bound address: with `--listen 127.0.0.1:0` the port the system picked.
+    let listen = listener.local_addr().unwrap_or(options.listen);
+    tracing::info!(repo = %redact(&options.repo), branch = %options.branch, path = %options.path, %listen, cluster = %cluster.label, "daemon starting");
 
     let server_shared = shared.clone();
     let server = tokio::spawn(http::serve(listener, server_shared));
