@@ -139,14 +139,13 @@ pub async fn reconcile(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, 
 
 async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirror: &mut Mirror, memory: &mut Memory) -> Outcome {
     let options = &shared.options;
-    // what `daemon suspend|pin` said, read before anything is chosen
-    let control = match cluster.control(applyset).await {
-        Ok(control) => control,
-        Err(e) => return Outcome::new(Reconciled::Failed, format!("cannot read the cluster: {}", apply::describe(&e))),
-    };
-    shared.report().pinned = control.pin.clone().unwrap_or_default();
+    // What `daemon suspend|pin` said, read before a revision is chosen. When the cluster cannot be
+    // read, the tip is still fetched and validated (its problems are reported) and nothing is applied.
+    let control = cluster.control(applyset).await.map_err(|e| format!("cannot read the cluster: {}", apply::describe(&e)));
+    let pin = control.as_ref().ok().and_then(|c| c.pin.clone());
+    shared.report().pinned = pin.clone().unwrap_or_default();
     // fetch
-    let poll = match tokio::task::block_in_place(|| mirror.poll(control.pin.as_deref())) {
+    let poll = match tokio::task::block_in_place(|| mirror.poll(pin.as_deref())) {
         Ok(poll) => poll,
         Err(e @ crate::source::SourceError::PinNotOnBranch { .. }) => {
             return Outcome::new(
@@ -170,7 +169,7 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
     if let Some(verification) = &options.verification {
         // A pinned revision goes back on purpose (never a rewritten history): it is verified
         // alone, and its own signature must hold under today's trust files.
-        let live = match control.pin {
+        let live = match pin {
             Some(_) => String::new(),
             None => match live_revision(shared, cluster, applyset).await {
                 Ok(live) => live,
@@ -215,7 +214,7 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
         &mut memory.ledger,
     )
     .await;
-    if control.pin.is_some() {
+    if pin.is_some() {
         outcome.message = format!("pinned: {}", outcome.message);
     }
     if outcome.succeeded() {
@@ -307,11 +306,11 @@ fn verify_new_commits(
 }
 
 /// What a pass applies: the revision, where its objects' content comes from (a git source),
-/// and what `daemon suspend|pin` said.
+/// and what `daemon suspend|pin` said (or why that could not be read).
 struct Applying<'a> {
     revision: &'a str,
     provenance: Option<&'a Provenance>,
-    control: &'a Control,
+    control: &'a Result<Control, String>,
 }
 
 /// The rest of a reconcile, once the revision is loaded and validated. The desired state is
@@ -342,6 +341,10 @@ async fn plan_and_apply(
             format!("revision {revision} has {} error(s) and is not applied; the last good revision stays live", errors.len()),
         );
     }
+    let control = match control {
+        Ok(control) => control,
+        Err(why) => return Outcome::new(Reconciled::Failed, why.clone()),
+    };
     // plan against the live cluster: all of it now and then, else what the watches say changed
     let mut planned = match live::plan(cluster, applyset, &shared.members, ledger, desired, provenance, options.resync).await {
         Ok(planned) => planned,
