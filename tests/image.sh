@@ -306,11 +306,29 @@ check_pod() {
   pass "the stopped leader released its Lease; the standby led $takeover ms later and applies pushes"
 }
 
+# deploy/ as a kustomize base: an overlay that moves it into a namespace of its own (the base's
+# copy beside it: kustomize loads nothing from outside the overlay's tree) is accepted whole by
+# the API server (server-side dry run; the namespace itself is created for real).
+check_kustomize() {
+  local tree namespace=mcp-gitops-kustomize-$$ out
+  scratch tree
+  cp -r "$REPO_ROOT/deploy" "$tree/base"
+  mkdir "$tree/overlay"
+  printf '%s\n' 'apiVersion: kustomize.config.k8s.io/v1beta1' 'kind: Kustomization' "namespace: $namespace" \
+    'resources: [../base]' >"$tree/overlay/kustomization.yaml"
+  k kustomize "$tree/overlay" >"$tree/manifests.yaml" || fail "kubectl kustomize of deploy/ failed"
+  k create namespace "$namespace" >/dev/null
+  out=$(k apply --dry-run=server -f "$tree/manifests.yaml" 2>&1) || fail "the API server refuses deploy/ built by kustomize: $out"
+  [[ $(grep -c '(server dry run)$' <<<"$out") -eq 8 ]] || fail "the dry run did not take the 8 objects of deploy/: $out"
+  pass "kubectl kustomize deploy/ (moved to $namespace) is accepted by the API server (server-side dry run, 8 objects)"
+}
+
 check_all() {
   ensure_podman
   CONTAINERS=()
   check_image
   check_pod
+  check_kustomize
   echo "image: $PASSED checks passed"
 }
 
