@@ -197,7 +197,7 @@ start_daemon() {
     -e KUBERNETES_SERVICE_HOST=127.0.0.1 -e "KUBERNETES_SERVICE_PORT=$API_PORT" -e "POD_NAME=$name" \
     "$IMAGE" daemon --repo /srv/platform.git --branch main --interval 1h --listen "127.0.0.1:$port" \
     --webhook-secret-file /etc/mcp-gitops/webhook/secret --inventory-namespace "$NS" --leader-elect \
-    --drift correct --max-deletes 10 --log-format json --cache-dir /var/cache/mcp-gitops/repository >/dev/null
+    --drift correct --max-deletes 10 --log-format json --mirror-dir /var/cache/mcp-gitops/repository >/dev/null
 }
 
 hook() { # hook PORT [SECRET]: a GitHub push event, signed with SECRET when given; prints the status code

@@ -89,7 +89,7 @@ impl Container {
             "/etc/mcp-gitops/kube/config",
             "--inventory-namespace",
             &inventory,
-            "--cache-dir",
+            "--mirror-dir",
             "/var/cache/mcp-gitops/repository",
         ] {
             args.push(arg.into());
