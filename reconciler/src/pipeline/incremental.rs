@@ -36,7 +36,7 @@ pub(super) fn against_git(path: &Path, rev: &str, allowed: &Allowed, now: Timest
         let listing = scope.spawn(|| source::resolve_revision_in(path, rev).then(|| source::list_git(path, rev)));
         (desired_tree(path, allowed, now, cache), listing.join())
     });
-    let listing = listing.unwrap_or_else(|panic| std::panic::resume_unwind(panic)).ok_or_else(|| super::plan::not_a_base(path, rev))?;
+    let listing = listing.unwrap_or_else(|panic| std::panic::resume_unwind(panic)).ok_or_else(|| Error::not_a_base(path, rev))?;
     let (record, desired) = desired?;
     let listing = listing?;
     let base_ids: HashMap<String, Option<String>> =

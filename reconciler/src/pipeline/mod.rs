@@ -58,6 +58,21 @@ pub enum Error {
     ClusterRead(String),
 }
 
+impl Error {
+    /// `--base` names neither a directory nor a revision of the repository at `path`: says
+    /// whether there is a repository at all, and the closest branch or tag when one is near.
+    fn not_a_base(path: &Path, base: &str) -> Error {
+        let (base, path) = (base.to_string(), path.to_path_buf());
+        match source::reference_names(&path) {
+            None => Error::NoRepository { base, path },
+            Some(names) => {
+                let hint = crate::model::spelling::did_you_mean(&base, names.iter().map(String::as_str));
+                Error::NotABase { base, path, hint }
+            }
+        }
+    }
+}
+
 /// The provenance of what is applied from `path`, when it is in a git work tree.
 pub fn checkout_provenance(path: &Path) -> Option<Provenance> {
     source::checkout_revision(path).map(|revision| Provenance { revision, root: source::path_in_repository(path), signer: String::new() })

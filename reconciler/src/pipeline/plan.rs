@@ -7,8 +7,8 @@ use crate::apply;
 use crate::cache::Cache;
 use crate::cluster::{Cluster, ClusterError};
 use crate::load;
+use crate::model::DesiredState;
 use crate::model::live::{ApplySet, LiveState};
-use crate::model::{DesiredState, spelling};
 use crate::plan::{self, Plan, Work};
 use crate::source;
 use crate::validate;
@@ -52,7 +52,7 @@ pub fn against_base(
     } else if source::resolve_revision_in(path, base) {
         (source::from_git(path, base)?, "git")
     } else {
-        return Err(not_a_base(path, base));
+        return Err(Error::not_a_base(path, base));
     };
     // The base's own problems are not this change's: load it, do not validate it. What it could
     // not load is reported apart (`base_diagnostics`). It shares most files with the desired
@@ -69,19 +69,6 @@ pub fn against_base(
     let base_sources = if !plan.base_diagnostics.is_empty() && keep_base_sources { base.sources.clone() } else { BTreeMap::new() };
     super::left_to_the_os(base);
     Ok(Planned { plan, desired, base_sources })
-}
-
-/// Why `base`, not a directory, is no base for `path`: there is no repository to read it as a
-/// revision of, or it is none of its revisions (with the closest branch or tag name, if near).
-pub(super) fn not_a_base(path: &Path, base: &str) -> Error {
-    let (base, path) = (base.to_string(), path.to_path_buf());
-    match source::reference_names(&path) {
-        None => Error::NoRepository { base, path },
-        Some(names) => {
-            let hint = spelling::did_you_mean(&base, names.iter().map(String::as_str));
-            Error::NotABase { base, path, hint }
-        }
-    }
 }
 
 /// Connects to `target` and reads the live state of the three kinds and the inventory.
