@@ -18,7 +18,7 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-pub const CONFIG_FILE: &str = "mcp-gitops.yaml";
+pub use crate::model::CONFIG_FILE;
 
 /// A parsed document that is not one of the managed objects but is still checked: `.mcp`
 /// metadata (schema, secrets) and documents of other kinds (secrets).

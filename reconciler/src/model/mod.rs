@@ -19,6 +19,9 @@ pub const DEFAULT_NAMESPACE: &str = "mcp-servers";
 /// The operator's default cluster name, rendered into every policy document (DOMAIN.md §4.1).
 pub const DEFAULT_CLUSTER: &str = "local";
 
+/// The repository's configuration file, at its root (`RepoConfig`).
+pub const CONFIG_FILE: &str = "mcp-gitops.yaml";
+
 /// `mcp-gitops.yaml` at the repository root (schema: `schema/mcp-gitops.schema.json`).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]

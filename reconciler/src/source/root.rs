@@ -4,7 +4,7 @@
 //! configuration: the search goes up to the git work tree's top or the filesystem's root. Text
 //! reports name files relative to the current directory, so that a terminal can open them.
 
-use crate::load::CONFIG_FILE;
+use crate::model::CONFIG_FILE;
 use std::path::{Component, Path, PathBuf};
 
 /// The repository a command works on.
