@@ -135,7 +135,10 @@ fn plan_of_an_invalid_repository_fails_but_still_shows_the_plan() {
     // in the text (the line under the error) and in the Markdown table (docs/plan-format.md).
     let lines: Vec<&str> = out.stdout.lines().collect();
     let located: Vec<&str> = lines.windows(2).filter(|w| w[0].starts_with("error[unknown_server]: ")).map(|w| w[1].trim_start()).collect();
-    assert_eq!(located, ["--> access/billing.yaml:9:11", "--> access/billing.yaml:25:11"], "{}", out.stdout);
+    // Text names files from the current directory (the repository root here), the Markdown from
+    // the repository it plans.
+    let file = "tests/fixtures/unknown-server/access/billing.yaml";
+    assert_eq!(located, [format!("--> {file}:9:11"), format!("--> {file}:25:11")], "{}", out.stdout);
     let markdown =
         run(&["plan", "tests/fixtures/unknown-server", "--base", "tests/fixtures/valid-minimal", "--format", "markdown", "--now", NOW]);
     assert_eq!(markdown.code, 1);
