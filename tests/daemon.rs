@@ -7,9 +7,9 @@
 
 mod common;
 
-use common::cluster::{Kubectl, kubeconfig, repo_copy, unique};
+use common::cluster::{Kubectl, Teams};
 use common::daemon::{Daemon, Upstream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn grant_field(kubectl: &Kubectl, namespace: &str, name: &str, field: &str) -> String {
@@ -28,35 +28,7 @@ fn inventory_annotation(kubectl: &Kubectl, inventory: &str, key: &str) -> String
     configmap["metadata"]["annotations"][key].as_str().unwrap_or_default().to_string()
 }
 
-/// Team namespaces of its own for one test, and the example repositories moved into them.
-struct Teams {
-    kubectl: Kubectl,
-    kubeconfig: PathBuf,
-    payments: String,
-    support: String,
-    inventory: String,
-}
-
 impl Teams {
-    fn new(prefix: &str) -> Teams {
-        let kubeconfig = kubeconfig();
-        let kubectl = Kubectl { kubeconfig: kubeconfig.clone() };
-        let teams = Teams {
-            kubectl,
-            kubeconfig,
-            payments: unique(&format!("{prefix}pay")),
-            support: unique(&format!("{prefix}sup")),
-            inventory: unique(&format!("{prefix}inv")),
-        };
-        teams.kubectl.create_namespace(&teams.payments);
-        teams.kubectl.create_namespace(&teams.support);
-        teams
-    }
-
-    fn repo(&self, example: &str) -> tempfile::TempDir {
-        repo_copy(example, &[("mcp-team-payments", self.payments.as_str()), ("mcp-team-support", self.support.as_str())])
-    }
-
     fn daemon(&self, upstream: &Upstream, extra: &[&str]) -> Daemon {
         Daemon::start(&upstream.bare_path(), &self.kubeconfig, &self.inventory, extra)
     }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::cluster::{Kubectl, kubeconfig, repo_copy, unique};
+use common::cluster::{Kubectl, Teams, repo_copy};
 use common::daemon::{Daemon, Upstream};
 use common::run;
 use std::path::Path;
@@ -27,12 +27,8 @@ fn metric(daemon: &Daemon, name: &str) -> String {
 
 #[test]
 fn a_suspended_daemon_holds_what_gives_access_and_still_revokes() {
-    let kubeconfig = kubeconfig();
+    let Teams { kubeconfig, kubectl, payments, support, inventory } = Teams::new("");
     let kube = kubeconfig.to_str().unwrap();
-    let kubectl = Kubectl { kubeconfig: kubeconfig.clone() };
-    let (payments, support, inventory) = (unique("pay"), unique("sup"), unique("inv"));
-    kubectl.create_namespace(&payments);
-    kubectl.create_namespace(&support);
     let repo = repo_copy("examples/platform", &[("mcp-team-payments", &payments), ("mcp-team-support", &support)]);
     let upstream = Upstream::new();
     upstream.commit(repo.path(), "the platform");
@@ -132,12 +128,8 @@ fn grant(namespace: &str, name: &str, annotations: &str) -> String {
 
 #[test]
 fn a_pin_rolls_back_to_a_verified_revision_and_unpin_follows_the_branch_again() {
-    let kubeconfig = kubeconfig();
+    let Teams { kubeconfig, kubectl, payments, support, inventory } = Teams::new("");
     let kube = kubeconfig.to_str().unwrap();
-    let kubectl = Kubectl { kubeconfig: kubeconfig.clone() };
-    let (payments, support, inventory) = (unique("pay"), unique("sup"), unique("inv"));
-    kubectl.create_namespace(&payments);
-    kubectl.create_namespace(&support);
     let keys = tempfile::tempdir().expect("keys");
     let (dana, dana_public) = ssh_key(keys.path(), "dana");
     let (sam, sam_public) = ssh_key(keys.path(), "sam");

@@ -7,38 +7,22 @@
 
 mod common;
 
-use common::cluster::{Kubectl, kubeconfig, repo_copy, unique};
+use common::cluster::{Teams, unique};
 use common::daemon::{Daemon, Upstream, one_server_platform};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Namespaces of its own for one test: the example's two teams and the inventory's.
-struct Teams {
-    kubectl: Kubectl,
-    kubeconfig: PathBuf,
-    payments: String,
-    support: String,
-    inventory: String,
+/// The example's two teams in namespaces of their own, and the inventory's namespace made
+/// beforehand (the Events are read from it).
+fn teams(prefix: &str) -> Teams {
+    let teams = Teams::new(prefix);
+    teams.kubectl.create_namespace(&teams.inventory);
+    teams
 }
 
 impl Teams {
-    fn new(prefix: &str) -> Teams {
-        let kubeconfig = kubeconfig();
-        let teams = Teams {
-            kubectl: Kubectl { kubeconfig: kubeconfig.clone() },
-            kubeconfig,
-            payments: unique(&format!("{prefix}pay")),
-            support: unique(&format!("{prefix}sup")),
-            inventory: unique(&format!("{prefix}inv")),
-        };
-        for namespace in [&teams.payments, &teams.support, &teams.inventory] {
-            teams.kubectl.create_namespace(namespace);
-        }
-        teams
-    }
-
     fn platform(&self) -> tempfile::TempDir {
-        repo_copy("examples/platform", &[("mcp-team-payments", self.payments.as_str()), ("mcp-team-support", self.support.as_str())])
+        self.repo("examples/platform")
     }
 
     fn max_trust(&self, grant: &str) -> String {
@@ -136,7 +120,7 @@ impl SignedUpstream {
 
 #[test]
 fn a_force_push_is_refused_as_not_a_descendant_unless_non_fast_forward_is_allowed() {
-    let teams = Teams::new("fp");
+    let teams = teams("fp");
     let upstream = SignedUpstream::new(teams.platform().path());
     let first = upstream.push("platform");
     let signers = upstream.signers();
@@ -191,7 +175,7 @@ fn a_force_push_is_refused_as_not_a_descendant_unless_non_fast_forward_is_allowe
 
 #[test]
 fn on_sigterm_the_leader_releases_the_lease_and_the_standby_takes_over_at_once() {
-    let teams = Teams::new("ho");
+    let teams = teams("ho");
     let upstream = Upstream::new();
     upstream.commit(teams.platform().path(), "platform");
     // A Lease of five minutes, renewed when 100 s are left: without its release the standby
@@ -217,7 +201,7 @@ fn on_sigterm_the_leader_releases_the_lease_and_the_standby_takes_over_at_once()
 
 #[test]
 fn a_leader_whose_lease_is_taken_stops_with_exit_code_1() {
-    let teams = Teams::new("lo");
+    let teams = teams("lo");
     let upstream = Upstream::new();
     upstream.commit(teams.platform().path(), "platform");
     let mut leader =
@@ -249,7 +233,7 @@ fn a_leader_whose_lease_is_taken_stops_with_exit_code_1() {
 
 #[test]
 fn ready_only_after_a_first_success_with_fetch_and_apply_failures_as_events() {
-    let teams = Teams::new("rd");
+    let teams = teams("rd");
     let absent = unique("absent");
     let upstream = Upstream::new();
     upstream.commit(one_server_platform(&absent).path(), "a server in a namespace that does not exist yet");
@@ -283,7 +267,7 @@ fn ready_only_after_a_first_success_with_fetch_and_apply_failures_as_events() {
 
 #[test]
 fn a_prune_over_max_deletes_is_refused_and_nothing_is_deleted() {
-    let teams = Teams::new("md");
+    let teams = teams("md");
     let upstream = Upstream::new();
     let platform = teams.platform();
     upstream.commit(platform.path(), "platform");

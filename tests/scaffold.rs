@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::cluster::{Kubectl, kubeconfig, repo_copy, unique};
+use common::cluster::{Teams, repo_copy};
 use common::{json, run};
 
 #[test]
@@ -35,12 +35,8 @@ fn init_starts_a_repository_that_validates_and_never_overwrites() {
 
 #[test]
 fn import_writes_what_the_cluster_holds_and_the_plan_only_adopts_it() {
-    let kubeconfig = kubeconfig();
+    let Teams { kubeconfig, kubectl, payments, support, inventory } = Teams::new("");
     let kube = kubeconfig.to_str().unwrap();
-    let kubectl = Kubectl { kubeconfig: kubeconfig.clone() };
-    let (payments, support, inventory) = (unique("pay"), unique("sup"), unique("inv"));
-    kubectl.create_namespace(&payments);
-    kubectl.create_namespace(&support);
     let example = repo_copy("examples/platform", &[("mcp-team-payments", &payments), ("mcp-team-support", &support)]);
 
     // The cluster as another tool left it: the example's objects created with kubectl, one

@@ -208,3 +208,34 @@ fn copy_renamed(from: &Path, to: &Path, renames: &[(&str, &str)]) {
         }
     }
 }
+
+/// One test's corner of the shared cluster: the example's two team namespaces (created) and an
+/// inventory namespace (left to whoever writes it first), each named for this test alone.
+pub struct Teams {
+    pub kubectl: Kubectl,
+    pub kubeconfig: PathBuf,
+    pub payments: String,
+    pub support: String,
+    pub inventory: String,
+}
+
+impl Teams {
+    pub fn new(prefix: &str) -> Teams {
+        let kubeconfig = kubeconfig();
+        let teams = Teams {
+            kubectl: Kubectl { kubeconfig: kubeconfig.clone() },
+            kubeconfig,
+            payments: unique(&format!("{prefix}pay")),
+            support: unique(&format!("{prefix}sup")),
+            inventory: unique(&format!("{prefix}inv")),
+        };
+        teams.kubectl.create_namespace(&teams.payments);
+        teams.kubectl.create_namespace(&teams.support);
+        teams
+    }
+
+    /// An example repository moved into this test's team namespaces.
+    pub fn repo(&self, example: &str) -> tempfile::TempDir {
+        repo_copy(example, &[("mcp-team-payments", self.payments.as_str()), ("mcp-team-support", self.support.as_str())])
+    }
+}
