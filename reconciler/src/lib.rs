@@ -20,6 +20,7 @@ pub mod cli;
 pub mod cluster;
 pub mod daemon;
 pub mod gateway;
+pub mod install;
 pub mod load;
 pub mod model;
 pub mod parallel;
