@@ -260,6 +260,13 @@ fn install_applies_and_a_second_run_changes_nothing() {
         (Some(cluster_name.as_str()), Some(namespace.as_str()))
     );
 
+    // The renamed ClusterRoleBinding gives the installed ServiceAccount the daemon's rights, no more.
+    let service_account = format!("system:serviceaccount:{namespace}:mcp-gitops");
+    let can = |args: &[&str]| kubectl.run(&[&["auth", "can-i", "--as", &service_account], args].concat()).status.success();
+    assert!(can(&["list", "mcpaccessgrants.mcpruntime.org", "--all-namespaces"]), "the installed daemon may not list grants");
+    assert!(can(&["patch", "leases.coordination.k8s.io/mcp-gitops-leader", "-n", &namespace]));
+    assert!(!can(&["get", "secrets", "-n", &namespace]), "the installed daemon may read Secrets");
+
     let again = install("main");
     assert_eq!(again.code, 0, "{}", again.stderr);
     let said: Vec<&str> = again.stdout.lines().collect();

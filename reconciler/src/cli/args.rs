@@ -80,7 +80,7 @@ pub enum Command {
     Import(ImportArgs),
     /// Install the daemon for one repository: the manifests of deploy/ with its source, Secrets and trust files.
     #[command(
-        after_help = "Examples:\n  mcp-gitops install --repo https://git.example.com/platform/access.git --branch main --git-token-file token --webhook-secret-file hook\n  mcp-gitops install --repo ssh://git@git.example.com/platform/access.git --git-ssh-key-file id_ed25519 --git-known-hosts-file known_hosts \\\n    --verify-signatures --allowed-signers allowed_signers --export > mcp-gitops.yaml\n\nWithout --export: server-side apply (field manager mcp-gitops-install), one line per object: created, configured or unchanged.\n--export prints the manifests, Secrets included, and refuses to print Secrets to a terminal. See docs/daemon.md.\nExit codes: 0 installed (or printed), 1 a file or the cluster failed, 64 usage error."
+        after_help = "Examples:\n  mcp-gitops install --repo https://git.example.com/platform/access.git \\\n    --git-token-file token --webhook-secret-file hook --verify-signatures --allowed-signers allowed_signers\n  mcp-gitops install --repo ssh://git@git.example.com/platform/access.git --export \\\n    --git-ssh-key-file id_ed25519 --git-known-hosts-file known_hosts > mcp-gitops.yaml\n\nWithout --export: server-side apply (field manager mcp-gitops-install), one line per object:\ncreated, configured or unchanged. --export prints the manifests, Secrets included (base64), and\nrefuses to print Secrets to a terminal. See docs/cli.md and docs/daemon.md.\nExit codes: 0 installed (or printed), 1 a file or the cluster failed, 64 usage error."
     )]
     Install(Box<InstallArgs>),
     /// Print a shell completion script.
@@ -248,7 +248,7 @@ pub struct InstallArgs {
     /// Print the manifests (YAML) instead of applying them; Secrets are not printed to a terminal.
     #[arg(long)]
     pub export: bool,
-    /// The credential files are stored in the Secret mcp-gitops-git and mounted for the daemon.
+    // The credential files go into the Secret mcp-gitops-git, mounted for the daemon.
     #[command(flatten)]
     pub git: GitArgs,
     /// The kubeconfig file (default: KUBECONFIG, ~/.kube/config, then the in-cluster service account).
