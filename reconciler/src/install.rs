@@ -126,8 +126,26 @@ pub fn run(install: &Install, target: Target, out: &mut dyn std::io::Write) -> R
 /// Deployment that mounts them). Reads the credential and trust files.
 pub fn manifests(install: &Install) -> Result<Vec<Value>, InstallError> {
     refuse_mistakes(install)?;
+    let contents = read_files(install)?;
+    let mut objects = base()?;
+    let at = objects.iter().position(|o| o["kind"] == "Deployment").ok_or_else(|| InstallError::Base("has no Deployment".into()))?;
+    let mounted = set_daemon(&mut objects[at], install, contents)?;
+    objects.splice(at..at, mounted);
+    objects.iter_mut().for_each(|object| move_to(object, &install.namespace));
+    Ok(objects)
+}
+
+/// What the files install stores in the cluster hold.
+struct Contents {
+    /// The keys of the Secret mcp-gitops-git and their values.
+    git: Vec<(&'static str, Vec<u8>)>,
+    webhook: Option<Vec<u8>>,
+    signers: Option<String>,
+}
+
+fn read_files(install: &Install) -> Result<Contents, InstallError> {
     let credentials = &install.credentials;
-    let git: Vec<(&str, Vec<u8>)> = [
+    let git = [
         (TOKEN_KEY, "--git-token-file", &credentials.token_file),
         (SSH_KEY_KEY, "--git-ssh-key-file", &credentials.ssh_key_file),
         (KNOWN_HOSTS_KEY, "--git-known-hosts-file", &credentials.known_hosts_file),
@@ -144,54 +162,56 @@ pub fn manifests(install: &Install) -> Result<Vec<Value>, InstallError> {
         })?),
         None => None,
     };
+    Ok(Contents { git, webhook, signers })
+}
 
-    let mut objects = base()?;
-    let at = objects.iter().position(|o| o["kind"] == "Deployment").ok_or_else(|| InstallError::Base("has no Deployment".into()))?;
-    let mut extra = Vec::new();
-    let daemon = &mut objects[at];
+/// Sets the daemon's Deployment for the source: its arguments, its image, and the volumes of
+/// the Secrets and ConfigMap it mounts, which it returns. A Secret with nothing to hold is
+/// neither written nor mounted.
+fn set_daemon(daemon: &mut Value, install: &Install, contents: Contents) -> Result<Vec<Value>, InstallError> {
     let (webhook_secret, webhook_dir) = secret_volume(daemon, "webhook")?;
     let (git_secret, git_dir) = secret_volume(daemon, "git")?;
-    let args = &mut daemon["spec"]["template"]["spec"]["containers"][0]["args"];
-    let args = args.as_array_mut().ok_or_else(|| InstallError::Base("daemon.yaml: the container has no args".into()))?;
+    let container = &mut daemon["spec"]["template"]["spec"]["containers"][0];
+    if let Some(image) = &install.image {
+        container["image"] = json!(image);
+    }
+    let args = container["args"].as_array_mut().ok_or_else(|| InstallError::Base("daemon.yaml: the container has no args".into()))?;
     set_arg(args, "--repo", Some(&install.repo));
     set_arg(args, "--branch", Some(&install.branch));
     set_arg(args, "--path", Some(install.path.as_str()).filter(|p| !p.is_empty()));
     set_arg(args, "--inventory-namespace", Some(&install.namespace));
     let mounted = |dir: &str, key: &str| format!("{dir}/{key}");
-    set_arg(args, "--webhook-secret-file", webhook.as_ref().map(|_| mounted(&webhook_dir, WEBHOOK_KEY)).as_deref());
+    set_arg(args, "--webhook-secret-file", contents.webhook.as_ref().map(|_| mounted(&webhook_dir, WEBHOOK_KEY)).as_deref());
     for (key, flag) in [(TOKEN_KEY, "--git-token-file"), (SSH_KEY_KEY, "--git-ssh-key-file"), (KNOWN_HOSTS_KEY, "--git-known-hosts-file")] {
-        set_arg(args, flag, git.iter().any(|(k, _)| *k == key).then(|| mounted(&git_dir, key)).as_deref());
+        set_arg(args, flag, contents.git.iter().any(|(k, _)| *k == key).then(|| mounted(&git_dir, key)).as_deref());
     }
-    set_arg(args, "--git-username", credentials.username.as_deref());
-    set_arg(args, "--allow-insecure-http", credentials.allow_insecure_http.then_some(""));
-    set_arg(args, "--verify-signatures", signers.as_ref().map(|_| ""));
-    set_arg(args, "--allowed-signers", signers.as_ref().map(|_| mounted(TRUST_DIR, SIGNERS_KEY)).as_deref());
-    if let Some(image) = &install.image {
-        daemon["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
-    }
-    match webhook {
-        Some(secret) => extra.push(secret_of(&webhook_secret, &[(WEBHOOK_KEY, secret)])),
+    set_arg(args, "--git-username", install.credentials.username.as_deref());
+    set_arg(args, "--allow-insecure-http", install.credentials.allow_insecure_http.then_some(""));
+    set_arg(args, "--verify-signatures", contents.signers.as_ref().map(|_| ""));
+    set_arg(args, "--allowed-signers", contents.signers.as_ref().map(|_| mounted(TRUST_DIR, SIGNERS_KEY)).as_deref());
+
+    let mut mounts = Vec::new();
+    match contents.webhook {
+        Some(secret) => mounts.push(secret_of(&webhook_secret, &[(WEBHOOK_KEY, secret)])),
         None => unmount(daemon, "webhook"),
     }
-    if git.is_empty() {
+    if contents.git.is_empty() {
         unmount(daemon, "git");
     } else {
-        extra.push(secret_of(&git_secret, &git));
+        mounts.push(secret_of(&git_secret, &contents.git));
     }
-    if let Some(text) = signers {
+    if let Some(text) = contents.signers {
         let pod = &mut daemon["spec"]["template"]["spec"];
         push(&mut pod["volumes"], json!({"name": "trust", "configMap": {"name": TRUST}}));
         push(&mut pod["containers"][0]["volumeMounts"], json!({"name": "trust", "mountPath": TRUST_DIR, "readOnly": true}));
-        extra.push(json!({
+        mounts.push(json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {"name": TRUST, "namespace": BASE_NAME, "labels": {"app.kubernetes.io/name": BASE_NAME}},
             "data": {SIGNERS_KEY: text},
         }));
     }
-    objects.splice(at..at, extra);
-    objects.iter_mut().for_each(|object| move_to(object, &install.namespace));
-    Ok(objects)
+    Ok(mounts)
 }
 
 /// Flag combinations the daemon would refuse at start, or that would put a secret where
