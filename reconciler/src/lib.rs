@@ -13,6 +13,7 @@
 //! binary print) and `daemon` (triggers, leadership, status). `parallel` spreads the pure
 //! per-file and per-object work over the cores in a fixed order; `cache` keeps what that work
 //! made between runs. `scaffold` starts a repository: its first files, or what a cluster holds.
+//! `install` puts the daemon in a cluster: deploy/'s manifests set for one git source.
 
 pub mod apply;
 pub mod cache;
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod cluster;
 pub mod daemon;
 pub mod gateway;
+pub mod install;
 pub mod load;
 pub mod model;
 pub mod parallel;

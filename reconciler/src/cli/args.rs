@@ -78,6 +78,11 @@ pub enum Command {
         after_help = "Writes NAMESPACE/.mcp/servers.yaml, NAMESPACE/grants/NAME.yaml and NAMESPACE/sessions/NAME.yaml; never\noverwrites a file; names what the files cannot say. Then `mcp-gitops plan DIR` shows no access change."
     )]
     Import(ImportArgs),
+    /// Install the daemon for one repository: the manifests of deploy/ with its source, Secrets and trust files.
+    #[command(
+        after_help = "Examples:\n  mcp-gitops install --repo https://git.example.com/platform/access.git \\\n    --git-token-file token --webhook-secret-file hook --verify-signatures --allowed-signers allowed_signers\n  mcp-gitops install --repo ssh://git@git.example.com/platform/access.git --export \\\n    --git-ssh-key-file id_ed25519 --git-known-hosts-file known_hosts > mcp-gitops.yaml\n\nWithout --export: server-side apply (field manager mcp-gitops-install), one line per object:\ncreated, configured or unchanged. --export prints the manifests, Secrets included (base64), and\nrefuses to print Secrets to a terminal. See docs/cli.md and docs/daemon.md.\nExit codes: 0 installed (or printed), 1 a file or the cluster failed, 64 usage error."
+    )]
+    Install(Box<InstallArgs>),
     /// Print a shell completion script.
     #[command(
         after_help = "Install, for example:\n  mcp-gitops completion bash > ~/.local/share/bash-completion/completions/mcp-gitops\n  mcp-gitops completion zsh > \"${fpath[1]}/_mcp-gitops\"\n  mcp-gitops completion fish > ~/.config/fish/completions/mcp-gitops.fish\n  mcp-gitops completion powershell >> $PROFILE"
@@ -212,6 +217,73 @@ pub struct ImportArgs {
     /// The kubeconfig context to use.
     #[arg(long)]
     pub context: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The git repository the daemon follows (https://, ssh:// or user@host:path).
+    #[arg(long, value_name = "URL")]
+    pub repo: String,
+    /// The branch to follow.
+    #[arg(long, default_value = "main")]
+    pub branch: String,
+    /// The directory inside the repository that holds the platform.
+    #[arg(long, value_name = "SUBDIR", default_value = "")]
+    pub path: String,
+    /// The namespace of the daemon, its inventory, Lease and Secrets (created).
+    #[arg(long, value_name = "NS", default_value = "mcp-gitops")]
+    pub namespace: String,
+    /// The daemon's image (default: deploy/daemon.yaml's, the release's own).
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// The webhook's shared secret, stored in the Secret mcp-gitops-webhook (without it /hook is off).
+    #[arg(long, value_name = "FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Apply nothing of a commit not signed by an allowed signer (docs/trust.md).
+    #[arg(long, requires = "allowed_signers")]
+    pub verify_signatures: bool,
+    /// git's allowed_signers file for --verify-signatures, stored in the ConfigMap mcp-gitops-trust.
+    #[arg(long, value_name = "FILE", requires = "verify_signatures")]
+    pub allowed_signers: Option<PathBuf>,
+    /// Print the manifests (YAML) instead of applying them; Secrets are not printed to a terminal.
+    #[arg(long)]
+    pub export: bool,
+    // The credential files go into the Secret mcp-gitops-git, mounted for the daemon.
+    #[command(flatten)]
+    pub git: GitArgs,
+    /// The kubeconfig file (default: KUBECONFIG, ~/.kube/config, then the in-cluster service account).
+    #[arg(long, value_name = "FILE", conflicts_with = "export")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use.
+    #[arg(long, conflicts_with = "export")]
+    pub context: Option<String>,
+}
+
+impl InstallArgs {
+    pub fn install(self) -> crate::install::Install {
+        crate::install::Install {
+            repo: self.repo,
+            branch: self.branch,
+            path: self.path,
+            namespace: self.namespace,
+            image: self.image,
+            webhook_secret_file: self.webhook_secret_file,
+            allowed_signers: self.allowed_signers,
+            credentials: self.git.into(),
+        }
+    }
+}
+
+impl From<GitArgs> for crate::source::mirror::Credentials {
+    fn from(git: GitArgs) -> Self {
+        crate::source::mirror::Credentials {
+            username: git.git_username,
+            token_file: git.git_token_file,
+            ssh_key_file: git.git_ssh_key_file,
+            known_hosts_file: git.git_known_hosts_file,
+            allow_insecure_http: git.allow_insecure_http,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -13,7 +13,7 @@ use crate::pipeline::{self, Planned, access, apply::Reviewed, desired, desired::
 use crate::plan::Work;
 use crate::render::{self, Forge, Palette, diagnostics, markdown, text};
 use crate::source::root::Shown;
-use crate::{plan, scaffold, source, validate};
+use crate::{install, plan, scaffold, source, validate};
 use jiff::Timestamp;
 use serde_json::json;
 use std::io::{IsTerminal, Write};
@@ -45,6 +45,13 @@ pub fn dispatch(command: Command, palette: Palette, allowed: &Allowed) -> Result
         Command::Verify(args) => verify_command(args),
         Command::Init(args) => init_command(args),
         Command::Import(args) => import_command(args),
+        Command::Install(args) => {
+            let target = match args.export {
+                true => install::Target::Export { terminal: std::io::stdout().is_terminal() },
+                false => install::Target::Cluster { kubeconfig: args.kubeconfig.clone(), context: args.context.clone() },
+            };
+            install::run(&args.install(), target, &mut std::io::stdout()).map(|()| EXIT_OK).map_err(CliError::from)
+        }
         Command::Completion(args) => {
             let mut out = Vec::new();
             clap_complete::generate(args.shell, &mut <Cli as clap::CommandFactory>::command(), "mcp-gitops", &mut out);
@@ -491,13 +498,7 @@ fn run_daemon(args: Box<DaemonArgs>, allowed: &Allowed) -> Result<i32, CliError>
         allowed_namespaces: args.allowed_namespaces,
         allowed_policy_dirs: allowed.clone(),
         cache: args.mirror_dir,
-        credentials: crate::source::mirror::Credentials {
-            username: args.git.git_username,
-            token_file: args.git.git_token_file,
-            ssh_key_file: args.git.git_ssh_key_file,
-            known_hosts_file: args.git.git_known_hosts_file,
-            allow_insecure_http: args.git.allow_insecure_http,
-        },
+        credentials: args.git.into(),
         leader_elect: if args.leader_elect { Some(parse_duration(&args.lease_duration, "--lease-duration")?) } else { None },
         verification: args.verify_signatures.then_some(crate::daemon::Verification {
             allowed_signers: args.allowed_signers,

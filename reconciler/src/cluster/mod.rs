@@ -1,13 +1,16 @@
 //! The only code that talks to Kubernetes: connect, read live state (one paginated LIST per
 //! kind), server-side apply, delete with preconditions, and the inventory ConfigMap; for the
 //! daemon also watches (`watch`), Events and status annotations (`status`) and the leader
-//! Lease (`lease`). Knows nothing about plans; returns plain data and classified errors.
+//! Lease (`lease`); for `install` any object by its kind (`manifest`). Knows nothing about plans;
+//! returns plain data and classified errors.
 
 mod lease;
+pub mod manifest;
 mod status;
 mod watch;
 
 pub use lease::Leadership;
+pub use manifest::Applied;
 pub use watch::MemberChange;
 
 use crate::model::live::{

@@ -5,7 +5,7 @@
 
 pub use super::redact::redact;
 use super::redact::redact_in;
-pub use super::remote::Credentials;
+pub use super::remote::{Credentials, sends_secrets_in_clear};
 use super::{Snapshot, SourceError, from_dir, snapshot_of};
 use git2::{FetchOptions, Oid, Repository};
 use std::path::{Component, Path, PathBuf};
