@@ -6,6 +6,7 @@ pub mod expiry;
 mod guardrails;
 mod identity;
 pub mod live_tools;
+pub mod ratchet;
 mod reference;
 mod schema;
 pub mod secrets;
