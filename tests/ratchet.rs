@@ -235,6 +235,14 @@ fn the_daemon_applies_a_revocation_over_a_violation_that_is_live() {
     assert!(!exists("billing-assistant-agent"), "the revoked grant is still live");
     assert!(daemon.logs().contains("the live revision already has are warnings (ratchet)"), "{}", daemon.logs());
 
+    // The live revision itself, planned again: drift on it is still corrected.
+    kubectl.edit_grant_as("kubectl-edit", &payments, "refund-desk", r#"{"spec":{"maxTrust":"low"}}"#);
+    let max_trust = || kubectl.json(&["get", "mcpaccessgrants", "refund-desk", "-n", &payments])["spec"]["maxTrust"].clone();
+    daemon.wait_until(Duration::from_secs(30), |_| max_trust() == "medium");
+    let status = daemon.status();
+    assert_eq!(status["revision"], revoked.as_str(), "{status}");
+    assert_eq!(status["diagnostics"]["errors"], 0, "{status}");
+
     // A new violation: the revision is invalid and not applied.
     std::fs::write(work.join("teams/payments/grants/refund-bot.yaml"), new_destructive_grant(&payments)).expect("write");
     let widened = upstream.push("a refund bot");

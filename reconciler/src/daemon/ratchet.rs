@@ -30,8 +30,15 @@ pub(super) async fn against_live(
         return;
     }
     let Ok(live) = super::reconcile::live_revision(shared, cluster, applyset).await else { return };
-    let Some(Ok(snapshot)) = mirror.snapshot_at(&live) else { return };
-    let Ok(base) = desired::of_snapshot(snapshot, mirror, &shared.options.allowed_policy_dirs, now, None, cache) else { return };
+    let base = if live == desired.revision {
+        // Already live (a resync, drift, an expiry, the first pass after an upgrade): every
+        // violation it has is inherited, and it is not validated twice.
+        DesiredState { diagnostics: desired.diagnostics.clone(), ..DesiredState::default() }
+    } else {
+        let Some(Ok(snapshot)) = mirror.snapshot_at(&live) else { return };
+        let Ok(base) = desired::of_snapshot(snapshot, mirror, &shared.options.allowed_policy_dirs, now, None, cache) else { return };
+        base
+    };
     let turned = ratchet::inherit(desired, &base, &format!("the live revision {live}"));
     if turned > 0 {
         tracing::info!(violations = turned, live = %live, "violations of built-in policies that the live revision already has are warnings (ratchet)");
