@@ -482,6 +482,10 @@ pub struct ValidateArgs {
     pub path: PathBuf,
     #[arg(long, value_enum, default_value_t = DiagnosticsFormat::Text)]
     pub format: DiagnosticsFormat,
+    /// Judge what the repository adds to a directory or a git revision of the repository that holds PATH: a
+    /// built-in policy's violation the base already has is a warning, a new one an error (the ratchet).
+    #[arg(long, value_name = "REV|DIR")]
+    pub base: Option<String>,
     /// The time sessions are checked against (RFC 3339), instead of the clock.
     #[arg(long, value_name = "TIME", visible_alias = "now")]
     pub at: Option<String>,

@@ -154,6 +154,9 @@ fn validate_command(mut args: ValidateArgs, allowed: &Allowed, palette: Palette)
     let now = parse_time(args.at.as_deref(), "--at")?;
     let cache = cache_of(&args.cache, &args.path);
     let mut state = desired::of_path(&args.path, None, allowed, now, None, &cache)?;
+    if let Some(base) = &args.base {
+        pipeline::ratchet::against_base(&mut state, &args.path, base, allowed, now, &cache)?;
+    }
     let _saving = save(cache);
     if let Some(url) = &args.from_server {
         let server = access::server_named(&state, args.server.as_deref())?;

@@ -11,6 +11,7 @@
 mod http;
 mod live;
 pub mod metrics;
+mod ratchet;
 mod reconcile;
 mod reconciled;
 mod triggers;

@@ -84,7 +84,7 @@ impl Default for Memory {
 }
 
 /// The outcome of one pass: its result and what to tell about it.
-struct Outcome {
+pub(super) struct Outcome {
     result: Reconciled,
     message: String,
 }
@@ -200,10 +200,11 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
     let now = Timestamp::now();
     let validated = pipeline::desired::of_snapshot(poll.snapshot, mirror, &options.allowed_policy_dirs, now, None, &memory.cache);
     memory.cache = std::mem::take(&mut memory.cache).renewed();
-    let desired = match validated {
+    let mut desired = match validated {
         Ok(desired) => desired,
         Err(why) => return Outcome::new(Reconciled::Invalid, format!("revision {revision}: {why}; the last good revision stays live")),
     };
+    super::ratchet::against_live(shared, cluster, applyset, mirror, &mut desired, now, &memory.cache).await;
     let next_expiry = crate::validate::expiry::next_expiry(&desired, now);
     let mut outcome = plan_and_apply(
         shared,
@@ -232,7 +233,7 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
 /// The revision live in the cluster: this daemon's last success, else (the first reconcile
 /// since it started) the one the inventory records, so that a restart neither judges the branch
 /// by its tip alone nor misses a force-push over what is live.
-async fn live_revision(shared: &Shared, cluster: &Cluster, applyset: &ApplySet) -> Result<String, Outcome> {
+pub(super) async fn live_revision(shared: &Shared, cluster: &Cluster, applyset: &ApplySet) -> Result<String, Outcome> {
     let own = shared.report().revision.clone();
     if !own.is_empty() {
         return Ok(own);

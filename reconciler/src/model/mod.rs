@@ -105,6 +105,16 @@ pub struct PolicySettings {
     /// Names of policies not to evaluate.
     pub disabled: Vec<String>,
     pub overrides: BTreeMap<String, PolicyOverride>,
+    /// `false`: a built-in policy's violation the base already has is an error too (`ratchet`).
+    pub ratchet: Option<bool>,
+}
+
+impl PolicySettings {
+    /// Whether a violation of a built-in policy that the base already has is only a warning
+    /// (docs/policies.md, Upgrades and the ratchet); on unless the repository says `false`.
+    pub fn ratchet(&self) -> bool {
+        self.ratchet.unwrap_or(true)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

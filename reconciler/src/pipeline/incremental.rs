@@ -64,6 +64,7 @@ pub(super) fn against_git(path: &Path, rev: &str, allowed: &Allowed, now: Timest
     for state in [&mut base, &mut desired] {
         state.objects.sort_by(|a, b| a.origin.file.cmp(&b.origin.file));
     }
+    super::ratchet::against_base(&mut desired, path, rev, allowed, now, cache)?;
     let mut plan = plan::plan(&base, "git", &desired, now, Work::Changed);
     partial::complete(&mut plan, &record, &desired);
     Ok(Some(Planned { plan, desired, base_sources: base.sources }))

@@ -3,7 +3,8 @@
 //! daemon's mirror); `plan` plans it against a base (a directory or a git revision, with
 //! `incremental` doing only the work a change needs) or against the live cluster; `apply` is
 //! the apply checklist (gate on errors, guards, apply, tally); `access` answers questions about
-//! one server's rendered policy. Front ends add only what is their own: arguments, rendering and
+//! one server's rendered policy; `ratchet` judges the desired state's built-in policy findings
+//! against a base. Front ends add only what is their own: arguments, rendering and
 //! exit codes (cli); triggers, leadership and status (daemon). Nothing here prints.
 
 pub mod access;
@@ -11,6 +12,7 @@ pub mod apply;
 pub mod desired;
 mod incremental;
 pub mod plan;
+pub mod ratchet;
 
 use crate::model::DesiredState;
 use crate::model::live::Provenance;

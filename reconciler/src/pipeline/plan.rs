@@ -45,7 +45,8 @@ pub fn against_base(
         return Ok(planned);
     }
     let mut loaded = DesiredState::default();
-    let desired = desired::of_path(path, None, allowed, now, (work == Work::Changed).then_some(&mut loaded), cache)?;
+    let mut desired = desired::of_path(path, None, allowed, now, (work == Work::Changed).then_some(&mut loaded), cache)?;
+    super::ratchet::against_base(&mut desired, path, base, allowed, now, cache)?;
     let (base_snapshot, base_kind) = if Path::new(base).is_dir() {
         // A directory below a repository's mcp-gitops.yaml stands for that repository, as PATH does.
         (source::from_dir(&source::root::find(Path::new(base)).path)?, "directory")

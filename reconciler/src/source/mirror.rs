@@ -121,6 +121,15 @@ impl Mirror {
         }
     }
 
+    /// The snapshot of `revision`, a commit the fetched repository holds (the live revision,
+    /// that the ratchet judges the tip against); none for a plain directory, which keeps no
+    /// history, or for a commit the repository does not hold.
+    pub fn snapshot_at(&self, revision: &str) -> Option<Result<Snapshot, SourceError>> {
+        let Mirror::Git { repo, path, url, .. } = self else { return None };
+        let commit = Oid::from_str(revision).ok().and_then(|id| repo.find_commit(id).ok())?;
+        Some(snapshot_of(repo, &commit, path, format!("{}@{}", redact(url), commit.id())))
+    }
+
     /// Fetches the branch and reads its tip, or with `pin` that revision of the branch (the
     /// tip or one of its ancestors; anything else is refused).
     pub fn poll(&mut self, pin: Option<&str>) -> Result<Poll, SourceError> {

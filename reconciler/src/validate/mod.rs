@@ -1,11 +1,13 @@
 //! Validate: every offline check of a loaded repository, in the order DESIGN.md gives — JSON
 //! Schema, object identity, cross-reference against the gateway metadata, guardrail policies —
 //! plus the credential scan; then time-bound grants that have expired are disabled. Collects every problem (never stops at the first) into the state's diagnostics.
+//! `ratchet` weighs two validated states: a built-in policy's violation a base already has is a warning.
 
 pub mod expiry;
 mod guardrails;
 mod identity;
 pub mod live_tools;
+pub mod ratchet;
 mod reference;
 mod schema;
 pub mod secrets;

@@ -159,11 +159,25 @@ fn evaluate(policy: &Policy, object: &Object, context: &cel::Context) -> Option<
     }
 }
 
+/// How the hint of a built-in policy's finding starts (`built_in_policy` reads it back).
+const BUILT_IN: &str = "built-in policy ";
+
+/// The name of the built-in policy whose violation `diagnostic` is, if it is one: what the
+/// ratchet weighs (`validate::ratchet`). Read from the hint, the one place every finding (the
+/// cache's too) carries its origin.
+pub fn built_in_policy(diagnostic: &Diagnostic) -> Option<&str> {
+    if diagnostic.code != Code::PolicyViolation {
+        return None;
+    }
+    let rest = diagnostic.hint.strip_prefix(BUILT_IN)?;
+    rest.split_once(" (docs/policies.md)").map(|(name, _)| name)
+}
+
 /// Where the policy comes from and how to switch it off: a built-in one is not a file of the repository.
 fn origin_hint(policy: &Policy) -> String {
     let switch = "switch it off or override it under policies: in mcp-gitops.yaml";
     if policy.built_in {
-        format!("built-in policy {} (docs/policies.md); {switch}", policy.name)
+        format!("{BUILT_IN}{} (docs/policies.md); {switch}", policy.name)
     } else {
         format!("policy {} ({}); {switch}", policy.name, policy.file)
     }

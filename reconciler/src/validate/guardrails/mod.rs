@@ -24,6 +24,7 @@ use crate::load::Loaded;
 use crate::model::{Code, Diagnostic, Kind, Object, Pos, Severity};
 use cache::cache_keys;
 use compile::{Compiled, policies};
+pub(super) use evaluate::built_in_policy;
 use evaluate::{Running, budget, evaluate_all, overrun, overrun_diagnostic};
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
