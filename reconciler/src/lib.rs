@@ -13,6 +13,7 @@
 //! binary print) and `daemon` (triggers, leadership, status). `parallel` spreads the pure
 //! per-file and per-object work over the cores in a fixed order; `cache` keeps what that work
 //! made between runs. `scaffold` starts a repository: its first files, or what a cluster holds.
+//! `windows` tells when a freeze window of `mcp-gitops.yaml` is open.
 
 pub mod apply;
 pub mod cache;
@@ -31,3 +32,4 @@ pub mod schema;
 pub mod source;
 pub mod trust;
 pub mod validate;
+pub mod windows;
