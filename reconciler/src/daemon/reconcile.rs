@@ -397,6 +397,7 @@ async fn plan_and_apply(
         max_deletes: options.max_deletes,
         adopt: false,
         concurrency: 8,
+        held_back: !held.is_empty(),
     };
     let noting_prunes = || {
         *shared.pruning.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
