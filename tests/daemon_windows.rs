@@ -71,13 +71,22 @@ fn an_open_window_holds_a_new_grant_lets_a_deletion_through_and_applies_the_gran
     assert_eq!(status["window"]["name"], "release-freeze", "{status}");
     assert_eq!(status["window"]["ends_at"], closes.to_string().as_str());
 
-    // One push that gives (a new grant) and takes away (a file of grants removed).
+    // One push that gives (a new grant), takes away (a file of grants removed) and puts an expiry
+    // on a grant: an edit, held, until the grant expires inside the window.
     std::fs::write(work.join("teams/payments/grants/new-bot.yaml"), grant(payments, "new-bot")).expect("write");
     std::fs::remove_file(work.join("teams/payments/grants/agents.yaml")).expect("remove");
+    let expires = Timestamp::now() + SignedDuration::from_secs(15);
+    let refund = work.join("teams/payments/grants/refund-desk.yaml");
+    let text = std::fs::read_to_string(&refund).expect("read");
+    let namespace_line = format!("  namespace: {payments}\n");
+    let annotated = format!("{namespace_line}  annotations:\n    mcp-gitops.io/expires-at: \"{expires}\"\n");
+    std::fs::write(&refund, text.replacen(&namespace_line, &annotated, 1)).expect("write");
     let give_and_take = upstream.push("give and take");
     assert_eq!(daemon.signed_hook(), 202);
     let status = daemon.wait_for(Duration::from_secs(30), "the new grant held", |s| s["last_result"] == "held");
-    assert_eq!(status["held"], serde_json::json!([format!("create MCPAccessGrant/{payments}/new-bot")]), "{status}");
+    let mut held: Vec<&str> = status["held"].as_array().unwrap().iter().filter_map(|h| h.as_str()).collect();
+    held.sort();
+    assert_eq!(held, [format!("create MCPAccessGrant/{payments}/new-bot"), format!("update MCPAccessGrant/{payments}/refund-desk")]);
     assert_eq!(status["revision"], with_window.as_str(), "a held revision went live");
     let message = status["last_message"].as_str().unwrap();
     assert!(message.starts_with(&format!("held by window release-freeze until {closes}: revision {give_and_take}")), "{message}");
@@ -85,7 +94,7 @@ fn an_open_window_holds_a_new_grant_lets_a_deletion_through_and_applies_the_gran
     assert!(!exists(kubectl, payments, "billing-assistant-agent"), "a removed grant is still live in a freeze window");
     assert_eq!(daemon.get("/readyz").0, 200, "a held daemon is ready");
     assert_eq!(metric(&daemon, "mcp_gitops_held_by_window"), "1");
-    assert_eq!(metric(&daemon, "mcp_gitops_held_changes"), "1");
+    assert_eq!(metric(&daemon, "mcp_gitops_held_changes"), "2");
     let events = kubectl.json(&["get", "events.events.k8s.io", "-n", inventory]);
     assert!(
         events["items"]
@@ -105,6 +114,12 @@ fn an_open_window_holds_a_new_grant_lets_a_deletion_through_and_applies_the_gran
     });
     assert_eq!(status["window"]["name"], "release-freeze", "{status}");
     assert!(!exists(kubectl, payments, "new-bot"), "deleting the window let a new grant through");
+
+    // The expiry is a revocation: the daemon wakes for it inside the window and disables the grant.
+    daemon.wait_until(Duration::from_secs(30), |_| {
+        kubectl.json(&["get", "mcpaccessgrants", "refund-desk", "-n", payments])["spec"]["disabled"] == true
+    });
+    assert!(Timestamp::now() < closes, "the expiry waited for the window to close");
 
     // A restarted daemon reads the live revision's window from git before it applies anything.
     drop(daemon);

@@ -223,7 +223,8 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
     if pin.is_some() {
         outcome.message = format!("pinned: {}", outcome.message);
     }
-    if outcome.succeeded() {
+    // Held passes too: an expiry is a revocation, and goes through a freeze window.
+    if outcome.result.settled() {
         shared.expire_next_at(next_expiry);
         let due = shared.expiry().due.take_if(|due| *due <= now);
         if let Some(due) = due {
