@@ -165,6 +165,6 @@ fn a_window_written_wrong_is_a_config_error_at_its_line() {
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
     let text = report.to_string();
-    assert!(text.contains("is not a 5-field cron expression"), "{text}");
+    assert!(text.contains("is not a valid 5-field cron expression"), "{text}");
     assert!(text.contains(&format!("\"line\":{}", example.lines().count() + 3)), "{text}");
 }

@@ -45,7 +45,10 @@ impl Schedule {
             CronParser::builder().seconds(Seconds::Disallowed).year(Year::Disallowed).build().parse(&window.schedule).map_err(|e| {
                 Problem {
                     field: "schedule",
-                    message: format!("window {:?}: schedule {:?} is not a 5-field cron expression: {e}", window.name, window.schedule),
+                    message: format!(
+                        "window {:?}: schedule {:?} is not a valid 5-field cron expression: {e}",
+                        window.name, window.schedule
+                    ),
                     hint: "write minute hour day-of-month month day-of-week, e.g. \"0 18 * * FRI\" for Fridays at 18:00",
                 }
             })?;
@@ -174,7 +177,7 @@ mod tests {
         let wrong = |w: Window| Schedule::read(&w).expect_err("a problem");
         let problem = wrong(window("0 18 * *", "2h", None));
         assert_eq!(problem.field, "schedule");
-        assert!(problem.message.contains("\"0 18 * *\" is not a 5-field cron expression"), "{}", problem.message);
+        assert!(problem.message.contains("\"0 18 * *\" is not a valid 5-field cron expression"), "{}", problem.message);
         // Six fields (seconds) are not cron's five.
         assert_eq!(wrong(window("0 0 18 * * 5", "2h", None)).field, "schedule");
         assert_eq!(wrong(window("0 0 30 2 *", "2h", None)).field, "schedule");

@@ -50,7 +50,7 @@ pub struct Report {
     pub suspended: &'static str,
     /// Who suspended, when and why.
     pub suspension_note: String,
-    /// The changes the suspension holds back, as `action Kind/namespace/name`.
+    /// The changes the suspension or a freeze window holds back, as `action Kind/namespace/name`.
     pub held: Vec<String>,
     /// The revision `mcp-gitops daemon pin` set, applied instead of the branch tip; `""` when none.
     pub pinned: String,
