@@ -118,7 +118,15 @@ fn a_delete_is_sent_with_the_planned_resource_version_and_a_changed_object_is_no
         let planned = kubectl.json(&["get", "mcpaccessgrants", &gone, "-n", &namespace])["metadata"]["resourceVersion"].clone();
         assert_eq!(delete.expected_resource_version.as_deref(), planned.as_str());
         kubectl.ok(&["label", "mcpaccessgrants", &gone, "-n", &namespace, "reviewed-by=someone-else"]);
-        let options = Options { dry_run: false, force_conflicts: false, prune: true, max_deletes: 10, adopt: false, concurrency: 4 };
+        let options = Options {
+            dry_run: false,
+            force_conflicts: false,
+            prune: true,
+            max_deletes: 10,
+            adopt: false,
+            concurrency: 4,
+            held_back: false,
+        };
         mcp_gitops::pipeline::apply::apply(&cluster, &plan, &applyset, live.inventory.as_ref(), &options, || {}, |_| {})
             .await
             .expect("the guards pass")

@@ -14,6 +14,7 @@
 //! per-file and per-object work over the cores in a fixed order; `cache` keeps what that work
 //! made between runs. `scaffold` starts a repository: its first files, or what a cluster holds.
 //! `install` puts the daemon in a cluster: deploy/'s manifests set for one git source.
+//! `windows` tells when a freeze window of `mcp-gitops.yaml` is open.
 
 pub mod apply;
 pub mod cache;
@@ -33,3 +34,4 @@ pub mod schema;
 pub mod source;
 pub mod trust;
 pub mod validate;
+pub mod windows;

@@ -24,6 +24,9 @@ pub struct Options {
     pub max_deletes: usize,
     pub adopt: bool,
     pub concurrency: usize,
+    /// Changes of the plan were held back (a suspension, a freeze window): its revision is not
+    /// recorded as the last applied one, which stays the base that binds the next run.
+    pub held_back: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,7 +213,7 @@ pub async fn apply(
         let rejected: BTreeSet<&ObjectId> = report.outcomes.iter().filter(|o| o.rejected).map(|o| &o.id).collect();
         let mut remaining: BTreeSet<ObjectId> = kept.into_iter().filter(|id| listed.contains(id) || !rejected.contains(id)).collect();
         remaining.extend(report.outcomes.iter().filter(|o| o.action == Action::Delete && o.status != Status::Done).map(|o| o.id.clone()));
-        let applied = report.succeeded().then_some(plan.desired_revision.as_str());
+        let applied = (report.succeeded() && !options.held_back).then_some(plan.desired_revision.as_str());
         // A run that changed nothing writes nothing, the inventory included.
         let unchanged = applied.is_some() && up_to_date(&remaining);
         if !unchanged && let Err(e) = cluster.write_inventory(applyset, &remaining, &plan.desired_revision, applied).await {

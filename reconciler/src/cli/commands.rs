@@ -369,6 +369,7 @@ fn apply_command(mut args: ApplyArgs, allowed: &Allowed, palette: Palette) -> Re
         max_deletes: args.max_deletes,
         adopt: args.adopt,
         concurrency: args.concurrency,
+        held_back: false,
     };
     runtime()?.block_on(async {
         let (cluster, applyset, state) = pipeline::plan::live(&target(&args.cluster)).await?;

@@ -28,6 +28,7 @@ pub struct Metrics {
     pub live_objects_read: Counter,
     pub suspended: Gauge,
     pub held_changes: Gauge,
+    pub held_by_window: Gauge,
 }
 
 impl Default for Metrics {
@@ -49,6 +50,7 @@ impl Default for Metrics {
             live_objects_read: Counter::default(),
             suspended: Gauge::default(),
             held_changes: Gauge::default(),
+            held_by_window: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -104,6 +106,11 @@ impl Default for Metrics {
             "held_changes",
             "Changes of the revision that the suspension held back in the last reconcile",
             metrics.held_changes.clone(),
+        );
+        registry.register(
+            "held_by_window",
+            "1 while an open freeze window of mcp-gitops.yaml holds changes back, as last seen by a reconcile",
+            metrics.held_by_window.clone(),
         );
         Metrics { registry, ..metrics }
     }

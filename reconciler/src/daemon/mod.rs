@@ -16,6 +16,7 @@ mod reconcile;
 mod reconciled;
 mod triggers;
 pub mod webhook;
+mod windows;
 
 use crate::cluster::{Cluster, ClusterError};
 use crate::model::ObjectId;
@@ -140,6 +141,15 @@ struct Expiry {
     next: Option<jiff::Timestamp>,
     /// An expiry that has come and whose reconcile has not succeeded yet (for the lag metric).
     due: Option<jiff::Timestamp>,
+    /// When the freeze window that holds changes back closes: the loop applies them then.
+    window_closes: Option<jiff::Timestamp>,
+}
+
+impl Expiry {
+    /// The next instant the loop wakes for: an expiry or the end of a freeze window.
+    fn wake_at(&self) -> Option<jiff::Timestamp> {
+        self.next.into_iter().chain(self.window_closes).min()
+    }
 }
 
 impl Shared {
@@ -176,6 +186,15 @@ impl Shared {
         let mut expiry = self.expiry();
         if expiry.next != next {
             expiry.next = next;
+            self.expiry_changed.notify_one();
+        }
+    }
+
+    /// Schedules the reconcile that applies what a freeze window held (none: nothing held).
+    fn apply_held_at(&self, closes: Option<jiff::Timestamp>) {
+        let mut expiry = self.expiry();
+        if expiry.window_closes != closes {
+            expiry.window_closes = closes;
             self.expiry_changed.notify_one();
         }
     }

@@ -50,10 +50,12 @@ pub struct Report {
     pub suspended: &'static str,
     /// Who suspended, when and why.
     pub suspension_note: String,
-    /// The changes the suspension holds back, as `action Kind/namespace/name`.
+    /// The changes the suspension or a freeze window holds back, as `action Kind/namespace/name`.
     pub held: Vec<String>,
     /// The revision `mcp-gitops daemon pin` set, applied instead of the branch tip; `""` when none.
     pub pinned: String,
+    /// The freeze window open at the last reconcile (name, `ends_at`); `null` when none.
+    pub window: Option<crate::windows::Open>,
 }
 
 fn result_or_empty<S: serde::Serializer>(result: &Option<Reconciled>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -125,11 +127,11 @@ pub async fn reconcile(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, 
         metrics.last_success.set(now.as_millisecond() as f64 / 1000.0);
         shared.ready.store(true, Ordering::Relaxed);
         tracing::info!(result, seconds, "{}", outcome.message);
-    } else if outcome.result != Reconciled::Suspended {
+    } else if !outcome.result.held_on_purpose() {
         tracing::warn!(result, seconds, "{}", outcome.message);
     }
-    if outcome.result == Reconciled::Suspended {
-        // Suspended on purpose: ready, as a rolling update needs, though the revision is not live.
+    if outcome.result.held_on_purpose() {
+        // Suspended or held on purpose: ready, as a rolling update needs, though the revision is not live.
         shared.ready.store(true, Ordering::Relaxed);
         tracing::info!(result, seconds, "{}", outcome.message);
     }
@@ -206,19 +208,24 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
     };
     super::ratchet::against_live(shared, cluster, applyset, mirror, &mut desired, now, &memory.cache).await;
     let next_expiry = crate::validate::expiry::next_expiry(&desired, now);
+    // Unread (the cluster is down): the new revision's windows alone; nothing is applied then anyway.
+    let live = live_revision(shared, cluster, applyset).await.unwrap_or_else(|_| String::new());
+    let window = super::windows::open(mirror, &live, &desired.config.windows, now);
     let mut outcome = plan_and_apply(
         shared,
         cluster,
         applyset,
         desired,
-        Applying { revision: &revision, provenance: provenance.as_ref(), control: &control },
+        Applying { revision: &revision, provenance: provenance.as_ref(), control: &control, window: window.as_ref() },
         &mut memory.ledger,
     )
     .await;
+    shared.apply_held_at(window.filter(|_| outcome.result == Reconciled::Held).map(|w| w.ends_at));
     if pin.is_some() {
         outcome.message = format!("pinned: {}", outcome.message);
     }
-    if outcome.succeeded() {
+    // Held passes too: an expiry is a revocation, and goes through a freeze window.
+    if outcome.result.settled() {
         shared.expire_next_at(next_expiry);
         let due = shared.expiry().due.take_if(|due| *due <= now);
         if let Some(due) = due {
@@ -307,11 +314,12 @@ fn verify_new_commits(
 }
 
 /// What a pass applies: the revision, where its objects' content comes from (a git source),
-/// and what `daemon suspend|pin` said (or why that could not be read).
+/// what `daemon suspend|pin` said (or why that could not be read), and the freeze window open now.
 struct Applying<'a> {
     revision: &'a str,
     provenance: Option<&'a Provenance>,
     control: &'a Result<Control, String>,
+    window: Option<&'a crate::windows::Open>,
 }
 
 /// The rest of a reconcile, once the revision is loaded and validated. The desired state is
@@ -325,7 +333,7 @@ async fn plan_and_apply(
     applying: Applying<'_>,
     ledger: &mut Ledger,
 ) -> Outcome {
-    let Applying { revision, provenance, control } = applying;
+    let Applying { revision, provenance, control, window } = applying;
     let options = &shared.options;
     let errors: Vec<String> = pipeline::apply::gate(&desired, &options.allowed_namespaces)
         .iter()
@@ -367,16 +375,20 @@ async fn plan_and_apply(
     if !drifted.is_empty() {
         tracing::warn!(objects = %drifted.join(", "), mode = ?options.drift, "drift: fields changed outside git");
     }
-    // suspended: hold back what could give access
+    // suspended, or a freeze window open: hold back what could give access (a window as a soft suspension)
     let suspension = control.suspension.map(|s| (s, control.suspension_note.clone()));
-    let held = suspension.as_ref().map(|(suspension, _)| hold(&mut planned.plan, *suspension)).unwrap_or_default();
+    let holding = suspension.as_ref().map(|(s, _)| *s).or(window.map(|_| Suspension::Soft));
+    let held = holding.map(|holding| hold(&mut planned.plan, holding)).unwrap_or_default();
+    let held_by_window = window.filter(|_| suspension.is_none() && !held.is_empty());
     shared.metrics.suspended.set(i64::from(suspension.is_some()));
     shared.metrics.held_changes.set(held.len() as i64);
+    shared.metrics.held_by_window.set(i64::from(held_by_window.is_some()));
     {
         let mut report = shared.report();
         report.suspended = suspension.as_ref().map(|(s, _)| s.as_str()).unwrap_or_default();
         report.suspension_note = suspension.as_ref().map(|(_, note)| note.clone()).unwrap_or_default();
         report.held = held.clone();
+        report.window = window.cloned();
     }
     let plan = &mut planned.plan;
     // guards, then apply
@@ -387,6 +399,7 @@ async fn plan_and_apply(
         max_deletes: options.max_deletes,
         adopt: false,
         concurrency: 8,
+        held_back: !held.is_empty(),
     };
     let noting_prunes = || {
         *shared.pruning.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
@@ -453,11 +466,22 @@ async fn plan_and_apply(
             format!("suspended {}{note}: revision {revision} is held back: {shown}; applied instead: {summary}", suspension.as_str()),
         );
     }
+    if let Some(window) = held_by_window {
+        return Outcome::new(
+            Reconciled::Held,
+            format!(
+                "held by window {} until {}: revision {revision} is held back: {}; applied instead: {summary}",
+                window.name,
+                window.ends_at,
+                first_of(&held, CHANGES_SHOWN)
+            ),
+        );
+    }
     shared.metrics.set_revision(revision);
     Outcome::new(if written == 0 { Reconciled::Unchanged } else { Reconciled::Applied }, summary)
 }
 
-/// What a suspension holds back of `plan`, as `action id`: under `Soft` every change but those
+/// What a suspension or an open freeze window (as `Soft`) holds back of `plan`, as `action id`: under `Soft` every change but those
 /// that only take access away (a grant or session deleted, a grant updated to `disabled` — its
 /// expiry included — or a session to `revoked`), under `Hard` every change. Held changes become
 /// no-ops that the ledger does not count as in sync, so that a resume plans them again.

@@ -25,10 +25,13 @@ pub enum Reconciled {
     /// `mcp-gitops daemon suspend` holds back changes of the revision (what only takes access
     /// away is applied under a soft suspension).
     Suspended,
+    /// A freeze window of `mcp-gitops.yaml` is open: changes that widen access wait for its end
+    /// (what only takes access away is applied).
+    Held,
 }
 
 impl Reconciled {
-    pub const ALL: [Reconciled; 8] = [
+    pub const ALL: [Reconciled; 9] = [
         Reconciled::Applied,
         Reconciled::Unchanged,
         Reconciled::Invalid,
@@ -37,6 +40,7 @@ impl Reconciled {
         Reconciled::Failed,
         Reconciled::FetchFailed,
         Reconciled::Suspended,
+        Reconciled::Held,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +53,7 @@ impl Reconciled {
             Reconciled::Failed => "failed",
             Reconciled::FetchFailed => "fetch_failed",
             Reconciled::Suspended => "suspended",
+            Reconciled::Held => "held",
         }
     }
 
@@ -58,9 +63,15 @@ impl Reconciled {
     }
 
     /// Whether the loop waits for the next trigger rather than backing off and trying again: a
-    /// suspended pass did what it was told.
+    /// suspended or held pass did what it was told.
     pub fn settled(self) -> bool {
-        self.succeeded() || self == Reconciled::Suspended
+        self.succeeded() || self.held_on_purpose()
+    }
+
+    /// Whether the pass held changes back as told (a suspension, a freeze window): the daemon is
+    /// ready though the revision is not live.
+    pub fn held_on_purpose(self) -> bool {
+        matches!(self, Reconciled::Suspended | Reconciled::Held)
     }
 
     /// The Event that says so (whether a warning, and its reason); none for a pass with nothing to tell.
@@ -74,6 +85,7 @@ impl Reconciled {
             Reconciled::Failed => Some((true, "ApplyFailed")),
             Reconciled::FetchFailed => Some((true, "FetchFailed")),
             Reconciled::Suspended => Some((false, "Suspended")),
+            Reconciled::Held => Some((false, "HeldByWindow")),
         }
     }
 }

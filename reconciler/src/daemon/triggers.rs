@@ -125,12 +125,12 @@ pub fn on_members(shared: Arc<Shared>, cluster: Cluster, applyset: ApplySet) {
 }
 
 /// Reconciles at the instant the next time-bound grant expires, so that its revocation reaches
-/// the cluster then, not at the next interval. Rescheduled whenever a reconcile finds another
-/// next expiry.
+/// the cluster then, not at the next interval; and at the end of a freeze window that held
+/// changes back. Rescheduled whenever a reconcile finds another next expiry or window end.
 pub fn on_expiry(shared: Arc<Shared>) {
     tokio::spawn(async move {
         loop {
-            let next = shared.expiry().next;
+            let next = shared.expiry().wake_at();
             let Some(at) = next else {
                 shared.expiry_changed.notified().await;
                 continue;
@@ -141,10 +141,16 @@ pub fn on_expiry(shared: Arc<Shared>) {
                 _ = tokio::time::sleep(wait + Duration::from_millis(5)) => {
                     {
                         let mut expiry = shared.expiry();
-                        expiry.due = Some(at);
-                        expiry.next = None;
+                        if expiry.next == Some(at) {
+                            expiry.due = Some(at);
+                            expiry.next = None;
+                            tracing::info!(expiry = %at, "a time-bound grant expires: reconciling");
+                        }
+                        if expiry.window_closes == Some(at) {
+                            expiry.window_closes = None;
+                            tracing::info!(closes = %at, "a freeze window closes: applying what it held");
+                        }
                     }
-                    tracing::info!(expiry = %at, "a time-bound grant expires: reconciling");
                     shared.trigger_full();
                 }
                 _ = shared.expiry_changed.notified() => {}

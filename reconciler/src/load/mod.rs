@@ -270,7 +270,9 @@ fn load_config(text: &str, diagnostics: &mut Vec<Diagnostic>) -> RepoConfig {
     // The settings that are right still apply when others are wrong.
     let Value::Object(mut settings) = document.value else { return RepoConfig::default() };
     settings.retain(|key, _| !broken.contains(key));
-    serde_json::from_value(Value::Object(settings)).unwrap_or_default()
+    let config: RepoConfig = serde_json::from_value(Value::Object(settings)).unwrap_or_default();
+    diagnostics.extend(crate::windows::check(&config.windows, |pointer| document.spans.values.get(pointer).copied()));
+    config
 }
 
 fn ignore_set(globs: &[String], diagnostics: &mut Vec<Diagnostic>) -> GlobSet {

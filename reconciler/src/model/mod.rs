@@ -33,6 +33,21 @@ pub struct RepoConfig {
     pub policies: PolicySettings,
     pub owners: Owners,
     pub trust: TrustSettings,
+    /// Freeze windows: while one is open the daemon holds changes that widen access (`windows`).
+    pub windows: Vec<Window>,
+}
+
+/// One freeze window of `windows:`, as written; `crate::windows` reads and evaluates it.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Window {
+    pub name: String,
+    /// When the window opens: a 5-field cron expression, in `time_zone`.
+    pub schedule: String,
+    /// How long it stays open, e.g. `2h`, `1h 30m`, `PT2H`.
+    pub duration: String,
+    /// An IANA time zone (default UTC).
+    pub time_zone: Option<String>,
 }
 
 /// `trust:` in `mcp-gitops.yaml`: what a commit's signer must be beyond an allowed key
