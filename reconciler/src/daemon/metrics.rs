@@ -28,6 +28,8 @@ pub struct Metrics {
     pub live_objects_read: Counter,
     pub suspended: Gauge,
     pub held_changes: Gauge,
+    pub notifications: Family<Labels, Counter>,
+    pub notification_retries: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -49,6 +51,8 @@ impl Default for Metrics {
             live_objects_read: Counter::default(),
             suspended: Gauge::default(),
             held_changes: Gauge::default(),
+            notifications: Family::default(),
+            notification_retries: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -104,6 +108,16 @@ impl Default for Metrics {
             "held_changes",
             "Changes of the revision that the suspension held back in the last reconcile",
             metrics.held_changes.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Notifications (--notifications) by receiver and outcome: sent, failed (refused, or given up after retries), dropped (the receiver's queue was full)",
+            metrics.notifications.clone(),
+        );
+        registry.register(
+            "notification_retries",
+            "Notification requests tried again after a network error, a 429 or a 5xx, by receiver",
+            metrics.notification_retries.clone(),
         );
         Metrics { registry, ..metrics }
     }
