@@ -202,9 +202,8 @@ fn a_dead_receiver_delays_no_reconcile_and_is_counted() {
     assert!(applied < Duration::from_secs(3), "the push took {applied:?} to apply (the first reconcile {first:?})");
 
     // Each notice is tried 4 times (1s, 2s, 4s apart), then counted as failed.
-    let waited = daemon.wait_until(Duration::from_secs(60), |d| {
-        metric(d, &sent("refused", "failed")) == 2 && metric(d, &sent("silent", "failed")) == 2
-    });
+    let waited = daemon
+        .wait_until(Duration::from_secs(60), |d| metric(d, &sent("refused", "failed")) == 2 && metric(d, &sent("silent", "failed")) == 2);
     assert_eq!(metric(&daemon, "mcp_gitops_notification_retries_total{receiver=\"refused\"}"), 6);
     assert_eq!(metric(&daemon, "mcp_gitops_notification_retries_total{receiver=\"silent\"}"), 6);
     eprintln!("first reconcile {first:?}, push applied in {applied:?}, both notices failed {waited:?} later");
@@ -228,7 +227,11 @@ fn mistakes_in_the_notifications_file_stop_the_daemon_at_start() {
     };
     let typo = start(format!("receivers:\n  - name: ops\n    type: slack\n    urlfile: {}\n", url_file.display()));
     assert_eq!(typo.code, 1, "{}", typo.stderr);
-    assert!(typo.stderr.contains("notifications.yaml") && typo.stderr.contains("urlfile") && typo.stderr.contains(":4:"), "{}", typo.stderr);
+    assert!(
+        typo.stderr.contains("notifications.yaml") && typo.stderr.contains("urlfile") && typo.stderr.contains(":4:"),
+        "{}",
+        typo.stderr
+    );
     let bad_url = start(format!("receivers:\n  - name: ops\n    type: slack\n    urlFile: {}\n", url_file.display()));
     assert_eq!(bad_url.code, 1, "{}", bad_url.stderr);
     assert!(bad_url.stderr.contains("receiver \"ops\": urlFile") && bad_url.stderr.contains("does not hold an http:// or https:// URL"));

@@ -100,7 +100,12 @@ impl Receiver {
 /// every key file a non-empty key.
 pub fn read(file: &Path) -> Result<Vec<Receiver>, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read { file: file.into(), source })?;
-    let parsed: File = serde_saphyr::from_str(&text).map_err(|e| ConfigError::Syntax { file: file.into(), message: e.to_string() })?;
+    let parsed: File = serde_saphyr::from_str(&text).map_err(|e| {
+        // The snippet shows the file's own lines (paths, never the secrets they hold).
+        let name = file.display().to_string();
+        let rendered = e.render_with_options(serde_saphyr::render_options! { source_name: Some(&name) });
+        ConfigError::Syntax { file: file.into(), message: rendered.strip_prefix("error: ").unwrap_or(&rendered).to_string() }
+    })?;
     let mut names = BTreeSet::new();
     let mut receivers = Vec::new();
     for entry in parsed.receivers {
