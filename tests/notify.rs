@@ -103,6 +103,8 @@ fn a_push_reaches_cloudevents_slack_and_teams_receivers() {
         ],
     );
     let daemon = Daemon::start(&upstream.bare_path(), &teams.kubeconfig, &teams.inventory, &["--notifications", file.to_str().unwrap()]);
+    let metrics = daemon.get("/metrics").1;
+    assert!(metrics.contains(&format!("{} 0\n", sent("warnings", "dropped"))), "every series from the start:\n{metrics}");
 
     // The CloudEvent: refused once with a 500, sent again (the same event) and accepted.
     let got = events.wait_for(2, "the Applied CloudEvent and its retry");

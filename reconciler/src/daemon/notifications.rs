@@ -326,6 +326,10 @@ impl Notifier {
         let names: Vec<&str> = notifier.receivers.iter().map(|r| r.name.as_str()).collect();
         tracing::info!(receivers = %names.join(", "), "notifications on");
         for receiver in &notifier.receivers {
+            // Every series from the start, so that an alert on a rise sees the first one.
+            for outcome in ["sent", "failed", "dropped"] {
+                shared.metrics.notifications.get_or_create(&labels(&receiver.name, outcome));
+            }
             tokio::spawn(deliver(shared.clone(), receiver.clone()));
         }
     }
@@ -361,9 +365,12 @@ pub(super) async fn publish(shared: &Shared, cluster: &Cluster, applyset: &Apply
     }
 }
 
+fn labels(receiver: &str, outcome: &str) -> Vec<(String, String)> {
+    vec![("receiver".to_string(), receiver.to_string()), ("outcome".to_string(), outcome.to_string())]
+}
+
 fn count(metrics: &Metrics, receiver: &str, outcome: &str) {
-    let labels = vec![("receiver".to_string(), receiver.to_string()), ("outcome".to_string(), outcome.to_string())];
-    metrics.notifications.get_or_create(&labels).inc();
+    metrics.notifications.get_or_create(&labels(receiver, outcome)).inc();
 }
 
 /// Sends `receiver`'s notices one after another, for as long as the daemon runs.
