@@ -328,7 +328,7 @@ impl Notifier {
         for receiver in &notifier.receivers {
             // Every series from the start, so that an alert on a rise sees the first one.
             for outcome in ["sent", "failed", "dropped"] {
-                shared.metrics.notifications.get_or_create(&labels(&receiver.name, outcome));
+                let _ = shared.metrics.notifications.get_or_create(&labels(&receiver.name, outcome));
             }
             tokio::spawn(deliver(shared.clone(), receiver.clone()));
         }
