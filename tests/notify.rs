@@ -201,7 +201,7 @@ fn a_dead_receiver_delays_no_reconcile_and_is_counted() {
     let applied = hooked.elapsed();
     assert!(teams.kubectl.run(&["get", "mcpaccessgrants", "new-bot", "-n", &teams.payments]).status.success());
     assert_eq!(metric(&daemon, &sent("silent", "sent")) + metric(&daemon, &sent("silent", "failed")), 0, "the first notice is done");
-    assert!(applied < Duration::from_secs(3), "the push took {applied:?} to apply (the first reconcile {first:?})");
+    assert!(applied < Duration::from_secs(5), "the push took {applied:?} to apply (the first reconcile {first:?})");
 
     // Each notice is tried 4 times (1s, 2s, 4s apart), then counted as failed.
     let waited = daemon
