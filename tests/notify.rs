@@ -20,11 +20,12 @@ use std::time::{Duration, Instant};
 const URL_SECRET: &str = "url-secret-5e6f7a8b-never-print";
 const KEY: &str = "hmac-key-9c0d1e2f-never-print";
 
-/// A webhook receiver on a real TCP port: records each request, answers with the statuses it was
-/// given in turn, then 200.
+/// A webhook receiver on a real TCP port: records each request (and when it came), answers with
+/// the statuses it was given in turn (a 429 asks to retry after 3 seconds), then 200.
 struct Receiver {
     url: String,
     got: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+    at: Arc<Mutex<Vec<Instant>>>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -32,19 +33,23 @@ impl Receiver {
     fn start(answers: &[u16]) -> Receiver {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
         let got: Arc<Mutex<Vec<(HeaderMap, String)>>> = Arc::default();
+        let at: Arc<Mutex<Vec<Instant>>> = Arc::default();
         let answers = Arc::new(Mutex::new(answers.iter().copied().collect::<VecDeque<u16>>()));
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).expect("bind");
         let port = listener.local_addr().expect("address").port();
-        let record = got.clone();
+        let (record, times) = (got.clone(), at.clone());
         let app = axum::Router::new().fallback(move |headers: HeaderMap, body: String| {
-            let (record, answers) = (record.clone(), answers.clone());
+            let (record, times, answers) = (record.clone(), times.clone(), answers.clone());
             async move {
+                times.lock().unwrap().push(Instant::now());
                 record.lock().unwrap().push((headers, body));
-                StatusCode::from_u16(answers.lock().unwrap().pop_front().unwrap_or(200)).unwrap()
+                let status = StatusCode::from_u16(answers.lock().unwrap().pop_front().unwrap_or(200)).unwrap();
+                let retry_after = if status == StatusCode::TOO_MANY_REQUESTS { "3" } else { "0" };
+                (status, [("retry-after", retry_after)])
             }
         });
         runtime.spawn(async move { axum::serve(listener, app).await });
-        Receiver { url: format!("http://127.0.0.1:{port}/services/T0/B0/{URL_SECRET}"), got, _runtime: runtime }
+        Receiver { url: format!("http://127.0.0.1:{port}/services/T0/B0/{URL_SECRET}"), got, at, _runtime: runtime }
     }
 
     fn requests(&self) -> Vec<(HeaderMap, String)> {
@@ -90,7 +95,8 @@ fn a_push_reaches_cloudevents_slack_and_teams_receivers() {
     let repo = teams.repo("examples/platform");
     let upstream = Upstream::new();
     let revision = upstream.commit(repo.path(), "the platform");
-    let (events, slack, ms_teams, warnings) = (Receiver::start(&[500]), Receiver::start(&[]), Receiver::start(&[]), Receiver::start(&[]));
+    let (events, slack, ms_teams, warnings) =
+        (Receiver::start(&[500]), Receiver::start(&[429]), Receiver::start(&[]), Receiver::start(&[]));
     let dir = tempfile::tempdir().expect("dir");
     let key_file = dir.path().join("key");
     let file = notifications(
@@ -130,7 +136,11 @@ fn a_push_reaches_cloudevents_slack_and_teams_receivers() {
     daemon.wait_until(Duration::from_secs(10), |d| metric(d, &sent("events", "sent")) == 1);
     assert_eq!(metric(&daemon, "mcp_gitops_notification_retries_total{receiver=\"events\"}"), 1);
 
-    let text = slack.wait_for(1, "the Slack message")[0].1.clone();
+    // Rate-limited with Retry-After: 3, Slack gets the message again 3 seconds later, not 1.
+    let text = slack.wait_for(2, "the Slack message and its retry")[1].1.clone();
+    let at = slack.at.lock().unwrap().clone();
+    assert!(at[1] - at[0] >= Duration::from_secs(3), "retried after {:?}", at[1] - at[0]);
+    assert_eq!(metric(&daemon, "mcp_gitops_notification_retries_total{receiver=\"slack\"}"), 1);
     assert_eq!(text.as_object().unwrap().len(), 1, "Slack gets {{\"text\": ...}} only: {text}");
     let text = text["text"].as_str().unwrap();
     assert!(text.contains("*Applied*") && text.contains(&revision[..7]), "{text}");

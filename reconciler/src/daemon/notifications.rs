@@ -25,6 +25,8 @@ pub const QUEUE: usize = 100;
 pub const ATTEMPTS: u32 = 4;
 /// The wait before the first retry; it doubles each time (1s, 2s, 4s).
 const BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait a receiver's `Retry-After` may ask for.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// How long one request may take unless the receiver's `timeout` says otherwise.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// The header that carries a CloudEvent's signature, as GitHub signs its webhooks (and as `/hook`
@@ -388,9 +390,10 @@ async fn deliver(shared: Arc<Shared>, receiver: Arc<Receiver>) {
     }
 }
 
-/// A failed try: whether another may succeed, and why (never quoting the URL).
+/// A failed try: whether another may succeed (and how long the receiver asked to wait), and why
+/// (never quoting the URL).
 enum Failure {
-    Retry(String),
+    Retry(String, Option<Duration>),
     GiveUp(String),
 }
 
@@ -401,11 +404,12 @@ async fn send_with_retries(metrics: &Metrics, receiver: &Receiver, body: &Value)
         match send(receiver, &body).await {
             Ok(()) => return Ok(()),
             Err(Failure::GiveUp(why)) => return Err(why),
-            Err(Failure::Retry(why)) if attempt == ATTEMPTS => return Err(format!("{why} (after {ATTEMPTS} tries)")),
-            Err(Failure::Retry(why)) => {
+            Err(Failure::Retry(why, _)) if attempt == ATTEMPTS => return Err(format!("{why} (after {ATTEMPTS} tries)")),
+            Err(Failure::Retry(why, asked)) => {
                 metrics.notification_retries.get_or_create(&Metrics::label("receiver", &receiver.name)).inc();
-                tracing::debug!(receiver = %receiver.name, attempt, "notification failed, retrying in {wait:?}: {why}");
-                tokio::time::sleep(wait).await;
+                let pause = asked.map_or(wait, |asked| asked.clamp(wait, MAX_RETRY_AFTER));
+                tracing::debug!(receiver = %receiver.name, attempt, "notification failed, retrying in {pause:?}: {why}");
+                tokio::time::sleep(pause).await;
                 wait *= 2;
             }
         }
@@ -430,7 +434,13 @@ async fn send(receiver: &Receiver, body: &[u8]) -> Result<(), Failure> {
         Ok(response) => {
             let status = response.status();
             let why = format!("the receiver answered {status}");
-            if status.as_u16() == 429 || status.is_server_error() { Err(Failure::Retry(why)) } else { Err(Failure::GiveUp(why)) }
+            // Slack and Teams say how long to back off with a 429 (seconds; an HTTP date is ignored).
+            let asked = response.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.trim().parse().ok());
+            if status.as_u16() == 429 || status.is_server_error() {
+                Err(Failure::Retry(why, asked.map(Duration::from_secs)))
+            } else {
+                Err(Failure::GiveUp(why))
+            }
         }
         Err(e) => {
             let kind = if e.is_timeout() { "no answer in time" } else { "cannot reach the receiver" };
@@ -440,7 +450,7 @@ async fn send(receiver: &Receiver, body: &[u8]) -> Result<(), Failure> {
                 why = format!("{why}: {cause}");
                 source = cause.source();
             }
-            Err(Failure::Retry(hide(format!("{kind}{why}"))))
+            Err(Failure::Retry(hide(format!("{kind}{why}")), None))
         }
     }
 }
