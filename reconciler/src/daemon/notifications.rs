@@ -219,7 +219,8 @@ impl Sender {
         let short = notice.revision.get(..7).unwrap_or(&notice.revision);
         let level = if notice.warning { "Warning" } else { "Normal" };
         match format {
-            Format::Cloudevents => json!({
+            Format::Cloudevents => {
+                let mut event = json!({
                 "specversion": "1.0",
                 "id": format!("{}-{}-{}", self.instance, self.started.as_millisecond(), notice.sequence),
                 "source": self.source,
@@ -235,7 +236,13 @@ impl Sender {
                     "cluster": self.cluster,
                     "instance": self.instance,
                 },
-            }),
+                });
+                // A CloudEvent's subject is absent or non-empty: none before a revision was fetched.
+                if let Some(event) = event.as_object_mut().filter(|_| notice.revision.is_empty()) {
+                    event.remove("subject");
+                }
+                event
+            }
             Format::Slack => json!({
                 "text": format!(
                     "{} *{}* ({level}) on {}, revision `{short}`: {}",
@@ -484,6 +491,17 @@ mod tests {
         }
         assert_eq!(left, [2, 3, 4]);
         assert_eq!(queue.notices.lock().unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_cloudevent_before_any_revision_has_no_subject() {
+        let sender = Sender { source: "/s".into(), cluster: "c".into(), instance: "i".into(), started: jiff::Timestamp::UNIX_EPOCH };
+        assert_eq!(sender.body(Format::Cloudevents, &notice(1))["subject"], "0123456789abcdef");
+        let fetch_failed = Notice { reason: "FetchFailed".into(), revision: String::new(), ..notice(2) };
+        let event = sender.body(Format::Cloudevents, &fetch_failed);
+        assert!(event.get("subject").is_none(), "{event}");
+        assert_eq!(event["id"], "i-0-2");
+        assert_eq!(event["type"], "org.mcpruntime.gitops.FetchFailed");
     }
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
