@@ -361,6 +361,10 @@ pub struct DaemonArgs {
     /// their merge base) instead of refusing it.
     #[arg(long, requires = "verify_signatures")]
     pub allow_non_fast_forward: bool,
+    /// Also send every Event to the receivers this YAML file lists (CloudEvents, Slack, Teams webhooks;
+    /// docs/daemon.md#notifications). Mount it from a Secret: it names the files of their URLs and keys.
+    #[arg(long, value_name = "FILE")]
+    pub notifications: Option<PathBuf>,
     #[command(flatten)]
     pub git: GitArgs,
 }

@@ -509,6 +509,7 @@ fn run_daemon(args: Box<DaemonArgs>, allowed: &Allowed) -> Result<i32, CliError>
             pgp_keys: args.pgp_keys,
             allow_non_fast_forward: args.allow_non_fast_forward,
         }),
+        notifications: args.notifications,
     };
     runtime()?.block_on(crate::daemon::run(options))?;
     Ok(EXIT_OK)

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub suspended: Gauge,
     pub held_changes: Gauge,
     pub held_by_window: Gauge,
+    pub notifications: Family<Labels, Counter>,
+    pub notification_retries: Family<Labels, Counter>,
 }
 
 impl Default for Metrics {
@@ -51,6 +53,8 @@ impl Default for Metrics {
             suspended: Gauge::default(),
             held_changes: Gauge::default(),
             held_by_window: Gauge::default(),
+            notifications: Family::default(),
+            notification_retries: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -111,6 +115,16 @@ impl Default for Metrics {
             "held_by_window",
             "1 while an open freeze window of mcp-gitops.yaml holds changes back, as last seen by a reconcile",
             metrics.held_by_window.clone(),
+        );
+        registry.register(
+            "notifications",
+            "Notifications (--notifications) by receiver and outcome: sent, failed (refused, or given up after retries), dropped (the receiver's queue was full)",
+            metrics.notifications.clone(),
+        );
+        registry.register(
+            "notification_retries",
+            "Notification requests tried again after a network error, a 429 or a 5xx, by receiver",
+            metrics.notification_retries.clone(),
         );
         Metrics { registry, ..metrics }
     }

@@ -12,6 +12,7 @@ mod http;
 mod live;
 pub mod metrics;
 mod ratchet;
+pub mod notifications;
 mod reconcile;
 mod reconciled;
 mod triggers;
@@ -98,6 +99,8 @@ pub struct Options {
     pub leader_elect: Option<Duration>,
     /// With `--verify-signatures`: who may sign the commits that are applied.
     pub verification: Option<Verification>,
+    /// `--notifications FILE`: where every Event is also sent.
+    pub notifications: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -133,6 +136,8 @@ struct Shared {
     /// Commits found unverified so far, each counted once in the metric.
     unverified: Mutex<BTreeSet<String>>,
     metrics: Metrics,
+    /// The receivers of `--notifications`, if any.
+    notifier: Option<notifications::Notifier>,
 }
 
 #[derive(Debug, Default)]
@@ -221,6 +226,8 @@ pub enum DaemonError {
     EmptyWebhookSecret(PathBuf),
     #[error("cannot listen on {address}: {source}")]
     Listen { address: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Notifications(#[from] notifications::ConfigError),
     #[error("lost the leader lease; stopping so that only the new leader applies (the pod restarts as standby)")]
     LostLease,
 }
@@ -237,16 +244,19 @@ fn webhook_secret(file: &Path) -> Result<Vec<u8>, DaemonError> {
 
 pub async fn run(options: Options) -> Result<(), DaemonError> {
     let webhook_secret = options.webhook_secret_file.as_deref().map(webhook_secret).transpose()?;
+    let receivers = options.notifications.as_deref().map(notifications::read).transpose()?;
     // The source first: a refused one (credentials over http://) is reported before anything else.
     let mut mirror = Mirror::open(&options.repo, &options.branch, &options.path, &options.cache, options.credentials.clone())?;
     let cluster = Cluster::connect(options.cluster.kubeconfig.as_deref(), options.cluster.context.as_deref()).await?;
     let listener =
         tokio::net::TcpListener::bind(options.listen).await.map_err(|source| DaemonError::Listen { address: options.listen, source })?;
     let applyset = ApplySet::new(&options.cluster.inventory_namespace);
+    let identity = identity();
+    let notifier = receivers.map(|r| notifications::Notifier::new(r, notifications::Sender::new(&cluster, &applyset, &identity)));
     let shared = Arc::new(Shared {
         options,
         webhook_secret,
-        identity: identity(),
+        identity,
         trigger: Notify::new(),
         ready: AtomicBool::new(false),
         stopping: AtomicBool::new(false),
@@ -259,6 +269,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
         expiry_changed: Notify::new(),
         unverified: Mutex::new(BTreeSet::new()),
         metrics: Metrics::default(),
+        notifier,
     });
     let options = &shared.options;
     // The bound address: with `--listen 127.0.0.1:0` the port the system picked.
@@ -268,6 +279,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     let server_shared = shared.clone();
     let server = tokio::spawn(http::serve(listener, server_shared));
     triggers::on_signal(shared.clone());
+    notifications::Notifier::start(&shared);
 
     let mut leadership = None;
     if let Some(duration) = options.leader_elect {

@@ -564,9 +564,7 @@ async fn record(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, outcome
         events.push((warning, reason, format!("changed outside git: {}", drifted.join(", "))));
     }
     for (warning, reason, note) in events {
-        if let Err(e) = cluster.publish_event(applyset, &shared.identity, warning, reason, &note).await {
-            tracing::warn!(reason, "cannot publish the event: {}", apply::describe(&e));
-        }
+        super::notifications::publish(shared, cluster, applyset, warning, reason, &note).await;
     }
 }
 
