@@ -2,6 +2,7 @@
 //! Schema, object identity, cross-reference against the gateway metadata, guardrail policies —
 //! plus the credential scan; then time-bound grants that have expired are disabled. Collects every problem (never stops at the first) into the state's diagnostics.
 
+pub mod break_glass;
 pub mod expiry;
 mod guardrails;
 mod identity;
@@ -51,6 +52,7 @@ pub fn validate_cached(mut loaded: Loaded, now: Timestamp, cache: &Cache) -> Des
         found.extend(no_objects(&loaded.state));
     }
     found.extend(expiry::ignored(&loaded.state));
+    found.extend(break_glass::late_reviews(&loaded.state, now));
     found.extend(expiry::expire(&mut loaded.state, now));
     loaded.state.diagnostics.extend(found);
     diagnostic::sort(&mut loaded.state.diagnostics);
