@@ -338,3 +338,70 @@ fn the_lifetime_cap_cannot_be_raised_past_a_day() {
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("mcp-gitops.yaml declares no owners.breakGlass"), "{}", out.stderr);
 }
+
+/// The daemon against the real API server: a break-glass commit pushed is applied like any
+/// change, with a `BreakGlass` Event and the gauge of open break-glass grants; at its
+/// `mcp-gitops.io/expires-at`, a few seconds later, the expiry path applies it disabled.
+#[test]
+fn the_daemon_applies_break_glass_tells_of_it_and_revokes_it_at_expiry() {
+    use common::cluster::Teams;
+    use common::daemon::{Daemon, Upstream};
+    use std::time::Duration;
+
+    let Teams { kubeconfig, kubectl, payments, support, inventory } = Teams::new("bg");
+    let upstream = Upstream::new();
+    let work = upstream.work.path();
+    let repo = common::cluster::repo_copy("examples/platform", &[("mcp-team-payments", &payments), ("mcp-team-support", &support)]);
+    common::copy_dir(repo.path(), work);
+    let config = fs::read_to_string(work.join("mcp-gitops.yaml")).expect("config");
+    fs::write(work.join("mcp-gitops.yaml"), format!("{config}  breakGlass:\n    requesters: [owners]\n    maxDuration: 1h\n"))
+        .expect("config");
+    upstream.push("the platform, with break-glass");
+    let daemon = Daemon::start(&upstream.bare_path(), &kubeconfig, &inventory, &[]);
+    let metric = |name: &str| {
+        daemon.get("/metrics").1.lines().find_map(|l| l.strip_prefix(&format!("{name} ")).map(String::from)).unwrap_or_default()
+    };
+    assert_eq!(metric("mcp_gitops_break_glass_active_grants"), "0");
+
+    // The on-call owner opens 20 seconds of get_invoice from the work repository.
+    git(work, &[], &["symbolic-ref", "HEAD", "refs/heads/main"]);
+    git(work, &[], &["config", "user.name", "Dana"]);
+    git(work, &[], &["config", "user.email", "dana.whitfield@fernhill.io"]);
+    let home = tempfile::tempdir().expect("home");
+    let server = format!("{payments}/payments-mcp");
+    let args = ["break-glass", "--path", work.to_str().expect("utf-8"), "--server", &server, "--tool", "get_invoice"];
+    let opened = mcp_gitops()
+        .args(args)
+        .args(["--human", "dana.whitfield@fernhill.io", "--agent", "claude-code", "--reason", "INC-7", "--for", "20s"])
+        .args(["--requester", "dana.whitfield"])
+        .env("HOME", home.path())
+        .output()
+        .expect("runs");
+    assert!(opened.status.success(), "{}", String::from_utf8_lossy(&opened.stderr));
+    let name = git(work, &[], &["show", "--name-only", "--format=", "HEAD"]);
+    let name = name.trim().trim_start_matches("teams/payments/grants/").trim_end_matches(".yaml").to_string();
+    assert!(name.starts_with("break-glass-get-invoice-"), "{name}");
+    git(work, &[], &["push", "-q", &upstream.bare_path(), "main"]);
+    let head = git(work, &[], &["rev-parse", "HEAD"]);
+    assert_eq!(daemon.signed_hook(), 202);
+    daemon.wait_for(Duration::from_secs(30), "the break-glass commit applied", |s| s["revision"] == head.as_str());
+    let grant = || kubectl.json(&["get", "mcpaccessgrants", &name, "-n", &payments]);
+    assert_eq!(grant()["spec"]["disabled"], serde_json::Value::Null, "applied open");
+    assert_eq!(grant()["metadata"]["annotations"]["mcp-gitops.io/break-glass"], "true");
+    assert_eq!(metric("mcp_gitops_break_glass_active_grants"), "1");
+    let events = kubectl.json(&["get", "events.events.k8s.io", "-n", &inventory]);
+    let told = events["items"].as_array().expect("items").iter().find(|e| e["reason"] == "BreakGlass").cloned();
+    let told = told.unwrap_or_else(|| panic!("no BreakGlass Event: {events}"));
+    assert_eq!(told["type"], "Warning");
+    let note = told["note"].as_str().unwrap_or_default();
+    assert!(note.contains(&format!("MCPAccessGrant/{payments}/{name}")) && note.contains("opened by dana.whitfield (INC-7)"), "{note}");
+
+    // Revoked at expiry, with no commit.
+    let expires: jiff::Timestamp =
+        grant()["metadata"]["annotations"]["mcp-gitops.io/expires-at"].as_str().expect("expires-at").parse().expect("RFC 3339");
+    daemon.wait_until(Duration::from_secs(40), |_| grant()["spec"]["disabled"] == true);
+    let late = jiff::Timestamp::now().duration_since(expires);
+    eprintln!("revoked {late:#} after its expires-at");
+    assert!(late < jiff::SignedDuration::from_secs(10), "revoked {late:#} late");
+    daemon.wait_until(Duration::from_secs(10), |_| metric("mcp_gitops_break_glass_active_grants") == "0");
+}

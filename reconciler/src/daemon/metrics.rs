@@ -28,6 +28,7 @@ pub struct Metrics {
     pub live_objects_read: Counter,
     pub suspended: Gauge,
     pub held_changes: Gauge,
+    pub break_glass_active: Gauge,
 }
 
 impl Default for Metrics {
@@ -49,6 +50,7 @@ impl Default for Metrics {
             live_objects_read: Counter::default(),
             suspended: Gauge::default(),
             held_changes: Gauge::default(),
+            break_glass_active: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -104,6 +106,11 @@ impl Default for Metrics {
             "held_changes",
             "Changes of the revision that the suspension held back in the last reconcile",
             metrics.held_changes.clone(),
+        );
+        registry.register(
+            "break_glass_active_grants",
+            "Break-glass grants of the applied revision that have not expired, as of the last successful reconcile",
+            metrics.break_glass_active.clone(),
         );
         Metrics { registry, ..metrics }
     }

@@ -87,11 +87,13 @@ impl Default for Memory {
 struct Outcome {
     result: Reconciled,
     message: String,
+    /// What to tell of each break-glass grant this pass wrote (a `BreakGlass` Event each).
+    break_glass: Vec<String>,
 }
 
 impl Outcome {
     fn new(result: Reconciled, message: String) -> Outcome {
-        Outcome { result, message }
+        Outcome { result, message, break_glass: Vec::new() }
     }
 
     fn succeeded(&self) -> bool {
@@ -205,12 +207,13 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
         Err(why) => return Outcome::new(Reconciled::Invalid, format!("revision {revision}: {why}; the last good revision stays live")),
     };
     let next_expiry = crate::validate::expiry::next_expiry(&desired, now);
+    let break_glass = super::break_glass::Open::of(&desired, now);
     let mut outcome = plan_and_apply(
         shared,
         cluster,
         applyset,
         desired,
-        Applying { revision: &revision, provenance: provenance.as_ref(), control: &control },
+        Applying { revision: &revision, provenance: provenance.as_ref(), control: &control, break_glass: &break_glass },
         &mut memory.ledger,
     )
     .await;
@@ -218,6 +221,7 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
         outcome.message = format!("pinned: {}", outcome.message);
     }
     if outcome.succeeded() {
+        shared.metrics.break_glass_active.set(break_glass.count());
         shared.expire_next_at(next_expiry);
         let due = shared.expiry().due.take_if(|due| *due <= now);
         if let Some(due) = due {
@@ -311,6 +315,7 @@ struct Applying<'a> {
     revision: &'a str,
     provenance: Option<&'a Provenance>,
     control: &'a Result<Control, String>,
+    break_glass: &'a super::break_glass::Open,
 }
 
 /// The rest of a reconcile, once the revision is loaded and validated. The desired state is
@@ -324,7 +329,7 @@ async fn plan_and_apply(
     applying: Applying<'_>,
     ledger: &mut Ledger,
 ) -> Outcome {
-    let Applying { revision, provenance, control } = applying;
+    let Applying { revision, provenance, control, break_glass } = applying;
     let options = &shared.options;
     let errors: Vec<String> = pipeline::apply::gate(&desired, &options.allowed_namespaces)
         .iter()
@@ -453,7 +458,8 @@ async fn plan_and_apply(
         );
     }
     shared.metrics.set_revision(revision);
-    Outcome::new(if written == 0 { Reconciled::Unchanged } else { Reconciled::Applied }, summary)
+    let outcome = Outcome::new(if written == 0 { Reconciled::Unchanged } else { Reconciled::Applied }, summary);
+    Outcome { break_glass: break_glass.applied(&report), ..outcome }
 }
 
 /// What a suspension holds back of `plan`, as `action id`: under `Soft` every change but those
@@ -538,6 +544,7 @@ async fn record(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, outcome
         };
         events.push((warning, reason, format!("changed outside git: {}", drifted.join(", "))));
     }
+    events.extend(outcome.break_glass.iter().map(|note| (true, "BreakGlass", note.clone())));
     for (warning, reason, note) in events {
         if let Err(e) = cluster.publish_event(applyset, &shared.identity, warning, reason, &note).await {
             tracing::warn!(reason, "cannot publish the event: {}", apply::describe(&e));
