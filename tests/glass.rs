@@ -221,6 +221,11 @@ fn beyond_the_rules_break_glass_refuses_and_writes_nothing() {
         "no tool \"purge_vaul\" on mcp-team-a/vault-mcp; its tools: read_secret, purge_vault; did you mean purge_vault?",
     );
     refused(&["--tool", "purge_vault", "--reason", "INC-1", "--for", "soon"], 64, "--for");
+    refused(
+        &["--tool", "purge_vault", "--reason", "INC-1", "--session", "../../escape"],
+        1,
+        "--session \"../../escape\" is not an object name",
+    );
     let out = repo.run(&[
         "break-glass",
         "--path",
@@ -238,9 +243,17 @@ fn beyond_the_rules_break_glass_refuses_and_writes_nothing() {
     ]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("did you mean mcp-team-a/vault-mcp?"), "{}", out.stderr);
-    // The requester's own team-mate among the owners may.
-    let out = repo.break_glass(&["--tool", "read_secret", "--reason", "INC-2", "--requester", "@Team-A-Leads"]);
+    // An owner may (names compared as the forges do); a reason that tries to add YAML stays one value.
+    let out = repo.break_glass(&["--tool", "read_secret", "--reason", "INC-2\nkind: MCPServer\r\n#", "--requester", "@Team-A-Leads\n"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    let plan = repo.home.path().join("plan.json");
+    let planned = repo.run(&["plan", repo.path(), "--base", "HEAD~1", "--out", plan.to_str().expect("utf-8"), "--format", "json"]);
+    assert_eq!(planned.code, 0, "{}{}", planned.stdout, planned.stderr);
+    let answer = json(&fs::read_to_string(&plan).expect("plan"));
+    assert_eq!(answer["approvals"]["break_glass"]["reason"], "INC-2\nkind: MCPServer\r\n#", "{answer}");
+    let changed = answer["changes"].as_array().expect("changes").iter().filter(|c| c["action"] != "no-op").count();
+    assert_eq!(changed, 1, "one grant: {answer}");
+    assert_eq!(answer["approvals"]["break_glass"]["requester"], "@Team-A-Leads", "{answer}");
 }
 
 /// A grant and a commit written by hand, as someone might try to pass an ordinary change off as break-glass.

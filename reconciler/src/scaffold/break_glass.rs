@@ -61,7 +61,7 @@ pub struct Opened {
 pub fn open(root: &Path, state: &DesiredState, request: &Request, now: Timestamp) -> Result<Opened, BreakGlassError> {
     let repo = git2::Repository::discover(root)?;
     let requester = match &request.requester {
-        Some(requester) => requester.clone(),
+        Some(requester) => requester.trim().to_string(),
         None => repo.config()?.get_string("user.email").unwrap_or_default(),
     };
     let limits = Limits::of(state.config.owners.break_glass.as_ref()).map_err(|why| BreakGlassError::Refused(vec![why]))?;
@@ -82,6 +82,11 @@ pub fn open(root: &Path, state: &DesiredState, request: &Request, now: Timestamp
         limits.requester_refused(&requester, &owners),
         limits.reason_refused(&request.reason),
         limits.lifetime_refused(expires_at, now).map(|why| format!("--for {duration:#}: {why}")),
+        request
+            .session
+            .as_ref()
+            .filter(|name| !super::import::is_dns_name(name))
+            .map(|name| format!("--session {name:?} is not an object name (lower-case letters, digits, '-' and '.')")),
     ]
     .into_iter()
     .flatten()
@@ -161,7 +166,7 @@ fn grant_text(name: &str, request: &Request, marks: &Marks, (side_effect, trust)
          apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata:\n  name: {name}\n  namespace: {namespace}\n{annotations}    {EXPIRES_AT}: \"{expires_at}\"\n\
          spec:\n  serverRef:\n    name: {server}\n    namespace: {namespace}\n  subject:\n    humanID: {human}\n    agentID: {agent}\n\
          \x20 maxTrust: {trust}\n  allowedSideEffects: [{side_effect}]\n  policyVersion: v1\n  toolRules:\n    - name: {tool}\n      decision: allow\n      requiredTrust: {trust}\n",
-        requester = marks.requester.replace('\n', " "),
+        requester = marks.requester.replace(['\n', '\r'], " "),
         namespace = request.server.namespace,
         annotations = annotations(marks),
         server = request.server.name,

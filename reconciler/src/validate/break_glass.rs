@@ -159,3 +159,44 @@ pub fn late_reviews(state: &DesiredState, now: Timestamp) -> Vec<Diagnostic> {
     }
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(max: Option<&str>, requesters: &[&str]) -> Limits {
+        let rules = BreakGlassRules {
+            requesters: requesters.iter().map(|r| r.to_string()).collect(),
+            max_duration: max.map(String::from),
+            reason_pattern: Some("^INC-[0-9]+".into()),
+            review_within: None,
+        };
+        Limits::of(Some(&rules)).expect("readable")
+    }
+
+    #[test]
+    fn no_configuration_raises_the_lifetime_past_a_day_and_the_defaults_are_an_hour_and_a_day() {
+        assert_eq!(limits(Some("30h"), &[]).max_duration, HARD_CAP);
+        assert_eq!(limits(Some("90m"), &[]).max_duration, SignedDuration::from_mins(90));
+        let defaults = limits(None, &[]);
+        assert_eq!((defaults.max_duration, defaults.review_within), (DEFAULT_MAX, DEFAULT_REVIEW));
+        assert!(Limits::of(None).is_err(), "no owners.breakGlass, no break-glass");
+        let now = Timestamp::UNIX_EPOCH;
+        let later = |minutes| now.checked_add(SignedDuration::from_mins(minutes)).expect("in range");
+        assert_eq!(defaults.lifetime_refused(later(60), now), None);
+        assert!(defaults.lifetime_refused(later(61), now).is_some_and(|why| why.contains("it lasts 1h 1m")));
+        assert!(defaults.lifetime_refused(now, now).is_some(), "already over");
+    }
+
+    #[test]
+    fn owners_stand_for_the_servers_owners_and_names_compare_as_the_forges_do() {
+        let owners = ["pay-leads".to_string()];
+        let by_default = limits(None, &[]);
+        assert_eq!(by_default.requester_refused("@Pay-Leads", &owners), None);
+        assert!(by_default.requester_refused("oncall", &owners).is_some_and(|why| why.contains("requesters: pay-leads")));
+        assert_eq!(limits(None, &["oncall"]).requester_refused("OnCall", &owners), None);
+        assert!(limits(None, &["oncall"]).requester_refused("pay-leads", &owners).is_some(), "owners only when listed");
+        assert!(by_default.reason_refused("INC-1").is_none());
+        assert!(by_default.reason_refused("urgent").is_some() && by_default.reason_refused("  ").is_some());
+    }
+}
