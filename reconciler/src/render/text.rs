@@ -46,6 +46,22 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
             plan.base_diagnostics.len()
         );
     }
+    if let Some(b) = &plan.approvals.break_glass {
+        let opened = format!("break-glass by {} ({}), until {}", terminal(&b.requester), terminal(&b.reason), b.expires_at);
+        let _ = match b.within_rules {
+            true => writeln!(
+                out,
+                "{} {opened}: within owners.breakGlass, it needs no approval when its author is the requester.\n",
+                palette.bold("Break-glass:")
+            ),
+            false => writeln!(
+                out,
+                "{} {opened}, beyond owners.breakGlass: {}. It is an ordinary change.\n",
+                palette.bold("Not break-glass:"),
+                terminal(&b.beyond_rules.join("; "))
+            ),
+        };
+    }
     if !plan.approvals.required.is_empty() {
         let _ = writeln!(out, "{}", palette.bold("Approvals needed (every line must hold):"));
         for r in &plan.approvals.required {
