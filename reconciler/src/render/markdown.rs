@@ -53,7 +53,7 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
     }
 
     if let Some(b) = &plan.approvals.break_glass {
-        let opened = format!("break-glass by {} ({}), until {}", code(&b.requester), text(&b.reason), code(&b.expires_at));
+        let opened = format!("by {} ({}), until {}", code(&b.requester), text(&b.reason), code(&b.expires_at));
         let _ = match b.within_rules {
             true => writeln!(
                 head,

@@ -47,7 +47,7 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
         );
     }
     if let Some(b) = &plan.approvals.break_glass {
-        let opened = format!("break-glass by {} ({}), until {}", terminal(&b.requester), terminal(&b.reason), b.expires_at);
+        let opened = format!("by {} ({}), until {}", terminal(&b.requester), terminal(&b.reason), b.expires_at);
         let _ = match b.within_rules {
             true => writeln!(
                 out,
