@@ -99,7 +99,7 @@ impl Repo {
     }
 
     fn break_glass(&self, extra: &[&str]) -> Out {
-        let mut args = vec!["break-glass", "--path", self.path(), "--server", "mcp-team-a/vault-mcp", "--human", "dana@fernhill.io"];
+        let mut args = vec!["break-glass", self.path(), "--server", "mcp-team-a/vault-mcp", "--human", "dana@fernhill.io"];
         args.extend(["--agent", "claude-code"]);
         args.extend(extra);
         self.run(&args)
@@ -233,7 +233,6 @@ fn beyond_the_rules_break_glass_refuses_and_writes_nothing() {
     );
     let out = repo.run(&[
         "break-glass",
-        "--path",
         repo.path(),
         "--server",
         "mcp-team-a/vault",
@@ -387,7 +386,7 @@ fn the_daemon_applies_break_glass_tells_of_it_and_revokes_it_at_expiry() {
     git(work, &[], &["config", "user.email", "dana.whitfield@fernhill.io"]);
     let home = tempfile::tempdir().expect("home");
     let server = format!("{payments}/payments-mcp");
-    let args = ["break-glass", "--path", work.to_str().expect("utf-8"), "--server", &server, "--tool", "get_invoice"];
+    let args = ["break-glass", work.to_str().expect("utf-8"), "--server", &server, "--tool", "get_invoice"];
     let opened = mcp_gitops()
         .args(args)
         .args(["--human", "dana.whitfield@fernhill.io", "--agent", "claude-code", "--reason", "INC-7", "--for", "20s"])

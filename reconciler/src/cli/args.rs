@@ -206,7 +206,7 @@ pub struct InitArgs {
 #[derive(Debug, Args)]
 pub struct BreakGlassArgs {
     /// A directory inside the platform repository (a git work tree).
-    #[arg(long, value_name = "DIR", default_value = ".")]
+    #[arg(default_value = ".")]
     pub path: PathBuf,
     /// The server: NAMESPACE/NAME, or a NAME only one namespace has.
     #[arg(long, value_name = "NS/NAME")]
