@@ -68,6 +68,11 @@ pub enum Command {
     /// Check the approvals a JSON plan requires against who approved the change.
     #[command(subcommand)]
     Approvals(ApprovalsCommand),
+    /// Open emergency access to one tool now: write a break-glass grant (and session) and commit it.
+    #[command(
+        after_help = "Example:\n  mcp-gitops break-glass --server mcp-team-payments/payments-mcp --tool issue_refund \\\n    --human dana.whitfield@fernhill.io --agent claude-code --reason INC-4711 --for 30m --requester dana.whitfield\n\nWithin owners.breakGlass of mcp-gitops.yaml (who may, longest lifetime, reason pattern), approvals check passes\nthe change without approvals; the grant expires by itself. See docs/access-lifecycle.md#break-glass.\nExit codes: 0 committed, 1 refused (not allowed, too long, no reason, unknown server or tool) or git failed, 64 usage error."
+    )]
+    BreakGlass(BreakGlassArgs),
     /// Start a platform repository: mcp-gitops.yaml with owner and trust stubs, and the CI recipe.
     #[command(
         after_help = "Never overwrites a file. Then: mcp-gitops import (what a cluster holds), validate, plan. See docs/getting-started.md."
@@ -201,6 +206,37 @@ pub struct InitArgs {
     /// A namespace the repository's objects may target (allowedNamespaces); repeatable.
     #[arg(long = "namespace", value_name = "NS")]
     pub namespaces: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BreakGlassArgs {
+    /// A directory inside the platform repository (a git work tree).
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// The server: NAMESPACE/NAME, or a NAME only one namespace has.
+    #[arg(long, value_name = "NS/NAME")]
+    pub server: String,
+    /// The tool to open.
+    #[arg(long, value_name = "TOOL")]
+    pub tool: String,
+    /// The human the access is for (the grant's subject.humanID).
+    #[arg(long, value_name = "HUMAN")]
+    pub human: String,
+    /// The agent the access is for (the grant's subject.agentID).
+    #[arg(long, value_name = "AGENT")]
+    pub agent: String,
+    /// Why: a ticket or incident id (owners.breakGlass.reasonPattern).
+    #[arg(long, value_name = "REASON")]
+    pub reason: String,
+    /// How long, such as 30m or 1h (default 1h, or owners.breakGlass.maxDuration when shorter).
+    #[arg(long = "for", value_name = "DURATION")]
+    pub duration: Option<jiff::SignedDuration>,
+    /// Also write an MCPAgentSession of this name, ending with the grant.
+    #[arg(long, value_name = "NAME")]
+    pub session: Option<String>,
+    /// Who asks: a forge handle, as approvals check --author names people (default: git's user.email).
+    #[arg(long, value_name = "WHO")]
+    pub requester: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -52,6 +52,7 @@ pub fn dispatch(command: Command, palette: Palette, allowed: &Allowed) -> Result
             };
             install::run(&args.install(), target, &mut std::io::stdout()).map(|()| EXIT_OK).map_err(CliError::from)
         }
+        Command::BreakGlass(args) => break_glass_command(args, allowed),
         Command::Completion(args) => {
             let mut out = Vec::new();
             clap_complete::generate(args.shell, &mut <Cli as clap::CommandFactory>::command(), "mcp-gitops", &mut out);
@@ -69,6 +70,19 @@ fn init_command(args: InitArgs) -> Result<i32, CliError> {
         "Next: fill in owners and trust in mcp-gitops.yaml, add servers, grants and sessions (or `mcp-gitops import`), then `mcp-gitops validate {}`.",
         args.dir.display()
     );
+    Ok(EXIT_OK)
+}
+
+fn break_glass_command(args: BreakGlassArgs, allowed: &Allowed) -> Result<i32, CliError> {
+    let now = Timestamp::now();
+    let root = repository(&args.path);
+    let state = desired::of_path(&root, None, allowed, now, None, &Cache::off())?;
+    let server = access::server_id(&state, &root, &args.server)?;
+    let BreakGlassArgs { tool, human, agent, reason, duration, session, requester, .. } = args;
+    let request = scaffold::break_glass::Request { server, tool, human, agent, reason, duration, session, requester };
+    let opened = scaffold::break_glass::open(&root, &state, &request, now)?;
+    println!("Committed {}{}: {}", opened.commit, if opened.signed { " (signed)" } else { "" }, opened.files.join(", "));
+    println!("The access ends at {}; follow-up review due by {} (mcp-gitops.io/reviewed-by).", opened.expires_at, opened.review_by);
     Ok(EXIT_OK)
 }
 

@@ -49,7 +49,8 @@ failed_from!(
     TrustError,
     serde_json::Error,
     DaemonError,
-    crate::scaffold::ScaffoldError
+    crate::scaffold::ScaffoldError,
+    crate::scaffold::break_glass::BreakGlassError
 );
 
 impl From<crate::install::InstallError> for CliError {

@@ -31,6 +31,7 @@ pub struct Metrics {
     pub held_by_window: Gauge,
     pub notifications: Family<Labels, Counter>,
     pub notification_retries: Family<Labels, Counter>,
+    pub break_glass_active: Gauge,
 }
 
 impl Default for Metrics {
@@ -55,6 +56,7 @@ impl Default for Metrics {
             held_by_window: Gauge::default(),
             notifications: Family::default(),
             notification_retries: Family::default(),
+            break_glass_active: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -125,6 +127,11 @@ impl Default for Metrics {
             "notification_retries",
             "Notification requests tried again after a network error, a 429 or a 5xx, by receiver",
             metrics.notification_retries.clone(),
+        );
+        registry.register(
+            "break_glass_active_grants",
+            "Break-glass grants of the applied revision that have not expired, as of the last successful reconcile",
+            metrics.break_glass_active.clone(),
         );
         Metrics { registry, ..metrics }
     }

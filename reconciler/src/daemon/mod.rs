@@ -8,6 +8,7 @@
 //! inventory is never left half-written), releases the Lease and stops. The reconcile itself is
 //! in `reconcile`, the HTTP endpoints in `http`, the triggers in `triggers`.
 
+mod break_glass;
 mod http;
 mod live;
 pub mod metrics;

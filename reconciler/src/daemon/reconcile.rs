@@ -89,11 +89,13 @@ impl Default for Memory {
 pub(super) struct Outcome {
     result: Reconciled,
     message: String,
+    /// What to tell of each break-glass grant this pass wrote (a `BreakGlass` Event each).
+    break_glass: Vec<String>,
 }
 
 impl Outcome {
     fn new(result: Reconciled, message: String) -> Outcome {
-        Outcome { result, message }
+        Outcome { result, message, break_glass: Vec::new() }
     }
 
     fn succeeded(&self) -> bool {
@@ -211,12 +213,13 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
     // Unread (the cluster is down): the new revision's windows alone; nothing is applied then anyway.
     let live = live_revision(shared, cluster, applyset).await.unwrap_or_else(|_| String::new());
     let window = super::windows::open(mirror, &live, &desired.config.windows, now);
+    let break_glass = super::break_glass::Open::of(&desired, now);
     let mut outcome = plan_and_apply(
         shared,
         cluster,
         applyset,
         desired,
-        Applying { revision: &revision, provenance: provenance.as_ref(), control: &control, window: window.as_ref() },
+        Applying { revision: &revision, provenance: provenance.as_ref(), control: &control, window: window.as_ref(), break_glass: &break_glass },
         &mut memory.ledger,
     )
     .await;
@@ -226,6 +229,9 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
     }
     // Held passes too: an expiry is a revocation, and goes through a freeze window.
     if outcome.result.settled() {
+        if outcome.succeeded() {
+            shared.metrics.break_glass_active.set(break_glass.count());
+        }
         shared.expire_next_at(next_expiry);
         let due = shared.expiry().due.take_if(|due| *due <= now);
         if let Some(due) = due {
@@ -320,6 +326,7 @@ struct Applying<'a> {
     provenance: Option<&'a Provenance>,
     control: &'a Result<Control, String>,
     window: Option<&'a crate::windows::Open>,
+    break_glass: &'a super::break_glass::Open,
 }
 
 /// The rest of a reconcile, once the revision is loaded and validated. The desired state is
@@ -333,7 +340,7 @@ async fn plan_and_apply(
     applying: Applying<'_>,
     ledger: &mut Ledger,
 ) -> Outcome {
-    let Applying { revision, provenance, control, window } = applying;
+    let Applying { revision, provenance, control, window, break_glass } = applying;
     let options = &shared.options;
     let errors: Vec<String> = pipeline::apply::gate(&desired, &options.allowed_namespaces)
         .iter()
@@ -478,7 +485,8 @@ async fn plan_and_apply(
         );
     }
     shared.metrics.set_revision(revision);
-    Outcome::new(if written == 0 { Reconciled::Unchanged } else { Reconciled::Applied }, summary)
+    let outcome = Outcome::new(if written == 0 { Reconciled::Unchanged } else { Reconciled::Applied }, summary);
+    Outcome { break_glass: break_glass.applied(&report), ..outcome }
 }
 
 /// What a suspension or an open freeze window (as `Soft`) holds back of `plan`, as `action id`: under `Soft` every change but those
@@ -563,6 +571,7 @@ async fn record(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, outcome
         };
         events.push((warning, reason, format!("changed outside git: {}", drifted.join(", "))));
     }
+    events.extend(outcome.break_glass.iter().map(|note| (true, "BreakGlass", note.clone())));
     for (warning, reason, note) in events {
         super::notifications::publish(shared, cluster, applyset, warning, reason, &note).await;
     }

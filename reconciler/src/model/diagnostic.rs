@@ -36,6 +36,7 @@ pub enum Code {
     SubjectNeverMatches,
     SessionExpired,
     GrantExpired,
+    BreakGlassReviewLate,
     AnnotationIgnored,
     TrustCapped,
     SecretInRepo,
@@ -54,7 +55,7 @@ pub enum Code {
 
 impl Code {
     /// Every code, in the order of docs/diagnostics.md.
-    pub const ALL: [Code; 26] = [
+    pub const ALL: [Code; 27] = [
         Code::YamlSyntax,
         Code::YamlAmbiguous,
         Code::SchemaViolation,
@@ -67,6 +68,7 @@ impl Code {
         Code::SubjectNeverMatches,
         Code::SessionExpired,
         Code::GrantExpired,
+        Code::BreakGlassReviewLate,
         Code::AnnotationIgnored,
         Code::TrustCapped,
         Code::SecretInRepo,
@@ -97,6 +99,7 @@ impl Code {
             Code::SubjectNeverMatches => "subject_never_matches",
             Code::SessionExpired => "session_expired",
             Code::GrantExpired => "grant_expired",
+            Code::BreakGlassReviewLate => "break_glass_review_late",
             Code::AnnotationIgnored => "annotation_ignored",
             Code::TrustCapped => "trust_capped",
             Code::SecretInRepo => "secret_in_repo",

@@ -1,6 +1,7 @@
 //! Plain data shared by every stage: objects, specs, diagnostics and the repository config.
 //! Nothing here performs I/O.
 
+pub mod break_glass;
 pub mod diagnostic;
 pub mod live;
 pub mod object;
@@ -98,6 +99,8 @@ pub struct Owners {
     pub approvals: Vec<ApprovalRule>,
     /// The severity of `server_without_owner` (a changed object whose server has no owner).
     pub unowned: Option<Severity>,
+    /// Emergency access without approvals (`break_glass::BreakGlassRules`).
+    pub break_glass: Option<break_glass::BreakGlassRules>,
 }
 
 /// One approval rule: a change of kind `on` needs `count` approvals from `approvers`, where the

@@ -21,6 +21,14 @@ pub fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a s
     closest(wanted, candidates).map(|name| format!("; did you mean {name}?")).unwrap_or_default()
 }
 
+/// A handle or team name as the forges compare them: GitHub and GitLab logins and team slugs
+/// are case-insensitive, and a mention's `@` is not part of the name. So `Dana.Whitfield`,
+/// ` dana.whitfield ` and `@dana.whitfield` are one person.
+pub fn identity(name: &str) -> String {
+    let name = name.trim();
+    name.strip_prefix('@').unwrap_or(name).trim().to_lowercase()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

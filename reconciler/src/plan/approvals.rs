@@ -17,6 +17,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Approvals {
     pub required: Vec<Requirement>,
+    /// The change opens break-glass access (`break_glass::judge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<super::break_glass::BreakGlass>,
 }
 
 /// `count` approvals from `approvers` (any of them), for what the change does on `servers`.
@@ -73,15 +76,16 @@ fn default_rules() -> Vec<ApprovalRule> {
     vec![ApprovalRule { on: "widened".into(), approvers: vec!["owners".into()], count: 1 }]
 }
 
-struct OwnerMap(Vec<(GlobMatcher, Vec<String>)>);
+/// `owners.servers`: who owns each server.
+pub struct OwnerMap(Vec<(GlobMatcher, Vec<String>)>);
 
 impl OwnerMap {
-    fn new(owners: &Owners) -> OwnerMap {
+    pub fn new(owners: &Owners) -> OwnerMap {
         OwnerMap(owners.servers.iter().filter_map(|(glob, who)| Some((Glob::new(glob).ok()?.compile_matcher(), who.clone()))).collect())
     }
 
     /// Everyone who owns the server `NAMESPACE/NAME` (every matching glob), sorted.
-    fn of(&self, server: &str) -> BTreeSet<String> {
+    pub fn of(&self, server: &str) -> BTreeSet<String> {
         self.0.iter().filter(|(glob, _)| glob.is_match(server)).flat_map(|(_, who)| who.iter().cloned()).collect()
     }
 }
@@ -137,7 +141,7 @@ pub fn required(owners: &Owners, access_changes: &[AccessChange], reclassified: 
     required.extend(for_reclassifications(&map, &rules, reclassified));
     required.sort();
     required.dedup();
-    Approvals { required }
+    Approvals { required, break_glass: None }
 }
 
 /// A lowered side effect is judged as a widening to a tool of its former class (the rules
@@ -235,13 +239,7 @@ pub fn unowned(owners: &Owners, desired: &DesiredState, base: &DesiredState, cha
     found
 }
 
-/// A handle or team name as the forges compare them: GitHub and GitLab logins and team slugs
-/// are case-insensitive, and a mention's `@` is not part of the name. So `Dana.Whitfield`,
-/// ` dana.whitfield ` and `@dana.whitfield` are one person.
-pub fn identity(name: &str) -> String {
-    let name = name.trim();
-    name.strip_prefix('@').unwrap_or(name).trim().to_lowercase()
-}
+pub use crate::model::spelling::identity;
 
 /// Whether `approved_by` (less the author, who never approves their own change) meets each
 /// requirement: the unmet ones, each with the approvals still missing. Names are compared as
@@ -297,6 +295,19 @@ pub struct Check {
     pub ok: bool,
     pub required: Vec<Checked>,
     pub unmatched: Vec<Unmatched>,
+    /// The change opens break-glass access: `ok` without approvals when it passes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub break_glass: Option<CheckedBreakGlass>,
+}
+
+/// The plan's break-glass, and whether it passes for this author (else why not).
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckedBreakGlass {
+    #[serde(flatten)]
+    pub break_glass: super::break_glass::BreakGlass,
+    pub passes: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -314,7 +325,12 @@ pub fn check(approvals: &Approvals, approved_by: &[String], author: Option<&str>
         .iter()
         .map(|r| Checked { requirement: r.clone(), missing: unmet.iter().find(|(u, _)| *u == r).map_or(0, |(_, n)| *n) })
         .collect();
-    Check { ok: unmet.is_empty(), required, unmatched: unmatched(approvals, approved_by, author) }
+    let break_glass = approvals.break_glass.clone().map(|break_glass| {
+        let refused = super::break_glass::passes(&break_glass, author).err();
+        CheckedBreakGlass { break_glass, passes: refused.is_none(), refused }
+    });
+    let ok = unmet.is_empty() || break_glass.as_ref().is_some_and(|b| b.passes);
+    Check { ok, required, unmatched: unmatched(approvals, approved_by, author), break_glass }
 }
 
 /// The plan with its approvals and the `server_without_owner` diagnostics.
@@ -362,6 +378,7 @@ mod tests {
                 })
                 .collect(),
             unowned: None,
+            break_glass: None,
         }
     }
 
@@ -435,6 +452,7 @@ mod tests {
                 servers: vec!["pay/p".into()],
                 reason: String::new(),
             }],
+            break_glass: None,
         };
         assert_eq!(unmet(&listed_twice, &by(&["dana"]), None)[0].1, 1);
     }

@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod approvals;
+pub mod break_glass;
 pub mod diff;
 pub mod expiring;
 pub mod fields;
@@ -266,6 +267,7 @@ pub fn assemble(
     };
     let owners = if base.config.owners.servers.is_empty() { &desired.config.owners } else { &base.config.owners };
     approvals::add_to(&mut plan, owners, desired, base);
+    plan.approvals.break_glass = break_glass::judge(owners, desired, &plan.changes, now);
     plan.expiring = expiring::expiring(desired, &plan.changes, now, work);
     plan
 }

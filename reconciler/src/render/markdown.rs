@@ -52,6 +52,21 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
         );
     }
 
+    if let Some(b) = &plan.approvals.break_glass {
+        let opened = format!("by {} ({}), until {}", code(&b.requester), text(&b.reason), code(&b.expires_at));
+        let _ = match b.within_rules {
+            true => writeln!(
+                head,
+                "> [!IMPORTANT]\n> **Break-glass** {opened}: within `owners.breakGlass`, it needs no approval when its author is the requester. Follow-up review due by {}.\n",
+                code(&b.review_by)
+            ),
+            false => writeln!(
+                head,
+                "> [!WARNING]\n> **Not break-glass** {opened}, beyond `owners.breakGlass`: {}. It is an ordinary change.\n",
+                text(&b.beyond_rules.join("; "))
+            ),
+        };
+    }
     if !plan.approvals.required.is_empty() {
         let _ = writeln!(
             head,

@@ -46,6 +46,22 @@ pub fn render(plan: &Plan, palette: Palette) -> String {
             plan.base_diagnostics.len()
         );
     }
+    if let Some(b) = &plan.approvals.break_glass {
+        let opened = format!("by {} ({}), until {}", terminal(&b.requester), terminal(&b.reason), b.expires_at);
+        let _ = match b.within_rules {
+            true => writeln!(
+                out,
+                "{} {opened}: within owners.breakGlass, it needs no approval when its author is the requester.\n",
+                palette.bold("Break-glass:")
+            ),
+            false => writeln!(
+                out,
+                "{} {opened}, beyond owners.breakGlass: {}. It is an ordinary change.\n",
+                palette.bold("Not break-glass:"),
+                terminal(&b.beyond_rules.join("; "))
+            ),
+        };
+    }
     if !plan.approvals.required.is_empty() {
         let _ = writeln!(out, "{}", palette.bold("Approvals needed (every line must hold):"));
         for r in &plan.approvals.required {
@@ -334,6 +350,29 @@ pub fn requirement(r: &crate::plan::Requirement) -> String {
 /// count for none.
 pub fn approvals_check(check: &crate::plan::approvals::Check, author: Option<&str>) -> String {
     let mut out = String::new();
+    if let Some(b) = &check.break_glass {
+        let opened = format!(
+            "break-glass by {} ({}): {}, until {}",
+            b.break_glass.requester,
+            b.break_glass.reason,
+            b.break_glass.objects.join(", "),
+            b.break_glass.expires_at
+        );
+        match &b.refused {
+            None => {
+                let _ = writeln!(out, "✓ {opened}: within owners.breakGlass, no approval needed.");
+                let _ = writeln!(
+                    out,
+                    "Follow-up review due by {} (mcp-gitops.io/reviewed-by, someone other than the requester).",
+                    b.break_glass.review_by
+                );
+                return terminal_lines(&out);
+            }
+            Some(why) => {
+                let _ = writeln!(out, "✗ Not {opened}: {why}. It is an ordinary change and needs the usual approvals.");
+            }
+        }
+    }
     if check.required.is_empty() {
         out.push_str("No approvals required: the change widens no access that a rule covers.\n");
         return out;

@@ -151,7 +151,7 @@ fn server_entry(body: &Value, whose: &str, left_out: &mut Vec<String>) -> Value 
     Value::Object(entry)
 }
 
-fn is_dns_name(name: &str) -> bool {
+pub(super) fn is_dns_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
         && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')

@@ -1,7 +1,9 @@
 //! Starting a repository: `init` writes the layout a platform repository starts from (the
 //! configuration with owner and trust stubs, the CI recipe), `import` (own file) writes what a
-//! cluster already holds as the repository's files. Neither ever overwrites a file.
+//! cluster already holds as the repository's files, `break_glass` (own file) writes and commits
+//! emergency access. None ever overwrites a file.
 
+pub mod break_glass;
 pub mod import;
 
 use std::path::{Path, PathBuf};

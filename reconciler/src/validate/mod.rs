@@ -3,6 +3,7 @@
 //! plus the credential scan; then time-bound grants that have expired are disabled. Collects every problem (never stops at the first) into the state's diagnostics.
 //! `ratchet` weighs two validated states: a built-in policy's violation a base already has is a warning.
 
+pub mod break_glass;
 pub mod expiry;
 mod guardrails;
 mod identity;
@@ -53,6 +54,7 @@ pub fn validate_cached(mut loaded: Loaded, now: Timestamp, cache: &Cache) -> Des
         found.extend(no_objects(&loaded.state));
     }
     found.extend(expiry::ignored(&loaded.state));
+    found.extend(break_glass::late_reviews(&loaded.state, now));
     found.extend(expiry::expire(&mut loaded.state, now));
     loaded.state.diagnostics.extend(found);
     diagnostic::sort(&mut loaded.state.diagnostics);
