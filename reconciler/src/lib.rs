@@ -12,7 +12,8 @@
 //! written once; the front ends are `cli` (arguments, rendering, exit codes; only it and the
 //! binary print) and `daemon` (triggers, leadership, status). `parallel` spreads the pure
 //! per-file and per-object work over the cores in a fixed order; `cache` keeps what that work
-//! made between runs. `scaffold` starts a repository: its first files, or what a cluster holds.
+//! made between runs. `scaffold` starts a repository: its first files, or what a cluster holds. `review` judges
+//! grants by the gateway's audit records (used, unused, shadowed, too young, not judged).
 
 pub mod apply;
 pub mod cache;
@@ -26,6 +27,7 @@ pub mod parallel;
 pub mod pipeline;
 pub mod plan;
 pub mod render;
+pub mod review;
 pub mod scaffold;
 pub mod schema;
 pub mod source;

@@ -52,6 +52,12 @@ failed_from!(
     crate::scaffold::ScaffoldError
 );
 
+impl From<pipeline::review::AccessReviewError> for CliError {
+    fn from(e: pipeline::review::AccessReviewError) -> Self {
+        if e.is_usage() { CliError::Usage(e.to_string()) } else { CliError::Failed(e.to_string()) }
+    }
+}
+
 impl From<AccessError> for CliError {
     fn from(e: AccessError) -> Self {
         if e.is_usage() { CliError::Usage(e.to_string()) } else { CliError::Failed(e.to_string()) }

@@ -3,7 +3,7 @@
 //! daemon's mirror); `plan` plans it against a base (a directory or a git revision, with
 //! `incremental` doing only the work a change needs) or against the live cluster; `apply` is
 //! the apply checklist (gate on errors, guards, apply, tally); `access` answers questions about
-//! one server's rendered policy. Front ends add only what is their own: arguments, rendering and
+//! one server's rendered policy; `review` judges grants by the gateway's records. Front ends add only what is their own: arguments, rendering and
 //! exit codes (cli); triggers, leadership and status (daemon). Nothing here prints.
 
 pub mod access;
@@ -11,6 +11,7 @@ pub mod apply;
 pub mod desired;
 mod incremental;
 pub mod plan;
+pub mod review;
 
 use crate::model::DesiredState;
 use crate::model::live::Provenance;

@@ -73,15 +73,16 @@ fn default_rules() -> Vec<ApprovalRule> {
     vec![ApprovalRule { on: "widened".into(), approvers: vec!["owners".into()], count: 1 }]
 }
 
-struct OwnerMap(Vec<(GlobMatcher, Vec<String>)>);
+/// `owners.servers` compiled: who owns which server.
+pub struct OwnerMap(Vec<(GlobMatcher, Vec<String>)>);
 
 impl OwnerMap {
-    fn new(owners: &Owners) -> OwnerMap {
+    pub fn new(owners: &Owners) -> OwnerMap {
         OwnerMap(owners.servers.iter().filter_map(|(glob, who)| Some((Glob::new(glob).ok()?.compile_matcher(), who.clone()))).collect())
     }
 
     /// Everyone who owns the server `NAMESPACE/NAME` (every matching glob), sorted.
-    fn of(&self, server: &str) -> BTreeSet<String> {
+    pub fn of(&self, server: &str) -> BTreeSet<String> {
         self.0.iter().filter(|(glob, _)| glob.is_match(server)).flat_map(|(_, who)| who.iter().cloned()).collect()
     }
 }

@@ -1,0 +1,57 @@
+//! `access review` as a use: the repository's desired state, the audit records summed up over
+//! the window, and the verdicts (`crate::review`). Nothing here prints.
+
+use super::desired::{self, Allowed};
+use crate::cache::Cache;
+use crate::review::audit::{self, AuditError, AuditSource, Window};
+use crate::review::{self, Review};
+use crate::source::SourceError;
+use jiff::{SignedDuration, Span, SpanRelativeTo, Timestamp};
+use std::path::Path;
+
+/// Why a review cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessReviewError {
+    #[error("--unused-for {0:?} is not a duration (e.g. 30d, 90d, 12h)")]
+    BadWindow(String),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error("the review needs the repository's git history to tell a grant's age: {0}")]
+    History(SourceError),
+    #[error(transparent)]
+    Pipeline(#[from] super::Error),
+}
+
+impl AccessReviewError {
+    pub fn is_usage(&self) -> bool {
+        matches!(self, AccessReviewError::BadWindow(_))
+    }
+}
+
+/// The window that ends at `at` and reaches back `unused_for` (`30d`: a day is 24 hours).
+pub fn window(unused_for: &str, at: Timestamp) -> Result<Window, AccessReviewError> {
+    let bad = || AccessReviewError::BadWindow(unused_for.to_string());
+    let span: Span = unused_for.parse().map_err(|_| bad())?;
+    let length: SignedDuration = span.to_duration(SpanRelativeTo::days_are_24_hours()).map_err(|_| bad())?;
+    if length.is_negative() || length.is_zero() {
+        return Err(bad());
+    }
+    let start = at.checked_sub(length).map_err(|_| bad())?;
+    Ok(Window { start, end: at })
+}
+
+/// Reviews the repository at `path` by the records of `source` over `unused_for` up to `at`.
+pub fn access_review(
+    path: &Path,
+    source: &AuditSource,
+    unused_for: &str,
+    at: Timestamp,
+    allowed: &Allowed,
+) -> Result<Review, AccessReviewError> {
+    let window = window(unused_for, at)?;
+    let state = desired::of_path(path, None, allowed, at, None, &Cache::off())?;
+    let usage = match source {
+        AuditSource::JsonLines(file) => audit::read_json_lines(file, window)?,
+    };
+    review::review(&state, path, &usage, window, unused_for).map_err(AccessReviewError::History)
+}
