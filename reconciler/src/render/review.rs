@@ -70,8 +70,12 @@ pub fn text(review: &Review) -> String {
 pub fn markdown_comment(review: &Review) -> String {
     let mut out = format!("{MARKER}\n## Access review\n\n{}\n", markdown(&summary(review)));
     for (owners, grants) in by_owners(review) {
-        let who = if owners.is_empty() { "no owner".to_string() } else { owners.iter().map(|o| markdown_code(o)).collect::<Vec<_>>().join(", ") };
-        let _ = writeln!(out, "\n### Owners: {who}\n\n| | Grant | Server | Verdict | Calls in window | Last use | Why |\n|---|---|---|---|---|---|---|");
+        let who =
+            if owners.is_empty() { "no owner".to_string() } else { owners.iter().map(|o| markdown_code(o)).collect::<Vec<_>>().join(", ") };
+        let _ = writeln!(
+            out,
+            "\n### Owners: {who}\n\n| | Grant | Server | Verdict | Calls in window | Last use | Why |\n|---|---|---|---|---|---|---|"
+        );
         for grant in grants {
             let cells = [
                 if grant.proposed() { "remove".to_string() } else { String::new() },

@@ -170,18 +170,22 @@ fn judge_unnamed(
             judged.added = Some(change.time);
             (Verdict::TooYoung, why)
         }
-        (Some(_), None) => (Verdict::NotJudged, format!("server {server} has no gateway policy (gateway disabled or not declared): its calls are not governed")),
-        (Some(_), Some(document)) => match usage.servers.get(&Named { namespace: document.server.namespace.clone(), name: document.server.name.clone() }) {
-            None => (Verdict::NotJudged, format!("no record at all from server {server}: the records do not cover it")),
-            Some(records) if records.first > window.start => (
-                Verdict::NotJudged,
-                format!("the first record from server {server} is at {}, after the window's start", records.first),
-            ),
-            Some(_) if shadowed(document, &judged.grant, window.end) => {
-                (Verdict::Shadowed, "never named in the window, and removing it changes no decision".to_string())
+        (Some(_), None) => (
+            Verdict::NotJudged,
+            format!("server {server} has no gateway policy (gateway disabled or not declared): its calls are not governed"),
+        ),
+        (Some(_), Some(document)) => {
+            match usage.servers.get(&Named { namespace: document.server.namespace.clone(), name: document.server.name.clone() }) {
+                None => (Verdict::NotJudged, format!("no record at all from server {server}: the records do not cover it")),
+                Some(records) if records.first > window.start => {
+                    (Verdict::NotJudged, format!("the first record from server {server} is at {}, after the window's start", records.first))
+                }
+                Some(_) if shadowed(document, &judged.grant, window.end) => {
+                    (Verdict::Shadowed, "never named in the window, and removing it changes no decision".to_string())
+                }
+                Some(_) => (Verdict::Unused, "never named in the window, and removing it takes access away".to_string()),
             }
-            Some(_) => (Verdict::Unused, "never named in the window, and removing it takes access away".to_string()),
-        },
+        }
     };
     judged.verdict = verdict;
     judged.why = why;

@@ -1,0 +1,284 @@
+//! `access review`: a platform repository with real git history (commits dated as they would
+//! be) judged by the gateway's audit records, each verdict and each of DOMAIN.md §11's five
+//! pitfalls — a grant never picked because another wins (shadowed), denials naming a grant
+//! (not use), allows naming no grant (use by nobody), records that do not cover a server (not
+//! judged), a grant added inside the window (too young).
+
+mod common;
+
+use common::{NOW, json, run};
+use serde_json::{Value, json};
+use std::path::Path;
+
+const WINDOW_START: &str = "2026-10-26T00:00:00Z";
+
+/// Runs git in `dir` with the author and committer date `date` (RFC 3339).
+fn git_at(dir: &Path, date: &str, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=Platform Team", "-c", "user.email=platform@fernhill.io", "-c", "commit.gpgsign=false"])
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_DATE", date)
+        .env("GIT_COMMITTER_DATE", date)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn write(dir: &Path, file: &str, text: &str) {
+    let path = dir.join(file);
+    std::fs::create_dir_all(path.parent().expect("a parent")).expect("mkdir");
+    std::fs::write(path, text).expect("write");
+}
+
+fn grant(namespace: &str, name: &str, server: &str, agent: &str, trust: &str, effects: &str, labels: &str) -> String {
+    format!(
+        "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata:\n  name: {name}\n  namespace: {namespace}\n{labels}spec:\n  serverRef:\n    name: {server}\n  subject:\n    agentID: {agent}\n  maxTrust: {trust}\n  allowedSideEffects: [{effects}]\n  policyVersion: v1\n"
+    )
+}
+
+const SERVERS: &str = r#"version: v1
+servers:
+  - name: payments-mcp
+    image: registry.example.com/team-a/payments-mcp
+    imageTag: "1.4.0"
+    namespace: mcp-team-a
+    teamID: 0b7d2e4c-91a3-4f6e-b8d5-6c2a1f9e3b70
+    gateway: {enabled: true}
+    auth: {mode: header}
+    policy: {mode: allow-list, defaultDecision: deny}
+    tools:
+      - {name: list_invoices, requiredTrust: low, sideEffect: read}
+      - {name: refund_invoice, requiredTrust: high, sideEffect: destructive}
+  - name: search-mcp
+    image: registry.example.com/team-b/search-mcp
+    imageTag: "2.0.0"
+    namespace: mcp-team-b
+    teamID: 5a1c9e27-3b4d-4f60-9a8e-2d7c6b1f0e93
+    gateway: {enabled: true}
+    auth: {mode: header}
+    policy: {mode: allow-list, defaultDecision: deny}
+    tools:
+      - {name: search, requiredTrust: low, sideEffect: read}
+  - name: docs-mcp
+    image: registry.example.com/team-b/docs-mcp
+    imageTag: "2.0.0"
+    namespace: mcp-team-b
+    teamID: 5a1c9e27-3b4d-4f60-9a8e-2d7c6b1f0e93
+    gateway: {enabled: true}
+    auth: {mode: header}
+    policy: {mode: allow-list, defaultDecision: deny}
+    tools:
+      - {name: read_doc, requiredTrust: low, sideEffect: read}
+"#;
+
+const CONFIG: &str = "owners:\n  servers:\n    \"mcp-team-a/*\": [payments-leads]\n    \"mcp-team-b/*\": [search-leads, dana.whitfield]\npolicies:\n  disabled: [destructive-grants-expire]\n";
+
+/// The repository: everything committed 100 days before NOW, then, 5 days before it, a new
+/// grant and an edit (a label) of an old one — an edit is not an addition.
+fn platform() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = dir.path();
+    git_at(repo, "2026-08-17T09:00:00Z", &["init", "-q", "-b", "main"]);
+    write(repo, "mcp-gitops.yaml", CONFIG);
+    write(repo, ".mcp/servers.yaml", SERVERS);
+    let a = |name: &str, agent: &str, trust: &str, effects: &str| grant("mcp-team-a", name, "payments-mcp", agent, trust, effects, "");
+    write(repo, "mcp-team-a/grants/billing.yaml", &a("billing", "billing-agent", "medium", "read"));
+    write(repo, "mcp-team-a/grants/billing-read.yaml", &a("billing-read", "billing-agent", "low", "read"));
+    write(repo, "mcp-team-a/grants/refunds.yaml", &a("refunds", "refund-agent", "low", "read, destructive"));
+    write(repo, "mcp-team-a/grants/observer.yaml", &a("observer", "observer-agent", "low", "read"));
+    write(repo, "mcp-team-b/grants/search.yaml", &grant("mcp-team-b", "search", "search-mcp", "search-agent", "low", "read", ""));
+    write(repo, "mcp-team-b/grants/docs.yaml", &grant("mcp-team-b", "docs", "docs-mcp", "docs-agent", "low", "read", ""));
+    git_at(repo, "2026-08-17T09:00:00Z", &["add", "-A"]);
+    git_at(repo, "2026-08-17T09:00:00Z", &["commit", "-q", "-m", "the platform"]);
+    write(repo, "mcp-team-a/grants/new.yaml", &a("new", "new-agent", "low", "read"));
+    let labelled = "  labels:\n    cost-centre: finance\n";
+    write(
+        repo,
+        "mcp-team-a/grants/refunds.yaml",
+        &grant("mcp-team-a", "refunds", "payments-mcp", "refund-agent", "low", "read, destructive", labelled),
+    );
+    git_at(repo, "2026-11-20T09:00:00Z", &["add", "-A"]);
+    git_at(repo, "2026-11-20T09:00:00Z", &["commit", "-q", "-m", "a new grant; refunds labelled"]);
+    dir
+}
+
+/// One gateway envelope, as `pkg/events/envelope.go` writes it, with the payload's fields that
+/// are always there.
+fn event(timestamp: &str, server: &str, agent: &str, decision: &str, reason: &str, grant: Option<&str>) -> Value {
+    let (namespace, name) = server.split_once('/').expect("NS/NAME");
+    let mut payload = json!({
+        "method": "POST", "path": format!("/{name}/mcp"), "status": if decision == "allow" { 200 } else { 403 },
+        "latency_ms": 12, "bytes_in": 310, "bytes_out": 920, "server": name, "namespace": namespace,
+        "team_id": "", "cluster": "local", "human_id": "", "agent_id": agent, "subject_team_id": "", "session_id": "",
+        "decision": decision, "reason": reason, "policy_version": "v1", "rpc_method": "tools/call", "tool_name": "list_invoices",
+    });
+    if let Some(grant) = grant {
+        let (grant_namespace, grant_name) = grant.split_once('/').expect("NS/NAME");
+        payload["matched_grant"] = json!(grant_name);
+        payload["matched_grant_namespace"] = json!(grant_namespace);
+    }
+    json!({"timestamp": timestamp, "trace_id": format!("trace-{timestamp}"), "source": "mcp-gateway", "event_type": "mcp.request", "payload": payload})
+}
+
+/// The records of the scenario: payments-mcp is covered from before the window; docs-mcp only
+/// from inside it; search-mcp has none.
+pub fn records() -> Vec<Value> {
+    let payments = "mcp-team-a/payments-mcp";
+    vec![
+        // Before the window: refunds was used once, long ago.
+        event("2026-10-01T08:00:00.123456789Z", payments, "refund-agent", "allow", "allowed", Some("mcp-team-a/refunds")),
+        // In the window: billing wins over billing-read each time (higher trust), twice.
+        event("2026-11-10T10:00:00Z", payments, "billing-agent", "allow", "allowed", Some("mcp-team-a/billing")),
+        event("2026-11-14T10:00:00.5Z", payments, "billing-agent", "allow", "allowed", Some("mcp-team-a/billing")),
+        // A denial names refunds: not use.
+        event("2026-11-11T10:00:00Z", payments, "refund-agent", "deny", "trust_too_low", Some("mcp-team-a/refunds")),
+        // Allowed with no grant (observe mode for a while): use by nobody, not by observer.
+        event("2026-11-12T10:00:00Z", payments, "observer-agent", "allow", "allowed", None),
+        // Other event types are not the gateway's decisions.
+        json!({"timestamp": "2026-11-13T10:00:00Z", "trace_id": "x", "source": "runtime-api", "event_type": "server.deployed",
+               "payload": {"server": "payments-mcp", "namespace": "mcp-team-a", "decision": "allow", "matched_grant": "observer", "matched_grant_namespace": "mcp-team-a"}}),
+        // After the review's time: not counted.
+        event("2026-12-01T10:00:00Z", payments, "refund-agent", "allow", "allowed", Some("mcp-team-a/refunds")),
+        // docs-mcp's first record is inside the window.
+        event("2026-11-20T10:00:00Z", "mcp-team-b/docs-mcp", "docs-agent", "deny", "tool_not_granted", None),
+    ]
+}
+
+fn json_lines(dir: &Path) -> String {
+    let text: String = records().iter().map(|r| format!("{r}\n")).collect();
+    let file = dir.join("events.jsonl");
+    std::fs::write(&file, text).expect("write the records");
+    file.display().to_string()
+}
+
+/// The verdict, calls and last use of each grant of a JSON review, by grant.
+pub fn verdicts(review: &Value) -> Vec<(String, String, u64, String)> {
+    let mut found: Vec<(String, String, u64, String)> = review["grants"]
+        .as_array()
+        .expect("grants")
+        .iter()
+        .map(|g| {
+            (
+                g["grant"].as_str().unwrap_or_default().to_string(),
+                g["verdict"].as_str().unwrap_or_default().to_string(),
+                g["calls"].as_u64().unwrap_or(u64::MAX),
+                g["last_use"].as_str().unwrap_or("never").to_string(),
+            )
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// What the scenario must give, from any source of the same records.
+pub fn expected() -> Vec<(String, String, u64, String)> {
+    [
+        ("mcp-team-a/billing", "used", 2, "2026-11-14T10:00:00.5Z"),
+        ("mcp-team-a/billing-read", "shadowed", 0, "never"),
+        ("mcp-team-a/new", "too-young", 0, "never"),
+        ("mcp-team-a/observer", "unused", 0, "never"),
+        ("mcp-team-a/refunds", "unused", 0, "2026-10-01T08:00:00.123456789Z"),
+        ("mcp-team-b/docs", "not-judged", 0, "never"),
+        ("mcp-team-b/search", "not-judged", 0, "never"),
+    ]
+    .into_iter()
+    .map(|(g, v, c, l)| (g.to_string(), v.to_string(), c, l.to_string()))
+    .collect()
+}
+
+#[test]
+fn each_grant_gets_the_verdict_its_records_and_history_give() {
+    let repo = platform();
+    let audit = json_lines(repo.path());
+    let path = repo.path().display().to_string();
+    let out =
+        run(&["access", "review", &path, "--audit", &format!("jsonl:{audit}"), "--unused-for", "30d", "--at", NOW, "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let review = json(&out.stdout);
+    assert_eq!(review["window_start"], WINDOW_START);
+    assert_eq!(verdicts(&review), expected());
+    let by_name = |name: &str| review["grants"].as_array().unwrap().iter().find(|g| g["grant"] == name).cloned().unwrap();
+    // Too young by the commit that added it; refunds' later edit does not make it young.
+    assert_eq!(by_name("mcp-team-a/new")["added"], "2026-11-20T09:00:00Z");
+    assert!(by_name("mcp-team-a/new")["why"].as_str().unwrap().contains("inside the window"));
+    assert!(by_name("mcp-team-b/search")["why"].as_str().unwrap().contains("no record at all from server mcp-team-b/search-mcp"));
+    assert!(by_name("mcp-team-b/docs")["why"].as_str().unwrap().contains("2026-11-20T10:00:00Z, after the window's start"));
+    assert_eq!(by_name("mcp-team-b/docs")["owners"], json!(["dana.whitfield", "search-leads"]));
+    assert_eq!(by_name("mcp-team-a/refunds")["file"], "mcp-team-a/grants/refunds.yaml");
+    assert_eq!(review["unattributed"], json!([{"server": "mcp-team-a/payments-mcp", "calls": 1}]));
+}
+
+#[test]
+fn a_shorter_window_makes_the_new_grant_old_enough_and_a_bare_path_is_a_file() {
+    let repo = platform();
+    let audit = json_lines(repo.path());
+    let path = repo.path().display().to_string();
+    // From 2026-11-22 on only: billing's calls are older, docs-mcp is covered, new is still young.
+    let out = run(&["access", "review", &path, "--audit", &audit, "--unused-for", "3d", "--at", NOW, "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let found = verdicts(&json(&out.stdout));
+    let verdict = |name: &str| found.iter().find(|g| g.0 == name).map(|g| g.1.clone()).unwrap();
+    assert_eq!(verdict("mcp-team-a/billing"), "unused");
+    assert_eq!(verdict("mcp-team-a/new"), "unused");
+    assert_eq!(verdict("mcp-team-b/docs"), "unused");
+}
+
+#[test]
+fn text_and_markdown_group_by_owner_and_mark_the_proposals() {
+    let repo = platform();
+    let audit = json_lines(repo.path());
+    let path = repo.path().display().to_string();
+    let text = run(&["access", "review", &path, "--audit", &audit, "--at", NOW]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    // Owners in order of their names, each section with its servers' grants.
+    let team_b = text.stdout.find("Owners: dana.whitfield, search-leads\n    mcp-team-b/docs on").expect("team b's section");
+    let team_a = text.stdout.find("Owners: payments-leads\n    mcp-team-a/billing on").expect("payments-leads' section");
+    assert!(team_b < team_a, "{}", text.stdout);
+    assert!(
+        text.stdout.contains("  - mcp-team-a/billing-read on mcp-team-a/payments-mcp (mcp-team-a/grants/billing-read.yaml:1): shadowed")
+    );
+    assert!(text.stdout.contains("    mcp-team-a/billing on mcp-team-a/payments-mcp"));
+    assert!(text.stdout.contains("1 call(s) to mcp-team-a/payments-mcp were allowed with no grant"));
+    assert!(
+        text.stdout.contains("7 grant(s) reviewed over 30d (from 2026-10-26T00:00:00Z to 2026-11-25T00:00:00Z): 3 proposed for removal.")
+    );
+    let markdown = run(&["access", "review", &path, "--audit", &audit, "--at", NOW, "--format", "markdown"]);
+    assert!(markdown.stdout.starts_with("<!-- mcp-gitops-access-review -->\n## Access review\n"), "{}", markdown.stdout);
+    assert!(markdown.stdout.contains("### Owners: `dana.whitfield`, `search-leads`"));
+    assert!(markdown.stdout.contains("| remove | `mcp-team-a/refunds` (mcp-team-a/grants/refunds.yaml:1) | `mcp-team-a/payments-mcp` | **unused** | 0 | 2026-10-01T08:00:00.123456789Z |"), "{}", markdown.stdout);
+}
+
+#[test]
+fn records_that_cannot_be_read_or_a_window_that_is_none_are_errors() {
+    let repo = platform();
+    let path = repo.path().display().to_string();
+    let broken = repo.path().join("broken.jsonl");
+    std::fs::write(&broken, format!("{}\n{{\"timestamp\": \"yesterday\"}}\n", records()[0])).unwrap();
+    let out = run(&["access", "review", &path, "--audit", &broken.display().to_string(), "--at", NOW]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("broken.jsonl:2: not a gateway event envelope"), "{}", out.stderr);
+    let missing = run(&["access", "review", &path, "--audit", "jsonl:/nonexistent/events.jsonl", "--at", NOW]);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("cannot read the audit records /nonexistent/events.jsonl"), "{}", missing.stderr);
+    let audit = json_lines(repo.path());
+    let window = run(&["access", "review", &path, "--audit", &audit, "--unused-for", "a month", "--at", NOW]);
+    assert_eq!(window.code, 64);
+    assert!(window.stderr.contains("--unused-for \"a month\" is not a duration"), "{}", window.stderr);
+}
+
+#[test]
+fn a_repository_without_git_history_cannot_tell_a_grants_age() {
+    let repo = platform();
+    let copy = tempfile::tempdir().unwrap();
+    for file in ["mcp-gitops.yaml", ".mcp/servers.yaml", "mcp-team-a/grants/observer.yaml"] {
+        write(copy.path(), file, &std::fs::read_to_string(repo.path().join(file)).unwrap());
+    }
+    let audit = json_lines(repo.path());
+    let out = run(&["access", "review", &copy.path().display().to_string(), "--audit", &audit, "--at", NOW]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stderr.contains("the review needs the repository's git history to tell a grant's age"), "{}", out.stderr);
+}
