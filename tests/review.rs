@@ -282,3 +282,131 @@ fn a_repository_without_git_history_cannot_tell_a_grants_age() {
     assert_eq!(out.code, 1, "{}", out.stdout);
     assert!(out.stderr.contains("the review needs the repository's git history to tell a grant's age"), "{}", out.stderr);
 }
+
+/// chdb's ClickHouse engine behind the test-only HTTP front (tests/common/clickhouse_http.py:
+/// chdb serves no HTTP itself), holding the platform's `events` table.
+struct ClickHouse {
+    child: std::process::Child,
+    url: String,
+    _data: tempfile::TempDir,
+}
+
+const USER: &str = "review";
+const PASSWORD: &str = "s3cret-never-shown";
+
+/// The platform's table (DOMAIN.md §11, `k8s/04-clickhouse-init.yaml`).
+const EVENTS_TABLE: &str = "CREATE TABLE events (
+    timestamp DateTime64(3), trace_id String, source String, event_type String, payload String,
+    server String MATERIALIZED JSONExtractString(payload, 'server'),
+    namespace String MATERIALIZED JSONExtractString(payload, 'namespace'),
+    team_id String MATERIALIZED JSONExtractString(payload, 'team_id'),
+    cluster String MATERIALIZED JSONExtractString(payload, 'cluster'),
+    human_id String MATERIALIZED JSONExtractString(payload, 'human_id'),
+    agent_id String MATERIALIZED JSONExtractString(payload, 'agent_id'),
+    session_id String MATERIALIZED JSONExtractString(payload, 'session_id'),
+    decision String MATERIALIZED JSONExtractString(payload, 'decision'),
+    tool_name String MATERIALIZED JSONExtractString(payload, 'tool_name')
+) ENGINE = MergeTree ORDER BY timestamp";
+
+impl ClickHouse {
+    fn start() -> ClickHouse {
+        use std::io::BufRead;
+        let python = common::python(&["chdb==4.4.0"]);
+        let data = tempfile::tempdir().expect("tempdir");
+        // -P: tests/common/operator.py would shadow the standard library's operator module.
+        let mut child = std::process::Command::new(python)
+            .arg("-P")
+            .arg(common::root().join("tests/common/clickhouse_http.py"))
+            .arg(data.path().join("db"))
+            .env("FRONT_USER", USER)
+            .env("FRONT_PASSWORD", PASSWORD)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python runs");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the front says its port");
+        let port = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("not a port: {line:?}")).to_string();
+        let clickhouse = ClickHouse { child, url: format!("http://127.0.0.1:{port}/"), _data: data };
+        clickhouse.query(EVENTS_TABLE, "");
+        clickhouse
+    }
+
+    fn query(&self, query: &str, body: &str) -> String {
+        let url = url::Url::parse_with_params(&self.url, &[("query", query)]).expect("a URL");
+        let response = reqwest::blocking::Client::new()
+            .post(url)
+            .header("X-ClickHouse-User", USER)
+            .header("X-ClickHouse-Key", PASSWORD)
+            .body(body.to_string())
+            .send()
+            .expect("the front answers");
+        let status = response.status();
+        let text = response.text().expect("a body");
+        assert!(status.is_success(), "{query}: {status} {text}");
+        text
+    }
+
+    /// Inserts envelopes as the ingest stores them: the payload as a JSON string.
+    fn insert(&self, envelopes: &[Value]) {
+        let rows: String = envelopes
+            .iter()
+            .map(|e| {
+                let mut row = e.clone();
+                row["payload"] = json!(e["payload"].to_string());
+                format!("{row}\n")
+            })
+            .collect();
+        self.query("INSERT INTO events SETTINGS date_time_input_format = 'best_effort' FORMAT JSONEachRow", &rows);
+    }
+}
+
+impl Drop for ClickHouse {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn review_from(clickhouse: &str, repo: &Path, password_file: &Path, extra: &[&str]) -> common::Run {
+    let output = common::mcp_gitops()
+        .args(["access", "review", &repo.display().to_string(), "--audit", clickhouse, "--at", NOW, "--format", "json"])
+        .args(["--audit-password-file", &password_file.display().to_string()])
+        .args(extra)
+        .env("CLICKHOUSE_USER", USER)
+        .env_remove("CLICKHOUSE_PASSWORD")
+        .output()
+        .expect("binary runs");
+    common::Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn clickhouse_gives_the_same_verdicts_summed_by_the_database() {
+    let clickhouse = ClickHouse::start();
+    clickhouse.insert(&records());
+    assert_eq!(clickhouse.query("SELECT count() FROM events WHERE decision = 'allow'", "").trim(), "6");
+    let repo = platform();
+    let password = repo.path().join("clickhouse-password");
+    std::fs::write(&password, format!("{PASSWORD}\n")).unwrap();
+    let out = review_from(&format!("clickhouse:{}", clickhouse.url), repo.path(), &password, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // DateTime64(3) keeps milliseconds of the envelope's nanoseconds.
+    let expected: Vec<_> = expected().into_iter().map(|(g, v, c, l)| (g, v, c, l.replace(".123456789Z", ".123Z"))).collect();
+    assert_eq!(verdicts(&json(&out.stdout)), expected);
+    assert_eq!(json(&out.stdout)["unattributed"], json!([{"server": "mcp-team-a/payments-mcp", "calls": 1}]));
+
+    let wrong = repo.path().join("wrong-password");
+    std::fs::write(&wrong, "guess\n").unwrap();
+    let refused = review_from(&format!("clickhouse:{}", clickhouse.url), repo.path(), &wrong, &[]);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("Authentication failed"), "{}", refused.stderr);
+    assert!(!refused.stderr.contains("guess") && !refused.stdout.contains("guess"), "{}", refused.stderr);
+
+    let in_url = clickhouse.url.replace("http://", &format!("http://{USER}:{PASSWORD}@"));
+    let usage = review_from(&format!("clickhouse:{in_url}"), repo.path(), &password, &[]);
+    assert_eq!(usage.code, 64);
+    assert!(usage.stderr.contains("not in the URL") && !usage.stderr.contains(PASSWORD), "{}", usage.stderr);
+}

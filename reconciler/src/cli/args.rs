@@ -511,9 +511,14 @@ pub struct ReviewArgs {
     /// The repository: its directory, or one in it (the nearest mcp-gitops.yaml above marks it); in a git repository.
     #[arg(default_value = ".")]
     pub path: PathBuf,
-    /// The gateway's audit records: jsonl:PATH (or PATH), a JSON Lines file of its event envelopes.
+    /// The gateway's audit records: jsonl:PATH (or PATH), a JSON Lines file of its event envelopes; or
+    /// clickhouse:URL, the platform's `events` table over ClickHouse's HTTP interface (user in CLICKHOUSE_USER,
+    /// password in CLICKHOUSE_PASSWORD or --audit-password-file).
     #[arg(long, value_name = "SOURCE")]
     pub audit: String,
+    /// A file whose first line is ClickHouse's password (instead of CLICKHOUSE_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub audit_password_file: Option<PathBuf>,
     /// The window: a grant no allowed call named for this long is proposed for removal.
     #[arg(long, value_name = "DURATION", default_value = "30d")]
     pub unused_for: String,

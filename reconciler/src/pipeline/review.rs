@@ -3,7 +3,7 @@
 
 use super::desired::{self, Allowed};
 use crate::cache::Cache;
-use crate::review::audit::{self, AuditError, AuditSource, Window};
+use crate::review::audit::{AuditError, AuditSource, Window};
 use crate::review::{self, Review};
 use crate::source::SourceError;
 use jiff::{SignedDuration, Span, SpanRelativeTo, Timestamp};
@@ -24,7 +24,7 @@ pub enum AccessReviewError {
 
 impl AccessReviewError {
     pub fn is_usage(&self) -> bool {
-        matches!(self, AccessReviewError::BadWindow(_))
+        matches!(self, AccessReviewError::BadWindow(_) | AccessReviewError::Audit(AuditError::BadSource(_)))
     }
 }
 
@@ -50,8 +50,6 @@ pub fn access_review(
 ) -> Result<Review, AccessReviewError> {
     let window = window(unused_for, at)?;
     let state = desired::of_path(path, None, allowed, at, None, &Cache::off())?;
-    let usage = match source {
-        AuditSource::JsonLines(file) => audit::read_json_lines(file, window)?,
-    };
+    let usage = source.read(window)?;
     review::review(&state, path, &usage, window, unused_for).map_err(AccessReviewError::History)
 }

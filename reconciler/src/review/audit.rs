@@ -3,7 +3,7 @@
 //! `decision = allow` is use; a denial naming a grant is not, and an allow naming no grant
 //! (observe mode, a default decision of allow) is counted apart, for nobody. Readers: a JSON
 //! Lines file of the gateway's envelopes, summed here record by record; the ClickHouse `events`
-//! table (`clickhouse`), summed by the database.
+//! table (`super::clickhouse`), summed by the database.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -58,17 +58,46 @@ pub struct Usage {
     pub servers: BTreeMap<Named, ServerRecords>,
 }
 
-/// Where the records are: `--audit jsonl:PATH` (or a bare path).
+/// Where the records are: `--audit jsonl:PATH` (or a bare path), `--audit clickhouse:URL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuditSource {
     JsonLines(PathBuf),
+    ClickHouse(super::clickhouse::ClickHouse),
 }
 
 impl AuditSource {
-    pub fn parse(text: &str) -> AuditSource {
-        match text.split_once(':') {
-            Some(("jsonl" | "file", path)) => AuditSource::JsonLines(path.into()),
-            _ => AuditSource::JsonLines(text.into()),
+    /// The source `text` names. ClickHouse's user is `CLICKHOUSE_USER` (default `default`), its
+    /// password the first line of `password_file`, else `CLICKHOUSE_PASSWORD` (as
+    /// clickhouse-client takes them); never in the URL, where messages and logs would show it.
+    pub fn parse(text: &str, password_file: Option<&std::path::Path>) -> Result<AuditSource, AuditError> {
+        let Some(url) = text.strip_prefix("clickhouse:") else {
+            let path = text.strip_prefix("jsonl:").or_else(|| text.strip_prefix("file:")).unwrap_or(text);
+            return Ok(AuditSource::JsonLines(path.into()));
+        };
+        let parsed = url::Url::parse(url).map_err(|e| AuditError::BadSource(format!("clickhouse:{url} is not a URL ({e})")))?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(AuditError::BadSource(
+                "give ClickHouse's user in CLICKHOUSE_USER and its password in CLICKHOUSE_PASSWORD or --audit-password-file, not in the URL".into(),
+            ));
+        }
+        let password = match password_file {
+            Some(file) => std::fs::read_to_string(file)
+                .map_err(|source| AuditError::Read { path: file.display().to_string(), source })?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            None => std::env::var("CLICKHOUSE_PASSWORD").unwrap_or_default(),
+        };
+        let user = std::env::var("CLICKHOUSE_USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "default".into());
+        Ok(AuditSource::ClickHouse(super::clickhouse::ClickHouse { url: url.to_string(), user, password }))
+    }
+
+    /// The records summed up over `window`.
+    pub fn read(&self, window: Window) -> Result<Usage, AuditError> {
+        match self {
+            AuditSource::JsonLines(path) => read_json_lines(path, window),
+            AuditSource::ClickHouse(clickhouse) => clickhouse.read(window),
         }
     }
 }
@@ -78,6 +107,10 @@ impl AuditSource {
 pub enum AuditError {
     #[error("cannot read the audit records {path}: {source}")]
     Read { path: String, source: std::io::Error },
+    #[error("--audit: {0}")]
+    BadSource(String),
+    #[error("ClickHouse at {url}: {message}")]
+    ClickHouse { url: String, message: String },
     #[error("{path}:{line}: not a gateway event envelope ({reason})")]
     NotAnEnvelope { path: String, line: usize, reason: String },
 }

@@ -7,6 +7,7 @@
 
 pub mod age;
 pub mod audit;
+pub mod clickhouse;
 
 use crate::gateway::{Identity, PolicyDocument, authorize, identities, render::targets, tools};
 use crate::model::{DesiredState, Kind, Object, ObjectId};
