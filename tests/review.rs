@@ -410,3 +410,78 @@ fn clickhouse_gives_the_same_verdicts_summed_by_the_database() {
     assert_eq!(usage.code, 64);
     assert!(usage.stderr.contains("not in the URL") && !usage.stderr.contains(PASSWORD), "{}", usage.stderr);
 }
+
+fn git_out(dir: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("git").arg("-C").arg(dir).args(args).output().expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn write_commits_the_proposals_and_nothing_else() {
+    let repo = platform();
+    let dir = repo.path();
+    // billing-read moves into billing's file (before the window): disabled there, not removed.
+    let shared = format!(
+        "{}---\n{}",
+        std::fs::read_to_string(dir.join("mcp-team-a/grants/billing.yaml")).unwrap(),
+        std::fs::read_to_string(dir.join("mcp-team-a/grants/billing-read.yaml")).unwrap()
+    );
+    write(dir, "mcp-team-a/grants/billing.yaml", &shared);
+    std::fs::remove_file(dir.join("mcp-team-a/grants/billing-read.yaml")).unwrap();
+    git_at(dir, "2026-09-01T09:00:00Z", &["add", "-A"]);
+    git_at(dir, "2026-09-01T09:00:00Z", &["commit", "-q", "-m", "billing's grants in one file"]);
+    git_out(dir, &["config", "user.name", "Access Reviewer"]);
+    git_out(dir, &["config", "user.email", "reviewer@fernhill.io"]);
+    let audit = json_lines(dir);
+    let before = git_out(dir, &["rev-parse", "HEAD"]);
+
+    // Staged work of someone else is not swept into the review's commit.
+    write(dir, "mcp-team-b/grants/notes.txt", "staged\n");
+    git_out(dir, &["add", "mcp-team-b/grants/notes.txt"]);
+    let refused = run(&["access", "review", &dir.display().to_string(), "--audit", &audit, "--at", NOW, "--write"]);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("the index has staged changes"), "{}", refused.stderr);
+    git_out(dir, &["rm", "-q", "--cached", "mcp-team-b/grants/notes.txt"]);
+    std::fs::remove_file(dir.join("mcp-team-b/grants/notes.txt")).unwrap();
+
+    let out = run(&["access", "review", &dir.display().to_string(), "--audit", &audit, "--at", NOW, "--write", "--format", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let written = &json(&out.stdout)["written"];
+    assert_eq!(written["removed"], json!(["mcp-team-a/grants/observer.yaml", "mcp-team-a/grants/refunds.yaml"]));
+    assert_eq!(written["disabled"], json!(["mcp-team-a/billing-read"]));
+    let head = git_out(dir, &["rev-parse", "HEAD"]);
+    assert_eq!(written["commit"], head.as_str());
+    assert_eq!(git_out(dir, &["rev-parse", "HEAD~1"]), before);
+    let changed = git_out(dir, &["show", "--name-status", "--format=%an <%ae>%n%s", "HEAD"]);
+    assert_eq!(
+        changed,
+        "Access Reviewer <reviewer@fernhill.io>\naccess review: take back 3 grant(s) no allowed call named in 30d up to 2026-11-25T00:00:00Z\n\n\
+         M\tmcp-team-a/grants/billing.yaml\nD\tmcp-team-a/grants/observer.yaml\nD\tmcp-team-a/grants/refunds.yaml"
+    );
+    assert_eq!(git_out(dir, &["status", "--porcelain", "--untracked-files=no"]), "");
+    let billing = std::fs::read_to_string(dir.join("mcp-team-a/grants/billing.yaml")).unwrap();
+    assert_eq!(
+        billing,
+        shared.replacen(
+            "name: billing-read\n  namespace: mcp-team-a\nspec:\n",
+            "name: billing-read\n  namespace: mcp-team-a\nspec:\n  disabled: true\n",
+            1
+        )
+    );
+
+    // The change only narrows: the plan against the commit before widens nothing and narrows what
+    // the removed grants allowed (the rest are denials whose reason changes).
+    let plan = run(&["plan", &dir.display().to_string(), "--base", "HEAD~1", "--at", NOW, "--format", "json"]);
+    let changes = json(&plan.stdout)["access_changes"].as_array().cloned().unwrap_or_default();
+    let directions: Vec<String> = changes.iter().map(|c| format!("{} {} {}", c["direction"], c["subject"]["agent"], c["tool"])).collect();
+    assert!(changes.iter().all(|c| c["direction"] != "widened"), "{directions:?}");
+    assert!(changes.iter().all(|c| c["direction"] == "narrowed" || !c["after"]["allowed"].as_bool().unwrap_or(true)), "{directions:?}");
+    assert_eq!(changes.iter().filter(|c| c["direction"] == "narrowed").count(), 2, "{directions:?}");
+
+    // Nothing left to propose: no commit.
+    let again = run(&["access", "review", &dir.display().to_string(), "--audit", &audit, "--at", NOW, "--write"]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stdout.contains("Nothing to propose: no commit."), "{}", again.stdout);
+    assert_eq!(git_out(dir, &["rev-parse", "HEAD"]), head);
+}

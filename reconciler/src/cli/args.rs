@@ -527,6 +527,10 @@ pub struct ReviewArgs {
     pub at: Option<String>,
     #[arg(long, value_enum, default_value_t = ReviewFormat::Text)]
     pub format: ReviewFormat,
+    /// Commit the proposals: a file of proposed grants removed, a proposed grant sharing its file set to
+    /// spec.disabled: true; nothing else, and no commit when nothing is proposed.
+    #[arg(long)]
+    pub write: bool,
 }
 
 #[derive(Debug, Args)]

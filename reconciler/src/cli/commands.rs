@@ -310,10 +310,16 @@ fn review_command(args: ReviewArgs, allowed: &Allowed) -> Result<i32, CliError> 
     let at = parse_time(args.at.as_deref(), "--at")?;
     let source = crate::review::audit::AuditSource::parse(&args.audit, args.audit_password_file.as_deref())
         .map_err(pipeline::review::AccessReviewError::from)?;
-    let review = pipeline::review::access_review(&repository(&args.path), &source, &args.unused_for, at, allowed)?;
+    let (review, written) = pipeline::review::access_review(&repository(&args.path), &source, &args.unused_for, at, allowed, args.write)?;
     match args.format {
-        ReviewFormat::Json => print_json(&review)?,
-        ReviewFormat::Text => write_report(&render::review::text(&review), Palette::PLAIN),
+        ReviewFormat::Json => {
+            let mut value = serde_json::to_value(&review)?;
+            if let Some(written) = &written {
+                value["written"] = serde_json::to_value(written)?;
+            }
+            print_json(&value)?
+        }
+        ReviewFormat::Text => write_report(&render::review::text(&review, written.as_ref()), Palette::PLAIN),
         ReviewFormat::Markdown => write_stdout(&render::review::markdown_comment(&review)),
     }
     Ok(EXIT_OK)

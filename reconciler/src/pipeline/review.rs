@@ -4,6 +4,7 @@
 use super::desired::{self, Allowed};
 use crate::cache::Cache;
 use crate::review::audit::{AuditError, AuditSource, Window};
+use crate::review::write::{self, WriteError, Written};
 use crate::review::{self, Review};
 use crate::source::SourceError;
 use jiff::{SignedDuration, Span, SpanRelativeTo, Timestamp};
@@ -20,6 +21,8 @@ pub enum AccessReviewError {
     History(SourceError),
     #[error(transparent)]
     Pipeline(#[from] super::Error),
+    #[error("--write: {0}")]
+    Write(#[from] WriteError),
 }
 
 impl AccessReviewError {
@@ -40,16 +43,20 @@ pub fn window(unused_for: &str, at: Timestamp) -> Result<Window, AccessReviewErr
     Ok(Window { start, end: at })
 }
 
-/// Reviews the repository at `path` by the records of `source` over `unused_for` up to `at`.
+/// Reviews the repository at `path` by the records of `source` over `unused_for` up to `at`;
+/// with `write`, commits its proposals (`review::write`).
 pub fn access_review(
     path: &Path,
     source: &AuditSource,
     unused_for: &str,
     at: Timestamp,
     allowed: &Allowed,
-) -> Result<Review, AccessReviewError> {
+    write: bool,
+) -> Result<(Review, Option<Written>), AccessReviewError> {
     let window = window(unused_for, at)?;
     let state = desired::of_path(path, None, allowed, at, None, &Cache::off())?;
     let usage = source.read(window)?;
-    review::review(&state, path, &usage, window, unused_for).map_err(AccessReviewError::History)
+    let review = review::review(&state, path, &usage, window, unused_for).map_err(AccessReviewError::History)?;
+    let written = if write { Some(write::commit(path, &state, &review)?) } else { None };
+    Ok((review, written))
 }

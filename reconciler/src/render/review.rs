@@ -2,6 +2,7 @@
 //! one section per set of owners, each grant with its verdict, calls, last use and why.
 
 use super::escape::{markdown, markdown_cell, markdown_code, terminal_lines};
+use crate::review::write::Written;
 use crate::review::{GrantReview, Review};
 use std::fmt::Write;
 
@@ -35,7 +36,7 @@ fn last_use(grant: &GrantReview) -> &str {
     grant.last_use.as_deref().unwrap_or("never")
 }
 
-pub fn text(review: &Review) -> String {
+pub fn text(review: &Review, written: Option<&Written>) -> String {
     let mut out = String::new();
     for (owners, grants) in by_owners(review) {
         let who = if owners.is_empty() { "no owner (owners.servers names none of these servers)".to_string() } else { owners.join(", ") };
@@ -64,6 +65,15 @@ pub fn text(review: &Review) -> String {
         );
     }
     let _ = writeln!(out, "{}", summary(review));
+    match written.and_then(|w| w.commit.as_deref().map(|c| (w, c))) {
+        Some((w, commit)) => {
+            let _ = writeln!(out, "Committed {commit}: removed {} file(s), disabled {} grant(s).", w.removed.len(), w.disabled.len());
+        }
+        None if written.is_some() => {
+            let _ = writeln!(out, "Nothing to propose: no commit.");
+        }
+        None => {}
+    }
     terminal_lines(&out)
 }
 

@@ -1,13 +1,14 @@
 //! Access review (issue #29): each grant of a repository judged by the gateway's own records
 //! over a window — used, unused, shadowed (removing it changes no decision), too young (added
 //! inside the window), or not judged (the records do not cover the window for its server) —
-//! grouped by owner. Takes the desired state, its git history (`age`) and the records summed up
+//! grouped by owner; `write` turns the proposals into a commit. Takes the desired state, its git history (`age`) and the records summed up
 //! (`audit`); gives back a `Review` that `render::review` shows. It never prints, and proposes
 //! nothing where the records cannot tell (DOMAIN.md §11).
 
 pub mod age;
 pub mod audit;
 pub mod clickhouse;
+pub mod write;
 
 use crate::gateway::{Identity, PolicyDocument, authorize, identities, render::targets, tools};
 use crate::model::{DesiredState, Kind, Object, ObjectId};
