@@ -138,6 +138,15 @@ pub fn records() -> Vec<Value> {
         event("2026-11-11T10:00:00Z", payments, "refund-agent", "deny", "trust_too_low", Some("mcp-team-a/refunds")),
         // Allowed with no grant (observe mode for a while): use by nobody, not by observer.
         event("2026-11-12T10:00:00Z", payments, "observer-agent", "allow", "allowed", None),
+        // A caller's own value cannot pose as the grant field (ClickHouse reads it from the payload).
+        event(
+            "2026-11-12T11:00:00Z",
+            payments,
+            r#"x","matched_grant":"observer","matched_grant_namespace":"mcp-team-a"#,
+            "allow",
+            "allowed",
+            None,
+        ),
         // Other event types are not the gateway's decisions.
         json!({"timestamp": "2026-11-13T10:00:00Z", "trace_id": "x", "source": "runtime-api", "event_type": "server.deployed",
                "payload": {"server": "payments-mcp", "namespace": "mcp-team-a", "decision": "allow", "matched_grant": "observer", "matched_grant_namespace": "mcp-team-a"}}),
@@ -209,7 +218,7 @@ fn each_grant_gets_the_verdict_its_records_and_history_give() {
     assert!(by_name("mcp-team-b/docs")["why"].as_str().unwrap().contains("2026-11-20T10:00:00Z, after the window's start"));
     assert_eq!(by_name("mcp-team-b/docs")["owners"], json!(["dana.whitfield", "search-leads"]));
     assert_eq!(by_name("mcp-team-a/refunds")["file"], "mcp-team-a/grants/refunds.yaml");
-    assert_eq!(review["unattributed"], json!([{"server": "mcp-team-a/payments-mcp", "calls": 1}]));
+    assert_eq!(review["unattributed"], json!([{"server": "mcp-team-a/payments-mcp", "calls": 2}]));
 }
 
 #[test]
@@ -242,7 +251,7 @@ fn text_and_markdown_group_by_owner_and_mark_the_proposals() {
         text.stdout.contains("  - mcp-team-a/billing-read on mcp-team-a/payments-mcp (mcp-team-a/grants/billing-read.yaml:1): shadowed")
     );
     assert!(text.stdout.contains("    mcp-team-a/billing on mcp-team-a/payments-mcp"));
-    assert!(text.stdout.contains("1 call(s) to mcp-team-a/payments-mcp were allowed with no grant"));
+    assert!(text.stdout.contains("2 call(s) to mcp-team-a/payments-mcp were allowed with no grant"));
     assert!(
         text.stdout.contains("7 grant(s) reviewed over 30d (from 2026-10-26T00:00:00Z to 2026-11-25T00:00:00Z): 3 proposed for removal.")
     );
@@ -387,7 +396,7 @@ fn review_from(clickhouse: &str, repo: &Path, password_file: &Path, extra: &[&st
 fn clickhouse_gives_the_same_verdicts_summed_by_the_database() {
     let clickhouse = ClickHouse::start();
     clickhouse.insert(&records());
-    assert_eq!(clickhouse.query("SELECT count() FROM events WHERE decision = 'allow'", "").trim(), "6");
+    assert_eq!(clickhouse.query("SELECT count() FROM events WHERE decision = 'allow'", "").trim(), "7");
     let repo = platform();
     let password = repo.path().join("clickhouse-password");
     std::fs::write(&password, format!("{PASSWORD}\n")).unwrap();
@@ -396,7 +405,7 @@ fn clickhouse_gives_the_same_verdicts_summed_by_the_database() {
     // DateTime64(3) keeps milliseconds of the envelope's nanoseconds.
     let expected: Vec<_> = expected().into_iter().map(|(g, v, c, l)| (g, v, c, l.replace(".123456789Z", ".123Z"))).collect();
     assert_eq!(verdicts(&json(&out.stdout)), expected);
-    assert_eq!(json(&out.stdout)["unattributed"], json!([{"server": "mcp-team-a/payments-mcp", "calls": 1}]));
+    assert_eq!(json(&out.stdout)["unattributed"], json!([{"server": "mcp-team-a/payments-mcp", "calls": 2}]));
 
     let wrong = repo.path().join("wrong-password");
     std::fs::write(&wrong, "guess\n").unwrap();

@@ -34,15 +34,15 @@ FROM numbers({n})"""
 
 START, END = 1790000000000, 1795000000000  # 2026-09-21 .. 2026-11-18, in milliseconds
 
-GRANTS = f"""SELECT JSONExtractString(payload, 'matched_grant_namespace') AS grant_namespace,
- JSONExtractString(payload, 'matched_grant') AS grant_name,
+GRANTS = f"""SELECT simpleJSONExtractString(payload, 'matched_grant_namespace') AS grant_namespace,
+ simpleJSONExtractString(payload, 'matched_grant') AS grant_name,
  countIf(timestamp >= fromUnixTimestamp64Milli({START})) AS calls, toUnixTimestamp64Milli(max(timestamp)) AS last_use
  FROM events WHERE event_type = 'mcp.request' AND decision = 'allow' AND timestamp <= fromUnixTimestamp64Milli({END}) AND grant_name != ''
  GROUP BY grant_namespace, grant_name SETTINGS output_format_json_quote_64bit_integers = 0 FORMAT JSONEachRow"""
 
 SERVERS = f"""SELECT namespace AS server_namespace, server AS server_name,
  toUnixTimestamp64Milli(min(timestamp)) AS first, toUnixTimestamp64Milli(max(timestamp)) AS last,
- countIf(decision = 'allow' AND JSONExtractString(payload, 'matched_grant') = '' AND timestamp >= fromUnixTimestamp64Milli({START})) AS unattributed
+ countIf(decision = 'allow' AND simpleJSONExtractString(payload, 'matched_grant') = '' AND timestamp >= fromUnixTimestamp64Milli({START})) AS unattributed
  FROM events WHERE event_type = 'mcp.request' AND timestamp <= fromUnixTimestamp64Milli({END})
  GROUP BY server_namespace, server_name SETTINGS output_format_json_quote_64bit_integers = 0 FORMAT JSONEachRow"""
 

@@ -115,7 +115,7 @@ fn disabled(file: &str, text: &str, objects: &[&Object], grants: &[&Object]) -> 
         let indent = " ".repeat(at.column.saturating_sub(1));
         edits.push((at.line, replace, format!("{indent}disabled: true")));
     }
-    edits.sort_by(|a, b| b.0.cmp(&a.0));
+    edits.sort_by_key(|edit| std::cmp::Reverse(edit.0));
     for (line, replace, new) in edits {
         let index = line.checked_sub(1).filter(|i| *i < lines.len()).ok_or_else(|| cannot(grants[0]))?;
         if replace {
