@@ -83,7 +83,8 @@ impl GrantReview {
 }
 
 /// Allowed calls in the window that name no grant (observe mode, a default decision of
-/// allow): use by nobody, shown so that a reviewer sees the gateway let them through.
+/// allow) on a governed server of the repository: use by nobody, shown so that a reviewer sees
+/// the gateway let them through.
 #[derive(Debug, Clone, Serialize)]
 pub struct Unattributed {
     pub server: String,
@@ -141,7 +142,9 @@ pub fn review(state: &DesiredState, path: &Path, usage: &Usage, window: Window, 
     let unattributed = usage
         .servers
         .iter()
-        .filter(|(_, records)| records.unattributed > 0)
+        .filter(|(server, records)| {
+            records.unattributed > 0 && documents.keys().any(|id| id.namespace == server.namespace && id.name == server.name)
+        })
         .map(|(server, records)| Unattributed { server: server.to_string(), calls: records.unattributed })
         .collect();
     Ok(Review {
