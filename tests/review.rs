@@ -255,7 +255,9 @@ fn text_and_markdown_group_by_owner_and_mark_the_proposals() {
     assert!(
         text.stdout.contains("7 grant(s) reviewed over 30d (from 2026-10-26T00:00:00Z to 2026-11-25T00:00:00Z): 3 proposed for removal.")
     );
+    insta::assert_snapshot!("review-text", text.stdout);
     let markdown = run(&["access", "review", &path, "--audit", &audit, "--at", NOW, "--format", "markdown"]);
+    insta::assert_snapshot!("review-markdown", markdown.stdout);
     assert!(markdown.stdout.starts_with("<!-- mcp-gitops-access-review -->\n## Access review\n"), "{}", markdown.stdout);
     assert!(markdown.stdout.contains("### Owners: `dana.whitfield`, `search-leads`"));
     assert!(markdown.stdout.contains("| remove | `mcp-team-a/refunds` (mcp-team-a/grants/refunds.yaml:1) | `mcp-team-a/payments-mcp` | **unused** | 0 | 2026-10-01T08:00:00.123456789Z |"), "{}", markdown.stdout);
