@@ -60,3 +60,18 @@ pub fn access_review(
     let written = if write { Some(write::commit(path, &state, &review)?) } else { None };
     Ok((review, written))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_reaches_back_in_days_of_24_hours_and_is_never_empty() {
+        let at: Timestamp = "2026-11-25T00:00:00Z".parse().unwrap();
+        assert_eq!(window("30d", at).unwrap().start, "2026-10-26T00:00:00Z".parse::<Timestamp>().unwrap());
+        assert_eq!(window("12h", at).unwrap().start, "2026-11-24T12:00:00Z".parse::<Timestamp>().unwrap());
+        for bad in ["0d", "-3d", "a month", ""] {
+            assert!(matches!(window(bad, at), Err(AccessReviewError::BadWindow(_))), "{bad}");
+        }
+    }
+}

@@ -180,3 +180,38 @@ impl Usage {
         used.last_use = used.last_use.max(Some(at));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window() -> Window {
+        Window { start: "2026-10-26T00:00:00Z".parse().unwrap(), end: "2026-11-25T00:00:00Z".parse().unwrap() }
+    }
+
+    #[test]
+    fn a_payload_kept_as_a_string_reads_as_one_kept_as_an_object() {
+        let payload = r#"{"server":"payments-mcp","namespace":"mcp-team-a","decision":"allow","matched_grant":"billing","matched_grant_namespace":"mcp-team-a"}"#;
+        let as_object = format!(r#"{{"timestamp":"2026-11-10T10:00:00Z","event_type":"mcp.request","payload":{payload}}}"#);
+        let as_string = format!(r#"{{"timestamp":"2026-11-11T10:00:00Z","payload":{}}}"#, serde_json::to_string(payload).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("events.jsonl");
+        std::fs::write(&file, format!("{as_object}\n\n{as_string}\n")).unwrap();
+        let usage = read_json_lines(&file, window()).unwrap();
+        let billing = Named { namespace: "mcp-team-a".into(), name: "billing".into() };
+        assert_eq!(usage.grants[&billing], GrantUse { calls: 2, last_use: Some("2026-11-11T10:00:00Z".parse().unwrap()) });
+    }
+
+    #[test]
+    fn a_source_names_its_kind_and_keeps_credentials_out_of_the_url() {
+        assert_eq!(AuditSource::parse("jsonl:a.jsonl", None).unwrap(), AuditSource::JsonLines("a.jsonl".into()));
+        assert_eq!(AuditSource::parse("file:a.jsonl", None).unwrap(), AuditSource::JsonLines("a.jsonl".into()));
+        assert_eq!(AuditSource::parse("exports/a.jsonl", None).unwrap(), AuditSource::JsonLines("exports/a.jsonl".into()));
+        assert!(
+            matches!(AuditSource::parse("clickhouse:http://ch:8123/?database=analytics", None), Ok(AuditSource::ClickHouse(c)) if c.url == "http://ch:8123/?database=analytics")
+        );
+        let refused = AuditSource::parse("clickhouse:http://reader:hunter2@ch:8123/", None).unwrap_err().to_string();
+        assert!(refused.contains("not in the URL") && !refused.contains("hunter2"), "{refused}");
+        assert!(matches!(AuditSource::parse("clickhouse:not a url", None), Err(AuditError::BadSource(_))));
+    }
+}
