@@ -15,6 +15,8 @@
 //! made between runs. `scaffold` starts a repository: its first files, or what a cluster holds.
 //! `install` puts the daemon in a cluster: deploy/'s manifests set for one git source.
 //! `windows` tells when a freeze window of `mcp-gitops.yaml` is open.
+//! `review` judges grants by the gateway's audit records (used, unused, shadowed, too young, not
+//! judged).
 
 pub mod apply;
 pub mod cache;
@@ -29,6 +31,7 @@ pub mod parallel;
 pub mod pipeline;
 pub mod plan;
 pub mod render;
+pub mod review;
 pub mod scaffold;
 pub mod schema;
 pub mod source;

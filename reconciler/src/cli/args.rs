@@ -606,6 +606,47 @@ pub enum AccessCommand {
         after_help = "Example:\n  mcp-gitops access what-can examples/platform --human marcus.oyelaran@fernhill.io --agent refund-copilot --team 7f3c2a10-5d4e-4b8a-9c21-3e6f0a7d4b52 --session refund-copilot-marcus"
     )]
     WhatCan(WhatCanArgs),
+    /// Judge every grant by the gateway's audit records: used, unused, shadowed, too young or not judged, by owner.
+    #[command(
+        after_help = "Examples:\n  mcp-gitops access review . --audit jsonl:events.jsonl --unused-for 30d\n  mcp-gitops access review . --audit events.jsonl --format markdown > review.md\n\nUse is an allowed call that names the grant; denials and calls allowed with no grant are not. A grant added\ninside the window is too young; a server with no record before the window's start is not judged. Docs:\ndocs/access-lifecycle.md"
+    )]
+    Review(ReviewArgs),
+}
+
+/// The formats of `access review`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReviewFormat {
+    Text,
+    Json,
+    /// A pull-request comment (starts with the marker line <!-- mcp-gitops-access-review -->).
+    Markdown,
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// The repository: its directory, or one in it (the nearest mcp-gitops.yaml above marks it); in a git repository.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// The gateway's audit records: jsonl:PATH (or PATH), a JSON Lines file of its event envelopes; or
+    /// clickhouse:URL, the platform's `events` table over ClickHouse's HTTP interface (user in CLICKHOUSE_USER,
+    /// password in CLICKHOUSE_PASSWORD or --audit-password-file).
+    #[arg(long, value_name = "SOURCE")]
+    pub audit: String,
+    /// A file whose first line is ClickHouse's password (instead of CLICKHOUSE_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub audit_password_file: Option<PathBuf>,
+    /// The window: a grant no allowed call named for this long is proposed for removal.
+    #[arg(long, value_name = "DURATION", default_value = "30d")]
+    pub unused_for: String,
+    /// The end of the window (RFC 3339), instead of the clock.
+    #[arg(long, value_name = "TIME", visible_alias = "now")]
+    pub at: Option<String>,
+    #[arg(long, value_enum, default_value_t = ReviewFormat::Text)]
+    pub format: ReviewFormat,
+    /// Commit the proposals: a file of proposed grants removed, a proposed grant sharing its file set to
+    /// spec.disabled: true; nothing else, and no commit when nothing is proposed.
+    #[arg(long)]
+    pub write: bool,
 }
 
 #[derive(Debug, Args)]

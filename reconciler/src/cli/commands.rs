@@ -38,6 +38,7 @@ pub fn dispatch(command: Command, palette: Palette, allowed: &Allowed) -> Result
         Command::Access(AccessCommand::Matrix(args)) => matrix_command(args, allowed),
         Command::Access(AccessCommand::WhoCan(args)) => who_can_command(args, allowed),
         Command::Access(AccessCommand::WhatCan(args)) => what_can_command(args, allowed),
+        Command::Access(AccessCommand::Review(args)) => review_command(args, allowed),
         Command::Render(args) => render_command(args, allowed),
         Command::Apply(args) => apply_command(args, allowed, palette),
         Command::Daemon(args) => daemon_command(args, allowed),
@@ -327,6 +328,25 @@ fn what_can_command(args: WhatCanArgs, allowed: &Allowed) -> Result<i32, CliErro
         AnswerFormat::Text => write_report(&text::what_can(&identity, &found.cells, &found.near_misses), Palette::PLAIN),
     }
     Ok(if state.has_errors() { EXIT_ERROR } else { EXIT_OK })
+}
+
+fn review_command(args: ReviewArgs, allowed: &Allowed) -> Result<i32, CliError> {
+    let at = parse_time(args.at.as_deref(), "--at")?;
+    let source = crate::review::audit::AuditSource::parse(&args.audit, args.audit_password_file.as_deref())
+        .map_err(pipeline::review::AccessReviewError::from)?;
+    let (review, written) = pipeline::review::access_review(&repository(&args.path), &source, &args.unused_for, at, allowed, args.write)?;
+    match args.format {
+        ReviewFormat::Json => {
+            let mut value = serde_json::to_value(&review)?;
+            if let Some(written) = &written {
+                value["written"] = serde_json::to_value(written)?;
+            }
+            print_json(&value)?
+        }
+        ReviewFormat::Text => write_report(&render::review::text(&review, written.as_ref()), Palette::PLAIN),
+        ReviewFormat::Markdown => write_stdout(&render::review::markdown_comment(&review)),
+    }
+    Ok(EXIT_OK)
 }
 
 fn verify_command(args: VerifyArgs) -> Result<i32, CliError> {

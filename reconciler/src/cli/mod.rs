@@ -59,6 +59,12 @@ impl From<crate::install::InstallError> for CliError {
     }
 }
 
+impl From<pipeline::review::AccessReviewError> for CliError {
+    fn from(e: pipeline::review::AccessReviewError) -> Self {
+        if e.is_usage() { CliError::Usage(e.to_string()) } else { CliError::Failed(e.to_string()) }
+    }
+}
+
 impl From<AccessError> for CliError {
     fn from(e: AccessError) -> Self {
         if e.is_usage() { CliError::Usage(e.to_string()) } else { CliError::Failed(e.to_string()) }

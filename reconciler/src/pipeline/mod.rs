@@ -4,7 +4,8 @@
 //! `incremental` doing only the work a change needs) or against the live cluster; `apply` is
 //! the apply checklist (gate on errors, guards, apply, tally); `access` answers questions about
 //! one server's rendered policy; `ratchet` judges the desired state's built-in policy findings
-//! against a base. Front ends add only what is their own: arguments, rendering and
+//! against a base; `review` judges grants by the gateway's records. Front ends add only what is
+//! their own: arguments, rendering and
 //! exit codes (cli); triggers, leadership and status (daemon). Nothing here prints.
 
 pub mod access;
@@ -13,6 +14,7 @@ pub mod desired;
 mod incremental;
 pub mod plan;
 pub mod ratchet;
+pub mod review;
 
 use crate::model::DesiredState;
 use crate::model::live::Provenance;

@@ -7,6 +7,7 @@ pub mod github;
 pub mod gitlab;
 pub mod junit;
 pub mod markdown;
+pub mod review;
 pub mod sarif;
 pub mod text;
 

@@ -1,0 +1,61 @@
+"""The access review's scale figure on chdb's ClickHouse engine: fills the platform's `events`
+table with N gateway decisions (default 10 million; 1,000 servers, 10,000 grants, one in ten a
+denial, one in fifty allowed with no grant) in DATA_DIR, then times the review's two summing
+queries (the SQL of reconciler/src/review/clickhouse.rs) in a fresh process.
+
+  python -P tests/bench/review_scale.py fill DATA_DIR [N]
+  /usr/bin/time -v python -P tests/bench/review_scale.py query DATA_DIR
+"""
+
+import sys
+import time
+
+from chdb import session as chs
+
+TABLE = """CREATE TABLE IF NOT EXISTS events (
+    timestamp DateTime64(3), trace_id String, source String, event_type String, payload String,
+    server String MATERIALIZED JSONExtractString(payload, 'server'),
+    namespace String MATERIALIZED JSONExtractString(payload, 'namespace'),
+    decision String MATERIALIZED JSONExtractString(payload, 'decision'),
+    tool_name String MATERIALIZED JSONExtractString(payload, 'tool_name')
+) ENGINE = MergeTree ORDER BY timestamp"""
+
+FILL = """INSERT INTO events (timestamp, trace_id, source, event_type, payload)
+SELECT toDateTime64('2026-08-01 00:00:00', 3, 'UTC') + toIntervalMillisecond(number * 997),
+       hex(number), 'mcp-gateway', 'mcp.request',
+       concat('{{"method":"POST","path":"/srv-', toString(number % 1000), '/mcp","status":200,"latency_ms":12,',
+              '"bytes_in":310,"bytes_out":920,"server":"srv-', toString(number % 1000), '","namespace":"ns-', toString(number % 100),
+              '","team_id":"team","cluster":"local","human_id":"h-', toString(number % 5000), '","agent_id":"a-', toString(number % 700),
+              '","subject_team_id":"","session_id":"","decision":"', if(number % 10 = 0, 'deny', 'allow'),
+              '","reason":"allowed","policy_version":"v1","rpc_method":"tools/call","tool_name":"t-', toString(number % 7), '"',
+              if(number % 50 = 1, '', concat(',"matched_grant":"grant-', toString(number % 10000), '","matched_grant_namespace":"ns-', toString(number % 100), '"')),
+              '}}')
+FROM numbers({n})"""
+
+START, END = 1790000000000, 1795000000000  # 2026-09-21 .. 2026-11-18, in milliseconds
+
+GRANTS = f"""SELECT simpleJSONExtractString(payload, 'matched_grant_namespace') AS grant_namespace,
+ simpleJSONExtractString(payload, 'matched_grant') AS grant_name,
+ countIf(timestamp >= fromUnixTimestamp64Milli({START})) AS calls, toUnixTimestamp64Milli(max(timestamp)) AS last_use
+ FROM events WHERE event_type = 'mcp.request' AND decision = 'allow' AND timestamp <= fromUnixTimestamp64Milli({END}) AND grant_name != ''
+ GROUP BY grant_namespace, grant_name SETTINGS output_format_json_quote_64bit_integers = 0 FORMAT JSONEachRow"""
+
+SERVERS = f"""SELECT namespace AS server_namespace, server AS server_name,
+ toUnixTimestamp64Milli(min(timestamp)) AS first, toUnixTimestamp64Milli(max(timestamp)) AS last,
+ countIf(decision = 'allow' AND simpleJSONExtractString(payload, 'matched_grant') = '' AND timestamp >= fromUnixTimestamp64Milli({START})) AS unattributed
+ FROM events WHERE event_type = 'mcp.request' AND timestamp <= fromUnixTimestamp64Milli({END})
+ GROUP BY server_namespace, server_name SETTINGS output_format_json_quote_64bit_integers = 0 FORMAT JSONEachRow"""
+
+mode, data = sys.argv[1], sys.argv[2]
+db = chs.Session(data)
+if mode == "fill":
+    n = int(sys.argv[3]) if len(sys.argv) > 3 else 10_000_000
+    db.query(TABLE)
+    began = time.monotonic()
+    db.query(FILL.format(n=n))
+    print(f"filled {db.query('SELECT count() FROM events', 'CSV').bytes().decode().strip()} rows in {time.monotonic() - began:.1f} s")
+else:
+    for name, sql in (("grants", GRANTS), ("servers", SERVERS)):
+        began = time.monotonic()
+        rows = db.query(sql, "TabSeparated").bytes().count(b"\n")
+        print(f"{name}: {rows} rows in {time.monotonic() - began:.2f} s")
