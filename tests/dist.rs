@@ -231,3 +231,24 @@ fn an_unknown_flag_is_a_usage_error() {
     assert_eq!(run.status.code(), Some(64), "{}", text(&run.stderr));
     assert!(text(&run.stderr).contains("--sign"), "{}", text(&run.stderr));
 }
+
+#[test]
+fn build_image_saves_the_image_of_the_packed_binary_as_an_oci_archive_in_the_sums() {
+    const IMAGE: &str = "localhost/mcp-gitops:test-dist";
+    let out = tempfile::tempdir().expect("tempdir");
+    let run = xtask_dist(&["--out", out.path().to_str().expect("UTF-8"), "--build-image", "--image", IMAGE]);
+    let removed = Command::new("podman").args(["rmi", "--force", IMAGE]).output();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert!(removed.is_ok_and(|r| r.status.success()), "the image was not built");
+    let stem = stem();
+    assert!(text(&run.stdout).contains(&format!("  {stem}.oci.tar ")), "{}", text(&run.stdout));
+    let check = sha256sum_check(out.path());
+    assert!(check.status.success(), "{}", text(&check.stdout));
+    assert!(text(&check.stdout).contains(&format!("{stem}.oci.tar: OK")), "{}", text(&check.stdout));
+    // An OCI image layout whose index names the image.
+    let index =
+        Command::new("tar").arg("-xOf").arg(out.path().join(format!("{stem}.oci.tar"))).arg("index.json").output().expect("tar runs");
+    let index: Value = serde_json::from_slice(&index.stdout).expect("index.json is JSON");
+    assert_eq!(index["schemaVersion"], 2);
+    assert_eq!(index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"], IMAGE, "{index}");
+}

@@ -47,8 +47,8 @@ pub fn json(metadata: &Metadata, root: &Package, target: &str, checksums: &HashM
             edges
                 .iter()
                 .map(|(from, to)| Dependency {
-                    dependency_ref: purl_text(&packages[from]),
-                    dependencies: to.iter().map(|id| purl_text(&packages[id])).collect(),
+                    dependency_ref: purl_text(packages[from]),
+                    dependencies: to.iter().map(|id| purl_text(packages[id])).collect(),
                 })
                 .collect(),
         )),
