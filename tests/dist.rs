@@ -23,11 +23,15 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// One `cargo xtask dist --no-image` for the tests that only read its artifacts.
+/// One `cargo xtask dist --no-image` for the tests that only read its artifacts, in a directory
+/// of the target directory that each run of the tests empties first.
 fn dist() -> &'static (PathBuf, String) {
     static DIST: OnceLock<(PathBuf, String)> = OnceLock::new();
     DIST.get_or_init(|| {
-        let out = tempfile::tempdir().expect("tempdir").keep();
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dist");
+        if out.exists() {
+            std::fs::remove_dir_all(&out).expect("remove the last run's artifacts");
+        }
         let run = xtask_dist(&["--out", out.to_str().expect("UTF-8 path"), "--no-image"]);
         assert!(run.status.success(), "cargo xtask dist failed:\n{}", text(&run.stderr));
         (out, text(&run.stdout))
