@@ -222,6 +222,8 @@ fn the_sbom_validates_against_the_cyclonedx_1_5_schema_and_a_broken_one_does_not
 #[test]
 fn an_image_asked_for_and_missing_fails_and_leaves_no_sums() {
     let out = tempfile::tempdir().expect("tempdir");
+    // An earlier release's sums in the same directory must not vouch for this run's files.
+    std::fs::write(out.path().join("SHA256SUMS"), "0000  mcp-gitops-old.tar.gz\n").expect("write");
     let run = xtask_dist(&["--out", out.path().to_str().expect("UTF-8"), "--image", "localhost/mcp-gitops:no-such-image"]);
     assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
     let stderr = text(&run.stderr);

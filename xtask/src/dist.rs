@@ -65,6 +65,11 @@ pub fn run(args: &DistArgs) -> anyhow::Result<()> {
     }
     let stem = format!("mcp-gitops-{}-{target}", root.version);
     std::fs::create_dir_all(&out).with_context(|| format!("cannot make {}", out.display()))?;
+    // The sums of an earlier run would not match what this run writes: a run that fails leaves none.
+    let sums_file = out.join("SHA256SUMS");
+    if sums_file.exists() {
+        std::fs::remove_file(&sums_file).with_context(|| format!("cannot remove {}", sums_file.display()))?;
+    }
 
     progress(&format!("archive {stem}.tar.gz: {}, completions, man pages, LICENSE, README.md", binary.display()));
     let mut artifacts = vec![write(&out, &format!("{stem}.tar.gz"), &archive(&stem, &binary, workspace)?)?];
