@@ -1,52 +1,51 @@
-//! `cargo xtask man [DIR]`: writes the man pages of mcp-gitops and of each of its subcommands
-//! (`mcp-gitops.1`, `mcp-gitops-plan.1`, `mcp-gitops-access-explain.1`, ...) to DIR (default
-//! `target/man`), from the same clap definitions the binary parses with. Run at build or
-//! packaging time; the binary itself carries no man page code.
+//! Build and packaging tasks of mcp-gitops, run as `cargo xtask TASK` (an alias in
+//! .cargo/config.toml). The binary itself carries none of this code.
+//!
+//! - `cargo xtask man [DIR]`: the man pages (man.rs).
+//! - `cargo xtask dist [--out DIR]`: the release artifacts (dist.rs, sbom.rs).
+//!
+//! Exit codes as the binary's: 0 done, 1 failed, 64 usage.
 
-use clap::CommandFactory;
-use std::path::{Path, PathBuf};
+mod dist;
+mod man;
+mod sbom;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "xtask", bin_name = "cargo xtask", about = "Build and packaging tasks of mcp-gitops")]
+struct Xtask {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Write the man pages of mcp-gitops and of each of its subcommands.
+    Man {
+        /// Where the pages go.
+        #[arg(default_value = "target/man")]
+        dir: PathBuf,
+    },
+    /// Build the release artifacts: archive, SHA256SUMS, CycloneDX SBOM, image as an OCI archive.
+    Dist(dist::DistArgs),
+}
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let code = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["man"] => man(Path::new("target/man")),
-        ["man", dir] => man(Path::new(dir)),
-        _ => {
-            eprintln!("usage: cargo xtask man [DIR]   (writes the man pages to DIR, default target/man)");
-            64
+    let xtask = match Xtask::try_parse() {
+        Ok(xtask) => xtask,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { 64 } else { 0 });
         }
     };
-    std::process::exit(code);
-}
-
-fn man(dir: &Path) -> i32 {
-    let mut written = Vec::new();
-    let result = std::fs::create_dir_all(dir).and_then(|()| {
-        let command = mcp_gitops::cli::args::Cli::command();
-        write_pages(&command, "mcp-gitops", "mcp-gitops", dir, &mut written)
-    });
-    match result {
-        Ok(()) => {
-            println!("{} man pages in {}", written.len(), dir.display());
-            0
-        }
-        Err(e) => {
-            eprintln!("error: cannot write the man pages to {}: {e}", dir.display());
-            1
-        }
+    let result = match xtask.task {
+        Task::Man { dir } => man::write(&dir).map(|pages| println!("{} man pages in {}", pages.len(), dir.display())),
+        Task::Dist(args) => dist::run(&args),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
     }
-}
-
-/// One page for `command`, named `name` and invoked as `bin`, then one for each subcommand.
-fn write_pages(command: &clap::Command, name: &str, bin: &str, dir: &Path, written: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let command = command.clone().name(name.to_string()).bin_name(bin.to_string());
-    let mut page = Vec::new();
-    clap_mangen::Man::new(command.clone()).render(&mut page)?;
-    let path = dir.join(format!("{name}.1"));
-    std::fs::write(&path, page)?;
-    written.push(path);
-    for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
-        write_pages(sub, &format!("{name}-{}", sub.get_name()), &format!("{bin} {}", sub.get_name()), dir, written)?;
-    }
-    Ok(())
 }
