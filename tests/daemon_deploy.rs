@@ -104,7 +104,8 @@ fn every_overlay_of_deploy_is_accepted_by_the_api_server_and_mounts_the_files_it
     let admin = Kubectl { kubeconfig: kubeconfig() };
     let help = common::run(&["daemon", "--help"]).stdout;
     // (overlay, components, flags it adds, Secret or ConfigMap name -> its keys, objects)
-    let cases: [(&str, &[&str], &[&str], &[(&str, &[&str])], usize); 6] = [
+    type Mounted<'a> = &'a [(&'a str, &'a [&'a str])];
+    let cases: [(&str, &[&str], &[&str], Mounted, usize); 6] = [
         ("deploy", &[], &[], &[], 8),
         ("deploy", &["git-https"], &["--git-token-file"], &[("mcp-gitops-git", &["token"])], 8),
         ("deploy", &["git-ssh"], &["--git-ssh-key-file", "--git-known-hosts-file"], &[("mcp-gitops-git", &["identity", "known_hosts"])], 8),
