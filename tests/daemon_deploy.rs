@@ -95,6 +95,16 @@ fn relative(from: &std::path::Path, path: &std::path::Path) -> String {
     up.chain(down).collect::<Vec<_>>().join("/")
 }
 
+/// An overlay of deploy/ as a test builds it: `path` with `components`, the `flags` it adds to the
+/// daemon, the Secrets and ConfigMaps it mounts (name, keys), and how many objects it makes.
+struct Overlay {
+    path: &'static str,
+    components: &'static [&'static str],
+    flags: &'static [&'static str],
+    sources: &'static [(&'static str, &'static [&'static str])],
+    objects: usize,
+}
+
 /// What a user applies: `kubectl apply -k` of an overlay of deploy/ (the base alone, one
 /// component, or examples/deploy with all of them), moved into a namespace of its own. The API
 /// server accepts every object (server-side dry run), every flag the overlay adds is one the
@@ -103,23 +113,45 @@ fn relative(from: &std::path::Path, path: &std::path::Path) -> String {
 fn every_overlay_of_deploy_is_accepted_by_the_api_server_and_mounts_the_files_its_flags_name() {
     let admin = Kubectl { kubeconfig: kubeconfig() };
     let help = common::run(&["daemon", "--help"]).stdout;
-    // (overlay, components, flags it adds, Secret or ConfigMap name -> its keys, objects)
-    type Mounted<'a> = &'a [(&'a str, &'a [&'a str])];
-    let cases: [(&str, &[&str], &[&str], Mounted, usize); 6] = [
-        ("deploy", &[], &[], &[], 8),
-        ("deploy", &["git-https"], &["--git-token-file"], &[("mcp-gitops-git", &["token"])], 8),
-        ("deploy", &["git-ssh"], &["--git-ssh-key-file", "--git-known-hosts-file"], &[("mcp-gitops-git", &["identity", "known_hosts"])], 8),
-        ("deploy", &["webhook"], &["--webhook-secret-file"], &[("mcp-gitops-webhook", &["secret"])], 8),
-        ("deploy", &["verify-signatures"], &["--verify-signatures", "--allowed-signers"], &[("mcp-gitops-trust", &["allowed_signers"])], 8),
-        (
-            "examples/deploy",
-            &[],
-            &["--git-token-file", "--webhook-secret-file", "--verify-signatures", "--allowed-signers"],
-            &[("mcp-gitops-git", &["token"]), ("mcp-gitops-webhook", &["secret"]), ("mcp-gitops-trust", &["allowed_signers"])],
-            9,
-        ),
+    let cases = [
+        Overlay { path: "deploy", components: &[], flags: &[], sources: &[], objects: 8 },
+        Overlay {
+            path: "deploy",
+            components: &["git-https"],
+            flags: &["--git-token-file"],
+            sources: &[("mcp-gitops-git", &["token"])],
+            objects: 8,
+        },
+        Overlay {
+            path: "deploy",
+            components: &["git-ssh"],
+            flags: &["--git-ssh-key-file", "--git-known-hosts-file"],
+            sources: &[("mcp-gitops-git", &["identity", "known_hosts"])],
+            objects: 8,
+        },
+        Overlay {
+            path: "deploy",
+            components: &["webhook"],
+            flags: &["--webhook-secret-file"],
+            sources: &[("mcp-gitops-webhook", &["secret"])],
+            objects: 8,
+        },
+        Overlay {
+            path: "deploy",
+            components: &["verify-signatures"],
+            flags: &["--verify-signatures", "--allowed-signers"],
+            sources: &[("mcp-gitops-trust", &["allowed_signers"])],
+            objects: 8,
+        },
+        Overlay {
+            path: "examples/deploy",
+            components: &[],
+            flags: &["--git-token-file", "--webhook-secret-file", "--verify-signatures", "--allowed-signers"],
+            sources: &[("mcp-gitops-git", &["token"]), ("mcp-gitops-webhook", &["secret"]), ("mcp-gitops-trust", &["allowed_signers"])],
+            objects: 9,
+        },
     ];
-    for (overlay, components, flags, sources, objects) in cases {
+    for Overlay { path: overlay, components, flags, sources, objects } in cases {
         let what = format!("{overlay} with {components:?}");
         let namespace = unique("kustomize");
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("dir");
