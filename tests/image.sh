@@ -25,11 +25,12 @@ readonly STANDIN=localhost/distroless-cc-standin:nonroot
 # What distroless documents for cc-debian12 (static: base-files, netbase, tzdata, ca-certificates;
 # base: libc6, libssl3; cc: libgcc-s1, libgomp1, libstdc++6), plus its nonroot user.
 readonly STANDIN_PACKAGES=(base-files netbase tzdata ca-certificates libc6 libssl3 libgcc-s1 libgomp1 libstdc++6)
-# The only shared libraries the binary may need: glibc's, libgcc_s and OpenSSL's libssl3 (all
-# in the cc base, which takes Debian's OpenSSL security updates). zlib is linked in.
-readonly ALLOWED_LIBS='^(libc\.so\.6|libm\.so\.6|libdl\.so\.2|libpthread\.so\.0|librt\.so\.1|ld-linux-x86-64\.so\.2|libgcc_s\.so\.1|libssl\.so\.3|libcrypto\.so\.3)$'
-# The image is 60 MB (a 35 MB binary on the 25 MB base); the goal of #27 is under 50 MB, which
-# needs a smaller binary. This bound keeps it from growing unnoticed meanwhile.
+# The only shared libraries the binary may need: glibc's and libgcc_s (Rust's unwinder). zlib,
+# OpenSSL and libssh2 are linked in (reconciler/Cargo.toml), so the binary would run on any base
+# with glibc 2.36 and libgcc_s: the cc base is the smallest distroless one with libgcc_s.
+readonly ALLOWED_LIBS='^(libc\.so\.6|libm\.so\.6|libdl\.so\.2|libpthread\.so\.0|librt\.so\.1|ld-linux-x86-64\.so\.2|libgcc_s\.so\.1)$'
+# The goal of #27 is under 50 MB: this bound keeps the image from growing unnoticed until the
+# release profile is measured to reach it.
 readonly MAX_IMAGE_MB=64
 
 log() { printf 'image.sh: %s\n' "$*" >&2; }
@@ -136,7 +137,7 @@ check_image() {
   podman cp "$container:/usr/local/bin/mcp-gitops" "$dir/mcp-gitops" >/dev/null
   needed=$(readelf -d "$dir/mcp-gitops" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
   [[ -n $needed ]] || fail "readelf found no NEEDED entries in the image's binary"
-  ! grep -vE "$ALLOWED_LIBS" <<<"$needed" >/dev/null || fail "the binary needs libraries the distroless cc base lacks: $(grep -vE "$ALLOWED_LIBS" <<<"$needed" | tr '\n' ' ')"
+  ! grep -vE "$ALLOWED_LIBS" <<<"$needed" >/dev/null || fail "the binary needs libraries other than glibc's and libgcc_s: $(grep -vE "$ALLOWED_LIBS" <<<"$needed" | tr '\n' ' ')"
   pass "the binary needs only $(tr '\n' ' ' <<<"$needed")"
   mb=$(image_mb)
   ((mb < MAX_IMAGE_MB)) || fail "the image is $mb MB, over $MAX_IMAGE_MB MB"
@@ -306,29 +307,11 @@ check_pod() {
   pass "the stopped leader released its Lease; the standby led $takeover ms later and applies pushes"
 }
 
-# deploy/ as a kustomize base: an overlay that moves it into a namespace of its own (the base's
-# copy beside it: kustomize loads nothing from outside the overlay's tree) is accepted whole by
-# the API server (server-side dry run; the namespace itself is created for real).
-check_kustomize() {
-  local tree namespace=mcp-gitops-kustomize-$$ out
-  scratch tree
-  cp -r "$REPO_ROOT/deploy" "$tree/base"
-  mkdir "$tree/overlay"
-  printf '%s\n' 'apiVersion: kustomize.config.k8s.io/v1beta1' 'kind: Kustomization' "namespace: $namespace" \
-    'resources: [../base]' >"$tree/overlay/kustomization.yaml"
-  k kustomize "$tree/overlay" >"$tree/manifests.yaml" || fail "kubectl kustomize of deploy/ failed"
-  k create namespace "$namespace" >/dev/null
-  out=$(k apply --dry-run=server -f "$tree/manifests.yaml" 2>&1) || fail "the API server refuses deploy/ built by kustomize: $out"
-  [[ $(grep -c '(server dry run)$' <<<"$out") -eq 8 ]] || fail "the dry run did not take the 8 objects of deploy/: $out"
-  pass "kubectl kustomize deploy/ (moved to $namespace) is accepted by the API server (server-side dry run, 8 objects)"
-}
-
 check_all() {
   ensure_podman
   CONTAINERS=()
   check_image
   check_pod
-  check_kustomize
   echo "image: $PASSED checks passed"
 }
 
