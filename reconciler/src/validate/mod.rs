@@ -2,6 +2,7 @@
 //! Schema, object identity, cross-reference against the gateway metadata, guardrail policies —
 //! plus the credential scan; then time-bound grants that have expired are disabled. Collects every problem (never stops at the first) into the state's diagnostics.
 
+pub mod clock;
 pub mod expiry;
 mod guardrails;
 mod identity;
