@@ -23,8 +23,9 @@ use std::sync::{Mutex, OnceLock};
 /// The first line of every pack: a pack of another format or version is not read. (Format 2:
 /// a parsed document carries its `yaml_ambiguous` notes. Format 4: a built-in policy's finding
 /// names no repository file, a YAML syntax problem points at the mistake, a recorded validation
-/// holds `unknown_kind` errors for the mcpruntime.org group and `no_objects`.)
-const STAMP: &str = concat!("mcp-gitops cache 4 ", env!("CARGO_PKG_VERSION"), "\n");
+/// holds `unknown_kind` errors for the mcpruntime.org group and `no_objects`. Format 5: a
+/// recorded validation is keyed without the time and carries the window of clocks it holds for.)
+const STAMP: &str = concat!("mcp-gitops cache 5 ", env!("CARGO_PKG_VERSION"), "\n");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key([u8; 32]);
@@ -189,7 +190,8 @@ impl Pack {
         let mut out = Vec::with_capacity(STAMP.len() + size + 32);
         out.extend_from_slice(STAMP.as_bytes());
         let mut seen = HashSet::new();
-        for (key, bytes) in kept.into_iter().chain(made) {
+        // What this run made again under a key replaces what it read there.
+        for (key, bytes) in made.into_iter().chain(kept) {
             let Ok(len) = u32::try_from(bytes.len()) else { continue };
             if seen.insert(key) {
                 out.extend_from_slice(&key.0);
@@ -211,8 +213,8 @@ pub struct Cache {
     pub files: Pack,
     /// What the guardrail policies that read neither `now` nor `servers` found on an object.
     pub findings: Pack,
-    /// What a plan needs of a validated tree (`plan::partial::Record`), by the tree's content
-    /// and the time it was validated at.
+    /// What a plan needs of a validated tree (`plan::partial::Record`), by the tree's content,
+    /// with the clocks it holds for (`validate::clock::Window`).
     pub trees: Pack,
 }
 
@@ -395,6 +397,14 @@ mod tests {
         let cache = Cache::open(dir.path(), repository);
         assert_eq!(cache.files.get::<String>(&Key::of(&[b"a"])).as_deref(), Some("one"));
         assert_eq!(cache.files.get::<String>(&Key::of(&[b"b"])), None, "put after the pack was written");
+    }
+
+    #[test]
+    fn an_entry_made_again_replaces_the_one_read() {
+        let pack = Pack::read(pack_of(&[(b"a", "old")]));
+        assert_eq!(pack.get::<String>(&Key::of(&[b"a"])).as_deref(), Some("old"));
+        pack.put(Key::of(&[b"a"]), &"new");
+        assert_eq!(Pack::read(pack.written()).get::<String>(&Key::of(&[b"a"])).as_deref(), Some("new"));
     }
 
     #[test]

@@ -131,9 +131,14 @@ pub fn policy_directories(directories: &[String], beside: &impl Beside, allowed:
 }
 
 /// `repository` with the policy directories `policies` added, validated.
-pub fn validated(mut repository: Loaded, policies: Vec<PolicyDirectory>, now: Timestamp, cache: &Cache) -> DesiredState {
+pub fn validated(repository: Loaded, policies: Vec<PolicyDirectory>, now: Timestamp, cache: &Cache) -> DesiredState {
+    validate::validate_cached(with_policies(repository, policies), now, cache)
+}
+
+/// `repository` with the policy directories `policies` added: what `validated` validates.
+pub fn with_policies(mut repository: Loaded, policies: Vec<PolicyDirectory>) -> Loaded {
     for policy in policies {
         load::add_policies(&mut repository, &policy.dir, policy.snapshot, !policy.outside);
     }
-    validate::validate_cached(repository, now, cache)
+    repository
 }

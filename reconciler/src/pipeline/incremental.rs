@@ -1,8 +1,9 @@
 //! The plan of a work tree against a git revision that does only the work the change needs
 //! (`plan::partial`): the work tree's files are compared with the base's by git blob id, and
 //! only the changed ones are read from git; the work tree's validation is taken from the cache
-//! when the same files were validated at the same time before (`Cache::trees`); only the
-//! objects the change can reach are loaded.
+//! when the same files were validated before at a clock that validates them alike
+//! (`Cache::trees`, `validate::clock`: until the next expiry instant); only the objects the
+//! change can reach are loaded.
 
 use super::Error;
 use super::Planned;
@@ -13,7 +14,7 @@ use crate::model::{DesiredState, Object, RepoConfig};
 use crate::plan::partial::{self, Record};
 use crate::plan::{self, Work};
 use crate::source::{self, Snapshot};
-use crate::validate;
+use crate::validate::{self, clock};
 use jiff::Timestamp;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
@@ -70,28 +71,37 @@ pub(super) fn against_git(path: &Path, rev: &str, allowed: &Allowed, now: Timest
     Ok(Some(Planned { plan, desired, base_sources: base.sources }))
 }
 
-/// The work tree's validation: recorded by an earlier run (the same files, policy directories
-/// and time), or made now and recorded.
+/// The work tree's validation: recorded by an earlier run (the same files and policy
+/// directories, at a clock of the same `clock::Window`), or made now and recorded.
 fn desired_tree(path: &Path, allowed: &Allowed, now: Timestamp, cache: &Cache) -> Result<(Record, Desired), Error> {
     let snapshot = source::from_dir(path)?;
     let config = snapshot.files.iter().find(|f| f.path == CONFIG_FILE).and_then(|f| std::str::from_utf8(&f.bytes).ok());
     let config = config.map(|text| load::config(text).0).unwrap_or_default();
     let policies = desired::policy_directories(&config.policies.directories, &WorkTree { path, rev: None }, allowed)?;
-    let now_text = now.to_string();
-    let mut parts: Vec<&[u8]> = vec![b"tree", snapshot.revision.as_bytes(), now_text.as_bytes()];
+    let mut parts: Vec<&[u8]> = vec![b"tree", snapshot.revision.as_bytes()];
     parts.extend(policies.iter().flat_map(|p| [p.dir.as_bytes(), p.snapshot.revision.as_bytes()]));
     let tree = Key::of(&parts);
-    if let Some(record) = cache.trees.get::<Record>(&tree) {
+    if let Some(Timed { record, .. }) = cache.trees.get::<Timed>(&tree).filter(|timed| timed.window.contains(now)) {
         return Ok((record, Desired::Recorded { snapshot, policies, config }));
     }
     let blobs = crate::parallel::ordered_map(&snapshot.files, 64, |f| (f.path.clone(), source::blob_id(&f.bytes).map(|id| id.to_string())));
     let repository = load::load_cached(snapshot, cache);
     let load_errors =
         repository.state.diagnostics.iter().filter(|d| d.is_error() && d.file != CONFIG_FILE).map(|d| d.file.clone()).collect();
-    let state = desired::validated(repository, policies, now, cache);
+    let repository = desired::with_policies(repository, policies);
+    let window = clock::window(&repository, now);
+    let state = validate::validate_cached(repository, now, cache);
     let record = Record::of(&state, blobs, load_errors);
-    cache.trees.put(tree, &record);
-    Ok((record, Desired::Validated(state)))
+    let timed = Timed { window, record };
+    cache.trees.put(tree, &timed);
+    Ok((timed.record, Desired::Validated(state)))
+}
+
+/// A recorded validation and the clocks it holds for: the tree validates alike at each.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Timed {
+    window: clock::Window,
+    record: Record,
 }
 
 impl Desired {

@@ -4,6 +4,7 @@
 //! `ratchet` weighs two validated states: a built-in policy's violation a base already has is a warning.
 
 pub mod break_glass;
+pub mod clock;
 pub mod expiry;
 mod guardrails;
 mod identity;

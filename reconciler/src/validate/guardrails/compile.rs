@@ -135,9 +135,11 @@ fn compile(document: &RawDocument, diagnostics: &mut Vec<Diagnostic>) -> Option<
         reads.dedup();
         reads
     };
-    let (reads, cacheable) = (reading("object"), reading("now").is_empty() && reading("servers").is_empty());
+    let (reads, reads_now) = (reading("object"), !reading("now").is_empty());
+    let cacheable = !reads_now && reading("servers").is_empty();
     Some(Policy {
         reads,
+        reads_now,
         reads_server: !reading("server").is_empty(),
         cacheable,
         kinds: spec["matchKinds"].as_array().into_iter().flatten().filter_map(|k| Kind::from_name(k.as_str()?)).collect(),

@@ -126,6 +126,13 @@ pub fn check(
     }
 }
 
+/// Whether a policy in force reads `now` and matches an object of `loaded`: what the policies
+/// find may change with the clock (`clock`).
+pub fn read_now(loaded: &Loaded) -> bool {
+    let policies = policies(loaded, &mut Vec::new());
+    policies.iter().filter(|p| p.reads_now).any(|p| loaded.state.objects.iter().any(|o| p.kinds.contains(&o.id.kind)))
+}
+
 /// One piece of a message template: text, or a `{{ expression }}`.
 enum Part {
     Text(String),
@@ -141,6 +148,8 @@ struct Policy {
     /// Whether the expression or the message reads `server` (bound only for such policies:
     /// converting a server's entry for CEL costs more than most evaluations).
     reads_server: bool,
+    /// Whether the expression or the message reads `now` (what it finds may change with the clock).
+    reads_now: bool,
     /// Whether what it finds on an object depends on the object and its server alone: it reads
     /// neither `now` nor `servers` (its findings can be kept in the cache).
     cacheable: bool,
