@@ -1,6 +1,6 @@
 //! `mcp-gitops install` as a new user runs it: `--export` prints manifests the real test API
 //! server accepts, holding the credentials only base64-encoded in Secrets, never on a terminal
-//! or stderr, and the same objects as `kubectl kustomize deploy/`; without `--export` it applies
+//! or stderr, and the same objects as `kubectl kustomize` of deploy/ with its components; without `--export` it applies
 //! them (server-side apply), and a second run changes nothing; mistakes stop it before anything
 //! is written.
 
@@ -170,10 +170,11 @@ fn export_prints_what_the_api_server_accepts_with_secrets_only_base64() {
 }
 
 #[test]
-fn export_has_the_objects_of_kubectl_kustomize_deploy() {
+fn export_has_the_objects_of_kubectl_kustomize_of_deploy_and_its_components() {
     let kubectl = Kubectl { kubeconfig: kubeconfig() };
     let f = files();
-    // deploy/daemon.yaml's own source, with both Secrets it mounts.
+    // deploy/daemon.yaml's own source, with the credentials, the webhook and the trust files of
+    // the components users add by hand.
     let export = run(&[
         "install",
         "--repo",
@@ -182,16 +183,31 @@ fn export_has_the_objects_of_kubectl_kustomize_deploy() {
         arg(&f.token.0),
         "--webhook-secret-file",
         arg(&f.webhook.0),
+        "--verify-signatures",
+        "--allowed-signers",
+        arg(&f.signers.0),
         "--export",
     ]);
     assert_eq!(export.code, 0, "{}", export.stderr);
-    let kustomize = kubectl.ok(&["kustomize", common::root().join("deploy").to_str().unwrap()]);
+    // The overlay a user writes (examples/deploy), without the Secrets and ConfigMap they create.
+    // Beside deploy/: kustomize takes no absolute path to a base.
+    let overlay = tempfile::Builder::new().prefix(".install-overlay-").tempdir_in(common::root()).unwrap();
+    let deploy = "../deploy";
+    std::fs::write(
+        overlay.path().join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [{deploy}]\ncomponents: [{deploy}/components/git-https, {deploy}/components/webhook, {deploy}/components/verify-signatures]\n"
+        ),
+    )
+    .unwrap();
+    let kustomize = kubectl.ok(&["kustomize", overlay.path().to_str().unwrap()]);
     let key = |o: &Value| format!("{}/{}", o["kind"], o["metadata"]["name"]);
-    let mut installed: Vec<Value> = documents(&export.stdout).into_iter().filter(|o| o["kind"] != "Secret").collect();
+    let mounted = |o: &Value| o["kind"] == "Secret" || o["kind"] == "ConfigMap";
+    let mut installed: Vec<Value> = documents(&export.stdout).into_iter().filter(|o| !mounted(o)).collect();
     let mut base = documents(&kustomize);
     installed.sort_by_key(key);
     base.sort_by_key(key);
-    assert_eq!(installed, base, "install --export and deploy/ have drifted apart");
+    assert_eq!(installed, base, "install --export and deploy/ with its components have drifted apart");
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! `mcp-gitops install`: the manifests of `deploy/` (the files users apply by hand, compiled in)
+//! `mcp-gitops install`: the manifests of `deploy/` and its components (the files users apply by
+//! hand, compiled in)
 //! set for one git source: the repository, branch and path in the daemon's arguments, a Secret
 //! for the git credentials and one for the webhook secret, a ConfigMap for the allowed signers
 //! of `--verify-signatures`, all in the chosen namespace. Takes the user's choices and files;
@@ -31,9 +32,16 @@ const TOKEN_KEY: &str = "token";
 const SSH_KEY_KEY: &str = "identity";
 const KNOWN_HOSTS_KEY: &str = "known_hosts";
 const SIGNERS_KEY: &str = "allowed_signers";
-/// The ConfigMap (and volume) of the trust files, which deploy/ does not have.
-const TRUST: &str = "mcp-gitops-trust";
-const TRUST_DIR: &str = "/etc/mcp-gitops/trust";
+
+/// deploy/components, the kustomize components users add by hand: each adds to the daemon's
+/// Deployment the flags of one Secret's or ConfigMap's files and its mount. Install applies the
+/// same patches, so that the two cannot drift apart.
+const COMPONENTS: [(&str, &str); 4] = [
+    ("git-https", include_str!("../../deploy/components/git-https/kustomization.yaml")),
+    ("git-ssh", include_str!("../../deploy/components/git-ssh/kustomization.yaml")),
+    ("webhook", include_str!("../../deploy/components/webhook/kustomization.yaml")),
+    ("verify-signatures", include_str!("../../deploy/components/verify-signatures/kustomization.yaml")),
+];
 
 /// What to install: the daemon's source and where it runs.
 #[derive(Debug, Clone, Default)]
@@ -165,12 +173,19 @@ fn read_files(install: &Install) -> Result<Contents, InstallError> {
     Ok(Contents { git, webhook, signers })
 }
 
-/// Sets the daemon's Deployment for the source: its arguments, its image, and the volumes of
-/// the Secrets and ConfigMap it mounts, which it returns. A Secret with nothing to hold is
-/// neither written nor mounted.
+/// Sets the daemon's Deployment for the source: its arguments, its image, and the components
+/// of deploy/components whose files it is given; returns the Secrets and ConfigMap those mount.
 fn set_daemon(daemon: &mut Value, install: &Install, contents: Contents) -> Result<Vec<Value>, InstallError> {
-    let (webhook_secret, webhook_dir) = secret_volume(daemon, "webhook")?;
-    let (git_secret, git_dir) = secret_volume(daemon, "git")?;
+    let has = |key: &str| contents.git.iter().any(|(k, _)| *k == key);
+    let wanted = [
+        ("git-https", has(TOKEN_KEY)),
+        ("git-ssh", has(SSH_KEY_KEY)),
+        ("webhook", contents.webhook.is_some()),
+        ("verify-signatures", contents.signers.is_some()),
+    ];
+    for (name, _) in wanted.iter().filter(|(_, wanted)| *wanted) {
+        add_component(daemon, name)?;
+    }
     let container = &mut daemon["spec"]["template"]["spec"]["containers"][0];
     if let Some(image) = &install.image {
         container["image"] = json!(image);
@@ -180,44 +195,61 @@ fn set_daemon(daemon: &mut Value, install: &Install, contents: Contents) -> Resu
     set_arg(args, "--branch", Some(&install.branch));
     set_arg(args, "--path", Some(install.path.as_str()).filter(|p| !p.is_empty()));
     set_arg(args, "--inventory-namespace", Some(&install.namespace));
-    let mounted = |dir: &str, key: &str| format!("{dir}/{key}");
-    set_arg(args, "--webhook-secret-file", contents.webhook.as_ref().map(|_| mounted(&webhook_dir, WEBHOOK_KEY)).as_deref());
-    for (key, flag) in [(TOKEN_KEY, "--git-token-file"), (SSH_KEY_KEY, "--git-ssh-key-file"), (KNOWN_HOSTS_KEY, "--git-known-hosts-file")] {
-        set_arg(args, flag, contents.git.iter().any(|(k, _)| *k == key).then(|| mounted(&git_dir, key)).as_deref());
-    }
     set_arg(args, "--git-username", install.credentials.username.as_deref());
     set_arg(args, "--allow-insecure-http", install.credentials.allow_insecure_http.then_some(""));
-    set_arg(args, "--verify-signatures", contents.signers.as_ref().map(|_| ""));
-    set_arg(args, "--allowed-signers", contents.signers.as_ref().map(|_| mounted(TRUST_DIR, SIGNERS_KEY)).as_deref());
 
     let mut mounts = Vec::new();
-    match contents.webhook {
-        Some(secret) => mounts.push(secret_of(&webhook_secret, &[(WEBHOOK_KEY, secret)])),
-        None => unmount(daemon, "webhook"),
+    if let Some(secret) = contents.webhook {
+        mounts.push(secret_of(&mounted(daemon, "webhook", "secret")?, &[(WEBHOOK_KEY, secret)]));
     }
-    if contents.git.is_empty() {
-        unmount(daemon, "git");
-    } else {
-        mounts.push(secret_of(&git_secret, &contents.git));
+    if !contents.git.is_empty() {
+        mounts.push(secret_of(&mounted(daemon, "git", "secret")?, &contents.git));
     }
     if let Some(text) = contents.signers {
-        let pod = &mut daemon["spec"]["template"]["spec"];
-        push(&mut pod["volumes"], json!({"name": "trust", "configMap": {"name": TRUST}}));
-        push(&mut pod["containers"][0]["volumeMounts"], json!({"name": "trust", "mountPath": TRUST_DIR, "readOnly": true}));
         mounts.push(json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": TRUST, "namespace": BASE_NAME, "labels": {"app.kubernetes.io/name": BASE_NAME}},
+            "metadata": {"name": mounted(daemon, "trust", "configMap")?, "namespace": BASE_NAME, "labels": {"app.kubernetes.io/name": BASE_NAME}},
             "data": {SIGNERS_KEY: text},
         }));
     }
     Ok(mounts)
 }
 
+/// Applies the JSON patches of the component `name` of deploy/components to the Deployment.
+fn add_component(daemon: &mut Value, name: &str) -> Result<(), InstallError> {
+    let broken = |why: String| InstallError::Base(format!("components/{name}: {why}"));
+    let text = COMPONENTS.iter().find(|(n, _)| *n == name).map(|(_, text)| *text).ok_or_else(|| broken("not compiled in".into()))?;
+    let component: Value = serde_saphyr::from_str(text).map_err(|e| broken(e.to_string()))?;
+    for patch in component["patches"].as_array().into_iter().flatten() {
+        let operations: Value = serde_saphyr::from_str(patch["patch"].as_str().unwrap_or_default()).map_err(|e| broken(e.to_string()))?;
+        let operations: json_patch::Patch = serde_json::from_value(operations).map_err(|e| broken(e.to_string()))?;
+        json_patch::patch(daemon, &operations).map_err(|e| broken(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The name of the Secret or ConfigMap (`source`: `secret` or `configMap`) that the volume
+/// `volume` of the Deployment mounts.
+fn mounted(daemon: &Value, volume: &str, source: &str) -> Result<String, InstallError> {
+    let volumes = daemon["spec"]["template"]["spec"]["volumes"].as_array();
+    let found = volumes.and_then(|v| v.iter().find(|v| v["name"] == volume)).map(|v| &v[source]);
+    let name = found.and_then(|s| s["secretName"].as_str().or(s["name"].as_str()));
+    name.map(String::from).ok_or_else(|| InstallError::Base(format!("no {source} volume {volume:?} in the Deployment")))
+}
+
 /// Flag combinations the daemon would refuse at start, or that would put a secret where
 /// anyone who can read the Deployment sees it.
 fn refuse_mistakes(install: &Install) -> Result<(), InstallError> {
     let credentials = &install.credentials;
+    if credentials.token_file.is_some() && credentials.ssh_key_file.is_some() {
+        return Err(InstallError::Usage(
+            "--git-token-file is for a repository over HTTPS, --git-ssh-key-file for one over SSH: give the one --repo needs".into(),
+        ));
+    }
+    if credentials.known_hosts_file.is_some() && credentials.ssh_key_file.is_none() {
+        return Err(InstallError::Usage("--git-known-hosts-file goes with --git-ssh-key-file (a repository over SSH)".into()));
+    }
     if credentials.ssh_key_file.is_some() && credentials.known_hosts_file.is_none() {
         return Err(InstallError::Usage(
             "--git-ssh-key-file needs --git-known-hosts-file: the image has no ~/.ssh/known_hosts, and the daemon connects to no host whose key it cannot check".into(),
@@ -255,15 +287,6 @@ fn base() -> Result<Vec<Value>, InstallError> {
     Ok(objects)
 }
 
-/// The Secret a volume of the Deployment mounts, and where.
-fn secret_volume(daemon: &Value, volume: &str) -> Result<(String, String), InstallError> {
-    let pod = &daemon["spec"]["template"]["spec"];
-    let named = |list: &Value| list.as_array().and_then(|l| l.iter().find(|v| v["name"] == volume).cloned()).unwrap_or(Value::Null);
-    let secret = named(&pod["volumes"])["secret"]["secretName"].as_str().map(String::from);
-    let dir = named(&pod["containers"][0]["volumeMounts"])["mountPath"].as_str().map(String::from);
-    secret.zip(dir).ok_or_else(|| InstallError::Base(format!("daemon.yaml: no Secret volume {volume:?} mounted in the container")))
-}
-
 /// Sets `--flag=value` (`--flag` alone for an empty value) where deploy/ has the flag, else at
 /// the end; `None` removes it.
 fn set_arg(args: &mut Vec<Value>, flag: &str, value: Option<&str>) {
@@ -276,22 +299,6 @@ fn set_arg(args: &mut Vec<Value>, flag: &str, value: Option<&str>) {
         }
         (None, Some(new)) => args.push(new),
         (None, None) => {}
-    }
-}
-
-/// Removes a volume and its mount from the Deployment: nothing to mount for it.
-fn unmount(daemon: &mut Value, volume: &str) {
-    for list in ["/spec/template/spec/volumes", "/spec/template/spec/containers/0/volumeMounts"] {
-        if let Some(list) = daemon.pointer_mut(list).and_then(Value::as_array_mut) {
-            list.retain(|v| v["name"] != volume);
-        }
-    }
-}
-
-fn push(list: &mut Value, item: Value) {
-    match list.as_array_mut() {
-        Some(list) => list.push(item),
-        None => *list = json!([item]),
     }
 }
 
@@ -395,16 +402,34 @@ mod tests {
         );
     }
 
+    /// Every file a flag names is a key of the Secret or ConfigMap mounted at its directory.
     #[test]
-    fn with_deploy_s_own_source_and_secrets_install_changes_nothing_of_the_base() {
+    fn each_file_a_flag_names_is_a_key_of_what_is_mounted_there() {
         let dir = tempfile::tempdir().unwrap();
-        let (token, webhook) = (dir.path().join("token"), dir.path().join("webhook"));
-        std::fs::write(&token, "t0ken").unwrap();
-        std::fs::write(&webhook, "hook").unwrap();
-        let credentials = Credentials { token_file: Some(token), ..Credentials::default() };
-        let objects = manifests(&Install { webhook_secret_file: Some(webhook), credentials, ..install() }).unwrap();
-        let kept: Vec<Value> = objects.iter().filter(|o| o["kind"] != "Secret").cloned().collect();
-        assert_eq!(kept, base().unwrap());
+        let file = |name: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("{name} value")).unwrap();
+            Some(path)
+        };
+        let https = Credentials { token_file: file("token"), ..Credentials::default() };
+        let ssh = Credentials { ssh_key_file: file("key"), known_hosts_file: file("hosts"), ..Credentials::default() };
+        for credentials in [https, ssh] {
+            let objects =
+                manifests(&Install { webhook_secret_file: file("hook"), allowed_signers: file("signers"), credentials, ..install() })
+                    .unwrap();
+            let pod = &objects.iter().find(|o| o["kind"] == "Deployment").unwrap()["spec"]["template"]["spec"];
+            let files: Vec<String> =
+                args(&objects).iter().filter_map(|a| a.trim_matches('"').split_once("=/etc/").map(|(_, f)| format!("/etc/{f}"))).collect();
+            assert_eq!(files.len(), if pod.to_string().contains("identity") { 4 } else { 3 }, "{files:?}");
+            for file in files {
+                let (dir, key) = file.rsplit_once('/').unwrap();
+                let mount = pod["containers"][0]["volumeMounts"].as_array().unwrap().iter().find(|m| m["mountPath"] == dir).unwrap();
+                let volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == mount["name"]).unwrap();
+                let source = volume["secret"]["secretName"].as_str().or(volume["configMap"]["name"].as_str()).unwrap();
+                let object = objects.iter().find(|o| o["metadata"]["name"] == source && o["kind"] != "Deployment").unwrap();
+                assert!(object["data"].get(key).is_some(), "{file}: {source} has no key {key}");
+            }
+        }
     }
 
     #[test]

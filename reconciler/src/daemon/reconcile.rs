@@ -219,7 +219,13 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
         cluster,
         applyset,
         desired,
-        Applying { revision: &revision, provenance: provenance.as_ref(), control: &control, window: window.as_ref(), break_glass: &break_glass },
+        Applying {
+            revision: &revision,
+            provenance: provenance.as_ref(),
+            control: &control,
+            window: window.as_ref(),
+            break_glass: &break_glass,
+        },
         &mut memory.ledger,
     )
     .await;
