@@ -4,9 +4,10 @@
 //! (drift). Our own writes and status updates are not drift.
 
 use super::{Cluster, api_resource};
-use crate::model::live::{ApplySet, FIELD_MANAGER, MemberEvent, PART_OF, STATUS_MANAGER};
+use crate::model::live::{ApplySet, Control, FIELD_MANAGER, MemberEvent, PART_OF, STATUS_MANAGER};
 use crate::model::{Kind, ObjectId};
 use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -52,6 +53,28 @@ impl Cluster {
                 .boxed()
         });
         futures::stream::select_all(streams)
+    }
+}
+
+impl Cluster {
+    /// What `mcp-gitops daemon suspend|pin` tells the daemons of `applyset`, each time the
+    /// inventory changes (its status annotations included: the caller compares). A deleted
+    /// inventory tells nothing is set. Failures are retried with backoff, never ended.
+    pub fn watch_control(&self, applyset: &ApplySet) -> impl Stream<Item = Control> + Send + 'static {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &applyset.namespace);
+        let name = format!("metadata.name={}", applyset.name);
+        watcher(api, watcher::Config::default().fields(&name)).default_backoff().filter_map(|event| async move {
+            let of = |configmap: ConfigMap| Control::of(&configmap.metadata.annotations.unwrap_or_default());
+            match event {
+                Ok(watcher::Event::Apply(configmap) | watcher::Event::InitApply(configmap)) => Some(of(configmap)),
+                Ok(watcher::Event::Delete(_)) => Some(Control::default()),
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+                Err(e) => {
+                    tracing::debug!("the inventory's watch was interrupted ({e}); retrying");
+                    None
+                }
+            }
+        })
     }
 }
 

@@ -305,6 +305,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     triggers::on_interval(shared.clone());
     let _file_watch = triggers::on_file_change(shared.clone(), &mirror);
     triggers::on_members(shared.clone(), cluster.clone(), applyset.clone());
+    triggers::on_control(shared.clone(), cluster.clone(), applyset.clone());
     triggers::on_expiry(shared.clone());
 
     let (mut failures, mut memory) = (0u32, reconcile::Memory::default());

@@ -124,6 +124,23 @@ pub fn on_members(shared: Arc<Shared>, cluster: Cluster, applyset: ApplySet) {
     });
 }
 
+/// Reconciles when `daemon suspend|resume|pin|unpin` changes what the inventory tells, so that
+/// it takes effect at once rather than at the next interval. The daemon's own status writes to
+/// the inventory change nothing it tells, and wake nothing.
+pub fn on_control(shared: Arc<Shared>, cluster: Cluster, applyset: ApplySet) {
+    tokio::spawn(async move {
+        let mut told = std::pin::pin!(cluster.watch_control(&applyset));
+        let mut last = None;
+        while let Some(control) = told.next().await {
+            if last.as_ref().is_some_and(|last| *last != control) {
+                tracing::info!(suspension = ?control.suspension, pin = ?control.pin, "the daemon's control changed: reconciling");
+                shared.trigger_full();
+            }
+            last = Some(control);
+        }
+    });
+}
+
 /// Reconciles at the instant the next time-bound grant expires, so that its revocation reaches
 /// the cluster then, not at the next interval; and at the end of a freeze window that held
 /// changes back. Rescheduled whenever a reconcile finds another next expiry or window end.
