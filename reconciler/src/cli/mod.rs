@@ -53,23 +53,19 @@ failed_from!(
     crate::scaffold::break_glass::BreakGlassError
 );
 
-impl From<crate::install::InstallError> for CliError {
-    fn from(e: crate::install::InstallError) -> Self {
-        if e.is_usage() { CliError::Usage(e.to_string()) } else { CliError::Failed(e.to_string()) }
-    }
+/// The library's failures that tell a mistake in the command line (exit 64) from a failure to
+/// run (exit 1).
+macro_rules! usage_or_failed_from {
+    ($($error:ty),*) => {$(
+        impl From<$error> for CliError {
+            fn from(e: $error) -> Self {
+                if e.is_usage() { CliError::Usage(e.to_string()) } else { CliError::Failed(e.to_string()) }
+            }
+        }
+    )*};
 }
 
-impl From<pipeline::review::AccessReviewError> for CliError {
-    fn from(e: pipeline::review::AccessReviewError) -> Self {
-        if e.is_usage() { CliError::Usage(e.to_string()) } else { CliError::Failed(e.to_string()) }
-    }
-}
-
-impl From<AccessError> for CliError {
-    fn from(e: AccessError) -> Self {
-        if e.is_usage() { CliError::Usage(e.to_string()) } else { CliError::Failed(e.to_string()) }
-    }
-}
+usage_or_failed_from!(AccessError, crate::install::InstallError, pipeline::review::AccessReviewError);
 
 /// Runs the command line and returns the process exit code.
 pub fn run() -> i32 {
