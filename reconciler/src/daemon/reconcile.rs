@@ -196,7 +196,11 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
         // The branch did not move and nothing changed in the cluster since the last success:
         // a webhook or file event for a commit already live needs no LIST of every object.
         if !full && report.revision == revision && report.last_result.is_some_and(Reconciled::succeeded) {
-            return Outcome::new(Reconciled::Unchanged, format!("revision {revision} is live; the branch did not move"));
+            let message = match pin {
+                Some(_) => format!("pinned: revision {revision} is live; the pin did not move"),
+                None => format!("revision {revision} is live; the branch did not move"),
+            };
+            return Outcome::new(Reconciled::Unchanged, message);
         }
         report.attempted_revision = revision.clone();
     }
