@@ -537,8 +537,20 @@ fn a_cluster_the_tests_start_stops_once_its_last_user_is_gone() {
 fn a_cluster_whose_state_dir_is_deleted_under_it_stops() {
     let _serial = serial();
     let (state, dir, _user, pids) = reaped_cluster();
-    // What a panicking test's temporary dir does while it still holds the cluster.
-    std::fs::remove_dir_all(state.path()).expect("delete the state");
+    // What a panicking test's temporary dir does while it still holds the cluster. etcd may write
+    // a file between the listing and the removal of its directory: delete again, as a retrying
+    // cleanup would.
+    let mut deleted = std::fs::remove_dir_all(state.path());
+    for _ in 0..20 {
+        match &deleted {
+            Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                deleted = std::fs::remove_dir_all(state.path());
+            }
+            _ => break,
+        }
+    }
+    deleted.expect("delete the state");
     assert_all_end(&pids, &dir);
 }
 
