@@ -9,6 +9,7 @@
 
 use super::Shared;
 use super::metrics::Metrics;
+use super::reconciled::EVENT_REASONS;
 use crate::cluster::Cluster;
 use crate::model::live::ApplySet;
 use serde::Deserialize;
@@ -127,8 +128,12 @@ pub fn read(file: &Path) -> Result<Vec<Receiver>, ConfigError> {
             (_, Some(_)) => return Err(refuse("hmacKeyFile is for type cloudevents; Slack and Teams do not check signatures".into())),
             (_, None) => None,
         };
-        if let Some(bad) = entry.reasons.iter().find(|r| r.is_empty() || !r.chars().all(|c| c.is_ascii_alphanumeric())) {
-            return Err(refuse(format!("reasons: {bad:?} is not an Event reason (such as ApplyFailed, DriftCorrected)")));
+        if let Some(bad) = entry.reasons.iter().find(|r| !EVENT_REASONS.contains(&r.as_str())) {
+            let hint = crate::model::spelling::did_you_mean(bad, EVENT_REASONS);
+            return Err(refuse(format!(
+                "reasons: {bad:?} is not a reason of the daemon's Events{hint} (they are {})",
+                EVENT_REASONS.join(", ")
+            )));
         }
         let timeout = match &entry.timeout {
             None => TIMEOUT,
@@ -549,7 +554,12 @@ mod tests {
         let timeout =
             error_of(dir.path(), &format!("receivers:\n  - name: ops\n    type: slack\n    urlFile: {d}/url\n    timeout: soon\n"));
         assert!(timeout.contains("\"soon\" is not a duration"), "{timeout}");
-        for error in [unknown, kind, bad_url, unsigned, empty_key, twice, timeout] {
+        let reason = error_of(
+            dir.path(),
+            &format!("receivers:\n  - name: ops\n    type: slack\n    urlFile: {d}/url\n    reasons: [ApplyFailed, DriftCorected]\n"),
+        );
+        assert!(reason.contains("\"DriftCorected\" is not a reason") && reason.contains("did you mean DriftCorrected?"), "{reason}");
+        for error in [unknown, kind, bad_url, unsigned, empty_key, twice, timeout, reason] {
             assert!(!error.contains("never-print-me"), "a secret in: {error}");
         }
         let good = write(

@@ -30,6 +30,22 @@ pub enum Reconciled {
     Held,
 }
 
+/// Every reason an Event of the daemon can carry: a result's (`Reconciled::event`), drift's and
+/// break-glass's. What `--notifications` receivers may filter on.
+pub const EVENT_REASONS: [&str; 11] = [
+    "Applied",
+    "InvalidRevision",
+    "UnverifiedCommit",
+    "PruneRefused",
+    "ApplyFailed",
+    "FetchFailed",
+    "Suspended",
+    "HeldByWindow",
+    "DriftCorrected",
+    "DriftDetected",
+    "BreakGlass",
+];
+
 impl Reconciled {
     pub const ALL: [Reconciled; 9] = [
         Reconciled::Applied,
@@ -86,6 +102,20 @@ impl Reconciled {
             Reconciled::FetchFailed => Some((true, "FetchFailed")),
             Reconciled::Suspended => Some((false, "Suspended")),
             Reconciled::Held => Some((false, "HeldByWindow")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_result_event_is_a_reason_receivers_may_name() {
+        for result in Reconciled::ALL {
+            if let Some((_, reason)) = result.event() {
+                assert!(EVENT_REASONS.contains(&reason), "{reason} is missing from EVENT_REASONS");
+            }
         }
     }
 }
