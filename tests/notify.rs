@@ -1,8 +1,9 @@
 //! Notifications (`mcp-gitops daemon --notifications FILE`) on the real test cluster, sent to real
 //! HTTP receivers on localhost: a push reaches a CloudEvents receiver signed and typed, a Slack and
 //! a Teams receiver in their shapes; a receiver that answers 500 gets the notice again; one that
-//! never answers, or refuses connections, delays no reconcile and is counted in /metrics; the
-//! webhook URLs and the key appear nowhere; mistakes in the file stop the daemon at start.
+//! never answers, or refuses connections, delays no reconcile and is counted in /metrics; a
+//! daemon told to stop still sends, retry included, the notice of its last pass; the webhook URLs
+//! and the key appear nowhere; mistakes in the file stop the daemon at start.
 
 mod common;
 
@@ -248,4 +249,33 @@ fn mistakes_in_the_notifications_file_stop_the_daemon_at_start() {
     assert_eq!(bad_url.code, 1, "{}", bad_url.stderr);
     assert!(bad_url.stderr.contains("receiver \"ops\": urlFile") && bad_url.stderr.contains("does not hold an http:// or https:// URL"));
     assert!(!bad_url.stderr.contains(URL_SECRET), "{}", bad_url.stderr);
+}
+
+#[test]
+fn a_stopping_daemon_still_sends_what_its_last_pass_said() {
+    let teams = Teams::new("ns");
+    let repo = teams.repo("examples/platform");
+    let upstream = Upstream::new();
+    upstream.commit(repo.path(), "the platform");
+    // The first notice is taken; the push's is refused once, so it waits a second for its retry.
+    let receiver = Receiver::start(&[200, 500]);
+    let dir = tempfile::tempdir().expect("dir");
+    let file = notifications(dir.path(), &[("ops", &receiver.url, "    type: slack\n")]);
+    let mut daemon =
+        Daemon::start(&upstream.bare_path(), &teams.kubeconfig, &teams.inventory, &["--notifications", file.to_str().unwrap()]);
+    receiver.wait_for(1, "the first pass's notice");
+
+    std::fs::remove_file(upstream.work.path().join("teams/payments/grants/refund-desk.yaml")).expect("remove");
+    let pushed = upstream.push("take the refund desk grant away");
+    assert_eq!(daemon.signed_hook(), 202);
+    daemon.wait_for(Duration::from_secs(20), "the push applied", |s| s["revision"] == pushed.as_str());
+    receiver.wait_for(2, "the push's notice, refused once");
+    let stopping = Instant::now();
+    daemon.signal("TERM");
+    assert_eq!(daemon.exit_code(Duration::from_secs(20)), Some(0), "{}", daemon.logs());
+    let stopped = stopping.elapsed();
+    let got = receiver.wait_for(3, "the push's notice, sent again while stopping");
+    assert!(got[2].1["text"].as_str().unwrap_or_default().contains(&pushed[..7]), "{:?}", got[2].1);
+    assert!(stopped >= Duration::from_millis(500), "the retry waits its second: stopped in {stopped:?}");
+    eprintln!("stopped in {stopped:?}, the refused notice sent again before the exit");
 }

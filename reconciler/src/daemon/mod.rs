@@ -37,6 +37,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
 
+/// How long a stopping daemon waits for its notices to go out: a retry or two, well inside the
+/// kubelet's 30 s grace period.
+const NOTICES_AT_STOP: Duration = Duration::from_secs(10);
+
 pub use http::{HEADER_TIMEOUT, MAX_CONNECTION_BUFFER, MAX_CONNECTIONS, MAX_HOOK_BODY, REQUEST_TIMEOUT};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -326,6 +330,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     if let Some(lease) = leadership {
         lease.release().await;
     }
+    notifications::drain(&shared, NOTICES_AT_STOP).await;
     let _ = server.await;
     if lost.load(Ordering::Relaxed) {
         return Err(DaemonError::LostLease);

@@ -292,11 +292,13 @@ pub struct Queue {
     notices: Mutex<VecDeque<Notice>>,
     capacity: usize,
     ready: tokio::sync::Notify,
+    /// Notices queued or being sent, not yet sent or given up: what a stopping daemon waits for.
+    unsent: std::sync::atomic::AtomicUsize,
 }
 
 impl Queue {
     pub fn new(capacity: usize) -> Queue {
-        Queue { notices: Mutex::new(VecDeque::new()), capacity: capacity.max(1), ready: tokio::sync::Notify::new() }
+        Queue { notices: Mutex::new(VecDeque::new()), capacity: capacity.max(1), ready: tokio::sync::Notify::new(), unsent: 0.into() }
     }
 
     /// Adds `notice`; returns the notice dropped to make room, if any. Never waits.
@@ -305,10 +307,18 @@ impl Queue {
             let mut notices = self.notices.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let dropped = if notices.len() >= self.capacity { notices.pop_front() } else { None };
             notices.push_back(notice);
+            if dropped.is_none() {
+                self.unsent.fetch_add(1, Ordering::Relaxed);
+            }
             dropped
         };
         self.ready.notify_one();
         dropped
+    }
+
+    /// The notice `pop` gave was sent, or given up.
+    pub fn done(&self) {
+        self.unsent.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// The oldest notice, once there is one.
@@ -399,6 +409,22 @@ async fn deliver(shared: Arc<Shared>, receiver: Arc<Receiver>) {
             Err(why) => tracing::warn!(receiver = %receiver.name, reason = %notice.reason, "notification not sent: {why}"),
         }
         count(&shared.metrics, &receiver.name, if outcome.is_ok() { "sent" } else { "failed" });
+        receiver.queue.done();
+    }
+}
+
+/// Waits, up to `limit`, until every queued notice is sent or given up: a daemon told to stop
+/// still sends what its last pass said (an `ApplyFailed` is most wanted just then). What is
+/// left at the limit is logged as lost.
+pub(super) async fn drain(shared: &Shared, limit: Duration) {
+    let Some(notifier) = &shared.notifier else { return };
+    let unsent = || notifier.receivers.iter().map(|r| r.queue.unsent.load(Ordering::Relaxed)).sum::<usize>();
+    let deadline = tokio::time::Instant::now() + limit;
+    while unsent() > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if unsent() > 0 {
+        tracing::warn!(unsent = unsent(), "stopping with notices not sent after {limit:?}");
     }
 }
 
