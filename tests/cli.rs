@@ -187,7 +187,11 @@ fn usage_errors_exit_64() {
         .output()
         .expect("runs");
     assert_eq!(no_cluster.status.code(), Some(1), "without --base, plan needs a cluster");
-    assert!(String::from_utf8_lossy(&no_cluster.stderr).contains("cannot load the cluster configuration"));
+    let stderr = String::from_utf8_lossy(&no_cluster.stderr);
+    assert!(
+        stderr.contains("cannot load the cluster configuration: KUBECONFIG names /nonexistent/kubeconfig, which does not exist"),
+        "{stderr}"
+    );
     assert_eq!(run(&["validate", "--format", "yaml"]).code, 64);
     assert_eq!(run(&["access", "explain", "examples/platform", "--tool", "x"]).code, 64, "--server or --policy is required");
     assert_eq!(run(&["validate", "--now", "yesterday"]).code, 64);

@@ -97,6 +97,13 @@ fn nothing_configured() -> bool {
     !set("KUBECONFIG") && !set("KUBERNETES_SERVICE_HOST") && !home_config.is_some_and(|c| c.exists())
 }
 
+/// The first file `KUBECONFIG` lists (`:`-separated) that does not exist: kube's error for it
+/// is a chain of both ways it tried.
+fn missing_kubeconfig() -> Option<String> {
+    let list = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty())?;
+    std::env::split_paths(&list).find(|path| !path.as_os_str().is_empty() && !path.exists()).map(|path| path.display().to_string())
+}
+
 pub fn api_resource(kind: Kind) -> ApiResource {
     ApiResource {
         group: GROUP.into(),
@@ -120,6 +127,11 @@ impl Cluster {
             }
             None if context.is_some() => Config::from_kubeconfig(&options).await.map_err(|e| ClusterError::Config(e.to_string()))?,
             None if nothing_configured() => return Err(ClusterError::NotConfigured),
+            None if let Some(missing) = missing_kubeconfig() => {
+                return Err(ClusterError::Config(format!(
+                    "KUBECONFIG names {missing}, which does not exist (point it at a kubeconfig file, or unset it to use ~/.kube/config)"
+                )));
+            }
             None => Config::infer().await.map_err(|e| ClusterError::Config(e.to_string()))?,
         };
         let label = match context {
