@@ -139,6 +139,14 @@ fn several_servers_need_a_name() {
     let out = run(&["validate", &dir.path().to_string_lossy(), "--from-server", "http://127.0.0.1:9/mcp"]);
     assert_eq!(out.code, 64);
     assert!(out.stderr.contains("--server"), "{}", out.stderr);
+    // A name the repository does not know is an answer, as for every other command (exit 1).
+    let unknown = run(&["validate", &dir.path().to_string_lossy(), "--from-server", "http://127.0.0.1:9/mcp", "--server", "ledger-mpc"]);
+    assert_eq!(unknown.code, 1, "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("--server ledger-mpc: no such server") && unknown.stderr.contains("did you mean ledger-mcp?"),
+        "{}",
+        unknown.stderr
+    );
 }
 
 /// A hostile MCP server (#33.5): `per_page` fresh tools on every page, and a `nextCursor` after

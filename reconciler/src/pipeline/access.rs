@@ -48,8 +48,7 @@ impl AccessError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            AccessError::NoServerNamed { .. }
-                | AccessError::SeveralServers { .. }
+            AccessError::SeveralServers { .. }
                 | AccessError::AmbiguousServer { .. }
                 | AccessError::BadServerName(_)
                 | AccessError::NoCaller
