@@ -1,0 +1,91 @@
+//! `fleet status` as text: one aligned row per cluster, then each cluster's details (its last
+//! message, signer, drift, suspension, pin, expiring grants and the access changes still
+//! pending). The JSON is the `Fleet` value itself (docs/fleet.md).
+
+use crate::fleet::{Fleet, Row};
+
+/// The text of `fleet`.
+pub fn text(fleet: &Fleet) -> String {
+    let header = ["CLUSTER", "CONTEXT", "REVISION", "BEHIND", "PENDING", "LAST RESULT"].map(String::from);
+    let rows: Vec<[String; 6]> = fleet.clusters.iter().map(columns).collect();
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String; 6]| {
+        let padded: Vec<String> = cells.iter().zip(widths).map(|(cell, width)| format!("{cell:width$}")).collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    };
+    let mut out = line(&header);
+    rows.iter().for_each(|row| out.push_str(&line(row)));
+    if !fleet.tip.is_empty() {
+        out.push_str(&format!("\nBranch {} is at {}.\n", fleet.branch, short(&fleet.tip)));
+    }
+    for row in fleet.clusters.iter().filter(|row| row.reachable) {
+        out.push_str(&details(row));
+    }
+    out
+}
+
+fn columns(row: &Row) -> [String; 6] {
+    let (cluster, context) = (row.cluster.clone(), row.context.clone());
+    if !row.reachable {
+        return [cluster, context, format!("unreachable: {}", row.error), String::new(), String::new(), String::new()];
+    }
+    if !row.inventory {
+        return [cluster, context, "no inventory (no daemon has applied here)".into(), String::new(), String::new(), String::new()];
+    }
+    let behind = row.behind_commits.map_or("-".to_string(), |n| n.to_string());
+    let pending = match &row.pending {
+        Some(p) if p.widened + p.narrowed + p.changed + p.create + p.update + p.delete == 0 => "nothing".to_string(),
+        Some(p) => format!("{} widened, {} narrowed; {} objects", p.widened, p.narrowed, p.create + p.update + p.delete),
+        None => "-".to_string(),
+    };
+    let result = match (row.last_result.as_str(), row.last_result_time.as_str()) {
+        ("", _) => "-".to_string(),
+        (result, "") => result.to_string(),
+        (result, time) => format!("{result} at {time}"),
+    };
+    [cluster, context, short(&row.revision), behind, pending, result]
+}
+
+fn details(row: &Row) -> String {
+    let mut lines = vec![format!("\n{} ({}):", row.cluster, row.context)];
+    let mut say = |label: &str, value: String| lines.push(format!("  {label}: {value}"));
+    if !row.error.is_empty() {
+        say("note", row.error.clone());
+    }
+    if !row.last_message.is_empty() {
+        say("last message", row.last_message.clone());
+    }
+    if !row.path.is_empty() {
+        say("path", row.path.clone());
+    }
+    say("signed by", if row.signed_by.is_empty() { "-".into() } else { row.signed_by.clone() });
+    say("drift", row.drifted.map_or("unknown (the daemon recorded none)".into(), |n| format!("{n} object(s) changed outside git")));
+    if !row.suspended.is_empty() {
+        say("suspended", format!("{} {}", row.suspended, row.suspension_note).trim_end().to_string());
+    }
+    if !row.pinned.is_empty() {
+        say("pinned", row.pinned.clone());
+    }
+    for grant in &row.expiring {
+        say("expiring", format!("{} at {} (in {} min)", grant.grant, grant.expires_at, grant.in_minutes));
+    }
+    if let Some(pending) = &row.pending {
+        if pending.errors > 0 {
+            say("branch tip", format!("{} error(s): the daemon applies nothing of it until they are fixed", pending.errors));
+        }
+        for change in &pending.access_changes {
+            say("pending", format!("{}: {}", change.server, change.sentence()));
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
+/// A commit id as people read it.
+fn short(revision: &str) -> String {
+    revision.chars().take(12).collect()
+}
