@@ -4,22 +4,32 @@
 
 use crate::fleet::{Fleet, Row};
 
+/// A row's names (cluster, context), then its other columns or why it has none.
+type Line = ([String; 2], Result<[String; 4], String>);
+
 /// The text of `fleet`.
 pub fn text(fleet: &Fleet) -> String {
     let header = ["CLUSTER", "CONTEXT", "REVISION", "BEHIND", "PENDING", "LAST RESULT"].map(String::from);
-    let rows: Vec<[String; 6]> = fleet.clusters.iter().map(columns).collect();
+    let rows: Vec<Line> = fleet.clusters.iter().map(|row| ([row.cluster.clone(), row.context.clone()], columns(row))).collect();
+    // A row that could not be read says why after its names, outside the columns.
     let mut widths = header.clone().map(|h| h.len());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
+    for (names, rest) in &rows {
+        let cells = names.iter().chain(rest.as_ref().map(|cells| cells.as_slice()).unwrap_or_default());
+        for (width, cell) in widths.iter_mut().zip(cells) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    let line = |cells: &[String; 6]| {
+    let line = |cells: &[String]| {
         let padded: Vec<String> = cells.iter().zip(widths).map(|(cell, width)| format!("{cell:width$}")).collect();
         format!("{}\n", padded.join("  ").trim_end())
     };
     let mut out = line(&header);
-    rows.iter().for_each(|row| out.push_str(&line(row)));
+    for (names, rest) in &rows {
+        match rest {
+            Ok(cells) => out.push_str(&line(&[names.as_slice(), cells.as_slice()].concat())),
+            Err(why) => out.push_str(&line(&[names[0].clone(), names[1].clone(), why.clone()])),
+        }
+    }
     if !fleet.tip.is_empty() {
         out.push_str(&format!("\nBranch {} is at {}.\n", fleet.branch, short(&fleet.tip)));
     }
@@ -29,18 +39,18 @@ pub fn text(fleet: &Fleet) -> String {
     out
 }
 
-fn columns(row: &Row) -> [String; 6] {
-    let (cluster, context) = (row.cluster.clone(), row.context.clone());
+/// Revision, behind, pending and last result; or why there are none.
+fn columns(row: &Row) -> Result<[String; 4], String> {
     if !row.reachable {
-        return [cluster, context, format!("unreachable: {}", row.error), String::new(), String::new(), String::new()];
+        return Err(format!("unreachable: {}", row.error));
     }
     if !row.inventory {
-        return [cluster, context, "no inventory (no daemon has applied here)".into(), String::new(), String::new(), String::new()];
+        return Err("no inventory: no daemon has applied here".into());
     }
     let behind = row.behind_commits.map_or("-".to_string(), |n| n.to_string());
     let pending = match &row.pending {
         Some(p) if p.widened + p.narrowed + p.changed + p.create + p.update + p.delete == 0 => "nothing".to_string(),
-        Some(p) => format!("{} widened, {} narrowed; {} objects", p.widened, p.narrowed, p.create + p.update + p.delete),
+        Some(p) => format!("{} widened, {} narrowed; {} object(s)", p.widened, p.narrowed, p.create + p.update + p.delete),
         None => "-".to_string(),
     };
     let result = match (row.last_result.as_str(), row.last_result_time.as_str()) {
@@ -48,7 +58,7 @@ fn columns(row: &Row) -> [String; 6] {
         (result, "") => result.to_string(),
         (result, time) => format!("{result} at {time}"),
     };
-    [cluster, context, short(&row.revision), behind, pending, result]
+    Ok([short(&row.revision), behind, pending, result])
 }
 
 fn details(row: &Row) -> String {
