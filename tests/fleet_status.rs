@@ -41,6 +41,13 @@ fn gone_kubeconfig(like: &Path, file: &Path) {
     std::fs::write(file, serde_json::to_string(&config).expect("json")).expect("write");
 }
 
+/// The resident memory of the process whose pid `pid_file` holds.
+fn resident_kib(pid_file: std::path::PathBuf) -> u64 {
+    let pid = std::fs::read_to_string(pid_file).unwrap_or_default();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap_or_default();
+    status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok()).unwrap_or(0)
+}
+
 fn row<'a>(status: &'a serde_json::Value, context: &str) -> &'a serde_json::Value {
     status["clusters"]
         .as_array()
@@ -52,7 +59,12 @@ fn row<'a>(status: &'a serde_json::Value, context: &str) -> &'a serde_json::Valu
 
 #[test]
 fn fleet_status_shows_two_clusters_at_the_tip_one_behind_and_one_unreachable() {
+    let starting = std::time::Instant::now();
     let clusters = private_clusters(3, "");
+    let resident_mib: u64 =
+        clusters.iter().flat_map(|c| ["etcd", "kube-apiserver"].map(|p| c.dir.join(format!("{p}.pid")))).map(resident_kib).sum::<u64>()
+            / 1024;
+    eprintln!("three clusters up in {:?}; etcd + kube-apiserver resident: {resident_mib} MiB", starting.elapsed());
     let upstream = Upstream::new();
     let work = upstream.work.path();
     CLUSTERS.iter().for_each(|name| write_platform(&work.join("clusters").join(name)));
