@@ -73,7 +73,8 @@ fn fleet_status_shows_two_clusters_at_the_tip_one_behind_and_one_unreachable() {
         .iter()
         .zip(CLUSTERS)
         .map(|(cluster, name)| {
-            Some(Daemon::start(&upstream.bare_path(), &cluster.kubeconfig, "mcp-gitops", &["--path", &format!("clusters/{name}")]))
+            let path = format!("clusters/{name}");
+            Some(Daemon::start(&upstream.bare_path(), &cluster.kubeconfig, "mcp-gitops", &["--path", &path, "--drift", "report"]))
         })
         .collect();
 
@@ -95,10 +96,33 @@ fn fleet_status_shows_two_clusters_at_the_tip_one_behind_and_one_unreachable() {
         let text = std::fs::read_to_string(&grant).expect("read");
         std::fs::write(&grant, text.replace("[read]", "[read, write]")).expect("write");
     }
+    // and alpha gets a grant that expires in two hours
+    let expires_at = jiff::Timestamp::now().checked_add(jiff::SignedDuration::from_hours(2)).unwrap().round(jiff::Unit::Second).unwrap();
+    std::fs::write(
+        work.join("clusters/alpha/grants/oncall.yaml"),
+        format!("apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata:\n  name: oncall\n  namespace: mcp-team-support\n  annotations:\n    mcp-gitops.io/expires-at: \"{expires_at}\"\nspec:\n  serverRef:\n    name: docs\n  subject:\n    agentID: oncall-bot\n  maxTrust: low\n  allowedSideEffects: [read]\n"),
+    )
+    .expect("write");
     let tip = upstream.push("docs-bot may edit");
     for daemon in daemons.iter().flatten() {
         assert_eq!(daemon.signed_hook(), 202);
         daemon.wait_for(Duration::from_secs(60), "the new tip applied", |s| s["revision"] == tip.as_str());
+    }
+
+    // beta: someone edits a grant by hand (the daemon reports drift), and suspends its daemon
+    clusters[1].kubectl.edit_grant_as("someone", "mcp-team-support", "editors", r#"{"spec":{"maxTrust":"low"}}"#);
+    daemons[1].as_ref().unwrap().wait_for(Duration::from_secs(60), "the drift reported", |s| !s["drifted"].as_array().unwrap().is_empty());
+    let beta = clusters[1].kubeconfig.to_str().unwrap();
+    let suspended = run(&["daemon", "suspend", "--reason", "incident 4711", "--kubeconfig", beta, "--inventory-namespace", "mcp-gitops"]);
+    assert_eq!(suspended.code, 0, "{}", suspended.stderr);
+    let drift_recorded = || {
+        let inventory = clusters[1].kubectl.json(&["get", "configmap", "mcp-gitops-inventory", "-n", "mcp-gitops"]);
+        inventory["metadata"]["annotations"]["mcp-gitops.mcpruntime.org/last-drifted"] == "1"
+    };
+    let waiting = std::time::Instant::now();
+    while !drift_recorded() {
+        assert!(waiting.elapsed() < Duration::from_secs(30), "beta's daemon recorded no drift");
+        std::thread::sleep(Duration::from_millis(50));
     }
 
     let state = tempfile::tempdir().expect("tempdir");
@@ -130,10 +154,20 @@ fn fleet_status_shows_two_clusters_at_the_tip_one_behind_and_one_unreachable() {
         // applied, or a later pass that found it live
         assert!(["applied", "unchanged"].contains(&at_tip["last_result"].as_str().unwrap()), "{at_tip}");
         assert!(at_tip["last_result_time"].as_str().unwrap().parse::<jiff::Timestamp>().is_ok(), "{at_tip}");
-        assert_eq!(at_tip["drifted"], 0);
-        assert_eq!(at_tip["suspended"], "");
         assert_eq!(at_tip["error"], "");
     }
+    let (alpha, beta) = (row(&status, "alpha"), row(&status, "beta"));
+    assert_eq!((alpha["drifted"].as_u64(), alpha["suspended"].as_str()), (Some(0), Some("")), "{alpha}");
+    assert_eq!((beta["drifted"].as_u64(), beta["suspended"].as_str()), (Some(1), Some("soft")), "{beta}");
+    assert!(beta["suspension_note"].as_str().unwrap().ends_with(": incident 4711"), "{beta}");
+    let expiring = alpha["expiring"].as_array().unwrap();
+    assert_eq!(expiring.len(), 1, "{alpha}");
+    assert_eq!(
+        (expiring[0]["grant"].as_str(), expiring[0]["expires_at"].as_str()),
+        (Some("mcp-team-support/oncall"), Some(expires_at.to_string().as_str()))
+    );
+    assert!((110..=120).contains(&expiring[0]["in_minutes"].as_i64().unwrap()), "{alpha}");
+    assert!(beta["expiring"].as_array().unwrap().is_empty(), "{beta}");
     let behind = row(&status, "gamma");
     assert_eq!(behind["reachable"], true, "{behind}");
     assert_eq!(behind["revision"], first.as_str());
