@@ -112,6 +112,8 @@ pub enum FleetError {
     Kubeconfig(String),
     #[error("the kubeconfig has no context: name the clusters with --context")]
     NoContexts,
+    #[error("comparing the clusters with the branch stopped: {0}")]
+    Compare(String),
     #[error("--branch {branch:?} is not a revision of the repository at {}", repo.display())]
     NoBranch { branch: String, repo: PathBuf },
 }
@@ -135,26 +137,28 @@ pub async fn status(request: &Request, allowed: &Allowed) -> Result<Fleet, Fleet
         .into_iter()
         .map(|context| {
             let request = request.clone();
-            tokio::spawn(async move {
-                let read = tokio::time::timeout(request.timeout, read(&request, &context)).await;
-                let failed = |error: String| Row { cluster: context.clone(), context: context.clone(), error, ..Row::default() };
-                match read {
-                    Ok(Ok(row)) => row,
-                    Ok(Err(error)) => failed(error),
-                    Err(_) => failed(format!("no answer within {} s", request.timeout.as_secs())),
+            let task = tokio::spawn({
+                let context = context.clone();
+                async move {
+                    match tokio::time::timeout(request.timeout, read(&request, &context)).await {
+                        Ok(read) => read,
+                        Err(_) => Err(format!("no answer within {} s", request.timeout.as_secs())),
+                    }
                 }
-            })
+            });
+            (context, task)
         })
         .collect();
     let mut rows = Vec::with_capacity(reads.len());
-    for read in reads {
-        rows.push(read.await.unwrap_or_else(|e| Row { error: format!("reading the cluster stopped: {e}"), ..Row::default() }));
+    for (context, task) in reads {
+        let read = task.await.unwrap_or_else(|e| Err(format!("reading the cluster stopped: {e}")));
+        rows.push(read.unwrap_or_else(|error| Row { cluster: context.clone(), context, error, ..Row::default() }));
     }
     if let Some(repo) = &request.repo {
         let (repo, branch, now, allowed) = (repo.clone(), request.branch.clone(), request.now, allowed.clone());
         rows = tokio::task::spawn_blocking(move || behind::compare(&repo, &branch, rows, now, &allowed))
             .await
-            .map_err(|e| FleetError::Kubeconfig(e.to_string()))?;
+            .map_err(|e| FleetError::Compare(e.to_string()))?;
     }
     Ok(Fleet {
         format_version: FORMAT_VERSION,

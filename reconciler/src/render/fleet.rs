@@ -33,7 +33,7 @@ pub fn text(fleet: &Fleet) -> String {
     if !fleet.tip.is_empty() {
         out.push_str(&format!("\nBranch {} is at {}.\n", fleet.branch, short(&fleet.tip)));
     }
-    for row in fleet.clusters.iter().filter(|row| row.reachable) {
+    for row in fleet.clusters.iter().filter(|row| row.reachable && row.inventory) {
         out.push_str(&details(row));
     }
     out
@@ -98,4 +98,76 @@ fn details(row: &Row) -> String {
 /// A commit id as people read it.
 fn short(revision: &str) -> String {
     revision.chars().take(12).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::fleet::{ExpiringGrant, FORMAT_VERSION, Fleet, Pending, Row};
+
+    fn fleet() -> Fleet {
+        let at_tip = Row {
+            context: "prod-eu".into(),
+            cluster: "prod-eu".into(),
+            reachable: true,
+            inventory: true,
+            revision: "a7e4aea9638ebfd36b92cd692b025a37a6c9acc8".into(),
+            signed_by: "platform@fernhill.io".into(),
+            path: "clusters/prod-eu".into(),
+            behind_commits: Some(0),
+            pending: Some(Pending::default()),
+            last_result: "applied".into(),
+            last_result_time: "2026-11-25T00:00:00Z".into(),
+            last_message: "revision a7e4aea9638e: 0 created, 1 updated".into(),
+            drifted: Some(0),
+            suspended: "soft".into(),
+            suspension_note: "by dana at 2026-11-24T23:00:00Z: incident 4711".into(),
+            expiring: vec![ExpiringGrant {
+                expires_at: "2026-11-25T06:00:00Z".into(),
+                grant: "mcp-team-payments/oncall".into(),
+                in_minutes: 360,
+            }],
+            ..Row::default()
+        };
+        let behind = Row {
+            context: "staging".into(),
+            cluster: "staging-eu".into(),
+            revision: "d4f9bc4c46246566080629e9fc1b76fb737f58cb".into(),
+            behind_commits: Some(3),
+            pending: Some(Pending { update: 1, widened: 1, ..Pending::default() }),
+            drifted: None,
+            pinned: "d4f9bc4c46246566080629e9fc1b76fb737f58cb".into(),
+            last_result: "unchanged".into(),
+            last_result_time: String::new(),
+            last_message: String::new(),
+            signed_by: String::new(),
+            path: String::new(),
+            suspended: String::new(),
+            suspension_note: String::new(),
+            expiring: Vec::new(),
+            ..at_tip.clone()
+        };
+        let fresh = Row { context: "dev".into(), cluster: "dev".into(), reachable: true, ..Row::default() };
+        let gone = Row {
+            context: "prod-us".into(),
+            cluster: "prod-us".into(),
+            error: "the API server did not answer: client error (Connect)".into(),
+            ..Row::default()
+        };
+        Fleet {
+            format_version: FORMAT_VERSION,
+            branch: "main".into(),
+            tip: "a7e4aea9638ebfd36b92cd692b025a37a6c9acc8".into(),
+            clusters: vec![at_tip, behind, fresh, gone],
+        }
+    }
+
+    #[test]
+    fn text_has_one_aligned_row_per_cluster_then_the_details() {
+        insta::assert_snapshot!(super::text(&fleet()));
+    }
+
+    #[test]
+    fn json_names_every_field() {
+        insta::assert_json_snapshot!(fleet());
+    }
 }
