@@ -26,7 +26,8 @@ pub use behind::Pending;
 pub const FORMAT_VERSION: &str = "1";
 /// The annotation of the inventory that names the cluster its daemon applies (`daemon --cluster`).
 pub const CLUSTER: &str = "mcp-gitops.mcpruntime.org/cluster";
-/// How long one cluster may take to answer before its row says it did not.
+/// How long one cluster may take to show its inventory before its row says it did not answer
+/// (and as long again to list its grants and servers).
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// Time-bound grants that expire within this are listed as expiring.
 pub const EXPIRING_WITHIN: SignedDuration = SignedDuration::from_hours(24);
@@ -68,7 +69,8 @@ pub struct Row {
     /// The name its daemon records (`daemon --cluster`), else the context's.
     pub cluster: String,
     pub reachable: bool,
-    /// Why it could not be read (`reachable` false), or why it could not be compared with the branch.
+    /// Why it could not be read (`reachable` false); else what of it could not be read (its grants
+    /// and servers) or compared with the branch.
     pub error: String,
     /// Whether a daemon has written the inventory there at all.
     pub inventory: bool,
@@ -139,12 +141,7 @@ pub async fn status(request: &Request, allowed: &Allowed) -> Result<Fleet, Fleet
             let request = request.clone();
             let task = tokio::spawn({
                 let context = context.clone();
-                async move {
-                    match tokio::time::timeout(request.timeout, read(&request, &context)).await {
-                        Ok(read) => read,
-                        Err(_) => Err(format!("no answer within {} s", request.timeout.as_secs())),
-                    }
-                }
+                async move { read(&request, &context).await }
             });
             (context, task)
         })
@@ -179,24 +176,28 @@ fn every_context(request: &Request) -> Result<Vec<String>, FleetError> {
     if contexts.is_empty() { Err(FleetError::NoContexts) } else { Ok(contexts) }
 }
 
-/// One cluster's row: its inventory, and the grants and servers its daemon applied.
+/// One cluster's row: its inventory within `request.timeout`, then, within as long again, the
+/// grants and servers its daemon applied (their signer and expiries). A fleet of large clusters
+/// still shows where each stands when listing every grant takes longer than that.
 async fn read(request: &Request, context: &str) -> Result<Row, String> {
-    let cluster = Cluster::connect(request.kubeconfig.as_deref(), Some(context)).await.map_err(|e| e.to_string())?;
+    let within = request.timeout;
+    let late = || format!("no answer within {} s", within.as_secs());
     let applyset = ApplySet::new(&request.inventory_namespace);
     let describe = |e: crate::cluster::ClusterError| crate::apply::describe(&e);
-    let (inventory, grants, servers) =
-        futures::try_join!(cluster.inventory(&applyset), cluster.list(Kind::Grant), cluster.list(Kind::Server)).map_err(describe)?;
-    let mut row = Row { context: context.to_string(), cluster: context.to_string(), reachable: true, ..Row::default() };
+    let connected = async {
+        let cluster = Cluster::connect(request.kubeconfig.as_deref(), Some(context)).await.map_err(|e| e.to_string())?;
+        let inventory = cluster.inventory(&applyset).await.map_err(describe)?;
+        Ok::<_, String>((cluster, inventory))
+    };
+    let (cluster, inventory) = tokio::time::timeout(within, connected).await.map_err(|_| late())??;
+    let row = Row { context: context.to_string(), cluster: context.to_string(), reachable: true, ..Row::default() };
     let Some(inventory) = inventory else { return Ok(row) };
     let annotations = &inventory.annotations;
     let text = |key: &str| annotations.get(key).cloned().unwrap_or_default();
     let control = Control::of(annotations);
-    let ours: Vec<&LiveObject> = grants.iter().chain(&servers).filter(|o| applyset.owns(o)).collect();
-    row = Row {
+    let mut row = Row {
         cluster: annotations.get(CLUSTER).filter(|name| !name.is_empty()).cloned().unwrap_or(row.cluster),
         inventory: true,
-        signed_by: signers_of(&ours, &inventory.last_applied_revision),
-        revision: inventory.last_applied_revision,
         path: text(SOURCE_PATH),
         last_result: text(LAST_RESULT),
         last_result_time: text(LAST_RESULT_TIME),
@@ -205,9 +206,18 @@ async fn read(request: &Request, context: &str) -> Result<Row, String> {
         suspended: control.suspension.map(|s| s.as_str().to_string()).unwrap_or_default(),
         suspension_note: control.suspension_note,
         pinned: control.pin.unwrap_or_default(),
-        expiring: expiring(&ours, request.now),
+        revision: inventory.last_applied_revision,
         ..row
     };
+    let listed = async { futures::try_join!(cluster.list(Kind::Grant), cluster.list(Kind::Server)).map_err(describe) };
+    match tokio::time::timeout(within, listed).await.map_err(|_| late()).and_then(|listed| listed) {
+        Ok((grants, servers)) => {
+            let ours: Vec<&LiveObject> = grants.iter().chain(&servers).filter(|o| applyset.owns(o)).collect();
+            row.signed_by = signers_of(&ours, &row.revision);
+            row.expiring = expiring(&ours, request.now);
+        }
+        Err(why) => row.error = format!("the grants and servers were not read (no signer, no expiring grants): {why}"),
+    }
     Ok(row)
 }
 
