@@ -209,4 +209,8 @@ fn fleet_status_shows_two_clusters_at_the_tip_one_behind_and_one_unreachable() {
     let contexts: Vec<&str> = some["clusters"].as_array().unwrap().iter().filter_map(|r| r["context"].as_str()).collect();
     assert_eq!(contexts, ["alpha", "gamma"]);
     assert!(row(&some, "gamma")["behind_commits"].is_null(), "without --repo nothing is compared");
+
+    let wrong = run(&["fleet", "status", "--kubeconfig", kube, "--repo", repo, "--branch", "no-such-branch"]);
+    assert_eq!(wrong.code, 64, "{}", wrong.stderr);
+    assert!(wrong.stderr.contains("--branch \"no-such-branch\" is not a revision"), "{}", wrong.stderr);
 }

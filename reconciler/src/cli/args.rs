@@ -771,7 +771,7 @@ pub struct RenderArgs {
 pub enum FleetCommand {
     /// Read each cluster's daemon state in parallel, one row per kubeconfig context.
     #[command(
-        after_help = "Examples:\n  mcp-gitops fleet status\n  mcp-gitops fleet status --context staging --context prod --repo . --branch origin/main --format json\n\nA cluster that cannot be read is a row that says why. See docs/fleet.md.\nExit codes: 0 every cluster read, 1 a cluster could not be read (the others are still shown) or the kubeconfig\ncould not, 64 usage error (--branch names no commit of --repo)."
+        after_help = "Examples:\n  mcp-gitops fleet status\n  mcp-gitops fleet status --context staging --context prod --repo . --branch origin/main --format json\n\nA cluster that cannot be read is a row that says why; the others are still shown. See docs/fleet.md.\nExit codes: 0 every cluster read, 1 a cluster (or the kubeconfig) could not be read, 64 usage error."
     )]
     Status(FleetStatusArgs),
 }

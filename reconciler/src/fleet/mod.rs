@@ -129,12 +129,12 @@ impl FleetError {
 
 /// Reads every cluster of `request` in parallel, then compares each with the branch.
 pub async fn status(request: &Request, allowed: &Allowed) -> Result<Fleet, FleetError> {
-    let contexts = if request.contexts.is_empty() { every_context(request)? } else { request.contexts.clone() };
     let tip = match &request.repo {
         Some(repo) => crate::source::commit_id_in(repo, &request.branch)
             .ok_or_else(|| FleetError::NoBranch { branch: request.branch.clone(), repo: repo.clone() })?,
         None => String::new(),
     };
+    let contexts = if request.contexts.is_empty() { every_context(request)? } else { request.contexts.clone() };
     let reads: Vec<_> = contexts
         .into_iter()
         .map(|context| {
