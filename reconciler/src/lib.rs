@@ -14,7 +14,8 @@
 //! per-file and per-object work over the cores in a fixed order; `cache` keeps what that work
 //! made between runs. `scaffold` starts a repository: its first files, or what a cluster holds.
 //! `install` puts the daemon in a cluster: deploy/'s manifests set for one git source.
-//! `windows` tells when a freeze window of `mcp-gitops.yaml` is open.
+//! `windows` tells when a freeze window of `mcp-gitops.yaml` is open. `fleet` reads where each
+//! cluster of a fleet stands (`fleet status`).
 //! `review` judges grants by the gateway's audit records (used, unused, shadowed, too young, not
 //! judged).
 
@@ -23,6 +24,7 @@ pub mod cache;
 pub mod cli;
 pub mod cluster;
 pub mod daemon;
+pub mod fleet;
 pub mod gateway;
 pub mod install;
 pub mod load;

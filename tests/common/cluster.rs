@@ -239,3 +239,39 @@ impl Teams {
         repo_copy(example, &[("mcp-team-payments", self.payments.as_str()), ("mcp-team-support", self.support.as_str())])
     }
 }
+
+/// `n` private clusters side by side (each its own state dir, ports, certificates and
+/// kubeconfig, with the CRDs installed), started in parallel: each `tests/cluster.sh up` waits
+/// for its own server's readiness, and the build and package locks let only one of them build.
+pub fn private_clusters(n: usize, apiserver_args: &str) -> Vec<PrivateCluster> {
+    std::thread::scope(|scope| {
+        let starting: Vec<_> = (0..n).map(|_| scope.spawn(|| PrivateCluster::up(apiserver_args))).collect();
+        starting.into_iter().map(|started| started.join().expect("a cluster starts")).collect()
+    })
+}
+
+/// One kubeconfig with a context per `(name, kubeconfig)`, each named `name` (the cluster and
+/// user too), as a person who manages a fleet has it; written as JSON (which is YAML) to `file`.
+pub fn fleet_kubeconfig(contexts: &[(&str, &Path)], file: &Path) {
+    use kube::config::{Kubeconfig, NamedCluster, NamedContext};
+    let mut fleet = Kubeconfig::default();
+    for (name, path) in contexts {
+        let one = Kubeconfig::read_from(path).expect("a kubeconfig");
+        let rename_cluster = |c: NamedCluster| NamedCluster { name: name.to_string(), ..c };
+        fleet.clusters.extend(one.clusters.into_iter().map(rename_cluster));
+        fleet.auth_infos.extend(one.auth_infos.into_iter().map(|mut a| {
+            a.name = name.to_string();
+            a
+        }));
+        fleet.contexts.extend(one.contexts.into_iter().map(|mut c: NamedContext| {
+            c.name = name.to_string();
+            if let Some(context) = c.context.as_mut() {
+                context.cluster = name.to_string();
+                context.user = Some(name.to_string());
+            }
+            c
+        }));
+    }
+    fleet.current_context = contexts.first().map(|(name, _)| name.to_string());
+    std::fs::write(file, serde_json::to_string_pretty(&fleet).expect("a kubeconfig serializes")).expect("write the kubeconfig");
+}

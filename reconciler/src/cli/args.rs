@@ -88,6 +88,9 @@ pub enum Command {
         after_help = "Examples:\n  mcp-gitops install --repo https://git.example.com/platform/access.git \\\n    --git-token-file token --webhook-secret-file hook --verify-signatures --allowed-signers allowed_signers\n  mcp-gitops install --repo ssh://git@git.example.com/platform/access.git --export \\\n    --git-ssh-key-file id_ed25519 --git-known-hosts-file known_hosts > mcp-gitops.yaml\n\nWithout --export: server-side apply (field manager mcp-gitops-install), one line per object:\ncreated, configured or unchanged. --export prints the manifests, Secrets included (base64), and\nrefuses to print Secrets to a terminal. See docs/cli.md and docs/daemon.md.\nExit codes: 0 installed (or printed), 1 a file or the cluster failed, 64 usage error."
     )]
     Install(Box<InstallArgs>),
+    /// Where each cluster of a fleet stands: live revision, last result, drift, expiring grants, commits behind.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
     /// Print a shell completion script.
     #[command(
         after_help = "Install, for example:\n  mcp-gitops completion bash > ~/.local/share/bash-completion/completions/mcp-gitops\n  mcp-gitops completion zsh > \"${fpath[1]}/_mcp-gitops\"\n  mcp-gitops completion fish > ~/.config/fish/completions/mcp-gitops.fish\n  mcp-gitops completion powershell >> $PROFILE"
@@ -762,4 +765,34 @@ pub struct RenderArgs {
     pub server: String,
     #[arg(long, value_enum, default_value_t = RenderFormat::Json)]
     pub format: RenderFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Read each cluster's daemon state in parallel, one row per kubeconfig context.
+    #[command(
+        after_help = "Examples:\n  mcp-gitops fleet status\n  mcp-gitops fleet status --context staging --context prod --repo . --branch origin/main --format json\n\nA cluster that cannot be read is a row that says why; the others are still shown. See docs/fleet.md.\nExit codes: 0 every cluster read, 1 a cluster (or the kubeconfig) could not be read, 64 usage error."
+    )]
+    Status(FleetStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FleetStatusArgs {
+    /// A kubeconfig context to read (repeatable); default: every context of the kubeconfig.
+    #[arg(long, value_name = "NAME")]
+    pub context: Vec<String>,
+    /// The kubeconfig file (default: KUBECONFIG, then ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace of the inventory ConfigMap in every cluster.
+    #[arg(long, value_name = "NS", default_value = crate::model::live::DEFAULT_INVENTORY_NAMESPACE)]
+    pub inventory_namespace: String,
+    /// A local clone of the repository the daemons follow: show how far each cluster is behind --branch.
+    #[arg(long, value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+    /// The branch (or tag, or origin/main) of --repo to compare with.
+    #[arg(long, value_name = "REV", default_value = "main", requires = "repo")]
+    pub branch: String,
+    #[arg(long, value_enum, default_value_t = AnswerFormat::Text)]
+    pub format: AnswerFormat,
 }

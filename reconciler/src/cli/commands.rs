@@ -54,6 +54,7 @@ pub fn dispatch(command: Command, palette: Palette, allowed: &Allowed) -> Result
             install::run(&args.install(), target, &mut std::io::stdout()).map(|()| EXIT_OK).map_err(CliError::from)
         }
         Command::BreakGlass(args) => break_glass_command(args, allowed),
+        Command::Fleet(FleetCommand::Status(args)) => fleet_status_command(args, allowed),
         Command::Completion(args) => {
             let mut out = Vec::new();
             clap_complete::generate(args.shell, &mut <Cli as clap::CommandFactory>::command(), "mcp-gitops", &mut out);
@@ -61,6 +62,25 @@ pub fn dispatch(command: Command, palette: Palette, allowed: &Allowed) -> Result
             Ok(EXIT_OK)
         }
     }
+}
+
+fn fleet_status_command(args: FleetStatusArgs, allowed: &Allowed) -> Result<i32, CliError> {
+    let FleetStatusArgs { context: contexts, kubeconfig, inventory_namespace, repo, branch, format } = args;
+    let request = crate::fleet::Request {
+        kubeconfig,
+        contexts,
+        inventory_namespace,
+        repo,
+        branch,
+        timeout: crate::fleet::TIMEOUT,
+        now: Timestamp::now(),
+    };
+    let fleet = runtime()?.block_on(crate::fleet::status(&request, allowed))?;
+    match format {
+        AnswerFormat::Text => write_report(&render::fleet::text(&fleet), Palette::PLAIN),
+        AnswerFormat::Json => write_stdout(&format!("{}\n", serde_json::to_string_pretty(&fleet)?)),
+    }
+    Ok(if fleet.all_reachable() { EXIT_OK } else { EXIT_ERROR })
 }
 
 fn init_command(args: InitArgs) -> Result<i32, CliError> {

@@ -229,6 +229,7 @@ impl Cluster {
             objects,
             last_applied_revision: annotations.get(LAST_APPLIED_REVISION).cloned().unwrap_or_default(),
             resource_version: configmap.metadata.resource_version.clone().unwrap_or_default(),
+            annotations,
         }))
     }
 

@@ -11,7 +11,8 @@ use crate::apply::{self, Counts, Status};
 use crate::cache::Cache;
 use crate::cluster::Cluster;
 use crate::model::live::{
-    ApplySet, Control, LAST_ATTEMPTED_REVISION, LAST_COUNTS, LAST_MESSAGE, LAST_RESULT, LAST_RESULT_TIME, Provenance, Suspension,
+    ApplySet, Control, LAST_ATTEMPTED_REVISION, LAST_COUNTS, LAST_DRIFTED, LAST_MESSAGE, LAST_RESULT, LAST_RESULT_TIME, Provenance,
+    SOURCE_PATH, Suspension,
 };
 use crate::model::{DesiredState, Kind};
 use crate::pipeline;
@@ -562,6 +563,8 @@ async fn record(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, outcome
         (LAST_COUNTS.to_string(), counts_text),
         (LAST_MESSAGE.to_string(), outcome.message.clone()),
         (LAST_ATTEMPTED_REVISION.to_string(), attempted),
+        (LAST_DRIFTED.to_string(), drifted.len().to_string()),
+        (SOURCE_PATH.to_string(), shared.options.path.clone()),
     ]);
     if let Err(e) = cluster.annotate_inventory(applyset, &annotations).await {
         tracing::warn!("cannot write the status annotations of the inventory: {}", apply::describe(&e));

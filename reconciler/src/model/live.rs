@@ -24,6 +24,10 @@ pub const LAST_RESULT: &str = "mcp-gitops.mcpruntime.org/last-result";
 pub const LAST_COUNTS: &str = "mcp-gitops.mcpruntime.org/last-counts";
 pub const LAST_MESSAGE: &str = "mcp-gitops.mcpruntime.org/last-message";
 pub const LAST_RESULT_TIME: &str = "mcp-gitops.mcpruntime.org/last-result-time";
+/// How many managed objects the last recorded reconcile found changed outside git (drift).
+pub const LAST_DRIFTED: &str = "mcp-gitops.mcpruntime.org/last-drifted";
+/// The directory inside the repository the daemon follows (`--path`), for `fleet status`.
+pub const SOURCE_PATH: &str = "mcp-gitops.mcpruntime.org/path";
 /// The field manager of the daemon's status annotations (kept apart from the applied fields).
 pub const STATUS_MANAGER: &str = "mcp-gitops-status";
 /// `mcp-gitops daemon suspend|resume|pin|unpin`: annotations on the inventory that every
@@ -72,6 +76,8 @@ pub struct Inventory {
     pub objects: BTreeSet<ObjectId>,
     pub last_applied_revision: String,
     pub resource_version: String,
+    /// Every annotation of the ConfigMap: the daemon's status and control (`LAST_RESULT`, `PIN`...).
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// What `mcp-gitops daemon suspend|pin` told the daemons of an inventory.

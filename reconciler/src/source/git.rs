@@ -41,6 +41,15 @@ pub fn commit_id_in(dir: &Path, rev: &str) -> Option<String> {
     repo.revparse_single(rev).and_then(|o| o.peel_to_commit()).ok().map(|c| c.id().to_string())
 }
 
+/// How many commits `to` has that `from` has not (`git rev-list --count from..to`), in the
+/// repository that contains `dir`: how far a cluster at `from` is behind a branch at `to`.
+pub fn commits_between(dir: &Path, from: &str, to: &str) -> Result<usize, SourceError> {
+    let repo = Repository::discover(dir)?;
+    let commit = |rev: &str| repo.revparse_single(rev).and_then(|o| o.peel_to_commit()).map(|c| c.id());
+    let (ahead, _) = repo.graph_ahead_behind(commit(to)?, commit(from)?)?;
+    Ok(ahead)
+}
+
 /// The branch and tag names of the repository that contains `dir` (`main`, `origin/main`,
 /// `v1.2`), for "did you mean" when a revision does not resolve; `None` when `dir` is in no git
 /// repository.

@@ -14,8 +14,8 @@ pub mod root;
 
 pub use dir::from_dir;
 pub use git::{
-    Change, LastChange, Listing, blob_id, checkout_revision, commit_id_in, from_git, last_change, list_git, path_in_repository,
-    reference_names, resolve_revision_in, snapshot_of,
+    Change, LastChange, Listing, blob_id, checkout_revision, commit_id_in, commits_between, from_git, last_change, list_git,
+    path_in_repository, reference_names, resolve_revision_in, snapshot_of,
 };
 
 use crate::model::{Code, Diagnostic, Pos};
