@@ -538,6 +538,9 @@ pub struct ValidateArgs {
     /// How long the tools/list exchange with --from-server may take.
     #[arg(long, value_name = "DURATION", default_value = "20s", requires = "from_server")]
     pub from_server_timeout: String,
+    /// Check this cluster's slice only (`clusters:` in mcp-gitops.yaml; default: every cluster).
+    #[arg(long = "cluster", value_name = "NAME")]
+    pub only_cluster: Option<String>,
     #[command(flatten)]
     pub cache: CacheArgs,
 }

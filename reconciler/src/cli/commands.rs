@@ -168,7 +168,10 @@ fn validate_command(mut args: ValidateArgs, allowed: &Allowed, palette: Palette)
     args.path = repository(&args.path);
     let now = parse_time(args.at.as_deref(), "--at")?;
     let cache = cache_of(&args.cache, &args.path);
-    let mut state = desired::of_path(&args.path, None, allowed, now, None, &cache)?;
+    let mut state = match pipeline::fleet::validated(&args.path, allowed, now, &cache, args.only_cluster.as_deref())? {
+        Some(state) => state,
+        None => desired::of_path(&args.path, None, allowed, now, None, &cache)?,
+    };
     if let Some(base) = &args.base {
         pipeline::ratchet::against_base(&mut state, &args.path, base, allowed, now, &cache)?;
     }

@@ -23,7 +23,7 @@ pub use crate::model::CONFIG_FILE;
 
 /// A parsed document that is not one of the managed objects but is still checked: `.mcp`
 /// metadata (schema, secrets) and documents of other kinds (secrets).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RawDocument {
     pub file: String,
     pub value: Value,

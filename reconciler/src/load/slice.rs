@@ -2,7 +2,8 @@
 //! files apply to it, and the configuration it sees (its `clusterName` and default namespace).
 //! Takes the repository's configuration, gives back what to load; reads nothing.
 
-use crate::model::{CONFIG_FILE, Code, Diagnostic, Pos, RepoConfig, spelling};
+use super::{Loaded, RawDocument};
+use crate::model::{CONFIG_FILE, Code, DesiredState, Diagnostic, Pos, RepoConfig, spelling};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use std::collections::HashSet;
 
@@ -93,6 +94,36 @@ pub fn check(config: &RepoConfig, position: impl Fn(&str) -> Option<Pos>) -> Vec
     found
 }
 
+/// The slice of the cluster `name` taken from `whole`, the repository loaded without a cluster:
+/// what loading the snapshot with `cluster: name` makes, without parsing a file again. `None`
+/// when the cluster has a default namespace of its own (a document without one becomes another
+/// object there: load the snapshot again).
+pub fn of(whole: &Loaded, name: &str) -> Option<Loaded> {
+    let mut config = whole.state.config.clone();
+    let mut diagnostics = Vec::new();
+    let slice = select(&mut config, name, &mut diagnostics);
+    if config.default_namespace() != whole.state.config.default_namespace() {
+        return None;
+    }
+    let documents = |documents: &[RawDocument]| documents.iter().filter(|d| slice.holds(&d.file)).cloned().collect();
+    diagnostics.extend(whole.state.diagnostics.iter().filter(|d| d.file == CONFIG_FILE || slice.holds(&d.file)).cloned());
+    let state = DesiredState {
+        source: whole.state.source.clone(),
+        revision: whole.state.revision.clone(),
+        config,
+        objects: whole.state.objects.iter().filter(|o| slice.holds(&o.origin.file)).cloned().collect(),
+        sources: whole.state.sources.iter().filter(|(path, _)| slice.holds(path)).map(|(p, t)| (p.clone(), t.clone())).collect(),
+        diagnostics,
+    };
+    Some(Loaded {
+        state,
+        metadata: documents(&whole.metadata),
+        others: documents(&whole.others),
+        policies: documents(&whole.policies),
+        keys: whole.keys.iter().filter(|(path, _)| slice.holds(path)).map(|(p, k)| (p.clone(), *k)).collect(),
+    })
+}
+
 /// The names of the clusters `clusters:` declares, each once, in order.
 pub fn names(config: &RepoConfig) -> Vec<String> {
     let mut seen = HashSet::new();
@@ -130,6 +161,15 @@ mod tests {
         let prod = crate::load::load(repository(Some("prod"), CONFIG)).state;
         assert_eq!(prod.config.cluster_name(), "prod-eu-1");
         assert_eq!(crate::load::load(repository(Some("dev"), CONFIG)).state.config.cluster_name(), "dev");
+    }
+
+    #[test]
+    fn a_slice_taken_from_the_whole_repository_is_the_slice_loaded() {
+        let whole = crate::load::load(repository(None, CONFIG));
+        let taken = super::of(&whole, "dev").map(|loaded| format!("{:?}", (loaded.state.objects, loaded.state.config)));
+        let loaded = crate::load::load(repository(Some("dev"), CONFIG)).state;
+        assert_eq!(taken, Some(format!("{:?}", (loaded.objects, loaded.config))));
+        assert!(super::of(&whole, "prod").is_none(), "prod has a default namespace of its own");
     }
 
     #[test]
