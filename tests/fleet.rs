@@ -177,3 +177,44 @@ fn validate_passes_a_clean_fleet_and_refuses_an_unknown_cluster() {
     let ran = validate(dir.path(), &[]);
     assert_eq!(ran.code, 0, "without clusters: the whole repository, as before\n{}", ran.stdout);
 }
+
+/// `daemon --cluster prod` on the real API server applies the base and prod's folder, not
+/// dev's, and says which cluster it is in /status and on the inventory (beside its other status
+/// annotations, under their field manager).
+#[test]
+fn a_daemon_applies_its_clusters_slice_and_says_which_cluster_it_is() {
+    use common::cluster::Teams;
+    use common::daemon::{Daemon, Upstream};
+    let Teams { kubeconfig, kubectl, payments: namespace, inventory, .. } = Teams::new("fl");
+    let mut files = vec![
+        ("mcp-gitops.yaml", CLUSTERS.to_string()),
+        ("base/.mcp/servers.yaml", server("vault-mcp")),
+        ("base/readers.yaml", grant("readers", "vault-mcp", "dana", "read")),
+        ("clusters/dev/dev.yaml", grant("dev-only", "vault-mcp", "erin", "read")),
+        ("clusters/prod/prod.yaml", grant("prod-only", "vault-mcp", "erin", "read")),
+    ];
+    for (_, text) in files.iter_mut() {
+        *text = text.replace("mcp-team-a", &namespace);
+    }
+    let repo = tempfile::tempdir().expect("tempdir");
+    for (path, text) in &files {
+        let file = repo.path().join(path);
+        fs::create_dir_all(file.parent().expect("a parent")).expect("mkdir");
+        fs::write(file, text).expect("write");
+    }
+    let upstream = Upstream::new();
+    upstream.commit(repo.path(), "a fleet");
+    let daemon = Daemon::start(&upstream.bare_path(), &kubeconfig, &inventory, &["--cluster", "prod"]);
+    let status = daemon.status();
+    assert_eq!(status["cluster"], "prod", "{status}");
+    assert_eq!(status["last_result"], "applied", "{status}");
+    let grants = kubectl.json(&["get", "mcpaccessgrants", "-n", &namespace]);
+    let mut names: Vec<&str> = grants["items"].as_array().expect("items").iter().filter_map(|g| g["metadata"]["name"].as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["prod-only", "readers"], "{grants}");
+    let inventory_map = kubectl.json(&["get", "configmap", "mcp-gitops-inventory", "-n", &inventory, "--show-managed-fields"]);
+    assert_eq!(inventory_map["metadata"]["annotations"]["mcp-gitops.mcpruntime.org/cluster"], "prod", "{inventory_map}");
+    let managers: Vec<&str> =
+        inventory_map["metadata"]["managedFields"].as_array().expect("managed").iter().filter_map(|m| m["manager"].as_str()).collect();
+    assert!(managers.contains(&"mcp-gitops-status"), "{managers:?}");
+}

@@ -401,6 +401,9 @@ pub struct DaemonArgs {
     /// docs/daemon.md#notifications). Mount it from a Secret: it names the files of their URLs and keys.
     #[arg(long, value_name = "FILE")]
     pub notifications: Option<PathBuf>,
+    /// Apply only this cluster's slice of the repository (`clusters:` in mcp-gitops.yaml, docs/fleet.md).
+    #[arg(long = "cluster", value_name = "NAME")]
+    pub fleet_cluster: Option<String>,
     #[command(flatten)]
     pub git: GitArgs,
 }

@@ -547,6 +547,7 @@ fn run_daemon(args: Box<DaemonArgs>, allowed: &Allowed) -> Result<i32, CliError>
             allow_non_fast_forward: args.allow_non_fast_forward,
         }),
         notifications: args.notifications,
+        fleet_cluster: args.fleet_cluster,
     };
     runtime()?.block_on(crate::daemon::run(options))?;
     Ok(EXIT_OK)

@@ -24,6 +24,8 @@ pub const LAST_RESULT: &str = "mcp-gitops.mcpruntime.org/last-result";
 pub const LAST_COUNTS: &str = "mcp-gitops.mcpruntime.org/last-counts";
 pub const LAST_MESSAGE: &str = "mcp-gitops.mcpruntime.org/last-message";
 pub const LAST_RESULT_TIME: &str = "mcp-gitops.mcpruntime.org/last-result-time";
+/// Which cluster of the repository's `clusters:` the daemon applies (`daemon --cluster`; docs/fleet.md).
+pub const CLUSTER: &str = "mcp-gitops.mcpruntime.org/cluster";
 /// The field manager of the daemon's status annotations (kept apart from the applied fields).
 pub const STATUS_MANAGER: &str = "mcp-gitops-status";
 /// `mcp-gitops daemon suspend|resume|pin|unpin`: annotations on the inventory that every
