@@ -218,3 +218,111 @@ fn a_daemon_applies_its_clusters_slice_and_says_which_cluster_it_is() {
         inventory_map["metadata"]["managedFields"].as_array().expect("managed").iter().filter_map(|m| m["manager"].as_str()).collect();
     assert!(managers.contains(&"mcp-gitops-status"), "{managers:?}");
 }
+
+fn plan(dir: &Path, extra: &[&str]) -> common::Run {
+    let path = dir.to_string_lossy();
+    let mut args = vec!["plan", &path, "--base", "HEAD", "--now", NOW, "--no-cache"];
+    args.extend(extra);
+    run(&args)
+}
+
+/// Writes `files` into the work tree of `dir`, uncommitted: the pull request against HEAD.
+fn change(dir: &Path, files: &[(&str, String)]) {
+    for (path, text) in files {
+        let file = dir.join(path);
+        fs::create_dir_all(file.parent().expect("a parent")).expect("mkdir");
+        fs::write(file, text).expect("write");
+    }
+}
+
+/// A grant added in prod's folder is prod's change alone: `clusters[]` has each cluster's plan
+/// (prod's with the create and the widening, the others none), the top level their union;
+/// `plan --cluster staging` plans staging alone.
+#[test]
+fn plan_gives_each_clusters_changes() {
+    let dir = fleet(&[]);
+    change(dir.path(), &[("clusters/prod/oncall.yaml", grant("oncall", "vault-mcp", "erin", "read"))]);
+    let ran = plan(dir.path(), &["--format", "json", "--detailed-exitcode"]);
+    assert_eq!(ran.code, 2, "{}{}", ran.stdout, ran.stderr);
+    let plan_json = json(&ran.stdout);
+    let clusters: Vec<(String, String, u64, u64)> = plan_json["clusters"]
+        .as_array()
+        .expect("clusters[]")
+        .iter()
+        .map(|c| {
+            let name = c["name"].as_str().unwrap_or_default().to_string();
+            let cluster_name = c["cluster_name"].as_str().unwrap_or_default().to_string();
+            (name, cluster_name, c["summary"]["create"].as_u64().unwrap_or(99), c["summary"]["access_widened"].as_u64().unwrap_or(99))
+        })
+        .collect();
+    let expected = [("dev", "dev", 0, 0), ("staging", "staging", 0, 0), ("prod", "prod-eu-1", 1, 1)];
+    let expected: Vec<(String, String, u64, u64)> = expected.iter().map(|(n, c, k, w)| (n.to_string(), c.to_string(), *k, *w)).collect();
+    assert_eq!(clusters, expected, "{plan_json}");
+    assert_eq!(plan_json["summary"]["create"], 1, "the top level is the union");
+    assert_eq!(plan_json["changes"].as_array().map(Vec::len), Some(1), "{plan_json}");
+
+    let staging = plan(dir.path(), &["--cluster", "staging", "--format", "json", "--detailed-exitcode"]);
+    assert_eq!(staging.code, 0, "staging does not change: {}{}", staging.stdout, staging.stderr);
+    let markdown = plan(dir.path(), &["--format", "markdown"]).stdout;
+    assert!(markdown.contains("No change in `dev`, `staging`."), "{markdown}");
+    assert!(markdown.contains("<details><summary><b>prod</b> (<code>prod-eu-1</code>): Plan: 1 to create"), "{markdown}");
+    let unknown = plan(dir.path(), &["--cluster", "qa"]);
+    assert_eq!(unknown.code, 64, "{}", unknown.stderr);
+}
+
+/// Twenty clusters that each change more than a comment holds: the Markdown still fits
+/// GitHub's 65,536 characters, every cluster has its block, and each cut block says so.
+#[test]
+fn the_comment_of_twenty_busy_clusters_fits_and_says_what_it_cut() {
+    let names: Vec<String> = (1..=20).map(|i| format!("region-{i:02}")).collect();
+    let mut config = String::from("policies:\n  disabled: [sessions-expire-within-a-day, destructive-grants-expire]\nclusters:\n");
+    for name in &names {
+        config.push_str(&format!("  - name: {name}\n    paths: [\"base/**\", \"clusters/{name}/**\"]\n"));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    git(dir.path(), &["init", "-q", "-b", "main"]);
+    commit(dir.path(), &[("mcp-gitops.yaml", config), ("base/.mcp/servers.yaml", server("vault-mcp"))], "twenty clusters");
+    let files: Vec<(String, String)> = names
+        .iter()
+        .map(|name| {
+            let grants: Vec<String> =
+                (0..60).map(|i| grant(&format!("{name}-reader-{i:02}"), "vault-mcp", &format!("user-{i:02}"), "read")).collect();
+            (format!("clusters/{name}/grants.yaml"), grants.join("---\n"))
+        })
+        .collect();
+    let files: Vec<(&str, String)> = files.iter().map(|(p, t)| (p.as_str(), t.clone())).collect();
+    change(dir.path(), &files);
+    let ran = plan(dir.path(), &["--format", "markdown"]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let markdown = ran.stdout;
+    assert!(markdown.chars().count() <= 65_536, "{} characters", markdown.chars().count());
+    for name in &names {
+        assert!(markdown.contains(&format!("<details><summary><b>{name}</b>")), "no block for {name}");
+        assert!(
+            markdown.contains(&format!("Run `mcp-gitops plan --cluster {name} --format text` for all of it.")),
+            "{name}'s block was cut without a word"
+        );
+    }
+    assert!(markdown.contains("Plan: 1200 to create"), "the head counts every cluster's changes");
+}
+
+/// An approval rule that names clusters binds their changes alone: the same widening needs the
+/// prod approvers in prod and only the owners in staging.
+#[test]
+fn an_approval_rule_for_prod_clusters_binds_prod_changes_alone() {
+    let rules = "  approvals:\n    - {on: widened, approvers: [owners], count: 1}\n    - {on: widened, approvers: [prod-approvers], clusters: [\"prod*\"]}\n";
+    let config = CLUSTERS.replace("    \"mcp-team-a/*\": [team-a-leads]\n", &format!("    \"mcp-team-a/*\": [team-a-leads]\n{rules}"));
+    for (cluster, needs_prod) in [("staging", false), ("prod", true)] {
+        let dir = fleet(&[("mcp-gitops.yaml", config.clone())]);
+        change(dir.path(), &[(&format!("clusters/{cluster}/oncall.yaml"), grant("oncall", "vault-mcp", "erin", "read"))]);
+        let out = dir.path().join("plan.json").to_string_lossy().into_owned();
+        let ran = plan(dir.path(), &["--out", &out]);
+        assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+        let check = |by: &str| run(&["approvals", "check", &out, "--approved-by", by, "--author", "mallory"]);
+        let owners = check("team-a-leads");
+        assert_eq!(owners.code == 0, !needs_prod, "{cluster}, the owners alone: {}{}", owners.stdout, owners.stderr);
+        let both = check("team-a-leads,prod-approvers");
+        assert_eq!(both.code, 0, "{cluster}: {}{}", both.stdout, both.stderr);
+        assert_eq!(check("").code, 1, "{cluster}: a widening passed with nobody's approval");
+    }
+}

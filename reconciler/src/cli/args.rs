@@ -588,6 +588,9 @@ pub struct PlanArgs {
     /// the reference the incremental path is tested against. Implies --no-cache.
     #[arg(long)]
     pub no_incremental: bool,
+    /// Plan this cluster's slice only (`clusters:` in mcp-gitops.yaml; with --base, default: every cluster).
+    #[arg(long = "cluster", value_name = "NAME")]
+    pub only_cluster: Option<String>,
     #[command(flatten)]
     pub cache: CacheArgs,
 }

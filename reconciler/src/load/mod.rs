@@ -30,7 +30,7 @@ pub struct RawDocument {
     pub spans: Arc<Spans>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Loaded {
     pub state: DesiredState,
     pub metadata: Vec<RawDocument>,

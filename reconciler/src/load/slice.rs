@@ -37,6 +37,13 @@ pub fn select(config: &mut RepoConfig, name: &str, diagnostics: &mut Vec<Diagnos
         return Slice::Nothing;
     };
     config.cluster_name = Some(cluster.cluster_name.unwrap_or_else(|| cluster.name.clone()));
+    // The approval rules for this cluster become rules for every change of its slice; those for others go.
+    config.owners.approvals.retain_mut(|rule| {
+        let applies =
+            rule.clusters.is_empty() || rule.clusters.iter().any(|glob| Glob::new(glob).is_ok_and(|g| g.compile_matcher().is_match(name)));
+        rule.clusters.clear();
+        applies
+    });
     if cluster.default_namespace.is_some() {
         config.default_namespace = cluster.default_namespace;
     }

@@ -131,6 +131,9 @@ pub struct ApprovalRule {
     pub on: String,
     pub approvers: Vec<String>,
     pub count: usize,
+    /// Globs over the names of `clusters:`: the rule applies to the changes of those clusters'
+    /// slices alone (docs/fleet.md). Empty: to every change.
+    pub clusters: Vec<String>,
 }
 
 /// `policies:` in `mcp-gitops.yaml`.

@@ -3,14 +3,15 @@
 //! from it (`load::slice`) and validated; each problem says which clusters have it. A repository
 //! without `clusters:` is none of this module's business: its callers go on as before.
 
-use super::Error;
 use super::desired::{self, Allowed, Beside, WorkTree};
+use super::{Error, Planned};
 use crate::cache::Cache;
-use crate::load::{self, CONFIG_FILE, slice};
+use crate::load::{self, CONFIG_FILE, Loaded, slice};
 use crate::model::{DesiredState, Diagnostic, RepoConfig, diagnostic};
+use crate::plan::{self, Work, fleet::ClusterPlan};
 use crate::source::Snapshot;
 use jiff::Timestamp;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// A failure to take a repository's clusters: the command line names a cluster it does not
@@ -19,13 +20,15 @@ use std::path::Path;
 pub enum FleetError {
     #[error("--cluster {name:?}: {message}")]
     UnknownCluster { name: String, message: String },
+    #[error("the repository declares clusters ({0}): name the one to plan against the live cluster with --cluster NAME")]
+    ClusterNeeded(String),
     #[error(transparent)]
     Pipeline(#[from] Error),
 }
 
 impl FleetError {
     pub fn is_usage(&self) -> bool {
-        matches!(self, FleetError::UnknownCluster { .. })
+        matches!(self, FleetError::UnknownCluster { .. } | FleetError::ClusterNeeded(_))
     }
 }
 
@@ -61,6 +64,32 @@ pub fn config_of(snapshot: &Snapshot) -> RepoConfig {
     text.map(|text| load::config(text).0).unwrap_or_default()
 }
 
+/// `snapshot` loaded once, and each cluster of `names`'s slice of it: taken from the whole
+/// (`slice::of`), or loaded again for a cluster with a default namespace of its own. A cluster
+/// the snapshot does not declare (a base from before it was added) has every file.
+fn sliced(snapshot: Snapshot, names: &[String], cache: &Cache) -> (Loaded, Vec<(String, Loaded)>) {
+    let (label, revision) = (snapshot.label.clone(), snapshot.revision.clone());
+    let config = config_of(&snapshot);
+    let own_namespace = |name: &String| config.cluster(name).is_some_and(|c| c.default_namespace.is_some());
+    let again = if names.iter().any(own_namespace) { snapshot.files.clone() } else { Vec::new() };
+    let whole = load::load_cached(snapshot, cache);
+    let slices = names
+        .iter()
+        .map(|name| {
+            let cluster = config.cluster(name).map(|_| name.clone());
+            let loaded = match &cluster {
+                None => whole.clone(),
+                Some(name) => slice::of(&whole, name).unwrap_or_else(|| {
+                    let (label, revision, files) = (label.clone(), revision.clone(), again.clone());
+                    load::load(Snapshot { label, revision, files, cluster: cluster.clone(), ..Snapshot::default() })
+                }),
+            };
+            (name.clone(), loaded)
+        })
+        .collect();
+    (whole, slices)
+}
+
 /// `snapshot` as each cluster of `names` has it, loaded (the repository once) and validated,
 /// with the repository as loaded without a cluster; policy directories are read `beside` it.
 pub fn states(
@@ -71,28 +100,50 @@ pub fn states(
     now: Timestamp,
     cache: &Cache,
 ) -> Result<(DesiredState, Vec<ClusterState>), Error> {
-    let (label, revision) = (snapshot.label.clone(), snapshot.revision.clone());
-    // A cluster with its own default namespace is loaded again: keep the files for it.
-    let config = config_of(&snapshot);
-    let own_namespace = |name: &String| config.cluster(name).is_some_and(|c| c.default_namespace.is_some());
-    let again = if names.iter().any(own_namespace) { snapshot.files.clone() } else { Vec::new() };
-    let whole = load::load_cached(snapshot, cache);
+    let (whole, slices) = sliced(snapshot, names, cache);
     let mut clusters = Vec::with_capacity(names.len());
-    for name in names {
-        let loaded = slice::of(&whole, name).unwrap_or_else(|| {
-            let snapshot = Snapshot {
-                label: label.clone(),
-                revision: revision.clone(),
-                files: again.clone(),
-                cluster: Some(name.clone()),
-                ..Snapshot::default()
-            };
-            load::load(snapshot)
-        });
+    for (name, loaded) in slices {
         let policies = desired::policy_directories(&loaded.state.config.policies.directories, beside, allowed)?;
-        clusters.push(ClusterState { name: name.clone(), state: desired::validated(loaded, policies, now, cache) });
+        clusters.push(ClusterState { name, state: desired::validated(loaded, policies, now, cache) });
     }
     Ok((whole.state, clusters))
+}
+
+/// The plan of the work tree at `path` against `base` (a directory or a git revision of its
+/// repository) for each cluster its `mcp-gitops.yaml` declares (`only`: that one), and their
+/// union (`plan::fleet`). `None` when the repository declares no clusters and none is asked for.
+pub fn plan_against_base(
+    path: &Path,
+    base: &str,
+    allowed: &Allowed,
+    now: Timestamp,
+    cache: &Cache,
+    only: Option<&str>,
+) -> Result<Option<Planned>, FleetError> {
+    let tree = WorkTree { path, rev: None };
+    let snapshot = tree.read("")?;
+    let Some(names) = chosen(&config_of(&snapshot), only)? else { return Ok(None) };
+    let (_, desired) = states(snapshot, &tree, &names, allowed, now, cache)?;
+    let (base_snapshot, base_kind) = super::plan::base_snapshot(path, base)?;
+    let (_, bases) = sliced(base_snapshot, &names, &Cache::off());
+    let mut plans = Vec::with_capacity(names.len());
+    let mut base_sources = BTreeMap::new();
+    for (cluster, (_, base)) in desired.iter().zip(bases) {
+        let mut base = base.state;
+        // Compared at the same time as the desired state (as `plan::against_base`).
+        crate::validate::expiry::expire(&mut base, now);
+        let plan = plan::plan(&base, base_kind, &cluster.state, now, Work::Changed);
+        base_sources.extend(base.sources.into_iter().filter(|_| !plan.base_diagnostics.is_empty()));
+        let cluster_name = cluster.state.config.cluster_name().to_string();
+        plans.push(ClusterPlan { name: cluster.name.clone(), cluster_name, plan });
+    }
+    let diagnostics = merged(plans.iter().map(|p| (p.name.as_str(), p.plan.diagnostics.as_slice())));
+    let Some(plan) = plan::fleet::union(plans, diagnostics) else { return Ok(None) };
+    let mut state = DesiredState { diagnostics: plan.diagnostics.clone(), ..DesiredState::default() };
+    for cluster in desired {
+        state.sources.extend(cluster.state.sources);
+    }
+    Ok(Some(Planned { plan, desired: state, base_sources }))
 }
 
 /// The work tree at `path` validated for each cluster its `mcp-gitops.yaml` declares (`only`:
@@ -115,25 +166,45 @@ pub fn validated(
         Some(_) => clusters.first().map(|c| c.state.clone()).unwrap_or(whole),
         None => whole,
     };
-    state.diagnostics = merged(&clusters);
+    state.diagnostics = merged(clusters.iter().map(|c| (c.name.as_str(), c.state.diagnostics.as_slice())));
     Ok(Some(state))
 }
 
-/// Every cluster's diagnostics, each problem once with the names of the clusters that have it.
-pub fn merged(clusters: &[ClusterState]) -> Vec<Diagnostic> {
+/// Every cluster's diagnostics (by cluster name), each problem once with the names of the
+/// clusters that have it.
+pub fn merged<'a>(clusters: impl Iterator<Item = (&'a str, &'a [Diagnostic])>) -> Vec<Diagnostic> {
     let mut found: Vec<Diagnostic> = Vec::new();
     let mut at: HashMap<(String, usize, usize, bool), usize> = HashMap::new();
-    for cluster in clusters {
-        for d in &cluster.state.diagnostics {
+    for (name, diagnostics) in clusters {
+        for d in diagnostics {
             match at.get(&(d.fingerprint(), d.line, d.column, d.is_error())) {
-                Some(&i) => found[i].clusters.push(cluster.name.clone()),
+                Some(&i) => found[i].clusters.push(name.to_string()),
                 None => {
                     at.insert((d.fingerprint(), d.line, d.column, d.is_error()), found.len());
-                    found.push(Diagnostic { clusters: vec![cluster.name.clone()], ..d.clone() });
+                    found.push(Diagnostic { clusters: vec![name.to_string()], ..d.clone() });
                 }
             }
         }
     }
     diagnostic::sort(&mut found);
     found
+}
+
+/// The desired state to plan against a live cluster: the work tree at `path` as the cluster
+/// `only` has it (`validated`), which a repository with `clusters:` must name. `None` when the
+/// repository declares no clusters and none is asked for.
+pub fn for_live_cluster(
+    path: &Path,
+    allowed: &Allowed,
+    now: Timestamp,
+    cache: &Cache,
+    only: Option<&str>,
+) -> Result<Option<DesiredState>, FleetError> {
+    if only.is_none() {
+        let config = config_of(&WorkTree { path, rev: None }.read("")?);
+        if !config.clusters.is_empty() {
+            return Err(FleetError::ClusterNeeded(slice::names(&config).join(", ")));
+        }
+    }
+    validated(path, allowed, now, cache, only)
 }

@@ -3,6 +3,7 @@
 
 pub mod diagnostics;
 pub mod escape;
+mod fleet;
 pub mod github;
 pub mod gitlab;
 pub mod junit;
