@@ -266,8 +266,15 @@ fn plan_gives_each_clusters_changes() {
     let markdown = plan(dir.path(), &["--format", "markdown"]).stdout;
     assert!(markdown.contains("No change in `dev`, `staging`."), "{markdown}");
     assert!(markdown.contains("<details><summary><b>prod</b> (<code>prod-eu-1</code>): Plan: 1 to create"), "{markdown}");
+    let text = plan(dir.path(), &[]).stdout;
+    assert!(text.contains("Cluster prod (prod-eu-1)\n"), "{text}");
+    assert!(text.contains("All clusters: Plan: 1 to create"), "{text}");
     let unknown = plan(dir.path(), &["--cluster", "qa"]);
     assert_eq!(unknown.code, 64, "{}", unknown.stderr);
+    // Against a live cluster, the whole repository is no cluster's state.
+    let live = run(&["plan", &dir.path().to_string_lossy(), "--now", NOW, "--no-cache"]);
+    assert_eq!(live.code, 64, "{}", live.stderr);
+    assert!(live.stderr.contains("--cluster NAME"), "{}", live.stderr);
 }
 
 /// Twenty clusters that each change more than a comment holds: the Markdown still fits

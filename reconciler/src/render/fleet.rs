@@ -1,9 +1,11 @@
-//! The plan of a repository with `clusters:` as a pull-request comment (docs/fleet.md): the
-//! head of the whole plan (summary, approvals, every problem with its clusters), the clusters
-//! with no change in one line, then one collapsible block per cluster that changes. Each block
-//! gets an equal share of what is left of the comment's size, and says so where it is cut.
+//! The plan of a repository with `clusters:` (docs/fleet.md), grouped by cluster. As a
+//! pull-request comment: the head of the whole plan (summary, approvals, every problem with its
+//! clusters), the clusters with no change in one line, then one collapsible block per cluster
+//! that changes; each block gets an equal share of what is left of the comment's size, and says
+//! so where it is cut. As text: each cluster's plan under its name, then the whole summary.
 
-use super::escape::{html, markdown as text, markdown_code as code};
+use super::Palette;
+use super::escape::{html, markdown as text, markdown_code as code, terminal};
 use super::markdown::{diagnostics_table, fit, head, sections};
 use crate::plan::Plan;
 use std::fmt::Write;
@@ -45,5 +47,17 @@ pub(super) fn markdown(plan: &Plan, cap: usize) -> String {
         out.push_str(&fit(summary, &sections(&cluster.plan, false), share.saturating_sub(BLOCK), note));
         out.push_str("\n</details>\n\n");
     }
+    out
+}
+
+/// The text plan: each cluster's (`text::render`) under its name, then the counts of all.
+pub(super) fn plain(plan: &Plan, palette: Palette) -> String {
+    let mut out = String::new();
+    for cluster in &plan.clusters {
+        let _ = writeln!(out, "{} {} ({})\n", palette.bold("Cluster"), terminal(&cluster.name), terminal(&cluster.cluster_name));
+        out += &super::text::render(&cluster.plan, palette);
+        out.push('\n');
+    }
+    let _ = writeln!(out, "{} {}", palette.bold("All clusters:"), plan.summary);
     out
 }
