@@ -161,12 +161,13 @@ pub fn validated(
     let snapshot = tree.read("")?;
     let Some(names) = chosen(&config_of(&snapshot), only)? else { return Ok(None) };
     let (whole, clusters) = states(snapshot, &tree, &names, allowed, now, cache)?;
+    let diagnostics = merged(clusters.iter().map(|c| (c.name.as_str(), c.state.diagnostics.as_slice())));
     let mut state = match only {
         // One cluster: its objects, not the repository's.
-        Some(_) => clusters.first().map(|c| c.state.clone()).unwrap_or(whole),
+        Some(_) => clusters.into_iter().next().map_or(whole, |c| c.state),
         None => whole,
     };
-    state.diagnostics = merged(clusters.iter().map(|c| (c.name.as_str(), c.state.diagnostics.as_slice())));
+    state.diagnostics = diagnostics;
     Ok(Some(state))
 }
 
@@ -207,4 +208,23 @@ pub fn for_live_cluster(
         }
     }
     validated(path, allowed, now, cache, only)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{Code, Diagnostic, Pos};
+
+    #[test]
+    fn a_problem_several_clusters_have_is_one_naming_them_all() {
+        let at = |line| Pos { line, column: 1 };
+        let base = Diagnostic::error(Code::UnknownServer, "base/g.yaml", at(3), "no server");
+        let prod = Diagnostic::warning(Code::GrantExpired, "clusters/prod/g.yaml", at(1), "expired");
+        let (dev, everywhere) = (vec![base.clone()], vec![base.clone(), prod.clone()]);
+        let found = super::merged([("dev", dev.as_slice()), ("prod", everywhere.as_slice())].into_iter());
+        let found: Vec<(&str, Vec<String>)> = found.iter().map(|d| (d.file.as_str(), d.clusters.clone())).collect();
+        assert_eq!(
+            found,
+            [("base/g.yaml", vec!["dev".to_string(), "prod".to_string()]), ("clusters/prod/g.yaml", vec!["prod".to_string()])]
+        );
+    }
 }
