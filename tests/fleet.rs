@@ -333,3 +333,28 @@ fn an_approval_rule_for_prod_clusters_binds_prod_changes_alone() {
         assert_eq!(check("").code, 1, "{cluster}: a widening passed with nobody's approval");
     }
 }
+
+/// The ratchet holds per cluster: a destructive grant without an expiry that prod's base already
+/// has is a warning in the plan of a change beside it; a new one in staging is an error.
+#[test]
+fn a_violation_a_clusters_base_already_has_is_a_warning_and_a_new_one_an_error() {
+    let config = CLUSTERS
+        .replace("  disabled: [sessions-expire-within-a-day, destructive-grants-expire]", "  disabled: [sessions-expire-within-a-day]");
+    let old = grant("oncall", "vault-mcp", "erin", "read, destructive");
+    let dir = fleet(&[("mcp-gitops.yaml", config), ("clusters/prod/oncall.yaml", old.clone())]);
+    change(dir.path(), &[("clusters/prod/readers.yaml", grant("prod-readers", "vault-mcp", "fay", "read"))]);
+    let ran = plan(dir.path(), &["--format", "json"]);
+    assert_eq!(ran.code, 0, "the inherited violation failed the plan: {}{}", ran.stdout, ran.stderr);
+    let report = json(&ran.stdout);
+    let inherited: Vec<&serde_json::Value> =
+        report["diagnostics"].as_array().expect("diagnostics").iter().filter(|d| d["code"] == "policy_violation").collect();
+    assert!(inherited.iter().all(|d| d["severity"] == "warning") && !inherited.is_empty(), "{report}");
+
+    change(dir.path(), &[("clusters/staging/oncall.yaml", old)]);
+    let ran = plan(dir.path(), &["--format", "json"]);
+    assert_eq!(ran.code, 1, "a new violation in staging passed: {}", ran.stdout);
+    let report = json(&ran.stdout);
+    let errors: Vec<&serde_json::Value> =
+        report["diagnostics"].as_array().expect("diagnostics").iter().filter(|d| d["severity"] == "error").collect();
+    assert!(errors.iter().all(|d| d["clusters"] == serde_json::json!(["staging"])) && !errors.is_empty(), "{report}");
+}

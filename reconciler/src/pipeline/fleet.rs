@@ -123,13 +123,19 @@ pub fn plan_against_base(
     let tree = WorkTree { path, rev: None };
     let snapshot = tree.read("")?;
     let Some(names) = chosen(&config_of(&snapshot), only)? else { return Ok(None) };
-    let (_, desired) = states(snapshot, &tree, &names, allowed, now, cache)?;
+    let (_, mut desired) = states(snapshot, &tree, &names, allowed, now, cache)?;
     let (base_snapshot, base_kind) = super::plan::base_snapshot(path, base)?;
     let (_, bases) = sliced(base_snapshot, &names, &Cache::off());
+    let root = crate::source::root::find(Path::new(base)).path;
+    let base_tree = match base_kind {
+        "directory" => WorkTree { path: &root, rev: None },
+        _ => WorkTree { path, rev: Some(base) },
+    };
     let mut plans = Vec::with_capacity(names.len());
     let mut base_sources = BTreeMap::new();
-    for (cluster, (_, base)) in desired.iter().zip(bases) {
-        let mut base = base.state;
+    for (cluster, (_, base_loaded)) in desired.iter_mut().zip(bases) {
+        ratchet(&mut cluster.state, &base_loaded, &base_tree, base, allowed, now);
+        let mut base = base_loaded.state;
         // Compared at the same time as the desired state (as `plan::against_base`).
         crate::validate::expiry::expire(&mut base, now);
         let plan = plan::plan(&base, base_kind, &cluster.state, now, Work::Changed);
@@ -144,6 +150,19 @@ pub fn plan_against_base(
         state.sources.extend(cluster.state.sources);
     }
     Ok(Some(Planned { plan, desired: state, base_sources }))
+}
+
+/// The ratchet of `plan::against_base`, for one cluster: a built-in policy's violation the
+/// cluster's slice of the base already has is a warning. The base slice is validated only when
+/// the desired state has such an error; a base whose policy directories cannot be read passes
+/// nothing on.
+fn ratchet(desired: &mut DesiredState, base: &Loaded, beside: &WorkTree, name: &str, allowed: &Allowed, now: Timestamp) {
+    if !crate::validate::ratchet::needs_base(desired) {
+        return;
+    }
+    let Ok(policies) = desired::policy_directories(&base.state.config.policies.directories, beside, allowed) else { return };
+    let validated = desired::validated(base.clone(), policies, now, &Cache::off());
+    crate::validate::ratchet::inherit(desired, &validated, &format!("the base ({name})"));
 }
 
 /// The work tree at `path` validated for each cluster its `mcp-gitops.yaml` declares (`only`:
