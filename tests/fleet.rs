@@ -9,6 +9,7 @@ use common::{NOW, json, run};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 const CLUSTERS: &str = r#"policies:
   disabled: [sessions-expire-within-a-day, destructive-grants-expire]
@@ -217,6 +218,13 @@ fn a_daemon_applies_its_clusters_slice_and_says_which_cluster_it_is() {
     let managers: Vec<&str> =
         inventory_map["metadata"]["managedFields"].as_array().expect("managed").iter().filter_map(|m| m["manager"].as_str()).collect();
     assert!(managers.contains(&"mcp-gitops-status"), "{managers:?}");
+
+    // A cluster the repository does not declare: every revision is invalid, nothing applied.
+    let elsewhere = common::cluster::unique("flinv");
+    let wrong = Daemon::spawn(&upstream.bare_path(), &kubeconfig, &elsewhere, &["--cluster", "prd"]);
+    let status = wrong.wait_for(Duration::from_secs(60), "the first reconcile", |s| s["last_result"] != "");
+    assert_eq!(status["last_result"], "invalid", "{status}");
+    assert!(status["diagnostics"]["first"][0].as_str().unwrap_or_default().contains("did you mean prod?"), "{status}");
 }
 
 fn plan(dir: &Path, extra: &[&str]) -> common::Run {
