@@ -219,6 +219,26 @@ fn a_daemon_applies_its_clusters_slice_and_says_which_cluster_it_is() {
         inventory_map["metadata"]["managedFields"].as_array().expect("managed").iter().filter_map(|m| m["manager"].as_str()).collect();
     assert!(managers.contains(&"mcp-gitops-status"), "{managers:?}");
 
+    // `plan --cluster` against the live cluster: prod's slice is what is applied; dev's is not.
+    let live = |cluster: &str| {
+        let (path, kube) = (repo.path().to_string_lossy().into_owned(), kubeconfig.to_string_lossy().into_owned());
+        let args = ["plan", &path, "--cluster", cluster, "--kubeconfig", &kube, "--inventory-namespace", &inventory];
+        run(&[&args[..], &["--detailed-exitcode", "--format", "json", "--no-cache"]].concat())
+    };
+    let prod = live("prod");
+    assert_eq!(prod.code, 0, "prod is applied, yet: {}{}", prod.stdout, prod.stderr);
+    let dev = live("dev");
+    assert_eq!(dev.code, 2, "{}{}", dev.stdout, dev.stderr);
+    let dev = json(&dev.stdout);
+    let changes: Vec<(String, String)> = dev["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter(|c| c["action"] != "no-op")
+        .map(|c| (c["action"].as_str().unwrap_or_default().to_string(), c["name"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    assert_eq!(changes, [("create".to_string(), "dev-only".to_string()), ("delete".to_string(), "prod-only".to_string())], "{dev}");
+
     // A cluster the repository does not declare: every revision is invalid, nothing applied.
     let elsewhere = common::cluster::unique("flinv");
     let wrong = Daemon::spawn(&upstream.bare_path(), &kubeconfig, &elsewhere, &["--cluster", "prd"]);
