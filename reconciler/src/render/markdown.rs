@@ -27,7 +27,7 @@ pub fn render(plan: &Plan) -> String {
 
 pub fn render_capped(plan: &Plan, cap: usize) -> String {
     if !plan.clusters.is_empty() {
-        return super::fleet::markdown(plan, cap);
+        return super::clusters::markdown(plan, cap);
     }
     let note = |left: usize| {
         format!(

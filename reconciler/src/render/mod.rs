@@ -1,9 +1,9 @@
 //! Renderers: pure functions from a plan, a diagnostic list or a decision to text. The core
 //! never prints; the CLI chooses a renderer and writes its output.
 
+mod clusters;
 pub mod diagnostics;
 pub mod escape;
-mod fleet;
 pub mod github;
 pub mod gitlab;
 pub mod junit;

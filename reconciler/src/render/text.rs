@@ -25,7 +25,7 @@ pub fn with_diagnostics(plan: &Plan, sources: &Files, base_sources: &Files, show
     }
     match plan.clusters.is_empty() {
         true => out + &render(plan, palette),
-        false => out + &super::fleet::plain(plan, palette),
+        false => out + &super::clusters::plain(plan, palette),
     }
 }
 
