@@ -24,8 +24,6 @@ pub const LAST_RESULT: &str = "mcp-gitops.mcpruntime.org/last-result";
 pub const LAST_COUNTS: &str = "mcp-gitops.mcpruntime.org/last-counts";
 pub const LAST_MESSAGE: &str = "mcp-gitops.mcpruntime.org/last-message";
 pub const LAST_RESULT_TIME: &str = "mcp-gitops.mcpruntime.org/last-result-time";
-/// Which cluster of the repository's `clusters:` the daemon applies (`daemon --cluster`; docs/fleet.md).
-pub const CLUSTER: &str = "mcp-gitops.mcpruntime.org/cluster";
 /// The field manager of the daemon's status annotations (kept apart from the applied fields).
 pub const STATUS_MANAGER: &str = "mcp-gitops-status";
 /// `mcp-gitops daemon suspend|resume|pin|unpin`: annotations on the inventory that every
@@ -37,6 +35,9 @@ pub const SUSPEND_NOTE: &str = "mcp-gitops.mcpruntime.org/suspend-note";
 pub const SUSPEND_MANAGER: &str = "mcp-gitops-suspend";
 pub const PIN: &str = "mcp-gitops.mcpruntime.org/pin";
 pub const PIN_MANAGER: &str = "mcp-gitops-pin";
+/// Which cluster of the repository's `clusters:` the daemon applies (`daemon --cluster`;
+/// docs/fleet.md), written with its status annotations.
+pub const CLUSTER: &str = "mcp-gitops.mcpruntime.org/cluster";
 /// The Lease the daemon's replicas elect a leader with.
 pub const LEADER_LEASE: &str = "mcp-gitops-leader";
 /// The inventory's data key: one `Kind/namespace/name` per line.

@@ -17,7 +17,7 @@ use std::path::Path;
 /// A failure to take a repository's clusters: the command line names a cluster it does not
 /// declare (a usage mistake), or the pipeline failed.
 #[derive(Debug, thiserror::Error)]
-pub enum FleetError {
+pub enum SliceError {
     #[error("--cluster {name:?}: {message}")]
     UnknownCluster { name: String, message: String },
     #[error("the repository declares clusters ({0}): name the one to plan against the live cluster with --cluster NAME")]
@@ -26,15 +26,15 @@ pub enum FleetError {
     Pipeline(#[from] Error),
 }
 
-impl FleetError {
+impl SliceError {
     pub fn is_usage(&self) -> bool {
-        matches!(self, FleetError::UnknownCluster { .. } | FleetError::ClusterNeeded(_))
+        matches!(self, SliceError::UnknownCluster { .. } | SliceError::ClusterNeeded(_))
     }
 }
 
-impl From<crate::source::SourceError> for FleetError {
+impl From<crate::source::SourceError> for SliceError {
     fn from(e: crate::source::SourceError) -> Self {
-        FleetError::Pipeline(e.into())
+        SliceError::Pipeline(e.into())
     }
 }
 
@@ -46,14 +46,14 @@ pub struct ClusterState {
 
 /// The clusters to take of `config`: `only`, or every one it declares. `None` when it declares
 /// none and none is asked for; an error when `only` is not one of them.
-pub fn chosen(config: &RepoConfig, only: Option<&str>) -> Result<Option<Vec<String>>, FleetError> {
+pub fn chosen(config: &RepoConfig, only: Option<&str>) -> Result<Option<Vec<String>>, SliceError> {
     match only {
         None if config.clusters.is_empty() => Ok(None),
         None => Ok(Some(slice::names(config))),
         Some(name) if config.cluster(name).is_some() => Ok(Some(vec![name.to_string()])),
         Some(name) => {
             let unknown = slice::unknown(config, name);
-            Err(FleetError::UnknownCluster { name: name.to_string(), message: format!("{} ({})", unknown.message, unknown.hint) })
+            Err(SliceError::UnknownCluster { name: name.to_string(), message: format!("{} ({})", unknown.message, unknown.hint) })
         }
     }
 }
@@ -119,7 +119,7 @@ pub fn plan_against_base(
     now: Timestamp,
     cache: &Cache,
     only: Option<&str>,
-) -> Result<Option<Planned>, FleetError> {
+) -> Result<Option<Planned>, SliceError> {
     let tree = WorkTree { path, rev: None };
     let snapshot = tree.read("")?;
     let Some(names) = chosen(&config_of(&snapshot), only)? else { return Ok(None) };
@@ -175,7 +175,7 @@ pub fn validated(
     now: Timestamp,
     cache: &Cache,
     only: Option<&str>,
-) -> Result<Option<DesiredState>, FleetError> {
+) -> Result<Option<DesiredState>, SliceError> {
     let tree = WorkTree { path, rev: None };
     let snapshot = tree.read("")?;
     let Some(names) = chosen(&config_of(&snapshot), only)? else { return Ok(None) };
@@ -219,11 +219,11 @@ pub fn for_live_cluster(
     now: Timestamp,
     cache: &Cache,
     only: Option<&str>,
-) -> Result<Option<DesiredState>, FleetError> {
+) -> Result<Option<DesiredState>, SliceError> {
     if only.is_none() {
         let config = config_of(&WorkTree { path, rev: None }.read("")?);
         if !config.clusters.is_empty() {
-            return Err(FleetError::ClusterNeeded(slice::names(&config).join(", ")));
+            return Err(SliceError::ClusterNeeded(slice::names(&config).join(", ")));
         }
     }
     validated(path, allowed, now, cache, only)
