@@ -65,7 +65,7 @@ macro_rules! usage_or_failed_from {
     )*};
 }
 
-usage_or_failed_from!(AccessError, crate::install::InstallError, pipeline::review::AccessReviewError, pipeline::fleet::SliceError);
+usage_or_failed_from!(AccessError, crate::install::InstallError, pipeline::review::AccessReviewError);
 
 /// Runs the command line and returns the process exit code.
 pub fn run() -> i32 {
@@ -96,3 +96,5 @@ pub fn run() -> i32 {
         }
     }
 }
+
+usage_or_failed_from!(pipeline::fleet::SliceError);
