@@ -59,7 +59,7 @@ fn promised_lines(readme: &str) -> Vec<std::ops::RangeInclusive<u64>> {
 
 #[test]
 fn the_example_platform_validates_clean() {
-    for example in ["examples/platform", "examples/pr-change"] {
+    for example in ["examples/platform", "examples/pr-change", "examples/fleet"] {
         let out = run(&["validate", example, "--now", NOW]);
         assert_eq!(out.code, 0, "{}", out.stdout);
         assert!(out.stdout.contains("0 errors, 0 warnings"), "{}", out.stdout);

@@ -404,6 +404,9 @@ pub struct DaemonArgs {
     /// docs/daemon.md#notifications). Mount it from a Secret: it names the files of their URLs and keys.
     #[arg(long, value_name = "FILE")]
     pub notifications: Option<PathBuf>,
+    /// Apply only this cluster's slice of the repository (`clusters:` in mcp-gitops.yaml, docs/fleet.md).
+    #[arg(long = "cluster", value_name = "NAME")]
+    pub fleet_cluster: Option<String>,
     #[command(flatten)]
     pub git: GitArgs,
 }
@@ -541,6 +544,9 @@ pub struct ValidateArgs {
     /// How long the tools/list exchange with --from-server may take.
     #[arg(long, value_name = "DURATION", default_value = "20s", requires = "from_server")]
     pub from_server_timeout: String,
+    /// Check this cluster's slice only (`clusters:` in mcp-gitops.yaml; default: every cluster).
+    #[arg(long = "cluster", value_name = "NAME")]
+    pub only_cluster: Option<String>,
     #[command(flatten)]
     pub cache: CacheArgs,
 }
@@ -585,6 +591,9 @@ pub struct PlanArgs {
     /// the reference the incremental path is tested against. Implies --no-cache.
     #[arg(long)]
     pub no_incremental: bool,
+    /// Plan this cluster's slice only (`clusters:` in mcp-gitops.yaml; with --base, default: every cluster).
+    #[arg(long = "cluster", value_name = "NAME")]
+    pub only_cluster: Option<String>,
     #[command(flatten)]
     pub cache: CacheArgs,
 }

@@ -188,7 +188,10 @@ fn validate_command(mut args: ValidateArgs, allowed: &Allowed, palette: Palette)
     args.path = repository(&args.path);
     let now = parse_time(args.at.as_deref(), "--at")?;
     let cache = cache_of(&args.cache, &args.path);
-    let mut state = desired::of_path(&args.path, None, allowed, now, None, &cache)?;
+    let mut state = match pipeline::fleet::validated(&args.path, allowed, now, &cache, args.only_cluster.as_deref())? {
+        Some(state) => state,
+        None => desired::of_path(&args.path, None, allowed, now, None, &cache)?,
+    };
     if let Some(base) = &args.base {
         pipeline::ratchet::against_base(&mut state, &args.path, base, allowed, now, &cache)?;
     }
@@ -226,10 +229,17 @@ fn plan_command(mut args: PlanArgs, allowed: &Allowed, palette: Palette) -> Resu
     let now = parse_time(args.at.as_deref(), "--at")?;
     let work = if args.no_incremental { Work::All } else { Work::Changed };
     let cache = if work == Work::All { Cache::off() } else { cache_of(&args.cache, &args.path) };
+    let only = args.only_cluster.as_deref();
     let Planned { plan, desired, base_sources } = match &args.base {
-        Some(base) => pipeline::plan::against_base(&args.path, base, allowed, now, work, &cache, args.format == PlanFormat::Text)?,
+        Some(base) => match pipeline::fleet::plan_against_base(&args.path, base, allowed, now, &cache, only)? {
+            Some(planned) => planned,
+            None => pipeline::plan::against_base(&args.path, base, allowed, now, work, &cache, args.format == PlanFormat::Text)?,
+        },
         None => {
-            let desired = desired::of_path(&args.path, None, allowed, now, None, &cache)?;
+            let desired = match pipeline::fleet::for_live_cluster(&args.path, allowed, now, &cache, only)? {
+                Some(desired) => desired,
+                None => desired::of_path(&args.path, None, allowed, now, None, &cache)?,
+            };
             let target = target(&args.cluster);
             let plan = runtime()?.block_on(pipeline::plan::against_cluster(&target, &args.path, &desired, now))?;
             Planned { plan, desired, base_sources: Default::default() }
@@ -564,6 +574,7 @@ fn run_daemon(args: Box<DaemonArgs>, allowed: &Allowed) -> Result<i32, CliError>
             allow_non_fast_forward: args.allow_non_fast_forward,
         }),
         notifications: args.notifications,
+        fleet_cluster: args.fleet_cluster,
     };
     runtime()?.block_on(crate::daemon::run(options))?;
     Ok(EXIT_OK)

@@ -96,3 +96,5 @@ pub fn run() -> i32 {
         }
     }
 }
+
+usage_or_failed_from!(pipeline::fleet::SliceError);

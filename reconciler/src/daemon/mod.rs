@@ -106,6 +106,8 @@ pub struct Options {
     pub verification: Option<Verification>,
     /// `--notifications FILE`: where every Event is also sent.
     pub notifications: Option<PathBuf>,
+    /// `--cluster NAME`: the cluster of the repository's `clusters:` whose slice is applied.
+    pub fleet_cluster: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +260,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
     let applyset = ApplySet::new(&options.cluster.inventory_namespace);
     let identity = identity();
     let notifier = receivers.map(|r| notifications::Notifier::new(r, notifications::Sender::new(&cluster, &applyset, &identity)));
+    let report = Report { cluster: options.fleet_cluster.clone().unwrap_or_default(), ..Report::default() };
     let shared = Arc::new(Shared {
         options,
         webhook_secret,
@@ -265,7 +268,7 @@ pub async fn run(options: Options) -> Result<(), DaemonError> {
         trigger: Notify::new(),
         ready: AtomicBool::new(false),
         stopping: AtomicBool::new(false),
-        report: Mutex::new(Report::default()),
+        report: Mutex::new(report),
         last_recorded: Mutex::new(String::new()),
         full_pass: AtomicBool::new(true),
         members: Mutex::new(Members::default()),

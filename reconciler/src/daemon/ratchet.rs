@@ -36,6 +36,7 @@ pub(super) async fn against_live(
         DesiredState { diagnostics: desired.diagnostics.clone(), ..DesiredState::default() }
     } else {
         let Some(Ok(snapshot)) = mirror.snapshot_at(&live) else { return };
+        let snapshot = crate::source::Snapshot { cluster: shared.options.fleet_cluster.clone(), ..snapshot };
         let Ok(base) = desired::of_snapshot(snapshot, mirror, &shared.options.allowed_policy_dirs, now, None, cache) else { return };
         base
     };

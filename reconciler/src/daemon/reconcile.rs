@@ -57,6 +57,8 @@ pub struct Report {
     pub pinned: String,
     /// The freeze window open at the last reconcile (name, `ends_at`); `null` when none.
     pub window: Option<crate::windows::Open>,
+    /// The cluster of the repository's `clusters:` this daemon applies (`--cluster`); `""` when none.
+    pub cluster: String,
 }
 
 fn result_or_empty<S: serde::Serializer>(result: &Option<Reconciled>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -207,7 +209,8 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
     }
     // load + validate (unchanged files cost a cache lookup)
     let now = Timestamp::now();
-    let validated = pipeline::desired::of_snapshot(poll.snapshot, mirror, &options.allowed_policy_dirs, now, None, &memory.cache);
+    let snapshot = crate::source::Snapshot { cluster: options.fleet_cluster.clone(), ..poll.snapshot };
+    let validated = pipeline::desired::of_snapshot(snapshot, mirror, &options.allowed_policy_dirs, now, None, &memory.cache);
     memory.cache = std::mem::take(&mut memory.cache).renewed();
     let mut desired = match validated {
         Ok(desired) => desired,
@@ -557,7 +560,7 @@ async fn record(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, outcome
         }
         *last = key;
     }
-    let annotations = BTreeMap::from([
+    let mut annotations = BTreeMap::from([
         (LAST_RESULT.to_string(), result.to_string()),
         (LAST_RESULT_TIME.to_string(), now.to_string()),
         (LAST_COUNTS.to_string(), counts_text),
@@ -566,6 +569,9 @@ async fn record(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, outcome
         (LAST_DRIFTED.to_string(), drifted.len().to_string()),
         (SOURCE_PATH.to_string(), shared.options.path.clone()),
     ]);
+    if let Some(name) = &shared.options.fleet_cluster {
+        annotations.insert(crate::model::live::CLUSTER.to_string(), name.clone());
+    }
     if let Err(e) = cluster.annotate_inventory(applyset, &annotations).await {
         tracing::warn!("cannot write the status annotations of the inventory: {}", apply::describe(&e));
     }

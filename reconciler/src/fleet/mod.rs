@@ -10,7 +10,7 @@ mod behind;
 use crate::cluster::Cluster;
 use crate::model::Kind;
 use crate::model::live::{
-    ApplySet, Control, LAST_DRIFTED, LAST_MESSAGE, LAST_RESULT, LAST_RESULT_TIME, LiveObject, REVISION, SIGNED_BY, SOURCE_PATH,
+    ApplySet, CLUSTER, Control, LAST_DRIFTED, LAST_MESSAGE, LAST_RESULT, LAST_RESULT_TIME, LiveObject, REVISION, SIGNED_BY, SOURCE_PATH,
 };
 use crate::pipeline::desired::Allowed;
 use crate::validate::expiry::EXPIRES_AT;
@@ -24,8 +24,6 @@ pub use behind::Pending;
 
 /// The version of the JSON of `fleet status` (docs/fleet.md).
 pub const FORMAT_VERSION: &str = "1";
-/// The annotation of the inventory that names the cluster its daemon applies (`daemon --cluster`).
-pub const CLUSTER: &str = "mcp-gitops.mcpruntime.org/cluster";
 /// How long one cluster may take to show its inventory before its row says it did not answer
 /// (and as long again to list its grants and servers).
 pub const TIMEOUT: Duration = Duration::from_secs(10);

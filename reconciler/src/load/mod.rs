@@ -6,6 +6,7 @@
 
 pub mod metadata;
 mod mistake;
+pub mod slice;
 pub mod yaml;
 
 use crate::cache::{Cache, Key, Pack};
@@ -22,14 +23,14 @@ pub use crate::model::CONFIG_FILE;
 
 /// A parsed document that is not one of the managed objects but is still checked: `.mcp`
 /// metadata (schema, secrets) and documents of other kinds (secrets).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RawDocument {
     pub file: String,
     pub value: Value,
     pub spans: Arc<Spans>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Loaded {
     pub state: DesiredState,
     pub metadata: Vec<RawDocument>,
@@ -84,12 +85,19 @@ fn load_sharing(snapshot: Snapshot, previous: Option<&DesiredState>, cache: &Cac
     if let Some((_, text)) = files.iter().find(|(path, _)| path == CONFIG_FILE) {
         loaded.state.config = load_config(text, &mut loaded.state.diagnostics);
     }
+    let slice = match &snapshot.cluster {
+        Some(name) => slice::select(&mut loaded.state.config, name, &mut loaded.state.diagnostics),
+        None => slice::Slice::Every,
+    };
     // A document without a namespace takes the default one: another default changes every such object.
     let previous = previous.filter(|p| p.config.default_namespace() == loaded.state.config.default_namespace());
     let ignore = ignore_set(&loaded.state.config.ignore, &mut loaded.state.diagnostics);
-    loaded.state.diagnostics.retain(|d| d.file == CONFIG_FILE || !ignore.is_match(&d.file));
-    let files: Vec<(String, Arc<str>)> =
-        files.into_iter().filter(|(path, _)| path != CONFIG_FILE && !ignore.is_match(path)).map(|(p, t)| (p, Arc::from(t))).collect();
+    loaded.state.diagnostics.retain(|d| d.file == CONFIG_FILE || (!ignore.is_match(&d.file) && slice.holds(&d.file)));
+    let files: Vec<(String, Arc<str>)> = files
+        .into_iter()
+        .filter(|(path, _)| path != CONFIG_FILE && !ignore.is_match(path) && slice.holds(path))
+        .map(|(p, t)| (p, Arc::from(t)))
+        .collect();
     // Where each file comes in a full load: what is taken and what is parsed are put back in that order.
     let rank: HashMap<String, usize> = files.iter().enumerate().map(|(i, (path, _))| (path.clone(), i)).collect();
     let taken = |path: &str, text: &str| previous.and_then(|p| p.sources.get(path)).is_some_and(|t| **t == *text);
@@ -272,6 +280,7 @@ fn load_config(text: &str, diagnostics: &mut Vec<Diagnostic>) -> RepoConfig {
     settings.retain(|key, _| !broken.contains(key));
     let config: RepoConfig = serde_json::from_value(Value::Object(settings)).unwrap_or_default();
     diagnostics.extend(crate::windows::check(&config.windows, |pointer| document.spans.values.get(pointer).copied()));
+    diagnostics.extend(slice::check(&config, |pointer| document.spans.values.get(pointer).copied()));
     config
 }
 

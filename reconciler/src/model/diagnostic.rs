@@ -147,6 +147,10 @@ pub struct Diagnostic {
     pub message: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hint: String,
+    /// The clusters of `clusters:` whose desired state has the problem (docs/fleet.md); empty
+    /// when the repository declares none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<String>,
     /// The source text under the caret must not be shown (it holds credential material).
     #[serde(skip)]
     pub redact_source: bool,
@@ -164,6 +168,7 @@ impl Diagnostic {
             path: String::new(),
             message: message.into(),
             hint: String::new(),
+            clusters: Vec::new(),
             redact_source: false,
         }
     }

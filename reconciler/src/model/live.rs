@@ -39,6 +39,9 @@ pub const SUSPEND_NOTE: &str = "mcp-gitops.mcpruntime.org/suspend-note";
 pub const SUSPEND_MANAGER: &str = "mcp-gitops-suspend";
 pub const PIN: &str = "mcp-gitops.mcpruntime.org/pin";
 pub const PIN_MANAGER: &str = "mcp-gitops-pin";
+/// Which cluster of the repository's `clusters:` the daemon applies (`daemon --cluster`;
+/// docs/fleet.md), written with its status annotations.
+pub const CLUSTER: &str = "mcp-gitops.mcpruntime.org/cluster";
 /// The Lease the daemon's replicas elect a leader with.
 pub const LEADER_LEASE: &str = "mcp-gitops-leader";
 /// The inventory's data key: one `Kind/namespace/name` per line.

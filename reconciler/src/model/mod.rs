@@ -36,6 +36,25 @@ pub struct RepoConfig {
     pub trust: TrustSettings,
     /// Freeze windows: while one is open the daemon holds changes that widen access (`windows`).
     pub windows: Vec<Window>,
+    /// The clusters the repository declares state for (docs/fleet.md); empty: one cluster, every file.
+    pub clusters: Vec<ClusterSpec>,
+}
+
+/// One cluster of `clusters:`: which repository files apply to it, and its own defaults.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ClusterSpec {
+    /// Unique, a DNS-1123 label: what `--cluster` names.
+    pub name: String,
+    /// Globs of the repository files that apply to this cluster (the syntax of `ignore:`); empty: every file.
+    pub paths: Vec<String>,
+    /// The gateway's MCP_CLUSTER_NAME there (default: `name`).
+    pub cluster_name: Option<String>,
+    /// The namespace of its documents that set none (default: the top-level one).
+    pub default_namespace: Option<String>,
+    /// The git ref this cluster's daemon follows when not the others' branch; read by `fleet status` only.
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
 }
 
 /// One freeze window of `windows:`, as written; `crate::windows` reads and evaluates it.
@@ -112,6 +131,9 @@ pub struct ApprovalRule {
     pub on: String,
     pub approvers: Vec<String>,
     pub count: usize,
+    /// Globs over the names of `clusters:`: the rule applies to the changes of those clusters'
+    /// slices alone (docs/fleet.md). Empty: to every change.
+    pub clusters: Vec<String>,
 }
 
 /// `policies:` in `mcp-gitops.yaml`.
@@ -149,6 +171,11 @@ impl RepoConfig {
 
     pub fn cluster_name(&self) -> &str {
         self.cluster_name.as_deref().unwrap_or(DEFAULT_CLUSTER)
+    }
+
+    /// The cluster of `clusters:` named `name`.
+    pub fn cluster(&self, name: &str) -> Option<&ClusterSpec> {
+        self.clusters.iter().find(|c| c.name == name)
     }
 }
 

@@ -47,14 +47,7 @@ pub fn against_base(
     let mut loaded = DesiredState::default();
     let mut desired = desired::of_path(path, None, allowed, now, (work == Work::Changed).then_some(&mut loaded), cache)?;
     super::ratchet::against_base(&mut desired, path, base, allowed, now, cache)?;
-    let (base_snapshot, base_kind) = if Path::new(base).is_dir() {
-        // A directory below a repository's mcp-gitops.yaml stands for that repository, as PATH does.
-        (source::from_dir(&source::root::find(Path::new(base)).path)?, "directory")
-    } else if source::resolve_revision_in(path, base) {
-        (source::from_git(path, base)?, "git")
-    } else {
-        return Err(Error::not_a_base(path, base));
-    };
+    let (base_snapshot, base_kind) = base_snapshot(path, base)?;
     // The base's own problems are not this change's: load it, do not validate it. What it could
     // not load is reported apart (`base_diagnostics`). It shares most files with the desired
     // state: those are taken, not parsed again.
@@ -70,6 +63,19 @@ pub fn against_base(
     let base_sources = if !plan.base_diagnostics.is_empty() && keep_base_sources { base.sources.clone() } else { BTreeMap::new() };
     super::left_to_the_os(base);
     Ok(Planned { plan, desired, base_sources })
+}
+
+/// The files of `base`, a directory or a git revision of the repository that holds `path`, and
+/// which of the two it is.
+pub(super) fn base_snapshot(path: &Path, base: &str) -> Result<(source::Snapshot, &'static str), Error> {
+    if Path::new(base).is_dir() {
+        // A directory below a repository's mcp-gitops.yaml stands for that repository, as PATH does.
+        Ok((source::from_dir(&source::root::find(Path::new(base)).path)?, "directory"))
+    } else if source::resolve_revision_in(path, base) {
+        Ok((source::from_git(path, base)?, "git"))
+    } else {
+        Err(Error::not_a_base(path, base))
+    }
 }
 
 /// Connects to `target` and reads the live state of the three kinds and the inventory.

@@ -73,7 +73,7 @@ pub fn reclassified(base: &DesiredState, desired: &DesiredState) -> Vec<Reclassi
 
 /// The rule that applies when `owners.approvals` lists none: a widening needs one owner.
 fn default_rules() -> Vec<ApprovalRule> {
-    vec![ApprovalRule { on: "widened".into(), approvers: vec!["owners".into()], count: 1 }]
+    vec![ApprovalRule { on: "widened".into(), approvers: vec!["owners".into()], count: 1, clusters: Vec::new() }]
 }
 
 /// `owners.servers`: who owns each server.
@@ -106,7 +106,9 @@ pub fn required(owners: &Owners, access_changes: &[AccessChange], reclassified: 
         return Approvals::default();
     }
     let map = OwnerMap::new(owners);
-    let rules = if owners.approvals.is_empty() { default_rules() } else { owners.approvals.clone() };
+    // A rule for some clusters applies in their slices alone, where `load::slice` makes it a rule for all.
+    let rules: Vec<ApprovalRule> = owners.approvals.iter().filter(|rule| rule.clusters.is_empty()).cloned().collect();
+    let rules = if rules.is_empty() { default_rules() } else { rules };
     // (rule, approvers) -> the servers and the number of calls it is needed for.
     let mut needed: BTreeMap<(usize, Vec<String>), (BTreeSet<String>, usize)> = BTreeMap::new();
     for change in access_changes {
@@ -375,6 +377,7 @@ mod tests {
                     on: on.to_string(),
                     approvers: who.iter().map(|w| w.to_string()).collect(),
                     count: *count,
+                    clusters: Vec::new(),
                 })
                 .collect(),
             unowned: None,

@@ -9,6 +9,7 @@ pub mod break_glass;
 pub mod diff;
 pub mod expiring;
 pub mod fields;
+pub mod fleet;
 pub mod later;
 pub mod live;
 pub mod partial;
@@ -197,6 +198,10 @@ pub struct Plan {
     /// uncertain. Empty against a cluster.
     pub base_diagnostics: Vec<Diagnostic>,
     pub summary: Summary,
+    /// With `clusters:` in `mcp-gitops.yaml`: each cluster's own plan; the fields above are then
+    /// their union (`fleet`). Absent without.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<fleet::ClusterPlan>,
 }
 
 /// How much a plan computes: what the change can affect (the default), or everything, the
@@ -264,6 +269,7 @@ pub fn assemble(
         diagnostics: desired.diagnostics.clone(),
         base_diagnostics,
         summary,
+        clusters: Vec::new(),
     };
     let owners = if base.config.owners.servers.is_empty() { &desired.config.owners } else { &base.config.owners };
     approvals::add_to(&mut plan, owners, desired, base);
@@ -288,6 +294,7 @@ pub fn of_changes(desired: &DesiredState, base: Base, changes: Vec<Change>) -> P
         expiring: Vec::new(),
         diagnostics: desired.diagnostics.clone(),
         base_diagnostics: Vec::new(),
+        clusters: Vec::new(),
     }
 }
 

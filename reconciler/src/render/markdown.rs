@@ -26,6 +26,19 @@ pub fn render(plan: &Plan) -> String {
 }
 
 pub fn render_capped(plan: &Plan, cap: usize) -> String {
+    if !plan.clusters.is_empty() {
+        return super::clusters::markdown(plan, cap);
+    }
+    let note = |left: usize| {
+        format!(
+            "\n> [!NOTE]\n> The plan is too long for one comment: it was cut here ({left} more section(s) not shown). Run `mcp-gitops plan --format text` for all of it."
+        )
+    };
+    fit(head(plan), &sections(plan, true), cap, note)
+}
+
+/// The comment's head: the marker, the summary, what needs attention first and the approvals.
+pub(super) fn head(plan: &Plan) -> String {
     let mut head = String::new();
     let _ = writeln!(head, "{MARKER}\n### mcp-gitops plan\n");
     let _ = writeln!(head, "**{}**\n", plan.summary);
@@ -79,9 +92,15 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
         }
         head.push('\n');
     }
+    head
+}
 
+/// The comment's sections, each kept whole or cut as one (`fit`); the plan's diagnostics only
+/// `with_diagnostics`.
+pub(super) fn sections(plan: &Plan, with_diagnostics: bool) -> Vec<String> {
     let mut sections = Vec::new();
-    for (title, diagnostics) in [("Diagnostics", &plan.diagnostics), ("Problems in the base", &plan.base_diagnostics)] {
+    let diagnostics = if with_diagnostics { plan.diagnostics.as_slice() } else { &[] };
+    for (title, diagnostics) in [("Diagnostics", diagnostics), ("Problems in the base", plan.base_diagnostics.as_slice())] {
         if !diagnostics.is_empty() {
             sections.push(format!("#### {title}\n\n{}", diagnostics_table(diagnostics)));
         }
@@ -169,6 +188,12 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
         }
     }
 
+    sections
+}
+
+/// `head` and as many of `sections` as fit in `cap` characters; where one does not, it is cut
+/// (a table row by row) and `note` says how many more were left out.
+pub(super) fn fit(head: String, sections: &[String], cap: usize, note: impl Fn(usize) -> String) -> String {
     let mut out = head;
     for (i, section) in sections.iter().enumerate() {
         if out.len() + section.len() + 300 > cap {
@@ -185,11 +210,7 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
                     out.push_str("\n</details>\n");
                 }
             }
-            let _ = writeln!(
-                out,
-                "\n> [!NOTE]\n> The plan is too long for one comment: it was cut here ({} more section(s) not shown). Run `mcp-gitops plan --format text` for all of it.",
-                sections.len() - i - 1
-            );
+            let _ = writeln!(out, "{}", note(sections.len() - i - 1));
             return out;
         }
         out.push_str(section);
@@ -198,12 +219,13 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
     out
 }
 
-fn diagnostics_table(diagnostics: &[Diagnostic]) -> String {
+pub(super) fn diagnostics_table(diagnostics: &[Diagnostic]) -> String {
     let mut s = String::from("| | code | where | message |\n|---|---|---|---|\n");
     for d in diagnostics {
         let icon = if d.severity == Severity::Error { "❌" } else { "⚠️" };
         let place = code(&format!("{}:{}:{}", d.file, d.line, d.column));
-        let _ = writeln!(s, "| {icon} | `{}` | {} | {} |", d.code, cell(&place), cell(&text(&d.message)));
+        let clusters = if d.clusters.is_empty() { String::new() } else { format!("[{}] ", d.clusters.join(", ")) };
+        let _ = writeln!(s, "| {icon} | `{}` | {} | {} |", d.code, cell(&place), cell(&text(&format!("{clusters}{}", d.message))));
     }
     s
 }

@@ -23,7 +23,10 @@ pub fn with_diagnostics(plan: &Plan, sources: &Files, base_sources: &Files, show
         let _ = writeln!(out, "Problems in the base ({}):", terminal(&plan.base.source));
         out += &super::diagnostics::render(&plan.base_diagnostics, base_sources, &Shown::AS_IS, palette);
     }
-    out + &render(plan, palette)
+    match plan.clusters.is_empty() {
+        true => out + &render(plan, palette),
+        false => out + &super::clusters::plain(plan, palette),
+    }
 }
 
 /// Names in backticks and words as they are, each with its control characters shown.

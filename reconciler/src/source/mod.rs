@@ -61,6 +61,8 @@ pub struct Snapshot {
     pub revision: String,
     pub files: Vec<SourceFile>,
     pub diagnostics: Vec<Diagnostic>,
+    /// The cluster of `clusters:` (mcp-gitops.yaml) whose slice to load; `None`: every file.
+    pub cluster: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
