@@ -1,7 +1,8 @@
-//! One repository, many clusters: three real API servers, each with a daemon following its own
-//! folder of one git repository. `fleet status` reads them side by side: two clusters at the
-//! branch tip, one behind by the commit that widens access there, and a context whose API
-//! server is gone, shown as a row that says so while the others still show.
+//! One repository, many clusters: three real API servers, each with a daemon applying its own
+//! cluster of one git repository's `clusters:` (`daemon --cluster`). `fleet status` reads them
+//! side by side: two clusters at the branch tip, one that follows a ref of its own (`ref:`) and
+//! would gain, by catching up with the branch, the commit that widens access there, and a
+//! context whose API server is gone, shown as a row that says so while the others still show.
 
 mod common;
 
@@ -68,29 +69,33 @@ fn fleet_status_shows_two_clusters_at_the_tip_one_behind_and_one_unreachable() {
     let upstream = Upstream::new();
     let work = upstream.work.path();
     CLUSTERS.iter().for_each(|name| write_platform(&work.join("clusters").join(name)));
+    std::fs::write(
+        work.join("mcp-gitops.yaml"),
+        "clusters:\n  - {name: alpha, paths: [\"clusters/alpha/**\"]}\n  - {name: beta, paths: [\"clusters/beta/**\"]}\n  - {name: gamma, paths: [\"clusters/gamma/**\"], ref: gamma}\n",
+    )
+    .expect("write");
     let first = upstream.push("three clusters");
-    let mut daemons: Vec<Option<Daemon>> = clusters
+    // gamma follows a branch of its own, which CI moves once the others are healthy: not yet.
+    for repo in [upstream.work.path(), upstream.bare.path()] {
+        let git = std::process::Command::new("git").arg("-C").arg(repo).args(["branch", "gamma", &first]).output().expect("git");
+        assert!(git.status.success(), "{}", String::from_utf8_lossy(&git.stderr));
+    }
+    let daemons: Vec<Daemon> = clusters
         .iter()
         .zip(CLUSTERS)
         .map(|(cluster, name)| {
-            let path = format!("clusters/{name}");
-            Some(Daemon::start(&upstream.bare_path(), &cluster.kubeconfig, "mcp-gitops", &["--path", &path, "--drift", "report"]))
+            let branch = if name == "gamma" { "gamma" } else { "main" };
+            Daemon::start(
+                &upstream.bare_path(),
+                &cluster.kubeconfig,
+                "mcp-gitops",
+                &["--cluster", name, "--branch", branch, "--drift", "report"],
+            )
         })
         .collect();
 
-    // gamma's daemon is stopped before the commit that widens access in gamma's folder (and,
-    // to show that each cluster is compared with its own folder, alpha's): it stays behind.
-    // (once it recorded its first pass: readiness comes just before)
-    let recorded = || {
-        let inventory = clusters[2].kubectl.json(&["get", "configmap", "mcp-gitops-inventory", "-n", "mcp-gitops"]);
-        inventory["metadata"]["annotations"]["mcp-gitops.mcpruntime.org/last-result"] == "applied"
-    };
-    let waiting = std::time::Instant::now();
-    while !recorded() {
-        assert!(waiting.elapsed() < Duration::from_secs(30), "gamma's daemon recorded no result");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    drop(daemons[2].take());
+    // The commit that widens access in gamma's folder (and, to show that each cluster is compared
+    // with its own slice, alpha's) reaches main only.
     for name in ["alpha", "gamma"] {
         let grant = work.join("clusters").join(name).join("grants/editors.yaml");
         let text = std::fs::read_to_string(&grant).expect("read");
@@ -104,14 +109,23 @@ fn fleet_status_shows_two_clusters_at_the_tip_one_behind_and_one_unreachable() {
     )
     .expect("write");
     let tip = upstream.push("docs-bot may edit");
-    for daemon in daemons.iter().flatten() {
+    for daemon in &daemons[..2] {
         assert_eq!(daemon.signed_hook(), 202);
         daemon.wait_for(Duration::from_secs(60), "the new tip applied", |s| s["revision"] == tip.as_str());
+    }
+    daemons[2].wait_for(Duration::from_secs(60), "gamma's branch applied", |s| s["revision"] == first.as_str());
+    // (the status annotations come just after readiness)
+    let annotations =
+        || clusters[2].kubectl.json(&["get", "configmap", "mcp-gitops-inventory", "-n", "mcp-gitops"])["metadata"]["annotations"].clone();
+    let waiting = std::time::Instant::now();
+    while annotations()["mcp-gitops.mcpruntime.org/last-result"].as_str().unwrap_or_default().is_empty() {
+        assert!(waiting.elapsed() < Duration::from_secs(30), "gamma's daemon recorded no result: {}\n{}", annotations(), daemons[2].logs());
+        std::thread::sleep(Duration::from_millis(50));
     }
 
     // beta: someone edits a grant by hand (the daemon reports drift), and suspends its daemon
     clusters[1].kubectl.edit_grant_as("someone", "mcp-team-support", "editors", r#"{"spec":{"maxTrust":"low"}}"#);
-    daemons[1].as_ref().unwrap().wait_for(Duration::from_secs(60), "the drift reported", |s| !s["drifted"].as_array().unwrap().is_empty());
+    daemons[1].wait_for(Duration::from_secs(60), "the drift reported", |s| !s["drifted"].as_array().unwrap().is_empty());
     let beta = clusters[1].kubeconfig.to_str().unwrap();
     let suspended = run(&["daemon", "suspend", "--reason", "incident 4711", "--kubeconfig", beta, "--inventory-namespace", "mcp-gitops"]);
     assert_eq!(suspended.code, 0, "{}", suspended.stderr);
@@ -146,10 +160,10 @@ fn fleet_status_shows_two_clusters_at_the_tip_one_behind_and_one_unreachable() {
     for name in ["alpha", "beta"] {
         let at_tip = row(&status, name);
         assert_eq!(at_tip["reachable"], true, "{at_tip}");
-        assert_eq!(at_tip["cluster"], name, "no cluster annotation: the context names it");
+        assert_eq!(at_tip["cluster"], name, "as its daemon's --cluster records it");
         assert_eq!(at_tip["revision"], tip.as_str());
-        assert_eq!(at_tip["path"], format!("clusters/{name}"));
-        assert_eq!(at_tip["behind_commits"], 0);
+        assert_eq!((at_tip["follows"].as_str(), at_tip["behind_commits"].as_u64()), (Some("main"), Some(0)), "{at_tip}");
+        assert!(at_tip["catch_up"].is_null(), "{at_tip}");
         assert_eq!(at_tip["pending"]["widened"], 0, "{at_tip}");
         // applied, or a later pass that found it live
         assert!(["applied", "unchanged"].contains(&at_tip["last_result"].as_str().unwrap()), "{at_tip}");
@@ -171,11 +185,16 @@ fn fleet_status_shows_two_clusters_at_the_tip_one_behind_and_one_unreachable() {
     let behind = row(&status, "gamma");
     assert_eq!(behind["reachable"], true, "{behind}");
     assert_eq!(behind["revision"], first.as_str());
-    assert_eq!((behind["path"].as_str(), behind["last_result"].as_str()), (Some("clusters/gamma"), Some("applied")), "{behind}");
-    assert_eq!(behind["behind_commits"], 1, "{behind}");
-    assert_eq!(behind["pending"]["widened"], 1, "{behind}");
-    assert_eq!(behind["pending"]["update"], 1, "{behind}");
-    let change = &behind["pending"]["access_changes"][0];
+    assert_eq!(behind["cluster"], "gamma", "{behind}");
+    assert!(["applied", "unchanged"].contains(&behind["last_result"].as_str().unwrap()), "{behind}");
+    // At the tip of its own ref, and one commit short of main, which would widen its access.
+    assert_eq!((behind["follows"].as_str(), behind["behind_commits"].as_u64()), (Some("gamma"), Some(0)), "{behind}");
+    assert_eq!(behind["pending"]["widened"], 0, "{behind}");
+    assert_eq!(behind["catch_up_commits"], 1, "{behind}");
+    assert_eq!(behind["catch_up"]["widened"], 1, "{behind}");
+    assert_eq!(behind["catch_up"]["update"], 1, "{behind}");
+    assert_eq!(behind["catch_up"]["create"], 0, "alpha's new grant is not gamma's: {behind}");
+    let change = &behind["catch_up"]["access_changes"][0];
     assert_eq!((change["direction"].as_str(), change["tool"].as_str()), (Some("widened"), Some("edit")), "{behind}");
     assert_eq!(change["subject"]["agent"], "docs-bot", "{behind}");
     let gone_row = row(&status, "gone");
@@ -194,13 +213,10 @@ fn fleet_status_shows_two_clusters_at_the_tip_one_behind_and_one_unreachable() {
             .unwrap_or_else(|| panic!("no {context} row:\n{}", text.stdout))
     };
     assert!(line("gone").contains("unreachable: the API server did not answer"), "{}", text.stdout);
-    assert!(
-        line("gamma").contains(&first[..12]) && line("gamma").contains(" 1 ") && line("gamma").contains("1 widened"),
-        "{}",
-        text.stdout
-    );
+    assert!(line("gamma").contains(&first[..12]) && line("gamma").contains("nothing"), "{}", text.stdout);
     assert!(line("alpha").contains(&tip[..12]) && line("alpha").contains("nothing"), "{}", text.stdout);
-    assert!(text.stdout.contains("pending: mcp-team-support/docs: agent `docs-bot` may now call `docs/edit` (write)"), "{}", text.stdout);
+    assert!(text.stdout.contains("follows: gamma; main is 1 commit(s) ahead: 1 widened, 0 narrowed; 1 object(s)"), "{}", text.stdout);
+    assert!(text.stdout.contains("gain: mcp-team-support/docs: agent `docs-bot` may now call `docs/edit` (write)"), "{}", text.stdout);
 
     // The reachable clusters alone: every row read, exit 0.
     let some = run(&["fleet", "status", "--kubeconfig", kube, "--context", "alpha", "--context", "gamma", "--format", "json"]);

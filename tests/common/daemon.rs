@@ -123,7 +123,9 @@ impl Daemon {
         std::fs::write(&secret, format!("{SECRET}\n")).expect("secret");
         let logs = dir.path().join("daemon.log");
         let child = Command::new(env!("CARGO_BIN_EXE_mcp-gitops"))
-            .args(["daemon", "--repo", repo, "--branch", "main", "--interval", "1h"])
+            .args(["daemon", "--repo", repo, "--interval", "1h"])
+            // `main` unless `extra` names another branch
+            .args(if extra.contains(&"--branch") { &[][..] } else { &["--branch", "main"][..] })
             .args(["--listen", "127.0.0.1:0", "--webhook-secret-file", &secret.to_string_lossy()])
             .args(["--kubeconfig", &kubeconfig.to_string_lossy(), "--inventory-namespace", inventory])
             .args(["--cache-dir", &dir.path().join("cache").to_string_lossy(), "--log-format", "json"])

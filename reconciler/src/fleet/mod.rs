@@ -79,10 +79,17 @@ pub struct Row {
     pub signed_by: String,
     /// The directory inside the repository its daemon follows (`--path`).
     pub path: String,
-    /// Commits on the branch the live revision lacks; null without `--repo` (or when unknown).
+    /// What it is compared with: `--branch`, or its own `ref:` in `clusters:`; empty without `--repo`.
+    pub follows: String,
+    /// Commits on `follows` the live revision lacks; null without `--repo` (or when unknown).
     pub behind_commits: Option<usize>,
-    /// What catching up with the branch would change; null when not compared.
+    /// What catching up with `follows` would change; null when not compared.
     pub pending: Option<Pending>,
+    /// For a cluster that follows a ref of its own: the commits of `--branch` the live revision
+    /// lacks, and what catching up with the branch would change (what it would gain); null
+    /// otherwise.
+    pub catch_up_commits: Option<usize>,
+    pub catch_up: Option<Pending>,
     pub last_result: String,
     pub last_result_time: String,
     pub last_message: String,

@@ -1,8 +1,8 @@
 //! `fleet status` as text: one aligned row per cluster, then each cluster's details (its last
-//! message, signer, drift, suspension, pin, expiring grants and the access changes still
-//! pending). The JSON is the `Fleet` value itself (docs/fleet.md).
+//! message, signer, drift, suspension, pin, expiring grants, the access changes still pending,
+//! and, for a cluster that follows a ref of its own, what catching up with the branch would add). The JSON is the `Fleet` value itself (docs/fleet.md).
 
-use crate::fleet::{Fleet, Row};
+use crate::fleet::{Fleet, Pending, Row};
 
 /// A row's names (cluster, context), then its other columns or why it has none.
 type Line = ([String; 2], Result<[String; 4], String>);
@@ -34,7 +34,7 @@ pub fn text(fleet: &Fleet) -> String {
         out.push_str(&format!("\nBranch {} is at {}.\n", fleet.branch, short(&fleet.tip)));
     }
     for row in fleet.clusters.iter().filter(|row| row.reachable && row.inventory) {
-        out.push_str(&details(row));
+        out.push_str(&details(row, &fleet.branch));
     }
     out
 }
@@ -48,11 +48,7 @@ fn columns(row: &Row) -> Result<[String; 4], String> {
         return Err("no inventory: no daemon has applied here".into());
     }
     let behind = row.behind_commits.map_or("-".to_string(), |n| n.to_string());
-    let pending = match &row.pending {
-        Some(p) if p.widened + p.narrowed + p.changed + p.create + p.update + p.delete == 0 => "nothing".to_string(),
-        Some(p) => format!("{} widened, {} narrowed; {} object(s)", p.widened, p.narrowed, p.create + p.update + p.delete),
-        None => "-".to_string(),
-    };
+    let pending = row.pending.as_ref().map_or("-".to_string(), changes);
     let result = match (row.last_result.as_str(), row.last_result_time.as_str()) {
         ("", _) => "-".to_string(),
         (result, "") => result.to_string(),
@@ -61,7 +57,7 @@ fn columns(row: &Row) -> Result<[String; 4], String> {
     Ok([short(&row.revision), behind, pending, result])
 }
 
-fn details(row: &Row) -> String {
+fn details(row: &Row, branch: &str) -> String {
     let mut lines = vec![format!("\n{} ({}):", row.cluster, row.context)];
     let mut say = |label: &str, value: String| lines.push(format!("  {label}: {value}"));
     if !row.error.is_empty() {
@@ -92,7 +88,21 @@ fn details(row: &Row) -> String {
             say("pending", format!("{}: {}", change.server, change.sentence()));
         }
     }
+    if let (Some(commits), Some(catch_up)) = (row.catch_up_commits, &row.catch_up) {
+        say("follows", format!("{}; {branch} is {commits} commit(s) ahead: {}", row.follows, changes(catch_up)));
+        for change in &catch_up.access_changes {
+            say("gain", format!("{}: {}", change.server, change.sentence()));
+        }
+    }
     lines.join("\n") + "\n"
+}
+
+/// What catching up would change, in a few words.
+fn changes(p: &Pending) -> String {
+    if p.widened + p.narrowed + p.changed + p.create + p.update + p.delete == 0 {
+        return "nothing".to_string();
+    }
+    format!("{} widened, {} narrowed; {} object(s)", p.widened, p.narrowed, p.create + p.update + p.delete)
 }
 
 /// A commit id as people read it.
@@ -113,6 +123,7 @@ mod tests {
             revision: "a7e4aea9638ebfd36b92cd692b025a37a6c9acc8".into(),
             signed_by: "platform@fernhill.io".into(),
             path: "clusters/prod-eu".into(),
+            follows: "main".into(),
             behind_commits: Some(0),
             pending: Some(Pending::default()),
             last_result: "applied".into(),
@@ -132,8 +143,11 @@ mod tests {
             context: "staging".into(),
             cluster: "staging-eu".into(),
             revision: "d4f9bc4c46246566080629e9fc1b76fb737f58cb".into(),
+            follows: "release".into(),
             behind_commits: Some(3),
             pending: Some(Pending { update: 1, widened: 1, ..Pending::default() }),
+            catch_up_commits: Some(5),
+            catch_up: Some(Pending { create: 1, update: 1, widened: 2, ..Pending::default() }),
             drifted: None,
             pinned: "d4f9bc4c46246566080629e9fc1b76fb737f58cb".into(),
             last_result: "unchanged".into(),
