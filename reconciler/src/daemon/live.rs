@@ -8,6 +8,7 @@
 //! by one and planned exactly as a full read would plan them: new or changed documents, objects
 //! someone else wrote, members the repository no longer declares.
 
+use super::Shared;
 use crate::cluster::{Cluster, ClusterError};
 use crate::model::live::{ApplySet, LiveState, Members, Provenance};
 use crate::model::{DesiredState, Object, ObjectId};
@@ -146,4 +147,15 @@ impl Ledger {
             planned.plan.changes.iter().filter(|c| c.action != Action::Delete).map(plan::Change::id).collect();
         self.in_sync.retain(|id, _| declared.contains(id));
     }
+}
+
+/// The revision live in the cluster: this daemon's last success, else (the first reconcile
+/// since it started) the one the inventory records, so that a restart neither judges the branch
+/// by its tip alone nor misses a force-push over what is live.
+pub(super) async fn revision(shared: &Shared, cluster: &Cluster, applyset: &ApplySet) -> Result<String, ClusterError> {
+    let own = shared.report().revision.clone();
+    if !own.is_empty() {
+        return Ok(own);
+    }
+    Ok(cluster.inventory(applyset).await?.map(|i| i.last_applied_revision).unwrap_or_default())
 }

@@ -29,7 +29,7 @@ pub(super) async fn against_live(
     if !ratchet::needs_base(desired) {
         return;
     }
-    let Ok(live) = super::reconcile::live_revision(shared, cluster, applyset).await else { return };
+    let Ok(live) = super::live::revision(shared, cluster, applyset).await else { return };
     let base = if live == desired.revision {
         // Already live (a resync, drift, an expiry, the first pass after an upgrade): every
         // violation it has is inherited, and it is not validated twice.

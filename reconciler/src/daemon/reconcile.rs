@@ -178,9 +178,9 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
         // alone, and its own signature must hold under today's trust files.
         let live = match pin {
             Some(_) => String::new(),
-            None => match live_revision(shared, cluster, applyset).await {
+            None => match super::live::revision(shared, cluster, applyset).await {
                 Ok(live) => live,
-                Err(outcome) => return outcome,
+                Err(e) => return Outcome::new(Reconciled::Failed, format!("cannot read the inventory: {}", apply::describe(&e))),
             },
         };
         match verify_new_commits(shared, mirror, verification, &live, &revision) {
@@ -219,7 +219,7 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
     super::ratchet::against_live(shared, cluster, applyset, mirror, &mut desired, now, &memory.cache).await;
     let next_expiry = crate::validate::expiry::next_expiry(&desired, now);
     // Unread (the cluster is down): the new revision's windows alone; nothing is applied then anyway.
-    let live = live_revision(shared, cluster, applyset).await.unwrap_or_else(|_| String::new());
+    let live = super::live::revision(shared, cluster, applyset).await.unwrap_or_else(|_| String::new());
     let window = super::windows::open(mirror, &live, &desired.config.windows, now);
     let break_glass = super::break_glass::Open::of(&desired, now);
     let mut outcome = plan_and_apply(
@@ -255,20 +255,6 @@ async fn pipeline(shared: &Shared, cluster: &Cluster, applyset: &ApplySet, mirro
         }
     }
     outcome
-}
-
-/// The revision live in the cluster: this daemon's last success, else (the first reconcile
-/// since it started) the one the inventory records, so that a restart neither judges the branch
-/// by its tip alone nor misses a force-push over what is live.
-pub(super) async fn live_revision(shared: &Shared, cluster: &Cluster, applyset: &ApplySet) -> Result<String, Outcome> {
-    let own = shared.report().revision.clone();
-    if !own.is_empty() {
-        return Ok(own);
-    }
-    match cluster.inventory(applyset).await {
-        Ok(inventory) => Ok(inventory.map(|i| i.last_applied_revision).unwrap_or_default()),
-        Err(e) => Err(Outcome::new(Reconciled::Failed, format!("cannot read the inventory: {}", apply::describe(&e)))),
-    }
 }
 
 /// `--verify-signatures`: every commit between the `live` revision and the new tip, and the tip

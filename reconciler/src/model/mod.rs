@@ -11,8 +11,9 @@ pub mod spelling;
 pub use diagnostic::{Code, Diagnostic, Pos, Severity};
 pub use object::{Kind, Object, ObjectId, Origin, Spec};
 
+use globset::{Glob, GlobMatcher};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// The namespace of documents that set none, unless `mcp-gitops.yaml` says otherwise (DOMAIN.md §0).
@@ -120,6 +121,20 @@ pub struct Owners {
     pub unowned: Option<Severity>,
     /// Emergency access without approvals (`break_glass::BreakGlassRules`).
     pub break_glass: Option<break_glass::BreakGlassRules>,
+}
+
+/// `owners.servers`: who owns each server.
+pub struct OwnerMap(Vec<(GlobMatcher, Vec<String>)>);
+
+impl OwnerMap {
+    pub fn new(owners: &Owners) -> OwnerMap {
+        OwnerMap(owners.servers.iter().filter_map(|(glob, who)| Some((Glob::new(glob).ok()?.compile_matcher(), who.clone()))).collect())
+    }
+
+    /// Everyone who owns the server `NAMESPACE/NAME` (every matching glob), sorted.
+    pub fn of(&self, server: &str) -> BTreeSet<String> {
+        self.0.iter().filter(|(glob, _)| glob.is_match(server)).flat_map(|(_, who)| who.iter().cloned()).collect()
+    }
 }
 
 /// One approval rule: a change of kind `on` needs `count` approvals from `approvers`, where the

@@ -8,8 +8,7 @@
 use super::access::{AccessChange, Direction, danger};
 use super::{Change, Plan};
 use crate::gateway::authorize::side_effect as normalized_effect;
-use crate::model::{ApprovalRule, Code, DesiredState, Diagnostic, Kind, ObjectId, Owners, Severity};
-use globset::{Glob, GlobMatcher};
+use crate::model::{ApprovalRule, Code, DesiredState, Diagnostic, Kind, ObjectId, OwnerMap, Owners, Severity};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -74,20 +73,6 @@ pub fn reclassified(base: &DesiredState, desired: &DesiredState) -> Vec<Reclassi
 /// The rule that applies when `owners.approvals` lists none: a widening needs one owner.
 fn default_rules() -> Vec<ApprovalRule> {
     vec![ApprovalRule { on: "widened".into(), approvers: vec!["owners".into()], count: 1, clusters: Vec::new() }]
-}
-
-/// `owners.servers`: who owns each server.
-pub struct OwnerMap(Vec<(GlobMatcher, Vec<String>)>);
-
-impl OwnerMap {
-    pub fn new(owners: &Owners) -> OwnerMap {
-        OwnerMap(owners.servers.iter().filter_map(|(glob, who)| Some((Glob::new(glob).ok()?.compile_matcher(), who.clone()))).collect())
-    }
-
-    /// Everyone who owns the server `NAMESPACE/NAME` (every matching glob), sorted.
-    pub fn of(&self, server: &str) -> BTreeSet<String> {
-        self.0.iter().filter(|(glob, _)| glob.is_match(server)).flat_map(|(_, who)| who.iter().cloned()).collect()
-    }
 }
 
 /// Whether a rule's `on` covers an access change.

@@ -3,9 +3,9 @@
 //! change needs no approval (`approvals check` says so); anything beyond the rules makes it an
 //! ordinary change, with the usual approvals. Pure: no I/O.
 
-use super::approvals::OwnerMap;
 use super::{Action, Change};
-use crate::model::{DesiredState, Kind, Object, Owners};
+use crate::model::spelling::identity;
+use crate::model::{DesiredState, Kind, Object, OwnerMap, Owners};
 use crate::validate::break_glass::{self as rules, Limits, REASON, REQUESTER};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -97,7 +97,7 @@ pub fn passes(break_glass: &BreakGlass, author: Option<&str>) -> Result<(), Stri
         return Err(break_glass.beyond_rules.join("; "));
     }
     match author {
-        Some(author) if super::approvals::identity(author) != super::approvals::identity(&break_glass.requester) => {
+        Some(author) if identity(author) != identity(&break_glass.requester) => {
             Err(format!("the change's author {author} is not its requester {}", break_glass.requester))
         }
         _ => Ok(()),

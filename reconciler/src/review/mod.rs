@@ -11,8 +11,8 @@ pub mod clickhouse;
 pub mod write;
 
 use crate::gateway::{Identity, PolicyDocument, authorize, identities, render::targets, tools};
+use crate::model::OwnerMap;
 use crate::model::{DesiredState, Kind, Object, ObjectId};
-use crate::plan::approvals::OwnerMap;
 use crate::source::SourceError;
 use audit::{Named, Usage, Window};
 use jiff::Timestamp;

@@ -4,9 +4,9 @@
 //! with git2 — signed, when git's configuration says so, the way git signs (`gpg.format ssh`:
 //! `ssh-keygen -Y sign -n git` with `user.signingkey`).
 
+use crate::model::OwnerMap;
 use crate::model::spelling::did_you_mean;
 use crate::model::{DesiredState, Object, ObjectId};
-use crate::plan::approvals::OwnerMap;
 use crate::validate::break_glass::{BREAK_GLASS, Limits, REASON, REQUESTER, REVIEWED_BY};
 use crate::validate::expiry::EXPIRES_AT;
 use jiff::{SignedDuration, Timestamp};
