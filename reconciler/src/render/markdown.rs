@@ -1,6 +1,7 @@
 //! The plan as a pull-request comment: summary and diagnostics, access changes (what reviewers
 //! decide on) before the object changes, one collapsible block per object. Kept under
-//! `MAX_COMMENT` characters; what does not fit is cut with a notice.
+//! `MAX_COMMENT` characters; what does not fit is cut with a notice. A plan of several clusters
+//! (`clusters:`) gets one block per cluster that changes.
 
 use super::escape::{html, markdown as text, markdown_cell as cell, markdown_code as code, markdown_fenced};
 use crate::model::{Diagnostic, Severity};
@@ -27,7 +28,7 @@ pub fn render(plan: &Plan) -> String {
 
 pub fn render_capped(plan: &Plan, cap: usize) -> String {
     if !plan.clusters.is_empty() {
-        return super::clusters::markdown(plan, cap);
+        return by_cluster(plan, cap);
     }
     let note = |left: usize| {
         format!(
@@ -35,6 +36,50 @@ pub fn render_capped(plan: &Plan, cap: usize) -> String {
         )
     };
     fit(head(plan), &sections(plan, true), cap, note)
+}
+
+/// What a block needs beyond its sections: its summary line and the closing tag.
+const CLUSTER_BLOCK: usize = 400;
+
+/// The comment of a plan with `clusters:` (docs/fleet.md): the head of the whole plan (summary,
+/// approvals, every problem with its clusters), the clusters with no change in one line, then one
+/// collapsible block per cluster that changes; each block gets an equal share of what is left of
+/// the comment's size, and says so where it is cut.
+fn by_cluster(plan: &Plan, cap: usize) -> String {
+    let mut out = head(plan);
+    if !plan.diagnostics.is_empty() {
+        let note = |left: usize| format!("\n> [!NOTE]\n> {left} more section(s) not shown. Run `mcp-gitops validate` for every problem.");
+        // The problems first, with their clusters, in a quarter of the comment at most.
+        let section = format!("#### Diagnostics\n\n{}", diagnostics_table(&plan.diagnostics));
+        out = fit(out, &[section], cap / 4, note);
+        out.push('\n');
+    }
+    let (changed, unchanged): (Vec<_>, Vec<_>) =
+        plan.clusters.iter().partition(|c| c.plan.summary.has_changes() || !c.plan.access_changes.is_empty());
+    if !unchanged.is_empty() {
+        let names: Vec<String> = unchanged.iter().map(|c| code(&c.name)).collect();
+        let _ = writeln!(out, "No change in {}.\n", names.join(", "));
+    }
+    for (i, cluster) in changed.iter().enumerate() {
+        let share = cap.saturating_sub(out.len()) / (changed.len() - i);
+        let name = cluster.name.clone();
+        let note = move |left: usize| {
+            format!(
+                "\n> [!NOTE]\n> The plan of {} is too long for its share of the comment: it was cut here ({left} more section(s) not shown). Run `mcp-gitops plan --cluster {} --format text` for all of it.",
+                code(&name),
+                text(&name)
+            )
+        };
+        let summary = format!(
+            "<details><summary><b>{}</b> (<code>{}</code>): {}</summary>\n\n",
+            html(&cluster.name),
+            html(&cluster.cluster_name),
+            html(&cluster.plan.summary.to_string())
+        );
+        out.push_str(&fit(summary, &sections(&cluster.plan, false), share.saturating_sub(CLUSTER_BLOCK), note));
+        out.push_str("\n</details>\n\n");
+    }
+    out
 }
 
 /// The comment's head: the marker, the summary, what needs attention first and the approvals.

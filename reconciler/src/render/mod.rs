@@ -1,7 +1,6 @@
 //! Renderers: pure functions from a plan, a diagnostic list or a decision to text. The core
 //! never prints; the CLI chooses a renderer and writes its output.
 
-mod clusters;
 pub mod diagnostics;
 pub mod escape;
 pub mod fleet;

@@ -25,8 +25,21 @@ pub fn with_diagnostics(plan: &Plan, sources: &Files, base_sources: &Files, show
     }
     match plan.clusters.is_empty() {
         true => out + &render(plan, palette),
-        false => out + &super::clusters::plain(plan, palette),
+        false => out + &by_cluster(plan, palette),
     }
+}
+
+/// The text plan of a repository with `clusters:`: each cluster's (`render`) under its name, then
+/// the counts of all.
+fn by_cluster(plan: &Plan, palette: Palette) -> String {
+    let mut out = String::new();
+    for cluster in &plan.clusters {
+        let _ = writeln!(out, "{} {} ({})\n", palette.bold("Cluster"), terminal(&cluster.name), terminal(&cluster.cluster_name));
+        out += &render(&cluster.plan, palette);
+        out.push('\n');
+    }
+    let _ = writeln!(out, "{} {}", palette.bold("All clusters:"), plan.summary);
+    out
 }
 
 /// Names in backticks and words as they are, each with its control characters shown.
