@@ -3,7 +3,8 @@
 //! `validate::clock`), so a second run on the running clock takes it from the cache; a clock
 //! moved past an expiry (`--now`, the only way a test can move it) validates again and plans what
 //! a run with no cache plans. A hit is seen from outside: a run that only reads `trees.pack` does
-//! not write it again.
+//! not write it again. With the default policies that read `now` on, the window runs between
+//! the instants their comparisons flip at (`expires-at - 30 days`), so the second run still hits.
 
 mod common;
 
@@ -79,4 +80,74 @@ fn a_plan_on_the_running_clock_hits_until_the_next_expiry() {
     let back = "2029-12-31T00:00:00Z";
     assert_eq!(plan(&dir, &cache, Some(back)), plan_cold(&dir, back));
     assert!(trees_pack(&cache).0 == recorded, "the first run's window and validation again");
+}
+
+/// `examples/platform` with the default policies on, as a repository that follows them: every
+/// grant time-bound (`expires`), every session ending within the day (`sessions_end`); committed,
+/// then a grant's trust changed in the work tree.
+fn guarded_repository(dir: &Path, expires: &str, sessions_end: &str) {
+    common::copy_dir(&common::root().join("examples/platform"), dir);
+    let config = dir.join("mcp-gitops.yaml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let on = text.replace("policies:\n  disabled: [sessions-expire-within-a-day, destructive-grants-expire]\n", "");
+    assert_ne!(on, text, "the example switches the two policies off");
+    std::fs::write(&config, on).expect("write");
+    for team in ["payments", "support"] {
+        for kind in ["grants", "sessions"] {
+            for file in std::fs::read_dir(dir.join("teams").join(team).join(kind)).expect("folder").flatten() {
+                let text = std::fs::read_to_string(file.path()).expect("file");
+                let text = if kind == "grants" {
+                    text.replace("metadata:\n", &format!("metadata:\n  annotations:\n    mcp-gitops.io/expires-at: \"{expires}\"\n"))
+                } else {
+                    text.lines()
+                        .map(|line| match line.split_once("expiresAt: ") {
+                            Some((indent, _)) => format!("{indent}expiresAt: \"{sessions_end}\"\n"),
+                            None => format!("{line}\n"),
+                        })
+                        .collect()
+                };
+                std::fs::write(file.path(), text).expect("write");
+            }
+        }
+    }
+    common::git(dir, &[], &["init", "-q", "-b", "main"]);
+    common::git(dir, &[], &["add", "-A"]);
+    common::git(dir, &[], &["commit", "-q", "--no-gpg-sign", "-m", "platform"]);
+    let grant = dir.join("teams/payments/grants/refund-desk.yaml");
+    let text = std::fs::read_to_string(&grant).expect("grant");
+    assert!(text.contains("maxTrust: medium"), "{text}");
+    std::fs::write(&grant, text.replace("maxTrust: medium", "maxTrust: low")).expect("write");
+}
+
+#[test]
+fn with_the_policies_that_read_now_a_plan_on_the_running_clock_still_hits() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (dir, cache) = (tmp.path().join("platform"), tmp.path().join("cache"));
+    let second = jiff::Timestamp::now().as_second();
+    let at = |seconds: i64| jiff::Timestamp::from_second(second + seconds).expect("a time");
+    // Grants end in 10 days, sessions in 20 hours: destructive-grants-expire holds from 20 days
+    // ago on (expires-at - 30 days), sessions-expire-within-a-day from 4 hours ago on.
+    let (expires, sessions_end) = (at(10 * 86_400), at(20 * 3_600));
+    guarded_repository(&dir, &expires.to_string(), &sessions_end.to_string());
+
+    let first = plan(&dir, &cache, None);
+    assert_eq!(first.0, 2, "a change, and no policy finding: {}", first.1);
+    assert!(!first.1.contains("destructive-grants-expire") && !first.1.contains("sessions-expire-within-a-day"), "{}", first.1);
+    let (recorded, written) = trees_pack(&cache);
+    let again = plan(&dir, &cache, None);
+    assert_eq!(again, first, "the same clock window plans alike");
+    assert!(trees_pack(&cache) == (recorded.clone(), written), "the second run took the validation from trees.pack");
+
+    // Around the instant destructive-grants-expire flips at, as a run with no cache plans.
+    let flip = expires.checked_sub(jiff::SignedDuration::from_hours(30 * 24)).expect("a time");
+    for moved in [
+        flip.checked_sub(jiff::SignedDuration::from_secs(1)).expect("t"),
+        flip,
+        flip.checked_add(jiff::SignedDuration::from_nanos(1)).expect("t"),
+    ] {
+        let text = moved.to_string();
+        let planned = plan(&dir, &cache, Some(&text));
+        assert_eq!(planned, plan_cold(&dir, &text), "--now {text} plans as a run with no cache");
+        assert_eq!(planned.1.contains("destructive-grants-expire"), moved < flip, "--now {text}: {}", planned.1);
+    }
 }

@@ -3,7 +3,8 @@
 //! as a platform team would (`teams/<team>/.mcp/servers.yaml`, `teams/<team>/grants/<server>.yaml`,
 //! `teams/<team>/sessions/<server>.yaml`, `mcp-gitops.yaml`). The output is a pure function of
 //! the options (the seed and `--now` included), and valid: `mcp-gitops validate` reports no
-//! errors and no warnings on it, with the six default guardrail policies on.
+//! errors and no warnings on it, with the six default guardrail policies on (all seven with
+//! `--time-bound`).
 //!
 //! It is a cargo example, not a subcommand, so that the product binary carries none of it; it
 //! needs nothing the library does not already depend on.
@@ -44,6 +45,11 @@ struct Options {
     /// `kubectl apply -f DIR --recursive` can read too; no mcp-gitops.yaml is written then).
     #[arg(long, value_enum, default_value_t = ServersAs::Metadata)]
     servers_as: ServersAs,
+    /// Every grant that reaches a destructive tool carries `mcp-gitops.io/expires-at`, 1 to 29
+    /// days after --now, and the default policy destructive-grants-expire stays on (without it
+    /// the destructive grants are standing grants and mcp-gitops.yaml switches the policy off).
+    #[arg(long)]
+    time_bound: bool,
     /// Also write the grant index (namespace, name, file, line of `disabled: false`) here.
     #[arg(long, value_name = "FILE")]
     index: Option<PathBuf>,
@@ -254,7 +260,7 @@ fn run(options: &Options) -> Result<(), String> {
     let mut files: Vec<(String, String)> = Vec::new();
     let mut index = String::new();
     if options.servers_as == ServersAs::Metadata {
-        files.push(("mcp-gitops.yaml".into(), config(&teams)));
+        files.push(("mcp-gitops.yaml".into(), config(&teams, options.time_bound)));
     }
     for (t, team) in teams.iter().enumerate() {
         let owned: Vec<usize> = (0..servers.len()).filter(|&s| servers[s].team == t).collect();
@@ -278,7 +284,7 @@ fn run(options: &Options) -> Result<(), String> {
                     text.push_str("---\n");
                 }
                 let line = text.lines().count();
-                let document = grant_document(grant, &servers[s], team, &mut rng);
+                let document = grant_document(grant, &servers[s], team, options.time_bound.then_some(now), &mut rng);
                 let disabled_line = document.lines().position(|l| l.trim_start().starts_with("disabled:")).unwrap_or(0);
                 let _ = writeln!(index, "{} {} {} {}", team.namespace, grant.name, file, line + disabled_line + 1);
                 text.push_str(&document);
@@ -371,15 +377,17 @@ fn grants(count: usize, servers: &[Server], teams: &[Team], rng: &mut Rng) -> Ve
         .collect()
 }
 
-fn config(teams: &[Team]) -> String {
+fn config(teams: &[Team], time_bound: bool) -> String {
     let mut text = String::from("# Synthetic platform repository for the mcp-gitops benchmarks (tests/bench/generate.rs).\n");
     let _ = writeln!(text, "defaultNamespace: {}", teams[0].namespace);
     text.push_str("allowedNamespaces:\n");
     for team in teams {
         let _ = writeln!(text, "  - {}", team.namespace);
     }
-    // The synthetic destructive grants are standing grants, as the generator makes no dates.
-    text.push_str("policies:\n  disabled: [destructive-grants-expire]\n");
+    if !time_bound {
+        // The synthetic destructive grants are standing grants then: they carry no dates.
+        text.push_str("policies:\n  disabled: [destructive-grants-expire]\n");
+    }
     text
 }
 
@@ -440,14 +448,25 @@ fn subject_yaml(subject: &Subject) -> String {
     text
 }
 
-fn grant_document(grant: &Grant, server: &Server, team: &Team, rng: &mut Rng) -> String {
+/// A grant's document; with `time_bound` (the generation's --now), a destructive one expires 1 to
+/// 29 days after it (from its name, so that the rest of the repository is the same with or without).
+fn grant_document(grant: &Grant, server: &Server, team: &Team, time_bound: Option<jiff::Timestamp>, rng: &mut Rng) -> String {
+    let destructive = grant.max_trust == "high" && grant.subject.human.is_some();
+    let expires = time_bound.filter(|_| destructive).map(|now| {
+        let spread = grant.name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+        let at = now.checked_add(jiff::SignedDuration::from_hours(24 + (spread % (28 * 24)) as i64)).unwrap_or(now);
+        format!("  annotations:\n    mcp-gitops.io/expires-at: \"{}\"\n", at.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    });
     let mut text = format!(
-        "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata:\n  name: {}\n  namespace: {}\n  labels:\n    fernhill.io/owner: {}\nspec:\n  serverRef:\n    name: {}\n",
-        grant.name, team.namespace, team.slug, server.name
+        "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata:\n  name: {}\n  namespace: {}\n  labels:\n    fernhill.io/owner: {}\n{}spec:\n  serverRef:\n    name: {}\n",
+        grant.name,
+        team.namespace,
+        team.slug,
+        expires.unwrap_or_default(),
+        server.name
     );
     text.push_str(&subject_yaml(&grant.subject));
     let team_wide = grant.subject.human.is_none() && grant.subject.agent.is_none();
-    let destructive = grant.max_trust == "high" && grant.subject.human.is_some();
     // Rule-less grants cover every tool, so they list every side effect the server has.
     let rule_less = destructive && rng.chance(50);
     let effects: Vec<&str> = if team_wide {

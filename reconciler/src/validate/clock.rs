@@ -7,9 +7,11 @@
 //! A validation reads the clock in three places: a grant is expired from its
 //! `mcp-gitops.io/expires-at` on (`expiry::expire`: at and after the instant), a session is
 //! expired after its `spec.expiresAt` (`reference`: strictly after), and a guardrail policy may
-//! read `now` (CEL sees it to the second, and may do anything with it). The window runs from the
-//! last of those instants at or before `now` to the first after it; a policy in force that
-//! reads `now` and matches an object narrows it to `now`'s second.
+//! read `now` (CEL sees it to the second). The window runs from the last of those instants at or
+//! before `now` to the first after it. A policy's instants are where a comparison of `now` with a
+//! value of the object may flip (`guardrails::now_instants`: `expires-at - 30 days` for
+//! `destructive-grants-expire`); a policy in force that reads `now` in a way that analysis does
+//! not follow narrows the window to `now`'s second.
 
 use super::expiry::EXPIRES_AT;
 use super::guardrails;
@@ -33,15 +35,16 @@ impl Window {
 
 /// The window of clocks around `now` at which `loaded` validates as it does at `now`.
 pub fn window(loaded: &Loaded, now: Timestamp) -> Window {
+    let flips = guardrails::now_instants(loaded, now);
     let mut window = Window { from: None, until: None };
-    for instant in instants(loaded) {
+    for instant in instants(loaded).chain(flips.iter().flatten().copied()) {
         if instant <= now {
             window.from = window.from.max(Some(instant));
         } else if window.until.is_none_or(|until| instant < until) {
             window.until = Some(instant);
         }
     }
-    if guardrails::read_now(loaded) {
+    if flips.is_none() {
         // CEL's `now` is written to the second (`evaluate`): within one second it is one value.
         // Floored (`as_second` truncates toward zero, before 1970 too).
         let second = now.as_second() - i64::from(now.subsec_nanosecond() < 0);
@@ -151,20 +154,61 @@ mod tests {
         assert_eq!((late.from, late.until), (Some(at("2099-01-01T00:00:00.000000001Z")), None));
     }
 
+    /// Clocks on both sides of every flip of the policies that read `now`, and exactly at it.
+    fn flip_clocks(loaded: &Loaded) -> Vec<Timestamp> {
+        let flips = guardrails::now_instants(loaded, at("2026-11-25T00:00:00Z")).expect("the default policies are followed");
+        let mut clocks = clocks(loaded);
+        for flip in flips.into_iter().filter(|f| *f < at("2200-01-01T00:00:00Z")) {
+            for step in [-1, 0, 1] {
+                clocks.push(flip.checked_add(SignedDuration::from_nanos(step)).expect("t"));
+            }
+        }
+        clocks
+    }
+
     #[test]
-    fn a_policy_that_reads_now_holds_for_its_second_alone() {
+    fn with_the_policies_that_read_now_a_window_still_validates_alike() {
         let loaded = platform("");
+        for now in flip_clocks(&loaded) {
+            let window = window(&loaded, now);
+            assert!(window.contains(now), "{now}: {window:?}");
+            let here = validated("", now);
+            let ends = [window.from, window.until.and_then(|until| until.checked_sub(SignedDuration::from_nanos(1)).ok())];
+            for other in ends.into_iter().flatten() {
+                assert_eq!(validated("", other), here, "{now} and {other}, both in {window:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_policy_that_reads_now_flips_where_its_comparison_does() {
+        let loaded = platform("");
+        // sessions-expire-within-a-day on a session expiring 2030-06-30T18:00:00Z: from a day before on, it holds.
+        let flip = at("2030-06-29T18:00:00Z");
+        let before = flip.checked_sub(SignedDuration::from_nanos(1)).expect("t");
+        assert_eq!(window(&loaded, before).until, Some(flip));
+        assert_ne!(validated("", before), validated("", flip), "what the policy finds changes at {flip}");
+        // Weeks, not a second: the next flip or expiry.
+        let now = at("2026-11-25T10:20:30.25Z");
+        let held = window(&loaded, now);
+        assert!(held.until.is_some_and(|until| until.duration_since(now) > SignedDuration::from_hours(24 * 7)), "{held:?}");
+    }
+
+    #[test]
+    fn a_policy_that_reads_now_otherwise_holds_for_its_second_alone() {
+        let hours = "apiVersion: mcp-gitops.mcpruntime.org/v1alpha1\nkind: GuardrailPolicy\nmetadata:\n  name: office-hours\n\
+                     spec:\n  matchKinds: [MCPAgentSession]\n  severity: warning\n  expression: now.getHours() >= 8\n  message: out of hours\n";
+        let mut loaded = platform(QUIET);
+        let (parsed, _) = crate::load::yaml::parse("policies/office-hours.yaml", hours);
+        loaded.policies.extend(parsed.into_iter().map(|d| crate::load::RawDocument {
+            file: "policies/office-hours.yaml".into(),
+            value: d.value,
+            spans: std::sync::Arc::new(crate::model::object::Spans::Made(d.spans)),
+        }));
         let now = at("2026-11-25T10:20:30.25Z");
         assert_eq!(window(&loaded, now), Window { from: Some(at("2026-11-25T10:20:30Z")), until: Some(at("2026-11-25T10:20:31Z")) });
         // One that matches no object of the tree does not count.
-        let sessions_policy = platform("policies:\n  disabled: [destructive-grants-expire]\n");
-        let without_sessions = Loaded {
-            state: crate::model::DesiredState {
-                objects: sessions_policy.state.objects.iter().filter(|o| o.id.kind != Kind::Session).cloned().collect(),
-                ..sessions_policy.state.clone()
-            },
-            ..sessions_policy
-        };
-        assert_eq!(window(&without_sessions, now).until, Some(at("2030-01-01T00:00:00Z")));
+        loaded.state.objects.retain(|o| o.id.kind != Kind::Session);
+        assert_eq!(window(&loaded, now).until, Some(at("2030-01-01T00:00:00Z")));
     }
 }

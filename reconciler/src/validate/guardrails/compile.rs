@@ -178,7 +178,7 @@ impl Compiled {
     }
 
     /// The expression as written.
-    fn expression(&self) -> &cel::IdedExpr {
+    pub(super) fn expression(&self) -> &cel::IdedExpr {
         self.program.expression()
     }
 
@@ -239,7 +239,7 @@ fn index_selections(expression: &mut cel::IdedExpr, root: &str) {
 /// chain ends at is read whole; the maps it passes through only for the field it selects.
 /// Walks the tree with a stack of its own, not by recursion: a policy's expression comes from the
 /// repository and may nest deeper than a thread's stack.
-fn read_paths(expression: &cel::IdedExpr, root: &str, paths: &mut Vec<Vec<String>>) {
+pub(super) fn read_paths(expression: &cel::IdedExpr, root: &str, paths: &mut Vec<Vec<String>>) {
     use cel::common::ast::{EntryExpr, Expr};
     let mut pending = vec![expression];
     while let Some(expression) = pending.pop() {

@@ -213,7 +213,7 @@ fn text_of(value: &cel::Value) -> String {
 /// `value` as a CEL value with only the parts at `paths` (each kept whole); all of it when a
 /// path is empty. A policy evaluated on it sees what it would see on the whole value: CEL copies
 /// a map each time a field of it is selected, so the less there is, the less is copied.
-fn pruned(value: &Value, paths: &[&[String]]) -> cel::Value {
+pub(super) fn pruned(value: &Value, paths: &[&[String]]) -> cel::Value {
     match value {
         Value::Object(map) if !paths.iter().any(|p| p.is_empty()) => cel_map(map.iter().filter_map(|(key, child)| {
             let below: Vec<&[String]> = paths.iter().filter(|p| p[0] == *key).map(|p| &p[1..]).collect();

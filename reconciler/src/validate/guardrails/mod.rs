@@ -18,6 +18,7 @@
 mod cache;
 mod compile;
 mod evaluate;
+mod flips;
 
 use crate::cache::{Key, Pack};
 use crate::load::Loaded;
@@ -126,12 +127,7 @@ pub fn check(
     }
 }
 
-/// Whether a policy in force reads `now` and matches an object of `loaded`: what the policies
-/// find may change with the clock (`clock`).
-pub fn read_now(loaded: &Loaded) -> bool {
-    let policies = policies(loaded, &mut Vec::new());
-    policies.iter().filter(|p| p.reads_now).any(|p| loaded.state.objects.iter().any(|o| p.kinds.contains(&o.id.kind)))
-}
+pub(super) use flips::instants as now_instants;
 
 /// One piece of a message template: text, or a `{{ expression }}`.
 enum Part {
