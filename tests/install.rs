@@ -1,8 +1,8 @@
 //! `mcp-gitops install` as a new user runs it: `--export` prints manifests the real test API
 //! server accepts, holding the credentials only base64-encoded in Secrets, never on a terminal
 //! or stderr, and the same objects as `kubectl kustomize` of deploy/ with its components; without `--export` it applies
-//! them (server-side apply), and a second run changes nothing; mistakes stop it before anything
-//! is written.
+//! them (server-side apply), a second run changes nothing, and a run without a flag prunes the
+//! Secret an earlier run wrote for it, never a user's; mistakes stop it before anything is written.
 
 mod common;
 
@@ -298,6 +298,67 @@ fn install_applies_and_a_second_run_changes_nothing() {
     let changed: Vec<&str> = moved.stdout.lines().filter(|l| l.ends_with(" configured")).collect();
     assert_eq!(changed, ["deployment.apps/mcp-gitops configured"], "{}", moved.stdout);
     assert!(container_args(&kubectl.json(&["get", "deployment", "mcp-gitops", "-n", &namespace])).contains(&"--branch=release".into()));
+}
+
+#[test]
+fn an_install_without_a_flag_prunes_the_secret_an_earlier_one_wrote_and_keeps_a_user_s() {
+    let kubeconfig = kubeconfig();
+    let kubectl = Kubectl { kubeconfig: kubeconfig.clone() };
+    let namespace = unique("inst-prune");
+    let f = files();
+    let install = |extra: &[&str]| {
+        let args = [
+            &[
+                "install",
+                "--kubeconfig",
+                arg(&kubeconfig),
+                "--namespace",
+                &namespace,
+                "--repo",
+                "https://git.example.com/platform/access.git",
+            ][..],
+            extra,
+        ]
+        .concat();
+        run(&args)
+    };
+    let exists = |kind: &str, name: &str| kubectl.run(&["get", kind, name, "-n", &namespace]).status.success();
+
+    let first = install(&["--git-token-file", arg(&f.token.0), "--webhook-secret-file", arg(&f.webhook.0)]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(exists("secret", "mcp-gitops-webhook") && exists("secret", "mcp-gitops-git"), "{}", first.stdout);
+
+    // The webhook is turned off: its Secret goes, the git credentials stay.
+    let second = install(&["--git-token-file", arg(&f.token.0)]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let pruned: Vec<&str> = second.stdout.lines().filter(|l| l.ends_with(" pruned")).collect();
+    assert_eq!(pruned, ["secret/mcp-gitops-webhook pruned"], "{}", second.stdout);
+    assert!(!exists("secret", "mcp-gitops-webhook"), "the webhook Secret is still there");
+    assert!(exists("secret", "mcp-gitops-git"), "the git Secret, still wanted, is gone");
+    let daemon_args = container_args(&kubectl.json(&["get", "deployment", "mcp-gitops", "-n", &namespace]));
+    assert!(!daemon_args.iter().any(|a| a.starts_with("--webhook-secret-file")), "{daemon_args:?}");
+
+    // A Secret of the same name that a user made by hand (as deploy/components/webhook says to),
+    // even with install's label copied onto it, is not install's: kept, with a warning.
+    kubectl.ok(&["create", "secret", "generic", "mcp-gitops-webhook", "-n", &namespace, "--from-literal=secret=by-hand"]);
+    kubectl.ok(&["label", "secret", "mcp-gitops-webhook", "-n", &namespace, "app.kubernetes.io/managed-by=mcp-gitops-install"]);
+    let third = install(&["--git-token-file", arg(&f.token.0)]);
+    assert_eq!(third.code, 0, "{}", third.stderr);
+    assert!(!third.stdout.contains("pruned"), "{}", third.stdout);
+    assert!(
+        third.stderr.contains("warning: secret/mcp-gitops-webhook kept: this install does not write it, and no install did"),
+        "{}",
+        third.stderr
+    );
+    let kept = kubectl.json(&["get", "secret", "mcp-gitops-webhook", "-n", &namespace]);
+    assert_eq!(decoded(&kept, "secret"), "by-hand");
+
+    // Without credentials: the git Secret install wrote goes; the user's webhook Secret stays.
+    let public = install(&[]);
+    assert_eq!(public.code, 0, "{}", public.stderr);
+    let pruned: Vec<&str> = public.stdout.lines().filter(|l| l.ends_with(" pruned")).collect();
+    assert_eq!(pruned, ["secret/mcp-gitops-git pruned"], "{}", public.stdout);
+    assert!(!exists("secret", "mcp-gitops-git") && exists("secret", "mcp-gitops-webhook"));
 }
 
 #[test]

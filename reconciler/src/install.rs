@@ -3,9 +3,11 @@
 //! set for one git source: the repository, branch and path in the daemon's arguments, a Secret
 //! for the git credentials and one for the webhook secret, a ConfigMap for the allowed signers
 //! of `--verify-signatures`, all in the chosen namespace. Takes the user's choices and files;
-//! gives back the objects, their YAML, or applies them through `cluster`. Never prints.
+//! gives back the objects, their YAML, or applies them through `cluster` and prunes what an
+//! earlier install wrote and this one no longer does. Never prints.
 
 use crate::cluster::{Applied, Cluster, ClusterError};
+use crate::model::live::MANAGED_BY;
 use crate::source::SourceError;
 use crate::source::mirror::{Credentials, redact, sends_secrets_in_clear};
 use base64::Engine;
@@ -14,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 /// The field manager of install's applies: its own, so that the daemon (`mcp-gitops`) and
 /// install never take each other's fields.
+/// The Secrets and ConfigMap install writes also carry it as their `app.kubernetes.io/managed-by`
+/// label: the two together mark what install may prune.
 pub const FIELD_MANAGER: &str = "mcp-gitops-install";
 
 /// The kustomize base, in the order of `resources` in deploy/kustomization.yaml (a test keeps
@@ -80,6 +84,8 @@ pub enum InstallError {
     Connect(ClusterError),
     #[error("cannot apply {object}: {source}")]
     Apply { object: String, source: ClusterError },
+    #[error("cannot prune {object}: {source}")]
+    Prune { object: String, source: ClusterError },
     #[error("cannot start: {0}")]
     Runtime(std::io::Error),
 }
@@ -99,9 +105,10 @@ pub enum Target {
     Cluster { kubeconfig: Option<PathBuf>, context: Option<String> },
 }
 
-/// Builds the manifests and prints them to `out`, or applies them and tells `out` what each
-/// apply did (as kubectl does). Output that cannot be written (a closed pipe) is dropped.
-pub fn run(install: &Install, target: Target, out: &mut dyn std::io::Write) -> Result<(), InstallError> {
+/// Builds the manifests and prints them to `out`, or applies them, prunes, and tells `out` what
+/// each apply and prune did (as kubectl does) and `warnings` of a user's object install keeps.
+/// Output that cannot be written (a closed pipe) is dropped.
+pub fn run(install: &Install, target: Target, out: &mut dyn std::io::Write, warnings: &mut dyn std::io::Write) -> Result<(), InstallError> {
     let objects = manifests(install)?;
     let (kubeconfig, context) = match target {
         Target::Export { terminal } => {
@@ -116,6 +123,17 @@ pub fn run(install: &Install, target: Target, out: &mut dyn std::io::Write) -> R
         let cluster = Cluster::connect(kubeconfig.as_deref(), context.as_deref()).await.map_err(InstallError::Connect)?;
         apply(&cluster, &objects, |object, applied| {
             let _ = writeln!(out, "{} {applied}", label(object));
+        })
+        .await?;
+        prune(&cluster, &objects, |object, pruned| {
+            let _ = match pruned {
+                Pruned::Deleted => writeln!(out, "{} pruned", label(object)),
+                Pruned::Kept => writeln!(
+                    warnings,
+                    "warning: {} kept: this install does not write it, and no install did (it lacks the label {MANAGED_BY}={FIELD_MANAGER} or the field manager {FIELD_MANAGER}); delete it by hand if nothing mounts it",
+                    label(object)
+                ),
+            };
         })
         .await
     })?;
@@ -209,7 +227,7 @@ fn set_daemon(daemon: &mut Value, install: &Install, contents: Contents) -> Resu
         mounts.push(json!({
             "apiVersion": "v1",
             "kind": "ConfigMap",
-            "metadata": {"name": mounted(daemon, "trust", "configMap")?, "namespace": BASE_NAME, "labels": {"app.kubernetes.io/name": BASE_NAME}},
+            "metadata": {"name": mounted(daemon, "trust", "configMap")?, "namespace": BASE_NAME, "labels": labels()},
             "data": {SIGNERS_KEY: text},
         }));
     }
@@ -302,13 +320,18 @@ fn set_arg(args: &mut Vec<Value>, flag: &str, value: Option<&str>) {
     }
 }
 
+/// The labels of the Secrets and ConfigMap install writes: deploy/'s, and install's own mark.
+fn labels() -> Value {
+    json!({"app.kubernetes.io/name": BASE_NAME, MANAGED_BY: FIELD_MANAGER})
+}
+
 fn secret_of<B: AsRef<[u8]>>(name: &str, data: &[(&str, B)]) -> Value {
     let data: Map<String, Value> =
         data.iter().map(|(key, bytes)| (key.to_string(), json!(base64::engine::general_purpose::STANDARD.encode(bytes)))).collect();
     json!({
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": name, "namespace": BASE_NAME, "labels": {"app.kubernetes.io/name": BASE_NAME}},
+        "metadata": {"name": name, "namespace": BASE_NAME, "labels": labels()},
         "type": "Opaque",
         "data": data,
     })
@@ -371,6 +394,62 @@ pub async fn apply(cluster: &Cluster, objects: &[Value], mut applied: impl FnMut
         applied(object, done.map_err(|source| InstallError::Apply { object: label(object), source })?);
     }
     Ok(())
+}
+
+/// What prune did with an object that install can write and this install does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pruned {
+    Deleted,
+    /// Not install's (a user's object of the same name, say one made by hand for a component).
+    Kept,
+}
+
+/// Deletes what an earlier install wrote and this one does not (the Secret of a flag no longer
+/// given); `pruned` hears of each object found. Stops at the first failure.
+pub async fn prune(cluster: &Cluster, objects: &[Value], mut pruned: impl FnMut(&Value, Pruned)) -> Result<(), InstallError> {
+    for object in unwanted(objects)? {
+        let failed = |source| InstallError::Prune { object: label(&object), source };
+        let Some(live) = cluster.get_manifest(&object).await.map_err(failed)? else { continue };
+        if written_by_install(&live) {
+            cluster.delete_manifest(&live).await.map_err(failed)?;
+            pruned(&object, Pruned::Deleted);
+        } else {
+            pruned(&object, Pruned::Kept);
+        }
+    }
+    Ok(())
+}
+
+/// The Secrets and ConfigMaps that a component of deploy/components mounts and `objects` (an
+/// install's manifests) do not hold, in the Deployment's namespace.
+fn unwanted(objects: &[Value]) -> Result<Vec<Value>, InstallError> {
+    let is_daemon = |o: &&Value| o["kind"] == "Deployment";
+    let daemon = base()?.into_iter().find(|o| is_daemon(&o)).ok_or_else(|| InstallError::Base("has no Deployment".into()))?;
+    let namespace = objects.iter().find(is_daemon).map(|d| d["metadata"]["namespace"].clone()).unwrap_or_default();
+    let mut found: Vec<Value> = Vec::new();
+    for (component, _) in COMPONENTS {
+        let mut with = daemon.clone();
+        add_component(&mut with, component)?;
+        for volume in with["spec"]["template"]["spec"]["volumes"].as_array().into_iter().flatten() {
+            let (kind, name) = match (volume["secret"]["secretName"].as_str(), volume["configMap"]["name"].as_str()) {
+                (Some(secret), _) => ("Secret", secret),
+                (None, Some(config_map)) => ("ConfigMap", config_map),
+                (None, None) => continue,
+            };
+            let same = |o: &Value| o["kind"] == kind && o["metadata"]["name"] == name;
+            if !objects.iter().any(same) && !found.iter().any(same) {
+                found.push(json!({"apiVersion": "v1", "kind": kind, "metadata": {"name": name, "namespace": namespace}}));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Whether install wrote the live object: its label, and its field manager among the object's.
+fn written_by_install(live: &Value) -> bool {
+    let labelled = live["metadata"]["labels"][MANAGED_BY] == FIELD_MANAGER;
+    let managers = live["metadata"]["managedFields"].as_array().into_iter().flatten();
+    labelled && managers.into_iter().any(|m| m["manager"] == FIELD_MANAGER)
 }
 
 #[cfg(test)]
@@ -474,5 +553,32 @@ mod tests {
         let labels: Vec<String> = objects.iter().map(label).collect();
         assert!(labels.contains(&"namespace/mcp-gitops".into()) && labels.contains(&"deployment.apps/mcp-gitops".into()), "{labels:?}");
         assert!(labels.contains(&"clusterrole.rbac.authorization.k8s.io/mcp-gitops".into()), "{labels:?}");
+    }
+
+    #[test]
+    fn what_install_does_not_write_is_what_the_components_mount_less_what_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let hook = dir.path().join("hook");
+        std::fs::write(&hook, "s").unwrap();
+        let names = |install: &Install| -> Vec<String> {
+            let unwanted = unwanted(&manifests(install).unwrap()).unwrap();
+            assert!(unwanted.iter().all(|o| o["metadata"]["namespace"] == install.namespace.as_str()), "{unwanted:?}");
+            unwanted.iter().map(label).collect()
+        };
+        let public = Install { namespace: "gitops-b".into(), ..install() };
+        assert_eq!(names(&public), ["secret/mcp-gitops-git", "secret/mcp-gitops-webhook", "configmap/mcp-gitops-trust"]);
+        assert_eq!(names(&Install { webhook_secret_file: Some(hook), ..public }), ["secret/mcp-gitops-git", "configmap/mcp-gitops-trust"]);
+    }
+
+    #[test]
+    fn only_an_object_with_install_s_label_and_field_manager_is_install_s() {
+        let object = |label: &str, managers: &[&str]| {
+            let managed: Vec<Value> = managers.iter().map(|m| json!({"manager": m, "operation": "Apply"})).collect();
+            json!({"metadata": {"labels": {MANAGED_BY: label}, "managedFields": managed}})
+        };
+        assert!(written_by_install(&object(FIELD_MANAGER, &["kubectl-create", FIELD_MANAGER])));
+        assert!(!written_by_install(&object(FIELD_MANAGER, &["kubectl-create", "kubectl-label"])), "a label copied by hand");
+        assert!(!written_by_install(&object("helm", &[FIELD_MANAGER])), "a label another tool set");
+        assert!(!written_by_install(&json!({"metadata": {"name": "x"}})));
     }
 }

@@ -51,7 +51,7 @@ pub fn dispatch(command: Command, palette: Palette, allowed: &Allowed) -> Result
                 true => install::Target::Export { terminal: std::io::stdout().is_terminal() },
                 false => install::Target::Cluster { kubeconfig: args.kubeconfig.clone(), context: args.context.clone() },
             };
-            install::run(&args.install(), target, &mut std::io::stdout()).map(|()| EXIT_OK).map_err(CliError::from)
+            install::run(&args.install(), target, &mut std::io::stdout(), &mut std::io::stderr()).map(|()| EXIT_OK).map_err(CliError::from)
         }
         Command::BreakGlass(args) => break_glass_command(args, allowed),
         Command::Fleet(FleetCommand::Status(args)) => fleet_status_command(args, allowed),
