@@ -214,7 +214,10 @@ mod tests {
         found
     }
 
-    fn files(of: &[(&str, &[(&str, u32)], u32)]) -> Files {
+    /// A file: its path, its grants (name, label) and its edit count.
+    type Written<'a> = (&'a str, &'a [(&'a str, u32)], u32);
+
+    fn files(of: &[Written]) -> Files {
         of.iter()
             .map(|(file, grants, edits)| (file.to_string(), (grants.iter().map(|(n, l)| (n.to_string(), *l)).collect(), *edits)))
             .collect()
