@@ -8,16 +8,16 @@
 pub mod age;
 pub mod audit;
 pub mod clickhouse;
+pub mod shadow;
 pub mod write;
 
-use crate::gateway::{Identity, PolicyDocument, authorize, identities, render::targets, tools};
-use crate::model::OwnerMap;
-use crate::model::{DesiredState, Kind, Object, ObjectId};
-use crate::source::SourceError;
+use crate::gateway::{PolicyDocument, render::targets};
+use crate::model::{DesiredState, Kind, Object, ObjectId, OwnerMap};
+use crate::source::{Change, SourceError};
 use audit::{Named, Usage, Window};
 use jiff::Timestamp;
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// The version of the review's JSON; a field's meaning changes only with it.
@@ -110,18 +110,24 @@ impl Review {
 }
 
 /// Judges every grant of `state` (read from `path`, a directory in a git repository) by the
-/// records summed up in `usage` over `window`.
+/// records summed up in `usage` over `window`: the ages of the grants no call named come from
+/// one walk of the history (`age`), and each server's access matrix is decided once for all its
+/// candidates (`shadow`).
 pub fn review(state: &DesiredState, path: &Path, usage: &Usage, window: Window, unused_for: &str) -> Result<Review, SourceError> {
     let documents: HashMap<ObjectId, PolicyDocument> = crate::gateway::render_unstamped(state, |_| true).into_iter().collect();
     let owners = OwnerMap::new(&state.config.owners);
     let mut grants = Vec::new();
+    let mut unnamed: Vec<(usize, &Object, ObjectId)> = Vec::new();
     for object in state.of_kind(Kind::Grant).filter(|o| o.grant().is_some_and(|g| !g.disabled)) {
         let Some((namespace, name)) = targets(object) else { continue };
         let server = ObjectId { kind: Kind::Server, namespace: namespace.into(), name: name.into() };
         let named = Named { namespace: object.id.namespace.clone(), name: object.id.name.clone() };
         let shown = format!("{}/{}", server.namespace, server.name);
         let used = usage.grants.get(&named).cloned().unwrap_or_default();
-        let mut judged = GrantReview {
+        if used.calls == 0 {
+            unnamed.push((grants.len(), object, server));
+        }
+        grants.push(GrantReview {
             grant: named.to_string(),
             server: shown.clone(),
             file: object.origin.file.clone(),
@@ -132,11 +138,27 @@ pub fn review(state: &DesiredState, path: &Path, usage: &Usage, window: Window, 
             last_use: used.last_use.map(|t| t.to_string()),
             added: None,
             why: format!("{} allowed call(s) in the window", used.calls),
-        };
-        if used.calls == 0 {
-            judge_unnamed(&mut judged, object, path, documents.get(&server), usage, window)?;
+        });
+    }
+    let ages = age::added(path, &unnamed.iter().map(|(_, object, _)| *object).collect::<Vec<_>>())?;
+    // The grants left for the access matrix to tell shadowed from unused, by server.
+    let mut candidates: BTreeMap<&ObjectId, Vec<usize>> = BTreeMap::new();
+    for ((i, _, server), added) in unnamed.iter().zip(ages) {
+        let document = documents.get(server);
+        if judge_unnamed(&mut grants[*i], added, document, usage, window) {
+            candidates.entry(server).or_default().push(*i);
         }
-        grants.push(judged);
+    }
+    for (server, judged) in candidates {
+        let names: Vec<&str> = judged.iter().map(|&i| grants[i].grant.as_str()).collect();
+        let shadowed = documents.get(server).map(|d| shadow::shadowed(d, &names, window.end)).unwrap_or_default();
+        for (i, shadowed) in judged.into_iter().zip(shadowed) {
+            (grants[i].verdict, grants[i].why) = if shadowed {
+                (Verdict::Shadowed, "never named in the window, and removing it changes no decision".to_string())
+            } else {
+                (Verdict::Unused, "never named in the window, and removing it takes access away".to_string())
+            };
+        }
     }
     grants.sort_by(|a, b| (&a.owners, &a.server, &a.grant).cmp(&(&b.owners, &b.server, &b.grant)));
     let unattributed = usage
@@ -157,18 +179,18 @@ pub fn review(state: &DesiredState, path: &Path, usage: &Usage, window: Window, 
     })
 }
 
-/// The verdict of a grant no allowed call named in the window: too young, not judged,
-/// shadowed or unused, in that order.
+/// The verdict of a grant no allowed call named in the window, added by `added`: too young or
+/// not judged, in that order; `true` when it is neither, and the access matrix is to tell
+/// shadowed from unused.
 fn judge_unnamed(
     judged: &mut GrantReview,
-    object: &Object,
-    path: &Path,
+    added: Option<Change>,
     document: Option<&PolicyDocument>,
     usage: &Usage,
     window: Window,
-) -> Result<(), SourceError> {
+) -> bool {
     let server = &judged.server;
-    let (verdict, why) = match (age::added(path, object)?, document) {
+    let (verdict, why) = match (added, document) {
         (None, _) => (Verdict::TooYoung, "not committed yet: no commit has added it".to_string()),
         (Some(change), _) if change.time.parse::<Timestamp>().is_ok_and(|t| t > window.start) => {
             let why = format!("added by {} at {}, inside the window", short(&change.commit), change.time);
@@ -185,35 +207,15 @@ fn judge_unnamed(
                 Some(records) if records.first > window.start => {
                     (Verdict::NotJudged, format!("the first record from server {server} is at {}, after the window's start", records.first))
                 }
-                Some(_) if shadowed(document, &judged.grant, window.end) => {
-                    (Verdict::Shadowed, "never named in the window, and removing it changes no decision".to_string())
-                }
-                Some(_) => (Verdict::Unused, "never named in the window, and removing it takes access away".to_string()),
+                Some(_) => return true,
             }
         }
     };
     judged.verdict = verdict;
     judged.why = why;
-    Ok(())
+    false
 }
 
 fn short(commit: &str) -> &str {
     commit.get(..12).unwrap_or(commit)
-}
-
-/// Whether removing the grant `NAMESPACE/NAME` from `document` changes no decision of the access
-/// matrix (every identity the policy names, and a stranger, x every tool): each call stays
-/// allowed or denied, at the same effective trust.
-fn shadowed(document: &PolicyDocument, grant: &str, at: Timestamp) -> bool {
-    let mut without = document.clone();
-    without.grants.retain(|g| format!("{}/{}", g.namespace, g.name) != grant);
-    let stranger = Identity { human: "\u{0}anyone".into(), ..Identity::default() };
-    let tools = tools(document);
-    identities(document).into_iter().chain([stranger]).all(|identity| {
-        tools.iter().all(|tool| {
-            let (with, without) =
-                (authorize(document, &identity, "tools/call", tool, at), authorize(&without, &identity, "tools/call", tool, at));
-            with.allowed == without.allowed && with.effective_trust == without.effective_trust
-        })
-    })
 }

@@ -135,14 +135,21 @@ pub fn last_change(dir: &Path, rev: &str, file: &str, same: impl Fn(&[u8], &[u8]
             None => break,
         }
     }
-    let time = commit.time();
-    Ok(Change {
-        commit: commit.id().to_string(),
-        summary: String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default()).into_owned(),
-        author: String::from_utf8_lossy(commit.author().email_bytes()).into_owned(),
-        time: jiff::Timestamp::from_second(time.seconds()).map(|t| t.to_string()).unwrap_or_default(),
-        signed: commit.header_field_bytes("gpgsig").is_ok(),
-    })
+    Ok(Change::of(&commit))
+}
+
+impl Change {
+    /// `commit`, as the provenance of what it changed.
+    pub fn of(commit: &git2::Commit) -> Change {
+        let time = commit.time();
+        Change {
+            commit: commit.id().to_string(),
+            summary: String::from_utf8_lossy(commit.summary_bytes().unwrap_or_default()).into_owned(),
+            author: String::from_utf8_lossy(commit.author().email_bytes()).into_owned(),
+            time: jiff::Timestamp::from_second(time.seconds()).map(|t| t.to_string()).unwrap_or_default(),
+            signed: commit.header_field_bytes("gpgsig").is_ok(),
+        }
+    }
 }
 
 fn subdir_in_repo(repo: &Repository, dir: &Path) -> Result<PathBuf, SourceError> {
