@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Parser)]
 #[command(about = "Write a synthetic, valid platform repository for the mcp-gitops benchmarks")]
-struct Options {
+pub(crate) struct Options {
     /// MCP servers (10 tools each).
     #[arg(long, default_value_t = 1000)]
     servers: usize,
@@ -44,6 +44,11 @@ struct Options {
     /// `kubectl apply -f DIR --recursive` can read too; no mcp-gitops.yaml is written then).
     #[arg(long, value_enum, default_value_t = ServersAs::Metadata)]
     servers_as: ServersAs,
+    /// Grants that can reach a destructive tool carry `mcp-gitops.io/expires-at` (1 to 29 days
+    /// after `--now`), and the default policy `destructive-grants-expire` stays on, as the
+    /// default guardrails ask (without it those grants are standing and the policy is disabled).
+    #[arg(long)]
+    time_bound: bool,
     /// Also write the grant index (namespace, name, file, line of `disabled: false`) here.
     #[arg(long, value_name = "FILE")]
     index: Option<PathBuf>,
@@ -226,7 +231,7 @@ fn main() {
     }
 }
 
-fn run(options: &Options) -> Result<(), String> {
+pub(crate) fn run(options: &Options) -> Result<(), String> {
     if options.servers == 0 || options.namespaces == 0 {
         return Err("--servers and --namespaces must be at least 1".into());
     }
@@ -254,7 +259,7 @@ fn run(options: &Options) -> Result<(), String> {
     let mut files: Vec<(String, String)> = Vec::new();
     let mut index = String::new();
     if options.servers_as == ServersAs::Metadata {
-        files.push(("mcp-gitops.yaml".into(), config(&teams)));
+        files.push(("mcp-gitops.yaml".into(), config(&teams, options.time_bound)));
     }
     for (t, team) in teams.iter().enumerate() {
         let owned: Vec<usize> = (0..servers.len()).filter(|&s| servers[s].team == t).collect();
@@ -278,7 +283,7 @@ fn run(options: &Options) -> Result<(), String> {
                     text.push_str("---\n");
                 }
                 let line = text.lines().count();
-                let document = grant_document(grant, &servers[s], team, &mut rng);
+                let document = grant_document(grant, &servers[s], team, options.time_bound.then_some(now), &mut rng);
                 let disabled_line = document.lines().position(|l| l.trim_start().starts_with("disabled:")).unwrap_or(0);
                 let _ = writeln!(index, "{} {} {} {}", team.namespace, grant.name, file, line + disabled_line + 1);
                 text.push_str(&document);
@@ -371,15 +376,17 @@ fn grants(count: usize, servers: &[Server], teams: &[Team], rng: &mut Rng) -> Ve
         .collect()
 }
 
-fn config(teams: &[Team]) -> String {
+fn config(teams: &[Team], time_bound: bool) -> String {
     let mut text = String::from("# Synthetic platform repository for the mcp-gitops benchmarks (tests/bench/generate.rs).\n");
     let _ = writeln!(text, "defaultNamespace: {}", teams[0].namespace);
     text.push_str("allowedNamespaces:\n");
     for team in teams {
         let _ = writeln!(text, "  - {}", team.namespace);
     }
-    // The synthetic destructive grants are standing grants, as the generator makes no dates.
-    text.push_str("policies:\n  disabled: [destructive-grants-expire]\n");
+    // Without --time-bound the synthetic destructive grants are standing grants.
+    if !time_bound {
+        text.push_str("policies:\n  disabled: [destructive-grants-expire]\n");
+    }
     text
 }
 
@@ -440,14 +447,22 @@ fn subject_yaml(subject: &Subject) -> String {
     text
 }
 
-fn grant_document(grant: &Grant, server: &Server, team: &Team, rng: &mut Rng) -> String {
+/// One grant; with `time_bound` (the generation's `--now`), a grant with destructive rights
+/// expires 1 to 29 days after it.
+fn grant_document(grant: &Grant, server: &Server, team: &Team, time_bound: Option<jiff::Timestamp>, rng: &mut Rng) -> String {
+    let destructive = grant.max_trust == "high" && grant.subject.human.is_some();
     let mut text = format!(
-        "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata:\n  name: {}\n  namespace: {}\n  labels:\n    fernhill.io/owner: {}\nspec:\n  serverRef:\n    name: {}\n",
-        grant.name, team.namespace, team.slug, server.name
+        "apiVersion: mcpruntime.org/v1alpha1\nkind: MCPAccessGrant\nmetadata:\n  name: {}\n  namespace: {}\n  labels:\n    fernhill.io/owner: {}\n",
+        grant.name, team.namespace, team.slug
     );
+    if let Some(now) = time_bound.filter(|_| destructive) {
+        let hours = 24 + rng.below(28 * 24) as i64;
+        let expires = now.checked_add(jiff::SignedDuration::from_hours(hours)).unwrap_or(now);
+        let _ = writeln!(text, "  annotations:\n    mcp-gitops.io/expires-at: \"{}\"", expires.strftime("%Y-%m-%dT%H:%M:%SZ"));
+    }
+    let _ = write!(text, "spec:\n  serverRef:\n    name: {}\n", server.name);
     text.push_str(&subject_yaml(&grant.subject));
     let team_wide = grant.subject.human.is_none() && grant.subject.agent.is_none();
-    let destructive = grant.max_trust == "high" && grant.subject.human.is_some();
     // Rule-less grants cover every tool, so they list every side effect the server has.
     let rule_less = destructive && rng.chance(50);
     let effects: Vec<&str> = if team_wide {
