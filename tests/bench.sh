@@ -410,7 +410,7 @@ sleep 3   # idle: let the allocator return what the apply used
 rss() { awk '/^'"$1"':/ { printf "%.1f", $2 / 1024 }' "/proc/$DAEMON_PID/status"; }
 rss_idle=$(rss VmRSS) hwm_first=$(rss VmHWM)
 row "daemon first apply, $OBJECTS objects" "${daemon_first} s" "-" "$(calc "$OBJECTS / $daemon_first" 0) objects/s" "-" "-" "commit to /readyz, a fresh cluster"
-row "daemon resident memory, $OBJECTS objects, idle" "${rss_idle} MiB" "-" "peak ${hwm_first} MiB" "< 150 MiB" "$(met "$rss_idle < 150")" "VmRSS after the first apply"
+row "daemon resident memory, $OBJECTS objects, idle" "${rss_idle} MiB" "-" "peak ${hwm_first} MiB" "< $RSS_TARGET MiB" "$(met "$rss_idle < $RSS_TARGET")" "VmRSS after the first apply"
 
 # The live no-op re-plan, and what it asked the API server.
 requests >"$before"
