@@ -412,7 +412,9 @@ rss_idle=$(rss VmRSS) hwm_first=$(rss VmHWM)
 row "daemon first apply, $OBJECTS objects" "${daemon_first} s" "-" "$(calc "$OBJECTS / $daemon_first" 0) objects/s" "-" "-" "commit to /readyz, a fresh cluster"
 row "daemon resident memory, $OBJECTS objects, idle" "${rss_idle} MiB" "-" "peak ${hwm_first} MiB" "< $RSS_TARGET MiB" "$(met "$rss_idle < $RSS_TARGET")" "VmRSS after the first apply"
 
-# The live no-op re-plan, and what it asked the API server.
+# The live no-op re-plan, and what it asked the API server (not in the 5x run: not one of its
+# figures, and kubectl reading 105,000 objects as JSON takes minutes).
+if [[ $SIZE == 1x ]]; then
 requests >"$before"
 timed replan "$BIN" plan "$repo" --kubeconfig "$KUBECONFIG" --detailed-exitcode
 replan_rc=$RC
@@ -431,6 +433,7 @@ row "live no-op re-plan, $OBJECTS objects" "${replan} s, $all requests ($lists L
   "${kc_read} s kubectl get -A -o json ($kc_requests requests)" "$(calc "$replan / $kc_read")x kubectl's time" \
   "< 3 s, one LIST per kind" "$(met "$replan < 3 && $lists == $pages && $gets < 10 && $writes == 0 && $replan_rc == 0")" \
   "$pages pages of $PAGE expected; exit $replan_rc (0 = no changes)"
+fi
 
 # webhook -> one changed grant applied, COMMITS times, each a different grant.
 latencies=()
