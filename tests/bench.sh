@@ -518,6 +518,11 @@ layout() {
   echo "$sizes, at most $per_folder in a folder"
 }
 
+# MCP_GITOPS_BENCH_PARTS: the parts of the 5x run to do (default all: validate plan apply
+# daemon-5x daemon-1x), so that a machine on which the whole does not fit in one go can run it in
+# pieces (each with its own MCP_GITOPS_BENCH_CLUSTER_DIR and MCP_GITOPS_BENCH_OUT).
+part() { [[ " ${MCP_GITOPS_BENCH_PARTS:-validate plan apply daemon-5x daemon-1x} " == *" $1 "* ]]; }
+
 five_times() {
   local small=$WORK/repo-1x big=$WORK/repo-5x scale repo index grants objects changed python
   local small_objects=$((SERVERS + GRANTS + SESSIONS)) big_objects=$((5 * (SERVERS + GRANTS + SESSIONS)))
@@ -531,6 +536,7 @@ five_times() {
     log "  ${repo##*/}: $(tail -1 "$WORK/validate.txt"); $(layout "$repo")"
   done
 
+  part validate && {
   log "5x: validate at both sizes, and PyYAML's parse of the 5x files"
   python=$(bash "$ROOT/tests/packages.sh" --pip PyYAML==6.0.2 | tail -1)
   "$python" -c 'import sys, yaml; sys.exit(not yaml.__with_libyaml__)' || die "PyYAML has no libyaml (CSafeLoader)"
@@ -550,8 +556,9 @@ five_times() {
     "<= 5.5x (linear)" "$(met "$v5 <= 5.5 * $v1")" "median of $REPEAT; CPU ${c5} s vs ${c1} s ($(calc "$c5 / $c1")x); $(layout "$big")"
   row "validate vs PyYAML's parse, $big_objects objects" "${v5} s" "${p} s PyYAML 6.0.2 CSafeLoader load_all ($parsed)" \
     "$(calc "$v5 / $p")x" "<= 0.25x" "$(met "$v5 <= 0.25 * $p")" "median of $REPEAT; CPU ${c5} s vs ${cp} s ($(calc "$c5 / $cp")x): validate uses both cores, PyYAML one"
+  }
 
-  for scale in 1 5; do
+  part plan && for scale in 1 5; do
     repo=$WORK/repo-${scale}x index=$WORK/index-${scale}x.txt grants=$((scale * GRANTS)) objects=$((scale * small_objects))
     log "5x: PR plan at $objects objects, a time-bound grant switched off, no --now"
     changed=$WORK/changed-${scale}x
@@ -562,12 +569,12 @@ five_times() {
     rm -rf "$changed"
   done
 
-  apply_figures
+  ! part apply || apply_figures
   # 105,000 objects before 21,000: the new figures first, should the run be cut short.
   LATENCY_TARGET=2 RSS_TARGET=400 PEAK_TARGET=1024
-  cluster_figures "$big" "$WORK/index-5x.txt" $((5 * SERVERS)) $((5 * GRANTS)) $((5 * SESSIONS)) || true
+  ! part daemon-5x || cluster_figures "$big" "$WORK/index-5x.txt" $((5 * SERVERS)) $((5 * GRANTS)) $((5 * SESSIONS)) || true
   LATENCY_TARGET=1 RSS_TARGET=150 PEAK_TARGET=''
-  cluster_figures "$small" "$WORK/index-1x.txt" "$SERVERS" "$GRANTS" "$SESSIONS" || true
+  ! part daemon-1x || cluster_figures "$small" "$WORK/index-1x.txt" "$SERVERS" "$GRANTS" "$SESSIONS" || true
 }
 
 if [[ $SIZE == 5x ]]; then
