@@ -5,13 +5,16 @@
 #
 #   tests/bench.sh            the full run (1,000 servers / 10,000 grants / 10,000 sessions)
 #   tests/bench.sh --quick    a tenth of every size and 3 daemon commits: checks the script itself
+#   tests/bench.sh --size 5x  five times the objects (issue #30): 105,000 objects with time-bound
+#                             destructive grants, each figure beside its 21,000-object baseline
+#                             of the same run (with --quick: a tenth of that)
 #
 # It starts its own cluster (tests/cluster.sh) in MCP_GITOPS_BENCH_CLUSTER_DIR (default
 # /dev/shm/mcp-gitops-bench, tmpfs, so that etcd's fsync does not dominate), twice: once for the
 # 2,000-object apply comparison and the raw API ceiling, once (fresh) for the 21,000-object
 # figures. Everything it starts (cluster, daemon) is stopped on exit. Output: the table on
-# stdout, progress on stderr, $OUT/report.json and $OUT/report.txt (OUT defaults to
-# ${CARGO_TARGET_DIR:-target}/bench).
+# stdout, progress on stderr, $OUT/report.json and $OUT/report.txt (report-5x.* with --size 5x;
+# OUT defaults to ${CARGO_TARGET_DIR:-target}/bench).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -24,14 +27,27 @@ export MCP_GITOPS_CLUSTER_DIR=${MCP_GITOPS_BENCH_CLUSTER_DIR:-/dev/shm/mcp-gitop
 readonly CLUSTER_SH=$ROOT/tests/cluster.sh
 export LC_ALL=C NO_COLOR=1
 
-QUICK=0
-[[ ${1:-} == --quick ]] && QUICK=1
+QUICK=0 SIZE=1x
+while (($#)); do
+  case $1 in
+    --quick) QUICK=1 ;;
+    --size) SIZE=${2:-} && shift ;;
+    *) printf 'usage: %s [--quick] [--size 1x|5x]\n' "$0" >&2 && exit 64 ;;
+  esac
+  shift
+done
+[[ $SIZE == 1x || $SIZE == 5x ]] || { printf 'bench: --size is 1x or 5x, not %s\n' "$SIZE" >&2; exit 64; }
 # Sizes: the design's repository (21,000 objects) and the 2,000-object apply comparison.
 if [[ $QUICK == 1 ]]; then
   SERVERS=100 GRANTS=1000 SESSIONS=1000 A_SERVERS=20 A_GRANTS=90 A_SESSIONS=90 COMMITS=3 REPEAT=1 PR_REPEAT=1
 else
   SERVERS=1000 GRANTS=10000 SESSIONS=10000 A_SERVERS=100 A_GRANTS=950 A_SESSIONS=950 COMMITS=20 REPEAT=3 PR_REPEAT=5
+  [[ $SIZE == 1x ]] || PR_REPEAT=3 # a 105,000-object round takes a minute
 fi
+# MCP_GITOPS_BENCH_REPEAT=N: N rounds of validate and of the PR plans (fewer on a busy machine).
+REPEAT=${MCP_GITOPS_BENCH_REPEAT:-$REPEAT} PR_REPEAT=${MCP_GITOPS_BENCH_REPEAT:-$PR_REPEAT}
+REPORT=report
+[[ $SIZE == 1x ]] || REPORT=report-$SIZE
 readonly NAMESPACES=20 SEED=7 RAW_CONCURRENCY=16 PAGE=500
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -42,9 +58,10 @@ WORK=$(mktemp -d /dev/shm/mcp-gitops-bench-work.XXXXXX)
 readonly WORK
 # The cache of validate and plan (docs/cli.md "The cache") stays in the work directory.
 export MCP_GITOPS_CACHE_DIR=$WORK/cache
-DAEMON_PID='' CLUSTER_UP=0
+DAEMON_PID='' CLUSTER_UP=0 LOAD_PID=''
 cleanup() {
   local code=$?
+  [[ -z $LOAD_PID ]] || kill "$LOAD_PID" 2>/dev/null || true
   if [[ -n $DAEMON_PID ]] && kill -0 "$DAEMON_PID" 2>/dev/null; then
     kill -TERM "$DAEMON_PID" 2>/dev/null || true
     wait "$DAEMON_PID" 2>/dev/null || true
@@ -77,6 +94,14 @@ timed() {
     cat "$WORK/last.err" "$WORK/last.out" | tail -20 >&2
     die "failed ($RC): $*"
   fi
+}
+
+# cpu_timed VAR CMD...: timed, and the command's CPU time (user + system, s) in VAR_cpu: on a
+# shared machine the wall time measures the neighbours too.
+cpu_timed() {
+  local var=$1 TIMEFORMAT='%U %S'
+  { time timed "$@"; } 2>"$WORK/cpu"
+  printf -v "${var}_cpu" '%s' "$(awk 'END { printf "%.2f", $1 + $2 }' "$WORK/cpu")"
 }
 
 # median of the numbers given
@@ -134,7 +159,7 @@ namespaces() {
 generate() {
   local dir=$1
   shift
-  "$GEN" --seed "$SEED" --namespaces "$NAMESPACES" --now "$GEN_NOW" "$@" "$dir" 2>>"$WORK/generate.log"
+  "$GEN" --seed "$SEED" --namespaces "${GEN_NAMESPACES:-$NAMESPACES}" --now "$GEN_NOW" "$@" "$dir" 2>>"$WORK/generate.log"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -142,7 +167,12 @@ log "building the release binary and the generator"
 (cd "$ROOT" && cargo build --release --quiet --bin mcp-gitops --example generate) || die "cargo build failed"
 mkdir -p "$OUT"
 GEN_NOW=$(date -u +%Y-%m-%dT%H:00:00Z)
+CLOCK=(--now "$GEN_NOW")
 readonly STARTED=$SECONDS
+# The machine's load over the run (1-minute load average every 10 s): on a shared machine the
+# ratios count, and the load says how far to trust the absolute figures.
+while :; do cut -d' ' -f1 /proc/loadavg; sleep 10; done >"$WORK/load.txt" &
+LOAD_PID=$!
 log "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%d MiB", $2 / 1024 }' /proc/meminfo), $(uname -r); mcp-gitops $("$BIN" --version | awk '{ print $2 }')"
 
 # ---------------------------------------------------------------------------------------------
@@ -156,8 +186,10 @@ log "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%d MiB", $2 / 1024 }' 
 # cache) as the baseline; each set against a full validate (--no-cache) of the same tree, run
 # between them (the machine's pace drifts by a tenth over a minute: a ratio of runs far apart
 # measures the drift too).
+# The clock: pinned to the generation's hour (CLOCK), or the real one in the 5x run (the issue
+# asks for a plan without --now); grant_at picks the grants changed.
 pr_plan() {
-  local repo=$1 changed=$2 objects=$3 index=$4 git=$WORK/pr-git first=() second=() next=() full=() validates=() i file line
+  local repo=$1 changed=$2 objects=$3 index=$4 grants=${5:-$GRANTS} git=$WORK/pr-git first=() second=() next=() full=() validates=() i file line
   rm -rf "$git"
   cp -r "$repo" "$git"
   git -C "$git" init -q -b main
@@ -166,35 +198,55 @@ pr_plan() {
   cp -r "$changed/." "$git/" # the change edits a file: nothing to delete
   git -C "$git" -c user.name=bench -c user.email=bench@example.com commit -q --no-gpg-sign -am change
   for ((i = 0; i < PR_REPEAT; i++)); do
-    timed t "$BIN" validate "$git" --now "$GEN_NOW" --no-cache
+    timed t "$BIN" validate "$git" "${CLOCK[@]}" --no-cache
     validates+=("$t")
     rm -rf "$WORK/cache" # the first run: a CI job with no cache restored
-    timed t "$BIN" plan "$git" --base HEAD~1 --now "$GEN_NOW" --detailed-exitcode --cache-dir "$WORK/cache"
+    timed t "$BIN" plan "$git" --base HEAD~1 "${CLOCK[@]}" --detailed-exitcode --cache-dir "$WORK/cache"
     first+=("$t")
-    timed t "$BIN" plan "$git" --base HEAD~1 --now "$GEN_NOW" --detailed-exitcode --cache-dir "$WORK/cache"
+    timed t "$BIN" plan "$git" --base HEAD~1 "${CLOCK[@]}" --detailed-exitcode --cache-dir "$WORK/cache"
     second+=("$t")
-    read -r _ _ file line < <(sed -n "$((GRANTS / 2 + 1))p" "$index")
+    read -r _ _ file line < <(grant_at "$index" $((grants / 2 + 1)) "$git")
     sed -i "${line}s/disabled: false/disabled: true/" "$git/$file"
     git -C "$git" -c user.name=bench -c user.email=bench@example.com commit -q --no-gpg-sign -am "next push"
-    timed t "$BIN" plan "$git" --base HEAD~1 --now "$GEN_NOW" --detailed-exitcode --cache-dir "$WORK/cache"
+    timed t "$BIN" plan "$git" --base HEAD~1 "${CLOCK[@]}" --detailed-exitcode --cache-dir "$WORK/cache"
     next+=("$t")
     git -C "$git" reset -q --hard HEAD~1
-    timed t "$BIN" plan "$git" --base HEAD~1 --now "$GEN_NOW" --detailed-exitcode --no-incremental
+    timed t "$BIN" plan "$git" --base HEAD~1 "${CLOCK[@]}" --detailed-exitcode --no-incremental
     full+=("$t")
   done
   local f s x n v
   f=$(median "${first[@]}") s=$(median "${second[@]}") x=$(median "${next[@]}") n=$(median "${full[@]}") v=$(median "${validates[@]}")
+  local clock=${CLOCK[*]:-"no --now"}
   row "PR plan, git base, one file changed, $objects objects (first run)" "${f} s" "${v} s validate; ${n} s --no-incremental" \
-    "$(calc "$f / $v") of validate" "<= 1.0 of validate" "$(met "$f <= $v")" "median of $PR_REPEAT"
+    "$(calc "$f / $v") of validate" "<= 1.0 of validate" "$(met "$f <= $v")" "median of $PR_REPEAT; $clock"
   row "PR plan, git base, one file changed, $objects objects (second run)" "${s} s" "${v} s validate" \
-    "$(calc "$s / $v") of validate" "<= 0.15 of validate" "$(met "$s <= 0.15 * $v")" "median of $PR_REPEAT; with the cache the first run left (--cache-dir)"
+    "$(calc "$s / $v") of validate" "<= 0.15 of validate" "$(met "$s <= 0.15 * $v")" "median of $PR_REPEAT; with the cache the first run left (--cache-dir); $clock"
   row "PR plan, git base, the next push (one more grant changed), $objects objects" "${x} s" "${v} s validate" \
     "$(calc "$x / $v") of validate" "-" "-" "median of $PR_REPEAT; with the cache the runs of the push before left"
   rm -rf "$git"
 }
 
-log "1. validate + offline plan (no cluster)"
+# grant_at INDEX N REPO: the index's line N (namespace name file line); in the 5x run the first
+# grant from there on that is time-bound (mcp-gitops.io/expires-at) and still on.
+grant_at() {
+  local index=$1 n=$2 repo=$3 entry file line
+  while entry=$(sed -n "${n}p" "$index") && [[ -n $entry ]]; do
+    [[ $SIZE == 5x ]] || { echo "$entry"; return; }
+    read -r _ _ file line <<<"$entry"
+    if sed -n "${line}p" "$repo/$file" | grep -q 'disabled: false' \
+      && awk -v l="$line" 'NR <= l { if (/^apiVersion:/) t = 0; if (/mcp-gitops.io\/expires-at/) t = 1 } END { exit !t }' "$repo/$file"; then
+      echo "$entry"
+      return
+    fi
+    n=$((n + 1))
+  done
+  die "no time-bound grant still on from line $2 of $index"
+}
+
+# scaling_figures: validate and the offline plan at 1x, 2x and 4x, and the PR plan at 1x.
 declare -A TOTAL
+scaling_figures() {
+log "1. validate + offline plan (no cluster)"
 for scale in 1 2 4; do
   repo=$WORK/repo-${scale}x
   generate "$repo" --servers $((SERVERS * scale)) --grants $((GRANTS * scale)) --sessions $((SESSIONS * scale)) \
@@ -233,11 +285,15 @@ for scale in 1 2 4; do
   fi
   [[ $scale == 1 ]] || rm -rf "$repo" "$changed"
 done
+}
 
 # ---------------------------------------------------------------------------------------------
 # 2. first apply of 2,000 objects: mcp-gitops vs kubectl apply --server-side, and the raw
 #    API server ceiling (concurrent server-side apply requests), each on its own namespaces
 
+# apply_figures: the first apply against kubectl and the raw server-side apply ceiling.
+before=$WORK/req.before after=$WORK/req.after
+apply_figures() {
 log "2. first apply of $((A_SERVERS + A_GRANTS + A_SESSIONS)) objects (cluster A)"
 cluster_up
 A_OBJECTS=$((A_SERVERS + A_GRANTS + A_SESSIONS))
@@ -253,7 +309,6 @@ done
 # against standing destructive grants switched off (the generator makes no dates).
 cp "$WORK/ns-mg/mcp-gitops.yaml" "$WORK/apply-mg/"
 
-before=$WORK/req.before after=$WORK/req.after
 requests >"$before"
 timed mg_first "$BIN" apply "$WORK/apply-mg" --kubeconfig "$KUBECONFIG" --inventory-namespace bench-mg-inventory
 requests >"$after"
@@ -310,9 +365,10 @@ raw_ok=$(grep -c '^20[01]$' "$WORK/raw.codes" || true)
 raw_rate=$(calc "$raw_ok / $raw_time" 0)
 mg_rate=$(calc "$A_OBJECTS / $mg_first" 0)
 kc_rate=$(calc "$A_OBJECTS / $kc_first" 0)
-row "apply throughput, objects/s" "$mg_rate/s" "$raw_rate/s raw SSA ceiling (kubectl: $kc_rate/s)" "$(calc "100 * $mg_rate / $raw_rate" 0)% of ceiling" "-" "-" \
-  "$raw_ok PATCH apply-patch+yaml in ${raw_time} s, $RAW_CONCURRENCY in flight"
+row "apply throughput, objects/s" "$mg_rate/s" "$raw_rate/s raw SSA ceiling (kubectl: $kc_rate/s)" "$(calc "100 * $mg_rate / $raw_rate" 0)% of ceiling" \
+  ">= 90% of ceiling" "$(met "$mg_rate >= 0.9 * $raw_rate")" "$raw_ok PATCH apply-patch+yaml in ${raw_time} s, $RAW_CONCURRENCY in flight"
 cluster_down
+}
 
 # ---------------------------------------------------------------------------------------------
 # 3. 21,000 objects on a fresh cluster: the daemon's first apply and memory, the live no-op
@@ -320,6 +376,9 @@ cluster_down
 
 # cluster_figures REPO INDEX SERVERS GRANTS SESSIONS: the daemon and live figures on a fresh
 # cluster; returns 1 (after recording why) when the daemon cannot apply the repository at all.
+# Targets: webhook -> applied p95 under LATENCY_TARGET s, resident memory after the commits under
+# RSS_TARGET MiB and, when PEAK_TARGET is set, its peak under that.
+LATENCY_TARGET=2 RSS_TARGET=150 PEAK_TARGET=''
 cluster_figures() {
 local repo=$1 index=$2 servers=$3 grants=$4 sessions=$5
 local OBJECTS=$((servers + grants + sessions))
@@ -361,9 +420,11 @@ sleep 3   # idle: let the allocator return what the apply used
 rss() { awk '/^'"$1"':/ { printf "%.1f", $2 / 1024 }' "/proc/$DAEMON_PID/status"; }
 rss_idle=$(rss VmRSS) hwm_first=$(rss VmHWM)
 row "daemon first apply, $OBJECTS objects" "${daemon_first} s" "-" "$(calc "$OBJECTS / $daemon_first" 0) objects/s" "-" "-" "commit to /readyz, a fresh cluster"
-row "daemon resident memory, $OBJECTS objects, idle" "${rss_idle} MiB" "-" "peak ${hwm_first} MiB" "< 150 MiB" "$(met "$rss_idle < 150")" "VmRSS after the first apply"
+row "daemon resident memory, $OBJECTS objects, idle" "${rss_idle} MiB" "-" "peak ${hwm_first} MiB" "< $RSS_TARGET MiB" "$(met "$rss_idle < $RSS_TARGET")" "VmRSS after the first apply"
 
-# The live no-op re-plan, and what it asked the API server.
+# The live no-op re-plan, and what it asked the API server (not in the 5x run: not one of its
+# figures, and kubectl reading 105,000 objects as JSON takes minutes).
+if [[ $SIZE == 1x ]]; then
 requests >"$before"
 timed replan "$BIN" plan "$repo" --kubeconfig "$KUBECONFIG" --detailed-exitcode
 replan_rc=$RC
@@ -382,6 +443,7 @@ row "live no-op re-plan, $OBJECTS objects" "${replan} s, $all requests ($lists L
   "${kc_read} s kubectl get -A -o json ($kc_requests requests)" "$(calc "$replan / $kc_read")x kubectl's time" \
   "< 3 s, one LIST per kind" "$(met "$replan < 3 && $lists == $pages && $gets < 10 && $writes == 0 && $replan_rc == 0")" \
   "$pages pages of $PAGE expected; exit $replan_rc (0 = no changes)"
+fi
 
 # webhook -> one changed grant applied, COMMITS times, each a different grant.
 latencies=()
@@ -419,10 +481,21 @@ p50=$(percentile 50 "${latencies[@]}") p95=$(percentile 95 "${latencies[@]}")
 # The floor for one object: kubectl applying just the changed grant's file.
 timed kc_one kubectl apply --server-side --field-manager=bench-floor -f "$repo/$file" --dry-run=server
 row "daemon: webhook -> one changed grant applied, $OBJECTS objects" "p50 ${p50} s, p95 ${p95} s" \
-  "${kc_one} s kubectl apply of that one file" "$(calc "$p95 / $kc_one")x" "< 2 s" "$(met "$p95 < 2")" "$COMMITS commits; max $(percentile 100 "${latencies[@]}") s"
+  "${kc_one} s kubectl apply of that one file" "$(calc "$p95 / $kc_one")x" "< $LATENCY_TARGET s" "$(met "$p95 < $LATENCY_TARGET")" "$COMMITS commits; max $(percentile 100 "${latencies[@]}") s"
+# Flat: the median of the last commits against that of the first (5 each in the full run).
+local ends=$((COMMITS / 2 < 5 ? COMMITS / 2 : 5))
+if ((ends > 0)); then
+  local early late
+  early=$(median "${latencies[@]:0:ends}") late=$(median "${latencies[@]: -ends}")
+  row "daemon: webhook -> applied, first $ends vs last $ends commits, $OBJECTS objects" "median ${late} s (last $ends)" "median ${early} s (first $ends)" \
+    "$(calc "$late / $early")x" "flat (<= 1.25x)" "$(met "$late <= 1.25 * $early")" "latencies in commit order: ${latencies[*]}"
+fi
 sleep 3   # as for the idle figure: let the allocator return what the last reconcile used
 rss_after=$(rss VmRSS) hwm=$(rss VmHWM)
-row "daemon resident memory after $COMMITS commits" "${rss_after} MiB" "-" "peak ${hwm} MiB" "< 150 MiB" "$(met "$rss_after < 150")" "VmRSS"
+local peak_met=1
+[[ -z $PEAK_TARGET ]] || peak_met="$hwm < $PEAK_TARGET"
+row "daemon resident memory after $COMMITS commits, $OBJECTS objects" "${rss_after} MiB" "-" "peak ${hwm} MiB" \
+  "< $RSS_TARGET MiB${PEAK_TARGET:+, peak < $PEAK_TARGET MiB}" "$(met "$rss_after < $RSS_TARGET && $peak_met")" "VmRSS, VmHWM"
 
 kill -TERM "$DAEMON_PID"
 wait "$DAEMON_PID" || true
@@ -430,10 +503,90 @@ DAEMON_PID=''
 cluster_down
 }
 
-# The design's size; when the product cannot apply it, half of it, so that the other figures exist.
-if ! cluster_figures "$WORK/repo-1x" "$WORK/index-1x.txt" "$SERVERS" "$GRANTS" "$SESSIONS"; then
-  generate "$WORK/repo-half" --servers $((SERVERS / 2)) --grants $((GRANTS / 2)) --sessions $((SESSIONS / 2)) --index "$WORK/index-half.txt"
-  cluster_figures "$WORK/repo-half" "$WORK/index-half.txt" $((SERVERS / 2)) $((GRANTS / 2)) $((SESSIONS / 2)) || true
+# ---------------------------------------------------------------------------------------------
+# --size 5x (issue #30): 105,000 objects, each figure beside its 21,000-object baseline measured
+# in this run. Both repositories follow the default guardrails (--time-bound: every grant that
+# can reach a destructive tool expires, the policy on); the 5x one has five times the teams, so
+# that its folders and files are the size they are at 1x, as a platform of that size would be.
+
+# layout DIR: how the repository is laid out (files, per folder, sizes)
+layout() {
+  local per_folder sizes
+  per_folder=$(find "$1" -name '*.yaml' -printf '%h\n' | sort | uniq -c | sort -n | awk 'END { print $1 }')
+  sizes=$(find "$1" -name '*.yaml' -printf '%s\n' | sort -n | awk '{ v[NR] = $1; t += $1 }
+    END { printf "%d files (%.0f MiB), median %.0f KiB, largest %.0f KiB", NR, t / 1048576, v[int((NR + 1) / 2)] / 1024, v[NR] / 1024 }')
+  echo "$sizes, at most $per_folder in a folder"
+}
+
+# MCP_GITOPS_BENCH_PARTS: the parts of the 5x run to do (default all: validate plan apply
+# daemon-5x daemon-1x), so that a machine on which the whole does not fit in one go can run it in
+# pieces (each with its own MCP_GITOPS_BENCH_CLUSTER_DIR and MCP_GITOPS_BENCH_OUT).
+part() { [[ " ${MCP_GITOPS_BENCH_PARTS:-validate plan apply daemon-5x daemon-1x} " == *" $1 "* ]]; }
+
+five_times() {
+  local small=$WORK/repo-1x big=$WORK/repo-5x scale repo index grants objects changed python
+  local small_objects=$((SERVERS + GRANTS + SESSIONS)) big_objects=$((5 * (SERVERS + GRANTS + SESSIONS)))
+  CLOCK=() # the issue's PR plan runs without --now; validate runs on the real clock too
+  log "5x: repositories of $small_objects and $big_objects objects, time-bound destructive grants"
+  generate "$small" --time-bound --servers "$SERVERS" --grants "$GRANTS" --sessions "$SESSIONS" --index "$WORK/index-1x.txt"
+  GEN_NAMESPACES=$((5 * NAMESPACES)) generate "$big" --time-bound --servers $((5 * SERVERS)) --grants $((5 * GRANTS)) \
+    --sessions $((5 * SESSIONS)) --index "$WORK/index-5x.txt"
+  for repo in "$small" "$big"; do
+    "$BIN" validate "$repo" >"$WORK/validate.txt" || die "$repo does not validate with the default policies: $(tail -3 "$WORK/validate.txt")"
+    log "  ${repo##*/}: $(tail -1 "$WORK/validate.txt"); $(layout "$repo")"
+  done
+
+  part validate && {
+  log "5x: validate at both sizes, and PyYAML's parse of the 5x files"
+  python=$(bash "$ROOT/tests/packages.sh" --pip PyYAML==6.0.2 | tail -1)
+  "$python" -c 'import sys, yaml; sys.exit(not yaml.__with_libyaml__)' || die "PyYAML has no libyaml (CSafeLoader)"
+  local small_v=() big_v=() py=() small_c=() big_c=() py_c=() v1 v5 p c1 c5 cp parsed
+  for ((i = 0; i < REPEAT; i++)); do # interleaved, so that the machine's drift hits all three alike
+    cpu_timed t "$BIN" validate "$small" --no-cache
+    small_v+=("$t") small_c+=("$t_cpu")
+    cpu_timed t "$BIN" validate "$big" --no-cache
+    big_v+=("$t") big_c+=("$t_cpu")
+    cpu_timed t "$python" "$SCRIPT_DIR/bench/parse_pyyaml.py" "$big"
+    py+=("$t") py_c+=("$t_cpu")
+    parsed=$(cat "$WORK/last.out")
+  done
+  v1=$(median "${small_v[@]}") v5=$(median "${big_v[@]}") p=$(median "${py[@]}")
+  c1=$(median "${small_c[@]}") c5=$(median "${big_c[@]}") cp=$(median "${py_c[@]}")
+  row "validate, $big_objects objects (5x)" "${v5} s" "${v1} s validate of $small_objects objects" "$(calc "$v5 / $v1")x" \
+    "<= 5.5x (linear)" "$(met "$v5 <= 5.5 * $v1")" "median of $REPEAT; CPU ${c5} s vs ${c1} s ($(calc "$c5 / $c1")x); $(layout "$big")"
+  row "validate vs PyYAML's parse, $big_objects objects" "${v5} s" "${p} s PyYAML 6.0.2 CSafeLoader load_all ($parsed)" \
+    "$(calc "$v5 / $p")x" "<= 0.25x" "$(met "$v5 <= 0.25 * $p")" "median of $REPEAT; CPU ${c5} s vs ${cp} s ($(calc "$c5 / $cp")x): validate uses both cores, PyYAML one"
+  }
+
+  part plan && for scale in 1 5; do
+    repo=$WORK/repo-${scale}x index=$WORK/index-${scale}x.txt grants=$((scale * GRANTS)) objects=$((scale * small_objects))
+    log "5x: PR plan at $objects objects, a time-bound grant switched off, no --now"
+    changed=$WORK/changed-${scale}x
+    cp -r "$repo" "$changed"
+    read -r _ _ file line < <(grant_at "$index" $((grants / 2)) "$repo")
+    sed -i "${line}s/disabled: false/disabled: true/" "$changed/$file"
+    pr_plan "$repo" "$changed" "$objects" "$index" "$grants"
+    rm -rf "$changed"
+  done
+
+  ! part apply || apply_figures
+  # 105,000 objects before 21,000: the new figures first, should the run be cut short.
+  LATENCY_TARGET=2 RSS_TARGET=400 PEAK_TARGET=1024
+  ! part daemon-5x || cluster_figures "$big" "$WORK/index-5x.txt" $((5 * SERVERS)) $((5 * GRANTS)) $((5 * SESSIONS)) || true
+  LATENCY_TARGET=1 RSS_TARGET=150 PEAK_TARGET=''
+  ! part daemon-1x || cluster_figures "$small" "$WORK/index-1x.txt" "$SERVERS" "$GRANTS" "$SESSIONS" || true
+}
+
+if [[ $SIZE == 5x ]]; then
+  five_times
+else
+  scaling_figures
+  apply_figures
+  # The design's size; when the product cannot apply it, half of it, so that the other figures exist.
+  if ! cluster_figures "$WORK/repo-1x" "$WORK/index-1x.txt" "$SERVERS" "$GRANTS" "$SESSIONS"; then
+    generate "$WORK/repo-half" --servers $((SERVERS / 2)) --grants $((GRANTS / 2)) --sessions $((SESSIONS / 2)) --index "$WORK/index-half.txt"
+    cluster_figures "$WORK/repo-half" "$WORK/index-half.txt" $((SERVERS / 2)) $((GRANTS / 2)) $((SESSIONS / 2)) || true
+  fi
 fi
 
 
@@ -441,16 +594,18 @@ fi
 # the report
 
 total=$((SECONDS - STARTED))
+LOAD=$(sort -g "$WORK/load.txt" | awk '{ v[NR] = $1 } END { printf "1-minute load average: min %s, median %s, max %s (%d samples)", v[1], v[int((NR + 1) / 2)], v[NR], NR }')
+log "$LOAD"
 {
   printf 'figure\tmcp-gitops\tbaseline\tratio\ttarget\tmet\tnote\n'
   cat "$ROWS"
 } | awk -F'\t' '{ for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } n = NR; nf = (NF > nf) ? NF : nf }
-  END { for (r = 1; r <= n; r++) { line = ""; for (i = 1; i <= 6; i++) line = line sprintf("%-" w[i] "s  ", cell[r, i]); print line } }' >"$OUT/report.txt"
+  END { for (r = 1; r <= n; r++) { line = ""; for (i = 1; i <= 6; i++) line = line sprintf("%-" w[i] "s  ", cell[r, i]); print line } }' >"$OUT/$REPORT.txt"
 jq -R -s --arg machine "$(nproc) cores, $(uname -r)" --arg date "$(date -u +%FT%TZ)" --argjson seconds "$total" \
-  --arg version "$("$BIN" --version)" --argjson quick "$QUICK" '
-  { date: $date, machine: $machine, version: $version, quick: ($quick == 1), seconds: $seconds,
+  --arg version "$("$BIN" --version)" --argjson quick "$QUICK" --arg size "$SIZE" --arg load "$LOAD" '
+  { date: $date, machine: $machine, version: $version, quick: ($quick == 1), size: $size, load: $load, seconds: $seconds,
     figures: [split("\n")[] | select(length > 0) | split("\t")
       | {figure: .[0], mcp_gitops: .[1], baseline: .[2], ratio: .[3], target: .[4], met: .[5], note: .[6]}] }' \
-  "$ROWS" >"$OUT/report.json"
-cat "$OUT/report.txt"
-log "done in ${total} s; $OUT/report.txt, $OUT/report.json"
+  "$ROWS" >"$OUT/$REPORT.json"
+cat "$OUT/$REPORT.txt"
+log "done in ${total} s; $OUT/$REPORT.txt, $OUT/$REPORT.json"

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Parser)]
 #[command(about = "Write a synthetic, valid platform repository for the mcp-gitops benchmarks")]
-struct Options {
+pub(crate) struct Options {
     /// MCP servers (10 tools each).
     #[arg(long, default_value_t = 1000)]
     servers: usize,
@@ -232,7 +232,7 @@ fn main() {
     }
 }
 
-fn run(options: &Options) -> Result<(), String> {
+pub(crate) fn run(options: &Options) -> Result<(), String> {
     if options.servers == 0 || options.namespaces == 0 {
         return Err("--servers and --namespaces must be at least 1".into());
     }
