@@ -362,7 +362,7 @@ fn what_can_command(args: WhatCanArgs, allowed: &Allowed) -> Result<i32, CliErro
 
 fn review_command(args: ReviewArgs, allowed: &Allowed) -> Result<i32, CliError> {
     let at = parse_time(args.at.as_deref(), "--at")?;
-    let source = crate::review::audit::AuditSource::parse(&args.audit, args.audit_password_file.as_deref())
+    let source = crate::review::source::AuditSource::parse(&args.audit, args.audit_password_file.as_deref())
         .map_err(pipeline::review::AccessReviewError::from)?;
     let (review, written) = pipeline::review::access_review(&repository(&args.path), &source, &args.unused_for, at, allowed, args.write)?;
     match args.format {

@@ -3,7 +3,8 @@
 
 use super::desired::{self, Allowed};
 use crate::cache::Cache;
-use crate::review::audit::{AuditError, AuditSource, Window};
+use crate::review::audit::{AuditError, Window};
+use crate::review::source::AuditSource;
 use crate::review::write::{self, WriteError, Written};
 use crate::review::{self, Review};
 use crate::source::SourceError;

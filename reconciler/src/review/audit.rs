@@ -3,13 +3,12 @@
 //! `decision = allow` is use; a denial naming a grant is not, and an allow naming no grant
 //! (observe mode, a default decision of allow) is counted apart, for nobody. Readers: a JSON
 //! Lines file of the gateway's envelopes, summed here record by record; the ClickHouse `events`
-//! table (`super::clickhouse`), summed by the database.
+//! table (`super::clickhouse`), summed by the database; `super::source` says which.
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::path::PathBuf;
 
 /// The event type of the gateway's decisions (`pkg/events/envelope.go`'s default).
 pub const GATEWAY_EVENT: &str = "mcp.request";
@@ -56,50 +55,6 @@ pub struct ServerRecords {
 pub struct Usage {
     pub grants: BTreeMap<Named, GrantUse>,
     pub servers: BTreeMap<Named, ServerRecords>,
-}
-
-/// Where the records are: `--audit jsonl:PATH` (or a bare path), `--audit clickhouse:URL`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuditSource {
-    JsonLines(PathBuf),
-    ClickHouse(super::clickhouse::ClickHouse),
-}
-
-impl AuditSource {
-    /// The source `text` names. ClickHouse's user is `CLICKHOUSE_USER` (default `default`), its
-    /// password the first line of `password_file`, else `CLICKHOUSE_PASSWORD` (as
-    /// clickhouse-client takes them); never in the URL, where messages and logs would show it.
-    pub fn parse(text: &str, password_file: Option<&std::path::Path>) -> Result<AuditSource, AuditError> {
-        let Some(url) = text.strip_prefix("clickhouse:") else {
-            let path = text.strip_prefix("jsonl:").or_else(|| text.strip_prefix("file:")).unwrap_or(text);
-            return Ok(AuditSource::JsonLines(path.into()));
-        };
-        let parsed = url::Url::parse(url).map_err(|e| AuditError::BadSource(format!("clickhouse:{url} is not a URL ({e})")))?;
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(AuditError::BadSource(
-                "give ClickHouse's user in CLICKHOUSE_USER and its password in CLICKHOUSE_PASSWORD or --audit-password-file, not in the URL".into(),
-            ));
-        }
-        let password = match password_file {
-            Some(file) => std::fs::read_to_string(file)
-                .map_err(|source| AuditError::Read { path: file.display().to_string(), source })?
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_string(),
-            None => std::env::var("CLICKHOUSE_PASSWORD").unwrap_or_default(),
-        };
-        let user = std::env::var("CLICKHOUSE_USER").ok().filter(|u| !u.is_empty()).unwrap_or_else(|| "default".into());
-        Ok(AuditSource::ClickHouse(super::clickhouse::ClickHouse { url: url.to_string(), user, password }))
-    }
-
-    /// The records summed up over `window`.
-    pub fn read(&self, window: Window) -> Result<Usage, AuditError> {
-        match self {
-            AuditSource::JsonLines(path) => read_json_lines(path, window),
-            AuditSource::ClickHouse(clickhouse) => clickhouse.read(window),
-        }
-    }
 }
 
 /// Why the records cannot be read.
@@ -200,18 +155,5 @@ mod tests {
         let usage = read_json_lines(&file, window()).unwrap();
         let billing = Named { namespace: "mcp-team-a".into(), name: "billing".into() };
         assert_eq!(usage.grants[&billing], GrantUse { calls: 2, last_use: Some("2026-11-11T10:00:00Z".parse().unwrap()) });
-    }
-
-    #[test]
-    fn a_source_names_its_kind_and_keeps_credentials_out_of_the_url() {
-        assert_eq!(AuditSource::parse("jsonl:a.jsonl", None).unwrap(), AuditSource::JsonLines("a.jsonl".into()));
-        assert_eq!(AuditSource::parse("file:a.jsonl", None).unwrap(), AuditSource::JsonLines("a.jsonl".into()));
-        assert_eq!(AuditSource::parse("exports/a.jsonl", None).unwrap(), AuditSource::JsonLines("exports/a.jsonl".into()));
-        assert!(
-            matches!(AuditSource::parse("clickhouse:http://ch:8123/?database=analytics", None), Ok(AuditSource::ClickHouse(c)) if c.url == "http://ch:8123/?database=analytics")
-        );
-        let refused = AuditSource::parse("clickhouse:http://reader:hunter2@ch:8123/", None).unwrap_err().to_string();
-        assert!(refused.contains("not in the URL") && !refused.contains("hunter2"), "{refused}");
-        assert!(matches!(AuditSource::parse("clickhouse:not a url", None), Err(AuditError::BadSource(_))));
     }
 }

@@ -9,6 +9,7 @@ pub mod age;
 pub mod audit;
 pub mod clickhouse;
 pub mod shadow;
+pub mod source;
 pub mod write;
 
 use crate::gateway::{PolicyDocument, render::targets};
