@@ -240,7 +240,7 @@ fn index_selections(expression: &mut cel::IdedExpr, root: &str) {
 /// Walks the tree with a stack of its own, not by recursion: a policy's expression comes from the
 /// repository and may nest deeper than a thread's stack.
 pub(super) fn read_paths(expression: &cel::IdedExpr, root: &str, paths: &mut Vec<Vec<String>>) {
-    use cel::common::ast::{EntryExpr, Expr};
+    use cel::common::ast::Expr;
     let mut pending = vec![expression];
     while let Some(expression) = pending.pop() {
         match &expression.expr {
@@ -260,19 +260,27 @@ pub(super) fn read_paths(expression: &cel::IdedExpr, root: &str, paths: &mut Vec
                 }
             }
             Expr::Ident(name) if name == root => paths.push(Vec::new()),
-            Expr::Call(call) => pending.extend(call.target.iter().map(|t| &**t).chain(&call.args)),
-            Expr::Comprehension(c) => pending.extend([&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result]),
-            Expr::List(list) => pending.extend(&list.elements),
-            Expr::Map(cel::common::ast::MapExpr { entries }) | Expr::Struct(cel::common::ast::StructExpr { entries, .. }) => {
-                for entry in entries {
-                    match &entry.expr {
-                        EntryExpr::MapEntry(e) => pending.extend([&e.key, &e.value]),
-                        EntryExpr::StructField(f) => pending.push(&f.value),
-                    }
-                }
-            }
-            Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
+            _ => pending.extend(children(expression)),
         }
+    }
+}
+
+/// The expressions a node of an expression holds, one level down.
+pub(super) fn children(expression: &cel::IdedExpr) -> Vec<&cel::IdedExpr> {
+    use cel::common::ast::{EntryExpr, Expr};
+    match &expression.expr {
+        Expr::Select(select) => vec![&select.operand],
+        Expr::Call(call) => call.target.iter().map(|t| &**t).chain(&call.args).collect(),
+        Expr::Comprehension(c) => vec![&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result],
+        Expr::List(list) => list.elements.iter().collect(),
+        Expr::Map(cel::common::ast::MapExpr { entries }) | Expr::Struct(cel::common::ast::StructExpr { entries, .. }) => entries
+            .iter()
+            .flat_map(|entry| match &entry.expr {
+                EntryExpr::MapEntry(e) => vec![&e.key, &e.value],
+                EntryExpr::StructField(f) => vec![&f.value],
+            })
+            .collect(),
+        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => Vec::new(),
     }
 }
 

@@ -275,28 +275,13 @@ fn moved(mut side: &cel::IdedExpr) -> Option<Vec<(Sign, &cel::IdedExpr)>> {
 
 /// The identifiers an expression names (a comprehension's own variables too).
 fn idents(expression: &cel::IdedExpr) -> HashSet<&str> {
-    use cel::common::ast::{EntryExpr, Expr};
     let mut names = HashSet::new();
     let mut pending = vec![expression];
     while let Some(expression) = pending.pop() {
-        match &expression.expr {
-            Expr::Ident(name) => {
-                names.insert(name.as_str());
-            }
-            Expr::Select(select) => pending.push(&select.operand),
-            Expr::Call(call) => pending.extend(call.target.iter().map(|t| &**t).chain(&call.args)),
-            Expr::Comprehension(c) => pending.extend([&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result]),
-            Expr::List(list) => pending.extend(&list.elements),
-            Expr::Map(cel::common::ast::MapExpr { entries }) | Expr::Struct(cel::common::ast::StructExpr { entries, .. }) => {
-                for entry in entries {
-                    match &entry.expr {
-                        EntryExpr::MapEntry(e) => pending.extend([&e.key, &e.value]),
-                        EntryExpr::StructField(f) => pending.push(&f.value),
-                    }
-                }
-            }
-            Expr::Literal(_) | Expr::Unspecified => {}
+        if let cel::common::ast::Expr::Ident(name) = &expression.expr {
+            names.insert(name.as_str());
         }
+        pending.extend(super::compile::children(expression));
     }
     names
 }
