@@ -179,6 +179,51 @@ fn validate_passes_a_clean_fleet_and_refuses_an_unknown_cluster() {
     assert_eq!(ran.code, 0, "without clusters: the whole repository, as before\n{}", ran.stdout);
 }
 
+/// A grant in a folder no cluster's `paths` take (`clusters/prd/`, a misspelt prod) is applied
+/// nowhere: a `file_in_no_cluster` warning at the file, and a broken file there is still an
+/// error (no cluster's validation would have read it). The forge formats name each problem's
+/// clusters as the text does.
+#[test]
+fn a_file_no_cluster_takes_is_reported_not_skipped() {
+    let dir = fleet(&[
+        ("clusters/prd/oncall.yaml", grant("oncall", "vault-mcp", "erin", "read")),
+        ("clusters/prd/broken.yaml", "kind: MCPAccessGrant\nmetadata: {name: [unclosed\n".to_string()),
+        ("base/orphan.yaml", grant("orphan", "nowhere-mcp", "dana", "read")),
+    ]);
+    let ran = validate(dir.path(), &["--format", "json"]);
+    assert_eq!(ran.code, 1, "the broken file is an error\n{}{}", ran.stdout, ran.stderr);
+    let report = json(&ran.stdout);
+    let found: Vec<(&str, &str, &str)> = report["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .filter(|d| d["file"].as_str().is_some_and(|f| f.starts_with("clusters/prd/")))
+        .map(|d| {
+            (d["code"].as_str().unwrap_or_default(), d["severity"].as_str().unwrap_or_default(), d["file"].as_str().unwrap_or_default())
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [("yaml_syntax", "error", "clusters/prd/broken.yaml"), ("file_in_no_cluster", "warning", "clusters/prd/oncall.yaml")],
+        "{}",
+        ran.stdout
+    );
+    // One cluster's check is that cluster's: the folder no cluster takes is not its problem.
+    let prod = validate(dir.path(), &["--cluster", "prod"]);
+    assert!(!prod.stdout.contains("clusters/prd/"), "{}", prod.stdout);
+
+    for (format, expected) in [
+        ("github", "::error file=base/orphan.yaml"),
+        ("gitlab", "unknown_server: [dev, staging, prod] serverRef"),
+        ("junit", "[dev, staging, prod] serverRef"),
+        ("sarif", "[dev, staging, prod] serverRef"),
+    ] {
+        let out = validate(dir.path(), &["--format", format]).stdout;
+        assert!(out.contains(expected), "{format}: {out}");
+        assert!(out.contains("[dev, staging, prod] serverRef"), "{format} names the clusters: {out}");
+    }
+}
+
 /// `daemon --cluster prod` on the real API server applies the base and prod's folder, not
 /// dev's, and says which cluster it is in /status and on the inventory (beside its other status
 /// annotations, under their field manager).

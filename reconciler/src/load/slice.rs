@@ -5,7 +5,7 @@
 use super::{Loaded, RawDocument};
 use crate::model::{CONFIG_FILE, Code, DesiredState, Diagnostic, Pos, RepoConfig, spelling};
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 /// The files of one cluster's slice.
 pub enum Slice {
@@ -129,6 +129,30 @@ pub fn of(whole: &Loaded, name: &str) -> Option<Loaded> {
         policies: documents(&whole.policies),
         keys: whole.keys.iter().filter(|(path, _)| slice.holds(path)).map(|(p, k)| (p.clone(), *k)).collect(),
     })
+}
+
+/// What no cluster sees in `whole`, the repository loaded without a cluster: a
+/// `file_in_no_cluster` warning for each file that declares objects, servers or policies that no
+/// cluster's `paths` take (a folder misspelt in `paths:` leaves its grants applied nowhere), and
+/// the problems loading found in the files no cluster takes, which no cluster's validation reports.
+/// Empty without `clusters:`.
+pub fn outside(whole: &Loaded) -> Vec<Diagnostic> {
+    let slices: Vec<Slice> =
+        names(&whole.state.config).iter().map(|name| select(&mut whole.state.config.clone(), name, &mut Vec::new())).collect();
+    let taken = |file: &str| slices.is_empty() || slices.iter().any(|slice| slice.holds(file));
+    let mut declared: BTreeMap<&str, usize> = BTreeMap::new();
+    let files = whole.state.objects.iter().map(|o| o.origin.file.as_str());
+    let documents = whole.metadata.iter().chain(&whole.policies).map(|d| d.file.as_str());
+    for file in files.chain(documents).filter(|file| !taken(file)) {
+        *declared.entry(file).or_default() += 1;
+    }
+    let mut found: Vec<Diagnostic> = whole.state.diagnostics.iter().filter(|d| !taken(&d.file)).cloned().collect();
+    found.extend(declared.into_iter().map(|(file, count)| {
+        let message = format!("{file} declares {count} document(s) that no cluster applies: no cluster's paths: take this file");
+        Diagnostic::warning(Code::FileInNoCluster, file, Pos { line: 1, column: 1 }, message)
+            .hint("add a glob that takes it to a cluster's paths: in mcp-gitops.yaml, or move the file to a folder a cluster takes")
+    }));
+    found
 }
 
 /// The names of the clusters `clusters:` declares, each once, in order.

@@ -51,11 +51,12 @@ pub enum Code {
     ServerWithoutOwner,
     TrustScopedByPath,
     NoObjects,
+    FileInNoCluster,
 }
 
 impl Code {
     /// Every code, in the order of docs/diagnostics.md.
-    pub const ALL: [Code; 27] = [
+    pub const ALL: [Code; 28] = [
         Code::YamlSyntax,
         Code::YamlAmbiguous,
         Code::SchemaViolation,
@@ -83,6 +84,7 @@ impl Code {
         Code::ServerWithoutOwner,
         Code::TrustScopedByPath,
         Code::NoObjects,
+        Code::FileInNoCluster,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -114,6 +116,7 @@ impl Code {
             Code::ServerWithoutOwner => "server_without_owner",
             Code::TrustScopedByPath => "trust_scoped_by_path",
             Code::NoObjects => "no_objects",
+            Code::FileInNoCluster => "file_in_no_cluster",
         }
     }
 }

@@ -91,7 +91,8 @@ fn sliced(snapshot: Snapshot, names: &[String], cache: &Cache) -> (Loaded, Vec<(
 }
 
 /// `snapshot` as each cluster of `names` has it, loaded (the repository once) and validated,
-/// with the repository as loaded without a cluster; policy directories are read `beside` it.
+/// with the repository as loaded without a cluster, whose diagnostics are what no cluster sees
+/// (`slice::outside`); policy directories are read `beside` it.
 pub fn states(
     snapshot: Snapshot,
     beside: &impl Beside,
@@ -100,7 +101,8 @@ pub fn states(
     now: Timestamp,
     cache: &Cache,
 ) -> Result<(DesiredState, Vec<ClusterState>), Error> {
-    let (whole, slices) = sliced(snapshot, names, cache);
+    let (mut whole, slices) = sliced(snapshot, names, cache);
+    whole.state.diagnostics = slice::outside(&whole);
     let mut clusters = Vec::with_capacity(names.len());
     for (name, loaded) in slices {
         let policies = desired::policy_directories(&loaded.state.config.policies.directories, beside, allowed)?;
@@ -179,12 +181,16 @@ pub fn validated(
     let tree = WorkTree { path, rev: None };
     let snapshot = tree.read("")?;
     let Some(names) = chosen(&config_of(&snapshot), only)? else { return Ok(None) };
-    let (whole, clusters) = states(snapshot, &tree, &names, allowed, now, cache)?;
-    let diagnostics = merged(clusters.iter().map(|c| (c.name.as_str(), c.state.diagnostics.as_slice())));
+    let (mut whole, clusters) = states(snapshot, &tree, &names, allowed, now, cache)?;
+    let mut diagnostics = merged(clusters.iter().map(|c| (c.name.as_str(), c.state.diagnostics.as_slice())));
     let mut state = match only {
         // One cluster: its objects, not the repository's.
         Some(_) => clusters.into_iter().next().map_or(whole, |c| c.state),
-        None => whole,
+        None => {
+            diagnostics.append(&mut whole.diagnostics);
+            diagnostic::sort(&mut diagnostics);
+            whole
+        }
     };
     state.diagnostics = diagnostics;
     Ok(Some(state))

@@ -24,10 +24,7 @@ fn render_one(out: &mut String, d: &Diagnostic, source: Option<&str>, shown: &Sh
         Severity::Error => palette.red(&head),
         Severity::Warning => palette.yellow(&head),
     };
-    let clusters = match d.clusters.is_empty() {
-        true => String::new(),
-        false => format!("[{}] ", terminal(&d.clusters.join(", "))),
-    };
+    let clusters = terminal(&super::in_clusters(d));
     let _ = writeln!(out, "{clusters}{}{} {}", head, palette.bold(":"), palette.bold(&terminal(&d.message)));
     let gutter = " ".repeat(d.line.to_string().len());
     let _ = writeln!(out, "{gutter}{} {}:{}:{}", palette.dim("-->"), terminal(&shown.name(&d.file)), d.line, d.column);

@@ -15,7 +15,7 @@ pub fn render(diagnostics: &[Diagnostic], root: &str) -> String {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        let mut message = d.message.clone();
+        let mut message = format!("{}{}", super::in_clusters(d), d.message);
         if !d.object.is_empty() {
             message.push_str(&format!("\n{}", d.object));
         }

@@ -16,7 +16,7 @@ pub fn render(diagnostics: &[Diagnostic], root: &str) -> String {
             let base = d.fingerprint();
             let n = seen.entry(base.clone()).and_modify(|n| *n += 1).or_insert(0);
             let fingerprint = if *n == 0 { base } else { format!("{base}-{n}") };
-            let mut description = format!("{}: {}", d.code, d.message);
+            let mut description = format!("{}: {}{}", d.code, super::in_clusters(d), d.message);
             if !d.object.is_empty() {
                 description.push_str(&format!(" ({})", d.object));
             }

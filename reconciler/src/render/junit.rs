@@ -30,7 +30,7 @@ pub fn render<'a>(diagnostics: &[Diagnostic], files: impl IntoIterator<Item = &'
         for d in errors {
             let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
             status.set_type(d.code.as_str());
-            status.set_message(xml(&d.message));
+            status.set_message(xml(&format!("{}{}", super::in_clusters(d), d.message)));
             status.set_description(xml(&one_line(d, &path)));
             let mut case = TestCase::new(format!("{} {path}:{}:{}", d.code, d.line, d.column), status);
             case.set_classname(path.clone());
@@ -44,7 +44,7 @@ pub fn render<'a>(diagnostics: &[Diagnostic], files: impl IntoIterator<Item = &'
 
 /// `path:line:column: code: message (object, field) hint: ...`
 fn one_line(d: &Diagnostic, path: &str) -> String {
-    let mut line = format!("{path}:{}:{}: {}: {}", d.line, d.column, d.code, d.message);
+    let mut line = format!("{path}:{}:{}: {}: {}{}", d.line, d.column, d.code, super::in_clusters(d), d.message);
     let place: Vec<&str> = [d.object.as_str(), d.path.as_str()].into_iter().filter(|s| !s.is_empty()).collect();
     if !place.is_empty() {
         line.push_str(&format!(" ({})", place.join(", ")));

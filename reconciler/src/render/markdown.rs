@@ -269,8 +269,8 @@ pub(super) fn diagnostics_table(diagnostics: &[Diagnostic]) -> String {
     for d in diagnostics {
         let icon = if d.severity == Severity::Error { "❌" } else { "⚠️" };
         let place = code(&format!("{}:{}:{}", d.file, d.line, d.column));
-        let clusters = if d.clusters.is_empty() { String::new() } else { format!("[{}] ", d.clusters.join(", ")) };
-        let _ = writeln!(s, "| {icon} | `{}` | {} | {} |", d.code, cell(&place), cell(&text(&format!("{clusters}{}", d.message))));
+        let message = format!("{}{}", super::in_clusters(d), d.message);
+        let _ = writeln!(s, "| {icon} | `{}` | {} | {} |", d.code, cell(&place), cell(&text(&message)));
     }
     s
 }

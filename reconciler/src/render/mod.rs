@@ -36,6 +36,15 @@ pub fn forge(format: Forge, diagnostics: &[Diagnostic], files: &BTreeMap<String,
     }
 }
 
+/// `[dev, prod] ` before a diagnostic's message when the repository declares `clusters:` (the
+/// clusters whose state has it, docs/fleet.md); empty otherwise.
+pub fn in_clusters(d: &Diagnostic) -> String {
+    match d.clusters.is_empty() {
+        true => String::new(),
+        false => format!("[{}] ", d.clusters.join(", ")),
+    }
+}
+
 /// ANSI colour, used only when writing to a terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Palette {

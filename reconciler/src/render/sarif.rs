@@ -13,7 +13,7 @@ pub fn render(diagnostics: &[Diagnostic], root: &str) -> String {
     let results: Vec<Value> = diagnostics
         .iter()
         .map(|d| {
-            let mut message = d.message.clone();
+            let mut message = format!("{}{}", super::in_clusters(d), d.message);
             if !d.hint.is_empty() {
                 message.push_str(&format!(" (hint: {})", d.hint));
             }
