@@ -5,7 +5,7 @@
 use super::access::{self, AccessChange};
 use super::{Action, Change};
 use crate::model::{DesiredState, Kind, Object, ObjectId};
-use crate::validate::expiry::{EXPIRES_AT, expire};
+use crate::validate::expiry::{EXPIRES_AT, disable_expired};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -46,7 +46,7 @@ pub fn expiring(desired: &DesiredState, changes: &[Change], now: Timestamp, work
 /// function of the state (as expired at the plan's time) and `at` alone.
 pub fn taken_away(desired: &DesiredState, at: Timestamp, work: super::Work) -> Vec<AccessChange> {
     let mut then = DesiredState { objects: desired.objects.clone(), config: desired.config.clone(), ..DesiredState::default() };
-    expire(&mut then, at);
+    disable_expired(&mut then, at);
     let (before, after) = super::render_changed(desired, &then, work);
     access::diff(desired, &before, &then, &after, at)
 }
