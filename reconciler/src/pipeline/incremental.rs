@@ -3,7 +3,8 @@
 //! only the changed ones are read from git; the work tree's validation is taken from the cache
 //! when the same files were validated before at a clock that validates them alike
 //! (`Cache::trees`, `validate::clock`: until the next expiry instant); only the objects the
-//! change can reach are loaded.
+//! change can reach are loaded; what a changed grant's expiry takes away, which reaches every
+//! grant expiring by then, is judged once per tree (`expiring`).
 
 use super::Error;
 use super::Planned;
