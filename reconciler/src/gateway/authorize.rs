@@ -3,10 +3,10 @@
 
 use super::document::{GrantPolicy, PolicyDocument, SessionPolicy, Subjected, ToolPolicy};
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Who is calling: the identity headers the gateway resolved, and the session header.
-#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Identity {
     pub human: String,
     pub agent: String,

@@ -27,30 +27,37 @@ pub fn render_all(state: &DesiredState) -> Vec<(ObjectId, PolicyDocument)> {
 
 /// The rendered policy of the gateway-enabled servers that `wanted` picks.
 pub fn render_some(state: &DesiredState, wanted: impl Fn(&ObjectId) -> bool) -> Vec<(ObjectId, PolicyDocument)> {
-    let mut documents = render_unstamped(state, wanted);
-    documents.iter_mut().for_each(|(_, document)| revision::stamp(document));
-    documents
+    rendered(state, wanted, true)
 }
 
 /// `render_some` without the revisions (hashing a document is most of rendering it), for what
 /// reads the grants and sessions alone.
 pub fn render_unstamped(state: &DesiredState, wanted: impl Fn(&ObjectId) -> bool) -> Vec<(ObjectId, PolicyDocument)> {
+    rendered(state, wanted, false)
+}
+
+/// The servers `wanted` picks rendered (and `stamped` with their revisions), on every core: a
+/// plan of a grant change renders a few, the expiry of a grant many.
+fn rendered(state: &DesiredState, wanted: impl Fn(&ObjectId) -> bool, stamped: bool) -> Vec<(ObjectId, PolicyDocument)> {
     let mut targeting: HashMap<(&str, &str), Vec<&Object>> = HashMap::new();
     for object in &state.objects {
         if let Some(target) = render::targets(object) {
             targeting.entry(target).or_default().push(object);
         }
     }
-    state
-        .of_kind(Kind::Server)
-        .filter(|object| wanted(&object.id))
-        .filter_map(|object| {
-            let spec = object.server()?;
-            let input = render::ServerInput { name: &object.id.name, namespace: &object.id.namespace, spec };
-            let objects = targeting.get(&(object.id.namespace.as_str(), object.id.name.as_str())).map(Vec::as_slice).unwrap_or_default();
-            render::render(&input, objects, state.config.cluster_name()).map(|doc| (object.id.clone(), doc))
-        })
-        .collect()
+    let servers: Vec<&Object> = state.of_kind(Kind::Server).filter(|object| wanted(&object.id)).collect();
+    let cluster = state.config.cluster_name();
+    let documents = crate::parallel::ordered_map(&servers, 16, |object| {
+        let spec = object.server()?;
+        let input = render::ServerInput { name: &object.id.name, namespace: &object.id.namespace, spec };
+        let objects = targeting.get(&(object.id.namespace.as_str(), object.id.name.as_str())).map(Vec::as_slice).unwrap_or_default();
+        let mut document = render::render(&input, objects, cluster)?;
+        if stamped {
+            revision::stamp(&mut document);
+        }
+        Some((object.id.clone(), document))
+    });
+    documents.into_iter().flatten().collect()
 }
 
 /// Every identity a policy names: each grant's and session's subject (a session's with its

@@ -3,11 +3,13 @@
 //! only the changed ones are read from git; the work tree's validation is taken from the cache
 //! when the same files were validated before at a clock that validates them alike
 //! (`Cache::trees`, `validate::clock`: until the next expiry instant); only the objects the
-//! change can reach are loaded.
+//! change can reach are loaded; what a changed grant's expiry takes away, which reaches every
+//! grant expiring by then, is judged once per tree (`expiring`).
 
 use super::Error;
 use super::Planned;
 use super::desired::{self, Allowed, PolicyDirectory, WorkTree};
+use super::expiring;
 use crate::cache::{Cache, Key};
 use crate::load::{self, CONFIG_FILE};
 use crate::model::{DesiredState, Object, RepoConfig};
@@ -38,7 +40,7 @@ pub(super) fn against_git(path: &Path, rev: &str, allowed: &Allowed, now: Timest
         (desired_tree(path, allowed, now, cache), listing.join())
     });
     let listing = listing.unwrap_or_else(|panic| std::panic::resume_unwind(panic)).ok_or_else(|| Error::not_a_base(path, rev))?;
-    let (record, desired) = desired?;
+    let (Tree { key: tree, window, record }, desired) = desired?;
     let listing = listing?;
     let base_ids: HashMap<String, Option<String>> =
         listing.blob_ids().map(|(path, id)| (path.to_string(), id.map(|id| id.to_string()))).collect();
@@ -58,7 +60,10 @@ pub(super) fn against_git(path: &Path, rev: &str, allowed: &Allowed, now: Timest
     }
     // The same configuration as the base's: the file is the same.
     let changed = DesiredState { objects: desired.objects(&touched, now, parsing), config: base.config.clone(), ..DesiredState::default() };
-    let reached = partial::reached(&record, &touched, &base, &changed, now);
+    let tree = expiring::Tree { key: &tree, window };
+    let validated = if let Desired::Validated(state) = &desired { Some(state) } else { None };
+    let taken = expiring::taken_away(&tree, validated, &base, &changed, now, cache);
+    let reached = partial::reached(&record, &touched, &base, &changed, now, taken.is_some());
     let shared = desired.objects(&reached, now, parsing);
     let mut desired = desired.state(&record, changed.objects.into_iter().chain(shared.iter().cloned()));
     base.objects.extend(shared);
@@ -68,12 +73,16 @@ pub(super) fn against_git(path: &Path, rev: &str, allowed: &Allowed, now: Timest
     super::ratchet::against_base(&mut desired, path, rev, allowed, now, cache)?;
     let mut plan = plan::plan(&base, "git", &desired, now, Work::Changed);
     partial::complete(&mut plan, &record, &desired);
+    match taken {
+        Some(taken) => expiring::fill(&mut plan, taken, &tree, cache),
+        None => expiring::record(&plan, &tree, cache),
+    }
     Ok(Some(Planned { plan, desired, base_sources: base.sources }))
 }
 
 /// The work tree's validation: recorded by an earlier run (the same files and policy
 /// directories, at a clock of the same `clock::Window`), or made now and recorded.
-fn desired_tree(path: &Path, allowed: &Allowed, now: Timestamp, cache: &Cache) -> Result<(Record, Desired), Error> {
+fn desired_tree(path: &Path, allowed: &Allowed, now: Timestamp, cache: &Cache) -> Result<(Tree, Desired), Error> {
     let snapshot = source::from_dir(path)?;
     let config = snapshot.files.iter().find(|f| f.path == CONFIG_FILE).and_then(|f| std::str::from_utf8(&f.bytes).ok());
     let config = config.map(|text| load::config(text).0).unwrap_or_default();
@@ -81,8 +90,8 @@ fn desired_tree(path: &Path, allowed: &Allowed, now: Timestamp, cache: &Cache) -
     let mut parts: Vec<&[u8]> = vec![b"tree", snapshot.revision.as_bytes()];
     parts.extend(policies.iter().flat_map(|p| [p.dir.as_bytes(), p.snapshot.revision.as_bytes()]));
     let tree = Key::of(&parts);
-    if let Some(Timed { record, .. }) = cache.trees.get::<Timed>(&tree).filter(|timed| timed.window.contains(now)) {
-        return Ok((record, Desired::Recorded { snapshot, policies, config }));
+    if let Some(Timed { record, window }) = cache.trees.get::<Timed>(&tree).filter(|timed| timed.window.contains(now)) {
+        return Ok((Tree { key: tree, window, record }, Desired::Recorded { snapshot, policies, config }));
     }
     let blobs = crate::parallel::ordered_map(&snapshot.files, 64, |f| (f.path.clone(), source::blob_id(&f.bytes).map(|id| id.to_string())));
     let repository = load::load_cached(snapshot, cache);
@@ -94,7 +103,14 @@ fn desired_tree(path: &Path, allowed: &Allowed, now: Timestamp, cache: &Cache) -
     let record = Record::of(&state, blobs, load_errors);
     let timed = Timed { window, record };
     cache.trees.put(tree, &timed);
-    Ok((timed.record, Desired::Validated(state)))
+    Ok((Tree { key: tree, window, record: timed.record }, Desired::Validated(state)))
+}
+
+/// The work tree's validation, the key of its files and the clocks it holds for.
+struct Tree {
+    key: Key,
+    window: clock::Window,
+    record: Record,
 }
 
 /// A recorded validation and the clocks it holds for: the tree validates alike at each.

@@ -11,6 +11,7 @@
 pub mod access;
 pub mod apply;
 pub mod desired;
+mod expiring;
 pub mod fleet;
 mod incremental;
 pub mod plan;

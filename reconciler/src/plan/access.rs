@@ -8,10 +8,10 @@ use crate::gateway::authorize::side_effect as normalized_effect;
 use crate::gateway::{Decision, Identity, PolicyDocument, authorize, identities, tools};
 use crate::model::{DesiredState, Kind, Object, ObjectId};
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     Widened,
@@ -21,36 +21,36 @@ pub enum Direction {
 
 /// A decision as the plan shows it. `reason` is the gateway's code, or `no_server` (the server is
 /// not declared) / `no_gateway` (its gateway is disabled: calls are not governed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
     pub allowed: bool,
     pub status: u16,
     pub reason: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub effective_trust: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub matched_grant: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessChange {
     pub direction: Direction,
     pub server: String,
     pub subject: Identity,
     pub tool: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub side_effect: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub required_trust: String,
     pub before: Outcome,
     pub after: Outcome,
     /// The instant from which the change holds, when later than the plan's time: an expiry
     /// extended or removed widens access from the old expiry on (RFC 3339).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
     /// The change is for any caller the repository names nowhere (`subject` is then empty):
     /// a gateway switched off, observe mode, a default decision of allow.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub anyone: bool,
 }
 
@@ -139,8 +139,27 @@ pub fn diff(
             servers.insert(&object.id);
         }
     }
-    let mut changes = Vec::new();
-    for server in servers {
+    // Each server's decisions are its own: judged on every core (an expiry may reach thousands).
+    let servers: Vec<&ObjectId> = servers.into_iter().collect();
+    let sides = Sides { before, after, declared_before: &declared_before, declared_after: &declared_after };
+    let mut changes = crate::parallel::ordered_map(&servers, 8, |server| sides.server_changes(server, now)).concat();
+    changes.sort_by(|a, b| (a.direction, &a.server, &a.subject, &a.tool).cmp(&(b.direction, &b.server, &b.subject, &b.tool)));
+    changes
+}
+
+/// The two sides of an access diff: each state's rendered policies and declared servers.
+struct Sides<'a> {
+    before: &'a BTreeMap<ObjectId, PolicyDocument>,
+    after: &'a BTreeMap<ObjectId, PolicyDocument>,
+    declared_before: &'a HashMap<&'a ObjectId, &'a Object>,
+    declared_after: &'a HashMap<&'a ObjectId, &'a Object>,
+}
+
+impl Sides<'_> {
+    /// The changed decisions of one server, unsorted.
+    fn server_changes(&self, server: &ObjectId, now: Timestamp) -> Vec<AccessChange> {
+        let (before, after, declared_before, declared_after) = (self.before, self.after, self.declared_before, self.declared_after);
+        let mut changes = Vec::new();
         let old = before.get(server);
         let new = after.get(server);
         // A decision is a function of the policy document alone: an unchanged policy (most
@@ -148,7 +167,7 @@ pub fn diff(
         if let (Some(old), Some(new)) = (old, new)
             && old == new
         {
-            continue;
+            return changes;
         }
         let effects_before = declared_effects(old, declared_before.get(server).copied());
         let effects_after = declared_effects(new, declared_after.get(server).copied());
@@ -158,7 +177,7 @@ pub fn diff(
             subjects.extend(identities(document));
             tool_names.extend(tools(document));
         }
-        let (absent_before, absent_after) = (absent(&declared_before, server), absent(&declared_after, server));
+        let (absent_before, absent_after) = (absent(declared_before, server), absent(declared_after, server));
         let named = subjects.into_iter().map(|subject| (subject, false));
         for (subject, anyone) in named.chain([(stranger(), true)]) {
             for tool in &tool_names {
@@ -202,9 +221,8 @@ pub fn diff(
                 });
             }
         }
+        changes
     }
-    changes.sort_by(|a, b| (a.direction, &a.server, &a.subject, &a.tool).cmp(&(b.direction, &b.server, &b.subject, &b.tool)));
-    changes
 }
 
 /// How a sentence shows what the repository wrote, for the place it is read: names quoted (in

@@ -11,7 +11,7 @@ use crate::gateway::Identity;
 use crate::gateway::authorize::trust_rank;
 use crate::gateway::render::targets;
 use crate::model::{DesiredState, Kind, Object};
-use crate::validate::expiry::{EXPIRES_AT, expire};
+use crate::validate::expiry::{EXPIRES_AT, disable_expired};
 use jiff::Timestamp;
 use std::collections::BTreeSet;
 
@@ -46,7 +46,7 @@ pub fn access_changes(
     for at in instants(&base, &desired, now) {
         let then = |state: &DesiredState| {
             let mut then = DesiredState { objects: state.objects.clone(), config: state.config.clone(), ..DesiredState::default() };
-            expire(&mut then, at);
+            disable_expired(&mut then, at);
             then
         };
         let (base_then, desired_then) = (then(&base), then(&desired));

@@ -141,14 +141,16 @@ pub fn declared_twice(desired: &Record, touched: &BTreeSet<String>, base: &Desir
 /// The files beyond the changed ones that a plan of `base` and `desired` (the objects of the
 /// changed files) must load: every file that declares, or declares a grant or session that
 /// targets, a server whose policy may change. That is a server a changed object targets (or
-/// is), and, when a changed grant expires later, each server a grant expiring by then targets
-/// (the plan shows what its expiry takes away: every grant expired by then counts).
+/// is), and, when a changed grant expires later and what its expiry takes away is not
+/// `recorded` already, each server a grant expiring by then targets (the plan shows what its
+/// expiry takes away: every grant expired by then counts).
 pub fn reached(
     desired_record: &Record,
     touched: &BTreeSet<String>,
     base: &DesiredState,
     desired: &DesiredState,
     now: Timestamp,
+    recorded: bool,
 ) -> BTreeSet<String> {
     let path = |o: &ObjectRecord| desired_record.files.get(o.file).map(|f| f.path.clone());
     let untouched = || desired_record.objects_in(touched).filter(|(_, touched)| !touched).map(|(o, _)| o);
@@ -160,7 +162,7 @@ pub fn reached(
     let latest = desired
         .of_kind(Kind::Grant)
         .filter_map(|o| o.body.pointer(&pointer)?.as_str()?.parse::<Timestamp>().ok())
-        .filter(|at| *at > now)
+        .filter(|at| *at > now && !recorded)
         .max();
     if let Some(latest) = latest {
         let expiring =

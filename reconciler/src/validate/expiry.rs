@@ -82,20 +82,32 @@ pub fn next_expiry(state: &DesiredState, now: Timestamp) -> Option<Timestamp> {
 /// Disables the grants whose expiry is at or before `now`. Returns a `grant_expired` warning for
 /// each, and an error for a value that is not an RFC 3339 time (such a grant is left as it is).
 pub fn expire(state: &mut DesiredState, now: Timestamp) -> Vec<Diagnostic> {
+    judge(state, now, true)
+}
+
+/// `expire` without the diagnostics, for a state judged at another instant than the run's (a
+/// plan's later instants): no position is looked up, so no file is parsed again for one.
+pub fn disable_expired(state: &mut DesiredState, at: Timestamp) {
+    judge(state, at, false);
+}
+
+fn judge(state: &mut DesiredState, now: Timestamp, diagnose: bool) -> Vec<Diagnostic> {
     let pointer = format!("/metadata/annotations/{}", EXPIRES_AT.replace('/', "~1"));
     let mut found = Vec::new();
     for object in state.objects.iter_mut().filter(|o| o.id.kind == Kind::Grant) {
         let Some(value) = object.body.pointer(&pointer).and_then(|v| v.as_str()).map(str::to_string) else { continue };
-        let at = object.pos(&pointer);
+        // A position re-parses the object's file (spans are made when first asked for): only a diagnostic asks.
+        let at = |object: &Object| object.pos(&pointer);
         let path = format!("metadata.annotations[{EXPIRES_AT}]");
         let expires = match value.parse::<Timestamp>() {
             Ok(expires) => expires,
+            Err(_) if !diagnose => continue,
             Err(e) => {
                 found.push(
                     Diagnostic::error(
                         Code::SchemaViolation,
                         &object.origin.file,
-                        at,
+                        at(object),
                         format!("{EXPIRES_AT} {value:?} is not an RFC 3339 time ({e})"),
                     )
                     .object(&object.id)
@@ -114,11 +126,14 @@ pub fn expire(state: &mut DesiredState, now: Timestamp) -> Vec<Diagnostic> {
         if let Spec::Grant(grant) = Arc::make_mut(&mut object.spec) {
             grant.disabled = true;
         }
+        if !diagnose {
+            continue;
+        }
         found.push(
             Diagnostic::warning(
                 Code::GrantExpired,
                 &object.origin.file,
-                at,
+                at(object),
                 format!("grant expired at {value}: it is applied as spec.disabled: true and grants nothing"),
             )
             .object(&object.id)
