@@ -64,6 +64,16 @@ pub fn config_of(snapshot: &Snapshot) -> RepoConfig {
     text.map(|text| load::config(text).0).unwrap_or_default()
 }
 
+/// The configuration of the work tree at `path`, read from its `mcp-gitops.yaml` alone, as a
+/// snapshot of the tree has it (a symbolic link is not followed): enough to tell whether the
+/// repository declares clusters without reading every file of a repository that declares none,
+/// which its own validation or plan then reads.
+fn config_at(path: &Path) -> RepoConfig {
+    let file = path.join(CONFIG_FILE);
+    let text = std::fs::symlink_metadata(&file).ok().filter(|m| m.is_file()).and_then(|_| std::fs::read_to_string(&file).ok());
+    text.map(|text| load::config(&text).0).unwrap_or_default()
+}
+
 /// `snapshot` loaded once, and each cluster of `names`'s slice of it: taken from the whole
 /// (`slice::of`), or loaded again for a cluster with a default namespace of its own. A cluster
 /// the snapshot does not declare (a base from before it was added) has every file.
@@ -122,6 +132,9 @@ pub fn plan_against_base(
     cache: &Cache,
     only: Option<&str>,
 ) -> Result<Option<Planned>, SliceError> {
+    if chosen(&config_at(path), only)?.is_none() {
+        return Ok(None);
+    }
     let tree = WorkTree { path, rev: None };
     let snapshot = tree.read("")?;
     let Some(names) = chosen(&config_of(&snapshot), only)? else { return Ok(None) };
@@ -178,6 +191,9 @@ pub fn validated(
     cache: &Cache,
     only: Option<&str>,
 ) -> Result<Option<DesiredState>, SliceError> {
+    if chosen(&config_at(path), only)?.is_none() {
+        return Ok(None);
+    }
     let tree = WorkTree { path, rev: None };
     let snapshot = tree.read("")?;
     let Some(names) = chosen(&config_of(&snapshot), only)? else { return Ok(None) };
@@ -227,7 +243,7 @@ pub fn for_live_cluster(
     only: Option<&str>,
 ) -> Result<Option<DesiredState>, SliceError> {
     if only.is_none() {
-        let config = config_of(&WorkTree { path, rev: None }.read("")?);
+        let config = config_at(path);
         if !config.clusters.is_empty() {
             return Err(SliceError::ClusterNeeded(slice::names(&config).join(", ")));
         }
