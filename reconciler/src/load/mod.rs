@@ -117,9 +117,8 @@ fn load_sharing(snapshot: Snapshot, previous: Option<&DesiredState>, cache: &Cac
             if let Some(key) = key {
                 loaded.keys.insert(path.clone(), key);
             }
-            // Read once per file: a file of many documents would be read once for each.
-            let secret = holds_secret(&text);
-            if secret {
+            // Read only when there is something to redact: every file's every line, at each load.
+            if !diagnostics.is_empty() && holds_secret(&text) {
                 // A syntax problem in a Secret would otherwise show its data line by line.
                 diagnostics.iter_mut().for_each(|d| d.redact_source = true);
             }
@@ -129,7 +128,7 @@ fn load_sharing(snapshot: Snapshot, previous: Option<&DesiredState>, cache: &Cac
                 // objects (and anything that names a kind) and `.mcp` metadata. A CI workflow's
                 // merge keys or GitLab's `!reference` tags are not ours to refuse.
                 if is_metadata(&path) || tagged_key || value.get("kind").is_some() || value.get("apiVersion").is_some() {
-                    if secret {
+                    if !ambiguous.is_empty() && holds_secret(&text) {
                         ambiguous.iter_mut().for_each(|d| d.redact_source = true);
                     }
                     loaded.state.diagnostics.extend(ambiguous);
