@@ -84,8 +84,7 @@ pub(super) fn against_git(path: &Path, rev: &str, allowed: &Allowed, now: Timest
 /// directories, at a clock of the same `clock::Window`), or made now and recorded.
 fn desired_tree(path: &Path, allowed: &Allowed, now: Timestamp, cache: &Cache) -> Result<(Tree, Desired), Error> {
     let snapshot = source::from_dir(path)?;
-    let config = snapshot.files.iter().find(|f| f.path == CONFIG_FILE).and_then(|f| std::str::from_utf8(&f.bytes).ok());
-    let config = config.map(|text| load::config(text).0).unwrap_or_default();
+    let config = super::fleet::config_of(&snapshot);
     let policies = desired::policy_directories(&config.policies.directories, &WorkTree { path, rev: None }, allowed)?;
     let mut parts: Vec<&[u8]> = vec![b"tree", snapshot.revision.as_bytes()];
     parts.extend(policies.iter().flat_map(|p| [p.dir.as_bytes(), p.snapshot.revision.as_bytes()]));
